@@ -1,0 +1,101 @@
+/* es-private.h: internals shared by the library's own files.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib/gi18n-lib.h>
+
+#include "es-glib.h"
+
+G_BEGIN_DECLS
+
+/* Longest stream id accepted, in bytes. */
+#define ES_STREAM_ID_MAX_BYTES 1024
+
+/* Events fetched per storage round trip by an enumerator. */
+#define ES_READ_PAGE_SIZE 1024
+
+void            _es_i18n_init              (void);
+
+/* Validation shared by the stream layer and the factories. Each returns
+ * FALSE with %ES_ERROR_INVALID_ARGUMENT naming the bad value. */
+gboolean        _es_validate_stream_id     (const char        *stream_id,
+                                            gboolean           allow_all,
+                                            GError           **error);
+gboolean        _es_validate_candidate     (EsCandidateEvent  *event,
+                                            guint              index,
+                                            GError           **error);
+
+/* Builds a stored event without copying: takes ownership of every pointer
+ * given. @stream_id is a GRefString (g_ref_string_new()), so a page of
+ * events of one stream shares one string. @timestamp_usec is microseconds
+ * since the Unix epoch, UTC. */
+EsStoredEvent  *_es_stored_event_new_take  (char              *stream_id,
+                                            gint64             sequence_id,
+                                            gint64             version,
+                                            gint64             timestamp_usec,
+                                            char              *event_type,
+                                            GBytes            *data,
+                                            char              *idempotency_key,
+                                            char              *metadata);
+
+EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
+                                            const char        *projection_name,
+                                            gint64             version,
+                                            GBytes            *state,
+                                            gint64             timestamp_usec);
+
+/* What a filter field names. For %ES_FILTER_FIELD_METADATA, @out_path
+ * (optional) receives the keys of "metadata.a.b" ({"a", "b", NULL}).
+ * Returns %ES_FILTER_FIELD_INVALID for an unknown or malformed field. */
+typedef enum
+{
+  ES_FILTER_FIELD_INVALID,
+  ES_FILTER_FIELD_STREAM_ID,
+  ES_FILTER_FIELD_EVENT_TYPE,
+  ES_FILTER_FIELD_VERSION,
+  ES_FILTER_FIELD_SEQUENCE_ID,
+  ES_FILTER_FIELD_METADATA,
+} EsFilterField;
+
+EsFilterField   _es_filter_parse_field     (const char        *field,
+                                            char            ***out_path);
+
+/* The kind of a scalar filter value, and the value itself in the matching
+ * out argument (each optional). Any GVariant integer type ('y', 'n', 'q',
+ * 'i', 'u', 'x', 't', 'h') is %ES_FILTER_VALUE_INT64 (a 't' above
+ * G_MAXINT64 is invalid); 'd' is DOUBLE, 'b' BOOLEAN, 's' STRING; anything
+ * else is %ES_FILTER_VALUE_INVALID. */
+typedef enum
+{
+  ES_FILTER_VALUE_INVALID,
+  ES_FILTER_VALUE_STRING,
+  ES_FILTER_VALUE_INT64,
+  ES_FILTER_VALUE_DOUBLE,
+  ES_FILTER_VALUE_BOOLEAN,
+} EsFilterValueKind;
+
+EsFilterValueKind _es_filter_value_classify (GVariant          *value,
+                                             const char       **out_string,
+                                             gint64            *out_int64,
+                                             double            *out_double,
+                                             gboolean          *out_boolean);
+
+EsEventEnumerator *_es_event_enumerator_new (EsStorageHandle   *storage,
+                                             const char        *stream_id,
+                                             gint64             after,
+                                             EsEventFilter     *filter);
+gboolean        _es_event_enumerator_fill  (EsEventEnumerator *self,
+                                            GCancellable      *cancellable,
+                                            GError           **error);
+
+EsStream       *_es_stream_impl_new        (EsStreamFactory   *factory,
+                                            const char        *stream_id,
+                                            gint64             version);
+
+void            _es_stream_factory_set_backend (EsStreamFactory *self,
+                                                EsStorageHandle *storage,
+                                                EsNotifier      *notifier);
+gboolean        _es_stream_factory_check_open  (EsStreamFactory *self,
+                                                GError         **error);
+
+G_END_DECLS

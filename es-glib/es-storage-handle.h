@@ -1,0 +1,156 @@
+/* es-storage-handle.h: the contract a storage backend implements.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined (ES_INSIDE) && !defined (ES_COMPILATION)
+# error "Only <es-glib/es-glib.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+
+#include "es-types.h"
+
+G_BEGIN_DECLS
+
+#define ES_TYPE_STORAGE_HANDLE (es_storage_handle_get_type ())
+ES_AVAILABLE_IN_ALL
+G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GObject)
+
+/**
+ * EsStorageHandleInterface:
+ * @g_iface: the parent interface
+ * @append: appends events atomically, see [method@Es.StorageHandle.append]
+ * @append_async: asynchronous @append; the default runs @append in a thread
+ * @append_finish: finishes @append_async
+ * @read_page: reads one page of events, see [method@Es.StorageHandle.read_page]
+ * @get_version: the current version of a stream, or the last sequence id
+ * @get_metrics: metrics of a stream or of all streams
+ * @save_snapshot: stores a snapshot, replacing the previous one
+ * @load_snapshot: loads a snapshot
+ * @close: releases every resource; later calls fail with %ES_ERROR_CLOSED
+ *
+ * The virtual methods of a storage backend. Every method but the `_async`
+ * ones may block and is called from worker threads, several at once: an
+ * implementation must be thread-safe. A @stream_id of %NULL means every
+ * stream in sequence-id order (the `@all` stream); stream ids reaching a
+ * backend are already validated.
+ */
+struct _EsStorageHandleInterface
+{
+  GTypeInterface g_iface;
+
+  gboolean         (*append)        (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     gint64                   expected_version,
+                                     EsCandidateEvent * const *events,
+                                     guint                    n_events,
+                                     gint64                  *out_version,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  void             (*append_async)  (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     gint64                   expected_version,
+                                     EsCandidateEvent * const *events,
+                                     guint                    n_events,
+                                     GCancellable            *cancellable,
+                                     GAsyncReadyCallback      callback,
+                                     gpointer                 user_data);
+  gboolean         (*append_finish) (EsStorageHandle         *self,
+                                     GAsyncResult            *result,
+                                     gint64                  *out_version,
+                                     GError                 **error);
+  GPtrArray       *(*read_page)     (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     gint64                   after,
+                                     EsEventFilter           *filter,
+                                     guint                    limit,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  gboolean         (*get_version)   (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     gint64                  *out_version,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  EsStreamMetrics *(*get_metrics)   (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  gboolean         (*save_snapshot) (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     const char              *projection_name,
+                                     gint64                   version,
+                                     GBytes                  *state,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  EsSnapshot      *(*load_snapshot) (EsStorageHandle         *self,
+                                     const char              *stream_id,
+                                     const char              *projection_name,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+  gboolean         (*close)         (EsStorageHandle         *self,
+                                     GCancellable            *cancellable,
+                                     GError                 **error);
+};
+
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_append        (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                    expected_version,
+                                                  EsCandidateEvent * const *events,
+                                                  guint                     n_events,
+                                                  gint64                   *out_version,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+void             es_storage_handle_append_async  (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                    expected_version,
+                                                  EsCandidateEvent * const *events,
+                                                  guint                     n_events,
+                                                  GCancellable             *cancellable,
+                                                  GAsyncReadyCallback       callback,
+                                                  gpointer                  user_data);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_append_finish (EsStorageHandle          *self,
+                                                  GAsyncResult             *result,
+                                                  gint64                   *out_version,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+GPtrArray       *es_storage_handle_read_page     (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                    after,
+                                                  EsEventFilter            *filter,
+                                                  guint                     limit,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_get_version   (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                   *out_version,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+EsStreamMetrics *es_storage_handle_get_metrics   (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_save_snapshot (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  const char               *projection_name,
+                                                  gint64                    version,
+                                                  GBytes                   *state,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+EsSnapshot      *es_storage_handle_load_snapshot (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  const char               *projection_name,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_close         (EsStorageHandle          *self,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+
+G_END_DECLS
