@@ -1,1 +1,438 @@
+/* es-event-enumerator.c: pages through the result of a read.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include "es-private.h"
+
+/**
+ * EsEventEnumerator:
+ *
+ * Returns the events of a read ([method@Es.Stream.read]) one at a time or
+ * in batches, oldest first. It fetches them from the database a page at a
+ * time (keyset paging on the version, or the sequence id for `@all`), so
+ * memory stays flat however long the stream is.
+ *
+ * ```c
+ * g_autoptr(EsEventEnumerator) events = es_stream_read (stream, 0, NULL, NULL, &error);
+ * EsStoredEvent *event;
+ *
+ * while ((event = es_event_enumerator_next (events, NULL, &error)) != NULL)
+ *   {
+ *     apply (state, event);
+ *     g_object_unref (event);
+ *   }
+ * if (error != NULL)
+ *   ...
+ * ```
+ *
+ * An enumerator is used from one thread at a time; while an
+ * [method@Es.EventEnumerator.next_batch_async] is pending, other calls
+ * fail with %G_IO_ERROR_PENDING. Once its factory is closed, fetching the
+ * next page fails with %ES_ERROR_CLOSED.
+ *
+ * Since: 0.1
+ */
+
+struct _EsEventEnumerator
+{
+  GObject          parent_instance;
+
+  EsStorageHandle *storage;     /* (owned) */
+  char            *stream_id;   /* (owned) (nullable): NULL reads every stream */
+  EsEventFilter   *filter;      /* (owned) (nullable) */
+  gint64           after;       /* version (or sequence id) of the last event fetched */
+
+  gpointer        *page;        /* (owned) (array length=page_len): EsStoredEvent, NULL once handed out */
+  guint            page_len;
+  guint            page_pos;
+
+  GError          *deferred;    /* (owned) (nullable): failure after a partial batch */
+  gboolean         at_end;
+  gboolean         closed;
+  gint             pending;     /* (atomic) an async batch is running */
+};
+
+G_DEFINE_FINAL_TYPE (EsEventEnumerator, es_event_enumerator, G_TYPE_OBJECT)
+
+static void
+clear_page (EsEventEnumerator *self)
+{
+  for (guint i = self->page_pos; i < self->page_len; i++)
+    g_clear_object ((EsStoredEvent **) &self->page[i]);
+  g_clear_pointer (&self->page, g_free);
+  self->page_len = 0;
+  self->page_pos = 0;
+}
+
+static void
+es_event_enumerator_finalize (GObject *object)
+{
+  EsEventEnumerator *self = ES_EVENT_ENUMERATOR (object);
+
+  clear_page (self);
+  g_clear_error (&self->deferred);
+  g_clear_object (&self->storage);
+  g_clear_object (&self->filter);
+  g_free (self->stream_id);
+
+  G_OBJECT_CLASS (es_event_enumerator_parent_class)->finalize (object);
+}
+
+static void
+es_event_enumerator_class_init (EsEventEnumeratorClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = es_event_enumerator_finalize;
+
+  _es_i18n_init ();
+}
+
+static void
+es_event_enumerator_init (EsEventEnumerator *self)
+{
+}
+
+/*
+ * _es_event_enumerator_new:
+ * @storage: the backend to read from
+ * @stream_id: (nullable): the stream, or %NULL for every stream
+ * @after: start after this version (sequence id when @stream_id is %NULL)
+ * @filter: (nullable): a validated filter; it is copied by reference, so
+ *   the caller must not add clauses afterwards
+ */
+EsEventEnumerator *
+_es_event_enumerator_new (EsStorageHandle *storage,
+                          const char      *stream_id,
+                          gint64           after,
+                          EsEventFilter   *filter)
+{
+  EsEventEnumerator *self = g_object_new (ES_TYPE_EVENT_ENUMERATOR, NULL);
+
+  self->storage = g_object_ref (storage);
+  self->stream_id = g_strdup (stream_id);
+  self->after = after;
+  self->filter = filter != NULL ? g_object_ref (filter) : NULL;
+  return self;
+}
+
+/*
+ * _es_event_enumerator_fill:
+ *
+ * Fetches the next page if the current one is used up, so that a read
+ * reports errors (bad filter, closed factory, storage) when it starts.
+ */
+gboolean
+_es_event_enumerator_fill (EsEventEnumerator  *self,
+                           GCancellable       *cancellable,
+                           GError            **error)
+{
+  g_autoptr(GPtrArray) events = NULL;
+  gsize len = 0;
+
+  if (self->page_pos < self->page_len || self->at_end)
+    return TRUE;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  events = es_storage_handle_read_page (self->storage, self->stream_id, self->after,
+                                        self->filter, ES_READ_PAGE_SIZE, cancellable, error);
+  if (events == NULL)
+    return FALSE;
+
+  clear_page (self);
+  /* A short page is the end of what is stored now: don't ask again. */
+  self->at_end = events->len < ES_READ_PAGE_SIZE;
+  if (events->len > 0)
+    {
+      EsStoredEvent *last = g_ptr_array_index (events, events->len - 1);
+
+      self->after = self->stream_id != NULL ? es_stored_event_get_version (last)
+                                            : es_stored_event_get_sequence_id (last);
+    }
+
+  g_ptr_array_set_free_func (events, NULL);
+  self->page = g_ptr_array_steal (events, &len);
+  self->page_len = len;
+  self->page_pos = 0;
+  return TRUE;
+}
+
+static gboolean
+check_usable (EsEventEnumerator  *self,
+              GError            **error)
+{
+  if (self->closed)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
+                           _("The event enumerator is closed"));
+      return FALSE;
+    }
+  if (g_atomic_int_get (&self->pending))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                           _("The event enumerator has an outstanding operation"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The batch logic shared by next, next_batch and next_batch_async. */
+static GPtrArray *
+next_batch_internal (EsEventEnumerator  *self,
+                     guint               max_events,
+                     GCancellable       *cancellable,
+                     GError            **error)
+{
+  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
+
+  if (self->deferred != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&self->deferred));
+      return NULL;
+    }
+
+  while (batch->len < max_events)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      if (self->page_pos == self->page_len)
+        {
+          if (self->at_end)
+            break;
+          if (!_es_event_enumerator_fill (self, cancellable, &local_error))
+            {
+              /* Hand out what was gathered; the error comes next time. */
+              if (batch->len > 0)
+                {
+                  self->deferred = g_steal_pointer (&local_error);
+                  break;
+                }
+              g_propagate_error (error, g_steal_pointer (&local_error));
+              return NULL;
+            }
+          if (self->page_len == 0)
+            break;
+        }
+
+      g_ptr_array_add (batch, self->page[self->page_pos]);
+      self->page[self->page_pos++] = NULL;
+    }
+
+  return g_steal_pointer (&batch);
+}
+
+/**
+ * es_event_enumerator_next:
+ * @self: an [class@Es.EventEnumerator]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Returns the next event, fetching the next page from the database when
+ * the current one is used up.
+ *
+ * Returns: (transfer full) (nullable): the next event, or %NULL at the end
+ *   (without an error) or on error
+ *
+ * Since: 0.1
+ */
+EsStoredEvent *
+es_event_enumerator_next (EsEventEnumerator  *self,
+                          GCancellable       *cancellable,
+                          GError            **error)
+{
+  g_autoptr(GPtrArray) batch = NULL;
+
+  g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_usable (self, error))
+    return NULL;
+
+  /* The common case, without building a batch. */
+  if (self->page_pos < self->page_len && self->deferred == NULL)
+    {
+      EsStoredEvent *event = self->page[self->page_pos];
+
+      self->page[self->page_pos++] = NULL;
+      return event;
+    }
+
+  batch = next_batch_internal (self, 1, cancellable, error);
+  if (batch == NULL || batch->len == 0)
+    return NULL;
+  return g_ptr_array_steal_index (batch, 0);
+}
+
+/**
+ * es_event_enumerator_next_batch:
+ * @self: an [class@Es.EventEnumerator]
+ * @max_events: the most events to return, at least 1
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Returns up to @max_events next events. A batch shorter than @max_events
+ * is possible only at the end of the stream or before an error, which the
+ * next call then reports.
+ *
+ * Returns: (transfer full) (element-type EsStoredEvent): the events, empty
+ *   at the end, or %NULL on error
+ *
+ * Since: 0.1
+ */
+GPtrArray *
+es_event_enumerator_next_batch (EsEventEnumerator  *self,
+                                guint               max_events,
+                                GCancellable       *cancellable,
+                                GError            **error)
+{
+  g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), NULL);
+  g_return_val_if_fail (max_events > 0, NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_usable (self, error))
+    return NULL;
+
+  return next_batch_internal (self, max_events, cancellable, error);
+}
+
+static void
+next_batch_in_thread (GTask        *task,
+                      gpointer      source_object,
+                      gpointer      task_data,
+                      GCancellable *cancellable)
+{
+  EsEventEnumerator *self = source_object;
+  GError *error = NULL;
+  GPtrArray *batch;
+
+  batch = next_batch_internal (self, GPOINTER_TO_UINT (task_data), cancellable, &error);
+  g_atomic_int_set (&self->pending, FALSE);
+  if (batch == NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, batch, (GDestroyNotify) g_ptr_array_unref);
+}
+
+/**
+ * es_event_enumerator_next_batch_async:
+ * @self: an [class@Es.EventEnumerator]
+ * @max_events: the most events to return, at least 1
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called when the batch is ready
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.EventEnumerator.next_batch] without blocking: database
+ * work runs in a worker thread and @callback in the caller's thread-default
+ * main context.
+ *
+ * Since: 0.1
+ */
+void
+es_event_enumerator_next_batch_async (EsEventEnumerator   *self,
+                                      guint                max_events,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+
+  g_return_if_fail (ES_IS_EVENT_ENUMERATOR (self));
+  g_return_if_fail (max_events > 0);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, es_event_enumerator_next_batch_async);
+
+  if (!check_usable (self, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  g_atomic_int_set (&self->pending, TRUE);
+  g_task_set_task_data (task, GUINT_TO_POINTER (max_events), NULL);
+  g_task_run_in_thread (task, next_batch_in_thread);
+}
+
+/**
+ * es_event_enumerator_next_batch_finish:
+ * @self: an [class@Es.EventEnumerator]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.EventEnumerator.next_batch_async].
+ *
+ * Returns: (transfer full) (element-type EsStoredEvent): the events, empty
+ *   at the end, or %NULL on error
+ *
+ * Since: 0.1
+ */
+GPtrArray *
+es_event_enumerator_next_batch_finish (EsEventEnumerator  *self,
+                                       GAsyncResult       *result,
+                                       GError            **error)
+{
+  g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, es_event_enumerator_next_batch_async),
+                        NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * es_event_enumerator_close:
+ * @self: an [class@Es.EventEnumerator]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Releases the buffered page. Later calls fail with %G_IO_ERROR_CLOSED.
+ * Closing twice is harmless; dropping the last reference closes too.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.1
+ */
+gboolean
+es_event_enumerator_close (EsEventEnumerator  *self,
+                           GCancellable       *cancellable,
+                           GError            **error)
+{
+  g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_atomic_int_get (&self->pending))
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
+                           _("The event enumerator has an outstanding operation"));
+      return FALSE;
+    }
+
+  self->closed = TRUE;
+  clear_page (self);
+  g_clear_error (&self->deferred);
+  return TRUE;
+}
+
+/**
+ * es_event_enumerator_is_closed:
+ * @self: an [class@Es.EventEnumerator]
+ *
+ * Whether [method@Es.EventEnumerator.close] was called.
+ *
+ * Returns: %TRUE when closed
+ *
+ * Since: 0.1
+ */
+gboolean
+es_event_enumerator_is_closed (EsEventEnumerator *self)
+{
+  g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), TRUE);
+
+  return self->closed;
+}

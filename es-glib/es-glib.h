@@ -18,9 +18,11 @@
 #include <es-glib/es-event-enumerator.h>
 #include <es-glib/es-storage-handle.h>
 #include <es-glib/es-notifier.h>
+#include <es-glib/es-watch.h>
 #include <es-glib/es-stream.h>
 #include <es-glib/es-stream-factory.h>
 #include <es-glib/es-sqlite-storage.h>
+#include <es-glib/es-sqlite-notifier.h>
 #include <es-glib/es-sqlite-stream-factory.h>
 
 #undef ES_INSIDE

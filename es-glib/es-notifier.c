@@ -1,1 +1,157 @@
+/* es-notifier.c: the contract of a backend's change notifier.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include "es-private.h"
+
+/**
+ * EsNotifier:
+ *
+ * Tells the stream layer about newly committed events, so watches stay
+ * live. A backend's notifier watches its database for commits (by this
+ * process or any other), reads the new events once, in sequence-id order,
+ * and hands them to every subscriber: the number of subscribers does not
+ * multiply database queries. [class@Es.SqliteNotifier] implements it for
+ * SQLite.
+ *
+ * Subscribers are called from the notifier's own thread; the stream layer
+ * carries events to each watch's main context itself.
+ *
+ * Since: 0.1
+ */
+
+G_DEFINE_INTERFACE (EsNotifier, es_notifier, G_TYPE_OBJECT)
+
+static void
+es_notifier_default_init (EsNotifierInterface *iface)
+{
+  _es_i18n_init ();
+}
+
+/**
+ * es_notifier_start:
+ * @self: an [iface@Es.Notifier]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Starts watching the database. Starting a started notifier does nothing.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.1
+ */
+gboolean
+es_notifier_start (EsNotifier    *self,
+                   GCancellable  *cancellable,
+                   GError       **error)
+{
+  g_return_val_if_fail (ES_IS_NOTIFIER (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return ES_NOTIFIER_GET_IFACE (self)->start (self, cancellable, error);
+}
+
+/**
+ * es_notifier_stop:
+ * @self: an [iface@Es.Notifier]
+ *
+ * Stops watching the database; no subscriber is called after it returns.
+ * Idempotent.
+ *
+ * Since: 0.1
+ */
+void
+es_notifier_stop (EsNotifier *self)
+{
+  g_return_if_fail (ES_IS_NOTIFIER (self));
+
+  ES_NOTIFIER_GET_IFACE (self)->stop (self);
+}
+
+/**
+ * es_notifier_subscribe:
+ * @self: an [iface@Es.Notifier]
+ * @func: (scope notified) (closure user_data) (destroy destroy): receives
+ *   newly committed events
+ * @user_data: data for @func
+ * @destroy: (nullable): frees @user_data once @func is no longer called
+ *
+ * Adds a subscriber. It receives every event committed after the sequence
+ * id [method@Es.Notifier.get_last_sequence_id] returned just before this
+ * call.
+ *
+ * Returns: the subscription id, never 0
+ *
+ * Since: 0.1
+ */
+guint
+es_notifier_subscribe (EsNotifier     *self,
+                       EsNotifierFunc  func,
+                       gpointer        user_data,
+                       GDestroyNotify  destroy)
+{
+  g_return_val_if_fail (ES_IS_NOTIFIER (self), 0);
+  g_return_val_if_fail (func != NULL, 0);
+
+  return ES_NOTIFIER_GET_IFACE (self)->subscribe (self, func, user_data, destroy);
+}
+
+/**
+ * es_notifier_unsubscribe:
+ * @self: an [iface@Es.Notifier]
+ * @subscription_id: an id returned by [method@Es.Notifier.subscribe]
+ *
+ * Removes a subscriber: its function is not called after this returns,
+ * and its destroy notify has run (or will run on the notifier's thread
+ * if that thread is calling it right now).
+ *
+ * Since: 0.1
+ */
+void
+es_notifier_unsubscribe (EsNotifier *self,
+                         guint       subscription_id)
+{
+  g_return_if_fail (ES_IS_NOTIFIER (self));
+  g_return_if_fail (subscription_id != 0);
+
+  ES_NOTIFIER_GET_IFACE (self)->unsubscribe (self, subscription_id);
+}
+
+/**
+ * es_notifier_get_last_sequence_id:
+ * @self: an [iface@Es.Notifier]
+ *
+ * The sequence id of the last event handed to subscribers (or seen when
+ * the notifier started).
+ *
+ * Returns: a sequence id, 0 when the database was empty
+ *
+ * Since: 0.1
+ */
+gint64
+es_notifier_get_last_sequence_id (EsNotifier *self)
+{
+  g_return_val_if_fail (ES_IS_NOTIFIER (self), 0);
+
+  return ES_NOTIFIER_GET_IFACE (self)->get_last_sequence_id (self);
+}
+
+/**
+ * es_notifier_committed:
+ * @self: an [iface@Es.Notifier]
+ *
+ * Tells the notifier that this process has just committed events, so it
+ * looks for them at once rather than at its next poll. The stream layer
+ * calls it after every successful write.
+ *
+ * Since: 0.1
+ */
+void
+es_notifier_committed (EsNotifier *self)
+{
+  g_return_if_fail (ES_IS_NOTIFIER (self));
+
+  if (ES_NOTIFIER_GET_IFACE (self)->committed != NULL)
+    ES_NOTIFIER_GET_IFACE (self)->committed (self);
+}

@@ -16,6 +16,33 @@ G_BEGIN_DECLS
 
 void            _es_i18n_init              (void);
 
+/* GTask carries a gint64 result portably (g_task_return_int is a gssize). */
+static inline void
+_es_task_return_int64 (GTask  *task,
+                       gint64  value)
+{
+  GValue v = G_VALUE_INIT;
+
+  g_value_init (&v, G_TYPE_INT64);
+  g_value_set_int64 (&v, value);
+  g_task_return_value (task, &v);
+}
+
+static inline gboolean
+_es_task_propagate_int64 (GTask   *task,
+                          gint64  *out_value,
+                          GError **error)
+{
+  GValue v = G_VALUE_INIT;
+
+  if (!g_task_propagate_value (task, &v, error))
+    return FALSE;
+  if (out_value != NULL)
+    *out_value = g_value_get_int64 (&v);
+  g_value_unset (&v);
+  return TRUE;
+}
+
 /* Validation shared by the stream layer and the factories. Each returns
  * FALSE with %ES_ERROR_INVALID_ARGUMENT naming the bad value. */
 gboolean        _es_validate_stream_id     (const char        *stream_id,
@@ -91,6 +118,15 @@ gboolean        _es_event_enumerator_fill  (EsEventEnumerator *self,
 EsStream       *_es_stream_impl_new        (EsStreamFactory   *factory,
                                             const char        *stream_id,
                                             gint64             version);
+
+EsWatch        *_es_watch_new              (EsStreamFactory   *factory,
+                                            const char        *stream_id,
+                                            gint64             after_version);
+/* Events the watch holds in memory, waiting for its main context. */
+guint           _es_watch_get_n_pending    (EsWatch           *self);
+/* Most events a watch holds before it drops them and catches up from
+ * the storage instead. */
+#define ES_WATCH_MAX_PENDING 1024
 
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,

@@ -36,6 +36,7 @@ G_DECLARE_INTERFACE (EsStream, es_stream, ES, STREAM, GObject)
  * @get_metrics: reads metrics, see [method@Es.Stream.get_metrics]
  * @get_metrics_async: asynchronous @get_metrics; the default runs it in a thread
  * @get_metrics_finish: finishes @get_metrics_async
+ * @watch: starts a watch, see [method@Es.Stream.watch]
  *
  * The virtual methods of [iface@Es.Stream]. The synchronous methods must be
  * safe to call from several threads at once. Arguments reaching them have
@@ -120,6 +121,9 @@ struct _EsStreamInterface
   EsStreamMetrics   *(*get_metrics_finish)   (EsStream                *self,
                                               GAsyncResult            *result,
                                               GError                 **error);
+
+  EsWatch           *(*watch)                (EsStream                *self,
+                                              gint64                   after_version);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -214,5 +218,9 @@ ES_AVAILABLE_IN_ALL
 EsStreamMetrics   *es_stream_get_metrics_finish   (EsStream                 *self,
                                                    GAsyncResult             *result,
                                                    GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsWatch           *es_stream_watch                (EsStream                 *self,
+                                                   gint64                    after_version);
 
 G_END_DECLS

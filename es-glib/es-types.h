@@ -77,5 +77,6 @@ typedef struct _EsStorageHandle   EsStorageHandle;
 typedef struct _EsNotifier        EsNotifier;
 typedef struct _EsStream          EsStream;
 typedef struct _EsStreamFactory   EsStreamFactory;
+typedef struct _EsWatch           EsWatch;
 
 G_END_DECLS

@@ -1,0 +1,632 @@
+/* es-sqlite-notifier.c: tells watches about commits to an SQLite file.
+ *
+ * One notifier per database, on its own thread with its own main context.
+ * It learns about commits three ways:
+ *  - this process's writes call es_notifier_committed(), which checks at
+ *    once;
+ *  - a GFileMonitor on the WAL file wakes it when another process writes;
+ *  - a poll every polling-interval ms is the fallback where file monitoring
+ *    is unavailable or slow.
+ * Each wake-up costs one `PRAGMA data_version` on a dedicated connection,
+ * which changes only when another connection committed: no table is read
+ * unless something was written. Then the new events are read once, in
+ * pages, through the storage, and handed to every subscriber: watchers do
+ * not multiply queries.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "es-sqlite-private.h"
+
+/**
+ * EsSqliteNotifier:
+ *
+ * The [iface@Es.Notifier] of the SQLite backend. [class@Es.SqliteStreamFactory]
+ * creates and starts one per database; applications rarely meet it.
+ *
+ * It sees this process's commits at once and other processes' commits as
+ * soon as the WAL file changes (through [class@Gio.FileMonitor]), or at the
+ * latest after [property@Es.SqliteNotifier:polling-interval] milliseconds.
+ *
+ * Since: 0.1
+ */
+
+#define DEFAULT_POLLING_INTERVAL 100
+
+typedef struct
+{
+  EsNotifierFunc func;
+  gpointer       user_data;
+  GDestroyNotify destroy;
+} Subscriber;
+
+struct _EsSqliteNotifier
+{
+  GObject          parent_instance;
+
+  EsSqliteStorage *storage;           /* (owned) */
+  guint            polling_interval;  /* milliseconds */
+
+  GMutex           state_lock;
+  gboolean         started;           /* guarded by state_lock */
+  gboolean         stopped;           /* guarded by state_lock */
+  GThread         *thread;            /* (owned) guarded by state_lock */
+  GMainContext    *context;           /* (owned) the notifier thread's */
+  GMainLoop       *loop;              /* (owned) */
+
+  /* Used only on the notifier's thread once it runs. */
+  sqlite3         *db;                /* (owned) for PRAGMA data_version */
+  gint64           data_version;
+  gboolean         retry;             /* the last read failed: read again */
+
+  gint             check_scheduled;   /* (atomic) an idle check is pending */
+  gint             n_checks;          /* (atomic) */
+
+  GRecMutex        deliver_lock;
+  GHashTable      *subscribers;       /* (owned) guint id → Subscriber, guarded by deliver_lock */
+  guint            next_id;           /* guarded by deliver_lock */
+  gint64           cursor;            /* guarded by deliver_lock: last sequence id delivered */
+};
+
+enum {
+  PROP_0,
+  PROP_STORAGE,
+  PROP_POLLING_INTERVAL,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void notifier_iface_init (EsNotifierInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (EsSqliteNotifier, es_sqlite_notifier, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ES_TYPE_NOTIFIER, notifier_iface_init))
+
+static void
+subscriber_free (gpointer data)
+{
+  Subscriber *subscriber = data;
+
+  if (subscriber->destroy != NULL)
+    subscriber->destroy (subscriber->user_data);
+  g_free (subscriber);
+}
+
+/* PRAGMA data_version: changes whenever another connection commits. */
+static gboolean
+read_data_version (EsSqliteNotifier  *self,
+                   gint64            *out_version,
+                   GError           **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  int rc;
+
+  rc = sqlite3_prepare_v2 (self->db, "PRAGMA data_version", -1, &stmt, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      *out_version = sqlite3_column_int64 (stmt, 0);
+      rc = SQLITE_OK;
+    }
+  sqlite3_finalize (stmt);
+
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   _("Cannot check the event database for changes: %s"),
+                   sqlite3_errmsg (self->db));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Reads what was committed after the cursor and hands it to every
+ * subscriber. Runs on the notifier's thread. */
+static void
+deliver_new_events (EsSqliteNotifier *self)
+{
+  EsStorageHandle *storage = ES_STORAGE_HANDLE (self->storage);
+  g_autoptr(GError) error = NULL;
+
+  g_rec_mutex_lock (&self->deliver_lock);
+
+  if (g_hash_table_size (self->subscribers) == 0)
+    {
+      /* Nobody listens: just move the cursor, reading nothing. */
+      if (!es_storage_handle_get_version (storage, NULL, &self->cursor, NULL, &error))
+        self->retry = TRUE;
+    }
+  else
+    {
+      for (;;)
+        {
+          g_autoptr(GPtrArray) events = NULL;
+          GHashTableIter iter;
+          gpointer value;
+
+          events = es_storage_handle_read_page (storage, NULL, self->cursor, NULL,
+                                                ES_READ_PAGE_SIZE, NULL, &error);
+          if (events == NULL)
+            {
+              self->retry = TRUE;
+              break;
+            }
+          if (events->len == 0)
+            break;
+
+          self->cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
+                                                                             events->len - 1));
+          g_hash_table_iter_init (&iter, self->subscribers);
+          while (g_hash_table_iter_next (&iter, NULL, &value))
+            {
+              Subscriber *subscriber = value;
+
+              subscriber->func (events, subscriber->user_data);
+            }
+
+          if (events->len < ES_READ_PAGE_SIZE)
+            break;
+        }
+    }
+
+  g_rec_mutex_unlock (&self->deliver_lock);
+
+  /* A closed storage is the factory closing: stop() follows. Anything
+   * else is retried at the next wake-up. */
+  if (error != NULL && !g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED))
+    g_debug ("Reading new events failed, will retry: %s", error->message);
+}
+
+static void
+check (EsSqliteNotifier *self,
+       gboolean          force)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 version = self->data_version;
+
+  g_atomic_int_inc (&self->n_checks);
+
+  if (self->db != NULL && read_data_version (self, &version, &error))
+    {
+      if (version != self->data_version)
+        force = TRUE;
+      self->data_version = version;
+    }
+  else if (error != NULL)
+    {
+      g_debug ("%s", error->message);
+      force = TRUE;
+    }
+
+  if (force || self->retry)
+    {
+      self->retry = FALSE;
+      deliver_new_events (self);
+    }
+}
+
+static gboolean
+poll_cb (gpointer user_data)
+{
+  check (user_data, FALSE);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+check_now_cb (gpointer user_data)
+{
+  EsSqliteNotifier *self = user_data;
+
+  g_atomic_int_set (&self->check_scheduled, FALSE);
+  check (self, TRUE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Asks for a check on the notifier's thread; requests coalesce. */
+static void
+schedule_check (EsSqliteNotifier *self)
+{
+  GSource *source;
+
+  if (!g_atomic_int_compare_and_exchange (&self->check_scheduled, FALSE, TRUE))
+    return;
+
+  source = g_idle_source_new ();
+  g_source_set_callback (source, check_now_cb, self, NULL);
+  g_source_set_static_name (source, "[es-glib] notifier check");
+  g_source_attach (source, self->context);
+  g_source_unref (source);
+}
+
+static void
+wal_changed_cb (GFileMonitor      *monitor,
+                GFile             *file,
+                GFile             *other_file,
+                GFileMonitorEvent  event_type,
+                gpointer           user_data)
+{
+  /* data_version tells whether it was a commit. */
+  schedule_check (user_data);
+}
+
+static gpointer
+notifier_thread (gpointer data)
+{
+  EsSqliteNotifier *self = data;
+  g_autoptr(GFileMonitor) monitor = NULL;
+  const char *path = _es_sqlite_storage_get_file_path (self->storage);
+  GSource *poll;
+
+  g_main_context_push_thread_default (self->context);
+
+  poll = g_timeout_source_new (self->polling_interval);
+  g_source_set_callback (poll, poll_cb, self, NULL);
+  g_source_set_static_name (poll, "[es-glib] notifier poll");
+  g_source_attach (poll, self->context);
+
+  if (path != NULL)
+    {
+      g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+      g_autoptr(GFile) wal = g_file_new_for_path (wal_path);
+
+      /* Where file monitoring is unavailable, the poll does the job. */
+      monitor = g_file_monitor_file (wal, G_FILE_MONITOR_NONE, NULL, NULL);
+      if (monitor != NULL)
+        {
+          g_file_monitor_set_rate_limit (monitor, 0);
+          g_signal_connect (monitor, "changed", G_CALLBACK (wal_changed_cb), self);
+        }
+    }
+
+  g_main_loop_run (self->loop);
+
+  if (monitor != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (monitor, self);
+      g_file_monitor_cancel (monitor);
+    }
+  g_source_destroy (poll);
+  g_source_unref (poll);
+  /* Drop sources still queued (a last check) before the context goes. */
+  while (g_main_context_iteration (self->context, FALSE))
+    ;
+  g_main_context_pop_thread_default (self->context);
+
+  g_clear_pointer (&self->db, sqlite3_close);
+  return NULL;
+}
+
+static gboolean
+es_sqlite_notifier_start (EsNotifier    *notifier,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  gint64 cursor = 0;
+  gboolean ok = FALSE;
+
+  g_mutex_lock (&self->state_lock);
+
+  if (self->stopped)
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_CLOSED,
+                           _("The notifier was stopped and cannot start again"));
+      goto out;
+    }
+  if (self->started)
+    {
+      ok = TRUE;
+      goto out;
+    }
+
+  self->db = _es_sqlite_storage_open_reader (self->storage, error);
+  if (self->db == NULL ||
+      !read_data_version (self, &self->data_version, error) ||
+      !es_storage_handle_get_version (ES_STORAGE_HANDLE (self->storage), NULL, &cursor,
+                                      cancellable, error))
+    {
+      g_clear_pointer (&self->db, sqlite3_close);
+      goto out;
+    }
+
+  g_rec_mutex_lock (&self->deliver_lock);
+  self->cursor = cursor;
+  g_rec_mutex_unlock (&self->deliver_lock);
+
+  self->context = g_main_context_new ();
+  self->loop = g_main_loop_new (self->context, FALSE);
+  self->thread = g_thread_new ("es-notifier", notifier_thread, self);
+  self->started = TRUE;
+  ok = TRUE;
+
+out:
+  g_mutex_unlock (&self->state_lock);
+  return ok;
+}
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+es_sqlite_notifier_stop (EsNotifier *notifier)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  g_autoptr(GHashTable) subscribers = NULL;
+  GThread *thread = NULL;
+
+  g_mutex_lock (&self->state_lock);
+  if (!self->stopped)
+    {
+      self->stopped = TRUE;
+      thread = g_steal_pointer (&self->thread);
+    }
+  g_mutex_unlock (&self->state_lock);
+
+  if (thread != NULL)
+    {
+      GSource *source = g_idle_source_new ();
+
+      g_source_set_callback (source, quit_cb, g_main_loop_ref (self->loop),
+                             (GDestroyNotify) g_main_loop_unref);
+      g_source_set_priority (source, G_PRIORITY_HIGH);
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+
+      if (thread != g_thread_self ())
+        g_thread_join (thread);
+      else
+        g_thread_unref (thread);
+    }
+
+  /* Every subscription ends: watches learn it through their destroy
+   * notify and stop. */
+  g_rec_mutex_lock (&self->deliver_lock);
+  subscribers = g_steal_pointer (&self->subscribers);
+  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  g_rec_mutex_unlock (&self->deliver_lock);
+}
+
+static guint
+es_sqlite_notifier_subscribe (EsNotifier     *notifier,
+                              EsNotifierFunc  func,
+                              gpointer        user_data,
+                              GDestroyNotify  destroy)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  Subscriber *subscriber = g_new0 (Subscriber, 1);
+  guint id;
+
+  subscriber->func = func;
+  subscriber->user_data = user_data;
+  subscriber->destroy = destroy;
+
+  g_rec_mutex_lock (&self->deliver_lock);
+  id = ++self->next_id;
+  g_hash_table_insert (self->subscribers, GUINT_TO_POINTER (id), subscriber);
+  g_rec_mutex_unlock (&self->deliver_lock);
+
+  return id;
+}
+
+static void
+es_sqlite_notifier_unsubscribe (EsNotifier *notifier,
+                                guint       subscription_id)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  gpointer subscriber = NULL;
+
+  /* Waits for a delivery in progress: no call follows this. */
+  g_rec_mutex_lock (&self->deliver_lock);
+  g_hash_table_steal_extended (self->subscribers, GUINT_TO_POINTER (subscription_id),
+                               NULL, &subscriber);
+  g_rec_mutex_unlock (&self->deliver_lock);
+
+  if (subscriber != NULL)
+    subscriber_free (subscriber);
+}
+
+static gint64
+es_sqlite_notifier_get_last_sequence_id (EsNotifier *notifier)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  gint64 cursor;
+
+  g_rec_mutex_lock (&self->deliver_lock);
+  cursor = self->cursor;
+  g_rec_mutex_unlock (&self->deliver_lock);
+  return cursor;
+}
+
+static void
+es_sqlite_notifier_committed (EsNotifier *notifier)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  gboolean running;
+
+  g_mutex_lock (&self->state_lock);
+  running = self->started && !self->stopped;
+  g_mutex_unlock (&self->state_lock);
+
+  if (running)
+    schedule_check (self);
+}
+
+static void
+notifier_iface_init (EsNotifierInterface *iface)
+{
+  iface->start = es_sqlite_notifier_start;
+  iface->stop = es_sqlite_notifier_stop;
+  iface->subscribe = es_sqlite_notifier_subscribe;
+  iface->unsubscribe = es_sqlite_notifier_unsubscribe;
+  iface->get_last_sequence_id = es_sqlite_notifier_get_last_sequence_id;
+  iface->committed = es_sqlite_notifier_committed;
+}
+
+guint
+_es_sqlite_notifier_get_n_checks (EsSqliteNotifier *self)
+{
+  return (guint) g_atomic_int_get (&self->n_checks);
+}
+
+static void
+es_sqlite_notifier_get_property (GObject    *object,
+                                 guint       prop_id,
+                                 GValue     *value,
+                                 GParamSpec *pspec)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
+
+  switch (prop_id)
+    {
+    case PROP_STORAGE:
+      g_value_set_object (value, self->storage);
+      break;
+    case PROP_POLLING_INTERVAL:
+      g_value_set_uint (value, self->polling_interval);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_sqlite_notifier_set_property (GObject      *object,
+                                 guint         prop_id,
+                                 const GValue *value,
+                                 GParamSpec   *pspec)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
+
+  switch (prop_id)
+    {
+    case PROP_STORAGE:
+      self->storage = g_value_dup_object (value);
+      break;
+    case PROP_POLLING_INTERVAL:
+      self->polling_interval = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_sqlite_notifier_dispose (GObject *object)
+{
+  es_sqlite_notifier_stop (ES_NOTIFIER (object));
+
+  G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->dispose (object);
+}
+
+static void
+es_sqlite_notifier_finalize (GObject *object)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
+
+  g_clear_pointer (&self->subscribers, g_hash_table_unref);
+  g_clear_pointer (&self->loop, g_main_loop_unref);
+  g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_pointer (&self->db, sqlite3_close);
+  g_clear_object (&self->storage);
+  g_rec_mutex_clear (&self->deliver_lock);
+  g_mutex_clear (&self->state_lock);
+
+  G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->finalize (object);
+}
+
+static void
+es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  _es_i18n_init ();
+
+  object_class->get_property = es_sqlite_notifier_get_property;
+  object_class->set_property = es_sqlite_notifier_set_property;
+  object_class->dispose = es_sqlite_notifier_dispose;
+  object_class->finalize = es_sqlite_notifier_finalize;
+
+  /**
+   * EsSqliteNotifier:storage:
+   *
+   * The storage whose database the notifier watches, and through which
+   * it reads new events.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_STORAGE] =
+    g_param_spec_object ("storage", NULL, NULL, ES_TYPE_SQLITE_STORAGE,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EsSqliteNotifier:polling-interval:
+   *
+   * How often, in milliseconds, the database is checked for other
+   * processes' commits when the WAL file's monitor has not already told.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_POLLING_INTERVAL] =
+    g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, DEFAULT_POLLING_INTERVAL,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+es_sqlite_notifier_init (EsSqliteNotifier *self)
+{
+  g_mutex_init (&self->state_lock);
+  g_rec_mutex_init (&self->deliver_lock);
+  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  self->polling_interval = DEFAULT_POLLING_INTERVAL;
+}
+
+/**
+ * es_sqlite_notifier_new:
+ * @storage: the storage whose database to watch
+ * @polling_interval: milliseconds between checks for other processes'
+ *   commits, at least 1
+ *
+ * Creates a notifier for @storage's database; start it with
+ * [method@Es.Notifier.start].
+ *
+ * Returns: (transfer full): a new notifier
+ *
+ * Since: 0.1
+ */
+EsSqliteNotifier *
+es_sqlite_notifier_new (EsSqliteStorage *storage,
+                        guint            polling_interval)
+{
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (storage), NULL);
+  g_return_val_if_fail (polling_interval > 0, NULL);
+
+  return g_object_new (ES_TYPE_SQLITE_NOTIFIER,
+                       "storage", storage,
+                       "polling-interval", polling_interval,
+                       NULL);
+}
+
+/**
+ * es_sqlite_notifier_get_polling_interval:
+ * @self: an [class@Es.SqliteNotifier]
+ *
+ * Gets the polling interval.
+ *
+ * Returns: milliseconds between checks
+ *
+ * Since: 0.1
+ */
+guint
+es_sqlite_notifier_get_polling_interval (EsSqliteNotifier *self)
+{
+  g_return_val_if_fail (ES_IS_SQLITE_NOTIFIER (self), 0);
+
+  return self->polling_interval;
+}

@@ -1,0 +1,24 @@
+/* es-sqlite-private.h: what the SQLite backend's files share.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "es-private.h"
+
+G_BEGIN_DECLS
+
+/* Opens one more read-only connection on the storage's database (the
+ * same in-memory database for an in-memory storage), with the storage's
+ * busy timeout; the caller owns it and closes it with sqlite3_close(). */
+sqlite3    *_es_sqlite_storage_open_reader   (EsSqliteStorage  *self,
+                                              GError          **error);
+
+/* The database file's path, or NULL for an in-memory database. */
+const char *_es_sqlite_storage_get_file_path (EsSqliteStorage  *self);
+
+/* Change checks (PRAGMA data_version) the notifier has run: for tests
+ * that the number of watchers does not multiply queries. */
+guint       _es_sqlite_notifier_get_n_checks (EsSqliteNotifier *self);
+
+G_END_DECLS
