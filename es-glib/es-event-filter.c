@@ -1,1 +1,916 @@
+/* es-event-filter.c: AND-ed clauses that select events on read.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include <string.h>
+
+#include <json-glib/json-glib.h>
+
+#include "es-private.h"
+
+/**
+ * EsEventFilter:
+ *
+ * Clauses that select the events a read returns. An event is returned when
+ * it satisfies every clause.
+ *
+ * A clause compares a field of the event with a value:
+ *
+ * - `stream_id` and `event_type` take string values (`s`) and support
+ *   [method@Es.EventFilter.add_like];
+ * - `version` and `sequence_id` take integer values (any GVariant integer
+ *   type: `x`, `i`, `u`, `t`...);
+ * - `metadata.<key>[.<key>...]` names a value inside the event's metadata
+ *   (a dotted path of keys through JSON objects) and takes strings,
+ *   integers, doubles (`d`) or booleans (`b`). A JSON string equals a
+ *   string, a JSON number equals a numerically equal integer or double,
+ *   JSON `true` and `false` equal booleans; nothing else matches, and an
+ *   event without a value at the path never matches. `like` matches JSON
+ *   strings.
+ *
+ * ```c
+ * g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+ *
+ * es_event_filter_add_like (filter, "event_type", "Item%");
+ * es_event_filter_add_equals (filter, "metadata.user.id", g_variant_new_int64 (7));
+ * es_event_filter_add_in (filter, "metadata.tenant",
+ *                         g_variant_new_parsed ("['acme', 'globex']"));
+ * ```
+ *
+ * The `add_` methods accept anything: a bad clause (an unknown field, a
+ * value of a type its field does not accept, an empty `in` array) makes the
+ * read that uses the filter fail with %ES_ERROR_INVALID_ARGUMENT. Call
+ * [method@Es.EventFilter.validate] to check a filter beforehand.
+ *
+ * Do not change a filter while a read that uses it is in progress.
+ *
+ * Since: 0.1
+ */
+
+typedef struct
+{
+  EsFilterOperator   op;
+  char              *field;  /* (owned) */
+  GVariant          *value;  /* (owned) never floating */
+  EsFilterField      kind;   /* what @field names, parsed once */
+  char             **path;   /* (owned) (nullable) metadata keys */
+} Clause;
+
+struct _EsEventFilter
+{
+  GObject  parent_instance;
+
+  GArray  *clauses;  /* (owned) (element-type Clause) */
+};
+
+G_DEFINE_FINAL_TYPE (EsEventFilter, es_event_filter, G_TYPE_OBJECT)
+
+static void
+clause_clear (gpointer data)
+{
+  Clause *clause = data;
+
+  g_clear_pointer (&clause->field, g_free);
+  g_clear_pointer (&clause->value, g_variant_unref);
+  g_clear_pointer (&clause->path, g_strfreev);
+}
+
+static void
+es_event_filter_finalize (GObject *object)
+{
+  EsEventFilter *self = ES_EVENT_FILTER (object);
+
+  g_clear_pointer (&self->clauses, g_array_unref);
+
+  G_OBJECT_CLASS (es_event_filter_parent_class)->finalize (object);
+}
+
+static void
+es_event_filter_class_init (EsEventFilterClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  _es_i18n_init ();
+
+  object_class->finalize = es_event_filter_finalize;
+}
+
+static void
+es_event_filter_init (EsEventFilter *self)
+{
+  self->clauses = g_array_new (FALSE, TRUE, sizeof (Clause));
+  g_array_set_clear_func (self->clauses, clause_clear);
+}
+
+/* A metadata key: non-empty, without '"' or control characters. The
+ * string is already known to be valid UTF-8. */
+static gboolean
+metadata_key_is_valid (const char *key)
+{
+  const char *p;
+
+  if (*key == '\0')
+    return FALSE;
+
+  for (p = key; *p != '\0'; p = g_utf8_next_char (p))
+    {
+      gunichar c = g_utf8_get_char (p);
+
+      if (c == '"' || g_unichar_iscntrl (c))
+        return FALSE;
+    }
+
+  return TRUE;
+}
+
+EsFilterField
+_es_filter_parse_field (const char   *field,
+                        char       ***out_path)
+{
+  static const char prefix[] = "metadata.";
+  g_auto(GStrv) path = NULL;
+  const char *keys;
+  guint i;
+
+  if (out_path != NULL)
+    *out_path = NULL;
+
+  if (field == NULL)
+    return ES_FILTER_FIELD_INVALID;
+  if (g_str_equal (field, "stream_id"))
+    return ES_FILTER_FIELD_STREAM_ID;
+  if (g_str_equal (field, "event_type"))
+    return ES_FILTER_FIELD_EVENT_TYPE;
+  if (g_str_equal (field, "version"))
+    return ES_FILTER_FIELD_VERSION;
+  if (g_str_equal (field, "sequence_id"))
+    return ES_FILTER_FIELD_SEQUENCE_ID;
+  if (!g_str_has_prefix (field, prefix))
+    return ES_FILTER_FIELD_INVALID;
+
+  keys = field + strlen (prefix);
+  if (*keys == '\0' || !g_utf8_validate (keys, -1, NULL))
+    return ES_FILTER_FIELD_INVALID;
+
+  path = g_strsplit (keys, ".", -1);
+  for (i = 0; path[i] != NULL; i++)
+    if (!metadata_key_is_valid (path[i]))
+      return ES_FILTER_FIELD_INVALID;
+
+  if (out_path != NULL)
+    *out_path = g_steal_pointer (&path);
+  return ES_FILTER_FIELD_METADATA;
+}
+
+EsFilterValueKind
+_es_filter_value_classify (GVariant    *value,
+                           const char **out_string,
+                           gint64      *out_int64,
+                           double      *out_double,
+                           gboolean    *out_boolean)
+{
+  gint64 integer;
+
+  if (value == NULL)
+    return ES_FILTER_VALUE_INVALID;
+
+  switch (g_variant_classify (value))
+    {
+    case G_VARIANT_CLASS_STRING:
+      if (out_string != NULL)
+        *out_string = g_variant_get_string (value, NULL);
+      return ES_FILTER_VALUE_STRING;
+
+    case G_VARIANT_CLASS_DOUBLE:
+      if (out_double != NULL)
+        *out_double = g_variant_get_double (value);
+      return ES_FILTER_VALUE_DOUBLE;
+
+    case G_VARIANT_CLASS_BOOLEAN:
+      if (out_boolean != NULL)
+        *out_boolean = g_variant_get_boolean (value);
+      return ES_FILTER_VALUE_BOOLEAN;
+
+    case G_VARIANT_CLASS_BYTE:
+      integer = g_variant_get_byte (value);
+      break;
+
+    case G_VARIANT_CLASS_INT16:
+      integer = g_variant_get_int16 (value);
+      break;
+
+    case G_VARIANT_CLASS_UINT16:
+      integer = g_variant_get_uint16 (value);
+      break;
+
+    case G_VARIANT_CLASS_INT32:
+      integer = g_variant_get_int32 (value);
+      break;
+
+    case G_VARIANT_CLASS_UINT32:
+      integer = g_variant_get_uint32 (value);
+      break;
+
+    case G_VARIANT_CLASS_INT64:
+      integer = g_variant_get_int64 (value);
+      break;
+
+    case G_VARIANT_CLASS_UINT64:
+      {
+        guint64 unsigned_integer = g_variant_get_uint64 (value);
+
+        if (unsigned_integer > G_MAXINT64)
+          return ES_FILTER_VALUE_INVALID;
+        integer = (gint64) unsigned_integer;
+      }
+      break;
+
+    case G_VARIANT_CLASS_HANDLE:
+      integer = g_variant_get_handle (value);
+      break;
+
+    case G_VARIANT_CLASS_OBJECT_PATH:
+    case G_VARIANT_CLASS_SIGNATURE:
+    case G_VARIANT_CLASS_VARIANT:
+    case G_VARIANT_CLASS_MAYBE:
+    case G_VARIANT_CLASS_ARRAY:
+    case G_VARIANT_CLASS_TUPLE:
+    case G_VARIANT_CLASS_DICT_ENTRY:
+    default:
+      return ES_FILTER_VALUE_INVALID;
+    }
+
+  if (out_int64 != NULL)
+    *out_int64 = integer;
+  return ES_FILTER_VALUE_INT64;
+}
+
+static void
+add_clause (EsEventFilter    *self,
+            EsFilterOperator  op,
+            const char       *field,
+            GVariant         *value)
+{
+  Clause clause = { 0, };
+
+  clause.op = op;
+  clause.field = g_strdup (field);
+  clause.value = g_variant_ref_sink (value);
+  clause.kind = _es_filter_parse_field (field, &clause.path);
+  g_array_append_val (self->clauses, clause);
+}
+
+/**
+ * es_event_filter_new:
+ *
+ * Creates an empty filter, which every event satisfies. Add clauses with
+ * [method@Es.EventFilter.add_equals], [method@Es.EventFilter.add_in] and
+ * [method@Es.EventFilter.add_like].
+ *
+ * Returns: (transfer full): a new [class@Es.EventFilter]
+ *
+ * Since: 0.1
+ */
+EsEventFilter *
+es_event_filter_new (void)
+{
+  return g_object_new (ES_TYPE_EVENT_FILTER, NULL);
+}
+
+/**
+ * es_event_filter_add_equals:
+ * @self: an [class@Es.EventFilter]
+ * @field: the field to compare: `stream_id`, `event_type`, `version`,
+ *   `sequence_id` or `metadata.` followed by a dotted path of keys
+ * @value: the value the field must equal: a string, an integer, a double
+ *   or a boolean, as the field allows; if it is floating, it is consumed
+ *
+ * Adds a clause that selects the events whose @field equals @value.
+ *
+ * The clause is checked when the filter is validated, not here: see
+ * [method@Es.EventFilter.validate].
+ *
+ * Since: 0.1
+ */
+void
+es_event_filter_add_equals (EsEventFilter *self,
+                            const char    *field,
+                            GVariant      *value)
+{
+  g_return_if_fail (ES_IS_EVENT_FILTER (self));
+  g_return_if_fail (field != NULL);
+  g_return_if_fail (value != NULL);
+
+  add_clause (self, ES_FILTER_OPERATOR_EQUALS, field, value);
+}
+
+/**
+ * es_event_filter_add_in:
+ * @self: an [class@Es.EventFilter]
+ * @field: the field to compare, as for [method@Es.EventFilter.add_equals]
+ * @values: a non-empty array of the values the field may equal, such as
+ *   `['a', 'b']` (`as`) or `[1, 2]` (`ax`); if it is floating, it is
+ *   consumed
+ *
+ * Adds a clause that selects the events whose @field equals one of
+ * @values.
+ *
+ * The clause is checked when the filter is validated, not here: an empty
+ * array, or one holding values the field does not accept, makes
+ * [method@Es.EventFilter.validate] fail.
+ *
+ * Since: 0.1
+ */
+void
+es_event_filter_add_in (EsEventFilter *self,
+                        const char    *field,
+                        GVariant      *values)
+{
+  g_return_if_fail (ES_IS_EVENT_FILTER (self));
+  g_return_if_fail (field != NULL);
+  g_return_if_fail (values != NULL);
+
+  add_clause (self, ES_FILTER_OPERATOR_IN, field, values);
+}
+
+/**
+ * es_event_filter_add_like:
+ * @self: an [class@Es.EventFilter]
+ * @field: the field to compare: `stream_id`, `event_type` or a
+ *   `metadata.` path
+ * @pattern: an SQL `LIKE` pattern: `%` matches any run of characters
+ *   (possibly none), `_` exactly one character; letters match ignoring
+ *   ASCII case; there is no escape character
+ *
+ * Adds a clause that selects the events whose @field is a string matching
+ * @pattern. The clause is kept as a string value (`s`).
+ *
+ * The clause is checked when the filter is validated, not here: `like` on
+ * `version` or `sequence_id`, or a pattern that is not valid UTF-8, makes
+ * [method@Es.EventFilter.validate] fail.
+ *
+ * Since: 0.1
+ */
+void
+es_event_filter_add_like (EsEventFilter *self,
+                          const char    *field,
+                          const char    *pattern)
+{
+  GVariant *value;
+
+  g_return_if_fail (ES_IS_EVENT_FILTER (self));
+  g_return_if_fail (field != NULL);
+  g_return_if_fail (pattern != NULL);
+
+  /* A GVariant string must be valid UTF-8: keep a bad pattern as bytes,
+   * for validate() to report. */
+  if (g_utf8_validate (pattern, -1, NULL))
+    value = g_variant_new_string (pattern);
+  else
+    value = g_variant_new_bytestring (pattern);
+
+  add_clause (self, ES_FILTER_OPERATOR_LIKE, field, value);
+}
+
+/**
+ * es_event_filter_get_n_clauses:
+ * @self: an [class@Es.EventFilter]
+ *
+ * Gets the number of clauses of the filter.
+ *
+ * Returns: the number of clauses
+ *
+ * Since: 0.1
+ */
+guint
+es_event_filter_get_n_clauses (EsEventFilter *self)
+{
+  g_return_val_if_fail (ES_IS_EVENT_FILTER (self), 0);
+
+  return self->clauses->len;
+}
+
+/**
+ * es_event_filter_get_clause:
+ * @self: an [class@Es.EventFilter]
+ * @index: the position of the clause, less than
+ *   [method@Es.EventFilter.get_n_clauses]
+ * @op: (out) (optional): return location for the operator of the clause
+ * @value: (out) (optional) (transfer none): return location for the value
+ *   of the clause: the value of `equals`, the array of `in`, the pattern
+ *   of `like` (a string)
+ *
+ * Gets a clause of the filter, in the order they were added. Storage
+ * backends use this to translate a filter into their own query language.
+ *
+ * Returns: (transfer none): the field of the clause
+ *
+ * Since: 0.1
+ */
+const char *
+es_event_filter_get_clause (EsEventFilter     *self,
+                            guint              index,
+                            EsFilterOperator  *op,
+                            GVariant         **value)
+{
+  Clause *clause;
+
+  g_return_val_if_fail (ES_IS_EVENT_FILTER (self), NULL);
+  g_return_val_if_fail (index < self->clauses->len, NULL);
+
+  clause = &g_array_index (self->clauses, Clause, index);
+  if (op != NULL)
+    *op = clause->op;
+  if (value != NULL)
+    *value = clause->value;
+  return clause->field;
+}
+
+/* Whether a field of @kind accepts a scalar value of @value_kind. */
+static gboolean
+field_accepts (EsFilterField     kind,
+               EsFilterValueKind value_kind)
+{
+  switch (kind)
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      return value_kind == ES_FILTER_VALUE_STRING;
+
+    case ES_FILTER_FIELD_VERSION:
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      return value_kind == ES_FILTER_VALUE_INT64;
+
+    case ES_FILTER_FIELD_METADATA:
+      return value_kind != ES_FILTER_VALUE_INVALID;
+
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      return FALSE;
+    }
+}
+
+static gboolean
+validate_value (const Clause  *clause,
+                const char    *shown_field,
+                GVariant      *value,
+                GError       **error)
+{
+  EsFilterValueKind value_kind = _es_filter_value_classify (value, NULL, NULL, NULL, NULL);
+
+  if (field_accepts (clause->kind, value_kind))
+    return TRUE;
+
+  if (g_variant_is_of_type (value, G_VARIANT_TYPE_UINT64) &&
+      g_variant_get_uint64 (value) > G_MAXINT64)
+    {
+      g_autofree char *shown_value = g_variant_print (value, FALSE);
+
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %s is a number, the second a filter field */
+                   _("Filter value %s on field '%s' does not fit in a signed 64-bit integer"),
+                   shown_value, shown_field);
+      return FALSE;
+    }
+
+  g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+               /* Translators: the first %s is a filter field such as 'version', the
+                * second a GVariant type string such as 's' or 'ax' */
+               _("Filter field '%s' does not accept a value of type '%s'"),
+               shown_field, g_variant_get_type_string (value));
+  return FALSE;
+}
+
+static gboolean
+validate_clause (const Clause  *clause,
+                 GError       **error)
+{
+  g_autofree char *shown_field = g_utf8_make_valid (clause->field, -1);
+  gsize n_values;
+  gsize i;
+
+  if (clause->kind == ES_FILTER_FIELD_INVALID)
+    {
+      if (g_str_has_prefix (clause->field, "metadata"))
+        g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                     /* Translators: %s is a filter field such as 'metadata..user' */
+                     _("Filter field '%s' is not a valid metadata path: it must be "
+                       "'metadata.' followed by non-empty keys separated by dots, "
+                       "without '\"' or control characters"),
+                     shown_field);
+      else
+        g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                     /* Translators: %s is the field name the application gave */
+                     _("Unknown filter field '%s'"), shown_field);
+      return FALSE;
+    }
+
+  switch (clause->op)
+    {
+    case ES_FILTER_OPERATOR_EQUALS:
+      return validate_value (clause, shown_field, clause->value, error);
+
+    case ES_FILTER_OPERATOR_IN:
+      if (!g_variant_is_of_type (clause->value, G_VARIANT_TYPE_ARRAY))
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: the first %s is a filter field, the second a
+                        * GVariant type string such as 's' */
+                       _("The 'in' clause on field '%s' needs an array of values, "
+                         "not a value of type '%s'"),
+                       shown_field, g_variant_get_type_string (clause->value));
+          return FALSE;
+        }
+
+      n_values = g_variant_n_children (clause->value);
+      if (n_values == 0)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: %s is a filter field */
+                       _("The 'in' clause on field '%s' has no values"), shown_field);
+          return FALSE;
+        }
+
+      for (i = 0; i < n_values; i++)
+        {
+          g_autoptr(GVariant) child = g_variant_get_child_value (clause->value, i);
+
+          if (!validate_value (clause, shown_field, child, error))
+            return FALSE;
+        }
+      return TRUE;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      if (clause->kind == ES_FILTER_FIELD_VERSION ||
+          clause->kind == ES_FILTER_FIELD_SEQUENCE_ID)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: %s is a filter field such as 'version' */
+                       _("Filter field '%s' holds integers and does not support 'like'"),
+                       shown_field);
+          return FALSE;
+        }
+      if (!g_variant_is_of_type (clause->value, G_VARIANT_TYPE_STRING))
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: %s is a filter field */
+                       _("The 'like' pattern on field '%s' is not valid UTF-8"),
+                       shown_field);
+          return FALSE;
+        }
+      return TRUE;
+
+    default:
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %d is a number, %s a filter field */
+                   _("Unknown filter operator %d on field '%s'"),
+                   (int) clause->op, shown_field);
+      return FALSE;
+    }
+}
+
+/**
+ * es_event_filter_validate:
+ * @self: an [class@Es.EventFilter]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Checks every clause of the filter: its field must be known, its values
+ * of types the field accepts (see [class@Es.EventFilter]), an `in` array
+ * non-empty, and `like` used on a string field or a metadata path only.
+ *
+ * Reads call this before they start, so a bad filter fails the read.
+ *
+ * Returns: %TRUE if the filter is valid; %FALSE with
+ *   %ES_ERROR_INVALID_ARGUMENT naming the first bad clause otherwise
+ *
+ * Since: 0.1
+ */
+gboolean
+es_event_filter_validate (EsEventFilter  *self,
+                          GError        **error)
+{
+  guint i;
+
+  g_return_val_if_fail (ES_IS_EVENT_FILTER (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  for (i = 0; i < self->clauses->len; i++)
+    if (!validate_clause (&g_array_index (self->clauses, Clause, i), error))
+      return FALSE;
+
+  return TRUE;
+}
+
+/* What an event holds in a field, as a filter value kind. */
+typedef struct
+{
+  EsFilterValueKind  kind;  /* INVALID: nothing any value equals */
+  const char        *string;
+  gint64             int64;
+  double             dbl;
+  gboolean           boolean;
+} Subject;
+
+/* Exact comparison, as SQLite does between INTEGER and REAL. */
+static gboolean
+int64_equals_double (gint64 i,
+                     double d)
+{
+  gint64 truncated;
+
+  /* NaN fails both tests; 2^63 is exactly representable as a double. */
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+    return FALSE;
+
+  truncated = (gint64) d;
+  return truncated == i && (double) truncated == d;
+}
+
+static gboolean
+subject_equals (const Subject *subject,
+                GVariant      *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+  EsFilterValueKind kind;
+
+  kind = _es_filter_value_classify (value, &string, &int64, &dbl, &boolean);
+
+  switch (subject->kind)
+    {
+    case ES_FILTER_VALUE_STRING:
+      return kind == ES_FILTER_VALUE_STRING && strcmp (subject->string, string) == 0;
+
+    case ES_FILTER_VALUE_INT64:
+      if (kind == ES_FILTER_VALUE_INT64)
+        return subject->int64 == int64;
+      if (kind == ES_FILTER_VALUE_DOUBLE)
+        return int64_equals_double (subject->int64, dbl);
+      return FALSE;
+
+    case ES_FILTER_VALUE_DOUBLE:
+      if (kind == ES_FILTER_VALUE_DOUBLE)
+        return subject->dbl == dbl;
+      if (kind == ES_FILTER_VALUE_INT64)
+        return int64_equals_double (int64, subject->dbl);
+      return FALSE;
+
+    case ES_FILTER_VALUE_BOOLEAN:
+      return kind == ES_FILTER_VALUE_BOOLEAN && !subject->boolean == !boolean;
+
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return FALSE;
+    }
+}
+
+/* The length in bytes of the character at @s (not the nul): its first
+ * byte and the continuation bytes after it. Never runs past the nul, even
+ * in invalid UTF-8. */
+static inline gsize
+char_length (const char *s)
+{
+  gsize n = 1;
+
+  while (((guchar) s[n] & 0xC0) == 0x80)
+    n++;
+  return n;
+}
+
+/* SQL LIKE: '%' any run of characters, '_' one character, ASCII letters
+ * compared ignoring case, no escape. The classic two-pointer wildcard match
+ * that backtracks only to the last '%': O(len(pattern) * len(text)) at
+ * worst, no recursion. */
+static gboolean
+like_matches (const char *pattern,
+              const char *text)
+{
+  const char *p = pattern;
+  const char *t = text;
+  const char *star_p = NULL;  /* the pattern just after the last '%' */
+  const char *star_t = NULL;  /* where the text was when it was met */
+
+  while (*t != '\0')
+    {
+      if (*p == '%')
+        {
+          while (*p == '%')
+            p++;
+          if (*p == '\0')
+            return TRUE;
+          star_p = p;
+          star_t = t;
+          continue;
+        }
+
+      if (*p != '\0')
+        {
+          gsize p_len = char_length (p);
+          gsize t_len = char_length (t);
+          gboolean same;
+
+          if (*p == '_')
+            same = TRUE;
+          else if (p_len == 1 && t_len == 1)
+            same = g_ascii_tolower (*p) == g_ascii_tolower (*t);
+          else
+            same = p_len == t_len && memcmp (p, t, p_len) == 0;
+
+          if (same)
+            {
+              p += p_len;
+              t += t_len;
+              continue;
+            }
+        }
+
+      if (star_p == NULL)
+        return FALSE;
+
+      /* Let the last '%' swallow one more character and try again. */
+      star_t += char_length (star_t);
+      t = star_t;
+      p = star_p;
+    }
+
+  while (*p == '%')
+    p++;
+  return *p == '\0';
+}
+
+/* The node at @path inside @root, or NULL when there is none. */
+static JsonNode *
+lookup_path (JsonNode     *root,
+             char * const *path)
+{
+  JsonNode *node = root;
+  guint i;
+
+  for (i = 0; node != NULL && path[i] != NULL; i++)
+    {
+      if (!JSON_NODE_HOLDS_OBJECT (node))
+        return NULL;
+      node = json_object_get_member (json_node_get_object (node), path[i]);
+    }
+
+  return node;
+}
+
+static void
+subject_from_json (Subject  *subject,
+                   JsonNode *node)
+{
+  GType type;
+
+  subject->kind = ES_FILTER_VALUE_INVALID;
+  if (node == NULL || json_node_get_node_type (node) != JSON_NODE_VALUE)
+    return;
+
+  type = json_node_get_value_type (node);
+  if (type == G_TYPE_STRING)
+    {
+      subject->kind = ES_FILTER_VALUE_STRING;
+      subject->string = json_node_get_string (node);
+    }
+  else if (type == G_TYPE_INT64)
+    {
+      subject->kind = ES_FILTER_VALUE_INT64;
+      subject->int64 = json_node_get_int (node);
+    }
+  else if (type == G_TYPE_DOUBLE)
+    {
+      subject->kind = ES_FILTER_VALUE_DOUBLE;
+      subject->dbl = json_node_get_double (node);
+    }
+  else if (type == G_TYPE_BOOLEAN)
+    {
+      subject->kind = ES_FILTER_VALUE_BOOLEAN;
+      subject->boolean = json_node_get_boolean (node);
+    }
+}
+
+static gboolean
+clause_matches (const Clause  *clause,
+                EsStoredEvent *event,
+                JsonNode      *metadata)
+{
+  Subject subject = { ES_FILTER_VALUE_INVALID, };
+  gsize n_values;
+  gsize i;
+
+  switch (clause->kind)
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+      subject.kind = ES_FILTER_VALUE_STRING;
+      subject.string = es_stored_event_get_stream_id (event);
+      break;
+
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      subject.kind = ES_FILTER_VALUE_STRING;
+      subject.string = es_stored_event_get_event_type (event);
+      break;
+
+    case ES_FILTER_FIELD_VERSION:
+      subject.kind = ES_FILTER_VALUE_INT64;
+      subject.int64 = es_stored_event_get_version (event);
+      break;
+
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      subject.kind = ES_FILTER_VALUE_INT64;
+      subject.int64 = es_stored_event_get_sequence_id (event);
+      break;
+
+    case ES_FILTER_FIELD_METADATA:
+      subject_from_json (&subject, lookup_path (metadata, clause->path));
+      break;
+
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      return FALSE;
+    }
+
+  if (subject.kind == ES_FILTER_VALUE_STRING && subject.string == NULL)
+    return FALSE;
+
+  switch (clause->op)
+    {
+    case ES_FILTER_OPERATOR_EQUALS:
+      return subject_equals (&subject, clause->value);
+
+    case ES_FILTER_OPERATOR_IN:
+      if (!g_variant_is_of_type (clause->value, G_VARIANT_TYPE_ARRAY))
+        return FALSE;
+      n_values = g_variant_n_children (clause->value);
+      for (i = 0; i < n_values; i++)
+        {
+          g_autoptr(GVariant) child = g_variant_get_child_value (clause->value, i);
+
+          if (subject_equals (&subject, child))
+            return TRUE;
+        }
+      return FALSE;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      return subject.kind == ES_FILTER_VALUE_STRING &&
+             g_variant_is_of_type (clause->value, G_VARIANT_TYPE_STRING) &&
+             like_matches (g_variant_get_string (clause->value, NULL), subject.string);
+
+    default:
+      return FALSE;
+    }
+}
+
+/**
+ * es_event_filter_matches:
+ * @self: an [class@Es.EventFilter]
+ * @event: an [class@Es.StoredEvent]
+ *
+ * Checks whether @event satisfies every clause of the filter, with the
+ * same semantics as a read that uses it. This is for storage backends that
+ * filter in memory; the filter should have been validated with
+ * [method@Es.EventFilter.validate] (an invalid clause matches no event).
+ *
+ * Returns: %TRUE if @event satisfies the filter
+ *
+ * Since: 0.1
+ */
+gboolean
+es_event_filter_matches (EsEventFilter *self,
+                         EsStoredEvent *event)
+{
+  g_autoptr(JsonParser) parser = NULL;
+  JsonNode *metadata = NULL;
+  gboolean metadata_parsed = FALSE;
+  guint i;
+
+  g_return_val_if_fail (ES_IS_EVENT_FILTER (self), FALSE);
+  g_return_val_if_fail (ES_IS_STORED_EVENT (event), FALSE);
+
+  for (i = 0; i < self->clauses->len; i++)
+    {
+      const Clause *clause = &g_array_index (self->clauses, Clause, i);
+
+      /* Parse the metadata once, and only if a clause needs it. */
+      if (clause->kind == ES_FILTER_FIELD_METADATA && !metadata_parsed)
+        {
+          const char *text = es_stored_event_get_metadata (event);
+
+          metadata_parsed = TRUE;
+          if (text != NULL)
+            {
+              parser = json_parser_new_immutable ();
+              if (json_parser_load_from_data (parser, text, -1, NULL))
+                metadata = json_parser_get_root (parser);
+              if (metadata != NULL && !JSON_NODE_HOLDS_OBJECT (metadata))
+                metadata = NULL;
+            }
+        }
+
+      if (!clause_matches (clause, event, metadata))
+        return FALSE;
+    }
+
+  return TRUE;
+}

@@ -1,1 +1,603 @@
+/* es-stored-event.c: an event as persisted.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include "es-private.h"
+
+/**
+ * EsStoredEvent:
+ *
+ * An event as persisted in a stream, returned by reads and watches.
+ *
+ * A stored event is immutable, so it can be passed between threads freely.
+ * Besides what the application wrote (event type, payload, idempotency key
+ * and metadata) it carries its position: the stream it belongs to, its
+ * 1-based [property@Es.StoredEvent:version] in that stream, and its
+ * [property@Es.StoredEvent:sequence-id], a global position that grows
+ * strictly across every stream of the store. Its
+ * [property@Es.StoredEvent:timestamp] is the UTC time of the write.
+ *
+ * Backends implementing [iface@Es.StorageHandle] outside es-glib build
+ * stored events with [ctor@Es.StoredEvent.new].
+ *
+ * Since: 0.1
+ */
+struct _EsStoredEvent
+{
+  GObject     parent_instance;
+
+  char       *stream_id;        /* (owned) a GRefString */
+  char       *event_type;       /* (owned) */
+  GBytes     *data;             /* (owned) never NULL */
+  char       *idempotency_key;  /* (owned) (nullable) */
+  char       *metadata;         /* (owned) (nullable) */
+  gint64      sequence_id;
+  gint64      version;
+  gint64      timestamp_usec;   /* since the Unix epoch, UTC */
+
+  /* Built on first use, set once with compare-and-exchange. */
+  GDateTime  *timestamp;        /* (owned) (nullable) (atomic) */
+  char       *id;               /* (owned) (nullable) (atomic) only without a key */
+};
+
+enum
+{
+  PROP_0,
+  PROP_ID,
+  PROP_IDEMPOTENCY_KEY,
+  PROP_STREAM_ID,
+  PROP_SEQUENCE_ID,
+  PROP_VERSION,
+  PROP_TIMESTAMP,
+  PROP_TIMESTAMP_USEC,
+  PROP_EVENT_TYPE,
+  PROP_DATA,
+  PROP_METADATA,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (EsStoredEvent, es_stored_event, G_TYPE_OBJECT)
+
+/* The range GDateTime can represent: 0001-01-01T00:00:00Z to
+ * 9999-12-31T23:59:59.999999Z. A value outside it (only a damaged store
+ * can hold one) is clamped, so the timestamp is never %NULL. */
+#define MIN_UNIX_USEC (G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC)
+#define MAX_UNIX_USEC (G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC + (G_USEC_PER_SEC - 1))
+
+static GDateTime *
+date_time_new_from_usec (gint64 usec)
+{
+  g_autoptr(GDateTime) seconds = NULL;
+  gint64 secs;
+  gint64 rest;
+
+  usec = CLAMP (usec, MIN_UNIX_USEC, MAX_UNIX_USEC);
+  secs = usec / G_USEC_PER_SEC;
+  rest = usec % G_USEC_PER_SEC;
+  if (rest < 0)
+    {
+      secs -= 1;
+      rest += G_USEC_PER_SEC;
+    }
+
+  seconds = g_date_time_new_from_unix_utc (secs);
+  if (seconds == NULL)
+    return NULL;
+  if (rest == 0)
+    return g_steal_pointer (&seconds);
+  return g_date_time_add (seconds, rest);
+}
+
+static void
+es_stored_event_finalize (GObject *object)
+{
+  EsStoredEvent *self = ES_STORED_EVENT (object);
+
+  g_clear_pointer (&self->stream_id, g_ref_string_release);
+  g_free (self->event_type);
+  g_clear_pointer (&self->data, g_bytes_unref);
+  g_free (self->idempotency_key);
+  g_free (self->metadata);
+  g_clear_pointer (&self->timestamp, g_date_time_unref);
+  g_free (self->id);
+
+  G_OBJECT_CLASS (es_stored_event_parent_class)->finalize (object);
+}
+
+static void
+es_stored_event_get_property (GObject    *object,
+                              guint       prop_id,
+                              GValue     *value,
+                              GParamSpec *pspec)
+{
+  EsStoredEvent *self = ES_STORED_EVENT (object);
+
+  switch (prop_id)
+    {
+    case PROP_ID:
+      g_value_set_string (value, es_stored_event_get_id (self));
+      break;
+
+    case PROP_IDEMPOTENCY_KEY:
+      g_value_set_string (value, self->idempotency_key);
+      break;
+
+    case PROP_STREAM_ID:
+      g_value_set_string (value, self->stream_id);
+      break;
+
+    case PROP_SEQUENCE_ID:
+      g_value_set_int64 (value, self->sequence_id);
+      break;
+
+    case PROP_VERSION:
+      g_value_set_int64 (value, self->version);
+      break;
+
+    case PROP_TIMESTAMP:
+      g_value_set_boxed (value, es_stored_event_get_timestamp (self));
+      break;
+
+    case PROP_TIMESTAMP_USEC:
+      g_value_set_int64 (value, self->timestamp_usec);
+      break;
+
+    case PROP_EVENT_TYPE:
+      g_value_set_string (value, self->event_type);
+      break;
+
+    case PROP_DATA:
+      g_value_set_boxed (value, self->data);
+      break;
+
+    case PROP_METADATA:
+      g_value_set_string (value, self->metadata);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_stored_event_class_init (EsStoredEventClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  _es_i18n_init ();
+
+  object_class->finalize = es_stored_event_finalize;
+  object_class->get_property = es_stored_event_get_property;
+
+  /**
+   * EsStoredEvent:id:
+   *
+   * A stable identifier of the event: its idempotency key when it has one,
+   * otherwise an id derived from its sequence id, such as `"seq-42"`.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_ID] =
+    g_param_spec_string ("id", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:idempotency-key:
+   *
+   * The idempotency key the event was written with, or %NULL.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_IDEMPOTENCY_KEY] =
+    g_param_spec_string ("idempotency-key", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:stream-id:
+   *
+   * The stream the event belongs to (never `@all`).
+   *
+   * Since: 0.1
+   */
+  properties[PROP_STREAM_ID] =
+    g_param_spec_string ("stream-id", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:sequence-id:
+   *
+   * The global position of the event: greater than 0 and strictly
+   * increasing across every stream of the store. It is the event's version
+   * in the `@all` stream.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_SEQUENCE_ID] =
+    g_param_spec_int64 ("sequence-id", NULL, NULL,
+                        G_MININT64, G_MAXINT64, 0,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:version:
+   *
+   * The 1-based position of the event in its stream.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_VERSION] =
+    g_param_spec_int64 ("version", NULL, NULL,
+                        G_MININT64, G_MAXINT64, 0,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:timestamp:
+   *
+   * When the event was written, in UTC, with microsecond precision.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_TIMESTAMP] =
+    g_param_spec_boxed ("timestamp", NULL, NULL,
+                        G_TYPE_DATE_TIME,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:timestamp-usec:
+   *
+   * When the event was written, in microseconds since the Unix epoch (UTC):
+   * the same instant as [property@Es.StoredEvent:timestamp], without
+   * building a [struct@GLib.DateTime].
+   *
+   * Since: 0.1
+   */
+  properties[PROP_TIMESTAMP_USEC] =
+    g_param_spec_int64 ("timestamp-usec", NULL, NULL,
+                        G_MININT64, G_MAXINT64, 0,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:event-type:
+   *
+   * The type of the event, as written.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_EVENT_TYPE] =
+    g_param_spec_string ("event-type", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:data:
+   *
+   * The payload of the event, exactly the bytes written (possibly empty,
+   * never %NULL).
+   *
+   * Since: 0.1
+   */
+  properties[PROP_DATA] =
+    g_param_spec_boxed ("data", NULL, NULL,
+                        G_TYPE_BYTES,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStoredEvent:metadata:
+   *
+   * The metadata of the event, the text of a JSON object exactly as
+   * written, or %NULL.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_METADATA] =
+    g_param_spec_string ("metadata", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+es_stored_event_init (EsStoredEvent *self)
+{
+}
+
+/* The hot path of reads: no copy, no check, nothing but stores. */
+EsStoredEvent *
+_es_stored_event_new_take (char   *stream_id,
+                           gint64  sequence_id,
+                           gint64  version,
+                           gint64  timestamp_usec,
+                           char   *event_type,
+                           GBytes *data,
+                           char   *idempotency_key,
+                           char   *metadata)
+{
+  EsStoredEvent *self = g_object_new (ES_TYPE_STORED_EVENT, NULL);
+
+  self->stream_id = stream_id;
+  self->sequence_id = sequence_id;
+  self->version = version;
+  self->timestamp_usec = timestamp_usec;
+  self->event_type = event_type;
+  self->data = data != NULL ? data : g_bytes_new (NULL, 0);
+  self->idempotency_key = idempotency_key;
+  self->metadata = metadata;
+
+  return self;
+}
+
+/**
+ * es_stored_event_new:
+ * @stream_id: the stream the event belongs to
+ * @sequence_id: the global position of the event
+ * @version: the 1-based position of the event in @stream_id
+ * @timestamp: when the event was written
+ * @event_type: the type of the event
+ * @data: (nullable): the payload, or %NULL for an empty one
+ * @idempotency_key: (nullable): the idempotency key, or %NULL
+ * @metadata: (nullable): the metadata (the text of a JSON object), or %NULL
+ *
+ * Creates a stored event. Applications get stored events from reads; this
+ * is for storage backends implemented outside es-glib. Every argument is
+ * copied (or referenced); @timestamp is kept as UTC microseconds.
+ *
+ * Returns: (transfer full): a new [class@Es.StoredEvent]
+ *
+ * Since: 0.1
+ */
+EsStoredEvent *
+es_stored_event_new (const char *stream_id,
+                     gint64      sequence_id,
+                     gint64      version,
+                     GDateTime  *timestamp,
+                     const char *event_type,
+                     GBytes     *data,
+                     const char *idempotency_key,
+                     const char *metadata)
+{
+  gint64 usec;
+
+  g_return_val_if_fail (stream_id != NULL, NULL);
+  g_return_val_if_fail (timestamp != NULL, NULL);
+  g_return_val_if_fail (event_type != NULL, NULL);
+
+  usec = g_date_time_to_unix (timestamp) * G_USEC_PER_SEC +
+         g_date_time_get_microsecond (timestamp);
+
+  return _es_stored_event_new_take (g_ref_string_new (stream_id),
+                                    sequence_id,
+                                    version,
+                                    usec,
+                                    g_strdup (event_type),
+                                    data != NULL ? g_bytes_ref (data) : NULL,
+                                    g_strdup (idempotency_key),
+                                    g_strdup (metadata));
+}
+
+/**
+ * es_stored_event_get_id:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets a stable identifier of the event: its idempotency key when it was
+ * written with one, otherwise an id derived from its sequence id (such as
+ * `"seq-42"`), the same every time the event is read.
+ *
+ * Returns: (transfer none): the id of the event
+ *
+ * Since: 0.1
+ */
+const char *
+es_stored_event_get_id (EsStoredEvent *self)
+{
+  char *id;
+
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  if (self->idempotency_key != NULL)
+    return self->idempotency_key;
+
+  id = g_atomic_pointer_get (&self->id);
+  if (id == NULL)
+    {
+      char *made = g_strdup_printf ("seq-%" G_GINT64_FORMAT, self->sequence_id);
+
+      if (g_atomic_pointer_compare_and_exchange (&self->id, NULL, made))
+        id = made;
+      else
+        {
+          /* Another thread was first; use its string. */
+          g_free (made);
+          id = g_atomic_pointer_get (&self->id);
+        }
+    }
+
+  return id;
+}
+
+/**
+ * es_stored_event_get_idempotency_key:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the idempotency key the event was written with.
+ *
+ * Returns: (transfer none) (nullable): the idempotency key, or %NULL
+ *
+ * Since: 0.1
+ */
+const char *
+es_stored_event_get_idempotency_key (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  return self->idempotency_key;
+}
+
+/**
+ * es_stored_event_get_stream_id:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the stream the event belongs to. Events read from `@all` give the
+ * stream they were written to.
+ *
+ * Returns: (transfer none): the stream id
+ *
+ * Since: 0.1
+ */
+const char *
+es_stored_event_get_stream_id (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  return self->stream_id;
+}
+
+/**
+ * es_stored_event_get_sequence_id:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the global position of the event, greater than 0 and strictly
+ * increasing across every stream of the store.
+ *
+ * Returns: the sequence id
+ *
+ * Since: 0.1
+ */
+gint64
+es_stored_event_get_sequence_id (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), 0);
+
+  return self->sequence_id;
+}
+
+/**
+ * es_stored_event_get_version:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the 1-based position of the event in its stream.
+ *
+ * Returns: the version
+ *
+ * Since: 0.1
+ */
+gint64
+es_stored_event_get_version (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), 0);
+
+  return self->version;
+}
+
+/**
+ * es_stored_event_get_timestamp:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets when the event was written, in UTC with microsecond precision.
+ *
+ * Returns: (transfer none): the timestamp
+ *
+ * Since: 0.1
+ */
+GDateTime *
+es_stored_event_get_timestamp (EsStoredEvent *self)
+{
+  GDateTime *timestamp;
+
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  timestamp = g_atomic_pointer_get (&self->timestamp);
+  if (timestamp == NULL)
+    {
+      GDateTime *made = date_time_new_from_usec (self->timestamp_usec);
+
+      if (g_atomic_pointer_compare_and_exchange (&self->timestamp, NULL, made))
+        timestamp = made;
+      else
+        {
+          /* Another thread was first; use its value. */
+          g_clear_pointer (&made, g_date_time_unref);
+          timestamp = g_atomic_pointer_get (&self->timestamp);
+        }
+    }
+
+  return timestamp;
+}
+
+/**
+ * es_stored_event_get_timestamp_usec:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets when the event was written as microseconds since the Unix epoch
+ * (UTC), without building a [struct@GLib.DateTime].
+ *
+ * Returns: the timestamp in microseconds
+ *
+ * Since: 0.1
+ */
+gint64
+es_stored_event_get_timestamp_usec (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), 0);
+
+  return self->timestamp_usec;
+}
+
+/**
+ * es_stored_event_get_event_type:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the type of the event.
+ *
+ * Returns: (transfer none): the event type
+ *
+ * Since: 0.1
+ */
+const char *
+es_stored_event_get_event_type (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  return self->event_type;
+}
+
+/**
+ * es_stored_event_get_data:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the payload of the event: exactly the bytes written, possibly empty.
+ *
+ * Returns: (transfer none): the payload
+ *
+ * Since: 0.1
+ */
+GBytes *
+es_stored_event_get_data (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  return self->data;
+}
+
+/**
+ * es_stored_event_get_metadata:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets the metadata of the event: the text of a JSON object, exactly as
+ * written.
+ *
+ * Returns: (transfer none) (nullable): the metadata, or %NULL
+ *
+ * Since: 0.1
+ */
+const char *
+es_stored_event_get_metadata (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
+
+  return self->metadata;
+}

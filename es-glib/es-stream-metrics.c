@@ -1,1 +1,226 @@
+/* es-stream-metrics.c: size and position of a stream.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include "es-private.h"
+
+/**
+ * EsStreamMetrics:
+ *
+ * The size and position of a stream, returned by
+ * [method@Es.Stream.get_metrics].
+ *
+ * For an ordinary stream, [property@Es.StreamMetrics:current-version] and
+ * [property@Es.StreamMetrics:event-count] are equal, as versions run from 1
+ * without gaps. For the `@all` stream, the current version is the last
+ * sequence id and the event count the total number of events of every
+ * stream; the two may differ.
+ *
+ * Metrics are immutable: they describe the stream when they were taken.
+ *
+ * Since: 0.1
+ */
+struct _EsStreamMetrics
+{
+  GObject     parent_instance;
+
+  gint64      current_version;
+  gint64      event_count;
+  GDateTime  *last_timestamp;  /* (owned) (nullable) */
+};
+
+enum
+{
+  PROP_0,
+  PROP_CURRENT_VERSION,
+  PROP_EVENT_COUNT,
+  PROP_LAST_TIMESTAMP,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+G_DEFINE_FINAL_TYPE (EsStreamMetrics, es_stream_metrics, G_TYPE_OBJECT)
+
+static void
+es_stream_metrics_finalize (GObject *object)
+{
+  EsStreamMetrics *self = ES_STREAM_METRICS (object);
+
+  g_clear_pointer (&self->last_timestamp, g_date_time_unref);
+
+  G_OBJECT_CLASS (es_stream_metrics_parent_class)->finalize (object);
+}
+
+static void
+es_stream_metrics_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  EsStreamMetrics *self = ES_STREAM_METRICS (object);
+
+  switch (prop_id)
+    {
+    case PROP_CURRENT_VERSION:
+      g_value_set_int64 (value, self->current_version);
+      break;
+
+    case PROP_EVENT_COUNT:
+      g_value_set_int64 (value, self->event_count);
+      break;
+
+    case PROP_LAST_TIMESTAMP:
+      g_value_set_boxed (value, self->last_timestamp);
+      break;
+
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_stream_metrics_class_init (EsStreamMetricsClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  _es_i18n_init ();
+
+  object_class->finalize = es_stream_metrics_finalize;
+  object_class->get_property = es_stream_metrics_get_property;
+
+  /**
+   * EsStreamMetrics:current-version:
+   *
+   * The version of the stream's last event, 0 when the stream is empty.
+   * For the `@all` stream, the sequence id of the last event of any stream.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_CURRENT_VERSION] =
+    g_param_spec_int64 ("current-version", NULL, NULL,
+                        G_MININT64, G_MAXINT64, 0,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStreamMetrics:event-count:
+   *
+   * The number of events in the stream. For the `@all` stream, the total
+   * number of events of every stream.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_EVENT_COUNT] =
+    g_param_spec_int64 ("event-count", NULL, NULL,
+                        G_MININT64, G_MAXINT64, 0,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsStreamMetrics:last-timestamp:
+   *
+   * When the stream's last event was written, or %NULL when the stream is
+   * empty.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_LAST_TIMESTAMP] =
+    g_param_spec_boxed ("last-timestamp", NULL, NULL,
+                        G_TYPE_DATE_TIME,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+es_stream_metrics_init (EsStreamMetrics *self)
+{
+}
+
+/**
+ * es_stream_metrics_new:
+ * @current_version: the version of the stream's last event (for `@all`,
+ *   the last sequence id), 0 when empty
+ * @event_count: the number of events of the stream (for `@all`, the total
+ *   number of events)
+ * @last_timestamp: (nullable): when the last event was written, or %NULL
+ *   when the stream is empty
+ *
+ * Creates stream metrics. Applications get them from
+ * [method@Es.Stream.get_metrics]; this is for storage backends implemented
+ * outside es-glib. @last_timestamp is referenced.
+ *
+ * Returns: (transfer full): a new [class@Es.StreamMetrics]
+ *
+ * Since: 0.1
+ */
+EsStreamMetrics *
+es_stream_metrics_new (gint64     current_version,
+                       gint64     event_count,
+                       GDateTime *last_timestamp)
+{
+  EsStreamMetrics *self = g_object_new (ES_TYPE_STREAM_METRICS, NULL);
+
+  self->current_version = current_version;
+  self->event_count = event_count;
+  self->last_timestamp = last_timestamp != NULL ? g_date_time_ref (last_timestamp) : NULL;
+
+  return self;
+}
+
+/**
+ * es_stream_metrics_get_current_version:
+ * @self: an [class@Es.StreamMetrics]
+ *
+ * Gets the version of the stream's last event, 0 when the stream is empty.
+ * For the `@all` stream, this is the sequence id of the last event of any
+ * stream.
+ *
+ * Returns: the current version
+ *
+ * Since: 0.1
+ */
+gint64
+es_stream_metrics_get_current_version (EsStreamMetrics *self)
+{
+  g_return_val_if_fail (ES_IS_STREAM_METRICS (self), 0);
+
+  return self->current_version;
+}
+
+/**
+ * es_stream_metrics_get_event_count:
+ * @self: an [class@Es.StreamMetrics]
+ *
+ * Gets the number of events in the stream. For the `@all` stream, this is
+ * the total number of events of every stream.
+ *
+ * Returns: the number of events
+ *
+ * Since: 0.1
+ */
+gint64
+es_stream_metrics_get_event_count (EsStreamMetrics *self)
+{
+  g_return_val_if_fail (ES_IS_STREAM_METRICS (self), 0);
+
+  return self->event_count;
+}
+
+/**
+ * es_stream_metrics_get_last_timestamp:
+ * @self: an [class@Es.StreamMetrics]
+ *
+ * Gets when the stream's last event was written.
+ *
+ * Returns: (transfer none) (nullable): the timestamp of the last event, or
+ *   %NULL when the stream is empty
+ *
+ * Since: 0.1
+ */
+GDateTime *
+es_stream_metrics_get_last_timestamp (EsStreamMetrics *self)
+{
+  g_return_val_if_fail (ES_IS_STREAM_METRICS (self), NULL);
+
+  return self->last_timestamp;
+}
