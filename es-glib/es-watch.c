@@ -101,7 +101,6 @@ enum {
   PROP_0,
   PROP_STREAM_ID,
   PROP_ACTIVE,
-  PROP_CAUGHT_UP,
   PROP_LAST_VERSION,
   N_PROPS
 };
@@ -303,10 +302,7 @@ go_live (EsWatch *self)
     {
       g_rec_mutex_lock (&self->emit_lock);
       if (!self->stopped)
-        {
-          g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CAUGHT_UP]);
-          g_signal_emit (self, signals[SIGNAL_CAUGHT_UP], 0);
-        }
+        g_signal_emit (self, signals[SIGNAL_CAUGHT_UP], 0);
       g_rec_mutex_unlock (&self->emit_lock);
     }
 
@@ -690,9 +686,6 @@ es_watch_get_property (GObject    *object,
     case PROP_ACTIVE:
       g_value_set_boolean (value, es_watch_get_active (self));
       break;
-    case PROP_CAUGHT_UP:
-      g_value_set_boolean (value, self->caught_up);
-      break;
     case PROP_LAST_VERSION:
       g_value_set_int64 (value, es_watch_get_last_version (self));
       break;
@@ -733,17 +726,6 @@ es_watch_class_init (EsWatchClass *klass)
    */
   properties[PROP_ACTIVE] =
     g_param_spec_boolean ("active", NULL, NULL, TRUE,
-                          G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
-
-  /**
-   * EsWatch:caught-up:
-   *
-   * Whether the stored history has been delivered and the watch is live.
-   *
-   * Since: 0.1
-   */
-  properties[PROP_CAUGHT_UP] =
-    g_param_spec_boolean ("caught-up", NULL, NULL, FALSE,
                           G_PARAM_READABLE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS);
 
   /**

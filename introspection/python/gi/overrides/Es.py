@@ -1,0 +1,128 @@
+# Es.py: PyGObject overrides that make es-glib read naturally in Python.
+#
+# Installed into PyGObject's overrides directory, it is loaded by
+# `from gi.repository import Es`. It adds only conveniences; everything
+# the GIR offers works unchanged.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import json
+
+from gi.repository import GLib
+
+from ..module import get_introspection_module
+from ..overrides import override
+
+Es = get_introspection_module("Es")
+
+__all__ = []
+
+
+def _to_bytes(data):
+    if data is None or isinstance(data, GLib.Bytes):
+        return data
+    if isinstance(data, str):
+        return GLib.Bytes.new(data.encode("utf-8"))
+    return GLib.Bytes.new(bytes(data))
+
+
+def _to_json(metadata):
+    if metadata is None or isinstance(metadata, str):
+        return metadata
+    return json.dumps(metadata, separators=(",", ":"))
+
+
+class CandidateEvent(Es.CandidateEvent):
+    """An event to append.
+
+    `data` may be bytes, a str (encoded as UTF-8) or GLib.Bytes;
+    `metadata` may be a dict (serialised to JSON) or JSON text.
+    """
+
+    def __init__(self, event_type=None, data=None, idempotency_key=None, metadata=None,
+                 **kwargs):
+        props = dict(kwargs)
+        if event_type is not None:
+            props["event_type"] = event_type
+        if data is not None:
+            props["data"] = _to_bytes(data)
+        if idempotency_key is not None:
+            props["idempotency_key"] = idempotency_key
+        if metadata is not None:
+            props["metadata"] = _to_json(metadata)
+        super().__init__(**props)
+
+    def set_metadata(self, metadata):
+        super().set_metadata(_to_json(metadata))
+
+
+CandidateEvent = override(CandidateEvent)
+__all__.append("CandidateEvent")
+
+
+class StoredEvent(Es.StoredEvent):
+    """A persisted event; `data_bytes` and `metadata_dict` are conveniences."""
+
+    @property
+    def data_bytes(self):
+        return self.get_data().get_data() or b""
+
+    @property
+    def metadata_dict(self):
+        text = self.get_metadata()
+        return json.loads(text) if text is not None else None
+
+
+StoredEvent = override(StoredEvent)
+__all__.append("StoredEvent")
+
+
+class EventEnumerator(Es.EventEnumerator):
+    """Iterable: `for event in stream.read(0, None, None): ...`"""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        event = self.next(None)
+        if event is None:
+            raise StopIteration
+        return event
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(None)
+        return False
+
+
+EventEnumerator = override(EventEnumerator)
+__all__.append("EventEnumerator")
+
+
+class _ClosingFactory:
+    """`with Es.SqliteStreamFactory.new(path, None) as factory:` closes it."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(None)
+        return False
+
+
+class StreamFactory(_ClosingFactory, Es.StreamFactory):
+    pass
+
+
+StreamFactory = override(StreamFactory)
+__all__.append("StreamFactory")
+
+
+class SqliteStreamFactory(_ClosingFactory, Es.SqliteStreamFactory):
+    pass
+
+
+SqliteStreamFactory = override(SqliteStreamFactory)
+__all__.append("SqliteStreamFactory")

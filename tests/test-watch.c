@@ -1,0 +1,723 @@
+/* test-watch.c: EsWatch and EsSqliteNotifier.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <glib/gstdio.h>
+
+#include "es-glib/es-sqlite-private.h"
+
+/* Generous: only reached when something is broken. */
+#define WAIT_TIMEOUT_SECONDS 60
+
+typedef struct
+{
+  char            *dir;       /* (owned) temporary directory */
+  char            *path;      /* (owned) database file, NULL for in-memory */
+  EsStreamFactory *factory;   /* (owned) */
+} Fixture;
+
+/* What a watch emitted. */
+typedef struct
+{
+  GPtrArray *events;          /* (element-type EsStoredEvent) */
+  guint      caught_up;
+  guint      n_events_at_caught_up;
+  GError    *error;
+  GThread   *emitting_thread;
+} Recorder;
+
+static void
+on_event (EsWatch       *watch,
+          EsStoredEvent *event,
+          Recorder      *recorder)
+{
+  g_assert_true (ES_IS_STORED_EVENT (event));
+  g_ptr_array_add (recorder->events, g_object_ref (event));
+  recorder->emitting_thread = g_thread_self ();
+}
+
+static void
+on_caught_up (EsWatch  *watch,
+              Recorder *recorder)
+{
+  recorder->caught_up++;
+  recorder->n_events_at_caught_up = recorder->events->len;
+}
+
+static void
+on_error (EsWatch  *watch,
+          GError   *error,
+          Recorder *recorder)
+{
+  g_assert_null (recorder->error);
+  recorder->error = g_error_copy (error);
+}
+
+static Recorder *
+recorder_new (void)
+{
+  Recorder *recorder = g_new0 (Recorder, 1);
+
+  recorder->events = g_ptr_array_new_with_free_func (g_object_unref);
+  return recorder;
+}
+
+static void
+recorder_free (Recorder *recorder)
+{
+  g_ptr_array_unref (recorder->events);
+  g_clear_error (&recorder->error);
+  g_free (recorder);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Recorder, recorder_free)
+
+static void
+recorder_connect (Recorder *recorder,
+                  EsWatch  *watch)
+{
+  g_signal_connect (watch, "event", G_CALLBACK (on_event), recorder);
+  g_signal_connect (watch, "caught-up", G_CALLBACK (on_caught_up), recorder);
+  g_signal_connect (watch, "error", G_CALLBACK (on_error), recorder);
+}
+
+static gboolean
+timeout_cb (gpointer user_data)
+{
+  gboolean *timed_out = user_data;
+
+  *timed_out = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+/* Iterates the thread-default main context until @done returns TRUE. */
+static void
+wait_until (GMainContext *context,
+            gboolean    (*done) (gpointer data),
+            gpointer      data)
+{
+  gboolean timed_out = FALSE;
+  GSource *timeout = g_timeout_source_new_seconds (WAIT_TIMEOUT_SECONDS);
+
+  g_source_set_callback (timeout, timeout_cb, &timed_out, NULL);
+  g_source_attach (timeout, context);
+  while (!done (data) && !timed_out)
+    g_main_context_iteration (context, TRUE);
+  g_source_destroy (timeout);
+  g_source_unref (timeout);
+  g_assert_false (timed_out);
+}
+
+static gboolean
+is_caught_up (gpointer data)
+{
+  return ((Recorder *) data)->caught_up > 0;
+}
+
+typedef struct
+{
+  Recorder *recorder;
+  guint     n;
+} CountWait;
+
+static gboolean
+has_n_events (gpointer data)
+{
+  CountWait *wait = data;
+
+  return wait->recorder->events->len >= wait->n;
+}
+
+static void
+wait_for_events (Recorder *recorder,
+                 guint     n)
+{
+  CountWait wait = { recorder, n };
+
+  wait_until (NULL, has_n_events, &wait);
+}
+
+static gboolean
+has_error (gpointer data)
+{
+  return ((Recorder *) data)->error != NULL;
+}
+
+/* Runs the main context for a while, for things that must NOT happen. */
+static void
+spin (guint milliseconds)
+{
+  gint64 end = g_get_monotonic_time () + milliseconds * G_TIME_SPAN_MILLISECOND;
+
+  while (g_get_monotonic_time () < end)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+}
+
+static void
+write_n (EsStream   *stream,
+         guint       n,
+         const char *type)
+{
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (events, es_candidate_event_new (type, NULL));
+  es_stream_write (stream, (EsCandidateEvent * const *) events->pdata, n, ES_VERSION_ANY,
+                   NULL, &error);
+  g_assert_no_error (error);
+}
+
+/* Every event of a stream watch: versions first+1, first+2, ... */
+static void
+assert_consecutive (GPtrArray *events,
+                    gint64     first,
+                    gboolean   by_sequence)
+{
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+
+      if (by_sequence)
+        {
+          if (i > 0)
+            g_assert_cmpint (es_stored_event_get_sequence_id (event), >,
+                             es_stored_event_get_sequence_id (g_ptr_array_index (events, i - 1)));
+        }
+      else
+        g_assert_cmpint (es_stored_event_get_version (event), ==, first + 1 + i);
+    }
+}
+
+static EsStream *
+open_stream (Fixture    *fixture,
+             const char *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStream *stream = es_stream_factory_open_stream (fixture->factory, stream_id, NULL, &error);
+
+  g_assert_no_error (error);
+  return stream;
+}
+
+static void
+fixture_setup (Fixture       *fixture,
+               gconstpointer  data)
+{
+  gboolean in_memory = GPOINTER_TO_INT (data);
+  g_autoptr(GError) error = NULL;
+
+  fixture->dir = g_dir_make_tmp ("es-watch-XXXXXX", &error);
+  g_assert_no_error (error);
+  if (!in_memory)
+    fixture->path = g_build_filename (fixture->dir, "events.db", NULL);
+
+  fixture->factory = ES_STREAM_FACTORY (g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL,
+                                                        &error,
+                                                        "path", fixture->path,
+                                                        "polling-interval", 50,
+                                                        NULL));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_teardown (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  es_stream_factory_close (fixture->factory, NULL, &error);
+  g_assert_no_error (error);
+  /* Let watches' last callbacks run, then nothing must hold the factory. */
+  spin (20);
+  g_assert_finalize_object (fixture->factory);
+
+  if (fixture->path != NULL)
+    {
+      g_autofree char *wal = g_strconcat (fixture->path, "-wal", NULL);
+      g_autofree char *shm = g_strconcat (fixture->path, "-shm", NULL);
+
+      g_unlink (wal);
+      g_unlink (shm);
+      g_unlink (fixture->path);
+    }
+  g_rmdir (fixture->dir);
+  g_free (fixture->path);
+  g_free (fixture->dir);
+}
+
+static void
+test_replay_then_live (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+
+  g_test_summary ("A watch emits the stored history, then caught-up once, then live events");
+
+  write_n (stream, 5, "Added");
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  g_assert_true (es_watch_get_active (watch));
+
+  wait_until (NULL, is_caught_up, recorder);
+  g_assert_cmpuint (recorder->n_events_at_caught_up, ==, 5);
+  g_assert_true (es_watch_get_caught_up (watch));
+
+  write_n (stream, 2, "Removed");
+  wait_for_events (recorder, 7);
+  assert_consecutive (recorder->events, 0, FALSE);
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (recorder->events, 6)),
+                   ==, "Removed");
+  g_assert_cmpint (es_watch_get_last_version (watch), ==, 7);
+  g_assert_cmpuint (recorder->caught_up, ==, 1);
+  g_assert_no_error (recorder->error);
+}
+
+static void
+test_after_version (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+
+  g_test_summary ("A watch starts after the version it is given");
+
+  write_n (stream, 10, "Added");
+  watch = es_stream_watch (stream, 7);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+  assert_consecutive (recorder->events, 7, FALSE);
+}
+
+typedef struct
+{
+  EsStream *stream;
+  guint     n_batches;
+  guint     batch_size;
+} WriterData;
+
+static gpointer
+writer_thread (gpointer data)
+{
+  WriterData *writer = data;
+
+  for (guint i = 0; i < writer->n_batches; i++)
+    write_n (writer->stream, writer->batch_size, "Concurrent");
+  return NULL;
+}
+
+static void
+test_no_gap_no_duplicate (Fixture       *fixture,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "busy");
+  g_autoptr(EsStream) writer_stream = open_stream (fixture, "busy");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  WriterData writer = { writer_stream, 1000, 10 };
+  GThread *thread;
+
+  g_test_summary ("History and live join without gap or duplicate while a thread appends "
+                  "10,000 events during the replay");
+
+  write_n (stream, 3000, "Before");
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  thread = g_thread_new ("writer", writer_thread, &writer);
+
+  wait_for_events (recorder, 13000);
+  g_thread_join (thread);
+  spin (200);
+
+  g_assert_cmpuint (recorder->events->len, ==, 13000);
+  assert_consecutive (recorder->events, 0, FALSE);
+  g_assert_cmpuint (recorder->caught_up, ==, 1);
+}
+
+static void
+test_live_only (Fixture       *fixture,
+                gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+
+  g_test_summary ("after_version -1 emits only events written after the watch started");
+
+  write_n (stream, 5, "Old");
+  watch = es_stream_watch (stream, -1);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+  g_assert_cmpuint (recorder->events->len, ==, 0);
+  g_assert_cmpint (es_watch_get_last_version (watch), ==, 5);
+
+  write_n (stream, 1, "New");
+  wait_for_events (recorder, 1);
+  g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (recorder->events, 0)), ==, 6);
+}
+
+static void
+test_all_stream (Fixture       *fixture,
+                 gconstpointer  data)
+{
+  g_autoptr(EsStream) a = open_stream (fixture, "a");
+  g_autoptr(EsStream) b = open_stream (fixture, "b");
+  g_autoptr(EsStream) all = open_stream (fixture, ES_ALL_STREAM);
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+
+  g_test_summary ("A watch on @all sees every stream's events in sequence-id order");
+
+  write_n (a, 2, "A");
+  write_n (b, 1, "B");
+  watch = es_stream_watch (all, 0);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+  write_n (b, 1, "B");
+  write_n (a, 1, "A");
+  wait_for_events (recorder, 5);
+
+  for (guint i = 0; i < recorder->events->len; i++)
+    g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (recorder->events, i)),
+                     ==, i + 1);
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (recorder->events, 3)),
+                   ==, "b");
+  g_assert_cmpstr (es_watch_get_stream_id (watch), ==, ES_ALL_STREAM);
+  g_assert_cmpint (es_watch_get_last_version (watch), ==, 5);
+}
+
+static void
+stop_in_handler (EsWatch       *watch,
+                 EsStoredEvent *event,
+                 gpointer       user_data)
+{
+  es_watch_stop (watch);
+}
+
+static void
+test_stop (Fixture       *fixture,
+           gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(Recorder) stopper_recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) stopper = NULL;
+
+  g_test_summary ("No event follows es_watch_stop(), which is idempotent and works from a handler");
+
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  stopper = es_stream_watch (stream, 0);
+  g_signal_connect (stopper, "event", G_CALLBACK (stop_in_handler), NULL);
+  recorder_connect (stopper_recorder, stopper);
+
+  write_n (stream, 3, "Added");
+  wait_for_events (recorder, 3);
+  spin (100);
+  /* Stopped by its first event's handler: that emission completes, nothing follows. */
+  g_assert_cmpuint (stopper_recorder->events->len, ==, 1);
+  g_assert_false (es_watch_get_active (stopper));
+
+  es_watch_stop (watch);
+  es_watch_stop (watch);
+  g_assert_false (es_watch_get_active (watch));
+  write_n (stream, 3, "Added");
+  spin (300);
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+}
+
+static void
+test_unref_stops (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  EsWatch *watch;
+
+  g_test_summary ("Dropping the last reference stops the watch and frees it");
+
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  write_n (stream, 2, "Added");
+  wait_for_events (recorder, 2);
+
+  g_assert_finalize_object (watch);
+  write_n (stream, 2, "Added");
+  spin (300);
+  g_assert_cmpuint (recorder->events->len, ==, 2);
+}
+
+static void
+on_notify_active (GObject    *object,
+                  GParamSpec *pspec,
+                  gboolean   *notified)
+{
+  *notified = TRUE;
+}
+
+static gboolean
+is_inactive (gpointer data)
+{
+  return !es_watch_get_active (data);
+}
+
+static void
+test_close_stops (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) late = NULL;
+  g_autoptr(Recorder) late_recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+  gboolean notified = FALSE;
+
+  g_test_summary ("Closing the factory stops its watches; a watch on a closed factory fails");
+
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  g_signal_connect (watch, "notify::active", G_CALLBACK (on_notify_active), &notified);
+  write_n (stream, 1, "Added");
+  wait_for_events (recorder, 1);
+
+  es_stream_factory_close (fixture->factory, NULL, &error);
+  g_assert_no_error (error);
+  wait_until (NULL, is_inactive, watch);
+  g_assert_true (notified);
+  g_assert_no_error (recorder->error);
+
+  late = es_stream_watch (stream, 0);
+  recorder_connect (late_recorder, late);
+  wait_until (NULL, has_error, late_recorder);
+  g_assert_error (late_recorder->error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_false (es_watch_get_active (late));
+}
+
+static void
+test_bad_version (Fixture       *fixture,
+                  gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+
+  g_test_summary ("A start version below -1 emits error with ES_ERROR_INVALID_ARGUMENT");
+
+  watch = es_stream_watch (stream, -2);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, has_error, recorder);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (recorder->error->message, "-2"));
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_cmpuint (recorder->caught_up, ==, 0);
+}
+
+static void
+test_slow_consumer (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "firehose");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  EsNotifier *notifier = es_stream_factory_get_notifier (fixture->factory);
+  guint max_pending = 0;
+
+  g_test_summary ("A watcher whose main loop is blocked holds a bounded number of events "
+                  "and then receives every event in order");
+
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+
+  /* The main loop does not run while we write: the backlog builds up. */
+  for (guint i = 0; i < 50; i++)
+    {
+      write_n (stream, 100, "Burst");
+      /* Give the notifier time to deliver what it can. */
+      while (es_notifier_get_last_sequence_id (notifier) < (gint64) (i + 1) * 100)
+        g_usleep (1000);
+      max_pending = MAX (max_pending, _es_watch_get_n_pending (watch));
+    }
+  g_assert_cmpuint (recorder->events->len, ==, 0);
+  g_assert_cmpuint (max_pending, <=, ES_WATCH_MAX_PENDING);
+  g_assert_cmpuint (max_pending, >, 0);
+
+  wait_for_events (recorder, 5000);
+  assert_consecutive (recorder->events, 0, FALSE);
+  spin (100);
+  g_assert_cmpuint (recorder->events->len, ==, 5000);
+}
+
+typedef struct
+{
+  EsStream *stream;
+  Recorder *recorder;
+  GThread  *creator;
+} ThreadWatchData;
+
+static gpointer
+watch_in_thread (gpointer data)
+{
+  ThreadWatchData *td = data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  CountWait wait = { td->recorder, 2 };
+
+  g_main_context_push_thread_default (context);
+  td->creator = g_thread_self ();
+  watch = es_stream_watch (td->stream, 0);
+  recorder_connect (td->recorder, watch);
+  wait_until (context, has_n_events, &wait);
+  es_watch_stop (watch);
+  g_clear_object (&watch);
+  while (g_main_context_iteration (context, FALSE))
+    ;
+  g_main_context_pop_thread_default (context);
+  return NULL;
+}
+
+static void
+test_thread_default_context (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  ThreadWatchData td = { stream, recorder, NULL };
+  GThread *thread;
+
+  g_test_summary ("Signals are emitted in the thread-default main context of the watch's creator");
+
+  write_n (stream, 2, "Added");
+  thread = g_thread_new ("watcher", watch_in_thread, &td);
+  g_thread_join (thread);
+  g_assert_cmpuint (recorder->events->len, ==, 2);
+  g_assert_true (recorder->emitting_thread == td.creator);
+}
+
+static void
+test_shared_checks (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  EsSqliteNotifier *notifier = ES_SQLITE_NOTIFIER (es_stream_factory_get_notifier (fixture->factory));
+  g_autoptr(EsStream) stream = open_stream (fixture, "cart-1");
+  g_autoptr(GPtrArray) watches = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) recorders = g_ptr_array_new_with_free_func ((GDestroyNotify) recorder_free);
+  guint before, idle_checks, busy_checks;
+
+  g_test_summary ("200 watchers share one change check per polling interval");
+
+  /* The notifier's checks over 500 ms with no watcher... */
+  before = _es_sqlite_notifier_get_n_checks (notifier);
+  spin (500);
+  idle_checks = _es_sqlite_notifier_get_n_checks (notifier) - before;
+
+  for (guint i = 0; i < 200; i++)
+    {
+      Recorder *recorder = recorder_new ();
+      EsWatch *watch = es_stream_watch (stream, 0);
+
+      recorder_connect (recorder, watch);
+      g_ptr_array_add (watches, watch);
+      g_ptr_array_add (recorders, recorder);
+    }
+  for (guint i = 0; i < 200; i++)
+    wait_until (NULL, is_caught_up, g_ptr_array_index (recorders, i));
+
+  /* ... and with 200. */
+  before = _es_sqlite_notifier_get_n_checks (notifier);
+  spin (500);
+  busy_checks = _es_sqlite_notifier_get_n_checks (notifier) - before;
+
+  g_test_message ("checks in 500 ms: %u with no watcher, %u with 200", idle_checks, busy_checks);
+  /* 500 ms at a 50 ms interval is about 10 checks whatever the count. */
+  g_assert_cmpuint (idle_checks, >=, 2);
+  g_assert_cmpuint (busy_checks, <=, idle_checks * 2 + 5);
+  g_assert_cmpuint (busy_checks, <, 200);
+
+  /* One write reaches all 200. */
+  write_n (stream, 1, "Added");
+  for (guint i = 0; i < 200; i++)
+    wait_for_events (g_ptr_array_index (recorders, i), 1);
+}
+
+static void
+test_other_process (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "shared");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(GSubprocess) writer = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *writer_path = g_getenv ("ES_TEST_WRITER");
+
+  g_test_summary ("A second OS process's writes reach the watch");
+
+  if (writer_path == NULL)
+    writer_path = "./es-test-writer";
+
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+
+  writer = g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error,
+                             writer_path, fixture->path, "shared", "25", NULL);
+  g_assert_no_error (error);
+  g_subprocess_wait_check (writer, NULL, &error);
+  g_assert_no_error (error);
+
+  wait_for_events (recorder, 25);
+  assert_consecutive (recorder->events, 0, FALSE);
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (recorder->events, 0)),
+                   ==, "FromOtherProcess");
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  static const struct {
+    const char *name;
+    void (*func) (Fixture *, gconstpointer);
+    gboolean file_only;
+  } tests[] = {
+    { "replay-then-live", test_replay_then_live, FALSE },
+    { "after-version", test_after_version, FALSE },
+    { "no-gap-no-duplicate", test_no_gap_no_duplicate, FALSE },
+    { "live-only", test_live_only, FALSE },
+    { "all-stream", test_all_stream, FALSE },
+    { "stop", test_stop, FALSE },
+    { "unref-stops", test_unref_stops, FALSE },
+    { "close-stops", test_close_stops, FALSE },
+    { "bad-version", test_bad_version, FALSE },
+    { "slow-consumer", test_slow_consumer, FALSE },
+    { "thread-default-context", test_thread_default_context, FALSE },
+    { "shared-checks", test_shared_checks, TRUE },
+    { "other-process", test_other_process, TRUE },
+  };
+
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  for (guint i = 0; i < G_N_ELEMENTS (tests); i++)
+    {
+      g_autofree char *file_path = g_strdup_printf ("/watch/sqlite-file/%s", tests[i].name);
+      g_autofree char *memory_path = g_strdup_printf ("/watch/sqlite-memory/%s", tests[i].name);
+
+      g_test_add (file_path, Fixture, GINT_TO_POINTER (FALSE),
+                  fixture_setup, tests[i].func, fixture_teardown);
+      if (!tests[i].file_only)
+        g_test_add (memory_path, Fixture, GINT_TO_POINTER (TRUE),
+                    fixture_setup, tests[i].func, fixture_teardown);
+    }
+
+  return g_test_run ();
+}
