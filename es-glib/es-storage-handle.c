@@ -230,8 +230,8 @@ es_storage_handle_append_finish (EsStorageHandle  *self,
  * es_storage_handle_read_page:
  * @self: an [iface@Es.StorageHandle]
  * @stream_id: (nullable): a valid stream id, or %NULL for every stream
- * @after: return events with a version greater than this (for %NULL
- *   @stream_id: a sequence id greater than this)
+ * @after: return events with a version greater than this (for all
+ *   streams: with a sequence id greater than this)
  * @filter: (nullable): clauses the events must match
  * @limit: the most events to return, at least 1
  * @cancellable: (nullable): a [class@Gio.Cancellable]

@@ -112,17 +112,10 @@ class _ClosingFactory:
         return False
 
 
+# Es.SqliteStreamFactory (and any other subclass) inherits this.
 class StreamFactory(_ClosingFactory, Es.StreamFactory):
     pass
 
 
 StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
-
-
-class SqliteStreamFactory(_ClosingFactory, Es.SqliteStreamFactory):
-    pass
-
-
-SqliteStreamFactory = override(SqliteStreamFactory)
-__all__.append("SqliteStreamFactory")
