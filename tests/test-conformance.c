@@ -1,0 +1,3121 @@
+/* test-conformance.c: the contract of EsStreamFactory and EsStream.
+ *
+ * Every test here is written against the public API only and runs three
+ * times, once per backend: an SQLite file in a fresh temporary directory,
+ * a private in-memory SQLite database, and EsTestMemoryStorage (a backend
+ * written outside the library, which shows the stream logic is storage
+ * agnostic). One test per rule of the contract in API.md.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+
+#include <glib/gstdio.h>
+
+#include <es-glib/es-glib.h>
+
+#include "es-memory-storage.h"
+
+/* Events per page of an enumerator: reads of more than this cross pages. */
+#define PAGE_SIZE 1024
+#define N_THREADS 8
+
+typedef enum
+{
+  BACKEND_SQLITE_FILE,
+  BACKEND_SQLITE_MEMORY,
+  BACKEND_MEMORY,
+} Backend;
+
+typedef struct
+{
+  Backend     backend;
+  const char *name;
+} BackendInfo;
+
+static const BackendInfo backends[] = {
+  { BACKEND_SQLITE_FILE, "sqlite-file" },
+  { BACKEND_SQLITE_MEMORY, "sqlite-memory" },
+  { BACKEND_MEMORY, "memory" },
+};
+
+typedef struct
+{
+  Backend          backend;
+  char            *tmpdir;        /* (owned) (nullable): sqlite-file only */
+  char            *path;          /* (owned) (nullable): sqlite-file only */
+  EsStreamFactory *factory;       /* (owned) */
+  GWeakRef         factory_ref;
+  GWeakRef         storage_ref;
+} Fixture;
+
+typedef void (*FixtureFunc) (Fixture       *f,
+                             gconstpointer  data);
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                             */
+/* ------------------------------------------------------------------ */
+
+static void
+remove_tree (const char *dir_path)
+{
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  dir = g_dir_open (dir_path, 0, &error);
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (dir_path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_tree (child);
+      else
+        g_assert_no_errno (g_remove (child));
+    }
+  g_assert_no_errno (g_rmdir (dir_path));
+}
+
+/* Finalizers of GTask source objects may run on a worker thread a moment
+ * after the callback: give them that moment, but no more. */
+static void
+assert_finalized (GWeakRef   *ref,
+                  const char *what)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  GObject *object;
+
+  while ((object = g_weak_ref_get (ref)) != NULL)
+    {
+      g_object_unref (object);
+      if (g_get_monotonic_time () > deadline)
+        break;
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (1000);
+    }
+
+  if (object != NULL)
+    g_test_message ("The %s was not finalized: a reference leaked", what);
+  g_assert_null (object);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  const BackendInfo *info = data;
+  g_autoptr(GError) error = NULL;
+
+  f->backend = info->backend;
+
+  switch (f->backend)
+    {
+    case BACKEND_SQLITE_FILE:
+      f->tmpdir = g_dir_make_tmp ("es-conformance-XXXXXX", &error);
+      g_assert_no_error (error);
+      f->path = g_build_filename (f->tmpdir, "events.db", NULL);
+      f->factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (f->path, NULL, &error));
+      break;
+
+    case BACKEND_SQLITE_MEMORY:
+      f->factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (NULL, NULL, &error));
+      break;
+
+    case BACKEND_MEMORY:
+      {
+        g_autoptr(EsTestMemoryStorage) storage = es_test_memory_storage_new ();
+
+        f->factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
+      }
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_STREAM_FACTORY (f->factory));
+  g_assert_true (ES_IS_STORAGE_HANDLE (es_stream_factory_get_storage (f->factory)));
+
+  g_weak_ref_init (&f->factory_ref, f->factory);
+  g_weak_ref_init (&f->storage_ref, es_stream_factory_get_storage (f->factory));
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* Some tests close the factory themselves: closing twice is harmless. */
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+  g_clear_object (&f->factory);
+
+  assert_finalized (&f->factory_ref, "factory");
+  assert_finalized (&f->storage_ref, "storage");
+  g_weak_ref_clear (&f->factory_ref);
+  g_weak_ref_clear (&f->storage_ref);
+
+  if (f->tmpdir != NULL)
+    remove_tree (f->tmpdir);
+  g_clear_pointer (&f->tmpdir, g_free);
+  g_clear_pointer (&f->path, g_free);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static EsStream *
+open_stream (Fixture    *f,
+             const char *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStream *stream;
+
+  stream = es_stream_factory_open_stream (f->factory, stream_id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_STREAM (stream));
+  g_assert_cmpstr (es_stream_get_stream_id (stream), ==, stream_id);
+  return stream;
+}
+
+static EsCandidateEvent *
+candidate_new (const char *event_type,
+               const char *data,
+               const char *idempotency_key,
+               const char *metadata)
+{
+  g_autoptr(GBytes) bytes = NULL;
+  EsCandidateEvent *event;
+
+  if (data != NULL)
+    bytes = g_bytes_new (data, strlen (data));
+  event = es_candidate_event_new (event_type, bytes);
+  if (idempotency_key != NULL)
+    es_candidate_event_set_idempotency_key (event, idempotency_key);
+  if (metadata != NULL)
+    es_candidate_event_set_metadata (event, metadata);
+  return event;
+}
+
+static GPtrArray *
+batch_new (void)
+{
+  return g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+static gint64
+write_batch (EsStream   *stream,
+             GPtrArray  *batch,
+             gint64      expected_version,
+             GError    **error)
+{
+  return es_stream_write (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                          expected_version, NULL, error);
+}
+
+/* Writes one event and asserts it succeeded; returns the new version. */
+static gint64
+write_one (EsStream   *stream,
+           const char *event_type,
+           const char *idempotency_key,
+           const char *metadata)
+{
+  g_autoptr(EsCandidateEvent) event = candidate_new (event_type, "data", idempotency_key,
+                                                     metadata);
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, >, 0);
+  return version;
+}
+
+/* Writes @n events "Counted" with data "event-<i>", in batches of 500,
+ * through @stream, whose version must be the stream's. */
+static void
+write_many (EsStream *stream,
+            guint     n)
+{
+  gint64 start = es_stream_get_version (stream);
+  guint written = 0;
+
+  while (written < n)
+    {
+      g_autoptr(GPtrArray) batch = batch_new ();
+      g_autoptr(GError) error = NULL;
+      gint64 version;
+
+      for (guint i = 0; i < 500 && written + i < n; i++)
+        {
+          g_autofree char *data = g_strdup_printf ("event-%u", written + i + 1);
+
+          g_ptr_array_add (batch, candidate_new ("Counted", data, NULL, NULL));
+        }
+      version = write_batch (stream, batch, ES_VERSION_ANY, &error);
+      g_assert_no_error (error);
+      written += batch->len;
+      g_assert_cmpint (version, ==, start + written);
+    }
+}
+
+/* Reads everything after @after through es_event_enumerator_next().
+ * Errors may come from es_stream_read() or from the enumerator. */
+static GPtrArray *
+read_all (EsStream       *stream,
+          gint64          after,
+          EsEventFilter  *filter,
+          GError        **error)
+{
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GPtrArray) events = batch_new ();
+  g_autoptr(GError) local_error = NULL;
+  EsStoredEvent *event;
+
+  enumerator = es_stream_read (stream, after, filter, NULL, &local_error);
+  if (enumerator == NULL)
+    {
+      g_assert_nonnull (local_error);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  g_assert_no_error (local_error);
+
+  while ((event = es_event_enumerator_next (enumerator, NULL, &local_error)) != NULL)
+    g_ptr_array_add (events, event);
+
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  return g_steal_pointer (&events);
+}
+
+static GPtrArray *
+read_all_ok (EsStream      *stream,
+             gint64         after,
+             EsEventFilter *filter)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *events;
+
+  events = read_all (stream, after, filter, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (events);
+  return events;
+}
+
+static GPtrArray *
+read_stream (Fixture    *f,
+             const char *stream_id)
+{
+  g_autoptr(EsStream) stream = open_stream (f, stream_id);
+
+  return read_all_ok (stream, 0, NULL);
+}
+
+/* The ids of @events, joined by ",". */
+static char *
+join_ids (GPtrArray *events)
+{
+  g_autoptr(GString) ids = g_string_new (NULL);
+
+  for (guint i = 0; i < events->len; i++)
+    {
+      if (i > 0)
+        g_string_append_c (ids, ',');
+      g_string_append (ids, es_stored_event_get_id (g_ptr_array_index (events, i)));
+    }
+  return g_string_free (g_steal_pointer (&ids), FALSE);
+}
+
+static char *
+join_types (GPtrArray *events)
+{
+  g_autoptr(GString) types = g_string_new (NULL);
+
+  for (guint i = 0; i < events->len; i++)
+    {
+      if (i > 0)
+        g_string_append_c (types, ',');
+      g_string_append (types, es_stored_event_get_event_type (g_ptr_array_index (events, i)));
+    }
+  return g_string_free (g_steal_pointer (&types), FALSE);
+}
+
+static gint64
+date_time_to_usec (GDateTime *dt)
+{
+  return g_date_time_to_unix (dt) * G_USEC_PER_SEC + g_date_time_get_microsecond (dt);
+}
+
+/* @dt is UTC and within [@before, @after], allowing for a storage that
+ * keeps milliseconds only. */
+static void
+assert_timestamp_in_window (GDateTime *dt,
+                            gint64     before,
+                            gint64     after)
+{
+  gint64 usec;
+
+  g_assert_nonnull (dt);
+  g_assert_cmpint (g_date_time_get_utc_offset (dt), ==, 0);
+  usec = date_time_to_usec (dt);
+  g_assert_cmpint (usec, >=, before - before % 1000);
+  g_assert_cmpint (usec, <=, after);
+}
+
+/* The stream is empty, read back through the public API. */
+static void
+assert_stream_empty (Fixture    *f,
+                     const char *stream_id)
+{
+  g_autoptr(GPtrArray) events = read_stream (f, stream_id);
+  g_autoptr(EsStream) stream = open_stream (f, stream_id);
+
+  g_assert_cmpuint (events->len, ==, 0);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 0);
+}
+
+static void
+store_result_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  g_assert_null (*out);
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+static void
+wait_for_result (GAsyncResult **result)
+{
+  while (*result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static EsEventFilter *
+filter_equals (const char *field,
+               GVariant   *value)
+{
+  EsEventFilter *filter = es_event_filter_new ();
+
+  es_event_filter_add_equals (filter, field, value);
+  return filter;
+}
+
+static EsEventFilter *
+filter_in (const char *field,
+           GVariant   *values)
+{
+  EsEventFilter *filter = es_event_filter_new ();
+
+  es_event_filter_add_in (filter, field, values);
+  return filter;
+}
+
+static EsEventFilter *
+filter_like (const char *field,
+             const char *pattern)
+{
+  EsEventFilter *filter = es_event_filter_new ();
+
+  es_event_filter_add_like (filter, field, pattern);
+  return filter;
+}
+
+/* Reads @stream_id after @after with @filter (consumed) and compares the
+ * ids of the events read with @expected ("e1,e3"; "" for none). */
+static void
+assert_filter (Fixture       *f,
+               const char    *stream_id,
+               gint64         after,
+               EsEventFilter *filter,
+               const char    *expected)
+{
+  g_autoptr(EsEventFilter) owned = filter;
+  g_autoptr(EsStream) stream = open_stream (f, stream_id);
+  g_autoptr(GPtrArray) events = read_all_ok (stream, after, owned);
+  g_autofree char *ids = join_ids (events);
+
+  g_assert_cmpstr (ids, ==, expected);
+}
+
+/* Reading with @filter (consumed) fails with INVALID_ARGUMENT, either at
+ * es_stream_read() or at the first next(). */
+static void
+assert_filter_invalid (Fixture       *f,
+                       EsEventFilter *filter)
+{
+  g_autoptr(EsEventFilter) owned = filter;
+  g_autoptr(EsStream) stream = open_stream (f, ES_ALL_STREAM);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+
+  events = read_all (stream, 0, owned, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_null (events);
+}
+
+/*
+ * The filter data set, in sequence-id order (e<n> is the idempotency key):
+ *   e1 order-1 v1 OrderPlaced  {"user":"alice","amount":10,"price":9.5,"vip":true,
+ *                                "addr":{"city":"Paris"}}
+ *   e2 order-1 v2 ItemAdded    {"user":"bob","amount":20,"price":20.0,"vip":false}
+ *   e3 order-2 v1 OrderPlaced  {"user":"carol","amount":10,"addr":{"city":"Lyon"}}
+ *   e4 order-1 v3 OrderShipped {"user":"alice","amount":-3,"price":1e2}
+ *   e5 order-2 v2 ItemAdded    (no metadata)
+ *   e6 cart-1  v1 CartCreated  {"user":"Alice","amount":"10","vip":"true","addr":"Paris"}
+ */
+static void
+write_filter_dataset (Fixture *f,
+                      gint64   sequence_ids[6])
+{
+  g_autoptr(EsStream) order1 = open_stream (f, "order-1");
+  g_autoptr(EsStream) order2 = open_stream (f, "order-2");
+  g_autoptr(EsStream) cart1 = open_stream (f, "cart-1");
+  g_autoptr(GPtrArray) all = NULL;
+
+  write_one (order1, "OrderPlaced", "e1",
+             "{\"user\":\"alice\",\"amount\":10,\"price\":9.5,\"vip\":true,"
+             "\"addr\":{\"city\":\"Paris\"}}");
+  write_one (order1, "ItemAdded", "e2",
+             "{\"user\":\"bob\",\"amount\":20,\"price\":20.0,\"vip\":false}");
+  write_one (order2, "OrderPlaced", "e3",
+             "{\"user\":\"carol\",\"amount\":10,\"addr\":{\"city\":\"Lyon\"}}");
+  write_one (order1, "OrderShipped", "e4",
+             "{\"user\":\"alice\",\"amount\":-3,\"price\":1e2}");
+  write_one (order2, "ItemAdded", "e5", NULL);
+  write_one (cart1, "CartCreated", "e6",
+             "{\"user\":\"Alice\",\"amount\":\"10\",\"vip\":\"true\",\"addr\":\"Paris\"}");
+
+  all = read_stream (f, ES_ALL_STREAM);
+  g_assert_cmpuint (all->len, ==, 6);
+  for (guint i = 0; i < 6; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("e%u", i + 1);
+
+      g_assert_cmpstr (es_stored_event_get_id (g_ptr_array_index (all, i)), ==, id);
+      if (sequence_ids != NULL)
+        sequence_ids[i] = es_stored_event_get_sequence_id (g_ptr_array_index (all, i));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Write                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+count_notify_cb (GObject    *object,
+                 GParamSpec *pspec,
+                 gpointer    user_data)
+{
+  guint *count = user_data;
+
+  g_assert_cmpstr (pspec->name, ==, "version");
+  (*count)++;
+}
+
+static void
+test_write_returns_version (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cart-7");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 version = -42;
+  gint64 property = -42;
+  guint notified = 0;
+  gulong handler;
+
+  g_test_summary ("A write returns the stream's new version; the handle's version "
+                  "property follows it and is notified");
+
+  g_assert_cmpint (es_stream_get_version (stream), ==, 0);
+  handler = g_signal_connect (stream, "notify::version", G_CALLBACK (count_notify_cb), &notified);
+
+  g_ptr_array_add (batch, candidate_new ("Added", "1", NULL, NULL));
+  version = write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 1);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 1);
+  g_object_get (stream, "version", &property, NULL);
+  g_assert_cmpint (property, ==, 1);
+  g_assert_cmpuint (notified, ==, 1);
+
+  g_ptr_array_add (batch, candidate_new ("Added", "2", NULL, NULL));
+  version = write_batch (stream, batch, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 3);
+  g_object_get (stream, "version", &property, NULL);
+  g_assert_cmpint (property, ==, 3);
+  g_assert_cmpuint (notified, ==, 2);
+
+  g_signal_handler_disconnect (stream, handler);
+}
+
+static void
+test_write_expected_any (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "any");
+  g_autoptr(EsStream) other = open_stream (f, "any");
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("ES_VERSION_ANY skips the concurrency check, whatever the stream holds "
+                  "and whatever the handle knows");
+
+  g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 1);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 2);
+  g_assert_no_error (error);
+  /* A stale handle: it still knows version 0. */
+  g_assert_cmpint (es_stream_write (other, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 3);
+  g_assert_no_error (error);
+}
+
+static void
+test_write_expected_no_stream (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "fresh");
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Created", NULL, "k1", NULL);
+  g_autoptr(EsCandidateEvent) second = candidate_new ("Created", NULL, "k2", NULL);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("ES_VERSION_NO_STREAM (0) succeeds on an empty stream and fails with "
+                  "WRONG_EXPECTED_VERSION on a non-empty one");
+
+  version = es_stream_write (stream, &event, 1, ES_VERSION_NO_STREAM, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 1);
+
+  version = es_stream_write (stream, &second, 1, ES_VERSION_NO_STREAM, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, <, 0);
+
+  events = read_stream (f, "fresh");
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpstr (es_stored_event_get_id (g_ptr_array_index (events, 0)), ==, "k1");
+}
+
+static void
+test_write_wrong_expected_version (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cart-7");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("A wrong expected version fails with WRONG_EXPECTED_VERSION, names the "
+                  "stream and writes nothing");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  g_ptr_array_add (batch, candidate_new ("Lost", NULL, NULL, NULL));
+  g_ptr_array_add (batch, candidate_new ("Lost", NULL, NULL, NULL));
+
+  version = write_batch (stream, batch, 5, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, <, 0);
+  g_assert_nonnull (strstr (error->message, "cart-7"));
+  g_clear_error (&error);
+
+  version = write_batch (stream, batch, 1, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_clear_error (&error);
+
+  g_assert_cmpint (es_stream_get_version (stream), ==, 2);
+  events = read_stream (f, "cart-7");
+  g_assert_cmpuint (events->len, ==, 2);
+  {
+    g_autofree char *types = join_types (events);
+
+    g_assert_cmpstr (types, ==, "Added,Added");
+  }
+
+  /* The right version still works. */
+  version = write_batch (stream, batch, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 4);
+}
+
+static void
+test_write_expected_below_any (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "below");
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("An expected version below -1 is INVALID_ARGUMENT and writes nothing");
+
+  version = es_stream_write (stream, &event, 1, -2, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (version, <, 0);
+  g_clear_error (&error);
+
+  version = es_stream_write (stream, &event, 1, G_MININT64, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  assert_stream_empty (f, "below");
+}
+
+static void
+test_write_zero_events (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "zero");
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("Writing zero events returns the current version and writes nothing");
+
+  version = es_stream_write (stream, NULL, 0, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 0);
+  assert_stream_empty (f, "zero");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  version = es_stream_write (stream, NULL, 0, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+
+  events = read_stream (f, "zero");
+  g_assert_cmpuint (events->len, ==, 2);
+}
+
+static void
+test_write_idempotency_stored (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "idem");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ids = NULL;
+  gint64 version;
+
+  g_test_summary ("An event whose idempotency key is already stored in the stream is "
+                  "skipped, not an error");
+
+  write_one (stream, "First", "k1", NULL);
+  write_one (stream, "First", "k2", NULL);
+
+  g_ptr_array_add (batch, candidate_new ("Second", NULL, "k2", NULL));
+  g_ptr_array_add (batch, candidate_new ("Second", NULL, "k3", NULL));
+  version = write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+
+  events = read_stream (f, "idem");
+  ids = join_ids (events);
+  g_assert_cmpstr (ids, ==, "k1,k2,k3");
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (events, 1)), ==, "First");
+  g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 2)), ==, 3);
+}
+
+static void
+test_write_idempotency_in_batch (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "idem");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ids = NULL;
+  g_autofree char *types = NULL;
+  gint64 version;
+
+  g_test_summary ("A key repeated inside one batch: the later event is skipped");
+
+  g_ptr_array_add (batch, candidate_new ("First", NULL, "k1", NULL));
+  g_ptr_array_add (batch, candidate_new ("Repeat", NULL, "k1", NULL));
+  g_ptr_array_add (batch, candidate_new ("Other", NULL, "k2", NULL));
+  g_ptr_array_add (batch, candidate_new ("Repeat", NULL, "k2", NULL));
+  version = write_batch (stream, batch, ES_VERSION_NO_STREAM, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+
+  events = read_stream (f, "idem");
+  ids = join_ids (events);
+  types = join_types (events);
+  g_assert_cmpstr (ids, ==, "k1,k2");
+  g_assert_cmpstr (types, ==, "First,Other");
+}
+
+static void
+test_write_idempotency_all_skipped (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "idem");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("A write whose events are all skipped returns the current version");
+
+  write_one (stream, "First", "k1", NULL);
+  write_one (stream, "First", "k2", NULL);
+  write_one (stream, "First", NULL, NULL);
+
+  g_ptr_array_add (batch, candidate_new ("Again", NULL, "k1", NULL));
+  g_ptr_array_add (batch, candidate_new ("Again", NULL, "k2", NULL));
+  version = write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+
+  version = write_batch (stream, batch, 3, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+
+  events = read_stream (f, "idem");
+  g_assert_cmpuint (events->len, ==, 3);
+}
+
+static void
+test_write_idempotency_per_stream (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(EsStream) a = open_stream (f, "stream-a");
+  g_autoptr(EsStream) b = open_stream (f, "stream-b");
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+
+  g_test_summary ("Idempotency is per stream: the same key in another stream is written");
+
+  g_assert_cmpint (write_one (a, "Added", "shared-key", NULL), ==, 1);
+  g_assert_cmpint (write_one (b, "Added", "shared-key", NULL), ==, 1);
+
+  events = read_stream (f, "stream-b");
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpstr (es_stored_event_get_id (g_ptr_array_index (events, 0)), ==, "shared-key");
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, "stream-b");
+
+  all = read_stream (f, ES_ALL_STREAM);
+  g_assert_cmpuint (all->len, ==, 2);
+}
+
+static void
+test_write_to_all (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(EsStream) all = open_stream (f, ES_ALL_STREAM);
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("Writing to @all is INVALID_ARGUMENT");
+
+  version = es_stream_write (all, &event, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (version, <, 0);
+
+  events = read_all_ok (all, 0, NULL);
+  g_assert_cmpuint (events->len, ==, 0);
+}
+
+/* A batch with @bad between two good events fails with INVALID_ARGUMENT
+ * and writes nothing. */
+static void
+assert_bad_event_rejected (Fixture          *f,
+                           EsCandidateEvent *bad)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "batch");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_ptr_array_add (batch, candidate_new ("Good", NULL, NULL, "{}"));
+  g_ptr_array_add (batch, bad);
+  g_ptr_array_add (batch, candidate_new ("Good", NULL, NULL, NULL));
+
+  version = write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpint (version, <, 0);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 0);
+
+  assert_stream_empty (f, "batch");
+}
+
+static void
+test_write_invalid_event_type_empty (Fixture       *f,
+                                     gconstpointer  data)
+{
+  g_test_summary ("An empty event type is INVALID_ARGUMENT; nothing of the batch is written");
+  assert_bad_event_rejected (f, candidate_new ("", NULL, NULL, NULL));
+}
+
+static void
+test_write_invalid_event_type_utf8 (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_test_summary ("A non-UTF-8 event type is INVALID_ARGUMENT; nothing of the batch is written");
+  assert_bad_event_rejected (f, candidate_new ("Bad\xc3\x28", NULL, NULL, NULL));
+}
+
+static void
+test_write_invalid_metadata_not_json (Fixture       *f,
+                                      gconstpointer  data)
+{
+  g_test_summary ("Metadata that is not JSON is INVALID_ARGUMENT; nothing of the batch is "
+                  "written");
+  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "{not json"));
+}
+
+static void
+test_write_invalid_metadata_array (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_test_summary ("Metadata that is a JSON array, not an object, is INVALID_ARGUMENT; "
+                  "nothing of the batch is written");
+  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "[1, 2]"));
+}
+
+static void
+test_write_invalid_metadata_scalar (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_test_summary ("Metadata that is a JSON scalar, not an object, is INVALID_ARGUMENT; "
+                  "nothing of the batch is written");
+  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "\"text\""));
+}
+
+/* @stream_id is rejected with INVALID_ARGUMENT, by open_stream or by the
+ * first write (API.md allows both). */
+static void
+assert_stream_id_rejected (Fixture    *f,
+                           const char *stream_id)
+{
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GError) error = NULL;
+
+  stream = es_stream_factory_open_stream (f->factory, stream_id, NULL, &error);
+  if (stream == NULL)
+    {
+      g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+    }
+  else
+    {
+      gint64 version;
+
+      g_assert_no_error (error);
+      version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+      g_assert_cmpint (version, <, 0);
+    }
+
+  all = read_stream (f, ES_ALL_STREAM);
+  g_assert_cmpuint (all->len, ==, 0);
+}
+
+static void
+test_write_invalid_stream_ids (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autofree char *too_long = g_strnfill (1025, 'a');
+
+  g_test_summary ("Empty, non-UTF-8, over 1024 bytes and '@'-prefixed stream ids are "
+                  "INVALID_ARGUMENT at open_stream or at the first write");
+
+  assert_stream_id_rejected (f, "");
+  assert_stream_id_rejected (f, "bad\xff\xfe");
+  assert_stream_id_rejected (f, too_long);
+  assert_stream_id_rejected (f, "@other");
+}
+
+static void
+test_write_stream_id_1024 (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *longest = g_strnfill (1024, 'b');
+  g_autofree char *multibyte = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) utf8 = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GString) s = g_string_new (NULL);
+
+  g_test_summary ("A stream id of exactly 1024 bytes, and any non-ASCII UTF-8, are fine");
+
+  stream = open_stream (f, longest);
+  g_assert_cmpint (write_one (stream, "Added", NULL, NULL), ==, 1);
+  events = read_stream (f, longest);
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, longest);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  /* 512 two-byte characters: 1024 bytes, 512 characters. */
+  for (guint i = 0; i < 512; i++)
+    g_string_append (s, "\xc3\xa9");
+  multibyte = g_string_free (g_steal_pointer (&s), FALSE);
+  utf8 = open_stream (f, multibyte);
+  g_assert_cmpint (write_one (utf8, "Added", NULL, NULL), ==, 1);
+  events = read_stream (f, multibyte);
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, multibyte);
+}
+
+static void
+test_write_metadata_verbatim (Fixture       *f,
+                              gconstpointer  data)
+{
+  const char *metadatas[] = {
+    "{ \"b\" :  1,\n  \"a\": [true, null, 1.50],\t\"c\": {\"d\": \"\\u00e9\"} }",
+    "{}",
+    "{\"z\":1,\"a\":2}",
+    "  {\"unicode\": \"caf\xc3\xa9 \\\" \\\\\"}  ",
+  };
+  g_autoptr(EsStream) stream = open_stream (f, "meta");
+  g_autoptr(GPtrArray) events = NULL;
+
+  g_test_summary ("Metadata is returned exactly as written: same text, whitespace, key "
+                  "order and escapes; no metadata reads back as NULL");
+
+  for (guint i = 0; i < G_N_ELEMENTS (metadatas); i++)
+    write_one (stream, "Meta", NULL, metadatas[i]);
+  write_one (stream, "NoMeta", NULL, NULL);
+
+  events = read_stream (f, "meta");
+  g_assert_cmpuint (events->len, ==, G_N_ELEMENTS (metadatas) + 1);
+  for (guint i = 0; i < G_N_ELEMENTS (metadatas); i++)
+    g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (events, i)), ==,
+                     metadatas[i]);
+  g_assert_null (es_stored_event_get_metadata (g_ptr_array_index (events, events->len - 1)));
+}
+
+static void
+test_write_data_round_trip (Fixture       *f,
+                            gconstpointer  data)
+{
+  static const guint8 binary[] = { 0, 1, 2, 0xff, 0xfe, 'x', 0, 0x80, '\n', 0 };
+  g_autoptr(GBytes) bytes = g_bytes_new_static (binary, sizeof binary);
+  g_autoptr(GBytes) large_bytes = NULL;
+  g_autoptr(EsStream) stream = open_stream (f, "data");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  guint8 *large;
+  GBytes *stored;
+
+  g_test_summary ("Data bytes round-trip exactly (NUL, high bytes, 1 MiB); NULL data reads "
+                  "back as empty bytes");
+
+  large = g_malloc (1024 * 1024);
+  for (guint i = 0; i < 1024 * 1024; i++)
+    large[i] = (guint8) (i * 31 + 7);
+  large_bytes = g_bytes_new_take (large, 1024 * 1024);
+
+  g_ptr_array_add (batch, es_candidate_event_new ("Binary", bytes));
+  g_ptr_array_add (batch, es_candidate_event_new ("Empty", NULL));
+  g_ptr_array_add (batch, es_candidate_event_new ("Large", large_bytes));
+  write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+
+  events = read_stream (f, "data");
+  g_assert_cmpuint (events->len, ==, 3);
+
+  stored = es_stored_event_get_data (g_ptr_array_index (events, 0));
+  g_assert_nonnull (stored);
+  g_assert_true (g_bytes_equal (stored, bytes));
+
+  stored = es_stored_event_get_data (g_ptr_array_index (events, 1));
+  g_assert_nonnull (stored);
+  g_assert_cmpuint (g_bytes_get_size (stored), ==, 0);
+
+  stored = es_stored_event_get_data (g_ptr_array_index (events, 2));
+  g_assert_nonnull (stored);
+  g_assert_true (g_bytes_equal (stored, large_bytes));
+}
+
+static void
+test_write_stored_fields (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) a = open_stream (f, "fields-a");
+  g_autoptr(EsStream) b = open_stream (f, "fields-b");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GPtrArray) again = NULL;
+  g_autoptr(GPtrArray) stream_a = NULL;
+  g_autoptr(GHashTable) ids = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GError) error = NULL;
+  static const char *expected_streams[] = {
+    "fields-a", "fields-a", "fields-a", "fields-b", "fields-a"
+  };
+  static const gint64 expected_versions[] = { 1, 2, 3, 1, 4 };
+  static const char *expected_types[] = { "T1", "T2", "T3", "T4", "T5" };
+  gint64 last_sequence_id = 0;
+
+  g_test_summary ("Stored events carry: id = idempotency key, else a non-empty unique "
+                  "stable id; the stream id; sequence ids > 0 strictly increasing across "
+                  "streams; 1-based versions; the event type");
+
+  g_ptr_array_add (batch, candidate_new ("T1", NULL, "my-key", NULL));
+  g_ptr_array_add (batch, candidate_new ("T2", NULL, NULL, NULL));
+  g_ptr_array_add (batch, candidate_new ("T3", NULL, NULL, NULL));
+  write_batch (a, batch, ES_VERSION_NO_STREAM, &error);
+  g_assert_no_error (error);
+  write_one (b, "T4", NULL, NULL);
+  write_one (a, "T5", NULL, NULL);
+
+  all = read_stream (f, ES_ALL_STREAM);
+  g_assert_cmpuint (all->len, ==, 5);
+  for (guint i = 0; i < all->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (all, i);
+      const char *id = es_stored_event_get_id (event);
+
+      g_assert_nonnull (id);
+      g_assert_cmpstr (id, !=, "");
+      g_assert_true (g_hash_table_add (ids, (gpointer) id));
+      g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, expected_streams[i]);
+      g_assert_cmpint (es_stored_event_get_version (event), ==, expected_versions[i]);
+      g_assert_cmpstr (es_stored_event_get_event_type (event), ==, expected_types[i]);
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), >, last_sequence_id);
+      last_sequence_id = es_stored_event_get_sequence_id (event);
+    }
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (all, 0)), >, 0);
+  g_assert_cmpstr (es_stored_event_get_id (g_ptr_array_index (all, 0)), ==, "my-key");
+  g_assert_cmpstr (es_stored_event_get_idempotency_key (g_ptr_array_index (all, 0)), ==,
+                   "my-key");
+  g_assert_null (es_stored_event_get_idempotency_key (g_ptr_array_index (all, 1)));
+
+  /* Ids are stable: the same on every read, through any stream. */
+  again = read_stream (f, ES_ALL_STREAM);
+  stream_a = read_stream (f, "fields-a");
+  g_assert_cmpuint (stream_a->len, ==, 4);
+  for (guint i = 0; i < all->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (all, i);
+      EsStoredEvent *same = g_ptr_array_index (again, i);
+
+      g_assert_cmpstr (es_stored_event_get_id (event), ==, es_stored_event_get_id (same));
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), ==,
+                       es_stored_event_get_sequence_id (same));
+    }
+  for (guint i = 0; i < stream_a->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (stream_a, i);
+      guint index = i < 3 ? i : 4;
+
+      g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+      g_assert_cmpstr (es_stored_event_get_id (event), ==,
+                       es_stored_event_get_id (g_ptr_array_index (all, index)));
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), ==,
+                       es_stored_event_get_sequence_id (g_ptr_array_index (all, index)));
+    }
+}
+
+static void
+test_write_timestamps (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "time");
+  g_autoptr(GPtrArray) events = NULL;
+  gint64 before1, after1, before2, after2;
+  gint64 first, second;
+
+  g_test_summary ("Timestamps are UTC, taken during the write, with at least millisecond "
+                  "precision");
+
+  before1 = g_get_real_time ();
+  write_one (stream, "Added", NULL, NULL);
+  after1 = g_get_real_time ();
+
+  g_usleep (5000);
+
+  before2 = g_get_real_time ();
+  write_one (stream, "Added", NULL, NULL);
+  after2 = g_get_real_time ();
+
+  events = read_stream (f, "time");
+  g_assert_cmpuint (events->len, ==, 2);
+  assert_timestamp_in_window (es_stored_event_get_timestamp (g_ptr_array_index (events, 0)),
+                              before1, after1);
+  assert_timestamp_in_window (es_stored_event_get_timestamp (g_ptr_array_index (events, 1)),
+                              before2, after2);
+
+  first = date_time_to_usec (es_stored_event_get_timestamp (g_ptr_array_index (events, 0)));
+  second = date_time_to_usec (es_stored_event_get_timestamp (g_ptr_array_index (events, 1)));
+  /* 5 ms apart: a precision of a second (or of 10 ms) would not tell them apart. */
+  g_assert_cmpint (second - first, >=, 4000);
+}
+
+typedef struct
+{
+  GMainLoop    *loop;
+  GAsyncResult *result;
+  GThread      *notify_thread;
+  guint         notified;
+} AsyncData;
+
+static void
+async_result_quit_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  AsyncData *async = user_data;
+
+  async->result = g_object_ref (result);
+  g_main_loop_quit (async->loop);
+}
+
+static void
+record_notify_cb (GObject    *object,
+                  GParamSpec *pspec,
+                  gpointer    user_data)
+{
+  AsyncData *async = user_data;
+
+  async->notify_thread = g_thread_self ();
+  async->notified++;
+}
+
+static void
+test_write_async (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "async");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GError) error = NULL;
+  AsyncData async = { loop, NULL, NULL, 0 };
+  gint64 version;
+  gulong handler;
+
+  g_test_summary ("es_stream_write_async completes in the caller's main context, returns "
+                  "the new version and notifies version there");
+
+  handler = g_signal_connect (stream, "notify::version", G_CALLBACK (record_notify_cb), &async);
+  g_ptr_array_add (batch, candidate_new ("Added", "a", "k1", NULL));
+  g_ptr_array_add (batch, candidate_new ("Added", "b", "k2", "{\"x\":1}"));
+
+  es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                         ES_VERSION_NO_STREAM, NULL, async_result_quit_cb, &async);
+  g_main_loop_run (loop);
+
+  version = es_stream_write_finish (stream, async.result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 2);
+  g_assert_cmpuint (async.notified, ==, 1);
+  g_assert_true (async.notify_thread == g_thread_self ());
+  g_clear_object (&async.result);
+
+  /* A conflict, asynchronously. */
+  es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                         1, NULL, async_result_quit_cb, &async);
+  g_main_loop_run (loop);
+  version = es_stream_write_finish (stream, async.result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, <, 0);
+  g_clear_object (&async.result);
+
+  events = read_stream (f, "async");
+  g_assert_cmpuint (events->len, ==, 2);
+  g_signal_handler_disconnect (stream, handler);
+}
+
+static void
+test_write_cancelled (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cancel");
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("A write with a cancelled GCancellable fails with G_IO_ERROR_CANCELLED and "
+                  "writes nothing");
+
+  g_cancellable_cancel (cancellable);
+  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, cancellable, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (version, <, 0);
+
+  assert_stream_empty (f, "cancel");
+}
+
+static void
+test_write_cancelled_async (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cancel");
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  g_test_summary ("An asynchronous write with a cancelled GCancellable fails with "
+                  "G_IO_ERROR_CANCELLED and writes nothing");
+
+  g_cancellable_cancel (cancellable);
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable, store_result_cb,
+                         &result);
+  wait_for_result (&result);
+  version = es_stream_write_finish (stream, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (version, <, 0);
+
+  assert_stream_empty (f, "cancel");
+}
+
+typedef struct
+{
+  EsStream  *stream;      /* (unowned) shared by every thread */
+  guint      index;
+  GMutex    *lock;
+  GArray    *versions;    /* (element-type gint64) guarded by lock */
+  GPtrArray *successes;   /* (element-type utf8) guarded by lock */
+  guint     *conflicts;   /* guarded by lock */
+} ThreadData;
+
+#define WRITES_PER_THREAD 25
+
+static gpointer
+concurrent_any_thread (gpointer user_data)
+{
+  ThreadData *td = user_data;
+
+  for (guint i = 0; i < WRITES_PER_THREAD; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("t%u-%u", td->index, i);
+      g_autoptr(EsCandidateEvent) event = candidate_new ("Concurrent", key, key, NULL);
+      g_autoptr(GError) error = NULL;
+      gint64 version;
+
+      version = es_stream_write (td->stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+
+      g_mutex_lock (td->lock);
+      g_array_append_val (td->versions, version);
+      g_mutex_unlock (td->lock);
+    }
+  return NULL;
+}
+
+static gint
+compare_int64 (gconstpointer a,
+               gconstpointer b)
+{
+  gint64 x = *(const gint64 *) a;
+  gint64 y = *(const gint64 *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static void
+test_write_concurrent_any (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "concurrent");
+  g_autoptr(GArray) versions = g_array_new (FALSE, FALSE, sizeof (gint64));
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GHashTable) keys = g_hash_table_new (g_str_hash, g_str_equal);
+  ThreadData td[N_THREADS];
+  GThread *threads[N_THREADS];
+  GMutex lock;
+  const guint total = N_THREADS * WRITES_PER_THREAD;
+
+  g_test_summary ("8 threads writing with ES_VERSION_ANY to one stream get versions 1..N "
+                  "without gaps or duplicates, and every event is stored once");
+
+  g_mutex_init (&lock);
+  for (guint t = 0; t < N_THREADS; t++)
+    {
+      td[t] = (ThreadData) { stream, t, &lock, versions, NULL, NULL };
+      threads[t] = g_thread_new ("writer", concurrent_any_thread, &td[t]);
+    }
+  for (guint t = 0; t < N_THREADS; t++)
+    g_thread_join (threads[t]);
+  g_mutex_clear (&lock);
+
+  g_assert_cmpuint (versions->len, ==, total);
+  g_array_sort (versions, compare_int64);
+  for (guint i = 0; i < versions->len; i++)
+    g_assert_cmpint (g_array_index (versions, gint64, i), ==, i + 1);
+
+  events = read_stream (f, "concurrent");
+  g_assert_cmpuint (events->len, ==, total);
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+      gsize size;
+      const char *payload = g_bytes_get_data (es_stored_event_get_data (event), &size);
+      g_autofree char *text = g_strndup (payload, size);
+
+      g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+      g_assert_true (g_hash_table_add (keys, (gpointer) es_stored_event_get_id (event)));
+      /* Each event's data is its own key: no mix-up of payloads. */
+      g_assert_cmpstr (text, ==, es_stored_event_get_id (event));
+    }
+}
+
+#define ATTEMPTS_PER_THREAD 20
+
+static gpointer
+concurrent_expected_thread (gpointer user_data)
+{
+  ThreadData *td = user_data;
+
+  for (guint i = 0; i < ATTEMPTS_PER_THREAD; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("t%u-%u", td->index, i);
+      g_autoptr(EsCandidateEvent) event = candidate_new ("Guarded", NULL, key, NULL);
+      g_autoptr(EsStreamMetrics) metrics = NULL;
+      g_autoptr(GError) error = NULL;
+      gint64 current;
+      gint64 version;
+
+      metrics = es_stream_get_metrics (td->stream, NULL, &error);
+      g_assert_no_error (error);
+      current = es_stream_metrics_get_current_version (metrics);
+
+      version = es_stream_write (td->stream, &event, 1, current, NULL, &error);
+
+      g_mutex_lock (td->lock);
+      if (error == NULL)
+        {
+          g_assert_cmpint (version, ==, current + 1);
+          g_ptr_array_add (td->successes, g_steal_pointer (&key));
+        }
+      else
+        {
+          g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+          (*td->conflicts)++;
+        }
+      g_mutex_unlock (td->lock);
+    }
+  return NULL;
+}
+
+static void
+test_write_concurrent_expected (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "guarded");
+  g_autoptr(GPtrArray) successes = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GHashTable) expected = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+  ThreadData td[N_THREADS];
+  GThread *threads[N_THREADS];
+  GMutex lock;
+  guint conflicts = 0;
+
+  g_test_summary ("8 threads doing read-modify-write with an expected version: every "
+                  "success is stored once, the losers get WRONG_EXPECTED_VERSION, and the "
+                  "final version is the number of successes");
+
+  g_mutex_init (&lock);
+  for (guint t = 0; t < N_THREADS; t++)
+    {
+      td[t] = (ThreadData) { stream, t, &lock, NULL, successes, &conflicts };
+      threads[t] = g_thread_new ("writer", concurrent_expected_thread, &td[t]);
+    }
+  for (guint t = 0; t < N_THREADS; t++)
+    g_thread_join (threads[t]);
+  g_mutex_clear (&lock);
+
+  g_test_message ("%u successes, %u conflicts", successes->len, conflicts);
+  g_assert_cmpuint (successes->len + conflicts, ==, N_THREADS * ATTEMPTS_PER_THREAD);
+  g_assert_cmpuint (successes->len, >, 0);
+
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, successes->len);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, successes->len);
+
+  for (guint i = 0; i < successes->len; i++)
+    g_hash_table_add (expected, g_ptr_array_index (successes, i));
+
+  events = read_stream (f, "guarded");
+  g_assert_cmpuint (events->len, ==, successes->len);
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+
+      g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+      /* Each success exactly once: removing it twice would fail. */
+      g_assert_true (g_hash_table_remove (expected, es_stored_event_get_id (event)));
+    }
+  g_assert_cmpuint (g_hash_table_size (expected), ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Read                                                                */
+/* ------------------------------------------------------------------ */
+
+static void
+test_read_after_version (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "after");
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *ids = NULL;
+
+  g_test_summary ("A read returns the events with version > after_version");
+
+  for (guint i = 1; i <= 5; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("v%u", i);
+
+      write_one (stream, "Added", key, NULL);
+    }
+
+  events = read_all_ok (stream, 2, NULL);
+  ids = join_ids (events);
+  g_assert_cmpstr (ids, ==, "v3,v4,v5");
+  g_clear_pointer (&events, g_ptr_array_unref);
+  g_clear_pointer (&ids, g_free);
+
+  events = read_all_ok (stream, 0, NULL);
+  ids = join_ids (events);
+  g_assert_cmpstr (ids, ==, "v1,v2,v3,v4,v5");
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  events = read_all_ok (stream, 5, NULL);
+  g_assert_cmpuint (events->len, ==, 0);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  events = read_all_ok (stream, 100, NULL);
+  g_assert_cmpuint (events->len, ==, 0);
+}
+
+static void
+test_read_oldest_first (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "order");
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *types = NULL;
+
+  g_test_summary ("A read returns events oldest first, in version order, batch order kept");
+
+  g_ptr_array_add (batch, candidate_new ("C", NULL, NULL, NULL));
+  g_ptr_array_add (batch, candidate_new ("A", NULL, NULL, NULL));
+  g_ptr_array_add (batch, candidate_new ("B", NULL, NULL, NULL));
+  write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  write_one (stream, "Z", NULL, NULL);
+  write_one (stream, "Y", NULL, NULL);
+
+  events = read_stream (f, "order");
+  types = join_types (events);
+  g_assert_cmpstr (types, ==, "C,A,B,Z,Y");
+  for (guint i = 0; i < events->len; i++)
+    g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, i)), ==, i + 1);
+}
+
+static void
+test_read_all_stream (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) tail = NULL;
+  g_autofree char *ids = NULL;
+  g_autofree char *tail_ids = NULL;
+  gint64 seq[6];
+
+  g_test_summary ("@all returns every stream's events in sequence-id order; after_version "
+                  "there is a sequence id");
+
+  write_filter_dataset (f, seq);
+  all = open_stream (f, ES_ALL_STREAM);
+
+  events = read_all_ok (all, 0, NULL);
+  ids = join_ids (events);
+  g_assert_cmpstr (ids, ==, "e1,e2,e3,e4,e5,e6");
+  for (guint i = 1; i < 6; i++)
+    g_assert_cmpint (seq[i], >, seq[i - 1]);
+
+  tail = read_all_ok (all, seq[2], NULL);
+  tail_ids = join_ids (tail);
+  g_assert_cmpstr (tail_ids, ==, "e4,e5,e6");
+  g_clear_pointer (&tail, g_ptr_array_unref);
+
+  tail = read_all_ok (all, seq[5], NULL);
+  g_assert_cmpuint (tail->len, ==, 0);
+}
+
+#define MANY 2500
+
+static void
+assert_counted_event (EsStoredEvent *event,
+                      guint          expected_version)
+{
+  g_autofree char *expected = g_strdup_printf ("event-%u", expected_version);
+  gsize size;
+  const char *payload;
+
+  g_assert_cmpint (es_stored_event_get_version (event), ==, expected_version);
+  payload = g_bytes_get_data (es_stored_event_get_data (event), &size);
+  g_assert_cmpmem (payload, size, expected, strlen (expected));
+}
+
+static void
+test_read_many_pages_next (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "big");
+  g_autoptr(EsStream) other = open_stream (f, "small");
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+  guint count = 0;
+  gint64 last_sequence_id = 0;
+
+  g_test_summary ("Reading more than one page (2500 events, pages of 1024) with next() "
+                  "returns every event in order, on a stream and on @all");
+
+  write_one (other, "Small", NULL, NULL);
+  write_many (stream, MANY);
+  write_one (other, "Small", NULL, NULL);
+
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    {
+      count++;
+      assert_counted_event (event, count);
+      g_object_unref (event);
+    }
+  g_assert_no_error (error);
+  g_assert_cmpuint (count, ==, MANY);
+
+  /* From the middle of the second page. */
+  events = read_all_ok (stream, PAGE_SIZE + 100, NULL);
+  g_assert_cmpuint (events->len, ==, MANY - PAGE_SIZE - 100);
+  assert_counted_event (g_ptr_array_index (events, 0), PAGE_SIZE + 101);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  all = open_stream (f, ES_ALL_STREAM);
+  events = read_all_ok (all, 0, NULL);
+  g_assert_cmpuint (events->len, ==, MANY + 2);
+  for (guint i = 0; i < events->len; i++)
+    {
+      event = g_ptr_array_index (events, i);
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), >, last_sequence_id);
+      last_sequence_id = es_stored_event_get_sequence_id (event);
+    }
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, "small");
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, MANY + 1)), ==,
+                   "small");
+  assert_counted_event (g_ptr_array_index (events, MANY), MANY);
+}
+
+static void
+test_read_many_pages_next_batch (Fixture       *f,
+                                 gconstpointer  data)
+{
+  static const guint sizes[] = { 1, 7, 1000, PAGE_SIZE, PAGE_SIZE + 1, 3000 };
+  g_autoptr(EsStream) stream = open_stream (f, "big");
+
+  g_test_summary ("Reading more than one page with next_batch of various sizes returns "
+                  "every event in order, never more than asked");
+
+  write_many (stream, MANY);
+
+  for (guint s = 0; s < G_N_ELEMENTS (sizes); s++)
+    {
+      g_autoptr(EsEventEnumerator) enumerator = NULL;
+      g_autoptr(GError) error = NULL;
+      guint count = 0;
+
+      enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+      g_assert_no_error (error);
+
+      for (;;)
+        {
+          g_autoptr(GPtrArray) batch = NULL;
+
+          batch = es_event_enumerator_next_batch (enumerator, sizes[s], NULL, &error);
+          g_assert_no_error (error);
+          g_assert_nonnull (batch);
+          g_assert_cmpuint (batch->len, <=, sizes[s]);
+          if (batch->len == 0)
+            break;
+          /* Only the last batch may be short. */
+          if (batch->len < sizes[s])
+            g_assert_cmpuint (count + batch->len, ==, MANY);
+          for (guint i = 0; i < batch->len; i++)
+            assert_counted_event (g_ptr_array_index (batch, i), ++count);
+        }
+      g_assert_cmpuint (count, ==, MANY);
+    }
+}
+
+static void
+test_read_many_pages_next_batch_async (Fixture       *f,
+                                       gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "big");
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GError) error = NULL;
+  guint count = 0;
+
+  g_test_summary ("Reading more than one page with next_batch_async returns every event "
+                  "in order, in the caller's main context");
+
+  write_many (stream, MANY);
+
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  for (;;)
+    {
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(GPtrArray) batch = NULL;
+
+      es_event_enumerator_next_batch_async (enumerator, 700, NULL, store_result_cb, &result);
+      wait_for_result (&result);
+      batch = es_event_enumerator_next_batch_finish (enumerator, result, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (batch);
+      g_assert_cmpuint (batch->len, <=, 700);
+      if (batch->len == 0)
+        break;
+      for (guint i = 0; i < batch->len; i++)
+        assert_counted_event (g_ptr_array_index (batch, i), ++count);
+    }
+  g_assert_cmpuint (count, ==, MANY);
+}
+
+static void
+test_read_async (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "async-read");
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GPtrArray) batch = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ids = NULL;
+
+  g_test_summary ("es_stream_read_async gives an enumerator over the same events");
+
+  write_one (stream, "Added", "a1", NULL);
+  write_one (stream, "Added", "a2", NULL);
+  write_one (stream, "Added", "a3", NULL);
+
+  es_stream_read_async (stream, 1, NULL, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  enumerator = es_stream_read_finish (stream, result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (enumerator);
+
+  batch = es_event_enumerator_next_batch (enumerator, 100, NULL, &error);
+  g_assert_no_error (error);
+  ids = join_ids (batch);
+  g_assert_cmpstr (ids, ==, "a2,a3");
+}
+
+static void
+test_read_end_repeated (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "end");
+  g_autoptr(EsStream) empty = open_stream (f, "empty");
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsEventEnumerator) batches = NULL;
+  g_autoptr(EsEventEnumerator) nothing = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("At the end, next() returns NULL without error and next_batch() an empty "
+                  "array, again and again");
+
+  write_one (stream, "Added", NULL, NULL);
+
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (event);
+  for (guint i = 0; i < 3; i++)
+    {
+      EsStoredEvent *none = es_event_enumerator_next (enumerator, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_null (none);
+    }
+
+  batches = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(GPtrArray) batch = es_event_enumerator_next_batch (batches, 10, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_nonnull (batch);
+      g_assert_cmpuint (batch->len, ==, i == 0 ? 1 : 0);
+    }
+
+  nothing = es_stream_read (empty, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(GPtrArray) batch = es_event_enumerator_next_batch (nothing, 10, NULL, &error);
+
+      g_assert_no_error (error);
+      g_assert_nonnull (batch);
+      g_assert_cmpuint (batch->len, ==, 0);
+      g_assert_null (es_event_enumerator_next (nothing, NULL, &error));
+      g_assert_no_error (error);
+    }
+}
+
+static void
+test_read_enumerator_close (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "close");
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+  g_autoptr(EsStoredEvent) after = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("An enumerator can be closed early; next() on it then fails with "
+                  "G_IO_ERROR_CLOSED, and closing again is harmless");
+
+  write_many (stream, 10);
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (event);
+
+  g_assert_false (es_event_enumerator_is_closed (enumerator));
+  g_assert_true (es_event_enumerator_close (enumerator, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_event_enumerator_is_closed (enumerator));
+
+  after = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
+  g_assert_null (after);
+  g_clear_error (&error);
+
+  es_event_enumerator_close (enumerator, NULL, &error);
+  g_clear_error (&error);
+  g_assert_true (es_event_enumerator_is_closed (enumerator));
+}
+
+static void
+test_read_filter_stream_id (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on stream_id, on @all");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("stream_id", g_variant_new_string ("order-2")),
+                 "e3,e5");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("stream_id", g_variant_new_string ("cart-1")),
+                 "e6");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("stream_id", g_variant_new_string ("order")),
+                 "");
+}
+
+static void
+test_read_filter_event_type (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on event_type is exact (case-sensitive)");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("event_type", g_variant_new_string ("OrderPlaced")), "e1,e3");
+  assert_filter (f, "order-1", 0,
+                 filter_equals ("event_type", g_variant_new_string ("ItemAdded")), "e2");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("event_type", g_variant_new_string ("orderplaced")), "");
+}
+
+static void
+test_read_filter_version (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on version, with any GVariant integer type");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_int64 (2)),
+                 "e2,e5");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_int32 (1)),
+                 "e1,e3,e6");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_uint32 (3)),
+                 "e4");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_uint64 (3)),
+                 "e4");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_int16 (3)),
+                 "e4");
+  assert_filter (f, "order-1", 0, filter_equals ("version", g_variant_new_int64 (2)), "e2");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_equals ("version", g_variant_new_int64 (9)), "");
+}
+
+static void
+test_read_filter_sequence_id (Fixture       *f,
+                              gconstpointer  data)
+{
+  gint64 seq[6];
+
+  g_test_summary ("Filter: equals and in on sequence_id");
+
+  write_filter_dataset (f, seq);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("sequence_id", g_variant_new_int64 (seq[3])), "e4");
+  assert_filter (f, "order-2", 0,
+                 filter_equals ("sequence_id", g_variant_new_int64 (seq[4])), "e5");
+  assert_filter (f, "order-1", 0,
+                 filter_equals ("sequence_id", g_variant_new_int64 (seq[4])), "");
+  {
+    gint64 values[] = { seq[0], seq[5] };
+
+    assert_filter (f, ES_ALL_STREAM, 0,
+                   filter_in ("sequence_id",
+                              g_variant_new_fixed_array (G_VARIANT_TYPE_INT64, values,
+                                                         G_N_ELEMENTS (values),
+                                                         sizeof (gint64))),
+                   "e1,e6");
+  }
+}
+
+static void
+test_read_filter_metadata_string (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on metadata.<key> with a string matches JSON strings only, "
+                  "case-sensitively");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.user", g_variant_new_string ("alice")), "e1,e4");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.user", g_variant_new_string ("Alice")), "e6");
+  /* "10" (a string) is not 10 (a number), and the reverse. */
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_string ("10")), "e6");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.vip", g_variant_new_string ("true")), "e6");
+  /* A missing path never matches. */
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.nothing", g_variant_new_string ("alice")), "");
+}
+
+static void
+test_read_filter_metadata_number (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on metadata.<key> with an integer (i, x, u, t) or double "
+                  "matches numerically equal JSON numbers");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_int32 (10)), "e1,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_int64 (10)), "e1,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_uint32 (10)), "e1,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_uint64 (10)), "e1,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_double (10.0)), "e1,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_int64 (-3)), "e4");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.price", g_variant_new_double (9.5)), "e1");
+  /* 20.0 in JSON equals the integer 20; 1e2 equals 100. */
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.price", g_variant_new_int32 (20)), "e2");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.price", g_variant_new_int64 (100)), "e4");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.price", g_variant_new_double (100.0)), "e4");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.price", g_variant_new_double (9.25)), "");
+  /* Numbers don't match strings or booleans. */
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.vip", g_variant_new_int32 (1)), "");
+}
+
+static void
+test_read_filter_metadata_bool (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_test_summary ("Filter: equals on metadata.<key> with a boolean matches JSON true/false "
+                  "only");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.vip", g_variant_new_boolean (TRUE)), "e1");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.vip", g_variant_new_boolean (FALSE)), "e2");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.user", g_variant_new_boolean (TRUE)), "");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.amount", g_variant_new_boolean (TRUE)), "");
+}
+
+static void
+test_read_filter_metadata_nested (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_test_summary ("Filter: a dotted path metadata.a.b reaches into nested objects");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.addr.city", g_variant_new_string ("Paris")), "e1");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.addr.city", g_variant_new_string ("Lyon")), "e3");
+  /* e6's addr is the string "Paris": it has no city. */
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.addr", g_variant_new_string ("Paris")), "e6");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_equals ("metadata.addr.city.name", g_variant_new_string ("Paris")), "");
+}
+
+static void
+test_read_filter_in (Fixture       *f,
+                     gconstpointer  data)
+{
+  const char *types[] = { "OrderPlaced", "OrderShipped" };
+  const char *users[] = { "bob", "carol", "nobody" };
+  const char *streams[] = { "cart-1", "order-2" };
+  gint64 versions[] = { 1, 3 };
+  gint32 amounts[] = { 20, -3 };
+
+  g_test_summary ("Filter: in matches any value of the array, on every field and on "
+                  "metadata");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("event_type", g_variant_new_strv (types, G_N_ELEMENTS (types))),
+                 "e1,e3,e4");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("stream_id", g_variant_new_strv (streams, G_N_ELEMENTS (streams))),
+                 "e3,e5,e6");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("version",
+                            g_variant_new_fixed_array (G_VARIANT_TYPE_INT64, versions,
+                                                       G_N_ELEMENTS (versions),
+                                                       sizeof (gint64))),
+                 "e1,e3,e4,e6");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("metadata.user", g_variant_new_strv (users, G_N_ELEMENTS (users))),
+                 "e2,e3");
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("metadata.amount",
+                            g_variant_new_fixed_array (G_VARIANT_TYPE_INT32, amounts,
+                                                       G_N_ELEMENTS (amounts),
+                                                       sizeof (gint32))),
+                 "e2,e4");
+  assert_filter (f, "order-1", 0,
+                 filter_in ("event_type", g_variant_new_strv (types, G_N_ELEMENTS (types))),
+                 "e1,e4");
+}
+
+static void
+test_read_filter_like (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_test_summary ("Filter: like with '%' and '_', ASCII case-insensitive, on stream_id, "
+                  "event_type and metadata string values");
+
+  write_filter_dataset (f, NULL);
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("event_type", "Order%"), "e1,e3,e4");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("event_type", "order%"), "e1,e3,e4");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("event_type", "%Added"), "e2,e5");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("event_type", "Item_dded"), "e2,e5");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("event_type", "Item_"), "");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("stream_id", "order-_"), "e1,e2,e3,e4,e5");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("stream_id", "%-1"), "e1,e2,e4,e6");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("metadata.user", "ali%"), "e1,e4,e6");
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("metadata.addr.city", "_yon"), "e3");
+  /* LIKE on metadata matches string values only: the number 10 is not "10". */
+  assert_filter (f, ES_ALL_STREAM, 0, filter_like ("metadata.amount", "1%"), "e6");
+}
+
+static void
+test_read_filter_and (Fixture       *f,
+                      gconstpointer  data)
+{
+  const char *types[] = { "OrderPlaced", "OrderShipped", "ItemAdded" };
+  EsEventFilter *filter;
+
+  g_test_summary ("Filter: several clauses are AND-ed, and combine with after_version");
+
+  write_filter_dataset (f, NULL);
+
+  filter = es_event_filter_new ();
+  es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("OrderPlaced"));
+  es_event_filter_add_equals (filter, "metadata.user", g_variant_new_string ("alice"));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e1");
+
+  filter = es_event_filter_new ();
+  es_event_filter_add_like (filter, "stream_id", "order-%");
+  es_event_filter_add_equals (filter, "version", g_variant_new_int64 (2));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e2,e5");
+
+  filter = es_event_filter_new ();
+  es_event_filter_add_in (filter, "event_type", g_variant_new_strv (types, G_N_ELEMENTS (types)));
+  es_event_filter_add_equals (filter, "metadata.user", g_variant_new_string ("alice"));
+  es_event_filter_add_like (filter, "stream_id", "%-1");
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e1,e4");
+
+  filter = es_event_filter_new ();
+  es_event_filter_add_equals (filter, "metadata.user", g_variant_new_string ("alice"));
+  assert_filter (f, "order-1", 1, filter, "e4");
+
+  filter = es_event_filter_new ();
+  es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("OrderPlaced"));
+  es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("ItemAdded"));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "");
+
+  /* An empty filter matches everything. */
+  assert_filter (f, ES_ALL_STREAM, 0, es_event_filter_new (), "e1,e2,e3,e4,e5,e6");
+}
+
+static void
+test_read_filter_many_pages (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "big");
+  g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) sparse = batch_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A filter that matches events spread over several pages returns them "
+                  "all, even when whole pages match nothing");
+
+  write_many (stream, MANY);
+  g_ptr_array_add (sparse, candidate_new ("Rare", NULL, NULL, NULL));
+  write_batch (stream, sparse, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  write_many (stream, 10);   /* versions MANY + 2 .. */
+
+  es_event_filter_add_like (filter, "event_type", "%");
+  events = read_all_ok (stream, 0, filter);
+  g_assert_cmpuint (events->len, ==, MANY + 11);
+  g_clear_pointer (&events, g_ptr_array_unref);
+  g_clear_object (&filter);
+
+  filter = filter_equals ("event_type", g_variant_new_string ("Rare"));
+  events = read_all_ok (stream, 0, filter);
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 0)), ==, MANY + 1);
+}
+
+static void
+test_read_filter_invalid (Fixture       *f,
+                          gconstpointer  data)
+{
+  const char *no_strings[] = { NULL };
+  EsEventFilter *filter;
+
+  g_test_summary ("Unknown fields, bad value types, an empty in and like on integer fields "
+                  "fail the read with INVALID_ARGUMENT");
+
+  write_filter_dataset (f, NULL);
+
+  assert_filter_invalid (f, filter_equals ("colour", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("metadata", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("metadata.", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("metadata.a..b", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("Event_Type", g_variant_new_string ("red")));
+  assert_filter_invalid (f, filter_equals ("version", g_variant_new_string ("1")));
+  assert_filter_invalid (f, filter_equals ("version", g_variant_new_double (1.0)));
+  assert_filter_invalid (f, filter_equals ("sequence_id", g_variant_new_boolean (TRUE)));
+  assert_filter_invalid (f, filter_equals ("event_type", g_variant_new_boolean (TRUE)));
+  assert_filter_invalid (f, filter_equals ("event_type", g_variant_new_int32 (1)));
+  assert_filter_invalid (f, filter_equals ("stream_id", g_variant_new_int64 (1)));
+  assert_filter_invalid (f, filter_equals ("metadata.user",
+                                           g_variant_new ("(ii)", 1, 2)));
+  assert_filter_invalid (f, filter_equals ("metadata.user", g_variant_new_bytestring ("x")));
+  assert_filter_invalid (f, filter_in ("event_type", g_variant_new_strv (no_strings, 0)));
+  assert_filter_invalid (f, filter_in ("version", g_variant_new_fixed_array (G_VARIANT_TYPE_INT64,
+                                                                             NULL, 0,
+                                                                             sizeof (gint64))));
+  assert_filter_invalid (f, filter_like ("version", "1%"));
+  assert_filter_invalid (f, filter_like ("sequence_id", "%"));
+  assert_filter_invalid (f, filter_like ("colour", "%"));
+
+  /* One bad clause among good ones spoils the filter. */
+  filter = es_event_filter_new ();
+  es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("OrderPlaced"));
+  es_event_filter_add_equals (filter, "colour", g_variant_new_string ("red"));
+  assert_filter_invalid (f, filter);
+}
+
+static void
+test_read_sql_metacharacters (Fixture       *f,
+                              gconstpointer  data)
+{
+  static const struct
+  {
+    const char *value;
+    const char *json;   /* {"k": value} */
+  } weird[] = {
+    { "x'; DROP TABLE events; --", "{\"k\": \"x'; DROP TABLE events; --\"}" },
+    { "%", "{\"k\": \"%\"}" },
+    { "_", "{\"k\": \"_\"}" },
+    { "\"", "{\"k\": \"\\\"\"}" },
+    { "a\\b", "{\"k\": \"a\\\\b\"}" },
+    { "%%'\"_", "{\"k\": \"%%'\\\"_\"}" },
+  };
+  g_autoptr(EsStream) plain = open_stream (f, "plain");
+  g_autoptr(GPtrArray) all = NULL;
+
+  g_test_summary ("SQL meta-characters in stream ids, event types, metadata and filter "
+                  "values are stored verbatim and matched literally by equals");
+
+  write_one (plain, "plain", NULL, "{\"k\": \"plain\"}");
+  write_one (plain, "a", NULL, "{\"k\": \"a\"}");
+
+  for (guint i = 0; i < G_N_ELEMENTS (weird); i++)
+    {
+      g_autoptr(EsStream) stream = open_stream (f, weird[i].value);
+
+      g_assert_cmpint (write_one (stream, weird[i].value, weird[i].value, weird[i].json), ==, 1);
+    }
+
+  for (guint i = 0; i < G_N_ELEMENTS (weird); i++)
+    {
+      g_autoptr(GPtrArray) events = read_stream (f, weird[i].value);
+      g_autoptr(GPtrArray) by_stream = NULL;
+      g_autoptr(GPtrArray) by_type = NULL;
+      g_autoptr(GPtrArray) by_metadata = NULL;
+      g_autoptr(GPtrArray) by_in = NULL;
+      g_autoptr(EsStream) all_stream = open_stream (f, ES_ALL_STREAM);
+      g_autoptr(EsEventFilter) filter = NULL;
+      const char *values[] = { weird[i].value, NULL };
+      EsStoredEvent *event;
+
+      g_assert_cmpuint (events->len, ==, 1);
+      event = g_ptr_array_index (events, 0);
+      g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, weird[i].value);
+      g_assert_cmpstr (es_stored_event_get_event_type (event), ==, weird[i].value);
+      g_assert_cmpstr (es_stored_event_get_id (event), ==, weird[i].value);
+      g_assert_cmpstr (es_stored_event_get_metadata (event), ==, weird[i].json);
+
+      filter = filter_equals ("stream_id", g_variant_new_string (weird[i].value));
+      by_stream = read_all_ok (all_stream, 0, filter);
+      g_assert_cmpuint (by_stream->len, ==, 1);
+      g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (by_stream, 0)), ==,
+                       weird[i].value);
+      g_clear_object (&filter);
+
+      filter = filter_equals ("event_type", g_variant_new_string (weird[i].value));
+      by_type = read_all_ok (all_stream, 0, filter);
+      g_assert_cmpuint (by_type->len, ==, 1);
+      g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (by_type, 0)), ==,
+                       weird[i].value);
+      g_clear_object (&filter);
+
+      filter = filter_equals ("metadata.k", g_variant_new_string (weird[i].value));
+      by_metadata = read_all_ok (all_stream, 0, filter);
+      g_assert_cmpuint (by_metadata->len, ==, 1);
+      g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (by_metadata, 0)), ==,
+                       weird[i].json);
+      g_clear_object (&filter);
+
+      filter = filter_in ("event_type", g_variant_new_strv (values, 1));
+      by_in = read_all_ok (all_stream, 0, filter);
+      g_assert_cmpuint (by_in->len, ==, 1);
+    }
+
+  /* The database survived the "DROP TABLE". */
+  all = read_stream (f, ES_ALL_STREAM);
+  g_assert_cmpuint (all->len, ==, G_N_ELEMENTS (weird) + 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots                                                           */
+/* ------------------------------------------------------------------ */
+
+static GBytes *
+state_new (const char *text)
+{
+  /* With a NUL inside, to be sure nothing treats state as a string. */
+  g_autofree char *with_nul = g_strdup_printf ("%s%c%s", text, 0, text);
+
+  return g_bytes_new (with_nul, 2 * strlen (text) + 1);
+}
+
+static void
+test_snapshot_save_load (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) state = state_new ("state at two");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 before, after;
+
+  g_test_summary ("A saved snapshot loads back with identical state bytes, its version, "
+                  "projection name, stream id and a UTC timestamp of the save");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  before = g_get_real_time ();
+  g_assert_true (es_stream_snapshot (stream, state, 2, "totals", NULL, &error));
+  after = g_get_real_time ();
+  g_assert_no_error (error);
+
+  snapshot = es_stream_load_snapshot (stream, "totals", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 2);
+  g_assert_cmpstr (es_snapshot_get_projection_name (snapshot), ==, "totals");
+  g_assert_cmpstr (es_snapshot_get_stream_id (snapshot), ==, "snap");
+  assert_timestamp_in_window (es_snapshot_get_timestamp (snapshot), before, after);
+
+  /* Another handle on the same stream sees it too. */
+  {
+    g_autoptr(EsStream) other = open_stream (f, "snap");
+    g_autoptr(EsSnapshot) same = es_stream_load_snapshot (other, "totals", NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_nonnull (same);
+    g_assert_cmpint (es_snapshot_get_version (same), ==, 2);
+  }
+}
+
+static void
+test_snapshot_current_version (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(EsStream) empty = open_stream (f, "empty");
+  g_autoptr(GBytes) state = state_new ("s");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Snapshot version -1 means the stream's current version (0 when empty)");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  g_assert_true (es_stream_snapshot (stream, state, -1, "p", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 3);
+  g_clear_object (&snapshot);
+
+  g_assert_true (es_stream_snapshot (empty, state, -1, "p", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (empty, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 0);
+}
+
+static void
+test_snapshot_default_projection (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) state = state_new ("default state");
+  g_autoptr(GBytes) state2 = state_new ("second");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A NULL projection name is \"default\", on save and on load");
+
+  write_one (stream, "Added", NULL, NULL);
+  g_assert_true (es_stream_snapshot (stream, state, 1, NULL, NULL, &error));
+  g_assert_no_error (error);
+
+  snapshot = es_stream_load_snapshot (stream, "default", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpstr (es_snapshot_get_projection_name (snapshot), ==, "default");
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+  g_clear_object (&snapshot);
+
+  g_assert_true (es_stream_snapshot (stream, state2, 1, "default", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpstr (es_snapshot_get_projection_name (snapshot), ==, "default");
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state2));
+}
+
+static void
+test_snapshot_named_projections (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(EsStream) other = open_stream (f, "other");
+  g_autoptr(GBytes) state_a = state_new ("projection a");
+  g_autoptr(GBytes) state_b = state_new ("projection b");
+  g_autoptr(EsSnapshot) a = NULL;
+  g_autoptr(EsSnapshot) b = NULL;
+  g_autoptr(EsSnapshot) none = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Named projections of a stream are independent, and so are streams");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+  write_one (other, "Added", NULL, NULL);
+
+  g_assert_true (es_stream_snapshot (stream, state_a, 1, "a", NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_snapshot (stream, state_b, 2, "b", NULL, &error));
+  g_assert_no_error (error);
+
+  a = es_stream_load_snapshot (stream, "a", NULL, &error);
+  g_assert_no_error (error);
+  b = es_stream_load_snapshot (stream, "b", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (a);
+  g_assert_nonnull (b);
+  g_assert_cmpint (es_snapshot_get_version (a), ==, 1);
+  g_assert_cmpint (es_snapshot_get_version (b), ==, 2);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (a), state_a));
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (b), state_b));
+
+  none = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (none);
+  none = es_stream_load_snapshot (other, "a", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (none);
+}
+
+static void
+test_snapshot_replace (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) one = state_new ("one");
+  g_autoptr(GBytes) three = state_new ("three");
+  g_autoptr(GBytes) two = state_new ("two");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A newer save replaces the previous snapshot of that stream and "
+                  "projection");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  g_assert_true (es_stream_snapshot (stream, one, 1, "p", NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_snapshot (stream, three, 3, "p", NULL, &error));
+  g_assert_no_error (error);
+
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 3);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), three));
+  g_clear_object (&snapshot);
+
+  /* The last save wins, even at a lower version. */
+  g_assert_true (es_stream_snapshot (stream, two, 2, "p", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 2);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), two));
+}
+
+static void
+test_snapshot_none (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(EsStream) empty = open_stream (f, "never-written");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Loading a snapshot that was never saved returns NULL without error");
+
+  write_one (stream, "Added", NULL, NULL);
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+  snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+  snapshot = es_stream_load_snapshot (empty, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+}
+
+static void
+test_snapshot_version_beyond (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) state = state_new ("s");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A snapshot version beyond the stream's version is INVALID_ARGUMENT and "
+                  "saves nothing");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  g_assert_false (es_stream_snapshot (stream, state, 3, "p", NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+
+  g_assert_true (es_stream_snapshot (stream, state, 2, "p", NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_snapshot_version_below_any (Fixture       *f,
+                                 gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) state = state_new ("s");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A snapshot version below -1 is INVALID_ARGUMENT and saves nothing");
+
+  write_one (stream, "Added", NULL, NULL);
+
+  g_assert_false (es_stream_snapshot (stream, state, -2, "p", NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+}
+
+static void
+test_snapshot_all_stream (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(GBytes) state = state_new ("global");
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 seq[6];
+
+  g_test_summary ("Snapshots work on @all, with sequence ids as versions");
+
+  write_filter_dataset (f, seq);
+  all = open_stream (f, ES_ALL_STREAM);
+
+  g_assert_true (es_stream_snapshot (all, state, -1, "global", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (all, "global", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, seq[5]);
+  g_assert_cmpstr (es_snapshot_get_stream_id (snapshot), ==, ES_ALL_STREAM);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+  g_clear_object (&snapshot);
+
+  g_assert_true (es_stream_snapshot (all, state, seq[2], "global", NULL, &error));
+  g_assert_no_error (error);
+  snapshot = es_stream_load_snapshot (all, "global", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, seq[2]);
+
+  g_assert_false (es_stream_snapshot (all, state, seq[5] + 1, "global", NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+test_snapshot_async (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "snap");
+  g_autoptr(GBytes) state = state_new ("async state");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("snapshot_async and load_snapshot_async, including none and an error");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  snapshot = es_stream_load_snapshot_finish (stream, result, &error);
+  g_assert_no_error (error);
+  g_assert_null (snapshot);
+  g_clear_object (&result);
+
+  es_stream_snapshot_async (stream, state, 2, "p", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_true (es_stream_snapshot_finish (stream, result, &error));
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  es_stream_snapshot_async (stream, state, 9, "p", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_false (es_stream_snapshot_finish (stream, result, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  snapshot = es_stream_load_snapshot_finish (stream, result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 2);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+}
+
+/* ------------------------------------------------------------------ */
+/* Metrics                                                             */
+/* ------------------------------------------------------------------ */
+
+static EsStreamMetrics *
+get_metrics (EsStream *stream)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamMetrics *metrics;
+
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (metrics);
+  return metrics;
+}
+
+static void
+test_metrics_stream (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "metrics");
+  g_autoptr(EsStream) other = open_stream (f, "other");
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+  GDateTime *last;
+
+  g_test_summary ("Metrics of a stream: current version, event count and the timestamp of "
+                  "its last event");
+
+  write_one (stream, "Added", NULL, NULL);
+  g_ptr_array_add (batch, candidate_new ("Added", NULL, NULL, NULL));
+  g_ptr_array_add (batch, candidate_new ("Added", NULL, NULL, NULL));
+  write_batch (stream, batch, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  g_usleep (2000);
+  write_one (other, "Other", NULL, NULL);
+
+  metrics = get_metrics (stream);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 3);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 3);
+  last = es_stream_metrics_get_last_timestamp (metrics);
+  g_assert_nonnull (last);
+  g_assert_cmpint (g_date_time_get_utc_offset (last), ==, 0);
+
+  events = read_stream (f, "metrics");
+  event = g_ptr_array_index (events, 2);
+  g_assert_cmpint (date_time_to_usec (last), ==,
+                   date_time_to_usec (es_stored_event_get_timestamp (event)));
+}
+
+static void
+test_metrics_empty (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "empty");
+  g_autoptr(EsStream) all = open_stream (f, ES_ALL_STREAM);
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+
+  g_test_summary ("Metrics of an empty stream and of an empty @all: zero, zero, no "
+                  "timestamp");
+
+  metrics = get_metrics (stream);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 0);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 0);
+  g_assert_null (es_stream_metrics_get_last_timestamp (metrics));
+  g_clear_object (&metrics);
+
+  metrics = get_metrics (all);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 0);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 0);
+  g_assert_null (es_stream_metrics_get_last_timestamp (metrics));
+  g_clear_object (&metrics);
+
+  /* Another stream's events don't count. */
+  {
+    g_autoptr(EsStream) other = open_stream (f, "other");
+
+    write_one (other, "Added", NULL, NULL);
+  }
+  metrics = get_metrics (stream);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 0);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 0);
+  g_assert_null (es_stream_metrics_get_last_timestamp (metrics));
+}
+
+static void
+test_metrics_all_stream (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  EsStoredEvent *last;
+  gint64 seq[6];
+
+  g_test_summary ("Metrics of @all: the last sequence id, the total number of events and "
+                  "the last event's timestamp");
+
+  write_filter_dataset (f, seq);
+  all = open_stream (f, ES_ALL_STREAM);
+  metrics = get_metrics (all);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, seq[5]);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 6);
+  g_assert_nonnull (es_stream_metrics_get_last_timestamp (metrics));
+
+  events = read_stream (f, ES_ALL_STREAM);
+  last = g_ptr_array_index (events, 5);
+  g_assert_cmpint (date_time_to_usec (es_stream_metrics_get_last_timestamp (metrics)), ==,
+                   date_time_to_usec (es_stored_event_get_timestamp (last)));
+}
+
+static void
+test_metrics_async (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "metrics");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("get_metrics_async gives the same metrics");
+
+  write_one (stream, "Added", NULL, NULL);
+  write_one (stream, "Added", NULL, NULL);
+
+  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  metrics = es_stream_get_metrics_finish (stream, result, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (metrics);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 2);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, 2);
+  g_assert_nonnull (es_stream_metrics_get_last_timestamp (metrics));
+}
+
+/* ------------------------------------------------------------------ */
+/* Factory and close                                                   */
+/* ------------------------------------------------------------------ */
+
+static void
+test_factory_reopen (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStream) early = open_stream (f, "reopen");
+  g_autoptr(EsStream) writer = open_stream (f, "reopen");
+  g_autoptr(EsStream) again = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) other = open_stream (f, "other");
+  gint64 last;
+
+  g_test_summary ("open_stream returns a handle whose version is the stored version; a "
+                  "handle knows only its own writes; @all opens at the last sequence id");
+
+  g_assert_cmpint (es_stream_get_version (writer), ==, 0);
+  write_one (writer, "Added", NULL, NULL);
+  write_one (writer, "Added", NULL, NULL);
+  last = write_one (other, "Other", NULL, NULL);
+  g_assert_cmpint (last, ==, 1);
+  write_one (writer, "Added", NULL, NULL);
+
+  again = open_stream (f, "reopen");
+  g_assert_cmpint (es_stream_get_version (again), ==, 3);
+  g_assert_cmpint (es_stream_get_version (writer), ==, 3);
+  g_assert_cmpint (es_stream_get_version (early), ==, 0);
+
+  all = open_stream (f, ES_ALL_STREAM);
+  {
+    g_autoptr(GPtrArray) events = read_stream (f, ES_ALL_STREAM);
+
+    g_assert_cmpuint (events->len, ==, 4);
+    g_assert_cmpint (es_stream_get_version (all), ==,
+                     es_stored_event_get_sequence_id (g_ptr_array_index (events, 3)));
+  }
+}
+
+static void
+test_factory_open_async (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) writer = open_stream (f, "async-open");
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("open_stream_async gives a handle at the stored version; invalid ids "
+                  "fail there too");
+
+  write_one (writer, "Added", NULL, NULL);
+  write_one (writer, "Added", NULL, NULL);
+
+  es_stream_factory_open_stream_async (f->factory, "async-open", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_STREAM (stream));
+  g_assert_cmpstr (es_stream_get_stream_id (stream), ==, "async-open");
+  g_assert_cmpint (es_stream_get_version (stream), ==, 2);
+  g_clear_object (&result);
+  g_clear_object (&stream);
+
+  es_stream_factory_open_stream_async (f->factory, "", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
+  if (stream == NULL)
+    g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  else
+    g_assert_no_error (error);
+}
+
+static void
+test_factory_close_twice (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "twice");
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Closing a factory twice is harmless");
+
+  write_one (stream, "Added", NULL, NULL);
+  g_assert_false (es_stream_factory_is_closed (f->factory));
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_factory_is_closed (f->factory));
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_factory_is_closed (f->factory));
+}
+
+/* Every operation on @stream and on the factory fails with CLOSED. */
+static void
+assert_everything_closed (Fixture  *f,
+                          EsStream *stream)
+{
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(GBytes) state = state_new ("s");
+  g_autoptr(EsStream) opened = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), <, 0);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  events = read_all (stream, 0, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (events);
+  g_clear_error (&error);
+
+  g_assert_false (es_stream_snapshot (stream, state, -1, NULL, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (snapshot);
+  g_clear_error (&error);
+
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (metrics);
+  g_clear_error (&error);
+
+  opened = es_stream_factory_open_stream (f->factory, "another", NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (opened);
+  g_clear_error (&error);
+
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_cmpint (es_stream_write_finish (stream, result, &error), <, 0);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  metrics = es_stream_get_metrics_finish (stream, result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (metrics);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  es_stream_factory_open_stream_async (f->factory, "another", NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  opened = es_stream_factory_open_stream_finish (f->factory, result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_null (opened);
+  g_clear_error (&error);
+  g_clear_object (&result);
+}
+
+static void
+test_factory_closed_operations (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "closing");
+  g_autoptr(EsStream) all = open_stream (f, ES_ALL_STREAM);
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("After close, write, read, snapshot, load_snapshot, metrics and "
+                  "open_stream fail with ES_ERROR_CLOSED");
+
+  write_one (stream, "Added", NULL, NULL);
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+
+  assert_everything_closed (f, stream);
+  assert_everything_closed (f, all);
+}
+
+static void
+test_factory_closed_enumerator (Fixture       *f,
+                                gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "big");
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStoredEvent) first = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+  guint count = 1;
+
+  g_test_summary ("An enumerator created before close fails with ES_ERROR_CLOSED once its "
+                  "buffered events are used up");
+
+  write_many (stream, MANY);
+
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  first = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  assert_counted_event (first, 1);
+
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+
+  /* Buffered events may still come, in order; then CLOSED. */
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    {
+      assert_counted_event (event, ++count);
+      g_object_unref (event);
+    }
+  g_test_message ("%u events before the error", count);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_cmpuint (count, <, MANY);
+}
+
+static void
+test_factory_close_async (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "async-close");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("close_async closes the factory: operations then fail with CLOSED");
+
+  write_one (stream, "Added", NULL, NULL);
+
+  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_factory_is_closed (f->factory));
+  g_clear_object (&result);
+
+  assert_everything_closed (f, stream);
+
+  /* And again, asynchronously: harmless. */
+  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
+  g_assert_no_error (error);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* The backend given with --backend NAME, or NULL for all of them. */
+static const char *only_backend = NULL;
+
+static void
+add_test (const char  *name,
+          FixtureFunc  func)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
+    {
+      g_autofree char *path = NULL;
+
+      if (only_backend != NULL && !g_str_equal (only_backend, backends[i].name))
+        continue;
+
+      path = g_strdup_printf ("/conformance/%s/%s", backends[i].name, name);
+
+      g_test_add_vtable (path, sizeof (Fixture), &backends[i],
+                         (GTestFixtureFunc) fixture_setup,
+                         (GTestFixtureFunc) func,
+                         (GTestFixtureFunc) fixture_teardown);
+    }
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+  /* GTest leaves options it does not know in argv. */
+  for (int i = 1; i < argc; i++)
+    {
+      if (g_str_equal (argv[i], "--backend") && i + 1 < argc)
+        only_backend = argv[++i];
+      else if (g_str_has_prefix (argv[i], "--backend="))
+        only_backend = argv[i] + strlen ("--backend=");
+    }
+  if (only_backend != NULL)
+    {
+      gboolean known = FALSE;
+
+      for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
+        known = known || g_str_equal (only_backend, backends[i].name);
+      if (!known)
+        g_error ("Unknown backend '%s': use sqlite-file, sqlite-memory or memory", only_backend);
+    }
+
+  add_test ("write/returns-version", test_write_returns_version);
+  add_test ("write/expected-any", test_write_expected_any);
+  add_test ("write/expected-no-stream", test_write_expected_no_stream);
+  add_test ("write/wrong-expected-version", test_write_wrong_expected_version);
+  add_test ("write/expected-below-any", test_write_expected_below_any);
+  add_test ("write/zero-events", test_write_zero_events);
+  add_test ("write/idempotency-stored", test_write_idempotency_stored);
+  add_test ("write/idempotency-in-batch", test_write_idempotency_in_batch);
+  add_test ("write/idempotency-all-skipped", test_write_idempotency_all_skipped);
+  add_test ("write/idempotency-per-stream", test_write_idempotency_per_stream);
+  add_test ("write/to-all", test_write_to_all);
+  add_test ("write/invalid-event-type-empty", test_write_invalid_event_type_empty);
+  add_test ("write/invalid-event-type-utf8", test_write_invalid_event_type_utf8);
+  add_test ("write/invalid-metadata-not-json", test_write_invalid_metadata_not_json);
+  add_test ("write/invalid-metadata-array", test_write_invalid_metadata_array);
+  add_test ("write/invalid-metadata-scalar", test_write_invalid_metadata_scalar);
+  add_test ("write/invalid-stream-ids", test_write_invalid_stream_ids);
+  add_test ("write/stream-id-1024", test_write_stream_id_1024);
+  add_test ("write/metadata-verbatim", test_write_metadata_verbatim);
+  add_test ("write/data-round-trip", test_write_data_round_trip);
+  add_test ("write/stored-fields", test_write_stored_fields);
+  add_test ("write/timestamps", test_write_timestamps);
+  add_test ("write/async", test_write_async);
+  add_test ("write/cancelled", test_write_cancelled);
+  add_test ("write/cancelled-async", test_write_cancelled_async);
+  add_test ("write/concurrent-any", test_write_concurrent_any);
+  add_test ("write/concurrent-expected", test_write_concurrent_expected);
+
+  add_test ("read/after-version", test_read_after_version);
+  add_test ("read/oldest-first", test_read_oldest_first);
+  add_test ("read/all-stream", test_read_all_stream);
+  add_test ("read/many-pages-next", test_read_many_pages_next);
+  add_test ("read/many-pages-next-batch", test_read_many_pages_next_batch);
+  add_test ("read/many-pages-next-batch-async", test_read_many_pages_next_batch_async);
+  add_test ("read/async", test_read_async);
+  add_test ("read/end-repeated", test_read_end_repeated);
+  add_test ("read/enumerator-close", test_read_enumerator_close);
+  add_test ("read/filter-stream-id", test_read_filter_stream_id);
+  add_test ("read/filter-event-type", test_read_filter_event_type);
+  add_test ("read/filter-version", test_read_filter_version);
+  add_test ("read/filter-sequence-id", test_read_filter_sequence_id);
+  add_test ("read/filter-metadata-string", test_read_filter_metadata_string);
+  add_test ("read/filter-metadata-number", test_read_filter_metadata_number);
+  add_test ("read/filter-metadata-bool", test_read_filter_metadata_bool);
+  add_test ("read/filter-metadata-nested", test_read_filter_metadata_nested);
+  add_test ("read/filter-in", test_read_filter_in);
+  add_test ("read/filter-like", test_read_filter_like);
+  add_test ("read/filter-and", test_read_filter_and);
+  add_test ("read/filter-many-pages", test_read_filter_many_pages);
+  add_test ("read/filter-invalid", test_read_filter_invalid);
+  add_test ("read/sql-metacharacters", test_read_sql_metacharacters);
+
+  add_test ("snapshot/save-load", test_snapshot_save_load);
+  add_test ("snapshot/current-version", test_snapshot_current_version);
+  add_test ("snapshot/default-projection", test_snapshot_default_projection);
+  add_test ("snapshot/named-projections", test_snapshot_named_projections);
+  add_test ("snapshot/replace", test_snapshot_replace);
+  add_test ("snapshot/none", test_snapshot_none);
+  add_test ("snapshot/version-beyond", test_snapshot_version_beyond);
+  add_test ("snapshot/version-below-any", test_snapshot_version_below_any);
+  add_test ("snapshot/all-stream", test_snapshot_all_stream);
+  add_test ("snapshot/async", test_snapshot_async);
+
+  add_test ("metrics/stream", test_metrics_stream);
+  add_test ("metrics/empty", test_metrics_empty);
+  add_test ("metrics/all-stream", test_metrics_all_stream);
+  add_test ("metrics/async", test_metrics_async);
+
+  add_test ("factory/reopen", test_factory_reopen);
+  add_test ("factory/open-async", test_factory_open_async);
+  add_test ("factory/close-twice", test_factory_close_twice);
+  add_test ("factory/closed-operations", test_factory_closed_operations);
+  add_test ("factory/closed-enumerator", test_factory_closed_enumerator);
+  add_test ("factory/close-async", test_factory_close_async);
+
+  return g_test_run ();
+}

@@ -1,0 +1,887 @@
+/* test-sqlite.c: what only the SQLite backend promises.
+ *
+ * Persistence across factories, refusal of files that are not es-glib
+ * databases (leaving them untouched), WAL mode, private in-memory
+ * databases, construct properties, asynchronous construction, and a small
+ * read pool under load. sqlite3 is used directly only to prepare files and
+ * to inspect them, never in place of the library for what is checked.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include <es-glib/es-glib.h>
+
+typedef struct
+{
+  char *tmpdir;   /* (owned) a fresh directory per test */
+  char *path;     /* (owned) tmpdir/events.db, not created */
+} Fixture;
+
+static void
+remove_tree (const char *dir_path)
+{
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  dir = g_dir_open (dir_path, 0, &error);
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (dir_path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_tree (child);
+      else
+        g_assert_no_errno (g_remove (child));
+    }
+  g_assert_no_errno (g_rmdir (dir_path));
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->tmpdir = g_dir_make_tmp ("es-sqlite-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  remove_tree (f->tmpdir);
+  g_clear_pointer (&f->tmpdir, g_free);
+  g_clear_pointer (&f->path, g_free);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static EsStreamFactory *
+factory_new (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  EsSqliteStreamFactory *factory;
+
+  factory = es_sqlite_stream_factory_new (path, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_SQLITE_STREAM_FACTORY (factory));
+  return ES_STREAM_FACTORY (factory);
+}
+
+/* Closes @factory and checks that nothing else holds it. */
+static void
+factory_close_and_free (EsStreamFactory *factory)
+{
+  g_autoptr(GError) error = NULL;
+  GWeakRef ref;
+  GObject *object;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  g_assert_true (es_stream_factory_close (factory, NULL, &error));
+  g_assert_no_error (error);
+
+  g_weak_ref_init (&ref, factory);
+  g_object_unref (factory);
+  while ((object = g_weak_ref_get (&ref)) != NULL)
+    {
+      g_object_unref (object);
+      if (g_get_monotonic_time () > deadline)
+        break;
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (1000);
+    }
+  g_assert_null (object);
+  g_weak_ref_clear (&ref);
+}
+
+static EsStream *
+open_stream (EsStreamFactory *factory,
+             const char      *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStream *stream;
+
+  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (stream);
+  return stream;
+}
+
+/* Writes @n events of @size bytes of data each, in batches of 500. */
+static void
+write_events (EsStream *stream,
+              guint     n,
+              gsize     size)
+{
+  g_autofree char *payload = g_strnfill (size, 'p');
+  guint written = 0;
+
+  while (written < n)
+    {
+      g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
+      g_autoptr(GError) error = NULL;
+
+      for (guint i = 0; i < 500 && written + i < n; i++)
+        {
+          g_autoptr(GBytes) data = g_bytes_new (payload, size);
+          g_autofree char *key = g_strdup_printf ("key-%u", written + i + 1);
+          EsCandidateEvent *event = es_candidate_event_new ("Written", data);
+
+          es_candidate_event_set_idempotency_key (event, key);
+          es_candidate_event_set_metadata (event, "{\"n\": 1}");
+          g_ptr_array_add (batch, event);
+        }
+      es_stream_write (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                       ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+      written += batch->len;
+    }
+}
+
+static GPtrArray *
+read_all (EsStream *stream)
+{
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    g_ptr_array_add (events, event);
+  g_assert_no_error (error);
+  return g_steal_pointer (&events);
+}
+
+static GBytes *
+file_contents (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  char *contents = NULL;
+  gsize length = 0;
+
+  g_file_get_contents (path, &contents, &length, &error);
+  g_assert_no_error (error);
+  return g_bytes_new_take (contents, length);
+}
+
+static gint
+compare_names (gconstpointer a,
+               gconstpointer b)
+{
+  return g_strcmp0 (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The names in @dir_path, sorted, joined by spaces. */
+static char *
+list_directory (const char *dir_path)
+{
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  const char *name;
+
+  dir = g_dir_open (dir_path, 0, &error);
+  g_assert_no_error (error);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      /* SQLite's WAL side files may come and go with a read-only look at
+       * a WAL database; they are not the file. */
+      if (g_str_has_suffix (name, "-wal") || g_str_has_suffix (name, "-shm"))
+        {
+          g_test_message ("Side file %s present", name);
+          continue;
+        }
+      g_ptr_array_add (names, g_strdup (name));
+    }
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return g_strjoinv (" ", (char **) names->pdata);
+}
+
+/* Opening @path fails with ES_ERROR_STORAGE, synchronously and
+ * asynchronously, and leaves the file's bytes and the directory as they
+ * were. */
+static void
+assert_refused (Fixture    *f,
+                const char *path)
+{
+  g_autoptr(GBytes) before = NULL;
+  g_autoptr(GBytes) after = NULL;
+  g_autoptr(EsSqliteStreamFactory) factory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *listing_before = list_directory (f->tmpdir);
+  g_autofree char *listing_after = NULL;
+  gboolean is_file = g_file_test (path, G_FILE_TEST_IS_REGULAR);
+
+  if (is_file)
+    before = file_contents (path);
+
+  factory = es_sqlite_stream_factory_new (path, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (factory);
+  g_test_message ("Refused with: %s", error->message);
+
+  if (is_file)
+    {
+      after = file_contents (path);
+      g_assert_cmpmem (g_bytes_get_data (before, NULL), g_bytes_get_size (before),
+                       g_bytes_get_data (after, NULL), g_bytes_get_size (after));
+    }
+  listing_after = list_directory (f->tmpdir);
+  g_assert_cmpstr (listing_after, ==, listing_before);
+}
+
+static sqlite3 *
+sqlite_open (const char *path)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL),
+                   ==, SQLITE_OK);
+  return db;
+}
+
+static void
+sqlite_exec (sqlite3    *db,
+             const char *sql)
+{
+  char *message = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s: %s", sql, message);
+}
+
+/* The first column of the first row of @sql, as text. */
+static char *
+sqlite_query_text (const char *path,
+                   const char *sql)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  char *text = NULL;
+
+  g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READONLY, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  text = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return text;
+}
+
+/* Creates an es-glib database at @path holding @n events in "s". */
+static void
+create_database (const char *path,
+                 guint       n,
+                 gsize       size)
+{
+  EsStreamFactory *factory = factory_new (path);
+  g_autoptr(EsStream) stream = open_stream (factory, "s");
+
+  write_events (stream, n, size);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+static void
+store_result_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* Tests                                                               */
+/* ------------------------------------------------------------------ */
+
+static void
+test_persist (Fixture       *f,
+              gconstpointer  data)
+{
+  EsStreamFactory *factory;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) other = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GBytes) state = g_bytes_new_static ("saved\0state", 11);
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+
+  g_test_summary ("A missing file is created; events, versions, ids, metadata and "
+                  "snapshots persist after the factory is closed and the file reopened");
+
+  g_assert_false (g_file_test (f->path, G_FILE_TEST_EXISTS));
+  factory = factory_new (f->path);
+  g_assert_true (g_file_test (f->path, G_FILE_TEST_IS_REGULAR));
+  g_assert_cmpstr (es_sqlite_stream_factory_get_path (ES_SQLITE_STREAM_FACTORY (factory)), ==,
+                   f->path);
+
+  stream = open_stream (factory, "persisted");
+  other = open_stream (factory, "other");
+  write_events (stream, 1200, 16);
+  write_events (other, 3, 4);
+  g_assert_true (es_stream_snapshot (stream, state, 1000, "proj", NULL, &error));
+  g_assert_no_error (error);
+  g_clear_object (&stream);
+  g_clear_object (&other);
+  factory_close_and_free (factory);
+
+  factory = factory_new (f->path);
+  stream = open_stream (factory, "persisted");
+  g_assert_cmpint (es_stream_get_version (stream), ==, 1200);
+
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 1200);
+  event = g_ptr_array_index (events, 1199);
+  g_assert_cmpint (es_stored_event_get_version (event), ==, 1200);
+  g_assert_cmpstr (es_stored_event_get_id (event), ==, "key-1200");
+  g_assert_cmpstr (es_stored_event_get_event_type (event), ==, "Written");
+  g_assert_cmpstr (es_stored_event_get_metadata (event), ==, "{\"n\": 1}");
+  g_assert_cmpuint (g_bytes_get_size (es_stored_event_get_data (event)), ==, 16);
+
+  snapshot = es_stream_load_snapshot (stream, "proj", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 1000);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+
+  /* Idempotency keys persisted too: rewriting them writes nothing. */
+  write_events (stream, 10, 16);
+  g_clear_pointer (&events, g_ptr_array_unref);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 1200);
+
+  /* Sequence ids continue after the reopen. */
+  {
+    g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
+    g_autoptr(EsStream) fresh = open_stream (factory, "after-reopen");
+    g_autoptr(GPtrArray) everything = NULL;
+    gint64 last = 0;
+
+    write_events (fresh, 1, 1);
+    everything = read_all (all);
+    g_assert_cmpuint (everything->len, ==, 1204);
+    for (guint i = 0; i < everything->len; i++)
+      {
+        gint64 seq = es_stored_event_get_sequence_id (g_ptr_array_index (everything, i));
+
+        g_assert_cmpint (seq, >, last);
+        last = seq;
+      }
+    g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (everything, 1203)), ==,
+                     "after-reopen");
+  }
+
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+static void
+test_open_directory (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *dir = g_build_filename (f->tmpdir, "a-directory", NULL);
+
+  g_test_summary ("Opening a directory fails with ES_ERROR_STORAGE");
+
+  g_assert_no_errno (g_mkdir (dir, 0700));
+  assert_refused (f, dir);
+  g_assert_true (g_file_test (dir, G_FILE_TEST_IS_DIR));
+}
+
+static void
+test_open_random_bytes (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (42);
+  guint8 bytes[16384];
+
+  g_test_summary ("Opening a file of random bytes fails with ES_ERROR_STORAGE and leaves "
+                  "it untouched");
+
+  for (guint i = 0; i < sizeof bytes; i++)
+    bytes[i] = (guint8) g_rand_int_range (rand, 0, 256);
+  g_file_set_contents (f->path, (const char *) bytes, sizeof bytes, &error);
+  g_assert_no_error (error);
+
+  assert_refused (f, f->path);
+}
+
+static void
+test_open_text_file (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Opening a small text file fails with ES_ERROR_STORAGE and leaves it "
+                  "untouched");
+
+  g_file_set_contents (f->path, "not a database\n", -1, &error);
+  g_assert_no_error (error);
+
+  assert_refused (f, f->path);
+}
+
+static void
+test_open_foreign_database (Fixture       *f,
+                            gconstpointer  data)
+{
+  sqlite3 *db;
+
+  g_test_summary ("Opening a valid SQLite database of another application fails with "
+                  "ES_ERROR_STORAGE and leaves it untouched");
+
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                   "INSERT INTO customers (name) VALUES ('alice'), ('bob');"
+                   "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer INTEGER);");
+  sqlite3_close (db);
+
+  assert_refused (f, f->path);
+}
+
+static void
+test_open_foreign_events_table (Fixture       *f,
+                                gconstpointer  data)
+{
+  sqlite3 *db;
+
+  g_test_summary ("A database of another application that happens to have an 'events' "
+                  "table is not an es-glib database either");
+
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "CREATE TABLE events (when_ TEXT, what TEXT);"
+                   "INSERT INTO events VALUES ('today', 'party');");
+  sqlite3_close (db);
+
+  assert_refused (f, f->path);
+}
+
+static void
+test_open_truncated (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(EsSqliteStreamFactory) factory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
+  GStatBuf st;
+  sqlite3 *db;
+
+  g_test_summary ("Opening an es-glib database truncated to half its size fails with "
+                  "ES_ERROR_STORAGE");
+
+  create_database (f->path, 3000, 1000);
+  if (g_file_test (wal, G_FILE_TEST_EXISTS))
+    g_test_message ("A WAL file was left after the factory was closed");
+
+  /* Everything into the main file, so that truncating it loses data. */
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close (db);
+  g_assert_false (g_file_test (wal, G_FILE_TEST_EXISTS));
+  g_assert_no_errno (g_stat (f->path, &st));
+  g_test_message ("database of %" G_GINT64_FORMAT " bytes", (gint64) st.st_size);
+  g_assert_cmpint (st.st_size, >, 1000000);
+  g_assert_no_errno (truncate (f->path, st.st_size / 2));
+
+  factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (factory);
+}
+
+static void
+test_open_newer_schema (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autofree char *version = NULL;
+  sqlite3 *db;
+
+  g_test_summary ("Opening an es-glib database of a newer schema (PRAGMA user_version set "
+                  "higher) fails with ES_ERROR_STORAGE and leaves it untouched");
+
+  create_database (f->path, 10, 10);
+  version = sqlite_query_text (f->path, "PRAGMA user_version");
+  g_test_message ("user_version written by es-glib: %s", version);
+
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "PRAGMA user_version = 1000000");
+  sqlite3_close (db);
+
+  assert_refused (f, f->path);
+}
+
+static void
+test_open_empty_file (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *tables = NULL;
+  EsStreamFactory *factory;
+
+  g_test_summary ("An empty existing file is accepted and gets the schema");
+
+  g_file_set_contents (f->path, "", 0, &error);
+  g_assert_no_error (error);
+
+  factory = factory_new (f->path);
+  stream = open_stream (factory, "s");
+  write_events (stream, 5, 3);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 5);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  tables = sqlite_query_text (f->path,
+                              "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
+  g_assert_cmpint (g_ascii_strtoll (tables, NULL, 10), >, 0);
+
+  /* And it opens again. */
+  factory = factory_new (f->path);
+  factory_close_and_free (factory);
+}
+
+static void
+test_wal_mode (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = NULL;
+  g_autofree char *mode = NULL;
+  g_autofree char *mode_after = NULL;
+  EsStreamFactory *factory;
+
+  g_test_summary ("The database file is in WAL mode");
+
+  factory = factory_new (f->path);
+  stream = open_stream (factory, "s");
+  write_events (stream, 3, 3);
+
+  mode = sqlite_query_text (f->path, "PRAGMA journal_mode");
+  g_assert_cmpstr (mode, ==, "wal");
+
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  mode_after = sqlite_query_text (f->path, "PRAGMA journal_mode");
+  g_assert_cmpstr (mode_after, ==, "wal");
+}
+
+static void
+test_memory_private (Fixture       *f,
+                     gconstpointer  data)
+{
+  EsStreamFactory *first = factory_new (NULL);
+  EsStreamFactory *second = factory_new (NULL);
+  EsStreamFactory *third = factory_new (":memory:");
+  g_autoptr(EsStream) s1 = open_stream (first, "s");
+  g_autoptr(EsStream) s2 = NULL;
+  g_autoptr(EsStream) all2 = NULL;
+  g_autoptr(EsStream) all3 = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+
+  g_test_summary ("In-memory factories (NULL or \":memory:\") are private: they share no "
+                  "data, and leave no file behind");
+
+  write_events (s1, 5, 3);
+  events = read_all (s1);
+  g_assert_cmpuint (events->len, ==, 5);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  s2 = open_stream (second, "s");
+  g_assert_cmpint (es_stream_get_version (s2), ==, 0);
+  events = read_all (s2);
+  g_assert_cmpuint (events->len, ==, 0);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  all2 = open_stream (second, ES_ALL_STREAM);
+  events = read_all (all2);
+  g_assert_cmpuint (events->len, ==, 0);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  all3 = open_stream (third, ES_ALL_STREAM);
+  events = read_all (all3);
+  g_assert_cmpuint (events->len, ==, 0);
+  g_clear_pointer (&events, g_ptr_array_unref);
+
+  /* Writing to the second does not show in the first. */
+  write_events (s2, 2, 3);
+  events = read_all (s1);
+  g_assert_cmpuint (events->len, ==, 5);
+
+  g_assert_false (g_file_test (":memory:", G_FILE_TEST_EXISTS));
+
+  g_clear_object (&s1);
+  g_clear_object (&s2);
+  g_clear_object (&all2);
+  g_clear_object (&all3);
+  factory_close_and_free (first);
+  factory_close_and_free (second);
+  factory_close_and_free (third);
+}
+
+static void
+test_properties (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *path = NULL;
+  EsStreamFactory *factory;
+  EsStreamFactory *defaults;
+  EsStorageHandle *storage;
+  guint pool_size = 0;
+  guint cache_size = 0;
+  guint polling = 0;
+
+  g_test_summary ("The construct properties pool-size and cache-size-kib are honoured; "
+                  "polling-interval defaults to at most 100 ms");
+
+  factory = g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error,
+                            "path", f->path,
+                            "pool-size", 2,
+                            "cache-size-kib", 4096,
+                            "polling-interval", 50,
+                            NULL);
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_SQLITE_STREAM_FACTORY (factory));
+
+  g_object_get (factory,
+                "path", &path,
+                "pool-size", &pool_size,
+                "cache-size-kib", &cache_size,
+                "polling-interval", &polling,
+                NULL);
+  g_assert_cmpstr (path, ==, f->path);
+  g_assert_cmpuint (pool_size, ==, 2);
+  g_assert_cmpuint (cache_size, ==, 4096);
+  g_assert_cmpuint (polling, ==, 50);
+
+  storage = es_stream_factory_get_storage (factory);
+  g_assert_true (ES_IS_SQLITE_STORAGE (storage));
+  g_assert_cmpuint (es_sqlite_storage_get_pool_size (ES_SQLITE_STORAGE (storage)), ==, 2);
+
+  stream = open_stream (factory, "s");
+  write_events (stream, 1500, 8);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 1500);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  defaults = factory_new (NULL);
+  g_object_get (defaults, "polling-interval", &polling, "pool-size", &pool_size, NULL);
+  g_assert_cmpuint (polling, >, 0);
+  g_assert_cmpuint (polling, <=, 100);
+  g_assert_cmpuint (pool_size, >=, 1);
+  factory_close_and_free (defaults);
+}
+
+static void
+test_new_async (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *dir = g_build_filename (f->tmpdir, "a-directory", NULL);
+  EsSqliteStreamFactory *factory;
+
+  g_test_summary ("es_sqlite_stream_factory_new_async creates a working factory in the "
+                  "caller's main context, and reports refusals there");
+
+  create_database (f->path, 4, 4);
+
+  es_sqlite_stream_factory_new_async (f->path, NULL, store_result_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  factory = es_sqlite_stream_factory_new_finish (result, &error);
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_SQLITE_STREAM_FACTORY (factory));
+  g_clear_object (&result);
+
+  stream = open_stream (ES_STREAM_FACTORY (factory), "s");
+  g_assert_cmpint (es_stream_get_version (stream), ==, 4);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 4);
+  g_clear_object (&stream);
+  factory_close_and_free (ES_STREAM_FACTORY (factory));
+
+  g_assert_no_errno (g_mkdir (dir, 0700));
+  es_sqlite_stream_factory_new_async (dir, NULL, store_result_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (NULL, TRUE);
+  factory = es_sqlite_stream_factory_new_finish (result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (factory);
+}
+
+#define N_THREADS 8
+#define ROUNDS 40
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  guint            index;
+  GMutex          *lock;
+  GCond           *cond;
+  guint           *done;
+} ThreadData;
+
+static gpointer
+pool_thread (gpointer user_data)
+{
+  ThreadData *td = user_data;
+  g_autofree char *stream_id = g_strdup_printf ("thread-%u", td->index % 4);
+  g_autoptr(EsStream) stream = open_stream (td->factory, stream_id);
+  g_autoptr(EsStream) all = open_stream (td->factory, ES_ALL_STREAM);
+
+  for (guint round = 0; round < ROUNDS; round++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (td->index < 4)
+        {
+          /* Writers: small batches, plus a snapshot now and then. */
+          g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Load", NULL);
+
+          es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+          g_assert_no_error (error);
+          if (round % 10 == 0)
+            {
+              g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
+
+              es_stream_snapshot (stream, state, -1, NULL, NULL, &error);
+              g_assert_no_error (error);
+            }
+        }
+      else
+        {
+          /* Readers: hold two enumerators at once, plus metrics. */
+          g_autoptr(EsEventEnumerator) one = NULL;
+          g_autoptr(EsEventEnumerator) two = NULL;
+          g_autoptr(GPtrArray) batch = NULL;
+          g_autoptr(EsStreamMetrics) metrics = NULL;
+          g_autoptr(EsSnapshot) snapshot = NULL;
+
+          one = es_stream_read (all, 0, NULL, NULL, &error);
+          g_assert_no_error (error);
+          two = es_stream_read (stream, 0, NULL, NULL, &error);
+          g_assert_no_error (error);
+          batch = es_event_enumerator_next_batch (one, 50, NULL, &error);
+          g_assert_no_error (error);
+          g_clear_pointer (&batch, g_ptr_array_unref);
+          batch = es_event_enumerator_next_batch (two, 50, NULL, &error);
+          g_assert_no_error (error);
+          metrics = es_stream_get_metrics (all, NULL, &error);
+          g_assert_no_error (error);
+          snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+          g_assert_no_error (error);
+        }
+    }
+
+  g_mutex_lock (td->lock);
+  (*td->done)++;
+  g_cond_signal (td->cond);
+  g_mutex_unlock (td->lock);
+  return NULL;
+}
+
+static void
+test_threads_small_pool (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  EsStreamFactory *factory;
+  ThreadData td[N_THREADS];
+  GThread *threads[N_THREADS];
+  GMutex lock;
+  GCond cond;
+  guint done = 0;
+  gint64 deadline;
+
+  g_test_summary ("8 threads reading and writing at once through a pool of 2 read "
+                  "connections finish without deadlock");
+
+  factory = g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error,
+                            "path", f->path, "pool-size", 2, NULL);
+  g_assert_no_error (error);
+
+  g_mutex_init (&lock);
+  g_cond_init (&cond);
+  for (guint t = 0; t < N_THREADS; t++)
+    {
+      td[t] = (ThreadData) { factory, t, &lock, &cond, &done };
+      threads[t] = g_thread_new ("pool", pool_thread, &td[t]);
+    }
+
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  g_mutex_lock (&lock);
+  while (done < N_THREADS)
+    if (!g_cond_wait_until (&cond, &lock, deadline))
+      break;
+  g_mutex_unlock (&lock);
+  if (done < N_THREADS)
+    g_error ("Deadlock: only %u of %u threads finished within 60 s", done, N_THREADS);
+
+  for (guint t = 0; t < N_THREADS; t++)
+    g_thread_join (threads[t]);
+  g_mutex_clear (&lock);
+  g_cond_clear (&cond);
+
+  all = open_stream (factory, ES_ALL_STREAM);
+  events = read_all (all);
+  g_assert_cmpuint (events->len, ==, 4 * ROUNDS);
+  g_clear_object (&all);
+  factory_close_and_free (factory);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+
+#define ADD(name, func) \
+  g_test_add ("/sqlite/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
+
+  ADD ("persist", test_persist);
+  ADD ("open-directory", test_open_directory);
+  ADD ("open-random-bytes", test_open_random_bytes);
+  ADD ("open-text-file", test_open_text_file);
+  ADD ("open-foreign-database", test_open_foreign_database);
+  ADD ("open-foreign-events-table", test_open_foreign_events_table);
+  ADD ("open-truncated", test_open_truncated);
+  ADD ("open-newer-schema", test_open_newer_schema);
+  ADD ("open-empty-file", test_open_empty_file);
+  ADD ("wal-mode", test_wal_mode);
+  ADD ("memory-private", test_memory_private);
+  ADD ("properties", test_properties);
+  ADD ("new-async", test_new_async);
+  ADD ("threads-small-pool", test_threads_small_pool);
+
+#undef ADD
+
+  return g_test_run ();
+}

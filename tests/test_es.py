@@ -1,0 +1,364 @@
+#!/usr/bin/python3
+# test_es.py: es-glib through GObject-Introspection, as Python sees it.
+#
+# Run by meson with GI_TYPELIB_PATH and LD_LIBRARY_PATH pointing into the
+# build tree; by hand: GI_TYPELIB_PATH=_build/introspection
+# LD_LIBRARY_PATH=_build/es-glib /usr/bin/python3 tests/test_es.py -v
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import os
+import tempfile
+import unittest
+
+import gi
+
+gi.require_version("GLib", "2.0")
+gi.require_version("Es", "1.0")
+from gi.repository import Es, GLib  # noqa: E402
+
+
+def candidate(event_type, data=b"", key=None, metadata=None):
+    event = Es.CandidateEvent(event_type=event_type, data=GLib.Bytes.new(data))
+    if key is not None:
+        event.set_idempotency_key(key)
+    if metadata is not None:
+        event.set_metadata(metadata)
+    return event
+
+
+def read_all(stream, after=0, event_filter=None):
+    enumerator = stream.read(after, event_filter, None)
+    events = []
+    while True:
+        event = enumerator.next(None)
+        if event is None:
+            break
+        events.append(event)
+    return events
+
+
+class EsTestCase(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="es-python-")
+        self.path = os.path.join(self.tmpdir.name, "events.db")
+        self.factory = Es.SqliteStreamFactory.new(self.path, None)
+
+    def tearDown(self):
+        self.factory.close(None)
+        del self.factory
+        self.tmpdir.cleanup()
+
+    def open(self, stream_id):
+        return self.factory.open_stream(stream_id, None)
+
+    def write_dataset(self):
+        orders = self.open("order-1")
+        carts = self.open("cart-1")
+        orders.write([candidate("OrderPlaced", b"o1", "e1",
+                                '{"user": "alice", "amount": 10, "addr": {"city": "Paris"}}')],
+                     Es.VERSION_ANY, None)
+        carts.write([candidate("CartCreated", b"c1", "e2", '{"user": "bob", "amount": 20}')],
+                    Es.VERSION_ANY, None)
+        orders.write([candidate("OrderShipped", b"o2", "e3", '{"user": "alice", "amount": 3}')],
+                     Es.VERSION_ANY, None)
+
+
+class TestConstants(EsTestCase):
+    def test_constants(self):
+        self.assertEqual(Es.VERSION_ANY, -1)
+        self.assertEqual(Es.VERSION_NO_STREAM, 0)
+        self.assertEqual(Es.ALL_STREAM, "@all")
+        self.assertIsInstance(Es.error_quark(), int)
+        self.assertNotEqual(Es.Error.WRONG_EXPECTED_VERSION, Es.Error.CLOSED)
+
+
+class TestWriteRead(EsTestCase):
+    def test_write_and_read_fields(self):
+        stream = self.open("cart-7")
+        self.assertEqual(stream.get_stream_id(), "cart-7")
+        self.assertEqual(stream.props.version, 0)
+
+        before = GLib.get_real_time()
+        version = stream.write([
+            candidate("ItemAdded", b"\x00\x01binary\xff", "key-1", '{ "sku": "A-1",  "qty": 2 }'),
+            candidate("ItemRemoved", b"", None, None),
+        ], Es.VERSION_NO_STREAM, None)
+        after = GLib.get_real_time()
+        self.assertEqual(version, 2)
+        self.assertEqual(stream.get_version(), 2)
+        self.assertEqual(stream.props.version, 2)
+
+        events = read_all(stream)
+        self.assertEqual(len(events), 2)
+        first, second = events
+        self.assertEqual(first.get_id(), "key-1")
+        self.assertEqual(first.get_stream_id(), "cart-7")
+        self.assertEqual(first.get_version(), 1)
+        self.assertEqual(second.get_version(), 2)
+        self.assertGreater(first.get_sequence_id(), 0)
+        self.assertGreater(second.get_sequence_id(), first.get_sequence_id())
+        self.assertEqual(first.get_event_type(), "ItemAdded")
+        self.assertEqual(first.get_data().get_data(), b"\x00\x01binary\xff")
+        self.assertEqual(first.get_metadata(), '{ "sku": "A-1",  "qty": 2 }')
+        self.assertTrue(second.get_id())
+        self.assertNotEqual(second.get_id(), first.get_id())
+        self.assertEqual(second.get_data().get_size(), 0)
+        self.assertIsNone(second.get_metadata())
+
+        timestamp = first.get_timestamp()
+        self.assertEqual(timestamp.get_utc_offset(), 0)
+        usec = timestamp.to_unix() * 1000000 + timestamp.get_microsecond()
+        self.assertGreaterEqual(usec, before - before % 1000)
+        self.assertLessEqual(usec, after)
+
+        # Properties work as well as getters.
+        self.assertEqual(first.props.event_type, "ItemAdded")
+        self.assertEqual(first.props.stream_id, "cart-7")
+
+        # after_version
+        self.assertEqual([e.get_version() for e in read_all(stream, 1)], [2])
+
+    def test_next_batch(self):
+        stream = self.open("batch")
+        stream.write([candidate("E%d" % i) for i in range(10)], Es.VERSION_ANY, None)
+        enumerator = stream.read(0, None, None)
+        sizes = []
+        while True:
+            batch = enumerator.next_batch(4, None)
+            if len(batch) == 0:
+                break
+            sizes.append(len(batch))
+        self.assertEqual(sizes, [4, 4, 2])
+        self.assertTrue(enumerator.close(None))
+
+    def test_idempotency(self):
+        stream = self.open("idem")
+        self.assertEqual(stream.write([candidate("A", key="k")], Es.VERSION_ANY, None), 1)
+        self.assertEqual(stream.write([candidate("A", key="k")], Es.VERSION_ANY, None), 1)
+        self.assertEqual(len(read_all(stream)), 1)
+
+    def test_all_stream(self):
+        self.write_dataset()
+        everything = read_all(self.open(Es.ALL_STREAM))
+        self.assertEqual([e.get_id() for e in everything], ["e1", "e2", "e3"])
+        self.assertEqual([e.get_stream_id() for e in everything], ["order-1", "cart-1", "order-1"])
+
+
+class TestFilters(EsTestCase):
+    def ids(self, event_filter, stream_id=Es.ALL_STREAM):
+        return [e.get_id() for e in read_all(self.open(stream_id), 0, event_filter)]
+
+    def test_equals(self):
+        self.write_dataset()
+        f = Es.EventFilter.new()
+        f.add_equals("event_type", GLib.Variant("s", "OrderPlaced"))
+        self.assertEqual(self.ids(f), ["e1"])
+
+        f = Es.EventFilter.new()
+        f.add_equals("stream_id", GLib.Variant("s", "order-1"))
+        self.assertEqual(self.ids(f), ["e1", "e3"])
+
+        f = Es.EventFilter.new()
+        f.add_equals("version", GLib.Variant("x", 2))
+        self.assertEqual(self.ids(f), ["e3"])
+
+    def test_in(self):
+        self.write_dataset()
+        f = Es.EventFilter.new()
+        f.add_in("event_type", GLib.Variant("as", ["CartCreated", "OrderShipped"]))
+        self.assertEqual(self.ids(f), ["e2", "e3"])
+
+        f = Es.EventFilter.new()
+        f.add_in("metadata.amount", GLib.Variant("ai", [10, 20]))
+        self.assertEqual(self.ids(f), ["e1", "e2"])
+
+    def test_like(self):
+        self.write_dataset()
+        f = Es.EventFilter.new()
+        f.add_like("event_type", "Order%")
+        self.assertEqual(self.ids(f), ["e1", "e3"])
+
+        f = Es.EventFilter.new()
+        f.add_like("stream_id", "cart-_")
+        self.assertEqual(self.ids(f), ["e2"])
+
+    def test_metadata_path(self):
+        self.write_dataset()
+        f = Es.EventFilter.new()
+        f.add_equals("metadata.user", GLib.Variant("s", "alice"))
+        self.assertEqual(self.ids(f), ["e1", "e3"])
+        self.assertEqual(self.ids(f, "order-1"), ["e1", "e3"])
+
+        f = Es.EventFilter.new()
+        f.add_equals("metadata.addr.city", GLib.Variant("s", "Paris"))
+        self.assertEqual(self.ids(f), ["e1"])
+
+        f = Es.EventFilter.new()
+        f.add_equals("metadata.amount", GLib.Variant("d", 20.0))
+        self.assertEqual(self.ids(f), ["e2"])
+
+    def test_invalid_filter(self):
+        self.write_dataset()
+        f = Es.EventFilter.new()
+        f.add_equals("colour", GLib.Variant("s", "red"))
+        with self.assertRaises(GLib.Error) as caught:
+            read_all(self.open(Es.ALL_STREAM), 0, f)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+
+
+class TestErrors(EsTestCase):
+    def test_wrong_expected_version(self):
+        stream = self.open("cart-7")
+        stream.write([candidate("A")], Es.VERSION_ANY, None)
+        with self.assertRaises(GLib.Error) as caught:
+            stream.write([candidate("B")], 5, None)
+        err = caught.exception
+        self.assertTrue(err.matches(Es.error_quark(), Es.Error.WRONG_EXPECTED_VERSION))
+        self.assertIn("cart-7", err.message)
+        self.assertEqual(len(read_all(stream)), 1)
+
+    def test_invalid_arguments(self):
+        with self.assertRaises(GLib.Error) as caught:
+            self.open(Es.ALL_STREAM).write([candidate("A")], Es.VERSION_ANY, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+
+        stream = self.open("s")
+        with self.assertRaises(GLib.Error) as caught:
+            stream.write([candidate("A", metadata="[1, 2]")], Es.VERSION_ANY, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+
+    def test_closed(self):
+        stream = self.open("s")
+        stream.write([candidate("A")], Es.VERSION_ANY, None)
+        self.assertTrue(self.factory.close(None))
+        self.assertTrue(self.factory.close(None))
+        with self.assertRaises(GLib.Error) as caught:
+            stream.write([candidate("B")], Es.VERSION_ANY, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.CLOSED))
+        with self.assertRaises(GLib.Error) as caught:
+            self.factory.open_stream("s", None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.CLOSED))
+        with self.assertRaises(GLib.Error) as caught:
+            stream.get_metrics(None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.CLOSED))
+
+
+class TestSnapshotsMetrics(EsTestCase):
+    def test_snapshot(self):
+        stream = self.open("snap")
+        stream.write([candidate("A"), candidate("B"), candidate("C")], Es.VERSION_ANY, None)
+        self.assertIsNone(stream.load_snapshot(None, None))
+
+        state = GLib.Bytes.new(b"state\x00bytes")
+        self.assertTrue(stream.snapshot(state, 2, "totals", None))
+        snapshot = stream.load_snapshot("totals", None)
+        self.assertIsNotNone(snapshot)
+        self.assertEqual(snapshot.get_state().get_data(), b"state\x00bytes")
+        self.assertEqual(snapshot.get_version(), 2)
+        self.assertEqual(snapshot.get_projection_name(), "totals")
+        self.assertEqual(snapshot.get_stream_id(), "snap")
+        self.assertIsNotNone(snapshot.get_timestamp())
+
+        self.assertTrue(stream.snapshot(state, -1, None, None))
+        default = stream.load_snapshot(None, None)
+        self.assertEqual(default.get_version(), 3)
+        self.assertEqual(default.get_projection_name(), "default")
+
+    def test_metrics(self):
+        stream = self.open("m")
+        metrics = stream.get_metrics(None)
+        self.assertEqual(metrics.get_current_version(), 0)
+        self.assertEqual(metrics.get_event_count(), 0)
+        self.assertIsNone(metrics.get_last_timestamp())
+
+        stream.write([candidate("A"), candidate("B")], Es.VERSION_ANY, None)
+        metrics = stream.get_metrics(None)
+        self.assertEqual(metrics.get_current_version(), 2)
+        self.assertEqual(metrics.get_event_count(), 2)
+        self.assertIsNotNone(metrics.get_last_timestamp())
+
+        all_metrics = self.open(Es.ALL_STREAM).get_metrics(None)
+        self.assertEqual(all_metrics.get_event_count(), 2)
+
+
+class TestAsync(EsTestCase):
+    def test_async_write(self):
+        stream = self.open("async")
+        loop = GLib.MainLoop()
+        results = {}
+        notified = []
+        stream.connect("notify::version", lambda *args: notified.append(stream.props.version))
+
+        def done(source, result, user_data):
+            try:
+                results["version"] = source.write_finish(result)
+            except GLib.Error as e:  # pragma: no cover - reported below
+                results["error"] = e
+            loop.quit()
+
+        stream.write_async([candidate("A", b"1"), candidate("B", b"2")], Es.VERSION_NO_STREAM,
+                           None, done, None)
+        loop.run()
+
+        self.assertNotIn("error", results)
+        self.assertEqual(results.get("version"), 2)
+        self.assertEqual(stream.get_version(), 2)
+        self.assertEqual(notified, [2])
+        self.assertEqual(len(read_all(stream)), 2)
+
+    def test_async_factory(self):
+        loop = GLib.MainLoop()
+        results = {}
+
+        def done(source, result, user_data):
+            results["factory"] = Es.SqliteStreamFactory.new_finish(result)
+            loop.quit()
+
+        Es.SqliteStreamFactory.new_async(os.path.join(self.tmpdir.name, "other.db"), None,
+                                         done, None)
+        loop.run()
+        factory = results.get("factory")
+        self.assertIsInstance(factory, Es.SqliteStreamFactory)
+        self.assertEqual(factory.open_stream("x", None).get_version(), 0)
+        factory.close(None)
+
+
+# The PyGObject override (introspection/python/gi/overrides/Es.py), loaded
+# when PYTHONPATH reaches it, as meson arranges.
+OVERRIDE_LOADED = hasattr(Es.EventEnumerator, "__iter__")
+
+
+@unittest.skipUnless(OVERRIDE_LOADED, "the Es PyGObject override is not on PYTHONPATH")
+class TestOverride(EsTestCase):
+    def test_candidate_conveniences(self):
+        stream = self.open("override")
+        event = Es.CandidateEvent("Added", data=b"raw", idempotency_key="k1",
+                                  metadata={"user": "alice", "n": 2})
+        self.assertEqual(event.get_idempotency_key(), "k1")
+        stream.write([event, Es.CandidateEvent("Text", data="caf\u00e9")], Es.VERSION_ANY, None)
+
+        events = list(stream.read(0, None, None))
+        self.assertEqual(len(events), 2)
+        self.assertEqual(events[0].data_bytes, b"raw")
+        self.assertEqual(events[0].metadata_dict, {"user": "alice", "n": 2})
+        self.assertEqual(events[1].data_bytes, "caf\u00e9".encode("utf-8"))
+        self.assertIsNone(events[1].metadata_dict)
+
+    def test_enumerator_context_manager(self):
+        stream = self.open("override")
+        stream.write([Es.CandidateEvent("A")], Es.VERSION_ANY, None)
+        with stream.read(0, None, None) as enumerator:
+            self.assertEqual([e.get_event_type() for e in enumerator], ["A"])
+        self.assertTrue(enumerator.is_closed())
+
+    def test_factory_context_manager(self):
+        with Es.SqliteStreamFactory.new(os.path.join(self.tmpdir.name, "ctx.db"), None) as factory:
+            factory.open_stream("s", None).write([Es.CandidateEvent("A")], Es.VERSION_ANY, None)
+        with self.assertRaises(GLib.Error) as caught:
+            factory.open_stream("s", None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.CLOSED))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
