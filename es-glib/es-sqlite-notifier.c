@@ -60,6 +60,7 @@ struct _EsSqliteNotifier
   gboolean         retry;             /* the last read failed: read again */
 
   gint             check_scheduled;   /* (atomic) an idle check is pending */
+  guint            rechecks;          /* notifier thread: follow-ups after a WAL change */
   gint             n_checks;          /* (atomic) */
 
   GRecMutex        deliver_lock;
@@ -178,6 +179,8 @@ deliver_new_events (EsSqliteNotifier *self)
     g_debug ("Reading new events failed, will retry: %s", error->message);
 }
 
+static gboolean recheck_cb (gpointer user_data);
+
 static void
 check (EsSqliteNotifier *self,
        gboolean          force)
@@ -201,9 +204,31 @@ check (EsSqliteNotifier *self,
 
   if (force || self->retry)
     {
+      self->rechecks = 0;
       self->retry = FALSE;
       deliver_new_events (self);
     }
+  else if (self->rechecks > 0)
+    {
+      GSource *source;
+
+      /* The WAL changed but no commit shows yet: the writer is between
+       * writing its frames and committing. Look again shortly rather
+       * than waiting for the next poll. */
+      self->rechecks--;
+      source = g_timeout_source_new (2);
+      g_source_set_callback (source, recheck_cb, self, NULL);
+      g_source_set_static_name (source, "[es-glib] notifier recheck");
+      g_source_attach (source, self->context);
+      g_source_unref (source);
+    }
+}
+
+static gboolean
+recheck_cb (gpointer user_data)
+{
+  check (user_data, FALSE);
+  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -223,9 +248,22 @@ check_now_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Asks for a check on the notifier's thread; requests coalesce. */
+static gboolean
+wal_check_cb (gpointer user_data)
+{
+  EsSqliteNotifier *self = user_data;
+
+  g_atomic_int_set (&self->check_scheduled, FALSE);
+  self->rechecks = 10;
+  check (self, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+/* Asks for a check on the notifier's thread; requests coalesce. A
+ * commit of ours is known to be there; a WAL change may be half done. */
 static void
-schedule_check (EsSqliteNotifier *self)
+schedule_check (EsSqliteNotifier *self,
+                gboolean          committed)
 {
   GSource *source;
 
@@ -233,7 +271,7 @@ schedule_check (EsSqliteNotifier *self)
     return;
 
   source = g_idle_source_new ();
-  g_source_set_callback (source, check_now_cb, self, NULL);
+  g_source_set_callback (source, committed ? check_now_cb : wal_check_cb, self, NULL);
   g_source_set_static_name (source, "[es-glib] notifier check");
   g_source_attach (source, self->context);
   g_source_unref (source);
@@ -247,7 +285,7 @@ wal_changed_cb (GFileMonitor      *monitor,
                 gpointer           user_data)
 {
   /* data_version tells whether it was a commit. */
-  schedule_check (user_data);
+  schedule_check (user_data, FALSE);
 }
 
 static gpointer
@@ -453,7 +491,7 @@ es_sqlite_notifier_committed (EsNotifier *notifier)
   g_mutex_unlock (&self->state_lock);
 
   if (running)
-    schedule_check (self);
+    schedule_check (self, TRUE);
 }
 
 static void
