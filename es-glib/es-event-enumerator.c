@@ -275,7 +275,8 @@ es_event_enumerator_next (EsEventEnumerator  *self,
  * is possible only at the end of the stream or before an error, which the
  * next call then reports.
  *
- * Returns: (transfer full) (element-type EsStoredEvent): the events, empty
+ * Returns: (transfer container) (element-type EsStoredEvent): the events,
+ *   which the array owns (release it with g_ptr_array_unref()); empty
  *   at the end, or %NULL on error
  *
  * Since: 0.1
@@ -365,7 +366,8 @@ es_event_enumerator_next_batch_async (EsEventEnumerator   *self,
  *
  * Finishes [method@Es.EventEnumerator.next_batch_async].
  *
- * Returns: (transfer full) (element-type EsStoredEvent): the events, empty
+ * Returns: (transfer container) (element-type EsStoredEvent): the events,
+ *   which the array owns (release it with g_ptr_array_unref()); empty
  *   at the end, or %NULL on error
  *
  * Since: 0.1

@@ -21,4 +21,11 @@ const char *_es_sqlite_storage_get_file_path (EsSqliteStorage  *self);
  * that the number of watchers does not multiply queries. */
 guint       _es_sqlite_notifier_get_n_checks (EsSqliteNotifier *self);
 
+/* Tests only: runs `PRAGMA max_page_count` on the write connection (on
+ * the writer thread, which owns it), to simulate a full disk. SQLite keeps
+ * at least the current size; a big value lifts the limit again. */
+gboolean    _es_sqlite_storage_set_max_page_count (EsSqliteStorage  *self,
+                                                   guint64           max_page_count,
+                                                   GError          **error);
+
 G_END_DECLS

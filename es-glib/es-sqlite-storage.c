@@ -1,1 +1,2843 @@
+/* es-sqlite-storage.c: the SQLite implementation of EsStorageHandle.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "es-sqlite-private.h"
+
+/**
+ * EsSqliteStorage:
+ *
+ * The SQLite implementation of [iface@Es.StorageHandle], on one database
+ * file or on a private in-memory database.
+ *
+ * Most applications never create one themselves:
+ * [class@Es.SqliteStreamFactory] does, and pairs it with an
+ * [class@Es.SqliteNotifier].
+ *
+ * A file database is opened in write-ahead-logging mode with one write
+ * connection, owned by a writer thread, and a pool of read connections
+ * ([property@Es.SqliteStorage:pool-size]), so reads never wait for writes.
+ * Appends from every thread are queued to the writer thread, which commits
+ * whatever is queued together in one transaction ("group commit") while
+ * still checking and reporting each append on its own: an append that
+ * fails (a wrong expected version, a cancelled [class@Gio.Cancellable])
+ * writes nothing and does not disturb the others.
+ *
+ * The file is checked before anything is written to it: a file that is not
+ * an SQLite database, is damaged, belongs to another application or was
+ * written by a newer es-glib fails with %ES_ERROR_STORAGE and is left
+ * untouched. An empty or missing file gets the es-glib schema; a file from
+ * an older es-glib is upgraded in place.
+ *
+ * Since: 0.1
+ */
+
+/* "ESG1": marks a database as es-glib's, in the SQLite header's
+ * application id field (PRAGMA application_id). */
+#define ES_SQLITE_APPLICATION_ID 0x45534731
+
+/* Jobs the writer thread commits in one transaction at most. */
+#define WRITER_MAX_GROUP 512
+
+/* Prepared statements a connection keeps at most (see connection_get_stmt). */
+#define STMT_CACHE_MAX 64
+
+#define DEFAULT_POOL_SIZE      4
+#define MAX_POOL_SIZE          64
+#define DEFAULT_CACHE_SIZE_KIB 8192
+#define MAX_CACHE_SIZE_KIB     G_MAXINT
+#define DEFAULT_BUSY_TIMEOUT   5000
+
+/* The stream id snapshots of @all are stored under (the storage handle
+ * receives NULL for @all; no valid stream id starts with '@'). */
+#define ALL_STREAM_KEY ES_ALL_STREAM
+
+/* ---------------------------------------------------------------------- *
+ * Errors                                                                  *
+ * ---------------------------------------------------------------------- */
+
+/* Turns a failed SQLite call into a GError. Every SQLite failure of this
+ * file goes through here, so they all read alike:
+ *
+ * @rc: what the failed call returned
+ * @operation: a translated noun phrase naming what failed ("Appending
+ *   events")
+ * @where: the database as users know it: "'/path/to/file.db'" or "the
+ *   in-memory database"
+ * @busy_timeout: the connection's busy timeout, in milliseconds, for the
+ *   "busy" message
+ *
+ * SQLITE_INTERRUPT comes only from a cancellable connected to
+ * sqlite3_interrupt(), so it is G_IO_ERROR_CANCELLED; a UNIQUE conflict on
+ * (stream_id, version) means another write took the version:
+ * ES_ERROR_WRONG_EXPECTED_VERSION; everything else is ES_ERROR_STORAGE. */
+static void
+set_sqlite_error (GError     **error,
+                  sqlite3     *db,
+                  int          rc,
+                  const char  *operation,
+                  const char  *where,
+                  guint        busy_timeout)
+{
+  int extended = db != NULL ? sqlite3_extended_errcode (db) : rc;
+  const char *reason = db != NULL ? sqlite3_errmsg (db) : sqlite3_errstr (rc);
+
+  switch (rc & 0xff)
+    {
+    case SQLITE_INTERRUPT:
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("Operation was cancelled"));
+      return;
+
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: the first %s is an operation such as "Appending
+                    * events", the second a database such as '/tmp/events.db' or
+                    * "the in-memory database", %u a number of milliseconds */
+                   _("%s failed: %s is busy (locked by another connection for longer "
+                     "than the busy timeout of %u ms)"),
+                   operation, where, busy_timeout);
+      return;
+
+    case SQLITE_FULL:
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: the first %s is an operation such as "Appending
+                    * events", the second a database such as '/tmp/events.db' */
+                   _("%s failed on %s: the disk is full"),
+                   operation, where);
+      return;
+
+    case SQLITE_CONSTRAINT:
+      if (extended == SQLITE_CONSTRAINT_UNIQUE && strstr (reason, "events.version") != NULL)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                       /* Translators: the first %s is an operation such as
+                        * "Appending events", the second a database */
+                       _("%s failed on %s: another write took the same stream version"),
+                       operation, where);
+          return;
+        }
+      break;
+
+    default:
+      break;
+    }
+
+  g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+               /* Translators: the first %s is an operation such as "Appending events",
+                * the second a database such as '/tmp/events.db', the third SQLite's
+                * own (English) explanation such as "disk I/O error" */
+               _("%s failed on %s: %s"),
+               operation, where, reason);
+}
+
+static void
+set_closed_error (GError **error)
+{
+  g_set_error_literal (error, ES_ERROR, ES_ERROR_CLOSED, _("The event store is closed"));
+}
+
+/* ---------------------------------------------------------------------- *
+ * Connections                                                             *
+ * ---------------------------------------------------------------------- */
+
+/* One SQLite connection and its prepared statements. A connection is used
+ * by one thread at a time (it is opened SQLITE_OPEN_NOMUTEX): the write
+ * connection by the writer thread, a read connection by whoever borrowed it
+ * from the pool. */
+typedef struct
+{
+  sqlite3    *db;
+  GHashTable *stmts;         /* (owned) SQL text → (owned) sqlite3_stmt */
+  char       *where;         /* (owned) the database, as errors name it */
+  guint       busy_timeout;  /* milliseconds */
+} EsConnection;
+
+static void
+stmt_finalize (gpointer stmt)
+{
+  sqlite3_finalize (stmt);
+}
+
+static void
+connection_set_error (EsConnection  *conn,
+                      int            rc,
+                      const char    *operation,
+                      GError       **error)
+{
+  set_sqlite_error (error, conn->db, rc, operation, conn->where, conn->busy_timeout);
+}
+
+/* Finalizes the connection's statements, then closes it: sqlite3_close()
+ * refuses to close a connection with live statements. */
+static void
+connection_close (gpointer data)
+{
+  EsConnection *conn = data;
+
+  if (conn == NULL)
+    return;
+
+  g_clear_pointer (&conn->stmts, g_hash_table_unref);
+  if (conn->db != NULL)
+    {
+      int rc = sqlite3_close (conn->db);
+
+      if (rc != SQLITE_OK)
+        g_warning ("Could not close the connection to %s: %s",
+                   conn->where, sqlite3_errmsg (conn->db));
+    }
+  g_free (conn->where);
+  g_free (conn);
+}
+
+/* The busy handler of every connection. SQLite's own (sqlite3_busy_timeout)
+ * sleeps at least a millisecond, then longer and longer; but the locks met
+ * here are usually held for much less: an in-memory database blocks its
+ * readers for the length of one write transaction. So this one starts with
+ * 20 µs sleeps and doubles them up to 10 ms, until @data (the busy timeout,
+ * in milliseconds) has been slept in all. It keeps no state: the time
+ * already slept follows from @count, the number of times it was called for
+ * this lock. */
+#define BUSY_FIRST_SLEEP_USEC 20
+#define BUSY_DOUBLINGS        9
+#define BUSY_MAX_SLEEP_USEC   10000
+
+static int
+busy_handler (void *data,
+              int   count)
+{
+  gint64 timeout = (gint64) GPOINTER_TO_UINT (data) * 1000;
+  gint64 slept;
+  gint64 sleep;
+
+  if (count < BUSY_DOUBLINGS)
+    {
+      sleep = (gint64) BUSY_FIRST_SLEEP_USEC << count;
+      slept = (gint64) BUSY_FIRST_SLEEP_USEC * ((1 << count) - 1);
+    }
+  else
+    {
+      sleep = BUSY_MAX_SLEEP_USEC;
+      slept = (gint64) BUSY_FIRST_SLEEP_USEC * ((1 << BUSY_DOUBLINGS) - 1) +
+              (gint64) (count - BUSY_DOUBLINGS) * BUSY_MAX_SLEEP_USEC;
+    }
+
+  if (slept >= timeout)
+    return 0;
+
+  g_usleep (MIN (sleep, timeout - slept));
+  return 1;
+}
+
+/* Opens a connection on @uri (a file: URI, or the memdb URI of an
+ * in-memory storage) with the busy handler; pragmas are the caller's. */
+static EsConnection *
+connection_open (const char  *uri,
+                 int          flags,
+                 const char  *where,
+                 guint        busy_timeout,
+                 GError     **error)
+{
+  EsConnection *conn = g_new0 (EsConnection, 1);
+  int rc;
+
+  conn->where = g_strdup (where);
+  conn->busy_timeout = busy_timeout;
+  conn->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, stmt_finalize);
+
+  /* Even when it fails, sqlite3_open_v2() usually returns a handle, which
+   * holds the reason and must be closed. */
+  rc = sqlite3_open_v2 (uri, &conn->db, flags, NULL);
+  if (rc != SQLITE_OK)
+    {
+      connection_set_error (conn, rc, _("Opening the database"), error);
+      connection_close (conn);
+      return NULL;
+    }
+
+  sqlite3_busy_handler (conn->db, busy_handler, GUINT_TO_POINTER (busy_timeout));
+  return conn;
+}
+
+/* Runs SQL that returns no rows (or whose rows do not matter). */
+static gboolean
+connection_exec (EsConnection  *conn,
+                 const char    *sql,
+                 const char    *operation,
+                 GError       **error)
+{
+  int rc = sqlite3_exec (conn->db, sql, NULL, NULL, NULL);
+
+  if (rc != SQLITE_OK)
+    {
+      connection_set_error (conn, rc, operation, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Runs a query returning one integer (a PRAGMA, a count). */
+static gboolean
+connection_query_int64 (EsConnection  *conn,
+                        const char    *sql,
+                        gint64        *out_value,
+                        const char    *operation,
+                        GError       **error)
+{
+  sqlite3_stmt *stmt = NULL;
+  int rc;
+
+  rc = sqlite3_prepare_v2 (conn->db, sql, -1, &stmt, NULL);
+  if (rc == SQLITE_OK)
+    {
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        {
+          *out_value = sqlite3_column_int64 (stmt, 0);
+          rc = SQLITE_OK;
+        }
+    }
+
+  if (rc != SQLITE_OK)
+    connection_set_error (conn, rc, operation, error);
+  sqlite3_finalize (stmt);
+  return rc == SQLITE_OK;
+}
+
+/* Gets the connection's prepared statement for @sql, preparing it the first
+ * time. Statements are prepared with SQLITE_PREPARE_PERSISTENT and kept for
+ * the connection's life; the caller resets them after use (stmt_done()).
+ *
+ * Filtered reads build their SQL from the filter's shape, so the number of
+ * distinct statements is open-ended: when the cache is full it is emptied
+ * and starts over, which keeps it bounded without bookkeeping (a connection
+ * never uses two cached statements at once). */
+static sqlite3_stmt *
+connection_get_stmt (EsConnection  *conn,
+                     const char    *sql,
+                     const char    *operation,
+                     GError       **error)
+{
+  sqlite3_stmt *stmt = g_hash_table_lookup (conn->stmts, sql);
+  int rc;
+
+  if (stmt != NULL)
+    return stmt;
+
+  rc = sqlite3_prepare_v3 (conn->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, NULL);
+  if (rc != SQLITE_OK)
+    {
+      connection_set_error (conn, rc, operation, error);
+      sqlite3_finalize (stmt);
+      return NULL;
+    }
+
+  if (g_hash_table_size (conn->stmts) >= STMT_CACHE_MAX)
+    g_hash_table_remove_all (conn->stmts);
+  g_hash_table_insert (conn->stmts, g_strdup (sql), stmt);
+  return stmt;
+}
+
+/* Makes a statement ready for its next use; clearing the bindings also
+ * drops pointers to the caller's memory bound with SQLITE_STATIC. */
+static void
+stmt_done (sqlite3_stmt *stmt)
+{
+  sqlite3_reset (stmt);
+  sqlite3_clear_bindings (stmt);
+}
+
+/* Binds a blob; an empty one as a zero-length blob, never NULL
+ * (sqlite3_bind_blob() binds NULL for a NULL pointer, which GBytes gives
+ * for empty data). The bytes must outlive the statement's step. */
+static int
+bind_bytes (sqlite3_stmt *stmt,
+            int           index,
+            GBytes       *bytes)
+{
+  gsize size = 0;
+  gconstpointer data = bytes != NULL ? g_bytes_get_data (bytes, &size) : NULL;
+
+  if (size == 0)
+    return sqlite3_bind_zeroblob (stmt, index, 0);
+  return sqlite3_bind_blob64 (stmt, index, data, size, SQLITE_STATIC);
+}
+
+/* A GDateTime from microseconds since the Unix epoch, UTC; clamped to what
+ * GDateTime can hold (only a damaged database holds anything else). */
+static GDateTime *
+date_time_new_from_usec (gint64 usec)
+{
+  g_autoptr(GDateTime) seconds = NULL;
+  const gint64 min_usec = G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC;
+  const gint64 max_usec = G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC;
+  gint64 rest;
+
+  usec = CLAMP (usec, min_usec, max_usec);
+  rest = usec % G_USEC_PER_SEC;
+  if (rest < 0)
+    rest += G_USEC_PER_SEC;
+
+  seconds = g_date_time_new_from_unix_utc ((usec - rest) / G_USEC_PER_SEC);
+  if (seconds == NULL || rest == 0)
+    return g_steal_pointer (&seconds);
+  return g_date_time_add (seconds, rest);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Schema                                                                  *
+ * ---------------------------------------------------------------------- */
+
+/* Version 1.
+ *
+ * events: the sequence id is the rowid (INTEGER PRIMARY KEY without
+ * AUTOINCREMENT, which costs a lookup in sqlite_sequence per insert): a
+ * new row gets max(rowid) + 1, and rows are never deleted, so sequence ids
+ * grow strictly and @all reads walk the table in storage order.
+ * UNIQUE (stream_id, version) is the index that serves stream reads, the
+ * max(version) lookup of each append, and a last line of defence against
+ * two events taking one version. Idempotency keys are unique per stream,
+ * through a partial index that costs nothing for events without a key.
+ * (event_type, sequence_id) serves @all reads filtered on the event type.
+ *
+ * snapshots: one row per (stream, projection); @all's are stored under
+ * stream_id '@all'. WITHOUT ROWID: the primary key is the only access
+ * path, so the row lives in the key's b-tree. */
+static const char schema_v1[] =
+  "CREATE TABLE events ("
+  "  sequence_id     INTEGER PRIMARY KEY,"
+  "  stream_id       TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  idempotency_key TEXT,"
+  "  event_type      TEXT    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"  /* microseconds since the Unix epoch, UTC */
+  "  data            BLOB    NOT NULL,"
+  "  metadata        TEXT,"              /* a JSON object, as written */
+  "  UNIQUE (stream_id, version)"
+  ");"
+  "CREATE UNIQUE INDEX events_idempotency_key ON events (stream_id, idempotency_key)"
+  "  WHERE idempotency_key IS NOT NULL;"
+  "CREATE INDEX events_event_type ON events (event_type, sequence_id);"
+  "CREATE TABLE snapshots ("
+  "  stream_id       TEXT    NOT NULL,"
+  "  projection_name TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  state           BLOB    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"
+  "  PRIMARY KEY (stream_id, projection_name)"
+  ") WITHOUT ROWID;";
+
+/* A step of the schema's history: upgrades a database from version N to
+ * N + 1, inside the caller's transaction. */
+typedef gboolean (*EsMigration) (EsConnection  *conn,
+                                 GError       **error);
+
+static gboolean
+migrate_0_to_1 (EsConnection  *conn,
+                GError       **error)
+{
+  return connection_exec (conn, schema_v1, _("Creating the database schema"), error);
+}
+
+/* migrations[N] upgrades version N to N + 1; version 0 is an empty
+ * database. A schema change appends its step here, and nothing else: the
+ * length of this table is the schema version this code writes. */
+static const EsMigration migrations[] = {
+  migrate_0_to_1,
+};
+
+#define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))
+
+/* What the database says about itself, read without writing anything. */
+typedef struct
+{
+  gint64 application_id;
+  gint64 user_version;
+  gint64 n_objects;  /* tables, indexes... in sqlite_master: 0 when empty */
+} DbHeader;
+
+static gboolean
+read_header (EsConnection  *conn,
+             DbHeader      *header,
+             GError       **error)
+{
+  const char *operation = _("Reading the database header");
+
+  /* The first read of a file that is not a database (or is damaged,
+   * unreadable...) fails here with SQLite's reason. */
+  return connection_query_int64 (conn, "PRAGMA application_id",
+                                 &header->application_id, operation, error) &&
+         connection_query_int64 (conn, "PRAGMA user_version",
+                                 &header->user_version, operation, error) &&
+         connection_query_int64 (conn, "SELECT count(*) FROM sqlite_master",
+                                 &header->n_objects, operation, error);
+}
+
+/* Whether es-glib may use (and if need be upgrade) this database. */
+static gboolean
+check_header (const DbHeader  *header,
+              const char      *display_path,
+              GError         **error)
+{
+  gboolean ours = header->application_id == ES_SQLITE_APPLICATION_ID;
+
+  /* Another application's database; or, with our id but tables and no
+   * schema version, something damaged. An empty database without an id is
+   * fair game: that is how SQLite creates them. */
+  if ((!ours && (header->n_objects > 0 || header->application_id != 0)) ||
+      (ours && header->n_objects > 0 && header->user_version < 1))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   _("'%s' is not an es-glib database"), display_path);
+      return FALSE;
+    }
+
+  if (header->user_version > SCHEMA_VERSION)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path, the numbers schema versions */
+                   _("'%s' has es-glib schema version %" G_GINT64_FORMAT ", newer than "
+                     "version %" G_GINT64_FORMAT " that this es-glib knows; it needs a "
+                     "newer es-glib"),
+                   display_path, header->user_version, SCHEMA_VERSION);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Brings the database to SCHEMA_VERSION: creates the schema in an empty
+ * one, runs the missing migrations on an older one, does nothing to an
+ * up-to-date one. Nothing is written unless the header checks pass. */
+static gboolean
+prepare_schema (EsConnection  *conn,
+                const char    *display_path,
+                GError       **error)
+{
+  DbHeader header = { 0, };
+  g_autofree char *set_header = NULL;
+  gint64 version;
+
+  if (!read_header (conn, &header, error) || !check_header (&header, display_path, error))
+    return FALSE;
+
+  /* A file that SQLite could only open read-only (permissions): say so
+   * now rather than with the first write. */
+  if (sqlite3_db_readonly (conn->db, "main") == 1)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   _("'%s' cannot be written to"), display_path);
+      return FALSE;
+    }
+
+  if (header.n_objects > 0 && header.user_version == SCHEMA_VERSION)
+    return TRUE;
+
+  /* Another process may be creating or upgrading the same file right now:
+   * take the write lock, then look again. */
+  if (!connection_exec (conn, "BEGIN IMMEDIATE", _("Creating the database schema"), error))
+    return FALSE;
+
+  if (!read_header (conn, &header, error) || !check_header (&header, display_path, error))
+    goto rollback;
+
+  for (version = header.n_objects == 0 ? 0 : header.user_version;
+       version < SCHEMA_VERSION;
+       version++)
+    {
+      if (!migrations[version] (conn, error))
+        goto rollback;
+    }
+
+  /* Constants only: nothing from outside reaches this SQL. */
+  set_header = g_strdup_printf ("PRAGMA application_id = %d; PRAGMA user_version = %d;",
+                                ES_SQLITE_APPLICATION_ID, (int) SCHEMA_VERSION);
+  if (!connection_exec (conn, set_header, _("Creating the database schema"), error) ||
+      !connection_exec (conn, "COMMIT", _("Creating the database schema"), error))
+    goto rollback;
+
+  return TRUE;
+
+rollback:
+  if (!sqlite3_get_autocommit (conn->db))
+    sqlite3_exec (conn->db, "ROLLBACK", NULL, NULL, NULL);
+  return FALSE;
+}
+
+/* ---------------------------------------------------------------------- *
+ * Writer                                                                  *
+ * ---------------------------------------------------------------------- */
+
+typedef enum
+{
+  JOB_APPEND,
+  JOB_SAVE_SNAPSHOT,
+  JOB_SET_MAX_PAGE_COUNT,  /* tests only: job->version is the limit */
+} JobKind;
+
+/* One write, queued to the writer thread.
+ *
+ * A synchronous caller builds its job on its own stack, with pointers to
+ * its own arguments (it blocks until the job is done, so they outlive it),
+ * and waits on the job's lock and cond. An asynchronous job is allocated,
+ * refs its events and copies its stream id (the caller returns at once),
+ * and carries the GTask the writer completes. */
+typedef struct
+{
+  JobKind                   kind;
+
+  /* Input. */
+  const char               *stream_id;         /* @all snapshots: ALL_STREAM_KEY */
+  gint64                    expected_version;  /* append */
+  EsCandidateEvent * const *events;            /* append */
+  guint                     n_events;          /* append */
+  const char               *projection_name;   /* snapshot */
+  gint64                    version;           /* snapshot */
+  GBytes                   *state;             /* snapshot */
+  GCancellable             *cancellable;       /* (nullable) */
+
+  /* Output, written by the writer thread. */
+  gint64                    out_version;
+  GError                   *error;
+
+  /* Completion: a GTask for asynchronous jobs, else lock + cond + done. */
+  GTask                    *task;              /* (owned) (nullable) */
+  GMutex                    lock;
+  GCond                     cond;
+  gint                      done;              /* set under lock, atomically: a
+                                                * spinning caller reads it without */
+} Job;
+
+/* What the writer thread reuses: one prepared statement each. */
+typedef enum
+{
+  W_BEGIN,
+  W_COMMIT,
+  W_ROLLBACK,
+  W_SAVEPOINT,
+  W_RELEASE,
+  W_ROLLBACK_TO,
+  W_MAX_VERSION,
+  W_FIND_KEY,
+  W_INSERT,
+  W_SAVE_SNAPSHOT,
+  N_WRITER_STMTS
+} WriterStmt;
+
+static const char * const writer_sql[N_WRITER_STMTS] = {
+  [W_BEGIN] = "BEGIN IMMEDIATE",
+  [W_COMMIT] = "COMMIT",
+  [W_ROLLBACK] = "ROLLBACK",
+  [W_SAVEPOINT] = "SAVEPOINT job",
+  [W_RELEASE] = "RELEASE job",
+  [W_ROLLBACK_TO] = "ROLLBACK TO job",
+  [W_MAX_VERSION] = "SELECT max(version) FROM events WHERE stream_id = ?",
+  [W_FIND_KEY] = "SELECT 1 FROM events WHERE stream_id = ? AND idempotency_key = ?",
+  [W_INSERT] = "INSERT INTO events (stream_id, version, idempotency_key, event_type,"
+               " timestamp, data, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+  [W_SAVE_SNAPSHOT] = "INSERT OR REPLACE INTO snapshots (stream_id, projection_name,"
+                      " version, state, timestamp) VALUES (?, ?, ?, ?, ?)",
+};
+
+/* The writer's state. It is an atomic rc box co-owned by the storage and
+ * by the writer thread, because the storage can be finalized on the writer
+ * thread itself: a GTask holds a ref on its source object, and the writer
+ * may drop the last task. The storage then cannot join the thread it runs
+ * on, so it only tells the thread to stop and lets go; the thread finishes
+ * and drops the last ref on this struct. */
+typedef struct
+{
+  GAsyncQueue  *queue;     /* (owned) Job *, then writer_stop_mark last */
+  gboolean      stopping;  /* guarded by the queue's lock: no job accepted */
+  gint          n_waiting; /* (atomic) synchronous callers waiting for their
+                            * job: decides who spins (see SPIN_USEC) */
+  EsConnection *conn;      /* (owned) the write connection; only the writer
+                            * thread touches it once the thread runs */
+  sqlite3_stmt *stmts[N_WRITER_STMTS];  /* (owned) on conn */
+} EsWriter;
+
+/* Queued after the last job: the writer thread exits when it pops it. */
+static const char writer_stop_mark;
+#define WRITER_STOP ((gpointer) &writer_stop_mark)
+
+/* Closes the write connection: statements first, as sqlite3_close() wants. */
+static void
+writer_close_connection (EsWriter *writer)
+{
+  guint i;
+
+  for (i = 0; i < N_WRITER_STMTS; i++)
+    g_clear_pointer (&writer->stmts[i], sqlite3_finalize);
+  g_clear_pointer (&writer->conn, connection_close);
+}
+
+static void
+writer_clear (gpointer data)
+{
+  EsWriter *writer = data;
+
+  writer_close_connection (writer);
+  g_async_queue_unref (writer->queue);
+}
+
+static void
+writer_unref (EsWriter *writer)
+{
+  g_atomic_rc_box_release_full (writer, writer_clear);
+}
+
+/* Takes @conn; prepares every statement the writer uses, once. */
+static EsWriter *
+writer_new (EsConnection  *conn,
+            GError       **error)
+{
+  EsWriter *writer = g_atomic_rc_box_new0 (EsWriter);
+  guint i;
+
+  writer->queue = g_async_queue_new ();
+  writer->conn = conn;
+
+  for (i = 0; i < N_WRITER_STMTS; i++)
+    {
+      int rc = sqlite3_prepare_v3 (conn->db, writer_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                                   &writer->stmts[i], NULL);
+
+      if (rc != SQLITE_OK)
+        {
+          connection_set_error (conn, rc, _("Opening the database"), error);
+          writer_unref (writer);
+          return NULL;
+        }
+    }
+
+  return writer;
+}
+
+/* Queues @job, unless the storage is closing: the check and the push are
+ * under the queue's lock, as is the push of the stop mark, so no job can
+ * land behind the stop mark and wait forever. */
+static gboolean
+writer_submit (EsWriter  *writer,
+               Job       *job,
+               GError   **error)
+{
+  gboolean accepted;
+
+  g_async_queue_lock (writer->queue);
+  accepted = !writer->stopping;
+  if (accepted)
+    g_async_queue_push_unlocked (writer->queue, job);
+  g_async_queue_unlock (writer->queue);
+
+  if (!accepted)
+    set_closed_error (error);
+  return accepted;
+}
+
+/* Refuses new jobs and queues the stop mark behind the accepted ones. */
+static void
+writer_stop (EsWriter *writer)
+{
+  g_async_queue_lock (writer->queue);
+  if (!writer->stopping)
+    {
+      writer->stopping = TRUE;
+      g_async_queue_push_unlocked (writer->queue, WRITER_STOP);
+    }
+  g_async_queue_unlock (writer->queue);
+}
+
+/* Runs a statement that returns no row (BEGIN, COMMIT, SAVEPOINT...). */
+static gboolean
+writer_exec (EsWriter    *writer,
+             WriterStmt   which,
+             const char  *operation,
+             GError     **error)
+{
+  sqlite3_stmt *stmt = writer->stmts[which];
+  int rc = sqlite3_step (stmt);
+
+  if (rc != SQLITE_DONE)
+    connection_set_error (writer->conn, rc, operation, error);
+  sqlite3_reset (stmt);
+  return rc == SQLITE_DONE;
+}
+
+/* Abandons the open transaction, if SQLite has not already done so (it
+ * rolls back by itself after some errors: I/O, disk full...). */
+static void
+writer_rollback (EsWriter *writer)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (sqlite3_get_autocommit (writer->conn->db))
+    return;
+  if (!writer_exec (writer, W_ROLLBACK, _("Rolling back"), &error))
+    g_warning ("%s", error->message);
+}
+
+/* Whether the stream holds an event with idempotency key @key. */
+static gboolean
+writer_find_key (EsWriter    *writer,
+                 const char  *stream_id,
+                 const char  *key,
+                 gboolean    *out_found,
+                 GError     **error)
+{
+  sqlite3_stmt *stmt = writer->stmts[W_FIND_KEY];
+  int rc;
+
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, key, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    connection_set_error (writer->conn, rc, _("Appending events"), error);
+  *out_found = rc == SQLITE_ROW;
+  stmt_done (stmt);
+
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+/* Inserts one event; returns SQLite's result code (SQLITE_DONE on
+ * success), leaving the error message in the connection. */
+static int
+writer_insert (EsWriter         *writer,
+               const char       *stream_id,
+               gint64            version,
+               const char       *key,
+               EsCandidateEvent *event,
+               gint64            timestamp)
+{
+  sqlite3_stmt *stmt = writer->stmts[W_INSERT];
+  int rc;
+
+  /* Everything bound lives in the job until the step is done: no copy. A
+   * failed bind (a value over SQLite's length limit) must not go unseen, or
+   * the previous event's value would be inserted. */
+  if ((rc = sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC)) == SQLITE_OK &&
+      (rc = sqlite3_bind_int64 (stmt, 2, version)) == SQLITE_OK &&
+      (rc = sqlite3_bind_text (stmt, 3, key, -1, SQLITE_STATIC)) == SQLITE_OK &&
+      (rc = sqlite3_bind_text (stmt, 4, es_candidate_event_get_event_type (event), -1,
+                               SQLITE_STATIC)) == SQLITE_OK &&
+      (rc = sqlite3_bind_int64 (stmt, 5, timestamp)) == SQLITE_OK &&
+      (rc = bind_bytes (stmt, 6, es_candidate_event_get_data (event))) == SQLITE_OK &&
+      (rc = sqlite3_bind_text (stmt, 7, es_candidate_event_get_metadata (event), -1,
+                               SQLITE_STATIC)) == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+
+  /* Every parameter is bound again for the next event: a reset is enough
+   * here; writer_append() clears the bindings once the job is done. */
+  sqlite3_reset (stmt);
+  return rc;
+}
+
+/* The body of an append, inside the group's transaction (and the job's
+ * savepoint): the expected-version check, the idempotency lookups, the
+ * inserts. On failure the caller undoes what was written. */
+static gboolean
+writer_append (EsWriter  *writer,
+               Job       *job,
+               GError   **error)
+{
+  sqlite3_stmt *stmt = writer->stmts[W_MAX_VERSION];
+  gint64 timestamp = g_get_real_time ();
+  gint64 version = 0;
+  guint i;
+  int rc;
+
+  /* Versions run 1..N without gaps: the stream's version is its largest,
+   * found at the end of the (stream_id, version) index; NULL (0) when the
+   * stream is empty. */
+  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    version = sqlite3_column_int64 (stmt, 0);
+  else
+    connection_set_error (writer->conn, rc, _("Appending events"), error);
+  stmt_done (stmt);
+  if (rc != SQLITE_ROW)
+    return FALSE;
+
+  if (job->expected_version != ES_VERSION_ANY && job->expected_version != version)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                   /* Translators: the numbers are stream versions, %s a stream id */
+                   _("expected version %" G_GINT64_FORMAT " but stream '%s' is at version %"
+                     G_GINT64_FORMAT),
+                   job->expected_version, job->stream_id, version);
+      return FALSE;
+    }
+
+  for (i = 0; i < job->n_events; i++)
+    {
+      EsCandidateEvent *event = job->events[i];
+      const char *key = es_candidate_event_get_idempotency_key (event);
+      gboolean found = FALSE;
+
+      /* Already stored in this stream: skipped, not an error. */
+      if (key != NULL)
+        {
+          if (!writer_find_key (writer, job->stream_id, key, &found, error))
+            break;
+          if (found)
+            continue;
+        }
+
+      rc = writer_insert (writer, job->stream_id, version + 1, key, event, timestamp);
+      if (rc != SQLITE_DONE)
+        {
+          g_autoptr(GError) insert_error = NULL;
+
+          /* Built now: the lookup below replaces the connection's message. */
+          connection_set_error (writer->conn, rc, _("Appending events"), &insert_error);
+
+          /* The stream layer drops keys repeated inside a batch; should one
+           * get through, the unique index refuses its second event, which is
+           * skipped like any stored key (the failed INSERT undid itself). */
+          if ((rc & 0xff) == SQLITE_CONSTRAINT && key != NULL &&
+              writer_find_key (writer, job->stream_id, key, &found, NULL) && found)
+            continue;
+
+          g_propagate_error (error, g_steal_pointer (&insert_error));
+          break;
+        }
+      version++;
+    }
+
+  /* Drop the pointers into this job's events. */
+  sqlite3_clear_bindings (writer->stmts[W_INSERT]);
+  if (i < job->n_events)
+    return FALSE;
+
+  job->out_version = version;
+  return TRUE;
+}
+
+static gboolean
+writer_save_snapshot (EsWriter  *writer,
+                      Job       *job,
+                      GError   **error)
+{
+  sqlite3_stmt *stmt = writer->stmts[W_SAVE_SNAPSHOT];
+  int rc;
+
+  /* INSERT OR REPLACE: the (stream, projection) primary key makes it
+   * replace the previous snapshot. */
+  if ((rc = sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC)) == SQLITE_OK &&
+      (rc = sqlite3_bind_text (stmt, 2, job->projection_name, -1, SQLITE_STATIC)) == SQLITE_OK &&
+      (rc = sqlite3_bind_int64 (stmt, 3, job->version)) == SQLITE_OK &&
+      (rc = bind_bytes (stmt, 4, job->state)) == SQLITE_OK &&
+      (rc = sqlite3_bind_int64 (stmt, 5, g_get_real_time ())) == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+
+  if (rc != SQLITE_DONE)
+    connection_set_error (writer->conn, rc, _("Saving a snapshot"), error);
+  stmt_done (stmt);
+  return rc == SQLITE_DONE;
+}
+
+/* Tests only (see _es_sqlite_storage_set_max_page_count()): a per-connection
+ * setting, so it runs on the writer thread, the write connection's owner.
+ * Not transactional: it stays in force whatever the group does. */
+static gboolean
+writer_set_max_page_count (EsWriter  *writer,
+                           Job       *job,
+                           GError   **error)
+{
+  g_autofree char *sql = g_strdup_printf ("PRAGMA max_page_count = %" G_GINT64_FORMAT,
+                                          job->version);
+
+  return connection_exec (writer->conn, sql, "Setting the page limit", error);
+}
+
+/* Fails @job with G_IO_ERROR_CANCELLED if its cancellable was cancelled. */
+static gboolean
+job_cancelled (Job *job)
+{
+  if (!g_cancellable_is_cancelled (job->cancellable))
+    return FALSE;
+
+  g_clear_error (&job->error);
+  g_cancellable_set_error_if_cancelled (job->cancellable, &job->error);
+  return TRUE;
+}
+
+/* Runs one job inside the group's transaction; FALSE with job->error set
+ * when it failed, and then its writes must be undone. */
+static gboolean
+writer_run_job (EsWriter *writer,
+                Job      *job)
+{
+  gboolean ok;
+
+  if (job->kind == JOB_APPEND)
+    ok = writer_append (writer, job, &job->error);
+  else if (job->kind == JOB_SET_MAX_PAGE_COUNT)
+    ok = writer_set_max_page_count (writer, job, &job->error);
+  else
+    ok = writer_save_snapshot (writer, job, &job->error);
+
+  /* Cancelled while it ran: it is still undone, as it is not committed. */
+  return ok && !job_cancelled (job);
+}
+
+/* Frees an asynchronous job: one block with its events and stream id
+ * (see es_sqlite_storage_append_async()); the task is already gone. */
+static void
+job_free_async (Job *job)
+{
+  guint i;
+
+  for (i = 0; i < job->n_events; i++)
+    g_object_unref (job->events[i]);
+  g_clear_error (&job->error);
+  g_free (job);
+}
+
+/* Reports @job's result to whoever waits for it. A job without an error of
+ * its own in a group that failed (its commit, typically) gets the group's
+ * error: it was not written. */
+static void
+job_complete (Job          *job,
+              const GError *group_error)
+{
+  if (job->error == NULL && group_error != NULL)
+    job->error = g_error_copy (group_error);
+
+  if (job->task != NULL)
+    {
+      GTask *task = g_steal_pointer (&job->task);
+
+      if (job->error != NULL)
+        g_task_return_error (task, g_steal_pointer (&job->error));
+      else
+        _es_task_return_int64 (task, job->out_version);
+      job_free_async (job);
+
+      /* Last: this may drop the last ref on the storage and finalize it,
+       * here on the writer thread (see es_sqlite_storage_shutdown()). */
+      g_object_unref (task);
+    }
+  else
+    {
+      g_mutex_lock (&job->lock);
+      g_atomic_int_set (&job->done, TRUE);
+      g_cond_signal (&job->cond);
+      g_mutex_unlock (&job->lock);
+      /* The job belongs to its caller again, who may have returned. */
+    }
+}
+
+/* Runs a group of jobs in one transaction ("group commit"): appends queued
+ * while the previous group committed share one commit, which is where a
+ * write's time goes. Each job runs inside its own savepoint, so one that
+ * fails (a wrong expected version, a cancellation, a constraint) is rolled
+ * back alone and reports its own error while the others commit. No job is
+ * reported successful before the COMMIT is; if the COMMIT fails, every job
+ * fails.
+ *
+ * A group of one job, the usual case when a single thread writes, needs no
+ * savepoint: when it fails, the whole transaction is rolled back. */
+static void
+writer_run_group (EsWriter  *writer,
+                  Job      **jobs,
+                  guint      n_jobs)
+{
+  g_autoptr(GError) group_error = NULL;
+  gboolean savepoints = n_jobs > 1;
+  const char *operation = _("Writing to the database");
+  guint i;
+
+  if (!writer_exec (writer, W_BEGIN, operation, &group_error))
+    goto complete;
+
+  for (i = 0; i < n_jobs; i++)
+    {
+      Job *job = jobs[i];
+
+      /* Cancelled before the writer got to it: not written at all. */
+      if (job_cancelled (job))
+        continue;
+
+      if (savepoints && !writer_exec (writer, W_SAVEPOINT, operation, &group_error))
+        break;
+
+      if (writer_run_job (writer, job))
+        {
+          if (savepoints && !writer_exec (writer, W_RELEASE, operation, &group_error))
+            break;
+          continue;
+        }
+
+      /* The job failed. Some errors (I/O, disk full) make SQLite roll the
+       * whole transaction back itself: then nothing of the group stands. */
+      if (sqlite3_get_autocommit (writer->conn->db))
+        {
+          group_error = g_error_copy (job->error);
+          goto complete;
+        }
+
+      if (!savepoints)
+        {
+          writer_rollback (writer);
+          goto complete;
+        }
+
+      /* ROLLBACK TO undoes the job's writes but keeps the savepoint open. */
+      if (!writer_exec (writer, W_ROLLBACK_TO, operation, &group_error) ||
+          !writer_exec (writer, W_RELEASE, operation, &group_error))
+        break;
+    }
+
+  if (group_error == NULL && writer_exec (writer, W_COMMIT, operation, &group_error))
+    goto complete;
+
+  writer_rollback (writer);
+
+complete:
+  for (i = 0; i < n_jobs; i++)
+    job_complete (jobs[i], group_error);
+}
+
+/* Waking a thread asleep on a futex takes some 10 µs, a fifth of a
+ * one-event transaction, and a synchronous append pays it twice: the
+ * writer woken by the job, the caller by its completion. When one thread
+ * appends one event after another (the pattern a single-threaded
+ * application, and every benchmark, has), both sides therefore spin a
+ * little before they sleep: the caller polls its job's completion, and the
+ * writer, after a group of one job, polls the queue for the caller's next
+ * append. Only then: with several callers waiting, their jobs share a
+ * group anyway, and spinning threads would take the CPU the writer and the
+ * readers need. Both spins are bounded by SPIN_USEC. */
+#define SPIN_USEC 50
+
+static gpointer
+writer_next (EsWriter *writer,
+             gboolean  spin)
+{
+  gpointer item = g_async_queue_try_pop (writer->queue);
+  gint64 deadline;
+
+  if (item != NULL || !spin)
+    return item != NULL ? item : g_async_queue_pop (writer->queue);
+
+  deadline = g_get_monotonic_time () + SPIN_USEC;
+  while ((item = g_async_queue_try_pop (writer->queue)) == NULL &&
+         g_get_monotonic_time () < deadline)
+    g_thread_yield ();
+
+  return item != NULL ? item : g_async_queue_pop (writer->queue);
+}
+
+/* The writer thread: pops one job, takes whatever else is queued (up to
+ * WRITER_MAX_GROUP), and runs them as one group, until the stop mark.
+ * It owns a ref on @data, and the write connection, which it closes on
+ * its way out. */
+static gpointer
+writer_thread (gpointer data)
+{
+  EsWriter *writer = data;
+  Job *group[WRITER_MAX_GROUP];
+  gboolean stop = FALSE;
+  gboolean spin = FALSE;
+
+  while (!stop)
+    {
+      gpointer item = writer_next (writer, spin);
+      guint n_jobs = 0;
+
+      if (item == WRITER_STOP)
+        break;
+
+      group[n_jobs++] = item;
+      while (n_jobs < WRITER_MAX_GROUP && (item = g_async_queue_try_pop (writer->queue)) != NULL)
+        {
+          if (item == WRITER_STOP)
+            {
+              stop = TRUE;
+              break;
+            }
+          group[n_jobs++] = item;
+        }
+
+      /* One synchronous job, and its caller the only one waiting: a lone
+       * caller, whose next append is likely microseconds away. (Decided
+       * now: once completed, the job may be gone.) */
+      spin = n_jobs == 1 && group[0]->task == NULL &&
+             g_atomic_int_get (&writer->n_waiting) == 1;
+      writer_run_group (writer, group, n_jobs);
+    }
+
+  writer_close_connection (writer);
+  writer_unref (writer);
+  return NULL;
+}
+
+/* Queues a synchronous job and blocks until the writer has done it. */
+static gboolean
+writer_run_sync (EsWriter  *writer,
+                 Job       *job,
+                 GError   **error)
+{
+  gboolean ok = FALSE;
+  gboolean alone;
+
+  g_mutex_init (&job->lock);
+  g_cond_init (&job->cond);
+
+  /* Counted before the job is queued, so that the writer sees it. */
+  alone = g_atomic_int_add (&writer->n_waiting, 1) == 0;
+
+  if (writer_submit (writer, job, error))
+    {
+      /* Spin first if this is the only caller waiting (see SPIN_USEC). */
+      if (alone)
+        {
+          gint64 deadline = g_get_monotonic_time () + SPIN_USEC;
+
+          while (!g_atomic_int_get (&job->done) && g_get_monotonic_time () < deadline)
+            g_thread_yield ();
+        }
+
+      /* Even when the spin saw the job done, take the lock once: the
+       * writer may still be signalling, and the job (on our stack) must
+       * outlive that. */
+      g_mutex_lock (&job->lock);
+      while (!g_atomic_int_get (&job->done))
+        g_cond_wait (&job->cond, &job->lock);
+      g_mutex_unlock (&job->lock);
+
+      ok = job->error == NULL;
+      if (!ok)
+        g_propagate_error (error, g_steal_pointer (&job->error));
+    }
+
+  g_atomic_int_add (&writer->n_waiting, -1);
+  g_cond_clear (&job->cond);
+  g_mutex_clear (&job->lock);
+  return ok;
+}
+
+/* ---------------------------------------------------------------------- *
+ * EsSqliteStorage                                                         *
+ * ---------------------------------------------------------------------- */
+
+struct _EsSqliteStorage
+{
+  GObject       parent_instance;
+
+  /* Construct-only properties. */
+  char         *path;            /* (owned) (nullable) as given */
+  guint         pool_size;
+  guint         cache_size_kib;
+  guint         busy_timeout;    /* milliseconds */
+
+  /* Set by init, constant afterwards. */
+  gboolean      init_done;
+  gboolean      init_ok;
+  gboolean      in_memory;
+  char         *uri;             /* (owned) what connections open */
+  char         *where;           /* (owned) the database as errors name it */
+
+  EsWriter     *writer;          /* (owned) shared with the writer thread */
+  GThread      *writer_thread;   /* (owned) guarded by close_lock */
+
+  /* The read connections: idle ones wait in idle_readers; a borrowed one
+   * comes back through pool_release(). */
+  GMutex        pool_lock;
+  GCond         pool_cond;
+  GPtrArray    *idle_readers;    /* (owned) (element-type EsConnection) guarded by pool_lock */
+  gboolean      pool_closed;     /* guarded by pool_lock; TRUE until init succeeds */
+
+  /* Held for the whole of a close, so a second close waits for the first
+   * to finish. Taken before pool_lock (pool_close()) and the writer queue's
+   * lock (writer_stop()), never after them. */
+  GMutex        close_lock;
+  gboolean      closed;          /* guarded by close_lock */
+};
+
+enum
+{
+  PROP_0,
+  PROP_PATH,
+  PROP_POOL_SIZE,
+  PROP_CACHE_SIZE_KIB,
+  PROP_BUSY_TIMEOUT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void initable_iface_init       (GInitableIface           *iface);
+static void storage_handle_iface_init (EsStorageHandleInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (EsSqliteStorage, es_sqlite_storage, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, initable_iface_init)
+                               G_IMPLEMENT_INTERFACE (ES_TYPE_STORAGE_HANDLE,
+                                                      storage_handle_iface_init))
+
+/* Opens one more connection for reading: read-only on a file; on the
+ * in-memory database (which the memdb VFS only opens read-write)
+ * query_only, which refuses writes just the same. */
+static EsConnection *
+open_reader (EsSqliteStorage  *self,
+             int               mutex_flag,
+             GError          **error)
+{
+  g_autofree char *pragmas = NULL;
+  EsConnection *conn;
+  int flags = SQLITE_OPEN_URI | mutex_flag;
+
+  flags |= self->in_memory ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+  conn = connection_open (self->uri, flags, self->where, self->busy_timeout, error);
+  if (conn == NULL)
+    return NULL;
+
+  pragmas = g_strdup_printf ("PRAGMA query_only = 1;"
+                             "PRAGMA foreign_keys = OFF;"
+                             "PRAGMA cache_size = -%u;",
+                             self->cache_size_kib);
+  if (!connection_exec (conn, pragmas, _("Opening the database"), error))
+    {
+      connection_close (conn);
+      return NULL;
+    }
+
+  return conn;
+}
+
+/* Configures the write connection, once the schema is in place (the
+ * journal mode is persistent in the file: nothing is changed before the
+ * header checks pass). WAL on a file: readers never wait for the writer,
+ * and a commit is one append to the log. synchronous NORMAL: in WAL mode
+ * it loses nothing when the process dies, only on power loss, and saves an
+ * fsync per commit. The memdb VFS has no WAL; its journal lives in
+ * memory. Read connections get their own pragmas in open_reader(). */
+static gboolean
+configure_writer (EsSqliteStorage  *self,
+                  EsConnection     *conn,
+                  GError          **error)
+{
+  const char *operation = _("Opening the database");
+  g_autofree char *pragmas = NULL;
+  sqlite3_stmt *stmt = NULL;
+  const char *mode;
+  gboolean ok;
+  int rc;
+
+  rc = sqlite3_prepare_v2 (conn->db,
+                           self->in_memory ? "PRAGMA journal_mode = MEMORY"
+                                           : "PRAGMA journal_mode = WAL",
+                           -1, &stmt, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW)
+    {
+      connection_set_error (conn, rc, operation, error);
+      sqlite3_finalize (stmt);
+      return FALSE;
+    }
+
+  /* The pragma answers with the mode in force, which is not the one asked
+   * for when the switch is impossible. */
+  mode = (const char *) sqlite3_column_text (stmt, 0);
+  ok = mode != NULL && g_ascii_strcasecmp (mode, self->in_memory ? "memory" : "wal") == 0;
+  if (!ok)
+    g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                 /* Translators: the first %s is a database such as '/tmp/events.db',
+                  * the second and third SQLite journal modes such as "wal" and "delete" */
+                 _("Could not set the journal mode of %s to '%s': it stayed '%s'"),
+                 self->where, self->in_memory ? "memory" : "wal", mode != NULL ? mode : "");
+  sqlite3_finalize (stmt);
+  if (!ok)
+    return FALSE;
+
+  pragmas = g_strdup_printf ("PRAGMA synchronous = NORMAL;"
+                             "PRAGMA foreign_keys = OFF;"
+                             "PRAGMA cache_size = -%u;",
+                             self->cache_size_kib);
+  return connection_exec (conn, pragmas, operation, error);
+}
+
+/* A file: URI for @path, so that SQLite takes the path literally (this
+ * SQLite is built with URI file names on, so "file:x?mode=ro" given as a
+ * plain path would be parsed). */
+static char *
+file_uri_for_path (const char *path)
+{
+  g_autofree char *escaped = g_uri_escape_string (path, "/", FALSE);
+
+  /* "file:///abs/path": an empty authority, so "//host/x" stays a path. */
+  return g_strconcat (path[0] == '/' ? "file://" : "file:", escaped, NULL);
+}
+
+static gboolean
+es_sqlite_storage_initable_init (GInitable     *initable,
+                                 GCancellable  *cancellable,
+                                 GError       **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (initable);
+  g_autoptr(GPtrArray) readers = NULL;
+  g_autofree char *display_path = NULL;
+  EsConnection *conn = NULL;
+  EsWriter *writer = NULL;
+  guint i;
+
+  if (self->init_done)
+    {
+      if (!self->init_ok)
+        g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE,
+                             _("The storage failed to open earlier"));
+      return self->init_ok;
+    }
+  self->init_done = TRUE;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  self->in_memory = self->path == NULL || g_str_equal (self->path, ":memory:");
+  if (self->in_memory)
+    {
+      static gint counter = 0;
+
+      /* memdb shares a database among the connections of a process that
+       * open the same name starting with '/': the writer and the readers
+       * of this storage, and nobody else. */
+      self->uri = g_strdup_printf ("file:/es-glib-mem-%u-%lu?vfs=memdb",
+                                   (guint) g_atomic_int_add (&counter, 1),
+                                   (gulong) getpid ());
+      self->where = g_strdup (_("the in-memory database"));
+      display_path = g_strdup (self->where);
+    }
+  else
+    {
+      GStatBuf st;
+
+      display_path = g_filename_display_name (self->path);
+      self->where = g_strdup_printf ("'%s'", display_path);
+      self->uri = file_uri_for_path (self->path);
+
+      /* SQLite's own error for a directory ("unable to open database
+       * file") does not say what is wrong. A missing file is created. */
+      if (g_stat (self->path, &st) == 0 && !S_ISREG (st.st_mode))
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                       /* Translators: %s is a file path */
+                       _("'%s' is not a regular file"), display_path);
+          return FALSE;
+        }
+    }
+
+  conn = connection_open (self->uri,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                          SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                          self->where, self->busy_timeout, error);
+  if (conn == NULL)
+    return FALSE;
+
+  /* Look before touching: the header checks come before any pragma that
+   * writes (journal_mode = WAL does). And should they fail on another
+   * application's WAL-mode database, closing must not checkpoint its log
+   * into its file, as the last connection to close otherwise does. */
+  sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  if (!prepare_schema (conn, display_path, error) ||
+      !configure_writer (self, conn, error))
+    {
+      connection_close (conn);
+      return FALSE;
+    }
+  sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+
+  readers = g_ptr_array_new_full (self->pool_size, connection_close);
+  for (i = 0; i < self->pool_size; i++)
+    {
+      EsConnection *reader = open_reader (self, SQLITE_OPEN_NOMUTEX, error);
+
+      if (reader == NULL)
+        {
+          connection_close (conn);
+          return FALSE;
+        }
+      g_ptr_array_add (readers, reader);
+    }
+
+  writer = writer_new (conn, error);
+  if (writer == NULL)
+    return FALSE;
+
+  /* The thread's own ref on the writer; dropped when it exits. */
+  self->writer_thread = g_thread_try_new ("es-sqlite-writer", writer_thread,
+                                          g_atomic_rc_box_acquire (writer), error);
+  if (self->writer_thread == NULL)
+    {
+      writer_unref (writer);
+      writer_unref (writer);
+      return FALSE;
+    }
+  self->writer = writer;
+
+  g_mutex_lock (&self->pool_lock);
+  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
+  self->idle_readers = g_steal_pointer (&readers);
+  self->pool_closed = FALSE;
+  g_mutex_unlock (&self->pool_lock);
+
+  self->init_ok = TRUE;
+  return TRUE;
+}
+
+static void
+initable_iface_init (GInitableIface *iface)
+{
+  iface->init = es_sqlite_storage_initable_init;
+}
+
+/* ---------------------------------------------------------------------- *
+ * The read pool                                                           *
+ * ---------------------------------------------------------------------- */
+
+static void
+pool_wake (GCancellable *cancellable,
+           gpointer      data)
+{
+  EsSqliteStorage *self = data;
+
+  g_mutex_lock (&self->pool_lock);
+  g_cond_broadcast (&self->pool_cond);
+  g_mutex_unlock (&self->pool_lock);
+}
+
+/* Borrows a read connection, waiting while every one is busy. Fails with
+ * ES_ERROR_CLOSED once the storage is closed, and with
+ * G_IO_ERROR_CANCELLED if @cancellable fires while it waits. */
+static EsConnection *
+pool_acquire (EsSqliteStorage  *self,
+              GCancellable     *cancellable,
+              GError          **error)
+{
+  EsConnection *conn = NULL;
+  gulong handler = 0;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+
+  g_mutex_lock (&self->pool_lock);
+
+  /* About to wait: have a cancellation wake us. Its handler takes
+   * pool_lock, so connect (it may run at once) without holding it. */
+  if (!self->pool_closed && self->idle_readers->len == 0 && cancellable != NULL)
+    {
+      g_mutex_unlock (&self->pool_lock);
+      handler = g_cancellable_connect (cancellable, G_CALLBACK (pool_wake), self, NULL);
+      g_mutex_lock (&self->pool_lock);
+    }
+
+  while (!self->pool_closed && self->idle_readers->len == 0 &&
+         !g_cancellable_is_cancelled (cancellable))
+    g_cond_wait (&self->pool_cond, &self->pool_lock);
+
+  /* Last in, first out: the connection used last has the warmest page
+   * cache, and the ones that go unused cost nothing. */
+  if (self->pool_closed)
+    set_closed_error (error);
+  else if (self->idle_readers->len > 0)
+    conn = g_ptr_array_steal_index_fast (self->idle_readers, self->idle_readers->len - 1);
+  else
+    g_cancellable_set_error_if_cancelled (cancellable, error);
+
+  g_mutex_unlock (&self->pool_lock);
+
+  /* Outside the lock: disconnecting waits for a running handler. */
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+
+  return conn;
+}
+
+/* Gives a borrowed connection back, or closes it if the storage closed
+ * while it was out. */
+static void
+pool_release (EsSqliteStorage *self,
+              EsConnection    *conn)
+{
+  EsConnection *to_close = NULL;
+
+  g_mutex_lock (&self->pool_lock);
+  if (self->pool_closed)
+    to_close = conn;
+  else
+    {
+      g_ptr_array_add (self->idle_readers, conn);
+      g_cond_signal (&self->pool_cond);
+    }
+  g_mutex_unlock (&self->pool_lock);
+
+  connection_close (to_close);
+}
+
+/* Closes the idle connections and wakes everyone waiting for one. */
+static void
+pool_close (EsSqliteStorage *self)
+{
+  GPtrArray *idle;
+
+  g_mutex_lock (&self->pool_lock);
+  self->pool_closed = TRUE;
+  idle = g_steal_pointer (&self->idle_readers);
+  self->idle_readers = g_ptr_array_new ();
+  g_cond_broadcast (&self->pool_cond);
+  g_mutex_unlock (&self->pool_lock);
+
+  g_ptr_array_unref (idle);
+}
+
+static void
+interrupt_connection (GCancellable *cancellable,
+                      gpointer      data)
+{
+  /* Thread-safe: makes the statement running on that connection return
+   * SQLITE_INTERRUPT; SQLite clears it before the next statement starts. */
+  sqlite3_interrupt (data);
+}
+
+/* Starts a read: borrows a connection and connects @cancellable to
+ * sqlite3_interrupt() on it, so a cancellation stops a long query. */
+static EsConnection *
+read_begin (EsSqliteStorage  *self,
+            GCancellable     *cancellable,
+            gulong           *out_handler,
+            GError          **error)
+{
+  EsConnection *conn = pool_acquire (self, cancellable, error);
+
+  *out_handler = 0;
+  if (conn != NULL && cancellable != NULL)
+    *out_handler = g_cancellable_connect (cancellable, G_CALLBACK (interrupt_connection),
+                                          conn->db, NULL);
+  return conn;
+}
+
+static void
+read_end (EsSqliteStorage *self,
+          EsConnection    *conn,
+          GCancellable    *cancellable,
+          gulong           handler)
+{
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+  pool_release (self, conn);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Filters                                                                 *
+ * ---------------------------------------------------------------------- */
+
+/* Translates an EsEventFilter into SQL. The SQL text holds only column
+ * names, operators and '?' placeholders; every value of the filter and
+ * every metadata JSON path is a bound parameter.
+ *
+ * For example, reading stream 'cart-7' with the clauses
+ *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
+ * gives
+ *   SELECT ... FROM events WHERE stream_id = ? AND version > ?
+ *     AND event_type IN (?, ?)
+ *     AND CASE WHEN json_valid(metadata) THEN
+ *           (json_type(metadata, ?) IN ('integer', 'real')
+ *            AND json_extract(metadata, ?) = ?) END
+ *     ORDER BY version LIMIT ?
+ * bound to 'cart-7', the last version read, 'Added', 'Removed',
+ * '$."user"."id"' (twice), 42 and the page size.
+ *
+ * The statement comes from the connection's cache, found by its SQL text,
+ * which is known only once the whole filter is translated; so the
+ * translation first collects the values to bind, in placeholder order, and
+ * binds them after. */
+
+typedef enum
+{
+  BIND_TEXT,
+  BIND_INT64,
+  BIND_DOUBLE,
+} BindKind;
+
+typedef struct
+{
+  BindKind kind;
+  union
+  {
+    const char *text;  /* points into the filter, `values` or `paths` */
+    gint64      int64;
+    double      dbl;
+  } v;
+} Bind;
+
+typedef struct
+{
+  GString   *sql;
+  GArray    *binds;   /* (element-type Bind) in placeholder order */
+  GPtrArray *paths;   /* (element-type utf8) JSON paths bound as text */
+  GPtrArray *values;  /* (element-type GVariant) elements of `in` arrays */
+} QueryBuilder;
+
+static void
+query_builder_init (QueryBuilder *builder,
+                    const char   *start)
+{
+  builder->sql = g_string_new (start);
+  builder->binds = g_array_new (FALSE, FALSE, sizeof (Bind));
+  builder->paths = g_ptr_array_new_with_free_func (g_free);
+  builder->values = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+}
+
+static void
+query_builder_clear (QueryBuilder *builder)
+{
+  if (builder->sql == NULL)
+    return;
+  g_string_free (builder->sql, TRUE);
+  g_array_unref (builder->binds);
+  g_ptr_array_unref (builder->paths);
+  g_ptr_array_unref (builder->values);
+  builder->sql = NULL;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (QueryBuilder, query_builder_clear)
+
+static void
+bind_text (QueryBuilder *builder,
+           const char   *text)
+{
+  Bind bind = { BIND_TEXT, { .text = text } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+static void
+bind_int64 (QueryBuilder *builder,
+            gint64        value)
+{
+  Bind bind = { BIND_INT64, { .int64 = value } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+static void
+bind_double (QueryBuilder *builder,
+             double        value)
+{
+  Bind bind = { BIND_DOUBLE, { .dbl = value } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+/* Binds a scalar value of a column clause; the filter was validated, so
+ * it is a string for text columns and an integer for integer ones. */
+static void
+bind_scalar (QueryBuilder *builder,
+             GVariant     *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+
+  switch (_es_filter_value_classify (value, &string, &int64, &dbl, &boolean))
+    {
+    case ES_FILTER_VALUE_STRING:
+      bind_text (builder, string);
+      break;
+    case ES_FILTER_VALUE_INT64:
+      bind_int64 (builder, int64);
+      break;
+    case ES_FILTER_VALUE_DOUBLE:
+      bind_double (builder, dbl);
+      break;
+    case ES_FILTER_VALUE_BOOLEAN:
+      bind_int64 (builder, boolean ? 1 : 0);
+      break;
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      bind_text (builder, NULL);  /* NULL: equal to nothing */
+      break;
+    }
+}
+
+/* The elements of an `in` array; kept alive by the builder, since bound
+ * strings point into them. */
+static GVariant *
+builder_child (QueryBuilder *builder,
+               GVariant     *array,
+               gsize         index)
+{
+  GVariant *child = g_variant_get_child_value (array, index);
+
+  g_ptr_array_add (builder->values, child);
+  return child;
+}
+
+static void
+add_column_clause (QueryBuilder     *builder,
+                   const char       *column,
+                   EsFilterOperator  op,
+                   GVariant         *value)
+{
+  gsize n;
+  gsize i;
+
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_IN:
+      n = g_variant_n_children (value);
+      g_string_append_printf (builder->sql, "%s IN (", column);
+      for (i = 0; i < n; i++)
+        {
+          g_string_append (builder->sql, i == 0 ? "?" : ", ?");
+          bind_scalar (builder, builder_child (builder, value, i));
+        }
+      g_string_append_c (builder->sql, ')');
+      break;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      g_string_append_printf (builder->sql, "%s LIKE ?", column);
+      bind_scalar (builder, value);
+      break;
+
+    case ES_FILTER_OPERATOR_EQUALS:
+    default:
+      g_string_append_printf (builder->sql, "%s = ?", column);
+      bind_scalar (builder, value);
+      break;
+    }
+}
+
+/* A metadata path equals a value: a JSON string equals a string, a JSON
+ * number a numerically equal integer or double, JSON true/false a boolean;
+ * nothing else matches, and a missing path never does. json_type() tells
+ * the kinds apart: json_extract() alone would make the string '1' equal
+ * the number 1 and true equal 1. SQLite caches the parsed metadata within a
+ * row, so the second JSON call does not parse it again. */
+static void
+add_metadata_equals (QueryBuilder *builder,
+                     const char   *path,
+                     GVariant     *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+
+  EsFilterValueKind kind = _es_filter_value_classify (value, &string, &int64, &dbl, &boolean);
+
+  switch (kind)
+    {
+    case ES_FILTER_VALUE_STRING:
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_text (builder, string);
+      break;
+
+    case ES_FILTER_VALUE_INT64:
+    case ES_FILTER_VALUE_DOUBLE:
+      /* SQLite compares INTEGER and REAL by value: 1 = 1.0. */
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) IN ('integer', 'real')"
+                       " AND json_extract(metadata, ?) = ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      if (kind == ES_FILTER_VALUE_INT64)
+        bind_int64 (builder, int64);
+      else
+        bind_double (builder, dbl);
+      break;
+
+    case ES_FILTER_VALUE_BOOLEAN:
+      g_string_append (builder->sql, boolean ? "json_type(metadata, ?) = 'true'"
+                                             : "json_type(metadata, ?) = 'false'");
+      bind_text (builder, path);
+      break;
+
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      g_string_append (builder->sql, "0");
+      break;
+    }
+}
+
+/* "metadata.a.b" → the JSON path $."a"."b". Quoted labels take any key;
+ * the filter's validation rejects keys holding '"'. SQLite compares a
+ * label with the key's text as written in the JSON, escapes included, so a
+ * backslash is written the way JSON writers escape it. */
+static const char *
+metadata_json_path (QueryBuilder *builder,
+                    char * const *keys)
+{
+  GString *path = g_string_new ("$");
+  guint i;
+
+  for (i = 0; keys[i] != NULL; i++)
+    {
+      const char *p;
+
+      g_string_append (path, ".\"");
+      for (p = keys[i]; *p != '\0'; p++)
+        {
+          if (*p == '\\')
+            g_string_append_c (path, '\\');
+          g_string_append_c (path, *p);
+        }
+      g_string_append_c (path, '"');
+    }
+
+  g_ptr_array_add (builder->paths, g_string_free (path, FALSE));
+  return g_ptr_array_index (builder->paths, builder->paths->len - 1);
+}
+
+static void
+add_metadata_clause (QueryBuilder     *builder,
+                     char * const     *keys,
+                     EsFilterOperator  op,
+                     GVariant         *value)
+{
+  const char *path = metadata_json_path (builder, keys);
+  gsize n;
+  gsize i;
+
+  /* The stream layer validates metadata with json-glib, which accepts
+   * text SQLite's JSON functions refuse (comments, single quotes, hex
+   * numbers...): on such a row, json_type() would fail the whole read.
+   * json_valid() first, in a CASE (which, unlike AND, is sure to evaluate
+   * lazily), makes that row simply not match. It costs about 15% on a
+   * metadata scan: SQLite keeps the parse for the calls that follow. */
+  g_string_append (builder->sql, "CASE WHEN json_valid(metadata) THEN ");
+
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_IN:
+      n = g_variant_n_children (value);
+      g_string_append_c (builder->sql, '(');
+      for (i = 0; i < n; i++)
+        {
+          if (i > 0)
+            g_string_append (builder->sql, " OR ");
+          add_metadata_equals (builder, path, builder_child (builder, value, i));
+        }
+      g_string_append_c (builder->sql, ')');
+      break;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      /* LIKE matches string values only. */
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) LIKE ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_scalar (builder, value);
+      break;
+
+    case ES_FILTER_OPERATOR_EQUALS:
+    default:
+      add_metadata_equals (builder, path, value);
+      break;
+    }
+
+  g_string_append (builder->sql, " END");
+}
+
+/* Appends " AND <clause>" for each clause of @filter, which the storage
+ * handle's wrapper has validated. */
+static void
+add_filter (QueryBuilder  *builder,
+            EsEventFilter *filter)
+{
+  guint n_clauses = es_event_filter_get_n_clauses (filter);
+  guint i;
+
+  for (i = 0; i < n_clauses; i++)
+    {
+      g_auto(GStrv) keys = NULL;
+      EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+      GVariant *value = NULL;
+      const char *field = es_event_filter_get_clause (filter, i, &op, &value);
+      EsFilterField kind = _es_filter_parse_field (field, &keys);
+
+      g_string_append (builder->sql, " AND ");
+
+      switch (kind)
+        {
+        case ES_FILTER_FIELD_STREAM_ID:
+          add_column_clause (builder, "stream_id", op, value);
+          break;
+        case ES_FILTER_FIELD_EVENT_TYPE:
+          add_column_clause (builder, "event_type", op, value);
+          break;
+        case ES_FILTER_FIELD_VERSION:
+          add_column_clause (builder, "version", op, value);
+          break;
+        case ES_FILTER_FIELD_SEQUENCE_ID:
+          add_column_clause (builder, "sequence_id", op, value);
+          break;
+        case ES_FILTER_FIELD_METADATA:
+          add_metadata_clause (builder, keys, op, value);
+          break;
+        case ES_FILTER_FIELD_INVALID:
+        default:
+          /* Validation rejects these; should one get here, it selects
+           * nothing rather than everything. */
+          g_string_append (builder->sql, "0");
+          break;
+        }
+    }
+}
+
+static int
+apply_binds (sqlite3_stmt *stmt,
+             int           index,
+             GArray       *binds)
+{
+  guint i;
+  int rc = SQLITE_OK;
+
+  for (i = 0; i < binds->len && rc == SQLITE_OK; i++, index++)
+    {
+      const Bind *bind = &g_array_index (binds, Bind, i);
+
+      switch (bind->kind)
+        {
+        case BIND_TEXT:
+          rc = sqlite3_bind_text (stmt, index, bind->v.text, -1, SQLITE_STATIC);
+          break;
+        case BIND_INT64:
+          rc = sqlite3_bind_int64 (stmt, index, bind->v.int64);
+          break;
+        case BIND_DOUBLE:
+        default:
+          rc = sqlite3_bind_double (stmt, index, bind->v.dbl);
+          break;
+        }
+    }
+
+  return rc;
+}
+
+/* ---------------------------------------------------------------------- *
+ * EsStorageHandle                                                         *
+ * ---------------------------------------------------------------------- */
+
+static gboolean
+es_sqlite_storage_append (EsStorageHandle          *handle,
+                          const char               *stream_id,
+                          gint64                    expected_version,
+                          EsCandidateEvent * const *events,
+                          guint                     n_events,
+                          gint64                   *out_version,
+                          GCancellable             *cancellable,
+                          GError                  **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  Job job = { 0, };
+
+  if (self->writer == NULL)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+
+  /* The caller blocks until the job is done: the job points to its
+   * arguments instead of copying them. */
+  job.kind = JOB_APPEND;
+  job.stream_id = stream_id;
+  job.expected_version = expected_version;
+  job.events = events;
+  job.n_events = n_events;
+  job.cancellable = cancellable;
+
+  if (!writer_run_sync (self->writer, &job, error))
+    return FALSE;
+
+  if (out_version != NULL)
+    *out_version = job.out_version;
+  return TRUE;
+}
+
+static void
+es_sqlite_storage_append_async (EsStorageHandle          *handle,
+                                const char               *stream_id,
+                                gint64                    expected_version,
+                                EsCandidateEvent * const *events,
+                                guint                     n_events,
+                                GCancellable             *cancellable,
+                                GAsyncReadyCallback       callback,
+                                gpointer                  user_data)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  EsCandidateEvent **job_events;
+  gsize events_size = n_events * sizeof (EsCandidateEvent *);
+  char *job_stream_id;
+  Job *job;
+  guint i;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, es_sqlite_storage_append_async);
+  /* A write that committed is reported as done even if the cancellable
+   * fires afterwards: GTask must not turn it into G_IO_ERROR_CANCELLED. */
+  g_task_set_check_cancellable (task, FALSE);
+
+  if (self->writer == NULL)
+    {
+      set_closed_error (&error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  /* The caller may free its arguments as soon as this returns: one block
+   * holds the job, refs on the events and a copy of the stream id. */
+  job = g_malloc0 (sizeof (Job) + events_size + strlen (stream_id) + 1);
+  job_events = (EsCandidateEvent **) (job + 1);
+  job_stream_id = (char *) job_events + events_size;
+  for (i = 0; i < n_events; i++)
+    job_events[i] = g_object_ref (events[i]);
+  strcpy (job_stream_id, stream_id);
+
+  job->kind = JOB_APPEND;
+  job->stream_id = job_stream_id;
+  job->expected_version = expected_version;
+  job->events = job_events;
+  job->n_events = n_events;
+  job->cancellable = g_task_get_cancellable (task);
+  job->task = g_object_ref (task);
+
+  if (!writer_submit (self->writer, job, &error))
+    {
+      g_clear_object (&job->task);
+      job_free_async (job);
+      g_task_return_error (task, g_steal_pointer (&error));
+    }
+}
+
+static gboolean
+es_sqlite_storage_append_finish (EsStorageHandle  *handle,
+                                 GAsyncResult     *result,
+                                 gint64           *out_version,
+                                 GError          **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, handle), FALSE);
+
+  return _es_task_propagate_int64 (G_TASK (result), out_version, error);
+}
+
+static gboolean
+es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
+                                 const char       *stream_id,
+                                 const char       *projection_name,
+                                 gint64            version,
+                                 GBytes           *state,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  Job job = { 0, };
+
+  if (self->writer == NULL)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+
+  job.kind = JOB_SAVE_SNAPSHOT;
+  job.stream_id = stream_id != NULL ? stream_id : ALL_STREAM_KEY;
+  job.projection_name = projection_name;
+  job.version = version;
+  job.state = state;
+  job.cancellable = cancellable;
+
+  return writer_run_sync (self->writer, &job, error);
+}
+
+#define READ_STREAM_SELECT \
+  "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata" \
+  " FROM events WHERE stream_id = ? AND version > ?"
+#define READ_STREAM_ORDER " ORDER BY version LIMIT ?"
+#define READ_ALL_SELECT \
+  "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata," \
+  " stream_id FROM events WHERE sequence_id > ?"
+#define READ_ALL_ORDER " ORDER BY sequence_id LIMIT ?"
+
+/* Builds a stored event from the current row. @stream_ref holds the
+ * GRefString of the previous row's stream: consecutive rows of one stream
+ * (all of a stream read) share it instead of each copying the id. */
+static EsStoredEvent *
+event_from_row (sqlite3_stmt  *stmt,
+                char         **stream_ref,
+                gboolean       all_streams)
+{
+  const void *blob;
+  int n_blob;
+  GBytes *data = NULL;
+
+  if (all_streams)
+    {
+      const char *stream_id = (const char *) sqlite3_column_text (stmt, 7);
+
+      if (stream_id == NULL)
+        stream_id = "";
+      if (*stream_ref == NULL || strcmp (*stream_ref, stream_id) != 0)
+        {
+          g_clear_pointer (stream_ref, g_ref_string_release);
+          *stream_ref = g_ref_string_new (stream_id);
+        }
+    }
+
+  /* Empty data is a zero-length blob: NULL here, an empty GBytes for the
+   * event. */
+  blob = sqlite3_column_blob (stmt, 5);
+  n_blob = sqlite3_column_bytes (stmt, 5);
+  if (n_blob > 0)
+    data = g_bytes_new (blob, n_blob);
+
+  return _es_stored_event_new_take (g_ref_string_acquire (*stream_ref),
+                                    sqlite3_column_int64 (stmt, 0),
+                                    sqlite3_column_int64 (stmt, 1),
+                                    sqlite3_column_int64 (stmt, 4),
+                                    g_strdup ((const char *) sqlite3_column_text (stmt, 3)),
+                                    data,
+                                    g_strdup ((const char *) sqlite3_column_text (stmt, 2)),
+                                    g_strdup ((const char *) sqlite3_column_text (stmt, 6)));
+}
+
+static GPtrArray *
+es_sqlite_storage_read_page (EsStorageHandle  *handle,
+                             const char       *stream_id,
+                             gint64            after,
+                             EsEventFilter    *filter,
+                             guint             limit,
+                             GCancellable     *cancellable,
+                             GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading events");
+  g_auto(QueryBuilder) builder = { NULL, };
+  g_autoptr(GPtrArray) events = NULL;
+  gboolean all_streams = stream_id == NULL;
+  char *stream_ref = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  const char *sql;
+  gulong handler;
+  int index = 1;
+  int rc;
+
+  /* Keyset paging: each page starts after the last version (or sequence
+   * id) of the previous one, so every page is an index range scan. */
+  if (filter != NULL && es_event_filter_get_n_clauses (filter) > 0)
+    {
+      query_builder_init (&builder, all_streams ? READ_ALL_SELECT : READ_STREAM_SELECT);
+      add_filter (&builder, filter);
+      g_string_append (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER);
+      sql = builder.sql->str;
+    }
+  else
+    sql = all_streams ? READ_ALL_SELECT READ_ALL_ORDER : READ_STREAM_SELECT READ_STREAM_ORDER;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = connection_get_stmt (conn, sql, operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  /* Placeholders in SQL order: the stream, the keyset bound, the filter's
+   * values, the limit. @stream_id, the filter and the builder outlive the
+   * steps, hence SQLITE_STATIC. A stream's page shares one GRefString for
+   * the stream id of all its events. */
+  if (!all_streams)
+    {
+      rc = sqlite3_bind_text (stmt, index++, stream_id, -1, SQLITE_STATIC);
+      stream_ref = g_ref_string_new (stream_id);
+    }
+  else
+    rc = SQLITE_OK;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, after);
+  if (rc == SQLITE_OK && builder.binds != NULL)
+    {
+      rc = apply_binds (stmt, index, builder.binds);
+      index += builder.binds->len;
+    }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, limit);
+
+  events = g_ptr_array_new_full (MIN (limit, ES_READ_PAGE_SIZE), g_object_unref);
+
+  if (rc == SQLITE_OK)
+    {
+      while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        {
+          /* The interrupt stops a query that scans without returning rows;
+           * this stops one that returns many. */
+          if (g_cancellable_is_cancelled (cancellable))
+            {
+              rc = SQLITE_INTERRUPT;
+              break;
+            }
+          g_ptr_array_add (events, event_from_row (stmt, &stream_ref, all_streams));
+        }
+    }
+
+  /* A partial page is not returned: the caller would take it for the end
+   * of the stream. */
+  if (rc != SQLITE_DONE)
+    {
+      connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&events, g_ptr_array_unref);
+    }
+
+  stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+  g_clear_pointer (&stream_ref, g_ref_string_release);
+
+  return g_steal_pointer (&events);
+}
+
+static gboolean
+es_sqlite_storage_get_version (EsStorageHandle  *handle,
+                               const char       *stream_id,
+                               gint64           *out_version,
+                               GCancellable     *cancellable,
+                               GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading the stream version");
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gint64 version = 0;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return FALSE;
+
+  /* Both served by the end of an index: (stream_id, version), the rowid. */
+  stmt = connection_get_stmt (conn,
+                              stream_id != NULL
+                                ? "SELECT max(version) FROM events WHERE stream_id = ?"
+                                : "SELECT max(sequence_id) FROM events",
+                              operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return FALSE;
+    }
+
+  if (stream_id != NULL)
+    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    version = sqlite3_column_int64 (stmt, 0);  /* max() of nothing: NULL, read as 0 */
+  else
+    connection_set_error (conn, rc, operation, error);
+
+  stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (rc == SQLITE_ROW && out_version != NULL)
+    *out_version = version;
+  return rc == SQLITE_ROW;
+}
+
+static EsStreamMetrics *
+es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
+                               const char       *stream_id,
+                               GCancellable     *cancellable,
+                               GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading stream metrics");
+  g_autoptr(GDateTime) last_timestamp = NULL;
+  gint64 version = 0;
+  gint64 count = 0;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  /* One statement, so one consistent snapshot of the database. A stream's
+   * versions run 1..N, so its count is its version; @all's count is a
+   * count(*), the one full index scan here. No row: empty. */
+  stmt = connection_get_stmt (conn,
+                              stream_id != NULL
+                                ? "SELECT version, version, timestamp FROM events"
+                                  " WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
+                                : "SELECT sequence_id, (SELECT count(*) FROM events), timestamp"
+                                  " FROM events ORDER BY sequence_id DESC LIMIT 1",
+                              operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  if (stream_id != NULL)
+    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      version = sqlite3_column_int64 (stmt, 0);
+      count = sqlite3_column_int64 (stmt, 1);
+      last_timestamp = date_time_new_from_usec (sqlite3_column_int64 (stmt, 2));
+    }
+  else if (rc != SQLITE_DONE)
+    connection_set_error (conn, rc, operation, error);
+
+  stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return NULL;
+  return es_stream_metrics_new (version, count, last_timestamp);
+}
+
+static EsSnapshot *
+es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
+                                 const char       *stream_id,
+                                 const char       *projection_name,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Loading a snapshot");
+  EsSnapshot *snapshot = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = connection_get_stmt (conn,
+                              "SELECT version, state, timestamp FROM snapshots"
+                              " WHERE stream_id = ? AND projection_name = ?",
+                              operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  sqlite3_bind_text (stmt, 1, stream_id != NULL ? stream_id : ALL_STREAM_KEY, -1,
+                     SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, projection_name, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      g_autoptr(GBytes) state = NULL;
+      const void *blob = sqlite3_column_blob (stmt, 1);
+      int n_blob = sqlite3_column_bytes (stmt, 1);
+
+      state = g_bytes_new (n_blob > 0 ? blob : NULL, n_blob);
+      snapshot = _es_snapshot_new_usec (stream_id, projection_name,
+                                        sqlite3_column_int64 (stmt, 0), state,
+                                        sqlite3_column_int64 (stmt, 2));
+    }
+  else if (rc != SQLITE_DONE)
+    connection_set_error (conn, rc, operation, error);
+
+  stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  /* No row: no snapshot, and no error. */
+  return snapshot;
+}
+
+/* Closes the storage: refuses new work, lets the writer finish the jobs
+ * already queued, joins it (it closes the write connection on its way
+ * out), and closes the idle read connections; borrowed ones are closed
+ * when they come back. Idempotent and thread-safe.
+ *
+ * Finalization can happen on the writer thread (it dropped the last
+ * GTask, which held the last ref): a thread cannot join itself, so then
+ * the thread is only told to stop; it does so once it is back in its loop,
+ * and the writer state it co-owns keeps what it needs alive. */
+static void
+es_sqlite_storage_shutdown (EsSqliteStorage *self)
+{
+  GThread *thread;
+
+  g_mutex_lock (&self->close_lock);
+
+  if (!self->closed)
+    {
+      self->closed = TRUE;
+
+      /* Readers first, so the writer's connection is the database's last:
+       * closing it checkpoints the WAL and removes the -wal and -shm
+       * files, leaving one self-contained file behind. */
+      pool_close (self);
+
+      if (self->writer != NULL)
+        writer_stop (self->writer);
+
+      thread = g_steal_pointer (&self->writer_thread);
+      if (thread != NULL)
+        {
+          if (thread == g_thread_self ())
+            g_thread_unref (thread);
+          else
+            g_thread_join (thread);
+        }
+    }
+
+  g_mutex_unlock (&self->close_lock);
+}
+
+static gboolean
+es_sqlite_storage_close (EsStorageHandle  *handle,
+                         GCancellable     *cancellable,
+                         GError          **error)
+{
+  es_sqlite_storage_shutdown (ES_SQLITE_STORAGE (handle));
+  return TRUE;
+}
+
+static void
+storage_handle_iface_init (EsStorageHandleInterface *iface)
+{
+  iface->append = es_sqlite_storage_append;
+  iface->append_async = es_sqlite_storage_append_async;
+  iface->append_finish = es_sqlite_storage_append_finish;
+  iface->read_page = es_sqlite_storage_read_page;
+  iface->get_version = es_sqlite_storage_get_version;
+  iface->get_metrics = es_sqlite_storage_get_metrics;
+  iface->save_snapshot = es_sqlite_storage_save_snapshot;
+  iface->load_snapshot = es_sqlite_storage_load_snapshot;
+  iface->close = es_sqlite_storage_close;
+}
+
+/* ---------------------------------------------------------------------- *
+ * GObject                                                                 *
+ * ---------------------------------------------------------------------- */
+
+static void
+es_sqlite_storage_dispose (GObject *object)
+{
+  es_sqlite_storage_shutdown (ES_SQLITE_STORAGE (object));
+
+  G_OBJECT_CLASS (es_sqlite_storage_parent_class)->dispose (object);
+}
+
+static void
+es_sqlite_storage_finalize (GObject *object)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (object);
+
+  /* The writer thread may still hold its own ref (see shutdown). */
+  g_clear_pointer (&self->writer, writer_unref);
+  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
+  g_free (self->path);
+  g_free (self->uri);
+  g_free (self->where);
+  g_mutex_clear (&self->pool_lock);
+  g_cond_clear (&self->pool_cond);
+  g_mutex_clear (&self->close_lock);
+
+  G_OBJECT_CLASS (es_sqlite_storage_parent_class)->finalize (object);
+}
+
+static void
+es_sqlite_storage_get_property (GObject    *object,
+                                guint       prop_id,
+                                GValue     *value,
+                                GParamSpec *pspec)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_PATH:
+      g_value_set_string (value, self->path);
+      break;
+    case PROP_POOL_SIZE:
+      g_value_set_uint (value, self->pool_size);
+      break;
+    case PROP_CACHE_SIZE_KIB:
+      g_value_set_uint (value, self->cache_size_kib);
+      break;
+    case PROP_BUSY_TIMEOUT:
+      g_value_set_uint (value, self->busy_timeout);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_sqlite_storage_set_property (GObject      *object,
+                                guint         prop_id,
+                                const GValue *value,
+                                GParamSpec   *pspec)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (object);
+
+  switch (prop_id)
+    {
+    case PROP_PATH:
+      g_free (self->path);
+      self->path = g_value_dup_string (value);
+      break;
+    case PROP_POOL_SIZE:
+      self->pool_size = g_value_get_uint (value);
+      break;
+    case PROP_CACHE_SIZE_KIB:
+      self->cache_size_kib = g_value_get_uint (value);
+      break;
+    case PROP_BUSY_TIMEOUT:
+      self->busy_timeout = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+es_sqlite_storage_class_init (EsSqliteStorageClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  _es_i18n_init ();
+
+  object_class->dispose = es_sqlite_storage_dispose;
+  object_class->finalize = es_sqlite_storage_finalize;
+  object_class->get_property = es_sqlite_storage_get_property;
+  object_class->set_property = es_sqlite_storage_set_property;
+
+  /**
+   * EsSqliteStorage:path:
+   *
+   * The database file, created with its schema if it does not exist; %NULL
+   * or `":memory:"` for a private in-memory database, which every
+   * connection of this storage shares and which disappears when the
+   * storage is closed.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_PATH] =
+    g_param_spec_string ("path", NULL, NULL,
+                         NULL,
+                         (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsSqliteStorage:pool-size:
+   *
+   * The number of read connections: how many reads can run at once. Reads
+   * beyond that wait for a connection to be free.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_POOL_SIZE] =
+    g_param_spec_uint ("pool-size", NULL, NULL,
+                       1, MAX_POOL_SIZE, DEFAULT_POOL_SIZE,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsSqliteStorage:cache-size-kib:
+   *
+   * The page cache of each connection, in KiB (SQLite's `cache_size`
+   * pragma).
+   *
+   * Since: 0.1
+   */
+  properties[PROP_CACHE_SIZE_KIB] =
+    g_param_spec_uint ("cache-size-kib", NULL, NULL,
+                       0, MAX_CACHE_SIZE_KIB, DEFAULT_CACHE_SIZE_KIB,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsSqliteStorage:busy-timeout:
+   *
+   * How long, in milliseconds, an operation waits for a lock held by
+   * another connection (another process writing the same file, typically)
+   * before it fails with %ES_ERROR_STORAGE.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_BUSY_TIMEOUT] =
+    g_param_spec_uint ("busy-timeout", NULL, NULL,
+                       0, G_MAXINT, DEFAULT_BUSY_TIMEOUT,
+                       (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+}
+
+static void
+es_sqlite_storage_init (EsSqliteStorage *self)
+{
+  self->pool_size = DEFAULT_POOL_SIZE;
+  self->cache_size_kib = DEFAULT_CACHE_SIZE_KIB;
+  self->busy_timeout = DEFAULT_BUSY_TIMEOUT;
+
+  g_mutex_init (&self->pool_lock);
+  g_cond_init (&self->pool_cond);
+  g_mutex_init (&self->close_lock);
+  self->idle_readers = g_ptr_array_new ();
+  /* Until init succeeds, nothing can be borrowed. */
+  self->pool_closed = TRUE;
+}
+
+/* ---------------------------------------------------------------------- *
+ * Public and library-private API                                          *
+ * ---------------------------------------------------------------------- */
+
+/**
+ * es_sqlite_storage_new:
+ * @path: (nullable) (type filename): the database file; %NULL or
+ *   `":memory:"` for a private in-memory database
+ * @pool_size: the number of read connections (1 to 64), or 0 for the
+ *   default (4)
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Opens (or creates) an SQLite event store. Fails with %ES_ERROR_STORAGE,
+ * leaving the file as it was, if @path is not a regular file, not an
+ * SQLite database, damaged, another application's database, or written by
+ * a newer es-glib.
+ *
+ * Returns: (transfer full): the storage, or %NULL on error
+ *
+ * Since: 0.1
+ */
+EsSqliteStorage *
+es_sqlite_storage_new (const char    *path,
+                       guint          pool_size,
+                       GCancellable  *cancellable,
+                       GError       **error)
+{
+  g_return_val_if_fail (pool_size <= MAX_POOL_SIZE, NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (ES_TYPE_SQLITE_STORAGE, cancellable, error,
+                         "path", path,
+                         "pool-size", pool_size != 0 ? pool_size : DEFAULT_POOL_SIZE,
+                         NULL);
+}
+
+/**
+ * es_sqlite_storage_get_path:
+ * @self: an [class@Es.SqliteStorage]
+ *
+ * Gets the path the storage was opened with.
+ *
+ * Returns: (nullable) (type filename): the database file, as given at
+ *   construction: %NULL or `":memory:"` for an in-memory database
+ *
+ * Since: 0.1
+ */
+const char *
+es_sqlite_storage_get_path (EsSqliteStorage *self)
+{
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), NULL);
+
+  return self->path;
+}
+
+/**
+ * es_sqlite_storage_get_pool_size:
+ * @self: an [class@Es.SqliteStorage]
+ *
+ * Gets the number of read connections of the storage.
+ *
+ * Returns: the size of the read pool
+ *
+ * Since: 0.1
+ */
+guint
+es_sqlite_storage_get_pool_size (EsSqliteStorage *self)
+{
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), 0);
+
+  return self->pool_size;
+}
+
+sqlite3 *
+_es_sqlite_storage_open_reader (EsSqliteStorage  *self,
+                                GError          **error)
+{
+  EsConnection *conn;
+  gboolean closed;
+  sqlite3 *db;
+
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), NULL);
+
+  g_mutex_lock (&self->pool_lock);
+  closed = self->pool_closed;
+  g_mutex_unlock (&self->pool_lock);
+  if (closed)
+    {
+      set_closed_error (error);
+      return NULL;
+    }
+
+  /* The caller may use it from more than one thread (one at a time, but
+   * we do not know): SQLite's own mutex, not NOMUTEX. The busy handler
+   * keeps no state, so the bare handle is all the caller needs. */
+  conn = open_reader (self, SQLITE_OPEN_FULLMUTEX, error);
+  if (conn == NULL)
+    return NULL;
+
+  db = g_steal_pointer (&conn->db);
+  connection_close (conn);
+  return db;
+}
+
+const char *
+_es_sqlite_storage_get_file_path (EsSqliteStorage *self)
+{
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), NULL);
+
+  return self->in_memory ? NULL : self->path;
+}
+
+gboolean
+_es_sqlite_storage_set_max_page_count (EsSqliteStorage  *self,
+                                       guint64           max_page_count,
+                                       GError          **error)
+{
+  Job job = { 0, };
+
+  g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), FALSE);
+  g_return_val_if_fail (max_page_count <= G_MAXINT64, FALSE);
+
+  if (self->writer == NULL)
+    {
+      set_closed_error (error);
+      return FALSE;
+    }
+
+  job.kind = JOB_SET_MAX_PAGE_COUNT;
+  job.version = (gint64) max_page_count;
+  return writer_run_sync (self->writer, &job, error);
+}

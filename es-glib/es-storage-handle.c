@@ -243,7 +243,8 @@ es_storage_handle_append_finish (EsStorageHandle  *self,
  *
  * @filter is validated here before it reaches the backend.
  *
- * Returns: (transfer full) (element-type EsStoredEvent): the events; empty
+ * Returns: (transfer container) (element-type EsStoredEvent): the events,
+ *   which the array owns (release it with g_ptr_array_unref()); empty
  *   at the end
  *
  * Since: 0.1

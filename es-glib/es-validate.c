@@ -82,12 +82,204 @@ _es_validate_stream_id (const char  *stream_id,
   return TRUE;
 }
 
+/* Deeper nesting is refused: SQLite's JSON functions stop at 1000. */
+#define JSON_MAX_DEPTH 512
+
+/*
+ * Strict RFC 8259 syntax. json-glib 1.6 parses with GScanner and accepts
+ * comments, single quotes, hexadecimal numbers, ".5", leading zeros and
+ * raw control characters in strings; SQLite's JSON functions, which read
+ * metadata back for filters, reject all of them. Metadata is stored as
+ * written, so it must be JSON both understand.
+ *
+ * Each function advances *p past what it accepted, or returns FALSE with
+ * *p at the offending byte.
+ */
+static gboolean json_value (const char **p, guint depth);
+
+static void
+json_ws (const char **p)
+{
+  while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r')
+    (*p)++;
+}
+
+static gboolean
+json_literal (const char **p,
+              const char  *word)
+{
+  gsize len = strlen (word);
+
+  if (strncmp (*p, word, len) != 0)
+    return FALSE;
+  *p += len;
+  return TRUE;
+}
+
+static gboolean
+json_string (const char **p)
+{
+  if (**p != '"')
+    return FALSE;
+  (*p)++;
+
+  for (;;)
+    {
+      guchar c = (guchar) **p;
+
+      if (c == '"')
+        {
+          (*p)++;
+          return TRUE;
+        }
+      if (c < 0x20)          /* control characters, and the end of the text */
+        return FALSE;
+      if (c == '\\')
+        {
+          (*p)++;
+          if (**p == 'u')
+            {
+              for (guint i = 1; i <= 4; i++)
+                if (!g_ascii_isxdigit ((*p)[i]))
+                  {
+                    *p += i;
+                    return FALSE;
+                  }
+              *p += 4;
+            }
+          else if (strchr ("\"\\/bfnrt", **p) == NULL || **p == '\0')
+            return FALSE;
+        }
+      (*p)++;
+    }
+}
+
+static gboolean
+json_digits (const char **p)
+{
+  if (!g_ascii_isdigit (**p))
+    return FALSE;
+  while (g_ascii_isdigit (**p))
+    (*p)++;
+  return TRUE;
+}
+
+static gboolean
+json_number (const char **p)
+{
+  if (**p == '-')
+    (*p)++;
+  if (**p == '0')
+    (*p)++;               /* no leading zeros: "01" stops after the 0 */
+  else if (!json_digits (p))
+    return FALSE;
+  if (**p == '.')
+    {
+      (*p)++;
+      if (!json_digits (p))
+        return FALSE;
+    }
+  if (**p == 'e' || **p == 'E')
+    {
+      (*p)++;
+      if (**p == '+' || **p == '-')
+        (*p)++;
+      if (!json_digits (p))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+json_container (const char **p,
+                guint        depth,
+                gboolean     object)
+{
+  char close = object ? '}' : ']';
+
+  if (depth >= JSON_MAX_DEPTH)
+    return FALSE;
+  (*p)++;
+  json_ws (p);
+  if (**p == close)
+    {
+      (*p)++;
+      return TRUE;
+    }
+
+  for (;;)
+    {
+      if (object)
+        {
+          if (!json_string (p))
+            return FALSE;
+          json_ws (p);
+          if (**p != ':')
+            return FALSE;
+          (*p)++;
+          json_ws (p);
+        }
+      if (!json_value (p, depth + 1))
+        return FALSE;
+      json_ws (p);
+      if (**p == close)
+        {
+          (*p)++;
+          return TRUE;
+        }
+      if (**p != ',')
+        return FALSE;
+      (*p)++;
+      json_ws (p);
+    }
+}
+
+static gboolean
+json_value (const char **p,
+            guint        depth)
+{
+  switch (**p)
+    {
+    case '{':
+      return json_container (p, depth, TRUE);
+    case '[':
+      return json_container (p, depth, FALSE);
+    case '"':
+      return json_string (p);
+    case 't':
+      return json_literal (p, "true");
+    case 'f':
+      return json_literal (p, "false");
+    case 'n':
+      return json_literal (p, "null");
+    default:
+      return json_number (p);
+    }
+}
+
+/* Returns the offset of the first byte that breaks strict JSON, or -1. */
+static gssize
+json_strict_error_offset (const char *text)
+{
+  const char *p = text;
+
+  json_ws (&p);
+  if (json_value (&p, 0))
+    {
+      json_ws (&p);
+      if (*p == '\0')
+        return -1;
+    }
+  return p - text;
+}
+
 /* Metadata must be the text of a JSON object. */
 static gboolean
 validate_metadata (const char  *metadata,
                    guint        index,
                    GError     **error)
 {
+  gssize offset;
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(GError) local_error = NULL;
   JsonNode *root;
@@ -96,6 +288,16 @@ validate_metadata (const char  *metadata,
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
                    _("The metadata of event %u is not valid UTF-8"), index);
+      return FALSE;
+    }
+
+  offset = json_strict_error_offset (metadata);
+  if (offset >= 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %u is the event's position in the batch, %d a byte offset */
+                   _("The metadata of event %u is not valid JSON: unexpected text at byte %d"),
+                   index, (int) offset);
       return FALSE;
     }
 

@@ -885,6 +885,41 @@ test_write_invalid_metadata_not_json (Fixture       *f,
 }
 
 static void
+test_write_invalid_metadata_lenient (Fixture       *f,
+                                     gconstpointer  data)
+{
+  /* json-glib 1.6 accepts each of these; SQLite's JSON functions do not,
+   * and a stored one would break every metadata-filtered read. */
+  static const char *lenient[] = {
+    "{'a': 1}", "{\"a\": 1 /* comment */}", "{\"a\": 0x10}", "{\"a\": .5}",
+    "{\"a\": 01}", "{\"a\": \"tab\there\"}", "{\"a\": \"\\x41\"}", "{\"a\": 1.}",
+    "{\"a\": -}", "{\"a\": \"\\u12g4\"}", "{\"a\": tru}",
+  };
+
+  g_test_summary ("Metadata must be strict JSON (RFC 8259), not what lenient parsers accept");
+
+  for (guint i = 0; i < G_N_ELEMENTS (lenient); i++)
+    assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, lenient[i]));
+}
+
+static void
+test_write_metadata_strict_accepted (Fixture       *f,
+                                     gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "strict");
+  g_autoptr(EsCandidateEvent) event = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *metadata = " {\"a\" : [1, -0.5e+3, true, false, null, {\"b\": \"\\u00e9\\n\\\"\"}], "
+                         "\"\": {}} ";
+
+  g_test_summary ("Every construct of strict JSON is accepted as metadata");
+
+  event = candidate_new ("Added", NULL, NULL, metadata);
+  es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
 test_write_invalid_metadata_array (Fixture       *f,
                                    gconstpointer  data)
 {
@@ -3056,6 +3091,8 @@ main (int   argc,
   add_test ("write/invalid-event-type-empty", test_write_invalid_event_type_empty);
   add_test ("write/invalid-event-type-utf8", test_write_invalid_event_type_utf8);
   add_test ("write/invalid-metadata-not-json", test_write_invalid_metadata_not_json);
+  add_test ("write/invalid-metadata-lenient", test_write_invalid_metadata_lenient);
+  add_test ("write/metadata-strict-accepted", test_write_metadata_strict_accepted);
   add_test ("write/invalid-metadata-array", test_write_invalid_metadata_array);
   add_test ("write/invalid-metadata-scalar", test_write_invalid_metadata_scalar);
   add_test ("write/invalid-stream-ids", test_write_invalid_stream_ids);

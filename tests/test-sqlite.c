@@ -394,6 +394,31 @@ test_persist (Fixture       *f,
 }
 
 static void
+test_close_leaves_one_file (Fixture       *f,
+                            gconstpointer  data)
+{
+  EsStreamFactory *factory;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (f->path, "-shm", NULL);
+
+  g_test_summary ("Closing the factory checkpoints the WAL: only the database file remains");
+
+  factory = factory_new (f->path);
+  stream = open_stream (factory, "checkpointed");
+  write_events (stream, 3000, 1000);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 3000);
+  g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  g_assert_false (g_file_test (wal, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (shm, G_FILE_TEST_EXISTS));
+}
+
+static void
 test_open_directory (Fixture       *f,
                      gconstpointer  data)
 {
@@ -867,6 +892,7 @@ main (int   argc,
   g_test_add ("/sqlite/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
 
   ADD ("persist", test_persist);
+  ADD ("close-leaves-one-file", test_close_leaves_one_file);
   ADD ("open-directory", test_open_directory);
   ADD ("open-random-bytes", test_open_random_bytes);
   ADD ("open-text-file", test_open_text_file);
