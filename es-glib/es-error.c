@@ -8,7 +8,7 @@
  * es_error_quark:
  *
  * The quark of the %ES_ERROR domain. Bindings see it as `Es.error_quark()`,
- * and the codes as [enum@Es.Error].
+ * and the codes as [error@Es.Error].
  *
  * Returns: the error domain quark
  *

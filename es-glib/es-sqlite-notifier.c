@@ -115,6 +115,7 @@ read_data_version (EsSqliteNotifier  *self,
   if (rc != SQLITE_OK)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is SQLite's own (English) explanation */
                    _("Cannot check the event database for changes: %s"),
                    sqlite3_errmsg (self->db));
       return FALSE;

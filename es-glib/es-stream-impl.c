@@ -299,6 +299,7 @@ es_stream_impl_read (EsStream       *stream,
   if (after_version < 0)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, %lld the version given */
                    _("Cannot read stream '%s' after version %lld: versions start at 0"),
                    self->stream_id, (long long) after_version);
       return NULL;
@@ -330,6 +331,7 @@ validate_projection (const char  *projection_name,
       g_autofree char *shown = g_utf8_make_valid (projection_name, -1);
 
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is the projection name given */
                    _("Projection name '%s' is not valid: it must be non-empty UTF-8"), shown);
       return FALSE;
     }
@@ -354,6 +356,7 @@ es_stream_impl_snapshot (EsStream      *stream,
   if (version < -1)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is the version given, %s a stream id; -1 is literal */
                    _("Snapshot version %lld of stream '%s' is not valid: "
                      "use a version or -1 for the current one"),
                    (long long) version, self->stream_id);
@@ -370,6 +373,7 @@ es_stream_impl_snapshot (EsStream      *stream,
   else if (version > current)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, the first %lld the version given, the second the stream's current version */
                    _("Cannot snapshot stream '%s' at version %lld: it is only at version %lld"),
                    self->stream_id, (long long) version, (long long) current);
       return FALSE;

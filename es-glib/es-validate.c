@@ -287,6 +287,7 @@ validate_metadata (const char  *metadata,
   if (!g_utf8_validate (metadata, -1, NULL))
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %u is the event's position in the batch, from 0 */
                    _("The metadata of event %u is not valid UTF-8"), index);
       return FALSE;
     }
@@ -344,6 +345,7 @@ _es_validate_candidate (EsCandidateEvent  *event,
   if (event_type == NULL || *event_type == '\0')
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %u is the event's position in the batch, from 0 */
                    _("Event %u has an empty event type"), index);
       return FALSE;
     }
@@ -353,6 +355,7 @@ _es_validate_candidate (EsCandidateEvent  *event,
       g_autofree char *shown = printable (event_type);
 
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is the event type, %u the event's position in the batch */
                    _("The event type '%s' of event %u is not valid UTF-8"), shown, index);
       return FALSE;
     }
@@ -362,6 +365,7 @@ _es_validate_candidate (EsCandidateEvent  *event,
       if (*key == '\0')
         {
           g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: %u is the event's position in the batch, from 0 */
                        _("Event %u has an empty idempotency key; leave it unset instead"),
                        index);
           return FALSE;
@@ -371,6 +375,7 @@ _es_validate_candidate (EsCandidateEvent  *event,
           g_autofree char *shown = printable (key);
 
           g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: %s is the key, %u the event's position in the batch */
                        _("The idempotency key '%s' of event %u is not valid UTF-8"),
                        shown, index);
           return FALSE;
