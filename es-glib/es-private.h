@@ -65,6 +65,22 @@ EsStoredEvent  *_es_stored_event_new_take  (char              *stream_id,
                                             char              *idempotency_key,
                                             char              *metadata);
 
+/* The hot path of SQLite reads: one allocation holds the row's data,
+ * event type, key and metadata (see es-stored-event.c). Takes @stream_id
+ * (a GRefString); copies the rest; lengths exclude the NUL. */
+EsStoredEvent  *_es_stored_event_new_packed (char       *stream_id,
+                                             gint64      sequence_id,
+                                             gint64      version,
+                                             gint64      timestamp_usec,
+                                             const char *event_type,
+                                             gsize       event_type_len,
+                                             const void *data,
+                                             gsize       data_len,
+                                             const char *idempotency_key,
+                                             gsize       idempotency_key_len,
+                                             const char *metadata,
+                                             gsize       metadata_len);
+
 EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
                                             const char        *projection_name,
                                             gint64             version,

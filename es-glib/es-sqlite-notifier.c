@@ -491,6 +491,14 @@ es_sqlite_notifier_committed (EsNotifier *notifier)
   running = self->started && !self->stopped;
   g_mutex_unlock (&self->state_lock);
 
+  /* With nobody subscribed there is nobody to wake: the next poll moves
+   * the cursor, and a subscriber arriving before that only gets events it
+   * also reads from the history, which watches drop. This keeps writes
+   * without watchers free of a check per commit. */
+  g_rec_mutex_lock (&self->deliver_lock);
+  running = running && g_hash_table_size (self->subscribers) > 0;
+  g_rec_mutex_unlock (&self->deliver_lock);
+
   if (running)
     schedule_check (self, TRUE);
 }

@@ -12,6 +12,28 @@
 
 G_BEGIN_DECLS
 
+/**
+ * EsDurability:
+ * @ES_DURABILITY_NORMAL: write-ahead logging with `synchronous = NORMAL`:
+ *   a committed write survives the crash of the process, but the last
+ *   commits may be lost if the machine loses power or the operating system
+ *   crashes. The default.
+ * @ES_DURABILITY_FULL: `synchronous = FULL`: every commit is also flushed
+ *   to the disk (fsync) before the write is reported done, so it survives
+ *   power loss as well. Costs one flush per commit (per group of writes
+ *   committed together).
+ *
+ * How far a committed write of an [class@Es.SqliteStorage] is guaranteed
+ * to survive.
+ *
+ * Since: 0.1
+ */
+typedef enum
+{
+  ES_DURABILITY_NORMAL,
+  ES_DURABILITY_FULL,
+} EsDurability;
+
 #define ES_TYPE_SQLITE_STORAGE (es_sqlite_storage_get_type ())
 ES_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (EsSqliteStorage, es_sqlite_storage, ES, SQLITE_STORAGE, GObject)

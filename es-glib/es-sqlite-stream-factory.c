@@ -43,6 +43,7 @@ struct _EsSqliteStreamFactory
   guint           pool_size;
   guint           cache_size_kib;
   guint           polling_interval;
+  EsDurability    durability;
   gboolean        initialized;
 };
 
@@ -52,6 +53,7 @@ enum {
   PROP_POOL_SIZE,
   PROP_CACHE_SIZE_KIB,
   PROP_POLLING_INTERVAL,
+  PROP_DURABILITY,
   N_PROPS
 };
 
@@ -81,6 +83,7 @@ es_sqlite_stream_factory_initable_init (GInitable     *initable,
                             "path", self->path,
                             "pool-size", self->pool_size,
                             "cache-size-kib", self->cache_size_kib,
+                            "durability", self->durability,
                             NULL);
   if (storage == NULL)
     return FALSE;
@@ -126,6 +129,9 @@ es_sqlite_stream_factory_get_property (GObject    *object,
     case PROP_POLLING_INTERVAL:
       g_value_set_uint (value, self->polling_interval);
       break;
+    case PROP_DURABILITY:
+      g_value_set_enum (value, self->durability);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -153,6 +159,9 @@ es_sqlite_stream_factory_set_property (GObject      *object,
       break;
     case PROP_POLLING_INTERVAL:
       self->polling_interval = g_value_get_uint (value);
+      break;
+    case PROP_DURABILITY:
+      self->durability = g_value_get_enum (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -225,6 +234,21 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    */
   properties[PROP_POLLING_INTERVAL] =
     g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, 100,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EsSqliteStreamFactory:durability:
+   *
+   * How far a committed write is guaranteed to survive: a crash of the
+   * process (%ES_DURABILITY_NORMAL, the default) or also a loss of power
+   * (%ES_DURABILITY_FULL, at the cost of one flush to the disk per
+   * commit). Passed to the [class@Es.SqliteStorage] the factory opens.
+   *
+   * Since: 0.1
+   */
+  properties[PROP_DURABILITY] =
+    g_param_spec_enum ("durability", NULL, NULL,
+                       ES_TYPE_DURABILITY, ES_DURABILITY_NORMAL,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
