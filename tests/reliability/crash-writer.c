@@ -1,0 +1,317 @@
+/* crash-writer.c: writes as fast as it can, for the reliability tests.
+ *
+ * Usage:
+ *   crash-writer crash DATABASE
+ *     Four threads, one per stream (crash-0 to crash-3), append batches of
+ *     1 to 5 events until the process is killed; crash-3's thread with
+ *     es_stream_write_async(), the others with es_stream_write().
+ *     Every 16th batch, a thread also saves a snapshot "v=VERSION" of its
+ *     stream's version (projection "crash"). Every event of
+ *     a batch carries the batch id in its data and its metadata, and an
+ *     idempotency key BATCH/INDEX; each write expects the version the
+ *     previous one returned. After each acknowledged write, one line on
+ *     stdout, flushed:
+ *       ACK STREAM FIRST LAST BATCH SIZE
+ *     (FIRST..LAST the versions the batch took). Now and then a batch is
+ *     written a second time: every key is stored, so nothing is written and
+ *     the version must not move.
+ *
+ *   crash-writer race DATABASE ITERATIONS
+ *     Four threads do ITERATIONS read-modify-write rounds each on the
+ *     shared streams race-a and race-b: read the stream's last version V,
+ *     write one event expecting V. One line per attempt:
+ *       WIN STREAM VERSION KEY      the write took version VERSION
+ *       LOSE STREAM KEY             ES_ERROR_WRONG_EXPECTED_VERSION
+ *
+ * Any other failure: a message on stderr and exit status 1.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <es-glib/es-glib.h>
+
+#define N_CRASH_STREAMS 4  /* the last one writes asynchronously */
+#define N_RACE_THREADS  4
+
+static GMutex output_lock;
+static EsStreamFactory *factory;
+/* Names this process's batches and keys. Not the pid alone: pids come
+ * back (pid_max is 32768 here), and a new writer reusing an old one's keys
+ * would see its events skipped as already stored, which is idempotency
+ * working, not a test of anything. */
+static char *writer_id;
+static guint64 race_iterations;
+
+static void
+output (const char *format,
+        ...) G_GNUC_PRINTF (1, 2);
+
+static void
+output (const char *format,
+        ...)
+{
+  va_list args;
+
+  g_mutex_lock (&output_lock);
+  va_start (args, format);
+  vprintf (format, args);
+  va_end (args);
+  fflush (stdout);
+  g_mutex_unlock (&output_lock);
+}
+
+static void G_GNUC_NORETURN
+fail (const char *what,
+      GError     *error)
+{
+  g_mutex_lock (&output_lock);
+  fprintf (stderr, "crash-writer: %s: %s\n", what, error != NULL ? error->message : "?");
+  fflush (stderr);
+  exit (1);
+}
+
+static EsCandidateEvent *
+batch_event (const char *batch,
+             guint       index,
+             guint       size)
+{
+  g_autofree char *data = g_strdup_printf ("batch=%s;index=%u;size=%u", batch, index, size);
+  g_autofree char *metadata = g_strdup_printf ("{\"batch\": \"%s\", \"index\": %u, \"size\": %u}",
+                                               batch, index, size);
+  g_autofree char *key = g_strdup_printf ("%s/%u", batch, index);
+  g_autoptr(GBytes) bytes = g_bytes_new (data, strlen (data));
+  EsCandidateEvent *event;
+
+  event = es_candidate_event_new ("CrashTest", bytes);
+  es_candidate_event_set_metadata (event, metadata);
+  es_candidate_event_set_idempotency_key (event, key);
+  return event;
+}
+
+typedef struct
+{
+  GMainContext *context;
+  gint64        version;
+  GError       *error;
+  gboolean      done;
+} AsyncWrite;
+
+static void
+write_done (GObject      *source,
+            GAsyncResult *result,
+            gpointer      data)
+{
+  AsyncWrite *write = data;
+
+  write->version = es_stream_write_finish (ES_STREAM (source), result, &write->error);
+  write->done = TRUE;
+  g_main_context_wakeup (write->context);
+}
+
+/* A write, synchronous or through es_stream_write_async(). */
+static gint64
+do_write (EsStream          *stream,
+          EsCandidateEvent **events,
+          guint              n_events,
+          gint64             expected_version,
+          GMainContext      *context,
+          GError           **error)
+{
+  AsyncWrite write = { context, -1, NULL, FALSE };
+
+  if (context == NULL)
+    return es_stream_write (stream, events, n_events, expected_version, NULL, error);
+
+  es_stream_write_async (stream, events, n_events, expected_version, NULL, write_done, &write);
+  while (!write.done)
+    g_main_context_iteration (context, TRUE);
+  if (write.error != NULL)
+    g_propagate_error (error, write.error);
+  return write.version;
+}
+
+static gpointer
+crash_thread (gpointer data)
+{
+  guint index = GPOINTER_TO_UINT (data);
+  g_autofree char *stream_id = g_strdup_printf ("crash-%u", index);
+  g_autoptr(GRand) rand = g_rand_new ();
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GMainContext) context = NULL;
+  gint64 version;
+  guint64 n;
+
+  if (index == N_CRASH_STREAMS - 1)
+    {
+      context = g_main_context_new ();
+      g_main_context_push_thread_default (context);
+    }
+
+  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
+  if (stream == NULL)
+    fail ("open_stream", error);
+  version = es_stream_get_version (stream);
+
+  for (n = 0; ; n++)
+    {
+      g_autofree char *batch = g_strdup_printf ("%s-%u-%" G_GUINT64_FORMAT,
+                                                writer_id, index, n);
+      guint size = g_rand_int_range (rand, 1, 6);
+      g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+      gint64 new_version;
+      guint i;
+
+      for (i = 0; i < size; i++)
+        g_ptr_array_add (events, batch_event (batch, i, size));
+
+      new_version = do_write (stream, (EsCandidateEvent **) events->pdata, size, version,
+                              context, &error);
+      if (new_version < 0)
+        fail ("write", error);
+      if (new_version != version + size)
+        {
+          g_set_error (&error, ES_ERROR, ES_ERROR_FAILED,
+                       "a batch of %u at version %" G_GINT64_FORMAT " returned %" G_GINT64_FORMAT,
+                       size, version, new_version);
+          fail ("write", error);
+        }
+      output ("ACK %s %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %s %u\n",
+              stream_id, version + 1, new_version, batch, size);
+      version = new_version;
+
+      /* A retry of an acknowledged batch: every key is stored. */
+      if (g_rand_int_range (rand, 0, 8) == 0)
+        {
+          new_version = do_write (stream, (EsCandidateEvent **) events->pdata, size,
+                                  ES_VERSION_ANY, context, &error);
+          if (new_version != version)
+            {
+              if (error == NULL)
+                g_set_error (&error, ES_ERROR, ES_ERROR_FAILED,
+                             "a retried batch moved the version from %" G_GINT64_FORMAT
+                             " to %" G_GINT64_FORMAT, version, new_version);
+              fail ("retry", error);
+            }
+        }
+
+      if (n % 16 == 15)
+        {
+          g_autofree char *text = g_strdup_printf ("v=%" G_GINT64_FORMAT, version);
+          g_autoptr(GBytes) state = g_bytes_new (text, strlen (text));
+
+          if (!es_stream_snapshot (stream, state, version, "crash", NULL, &error))
+            fail ("snapshot", error);
+        }
+    }
+
+  return NULL;
+}
+
+static gint64
+last_version (EsStream *stream)
+{
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  if (metrics == NULL)
+    fail ("get_metrics", error);
+  return es_stream_metrics_get_current_version (metrics);
+}
+
+static gpointer
+race_thread (gpointer data)
+{
+  guint index = GPOINTER_TO_UINT (data);
+  g_autoptr(GRand) rand = g_rand_new ();
+  EsStream *streams[2] = { NULL, NULL };
+  const char *ids[2] = { "race-a", "race-b" };
+  g_autoptr(GError) error = NULL;
+  guint64 n;
+  guint s;
+
+  for (s = 0; s < 2; s++)
+    {
+      streams[s] = es_stream_factory_open_stream (factory, ids[s], NULL, &error);
+      if (streams[s] == NULL)
+        fail ("open_stream", error);
+    }
+
+  for (n = 0; n < race_iterations; n++)
+    {
+      g_autofree char *key = g_strdup_printf ("%s-%u-%" G_GUINT64_FORMAT,
+                                              writer_id, index, n);
+      g_autofree char *text = NULL;
+      g_autoptr(EsCandidateEvent) event = NULL;
+      g_autoptr(GBytes) bytes = NULL;
+      gint64 read_version;
+      gint64 version;
+
+      s = g_rand_int_range (rand, 0, 2);
+      read_version = last_version (streams[s]);
+
+      /* The data says what the writer read: the event must land right
+       * after it. */
+      text = g_strdup_printf ("key=%s;read=%" G_GINT64_FORMAT, key, read_version);
+      bytes = g_bytes_new (text, strlen (text));
+      event = es_candidate_event_new ("RaceTest", bytes);
+      es_candidate_event_set_idempotency_key (event, key);
+
+      version = es_stream_write (streams[s], &event, 1, read_version, NULL, &error);
+      if (version >= 0)
+        output ("WIN %s %" G_GINT64_FORMAT " %s\n", ids[s], version, key);
+      else if (g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        {
+          output ("LOSE %s %s\n", ids[s], key);
+          g_clear_error (&error);
+        }
+      else
+        fail ("write", error);
+    }
+
+  for (s = 0; s < 2; s++)
+    g_object_unref (streams[s]);
+  return NULL;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autoptr(GError) error = NULL;
+  GThread *threads[MAX (N_CRASH_STREAMS, N_RACE_THREADS)];
+  gboolean race;
+  guint n_threads;
+  guint i;
+
+  race = argc == 4 && g_str_equal (argv[1], "race") &&
+         g_ascii_string_to_unsigned (argv[3], 10, 1, G_MAXUINT32, &race_iterations, NULL);
+  if (!race && !(argc == 3 && g_str_equal (argv[1], "crash")))
+    {
+      fprintf (stderr, "usage: %s crash DATABASE | race DATABASE ITERATIONS\n", argv[0]);
+      return 2;
+    }
+
+  /* GLib seeds g_random from /dev/urandom. */
+  writer_id = g_strdup_printf ("%u.%08x%08x", (guint) getpid (), g_random_int (), g_random_int ());
+
+  factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (argv[2], NULL, &error));
+  if (factory == NULL)
+    fail ("open", error);
+
+  n_threads = race ? N_RACE_THREADS : N_CRASH_STREAMS;
+  for (i = 0; i < n_threads; i++)
+    threads[i] = g_thread_new ("writer", race ? race_thread : crash_thread,
+                               GUINT_TO_POINTER (i));
+  for (i = 0; i < n_threads; i++)
+    g_thread_join (threads[i]);
+
+  if (!es_stream_factory_close (factory, NULL, &error))
+    fail ("close", error);
+  g_object_unref (factory);
+  return 0;
+}
