@@ -1,13 +1,17 @@
 /* test-conformance.c: the contract of EsStreamFactory and EsStream.
  *
- * Every test here is written against the public API only and runs three
- * times, once per backend: an SQLite file in a fresh temporary directory,
- * a private in-memory SQLite database, and EsTestMemoryStorage (a backend
- * written outside the library, which shows the stream logic is storage
- * agnostic). One test per rule of the contract in API.md.
+ * Every test here is written against the public API only and runs once
+ * per backend: an SQLite file in a fresh temporary directory, a private
+ * in-memory SQLite database, EsTestMemoryStorage (a backend written outside
+ * the library, which shows the stream logic is storage agnostic), and,
+ * when the library has it, PostgreSQL (a fresh schema per test on the
+ * server named by ES_TEST_PG_CONNINFO; run under build-aux/pg-test-server
+ * run, which starts a throwaway server; without one those tests skip).
+ * One test per rule of the contract in API.md.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
+#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -24,6 +28,7 @@ typedef enum
   BACKEND_SQLITE_FILE,
   BACKEND_SQLITE_MEMORY,
   BACKEND_MEMORY,
+  BACKEND_POSTGRES,
 } Backend;
 
 typedef struct
@@ -36,7 +41,15 @@ static const BackendInfo backends[] = {
   { BACKEND_SQLITE_FILE, "sqlite-file" },
   { BACKEND_SQLITE_MEMORY, "sqlite-memory" },
   { BACKEND_MEMORY, "memory" },
+#if ES_HAS_POSTGRES
+  { BACKEND_POSTGRES, "postgres" },
+#endif
 };
+
+/* Why the postgres tests skip when ES_TEST_PG_CONNINFO is not set. */
+#define NO_PG_SERVER_REASON \
+  "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
+
 
 typedef struct
 {
@@ -128,6 +141,24 @@ fixture_setup (Fixture       *f,
 
         f->factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
       }
+      break;
+
+    case BACKEND_POSTGRES:
+#if ES_HAS_POSTGRES
+      {
+        /* A fresh schema per test, so tests are independent; they are
+         * left on the (throwaway) server. */
+        static guint counter = 0;
+        g_autofree char *schema = g_strdup_printf ("es_conf_%d_%u", (int) getpid (), ++counter);
+
+        f->factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
+                                     "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
+                                     "schema", schema,
+                                     NULL);
+      }
+#else
+      g_assert_not_reached ();
+#endif
       break;
 
     default:
@@ -3034,6 +3065,12 @@ test_factory_close_async (Fixture       *f,
 static const char *only_backend = NULL;
 
 static void
+skip_test (gconstpointer data)
+{
+  g_test_skip (data);
+}
+
+static void
 add_test (const char  *name,
           FixtureFunc  func)
 {
@@ -3045,6 +3082,15 @@ add_test (const char  *name,
         continue;
 
       path = g_strdup_printf ("/conformance/%s/%s", backends[i].name, name);
+
+      /* No server: say why, as pg-test-server does when it cannot start one. */
+      if (backends[i].backend == BACKEND_POSTGRES && g_getenv ("ES_TEST_PG_CONNINFO") == NULL)
+        {
+          const char *reason = g_getenv ("ES_TEST_PG_UNAVAILABLE");
+
+          g_test_add_data_func (path, reason != NULL ? reason : NO_PG_SERVER_REASON, skip_test);
+          continue;
+        }
 
       g_test_add_vtable (path, sizeof (Fixture), &backends[i],
                          (GTestFixtureFunc) fixture_setup,
@@ -3074,7 +3120,9 @@ main (int   argc,
       for (guint i = 0; i < G_N_ELEMENTS (backends); i++)
         known = known || g_str_equal (only_backend, backends[i].name);
       if (!known)
-        g_error ("Unknown backend '%s': use sqlite-file, sqlite-memory or memory", only_backend);
+        g_error ("Unknown backend '%s': use sqlite-file, sqlite-memory, memory or postgres%s",
+                 only_backend,
+                 ES_HAS_POSTGRES ? "" : " (this build has no PostgreSQL backend)");
     }
 
   add_test ("write/returns-version", test_write_returns_version);

@@ -1,0 +1,2824 @@
+/* test-pg.c: what only the PostgreSQL backend promises.
+ *
+ * The schema (created when missing, versioned, refused when newer or not
+ * es-glib's, left untouched then), schema names and connection strings
+ * that are wrong, concurrent read-modify-write loops from several
+ * connections and processes, idempotency across connections, a server
+ * that restarts or stops while the library works, jsonb metadata filters
+ * (compared with SQLite's answers), large and binary payloads, SQL
+ * meta-characters, the NOTIFY each append sends, cancelling operations
+ * blocked on the server, and closing (no connection left on the server).
+ *
+ * Runs under build-aux/pg-test-server run, which provides
+ * ES_TEST_PG_CONNINFO (and ES_TEST_PG_DIR, to restart the server through
+ * $ES_PG_TEST_SERVER). Every test uses a fresh schema, dropped afterwards.
+ * libpq is used directly only to prepare and inspect the database, never
+ * in place of the library for what is checked.
+ *
+ * Size knobs: ES_TEST_PG_RMW_ROUNDS (read-modify-write rounds per thread,
+ * default 60), ES_TEST_PG_WRITER_EVENTS (events per es-pg-writer process,
+ * default 120).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "es-glib/es-pg-private.h"
+
+#define NO_SERVER_REASON \
+  "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
+
+/* A password that must never appear in an error message, in any
+ * spelling: every form of it contains SECRET_MARK. */
+#define PASSWORD "Pw-s3cret-42"
+#define SECRET_MARK "s3cret"
+
+/* Longest a failing connection or operation may take. */
+#define BOUNDED_USEC (20 * G_USEC_PER_SEC)
+
+static const char *test_conninfo;   /* ES_TEST_PG_CONNINFO */
+static guint schema_counter;
+
+typedef struct
+{
+  const char *conninfo;  /* (unowned) ES_TEST_PG_CONNINFO */
+  char       *schema;    /* (owned) a fresh schema name, not created */
+  GPtrArray  *schemas;   /* (owned) (element-type utf8) dropped in teardown */
+  PGconn     *admin;     /* (owned) a direct libpq connection */
+} Fixture;
+
+/* ------------------------------------------------------------------ */
+/* libpq, directly                                                     */
+/* ------------------------------------------------------------------ */
+
+static PGconn *
+admin_connect (const char *conninfo)
+{
+  PGconn *conn = PQconnectdb (conninfo);
+  PGresult *result;
+
+  if (PQstatus (conn) != CONNECTION_OK)
+    g_error ("Cannot connect to '%s': %s", conninfo, PQerrorMessage (conn));
+  /* No NOTICE ("drop cascades to ...") on stderr. */
+  result = PQexec (conn, "SET client_min_messages = warning");
+  g_assert_cmpint (PQresultStatus (result), ==, PGRES_COMMAND_OK);
+  PQclear (result);
+  return conn;
+}
+
+/* Runs @sql with text parameters; reconnects once if the server went away
+ * (a test restarted it). Fails the test on any other error. */
+static PGresult *
+admin_query (Fixture            *f,
+             const char         *sql,
+             int                 n_params,
+             const char * const *params)
+{
+  for (guint attempt = 0; ; attempt++)
+    {
+      PGresult *result;
+      ExecStatusType status;
+
+      if (n_params == 0)
+        result = PQexec (f->admin, sql);
+      else
+        result = PQexecParams (f->admin, sql, n_params, NULL, params, NULL, NULL, 0);
+      status = PQresultStatus (result);
+      if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        return result;
+      if (attempt == 0 && PQstatus (f->admin) == CONNECTION_BAD)
+        {
+          PQclear (result);
+          PQfinish (f->admin);
+          f->admin = admin_connect (f->conninfo);
+          continue;
+        }
+      g_error ("%s: %s", sql, PQresultErrorMessage (result));
+    }
+}
+
+static void
+admin_exec (Fixture    *f,
+            const char *sql)
+{
+  PQclear (admin_query (f, sql, 0, NULL));
+}
+
+/* The first column of the first row of @sql (one optional parameter), or
+ * NULL when there is no row or the value is NULL. */
+static char *
+admin_query_text (Fixture    *f,
+                  const char *sql,
+                  const char *param)
+{
+  const char *params[] = { param };
+  PGresult *result = admin_query (f, sql, param != NULL ? 1 : 0, params);
+  char *text = NULL;
+
+  if (PQntuples (result) > 0 && !PQgetisnull (result, 0, 0))
+    text = g_strdup (PQgetvalue (result, 0, 0));
+  PQclear (result);
+  return text;
+}
+
+static gint64
+admin_query_int (Fixture    *f,
+                 const char *sql,
+                 const char *param)
+{
+  g_autofree char *text = admin_query_text (f, sql, param);
+
+  g_assert_nonnull (text);
+  return g_ascii_strtoll (text, NULL, 10);
+}
+
+static char *
+quote_ident (PGconn     *conn,
+             const char *name)
+{
+  char *quoted = PQescapeIdentifier (conn, name, strlen (name));
+  char *copy;
+
+  g_assert_nonnull (quoted);
+  copy = g_strdup (quoted);
+  PQfreemem (quoted);
+  return copy;
+}
+
+static gboolean
+schema_exists (Fixture    *f,
+               const char *schema)
+{
+  return admin_query_int (f, "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                          schema) > 0;
+}
+
+/* Everything in @schema, as text: its relations, their columns, indexes,
+ * constraints and functions, and with @content a digest of every table's
+ * and sequence's rows. Two equal fingerprints: the schema was left
+ * untouched. */
+static char *
+schema_fingerprint (Fixture    *f,
+                    const char *schema,
+                    gboolean    content)
+{
+  const char *params[] = { schema };
+  GString *out = g_string_new (NULL);
+  PGresult *result;
+  g_autofree char *columns = NULL;
+  g_autofree char *indexes = NULL;
+  g_autofree char *constraints = NULL;
+  g_autofree char *functions = NULL;
+
+  columns = admin_query_text (f,
+    "SELECT string_agg(format('%s(%s) %s %s %s %s', c.relname, c.relkind, a.attname, "
+    "                  format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+    "                  pg_get_expr(d.adbin, d.adrelid)), E'\\n' ORDER BY c.relname, a.attnum) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
+    "LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
+    "WHERE n.nspname = $1", schema);
+  indexes = admin_query_text (f,
+    "SELECT string_agg(indexdef, E'\\n' ORDER BY indexname) FROM pg_indexes "
+    "WHERE schemaname = $1", schema);
+  constraints = admin_query_text (f,
+    "SELECT string_agg(format('%s %s', conname, pg_get_constraintdef(c.oid)), E'\\n' "
+    "                  ORDER BY conname) "
+    "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+    "WHERE n.nspname = $1", schema);
+  functions = admin_query_text (f,
+    "SELECT string_agg(md5(pg_get_functiondef(p.oid)), ',' ORDER BY p.proname) "
+    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1",
+    schema);
+  g_string_append_printf (out, "columns:\n%s\nindexes:\n%s\nconstraints:\n%s\nfunctions: %s\n",
+                          columns ? columns : "", indexes ? indexes : "",
+                          constraints ? constraints : "", functions ? functions : "");
+
+  if (content)
+    {
+      result = admin_query (f,
+                            "SELECT c.relname, c.relkind FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'S') "
+                            "ORDER BY c.relname", 1, params);
+      for (int i = 0; i < PQntuples (result); i++)
+        {
+          g_autofree char *qschema = quote_ident (f->admin, schema);
+          g_autofree char *qtable = quote_ident (f->admin, PQgetvalue (result, i, 0));
+          g_autofree char *sql = NULL;
+          g_autofree char *digest = NULL;
+
+          if (g_str_equal (PQgetvalue (result, i, 1), "S"))
+            sql = g_strdup_printf ("SELECT last_value || ' ' || is_called FROM %s.%s",
+                                   qschema, qtable);
+          else
+            sql = g_strdup_printf ("SELECT count(*) || ' ' || "
+                                   "md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), "
+                                   "'')) FROM %s.%s t", qschema, qtable);
+          digest = admin_query_text (f, sql, NULL);
+          g_string_append_printf (out, "rows of %s: %s\n", PQgetvalue (result, i, 0), digest);
+        }
+      PQclear (result);
+    }
+  return g_string_free (out, FALSE);
+}
+
+/* The table of @schema that holds the schema version (a table whose name
+ * says "version" or "meta"), or NULL. */
+static char *
+version_table (Fixture    *f,
+               const char *schema)
+{
+  return admin_query_text (f,
+                           "SELECT table_name FROM information_schema.tables "
+                           "WHERE table_schema = $1 AND table_type = 'BASE TABLE' "
+                           "AND (table_name LIKE '%version%' OR table_name LIKE '%meta%') "
+                           "ORDER BY table_name LIMIT 1", schema);
+}
+
+/* The integer column of @table holding the version. */
+static char *
+version_column (Fixture    *f,
+                const char *schema,
+                const char *table)
+{
+  const char *params[] = { schema, table };
+  PGresult *result;
+  char *column = NULL;
+
+  result = admin_query (f,
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = $1 AND table_name = $2 "
+                        "AND data_type IN ('integer', 'bigint', 'smallint') "
+                        "ORDER BY (column_name LIKE '%version%') DESC, ordinal_position LIMIT 1",
+                        2, params);
+  if (PQntuples (result) > 0)
+    column = g_strdup (PQgetvalue (result, 0, 0));
+  PQclear (result);
+  return column;
+}
+
+/* The schema version es-glib recorded in @schema; the test fails when
+ * there is no such record. */
+static gint64
+schema_version (Fixture    *f,
+                const char *schema,
+                char      **out_table,
+                char      **out_column)
+{
+  g_autofree char *table = version_table (f, schema);
+  g_autofree char *column = NULL;
+  g_autofree char *qschema = quote_ident (f->admin, schema);
+  g_autofree char *qtable = NULL;
+  g_autofree char *qcolumn = NULL;
+  g_autofree char *sql = NULL;
+  g_autofree char *rows = NULL;
+  gint64 version;
+
+  if (table == NULL)
+    g_error ("Schema '%s' has no table recording the schema version", schema);
+  column = version_column (f, schema, table);
+  if (column == NULL)
+    g_error ("Table '%s.%s' has no integer version column", schema, table);
+  qtable = quote_ident (f->admin, table);
+  qcolumn = quote_ident (f->admin, column);
+
+  sql = g_strdup_printf ("SELECT count(*) FROM %s.%s", qschema, qtable);
+  rows = admin_query_text (f, sql, NULL);
+  g_assert_cmpstr (rows, ==, "1");
+  g_clear_pointer (&sql, g_free);
+  sql = g_strdup_printf ("SELECT %s FROM %s.%s", qcolumn, qschema, qtable);
+  version = admin_query_int (f, sql, NULL);
+
+  if (out_table != NULL)
+    *out_table = g_steal_pointer (&table);
+  if (out_column != NULL)
+    *out_column = g_steal_pointer (&column);
+  return version;
+}
+
+/* Connections on the server whose application_name is @name. */
+static gint64
+count_connections (Fixture    *f,
+                   const char *name)
+{
+  return admin_query_int (f, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                          name);
+}
+
+/* Waits up to 5 s for the connections named @name to be gone. */
+static gint64
+wait_connections_gone (Fixture    *f,
+                       const char *name)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  gint64 n;
+
+  while ((n = count_connections (f, name)) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (20000);
+  return n;
+}
+
+/* @conninfo with application_name=@name added (keyword form or URI). */
+static char *
+conninfo_with_application (const char *conninfo,
+                           const char *name)
+{
+  if (g_str_has_prefix (conninfo, "postgresql://") || g_str_has_prefix (conninfo, "postgres://"))
+    return g_strdup_printf ("%s%capplication_name=%s", conninfo,
+                            strchr (conninfo, '?') != NULL ? '&' : '?', name);
+  return g_strdup_printf ("%s application_name=%s", conninfo, name);
+}
+
+/* The first line of libpq's own message for connecting with @conninfo. */
+static char *
+libpq_connect_reason (const char *conninfo)
+{
+  PGconn *conn = PQconnectdb (conninfo);
+  char *reason;
+
+  g_assert_cmpint (PQstatus (conn), ==, CONNECTION_BAD);
+  reason = g_strdup (PQerrorMessage (conn));
+  PQfinish (conn);
+  reason[strcspn (reason, "\n")] = '\0';
+  return g_strstrip (reason);
+}
+
+/* ------------------------------------------------------------------ */
+/* The server, through build-aux/pg-test-server                        */
+/* ------------------------------------------------------------------ */
+
+static gboolean
+server_control_available (void)
+{
+  if (g_getenv ("ES_TEST_PG_DIR") == NULL || g_getenv ("ES_PG_TEST_SERVER") == NULL)
+    {
+      g_test_skip ("ES_TEST_PG_DIR or ES_PG_TEST_SERVER is not set: the server is not "
+                   "ours to restart (run under build-aux/pg-test-server run)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Runs `$ES_PG_TEST_SERVER @command $ES_TEST_PG_DIR` (restart, stop,
+ * start), which waits until the server is up or down. */
+static void
+server_control (const char *command)
+{
+  const char *argv[] = {
+    g_getenv ("ES_PG_TEST_SERVER"), command, g_getenv ("ES_TEST_PG_DIR"), NULL
+  };
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+  gint64 start = g_get_monotonic_time ();
+
+  g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                NULL, NULL, &status, &error);
+  g_assert_no_error (error);
+  g_spawn_check_wait_status (status, &error);
+  g_assert_no_error (error);
+  g_test_message ("pg-test-server %s took %.0f ms", command,
+                  (g_get_monotonic_time () - start) / 1000.0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The library                                                         */
+/* ------------------------------------------------------------------ */
+
+static EsStreamFactory *
+pg_factory_new (const char  *conninfo,
+                const char  *schema,
+                guint        pool_size,
+                GError     **error)
+{
+  return g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, error,
+                         "conninfo", conninfo,
+                         "schema", schema,
+                         "pool-size", pool_size,
+                         NULL);
+}
+
+static EsStreamFactory *
+factory_new (Fixture *f,
+             guint    pool_size)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory = pg_factory_new (f->conninfo, f->schema, pool_size, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (ES_IS_PG_STREAM_FACTORY (factory));
+  return factory;
+}
+
+/* Closes @factory and checks that nothing else holds it. */
+static void
+factory_close_and_free (EsStreamFactory *factory)
+{
+  g_autoptr(GError) error = NULL;
+  GWeakRef ref;
+  GObject *object;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  g_assert_true (es_stream_factory_close (factory, NULL, &error));
+  g_assert_no_error (error);
+
+  g_weak_ref_init (&ref, factory);
+  g_object_unref (factory);
+  while ((object = g_weak_ref_get (&ref)) != NULL)
+    {
+      g_object_unref (object);
+      if (g_get_monotonic_time () > deadline)
+        break;
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_usleep (1000);
+    }
+  g_assert_null (object);
+  g_weak_ref_clear (&ref);
+}
+
+static EsStream *
+open_stream (EsStreamFactory *factory,
+             const char      *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStream *stream;
+
+  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (stream);
+  return stream;
+}
+
+static EsCandidateEvent *
+candidate_new (const char *event_type,
+               const void *data,
+               gsize       size,
+               const char *key,
+               const char *metadata)
+{
+  g_autoptr(GBytes) bytes = g_bytes_new (data, size);
+  EsCandidateEvent *event = es_candidate_event_new (event_type, bytes);
+
+  if (key != NULL)
+    es_candidate_event_set_idempotency_key (event, key);
+  if (metadata != NULL)
+    es_candidate_event_set_metadata (event, metadata);
+  return event;
+}
+
+static EsCandidateEvent *
+candidate_text (const char *event_type,
+                const char *text,
+                const char *key,
+                const char *metadata)
+{
+  return candidate_new (event_type, text, strlen (text), key, metadata);
+}
+
+/* Appends one event; returns the new version. */
+static gint64
+write_one (EsStream   *stream,
+           const char *event_type,
+           const char *text,
+           gint64      expected_version)
+{
+  g_autoptr(EsCandidateEvent) event = candidate_text (event_type, text, NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  version = es_stream_write (stream, &event, 1, expected_version, NULL, &error);
+  g_assert_no_error (error);
+  return version;
+}
+
+static GPtrArray *
+read_filtered (EsStream      *stream,
+               gint64         after,
+               EsEventFilter *filter)
+{
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *event;
+
+  enumerator = es_stream_read (stream, after, filter, NULL, &error);
+  g_assert_no_error (error);
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    g_ptr_array_add (events, event);
+  g_assert_no_error (error);
+  return g_steal_pointer (&events);
+}
+
+static GPtrArray *
+read_all (EsStream *stream)
+{
+  return read_filtered (stream, 0, NULL);
+}
+
+/* The data of @event as a NUL-terminated string. */
+static char *
+event_text (EsStoredEvent *event)
+{
+  gsize size;
+  const char *data = g_bytes_get_data (es_stored_event_get_data (event), &size);
+
+  return g_strndup (data, size);
+}
+
+/* @events' sequence ids are 1, 2, 3 ...: strictly increasing, no hole. */
+static void
+assert_sequence_without_holes (GPtrArray *events)
+{
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+
+      if (es_stored_event_get_sequence_id (event) != (gint64) i + 1)
+        g_error ("Event %u of @all has sequence id %" G_GINT64_FORMAT ", expected %u",
+                 i, es_stored_event_get_sequence_id (event), i + 1);
+    }
+}
+
+/* @events' versions are 1, 2, 3 ... */
+static void
+assert_versions_without_gaps (GPtrArray  *events,
+                              const char *stream_id)
+{
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+
+      if (es_stored_event_get_version (event) != (gint64) i + 1)
+        g_error ("Event %u of '%s' has version %" G_GINT64_FORMAT ", expected %u",
+                 i, stream_id, es_stored_event_get_version (event), i + 1);
+    }
+}
+
+static void
+store_result_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+static void
+wait_result (GAsyncResult **result)
+{
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+
+  while (*result == NULL && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_nonnull (*result);
+}
+
+/* Finishes g_async_initable_new_async(). */
+static GObject *
+async_initable_finish (GAsyncResult  *result,
+                       GError       **error)
+{
+  g_autoptr(GObject) source = g_async_result_get_source_object (result);
+
+  return g_async_initable_new_finish (G_ASYNC_INITABLE (source), result, error);
+}
+
+/* A JSON string literal for @text. */
+static char *
+json_quote (const char *text)
+{
+  GString *out = g_string_new ("\"");
+
+  for (const char *p = text; *p != '\0'; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        g_string_append_printf (out, "\\%c", *p);
+      else if ((guchar) *p < 0x20)
+        g_string_append_printf (out, "\\u%04x", (guint) (guchar) *p);
+      else
+        g_string_append_c (out, *p);
+    }
+  g_string_append_c (out, '"');
+  return g_string_free (out, FALSE);
+}
+
+typedef struct
+{
+  GMutex lock;
+  GCond  cond;
+  guint  parties;
+  guint  arrived;
+  guint  generation;
+} Barrier;
+
+static void
+barrier_init (Barrier *barrier,
+              guint    parties)
+{
+  g_mutex_init (&barrier->lock);
+  g_cond_init (&barrier->cond);
+  barrier->parties = parties;
+  barrier->arrived = 0;
+  barrier->generation = 0;
+}
+
+static void
+barrier_clear (Barrier *barrier)
+{
+  g_mutex_clear (&barrier->lock);
+  g_cond_clear (&barrier->cond);
+}
+
+static void
+barrier_wait (Barrier *barrier)
+{
+  guint generation;
+
+  g_mutex_lock (&barrier->lock);
+  generation = barrier->generation;
+  if (++barrier->arrived == barrier->parties)
+    {
+      barrier->arrived = 0;
+      barrier->generation++;
+      g_cond_broadcast (&barrier->cond);
+    }
+  else
+    {
+      while (generation == barrier->generation)
+        g_cond_wait (&barrier->cond, &barrier->lock);
+    }
+  g_mutex_unlock (&barrier->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Fixture                                                             */
+/* ------------------------------------------------------------------ */
+
+static char *
+fresh_schema_name (void)
+{
+  return g_strdup_printf ("es_test_%d_%u", (int) getpid (), ++schema_counter);
+}
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  f->conninfo = test_conninfo;
+  f->schemas = g_ptr_array_new_with_free_func (g_free);
+  f->schema = fresh_schema_name ();
+  g_ptr_array_add (f->schemas, g_strdup (f->schema));
+  f->admin = admin_connect (f->conninfo);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  for (guint i = 0; i < f->schemas->len; i++)
+    {
+      g_autofree char *quoted = quote_ident (f->admin, g_ptr_array_index (f->schemas, i));
+      g_autofree char *sql = g_strdup_printf ("DROP SCHEMA IF EXISTS %s CASCADE", quoted);
+
+      admin_exec (f, sql);
+    }
+  g_clear_pointer (&f->schemas, g_ptr_array_unref);
+  g_clear_pointer (&f->schema, g_free);
+  g_clear_pointer (&f->admin, PQfinish);
+}
+
+/* ------------------------------------------------------------------ */
+/* Schema                                                              */
+/* ------------------------------------------------------------------ */
+
+static void
+test_schema_create (Fixture       *f,
+                    gconstpointer  data)
+{
+  EsStreamFactory *factory;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree char *table = NULL;
+  g_autofree char *column = NULL;
+  g_autofree char *structure = NULL;
+  g_autofree char *structure_after = NULL;
+  gint64 version;
+
+  g_test_summary ("A missing schema is created with a version record; reopening it "
+                  "keeps the data and changes nothing in the schema");
+
+  g_assert_false (schema_exists (f, f->schema));
+  factory = factory_new (f, 2);
+  g_assert_true (schema_exists (f, f->schema));
+
+  version = schema_version (f, f->schema, &table, &column);
+  g_test_message ("Schema version %" G_GINT64_FORMAT " recorded in %s.%s", version, table,
+                  column);
+  g_assert_cmpint (version, ==, 1);
+
+  stream = open_stream (factory, "persisted");
+  write_one (stream, "A", "1", ES_VERSION_NO_STREAM);
+  write_one (stream, "B", "2", 1);
+  write_one (stream, "C", "3", 2);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+  structure = schema_fingerprint (f, f->schema, FALSE);
+
+  factory = factory_new (f, 2);
+  stream = open_stream (factory, "persisted");
+  g_assert_cmpint (es_stream_get_version (stream), ==, 3);
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 3);
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (events, 2)), ==, "C");
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  structure_after = schema_fingerprint (f, f->schema, FALSE);
+  g_assert_cmpstr (structure_after, ==, structure);
+}
+
+static void
+test_schema_existing_empty (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autofree char *quoted = quote_ident (f->admin, f->schema);
+  g_autofree char *sql = g_strdup_printf ("CREATE SCHEMA %s", quoted);
+  g_autoptr(EsStream) stream = NULL;
+  EsStreamFactory *factory;
+
+  g_test_summary ("An existing empty schema (created by an administrator) gets the tables");
+
+  admin_exec (f, sql);
+  factory = factory_new (f, 1);
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
+  stream = open_stream (factory, "s");
+  g_assert_cmpint (write_one (stream, "A", "", ES_VERSION_NO_STREAM), ==, 1);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+#define N_CREATORS 4
+#define CREATE_ROUNDS 3
+
+typedef struct
+{
+  const char *conninfo;
+  const char *schema;
+  guint       index;
+  Barrier    *barrier;
+  GError     *error;     /* (owned) (nullable) */
+  gint64      version;   /* of the event written */
+} CreatorThread;
+
+static gpointer
+creator_thread (gpointer user_data)
+{
+  CreatorThread *t = user_data;
+  EsStreamFactory *factory;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsCandidateEvent) event = candidate_text ("Created", "x", NULL, NULL);
+  g_autofree char *stream_id = g_strdup_printf ("creator-%u", t->index);
+
+  barrier_wait (t->barrier);
+  factory = pg_factory_new (t->conninfo, t->schema, 1, &t->error);
+  if (factory == NULL)
+    return NULL;
+  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &t->error);
+  if (stream != NULL)
+    t->version = es_stream_write (stream, &event, 1, ES_VERSION_NO_STREAM, NULL, &t->error);
+  g_clear_object (&stream);
+  es_stream_factory_close (factory, NULL, NULL);
+  g_object_unref (factory);
+  return NULL;
+}
+
+static void
+test_schema_concurrent_create (Fixture       *f,
+                               gconstpointer  data)
+{
+  g_test_summary ("Several factories creating the same missing schema at the same moment "
+                  "all succeed, and the schema holds one version record");
+
+  for (guint round = 0; round < CREATE_ROUNDS; round++)
+    {
+      g_autofree char *schema = round == 0 ? g_strdup (f->schema) : fresh_schema_name ();
+      CreatorThread threads[N_CREATORS];
+      GThread *handles[N_CREATORS];
+      Barrier barrier;
+      EsStreamFactory *factory;
+      g_autoptr(EsStream) all = NULL;
+      g_autoptr(GPtrArray) events = NULL;
+
+      if (round > 0)
+        g_ptr_array_add (f->schemas, g_strdup (schema));
+      barrier_init (&barrier, N_CREATORS);
+      for (guint i = 0; i < N_CREATORS; i++)
+        {
+          threads[i] = (CreatorThread) { f->conninfo, schema, i, &barrier, NULL, 0 };
+          handles[i] = g_thread_new ("creator", creator_thread, &threads[i]);
+        }
+      for (guint i = 0; i < N_CREATORS; i++)
+        {
+          g_thread_join (handles[i]);
+          g_assert_no_error (threads[i].error);
+          g_assert_cmpint (threads[i].version, ==, 1);
+        }
+      barrier_clear (&barrier);
+
+      g_assert_cmpint (schema_version (f, schema, NULL, NULL), ==, 1);
+      factory = pg_factory_new (f->conninfo, schema, 1, NULL);
+      g_assert_nonnull (factory);
+      all = open_stream (factory, ES_ALL_STREAM);
+      events = read_all (all);
+      g_assert_cmpuint (events->len, ==, N_CREATORS);
+      assert_sequence_without_holes (events);
+      g_clear_object (&all);
+      factory_close_and_free (factory);
+    }
+}
+
+/* Creating a factory, sync and async, and a storage on @schema fails with
+ * ES_ERROR_STORAGE and leaves @schema as it was. */
+static void
+assert_schema_refused (Fixture    *f,
+                       const char *schema)
+{
+  g_autofree char *before = schema_fingerprint (f, schema, TRUE);
+  g_autofree char *after = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsPgStorage) storage = NULL;
+  GObject *object;
+  EsStreamFactory *factory;
+
+  factory = pg_factory_new (f->conninfo, schema, 2, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (factory);
+  g_test_message ("Refused with: %s", error->message);
+  g_assert_nonnull (strstr (error->message, schema));
+  g_clear_error (&error);
+
+  g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
+                              store_result_cb, &result,
+                              "conninfo", f->conninfo, "schema", schema, NULL);
+  wait_result (&result);
+  object = async_initable_finish (result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (object);
+  g_clear_error (&error);
+
+  storage = es_pg_storage_new (f->conninfo, schema, 1, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (storage);
+
+  after = schema_fingerprint (f, schema, TRUE);
+  g_assert_cmpstr (after, ==, before);
+}
+
+static void
+test_schema_newer (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *table = NULL;
+  g_autofree char *column = NULL;
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *qtable = NULL;
+  g_autofree char *qcolumn = NULL;
+  g_autofree char *sql = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  EsStreamFactory *factory;
+
+  g_test_summary ("A schema written by a newer es-glib (version record bumped by hand) "
+                  "fails with ES_ERROR_STORAGE and is left untouched");
+
+  factory = factory_new (f, 1);
+  stream = open_stream (factory, "s");
+  write_one (stream, "A", "a", ES_VERSION_ANY);
+  write_one (stream, "B", "b", ES_VERSION_ANY);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  g_assert_cmpint (schema_version (f, f->schema, &table, &column), ==, 1);
+  qtable = quote_ident (f->admin, table);
+  qcolumn = quote_ident (f->admin, column);
+  sql = g_strdup_printf ("UPDATE %s.%s SET %s = 1000", qschema, qtable, qcolumn);
+  admin_exec (f, sql);
+
+  assert_schema_refused (f, f->schema);
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1000);
+}
+
+static void
+test_schema_foreign (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *quoted = quote_ident (f->admin, f->schema);
+  g_autofree char *sql = NULL;
+  g_autofree char *other = fresh_schema_name ();
+  g_autofree char *qother = quote_ident (f->admin, other);
+
+  g_test_summary ("A schema of another application (other tables, even one called "
+                  "'events', and no es-glib version record) fails with ES_ERROR_STORAGE "
+                  "and is left untouched");
+
+  sql = g_strdup_printf ("CREATE SCHEMA %s;"
+                         "CREATE TABLE %s.customers (id serial PRIMARY KEY, name text);"
+                         "INSERT INTO %s.customers (name) VALUES ('alice'), ('bob');"
+                         "CREATE TABLE %s.orders (id bigint,"
+                         "                        customer int REFERENCES %s.customers);",
+                         quoted, quoted, quoted, quoted, quoted);
+  admin_exec (f, sql);
+  assert_schema_refused (f, f->schema);
+
+  g_ptr_array_add (f->schemas, g_strdup (other));
+  g_clear_pointer (&sql, g_free);
+  sql = g_strdup_printf ("CREATE SCHEMA %s;"
+                         "CREATE TABLE %s.events (when_ text, what text);"
+                         "INSERT INTO %s.events VALUES ('today', 'party');",
+                         qother, qother, qother);
+  admin_exec (f, sql);
+  assert_schema_refused (f, other);
+}
+
+static void
+test_schema_invalid_names (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *too_long = g_strnfill (49, 'a');
+  g_autofree char *longest = NULL;
+  const char *invalid[] = {
+    "Upper", "it's", "with\"quote", too_long, "", "1abc", "a-b", "a b", "caf\xc3\xa9",
+    "public; DROP SCHEMA public", "pg_catalog\"--",
+  };
+  EsStreamFactory *factory;
+
+  g_test_summary ("Invalid schema names (uppercase, quotes, too long, empty, ...) fail "
+                  "with ES_ERROR_INVALID_ARGUMENT naming the value; 48 characters is fine");
+
+  for (guint i = 0; i < G_N_ELEMENTS (invalid); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(EsPgStorage) storage = NULL;
+      GObject *object;
+
+      factory = pg_factory_new (f->conninfo, invalid[i], 1, &error);
+      g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+      g_assert_null (factory);
+      g_test_message ("'%s': %s", invalid[i], error->message);
+      if (*invalid[i] != '\0')
+        g_assert_nonnull (strstr (error->message, invalid[i]));
+      else
+        g_assert_true (strstr (error->message, "''") != NULL ||
+                       strstr (error->message, "empty") != NULL);
+      g_clear_error (&error);
+
+      storage = es_pg_storage_new (f->conninfo, invalid[i], 1, NULL, &error);
+      g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+      g_assert_null (storage);
+      g_clear_error (&error);
+
+      g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
+                                  store_result_cb, &result,
+                                  "conninfo", f->conninfo, "schema", invalid[i], NULL);
+      wait_result (&result);
+      object = async_initable_finish (result, &error);
+      g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+      g_assert_null (object);
+
+      g_assert_false (schema_exists (f, invalid[i]));
+    }
+
+  /* The longest valid name. */
+  longest = g_strdup_printf ("es_%s", too_long + 4);
+  g_assert_cmpuint (strlen (longest), ==, 48);
+  g_ptr_array_add (f->schemas, g_strdup (longest));
+  factory = pg_factory_new (f->conninfo, longest, 1, NULL);
+  g_assert_nonnull (factory);
+  g_assert_cmpstr (es_pg_stream_factory_get_schema (ES_PG_STREAM_FACTORY (factory)), ==,
+                   longest);
+  g_assert_true (schema_exists (f, longest));
+  factory_close_and_free (factory);
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection strings                                                  */
+/* ------------------------------------------------------------------ */
+
+static void
+test_conninfo_bad (Fixture       *f,
+                   gconstpointer  data)
+{
+  const char *bad[] = {
+    "host=/nonexistent port=1",
+    "not a conninfo ===",
+    "postgresql://es@127.0.0.1:1/x",
+    "host=/nonexistent port=1 user=es password=" PASSWORD,
+    "postgresql://es:" PASSWORD "@127.0.0.1:1/x",
+    /* libpq itself quotes this whole URI, password included. */
+    "postgresql://es:" PASSWORD "@[::1:1/x",
+    "postgresql://es:Pw%2Ds3cret%2D42@[::1:1/x",
+    "postgresql://es@[::1:1/x?password=" PASSWORD,
+    "password=" PASSWORD " sslmode=bogus host=/nonexistent",
+    "host=/nonexistent port=1 connect_timeout=nonsense password='" PASSWORD "'",
+  };
+
+  g_test_summary ("Bad connection strings and unreachable servers fail quickly with "
+                  "ES_ERROR_STORAGE carrying libpq's reason, never the password; through "
+                  "new, new_async and es_pg_storage_new");
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autofree char *reason = libpq_connect_reason (bad[i]);
+      g_autofree char *expected = g_strdup (reason);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(EsPgStorage) storage = NULL;
+      EsPgStreamFactory *async_factory;
+      EsStreamFactory *factory;
+      char *uri;
+      gint64 start;
+
+      /* Where libpq quotes the connection string, expect what precedes it. */
+      if ((uri = strstr (expected, "\"postgresql://")) != NULL)
+        *uri = '\0';
+      g_strstrip (expected);
+      g_test_message ("'%s': libpq says: %s", bad[i], reason);
+
+      start = g_get_monotonic_time ();
+      factory = pg_factory_new (bad[i], f->schema, 2, &error);
+      g_assert_cmpint (g_get_monotonic_time () - start, <, BOUNDED_USEC);
+      g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+      g_assert_null (factory);
+      g_test_message ("  es-glib says: %s", error->message);
+      if (strstr (error->message, expected) == NULL)
+        g_error ("The message '%s' does not carry libpq's reason '%s'", error->message,
+                 expected);
+      if (strstr (error->message, SECRET_MARK) != NULL)
+        g_error ("The message '%s' shows the password", error->message);
+      g_clear_error (&error);
+
+      start = g_get_monotonic_time ();
+      es_pg_stream_factory_new_async (bad[i], NULL, store_result_cb, &result);
+      wait_result (&result);
+      async_factory = es_pg_stream_factory_new_finish (result, &error);
+      g_assert_cmpint (g_get_monotonic_time () - start, <, BOUNDED_USEC);
+      g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+      g_assert_null (async_factory);
+      g_assert_nonnull (strstr (error->message, expected));
+      g_assert_null (strstr (error->message, SECRET_MARK));
+      g_clear_error (&error);
+
+      storage = es_pg_storage_new (bad[i], f->schema, 1, NULL, &error);
+      g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+      g_assert_null (storage);
+      g_assert_nonnull (strstr (error->message, expected));
+      g_assert_null (strstr (error->message, SECRET_MARK));
+    }
+  g_assert_false (schema_exists (f, f->schema));
+}
+
+/* ------------------------------------------------------------------ */
+/* Concurrent writers                                                  */
+/* ------------------------------------------------------------------ */
+
+#define RMW_STREAMS 3
+#define RMW_THREADS 6
+#define RMW_FACTORIES 3
+#define WRITER_BATCH 4
+
+typedef struct
+{
+  guint  stream;
+  gint64 version;
+} RmwWin;
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  guint            index;
+  guint            rounds;
+  guint            attempted;
+  guint            won;
+  guint            lost;
+  GArray          *wins;        /* (owned) (element-type RmwWin), by round; version 0: lost */
+  GError          *unexpected;  /* (owned) (nullable) */
+} RmwThread;
+
+static gpointer
+rmw_thread (gpointer user_data)
+{
+  RmwThread *t = user_data;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (t->index + 1);
+  EsStream *streams[RMW_STREAMS];
+
+  for (guint s = 0; s < RMW_STREAMS; s++)
+    {
+      g_autofree char *stream_id = g_strdup_printf ("rmw-%u", s);
+
+      streams[s] = es_stream_factory_open_stream (t->factory, stream_id, NULL, &t->unexpected);
+      if (streams[s] == NULL)
+        {
+          while (s-- > 0)
+            g_object_unref (streams[s]);
+          return NULL;
+        }
+    }
+
+  for (guint round = 0; round < t->rounds && t->unexpected == NULL; round++)
+    {
+      guint s = g_rand_int_range (rand, 0, RMW_STREAMS);
+      g_autoptr(EsStreamMetrics) metrics = NULL;
+      g_autoptr(EsCandidateEvent) event = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *token = g_strdup_printf ("t%u-r%u", t->index, round);
+      g_autofree char *metadata = g_strdup_printf ("{\"thread\": %u, \"round\": %u}",
+                                                   t->index, round);
+      RmwWin win = { s, 0 };
+      gint64 current;
+      gint64 version;
+
+      /* Read ... */
+      metrics = es_stream_get_metrics (streams[s], NULL, &t->unexpected);
+      if (metrics == NULL)
+        break;
+      current = es_stream_metrics_get_current_version (metrics);
+      if (g_rand_boolean (rand))
+        g_usleep (g_rand_int_range (rand, 0, 2000));
+
+      /* ... modify, write. */
+      event = candidate_text ("rmw", token, NULL, metadata);
+      version = es_stream_write (streams[s], &event, 1, current, NULL, &error);
+      t->attempted++;
+      if (error == NULL)
+        {
+          if (version != current + 1)
+            g_set_error (&t->unexpected, G_IO_ERROR, G_IO_ERROR_FAILED,
+                         "write at version %" G_GINT64_FORMAT " returned %" G_GINT64_FORMAT,
+                         current, version);
+          win.version = version;
+          t->won++;
+        }
+      else if (g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        {
+          if (strstr (error->message, es_stream_get_stream_id (streams[s])) == NULL)
+            g_set_error (&t->unexpected, G_IO_ERROR, G_IO_ERROR_FAILED,
+                         "the conflict '%s' does not name the stream", error->message);
+          t->lost++;
+        }
+      else
+        {
+          g_prefix_error (&error, "round %u of thread %u: ", round, t->index);
+          t->unexpected = g_steal_pointer (&error);
+        }
+      g_array_append_val (t->wins, win);
+    }
+
+  for (guint s = 0; s < RMW_STREAMS; s++)
+    g_object_unref (streams[s]);
+  return NULL;
+}
+
+static guint
+env_uint (const char *name,
+          guint       fallback)
+{
+  const char *value = g_getenv (name);
+  guint64 parsed;
+
+  if (value == NULL || !g_ascii_string_to_unsigned (value, 10, 1, G_MAXUINT, &parsed, NULL))
+    return fallback;
+  return (guint) parsed;
+}
+
+static void
+test_concurrent_writers (Fixture       *f,
+                         gconstpointer  data)
+{
+  const char *writer = g_getenv ("ES_PG_WRITER");
+  guint rounds = env_uint ("ES_TEST_PG_RMW_ROUNDS", 60);
+  guint writer_events = env_uint ("ES_TEST_PG_WRITER_EVENTS", 120);
+  EsStreamFactory *factories[RMW_FACTORIES];
+  GSubprocess *writers[2] = { NULL, NULL };
+  guint writer_acks[RMW_STREAMS] = { 0 };
+  guint writer_stored[RMW_STREAMS] = { 0 };
+  RmwThread threads[RMW_THREADS];
+  GThread *handles[RMW_THREADS];
+  g_autoptr(GHashTable) expected = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(GPtrArray) everything = NULL;
+  guint attempted = 0, won = 0, lost = 0, total = 0;
+  gint64 start;
+
+  g_test_summary ("Threads on three factories run read-modify-write loops with "
+                  "expected_version on three streams while es-pg-writer processes append "
+                  "to them: exactly the successful writes are stored, once each, at the "
+                  "version they were given, versions have no gap, every loser got "
+                  "ES_ERROR_WRONG_EXPECTED_VERSION, and @all has no hole");
+
+  for (guint i = 0; i < RMW_FACTORIES; i++)
+    factories[i] = factory_new (f, 2);
+
+  start = g_get_monotonic_time ();
+  if (writer != NULL)
+    {
+      for (guint p = 0; p < G_N_ELEMENTS (writers); p++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autofree char *stream_id = g_strdup_printf ("rmw-%u", p);
+          g_autofree char *count = g_strdup_printf ("%u", writer_events);
+          g_autofree char *batch = g_strdup_printf ("%u", WRITER_BATCH);
+          const char *argv[] = { writer, f->conninfo, f->schema, stream_id, count, batch, NULL };
+
+          writers[p] = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error);
+          g_assert_no_error (error);
+        }
+    }
+  else
+    g_test_message ("ES_PG_WRITER is not set: no writer processes");
+
+  for (guint i = 0; i < RMW_THREADS; i++)
+    {
+      threads[i] = (RmwThread) {
+        factories[i % RMW_FACTORIES], i, rounds, 0, 0, 0,
+        g_array_new (FALSE, FALSE, sizeof (RmwWin)), NULL
+      };
+      handles[i] = g_thread_new ("rmw", rmw_thread, &threads[i]);
+    }
+  for (guint i = 0; i < RMW_THREADS; i++)
+    {
+      g_thread_join (handles[i]);
+      g_assert_no_error (threads[i].unexpected);
+      g_assert_cmpuint (threads[i].attempted, ==, rounds);
+      g_assert_cmpuint (threads[i].won + threads[i].lost, ==, rounds);
+      attempted += threads[i].attempted;
+      won += threads[i].won;
+      lost += threads[i].lost;
+      for (guint r = 0; r < threads[i].wins->len; r++)
+        {
+          RmwWin *win = &g_array_index (threads[i].wins, RmwWin, r);
+
+          if (win->version > 0)
+            g_hash_table_insert (expected, g_strdup_printf ("t%u-r%u", i, r), win);
+        }
+    }
+
+  for (guint p = 0; p < G_N_ELEMENTS (writers); p++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *out = NULL;
+      g_auto(GStrv) lines = NULL;
+
+      if (writers[p] == NULL)
+        continue;
+      g_subprocess_communicate_utf8 (writers[p], NULL, NULL, &out, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_subprocess_get_successful (writers[p]));
+      lines = g_strsplit (g_strstrip (out), "\n", -1);
+      writer_acks[p] = g_strv_length (lines);
+      g_assert_cmpuint (writer_acks[p], ==, (writer_events + WRITER_BATCH - 1) / WRITER_BATCH);
+      g_clear_object (&writers[p]);
+
+      /* Each acknowledged batch is whole and contiguous in the stream. */
+      {
+        g_autofree char *stream_id = g_strdup_printf ("rmw-%u", p);
+        g_autoptr(EsStream) stream = open_stream (factories[0], stream_id);
+        g_autoptr(GPtrArray) events = read_all (stream);
+
+        for (guint l = 0; lines[l] != NULL; l++)
+          {
+            gint64 last = g_ascii_strtoll (lines[l], NULL, 10);
+            guint in_batch = l + 1 < writer_acks[p] ? WRITER_BATCH
+                                                    : writer_events - l * WRITER_BATCH;
+            gint64 previous = -1;
+
+            g_assert_cmpint (last, >=, in_batch);
+            g_assert_cmpint (last, <=, events->len);
+            for (gint64 v = last - in_batch + 1; v <= last; v++)
+              {
+                EsStoredEvent *event = g_ptr_array_index (events, v - 1);
+                g_autofree char *text = event_text (event);
+                gint64 index = g_ascii_strtoll (text, NULL, 10);
+
+                g_assert_cmpstr (es_stored_event_get_event_type (event), ==, "written");
+                if (previous >= 0)
+                  g_assert_cmpint (index, ==, previous + 1);
+                previous = index;
+              }
+          }
+      }
+    }
+  g_test_message ("Concurrent writers: %u read-modify-write attempts, %u won, %u lost "
+                  "(ES_ERROR_WRONG_EXPECTED_VERSION); %u + %u acknowledged batches of %u from "
+                  "2 processes; %.0f ms", attempted, won, lost, writer_acks[0], writer_acks[1],
+                  WRITER_BATCH, (g_get_monotonic_time () - start) / 1000.0);
+  g_assert_cmpuint (won, >, 0);
+  g_assert_cmpuint (lost, >, 0);
+
+  /* Exactly the won writes are stored, once, at the version they got. */
+  for (guint s = 0; s < RMW_STREAMS; s++)
+    {
+      g_autofree char *stream_id = g_strdup_printf ("rmw-%u", s);
+      g_autoptr(EsStream) stream = open_stream (factories[1], stream_id);
+      g_autoptr(GPtrArray) events = read_all (stream);
+
+      assert_versions_without_gaps (events, stream_id);
+      g_assert_cmpint (es_stream_get_version (stream), ==, events->len);
+      for (guint i = 0; i < events->len; i++)
+        {
+          EsStoredEvent *event = g_ptr_array_index (events, i);
+          g_autofree char *token = event_text (event);
+          RmwWin *win;
+
+          if (g_strcmp0 (es_stored_event_get_event_type (event), "written") == 0)
+            {
+              writer_stored[s]++;
+              continue;
+            }
+          g_assert_cmpstr (es_stored_event_get_event_type (event), ==, "rmw");
+          win = g_hash_table_lookup (expected, token);
+          if (win == NULL)
+            g_error ("'%s' at version %" G_GINT64_FORMAT " of %s: a lost or duplicated write "
+                     "was stored", token, es_stored_event_get_version (event), stream_id);
+          g_assert_cmpuint (win->stream, ==, s);
+          g_assert_cmpint (win->version, ==, es_stored_event_get_version (event));
+          g_hash_table_remove (expected, token);
+        }
+      total += events->len;
+    }
+  if (g_hash_table_size (expected) > 0)
+    g_error ("%u acknowledged writes are not stored", g_hash_table_size (expected));
+  for (guint p = 0; p < G_N_ELEMENTS (writers); p++)
+    if (writer != NULL)
+      g_assert_cmpuint (writer_stored[p], ==, writer_events);
+  g_assert_cmpuint (writer_stored[2], ==, 0);
+
+  all = open_stream (factories[2], ES_ALL_STREAM);
+  everything = read_all (all);
+  g_assert_cmpuint (everything->len, ==, total);
+  assert_sequence_without_holes (everything);
+
+  g_clear_object (&all);
+  for (guint i = 0; i < RMW_THREADS; i++)
+    g_array_unref (threads[i].wins);
+  for (guint i = 0; i < RMW_FACTORIES; i++)
+    factory_close_and_free (factories[i]);
+}
+
+#define IDEM_ROUNDS 40
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  guint            index;
+  Barrier         *barrier;
+  GError          *error;  /* (owned) (nullable) */
+} IdemThread;
+
+static gpointer
+idem_thread (gpointer user_data)
+{
+  IdemThread *t = user_data;
+  g_autoptr(EsStream) stream = es_stream_factory_open_stream (t->factory, "idem", NULL,
+                                                              &t->error);
+
+  for (guint round = 0; round < IDEM_ROUNDS; round++)
+    {
+      g_autofree char *shared = g_strdup_printf ("shared-%u", round);
+      g_autofree char *own = g_strdup_printf ("own-%u-%u", t->index, round);
+      g_autofree char *from = g_strdup_printf ("%u", t->index);
+      EsCandidateEvent *batch[3];
+
+      batch[0] = candidate_text ("Shared", from, shared, NULL);
+      batch[1] = candidate_text ("Own", from, own, NULL);
+      /* The same key twice in one batch: the second is skipped. */
+      batch[2] = candidate_text ("Shared", from, shared, NULL);
+      barrier_wait (t->barrier);
+      if (stream != NULL && t->error == NULL)
+        es_stream_write (stream, batch, G_N_ELEMENTS (batch), ES_VERSION_ANY, NULL, &t->error);
+      for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
+        g_object_unref (batch[i]);
+    }
+  return NULL;
+}
+
+static void
+test_idempotency_across_connections (Fixture       *f,
+                                     gconstpointer  data)
+{
+  IdemThread threads[2];
+  GThread *handles[2];
+  Barrier barrier;
+  EsStreamFactory *factories[2];
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
+  g_test_summary ("Two factories writing the same idempotency keys at the same moment: "
+                  "both writes succeed, each key is stored once");
+
+  barrier_init (&barrier, 2);
+  for (guint i = 0; i < 2; i++)
+    {
+      factories[i] = factory_new (f, 1);
+      threads[i] = (IdemThread) { factories[i], i, &barrier, NULL };
+    }
+  for (guint i = 0; i < 2; i++)
+    handles[i] = g_thread_new ("idem", idem_thread, &threads[i]);
+  for (guint i = 0; i < 2; i++)
+    {
+      g_thread_join (handles[i]);
+      g_assert_no_error (threads[i].error);
+    }
+  barrier_clear (&barrier);
+
+  stream = open_stream (factories[0], "idem");
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 3 * IDEM_ROUNDS);
+  assert_versions_without_gaps (events, "idem");
+  for (guint i = 0; i < events->len; i++)
+    {
+      const char *id = es_stored_event_get_id (g_ptr_array_index (events, i));
+
+      if (!g_hash_table_add (seen, (gpointer) id))
+        g_error ("Key '%s' stored twice", id);
+    }
+  for (guint round = 0; round < IDEM_ROUNDS; round++)
+    {
+      g_autofree char *shared = g_strdup_printf ("shared-%u", round);
+
+      g_assert_true (g_hash_table_contains (seen, shared));
+    }
+
+  g_clear_pointer (&events, g_ptr_array_unref);
+  g_clear_object (&stream);
+  for (guint i = 0; i < 2; i++)
+    factory_close_and_free (factories[i]);
+}
+
+/* ------------------------------------------------------------------ */
+/* The server restarting, and down                                     */
+/* ------------------------------------------------------------------ */
+
+#define RESTART_BATCH 5
+
+typedef struct
+{
+  gint64   version;  /* 0: failed */
+  gboolean after;    /* attempted once the restart was over */
+} BatchOutcome;
+
+typedef struct
+{
+  EsStream *stream;
+  gint      restarted;     /* (atomic) the server is back */
+  guint     ok_before;     /* (atomic) */
+  guint     ok_after;
+  guint     failed;
+  gint64    slowest_usec;
+  GArray   *outcomes;      /* (owned) (element-type BatchOutcome), by batch */
+  GError   *unexpected;    /* (owned) (nullable) */
+  GError   *last_failure;  /* (owned) (nullable) */
+} RestartWriter;
+
+static gpointer
+restart_writer_thread (gpointer user_data)
+{
+  RestartWriter *w = user_data;
+  gint64 deadline = g_get_monotonic_time () + 90 * G_USEC_PER_SEC;
+
+  while (w->unexpected == NULL && g_get_monotonic_time () < deadline &&
+         !(g_atomic_int_get (&w->restarted) && w->ok_after >= 20))
+    {
+      EsCandidateEvent *batch[RESTART_BATCH];
+      g_autoptr(GError) error = NULL;
+      BatchOutcome outcome = { 0, g_atomic_int_get (&w->restarted) };
+      guint index = w->outcomes->len;
+      gint64 start, elapsed, version;
+
+      /* No idempotency key: a batch applied twice would show. */
+      for (guint i = 0; i < RESTART_BATCH; i++)
+        {
+          g_autofree char *text = g_strdup_printf ("%u-%u", index, i);
+
+          batch[i] = candidate_text ("Batch", text, NULL, NULL);
+        }
+      start = g_get_monotonic_time ();
+      version = es_stream_write (w->stream, batch, RESTART_BATCH, ES_VERSION_ANY, NULL, &error);
+      elapsed = g_get_monotonic_time () - start;
+      w->slowest_usec = MAX (w->slowest_usec, elapsed);
+      for (guint i = 0; i < RESTART_BATCH; i++)
+        g_object_unref (batch[i]);
+
+      if (error == NULL)
+        {
+          outcome.version = version;
+          if (outcome.after)
+            w->ok_after++;
+          else
+            g_atomic_int_inc (&w->ok_before);
+        }
+      else if (g_error_matches (error, ES_ERROR, ES_ERROR_STORAGE) && elapsed < BOUNDED_USEC)
+        {
+          w->failed++;
+          g_clear_error (&w->last_failure);
+          w->last_failure = g_steal_pointer (&error);
+          g_usleep (10000);
+        }
+      else
+        {
+          g_prefix_error (&error, "batch %u, after %.0f ms: ", index, elapsed / 1000.0);
+          w->unexpected = g_steal_pointer (&error);
+        }
+      g_array_append_val (w->outcomes, outcome);
+    }
+  return NULL;
+}
+
+static void
+test_restart_during_writes (Fixture       *f,
+                            gconstpointer  data)
+{
+  EsStreamFactory *factory;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree guint *present = NULL;
+  g_autofree gint64 *last_version = NULL;
+  RestartWriter w = { 0 };
+  GThread *thread;
+  gint64 deadline;
+  guint failed_committed = 0, failed_absent = 0;
+
+  g_test_summary ("A writer appends batches while the server restarts: every write "
+                  "succeeds (its batch fully stored) or fails with ES_ERROR_STORAGE in "
+                  "bounded time (its batch absent, or whole if COMMIT was sent), never "
+                  "half; writes work again after the restart");
+
+  if (!server_control_available ())
+    return;
+
+  factory = factory_new (f, 2);
+  stream = open_stream (factory, "restart");
+  w.stream = stream;
+  w.outcomes = g_array_new (FALSE, FALSE, sizeof (BatchOutcome));
+  thread = g_thread_new ("restart-writer", restart_writer_thread, &w);
+
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while (g_atomic_int_get (&w.ok_before) < 20 && g_get_monotonic_time () < deadline)
+    g_usleep (5000);
+  g_assert_cmpuint (g_atomic_int_get (&w.ok_before), >=, 20);
+
+  server_control ("restart");
+  g_atomic_int_set (&w.restarted, TRUE);
+  g_thread_join (thread);
+
+  g_assert_no_error (w.unexpected);
+  g_test_message ("Restart: %u batches acknowledged before, %u failed with "
+                  "ES_ERROR_STORAGE, %u acknowledged after; slowest write %.0f ms",
+                  w.ok_before, w.failed, w.ok_after, w.slowest_usec / 1000.0);
+  if (w.last_failure != NULL)
+    g_test_message ("Last failure: %s", w.last_failure->message);
+  g_assert_cmpuint (w.ok_after, >=, 20);
+
+  /* All or nothing, per batch. */
+  events = read_all (stream);
+  assert_versions_without_gaps (events, "restart");
+  present = g_new0 (guint, w.outcomes->len);
+  last_version = g_new0 (gint64, w.outcomes->len);
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+      g_autofree char *text = event_text (event);
+      guint64 index = g_ascii_strtoull (text, NULL, 10);
+
+      g_assert_cmpuint (index, <, w.outcomes->len);
+      present[index]++;
+      last_version[index] = es_stored_event_get_version (event);
+    }
+  for (guint b = 0; b < w.outcomes->len; b++)
+    {
+      BatchOutcome *outcome = &g_array_index (w.outcomes, BatchOutcome, b);
+
+      if (present[b] != 0 && present[b] != RESTART_BATCH)
+        g_error ("Batch %u is stored half: %u of %u events", b, present[b], RESTART_BATCH);
+      if (outcome->version > 0)
+        {
+          g_assert_cmpuint (present[b], ==, RESTART_BATCH);
+          g_assert_cmpint (last_version[b], ==, outcome->version);
+        }
+      else if (present[b] == RESTART_BATCH)
+        failed_committed++;
+      else
+        failed_absent++;
+    }
+  g_test_message ("Failed writes: %u absent, %u committed (the connection broke after "
+                  "COMMIT was sent)", failed_absent, failed_committed);
+
+  g_clear_error (&w.last_failure);
+  g_array_unref (w.outcomes);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+/* Asserts @error is ES_ERROR_STORAGE, reached in bounded time. */
+static void
+assert_down_error (const char *what,
+                   GError     *error,
+                   gint64      start)
+{
+  gint64 elapsed = g_get_monotonic_time () - start;
+
+  g_test_message ("%s while the server is down: %.0f ms: %s", what, elapsed / 1000.0,
+                  error != NULL ? error->message : "no error");
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_cmpint (elapsed, <, BOUNDED_USEC);
+}
+
+static void
+test_server_down (Fixture       *f,
+                  gconstpointer  data)
+{
+  EsStreamFactory *factory;
+  EsStreamFactory *other;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) fresh = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsCandidateEvent) event = candidate_text ("Down", "x", NULL, NULL);
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStoredEvent) first = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  gint64 start;
+
+  g_test_summary ("While the server is down every operation fails with ES_ERROR_STORAGE "
+                  "in bounded time, not a hang; once it is started again, the first "
+                  "operations work");
+
+  if (!server_control_available ())
+    return;
+
+  factory = factory_new (f, 2);
+  stream = open_stream (factory, "down");
+  all = open_stream (factory, ES_ALL_STREAM);
+  write_one (stream, "Up", "1", ES_VERSION_NO_STREAM);
+
+  server_control ("stop");
+
+  start = g_get_monotonic_time ();
+  es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+  assert_down_error ("write", error, start);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
+  wait_result (&result);
+  es_stream_write_finish (stream, result, &error);
+  assert_down_error ("write_async", error, start);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  start = g_get_monotonic_time ();
+  enumerator = es_stream_read (all, 0, NULL, NULL, &error);
+  if (enumerator != NULL)
+    first = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_null (first);
+  assert_down_error ("read", error, start);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_null (metrics);
+  assert_down_error ("metrics", error, start);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  g_assert_false (es_stream_snapshot (stream, state, 1, NULL, NULL, &error));
+  assert_down_error ("snapshot", error, start);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_null (snapshot);
+  assert_down_error ("load_snapshot", error, start);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  fresh = es_stream_factory_open_stream (factory, "fresh", NULL, &error);
+  if (fresh != NULL)
+    es_stream_write (fresh, &event, 1, ES_VERSION_ANY, NULL, &error);
+  assert_down_error ("open_stream and write", error, start);
+  g_clear_object (&fresh);
+  g_clear_error (&error);
+
+  start = g_get_monotonic_time ();
+  other = pg_factory_new (f->conninfo, f->schema, 1, &error);
+  g_assert_null (other);
+  assert_down_error ("a new factory", error, start);
+  g_clear_error (&error);
+
+  server_control ("start");
+
+  /* The first operations after the start work (broken pooled connections
+   * are replaced). */
+  g_assert_cmpint (write_one (stream, "Up", "2", 1), ==, 2);
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 2);
+  events = read_all (all);
+  g_assert_cmpuint (events->len, ==, 2);
+  assert_sequence_without_holes (events);
+  g_assert_true (es_stream_snapshot (stream, state, 2, NULL, NULL, &error));
+  g_assert_no_error (error);
+
+  other = factory_new (f, 1);
+  fresh = open_stream (other, "down");
+  g_assert_cmpint (es_stream_get_version (fresh), ==, 2);
+  g_clear_object (&fresh);
+  factory_close_and_free (other);
+
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  g_clear_object (&enumerator);
+  factory_close_and_free (factory);
+}
+
+/* ------------------------------------------------------------------ */
+/* Data                                                                */
+/* ------------------------------------------------------------------ */
+
+typedef struct
+{
+  const char *type;
+  const char *key;
+  const char *metadata;
+} FilterRow;
+
+static const FilterRow filter_rows[] = {
+  { "Placed", "e1", "{\"user\": {\"name\": \"alice\", \"tags\": [\"a\", \"b\"]}, \"amount\": 10, "
+                    "\"ratio\": 0.5, \"vip\": true, \"note\": \"it's 100%\"}" },
+  { "Placed", "e2", "{\"user\": {\"name\": \"bob\"}, \"amount\": \"10\", \"ratio\": 1, "
+                    "\"vip\": false, \"note\": \"it_s 50\"}" },
+  { "Paid", "e3", "{\"user\": {\"name\": \"Alice\"}, \"amount\": 20, \"ratio\": 1.0}" },
+  { "Paid", "e4", NULL },
+  { "Shipped", "e5", "{\"deep\": {\"a\": {\"b\": {\"c\": \"x\"}}}, \"amount\": 20.5, "
+                     "\"user\": null}" },
+  { "Shipped", "e6", "{\"amount\": -3, \"vip\": \"true\", \"n\": 9007199254740993}" },
+  { "Placed", "e7", "{}" },
+};
+
+typedef struct
+{
+  const char *field;
+  const char *op;      /* "=", "in", "like" */
+  const char *value;   /* GVariant text; a pattern for like */
+  const char *expect;  /* ids, comma-separated, or NULL: only compare with SQLite */
+} FilterCase;
+
+static const FilterCase filter_cases[] = {
+  { "metadata.user.name", "=", "'alice'", "e1" },
+  { "metadata.user.name", "=", "'Alice'", "e3" },
+  { "metadata.amount", "=", "int64 10", "e1" },
+  { "metadata.amount", "=", "'10'", "e2" },
+  { "metadata.amount", "=", "20.5", "e5" },
+  { "metadata.amount", "=", "int32 -3", "e6" },
+  { "metadata.amount", "=", "uint16 20", "e3" },
+  { "metadata.ratio", "=", "0.5", "e1" },
+  { "metadata.ratio", "=", "int64 1", NULL },
+  { "metadata.ratio", "=", "1.0", NULL },
+  { "metadata.vip", "=", "true", "e1" },
+  { "metadata.vip", "=", "false", "e2" },
+  { "metadata.vip", "=", "'true'", "e6" },
+  { "metadata.deep.a.b.c", "=", "'x'", "e5" },
+  { "metadata.deep.a.b", "=", "'x'", "" },
+  { "metadata.missing", "=", "'x'", "" },
+  { "metadata.n", "=", "int64 9007199254740993", NULL },
+  { "metadata.user.name", "in", "['alice', 'bob']", "e1,e2" },
+  { "metadata.amount", "in", "[int64 10, 20]", "e1,e3" },
+  { "metadata.amount", "in", "[20.5, -3.0]", NULL },
+  { "metadata.note", "like", "it's%", "e1" },
+  { "metadata.note", "like", "it_s%", "e1,e2" },
+  { "metadata.user.name", "like", "ALICE", NULL },
+  { "metadata.user.name", "like", "%li%", NULL },
+  { "event_type", "like", "p%", NULL },
+  { "event_type", "in", "['Paid', 'Shipped']", "e3,e4,e5,e6" },
+  { "metadata.user", "=", "'x'", "" },
+};
+
+static EsEventFilter *
+filter_for_case (const FilterCase *c)
+{
+  EsEventFilter *filter = es_event_filter_new ();
+  g_autoptr(GError) error = NULL;
+
+  if (g_str_equal (c->op, "like"))
+    {
+      es_event_filter_add_like (filter, c->field, c->value);
+    }
+  else
+    {
+      GVariant *value = g_variant_parse (NULL, c->value, NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      if (g_str_equal (c->op, "="))
+        es_event_filter_add_equals (filter, c->field, value);
+      else
+        es_event_filter_add_in (filter, c->field, value);
+      g_variant_unref (value);
+    }
+  return filter;
+}
+
+static char *
+ids_of (GPtrArray *events)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+  g_auto(GStrv) ids = NULL;
+
+  for (guint i = 0; i < events->len; i++)
+    g_strv_builder_add (builder, es_stored_event_get_id (g_ptr_array_index (events, i)));
+  ids = g_strv_builder_end (builder);
+  return g_strjoinv (",", ids);
+}
+
+static void
+write_filter_rows (EsStreamFactory *factory)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (filter_rows); i++)
+    {
+      g_autofree char *stream_id = g_strdup_printf ("orders-%u", i % 2);
+      g_autoptr(EsStream) stream = open_stream (factory, stream_id);
+      g_autoptr(EsCandidateEvent) event = candidate_text (filter_rows[i].type, "",
+                                                          filter_rows[i].key,
+                                                          filter_rows[i].metadata);
+      g_autoptr(GError) error = NULL;
+
+      es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+    }
+}
+
+static void
+test_filters_metadata (Fixture       *f,
+                       gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 2);
+  g_autoptr(EsSqliteStreamFactory) sqlite = NULL;
+  g_autoptr(EsStream) pg_all = NULL;
+  g_autoptr(EsStream) sqlite_all = NULL;
+  g_autoptr(EsStream) pg_orders = NULL;
+  g_autoptr(EsStream) sqlite_orders = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Filters on metadata paths (jsonb: nested keys, strings vs numbers, "
+                  "booleans, in, like) give exactly SQLite's answers, on @all and on a "
+                  "stream");
+
+  sqlite = es_sqlite_stream_factory_new (NULL, NULL, &error);
+  g_assert_no_error (error);
+  write_filter_rows (factory);
+  write_filter_rows (ES_STREAM_FACTORY (sqlite));
+  pg_all = open_stream (factory, ES_ALL_STREAM);
+  sqlite_all = open_stream (ES_STREAM_FACTORY (sqlite), ES_ALL_STREAM);
+  pg_orders = open_stream (factory, "orders-0");
+  sqlite_orders = open_stream (ES_STREAM_FACTORY (sqlite), "orders-0");
+
+  for (guint i = 0; i < G_N_ELEMENTS (filter_cases); i++)
+    {
+      const FilterCase *c = &filter_cases[i];
+      g_autoptr(EsEventFilter) filter = filter_for_case (c);
+      g_autoptr(GPtrArray) pg_events = read_filtered (pg_all, 0, filter);
+      g_autoptr(GPtrArray) sqlite_events = read_filtered (sqlite_all, 0, filter);
+      g_autoptr(GPtrArray) pg_stream_events = read_filtered (pg_orders, 0, filter);
+      g_autoptr(GPtrArray) sqlite_stream_events = read_filtered (sqlite_orders, 0, filter);
+      g_autofree char *pg_ids = ids_of (pg_events);
+      g_autofree char *sqlite_ids = ids_of (sqlite_events);
+      g_autofree char *pg_stream_ids = ids_of (pg_stream_events);
+      g_autofree char *sqlite_stream_ids = ids_of (sqlite_stream_events);
+
+      g_test_message ("%s %s %s: PostgreSQL [%s], SQLite [%s]", c->field, c->op, c->value,
+                      pg_ids, sqlite_ids);
+      if (c->expect != NULL)
+        g_assert_cmpstr (sqlite_ids, ==, c->expect);
+      g_assert_cmpstr (pg_ids, ==, sqlite_ids);
+      g_assert_cmpstr (pg_stream_ids, ==, sqlite_stream_ids);
+    }
+
+  /* AND of clauses, after a sequence id. */
+  {
+    g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+    g_autoptr(GPtrArray) events = NULL;
+    g_autofree char *ids = NULL;
+
+    es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("Placed"));
+    es_event_filter_add_like (filter, "metadata.note", "it%");
+    events = read_filtered (pg_all, 1, filter);
+    ids = ids_of (events);
+    g_assert_cmpstr (ids, ==, "e2");
+  }
+
+  g_clear_object (&pg_all);
+  g_clear_object (&pg_orders);
+  g_clear_object (&sqlite_all);
+  g_clear_object (&sqlite_orders);
+  es_stream_factory_close (ES_STREAM_FACTORY (sqlite), NULL, NULL);
+  factory_close_and_free (factory);
+}
+
+static void
+test_large_payload (Fixture       *f,
+                    gconstpointer  data)
+{
+  const gsize size = 16 * 1024 * 1024;
+  EsStreamFactory *factory = factory_new (f, 2);
+  g_autoptr(EsStream) stream = open_stream (factory, "large");
+  g_autoptr(GBytes) payload = NULL;
+  g_autoptr(GBytes) quarter = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) metadata = g_string_new ("{\"blob\": \"");
+  guint8 *bytes = g_malloc (size);
+  EsCandidateEvent *batch[4];
+  gint64 start;
+
+  g_test_summary ("A 16 MiB event (with NUL bytes), a batch of four 4 MiB events, a "
+                  "1 MiB metadata text and a 16 MiB snapshot round-trip exactly");
+
+  for (gsize i = 0; i < size; i++)
+    bytes[i] = (guint8) ((i * 2654435761u) >> 13);
+  payload = g_bytes_new_take (bytes, size);
+  for (guint i = 0; i < 1024 * 1024 / 8; i++)
+    g_string_append (metadata, "abcdefgh");
+  g_string_append (metadata, "\"}");
+
+  start = g_get_monotonic_time ();
+  {
+    g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Large", payload);
+
+    es_candidate_event_set_metadata (event, metadata->str);
+    g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_NO_STREAM, NULL, &error),
+                     ==, 1);
+    g_assert_no_error (error);
+  }
+  quarter = g_bytes_new_from_bytes (payload, size / 4, size / 4);
+  for (guint i = 0; i < 4; i++)
+    batch[i] = es_candidate_event_new ("Quarter", quarter);
+  g_assert_cmpint (es_stream_write (stream, batch, 4, 1, NULL, &error), ==, 5);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 4; i++)
+    g_object_unref (batch[i]);
+  g_assert_true (es_stream_snapshot (stream, payload, 1, "large", NULL, &error));
+  g_assert_no_error (error);
+  g_test_message ("Wrote 32 MiB of events and a 16 MiB snapshot in %.0f ms",
+                  (g_get_monotonic_time () - start) / 1000.0);
+
+  start = g_get_monotonic_time ();
+  events = read_all (stream);
+  g_assert_cmpuint (events->len, ==, 5);
+  g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, 0)),
+                                payload));
+  g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (events, 0)), ==,
+                   metadata->str);
+  for (guint i = 1; i < 5; i++)
+    g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, i)),
+                                  quarter));
+  snapshot = es_stream_load_snapshot (stream, "large", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), payload));
+  g_test_message ("Read them back in %.0f ms", (g_get_monotonic_time () - start) / 1000.0);
+
+  g_clear_pointer (&events, g_ptr_array_unref);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+static const char *evil_strings[] = {
+  "'; DROP TABLE events; --",
+  "\"quoted\" \\backslash\\ $1 $$dollar$$ %percent_ under_score",
+  "E'\\x00'::bytea); SELECT pg_sleep(10); --",
+  "unicode \xc3\xa9\xe2\x82\xac \xf0\x9f\x98\x80 and a\\u0000-looking escape",
+  "tab\tnew\nline\rreturn",
+  "$tag$ $tag$ ) ; COMMIT; BEGIN",
+};
+
+static void
+test_verbatim (Fixture       *f,
+               gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 2);
+  g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
+  g_autofree char *structure = schema_fingerprint (f, f->schema, FALSE);
+  g_autofree char *structure_after = NULL;
+  guint8 binary[1024 + 3];
+
+  g_test_summary ("SQL meta-characters in stream ids, event types, idempotency keys, "
+                  "metadata, projection names and filter values are stored and matched "
+                  "verbatim; NUL bytes in data and snapshots round-trip");
+
+  for (guint i = 0; i < G_N_ELEMENTS (evil_strings); i++)
+    {
+      const char *evil = evil_strings[i];
+      g_autoptr(EsStream) stream = open_stream (factory, evil);
+      g_autofree char *quoted = json_quote (evil);
+      /* Odd spacing and key order: returned exactly as written. */
+      g_autofree char *metadata = g_strdup_printf ("{ \"k\" :%s,\n\t\"z\":1 ,\"a\": [ ] }",
+                                                   quoted);
+      g_autoptr(EsCandidateEvent) event = candidate_text (evil, evil, evil, metadata);
+      g_autoptr(GBytes) state = g_bytes_new (evil, strlen (evil) + 1);
+      g_autoptr(EsSnapshot) snapshot = NULL;
+      g_autoptr(GPtrArray) events = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autofree char *text = NULL;
+      EsStoredEvent *stored;
+      const char *fields[] = { "stream_id", "event_type", "metadata.k" };
+
+      g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_NO_STREAM, NULL, &error),
+                       ==, 1);
+      g_assert_no_error (error);
+      /* Idempotency by the same key: skipped. */
+      g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 1);
+      g_assert_no_error (error);
+
+      events = read_all (stream);
+      g_assert_cmpuint (events->len, ==, 1);
+      stored = g_ptr_array_index (events, 0);
+      g_assert_cmpstr (es_stored_event_get_stream_id (stored), ==, evil);
+      g_assert_cmpstr (es_stored_event_get_event_type (stored), ==, evil);
+      g_assert_cmpstr (es_stored_event_get_id (stored), ==, evil);
+      g_assert_cmpstr (es_stored_event_get_metadata (stored), ==, metadata);
+      text = event_text (stored);
+      g_assert_cmpstr (text, ==, evil);
+
+      g_assert_true (es_stream_snapshot (stream, state, 1, evil, NULL, &error));
+      g_assert_no_error (error);
+      snapshot = es_stream_load_snapshot (stream, evil, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (snapshot);
+      g_assert_cmpstr (es_snapshot_get_projection_name (snapshot), ==, evil);
+      g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+
+      /* Each of the fields, as a filter value on @all, finds exactly it. */
+      for (guint k = 0; k < G_N_ELEMENTS (fields); k++)
+        {
+          g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+          g_autoptr(GPtrArray) found = NULL;
+
+          es_event_filter_add_equals (filter, fields[k], g_variant_new_string (evil));
+          found = read_filtered (all, 0, filter);
+          g_assert_cmpuint (found->len, ==, 1);
+          g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (found, 0)), ==,
+                           evil);
+        }
+    }
+
+  /* NUL bytes and every byte value, in data and in snapshot state. */
+  for (guint i = 0; i < sizeof binary; i++)
+    binary[i] = (guint8) (i % 256);
+  binary[0] = binary[sizeof binary - 1] = 0;
+  {
+    g_autoptr(EsStream) stream = open_stream (factory, "binary");
+    g_autoptr(GBytes) bytes = g_bytes_new (binary, sizeof binary);
+    g_autoptr(GBytes) nul = g_bytes_new ("\0", 1);
+    g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
+    g_autoptr(GPtrArray) events = NULL;
+    g_autoptr(EsSnapshot) snapshot = NULL;
+    g_autoptr(GError) error = NULL;
+    EsCandidateEvent *batch[3];
+
+    batch[0] = es_candidate_event_new ("Binary", bytes);
+    batch[1] = es_candidate_event_new ("Nul", nul);
+    batch[2] = es_candidate_event_new ("Empty", empty);
+    g_assert_cmpint (es_stream_write (stream, batch, 3, ES_VERSION_NO_STREAM, NULL, &error), ==, 3);
+    g_assert_no_error (error);
+    for (guint i = 0; i < 3; i++)
+      g_object_unref (batch[i]);
+
+    events = read_all (stream);
+    g_assert_cmpuint (events->len, ==, 3);
+    g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, 0)),
+                                  bytes));
+    g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, 1)), nul));
+    g_assert_cmpuint (g_bytes_get_size (es_stored_event_get_data (g_ptr_array_index (events, 2))),
+                      ==, 0);
+
+    g_assert_true (es_stream_snapshot (stream, bytes, 3, NULL, NULL, &error));
+    g_assert_no_error (error);
+    snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), bytes));
+  }
+
+  structure_after = schema_fingerprint (f, f->schema, FALSE);
+  g_assert_cmpstr (structure_after, ==, structure);
+  g_clear_object (&all);
+  factory_close_and_free (factory);
+}
+
+/* ------------------------------------------------------------------ */
+/* NOTIFY, properties, construction                                    */
+/* ------------------------------------------------------------------ */
+
+/* Waits up to 5 s for a notification on the admin connection. */
+static PGnotify *
+admin_wait_notify (Fixture *f)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  PGnotify *notify;
+
+  while ((notify = PQnotifies (f->admin)) == NULL)
+    {
+      struct pollfd pfd = { PQsocket (f->admin), POLLIN, 0 };
+      gint64 remaining = deadline - g_get_monotonic_time ();
+
+      if (remaining <= 0)
+        return NULL;
+      poll (&pfd, 1, (int) (remaining / 1000) + 1);
+      g_assert_cmpint (PQconsumeInput (f->admin), ==, 1);
+    }
+  return notify;
+}
+
+static void
+test_notify (Fixture       *f,
+             gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  EsPgStorage *storage = ES_PG_STORAGE (es_stream_factory_get_storage (factory));
+  g_autofree char *channel = g_strdup_printf ("%s_events", f->schema);
+  g_autofree char *quoted = quote_ident (f->admin, channel);
+  g_autofree char *listen = g_strdup_printf ("LISTEN %s", quoted);
+  g_autoptr(EsStream) stream = open_stream (factory, "notified");
+  g_autoptr(EsStream) other = open_stream (factory, "other");
+  g_autoptr(GError) error = NULL;
+  EsCandidateEvent *batch[3];
+  PGnotify *notify;
+
+  g_test_summary ("Each append NOTIFYs '<schema>_events' with its last sequence id, on "
+                  "commit");
+
+  g_assert_cmpstr (_es_pg_storage_get_channel (storage), ==, channel);
+  admin_exec (f, listen);
+
+  write_one (other, "First", "", ES_VERSION_ANY);
+  notify = admin_wait_notify (f);
+  g_assert_nonnull (notify);
+  g_assert_cmpstr (notify->relname, ==, channel);
+  g_assert_cmpstr (notify->extra, ==, "1");
+  PQfreemem (notify);
+
+  for (guint i = 0; i < 3; i++)
+    batch[i] = candidate_text ("Batched", "", NULL, NULL);
+  es_stream_write (stream, batch, 3, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < 3; i++)
+    g_object_unref (batch[i]);
+  notify = admin_wait_notify (f);
+  g_assert_nonnull (notify);
+  g_assert_cmpstr (notify->relname, ==, channel);
+  g_assert_cmpstr (notify->extra, ==, "4");
+  PQfreemem (notify);
+
+  /* A conflict commits nothing and notifies nothing. */
+  {
+    g_autoptr(EsCandidateEvent) event = candidate_text ("Late", "", NULL, NULL);
+
+    es_stream_write (stream, &event, 1, 1, NULL, &error);
+    g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+    g_clear_error (&error);
+    write_one (other, "Second", "", ES_VERSION_ANY);
+    notify = admin_wait_notify (f);
+    g_assert_nonnull (notify);
+    g_assert_cmpstr (notify->extra, ==, "5");
+    PQfreemem (notify);
+  }
+
+  g_clear_object (&stream);
+  g_clear_object (&other);
+  factory_close_and_free (factory);
+}
+
+static void
+test_properties (Fixture       *f,
+                 gconstpointer  data)
+{
+  GType types[] = { ES_TYPE_PG_STREAM_FACTORY, ES_TYPE_PG_STORAGE };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *conninfo = NULL;
+  g_autofree char *schema = NULL;
+  g_autoptr(EsPgStorage) storage_prop = NULL;
+  EsStreamFactory *factory;
+  EsPgStorage *storage;
+  EsNotifier *notifier;
+  guint pool_size = 0;
+
+  g_test_summary ("conninfo, schema (default \"es_glib\") and pool-size (1..64, default "
+                  "4) are construct properties of the factory and the storage, with "
+                  "getters; the factory's backend is an EsPgStorage and an EsPgNotifier");
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
+    {
+      g_autoptr(GTypeClass) klass = g_type_class_ref (types[i]);
+      GParamSpec *pspec;
+
+      pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), "conninfo");
+      g_assert_nonnull (pspec);
+      g_assert_true (G_IS_PARAM_SPEC_STRING (pspec));
+      g_assert_true (pspec->flags & G_PARAM_CONSTRUCT_ONLY);
+
+      pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), "schema");
+      g_assert_nonnull (pspec);
+      g_assert_cmpstr (G_PARAM_SPEC_STRING (pspec)->default_value, ==, ES_PG_DEFAULT_SCHEMA);
+      g_assert_cmpstr (ES_PG_DEFAULT_SCHEMA, ==, "es_glib");
+
+      pspec = g_object_class_find_property (G_OBJECT_CLASS (klass), "pool-size");
+      g_assert_nonnull (pspec);
+      g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->default_value, ==, 4);
+      g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->minimum, ==, 1);
+      g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->maximum, ==, 64);
+    }
+
+  factory = factory_new (f, 3);
+  g_object_get (factory, "conninfo", &conninfo, "schema", &schema, "pool-size", &pool_size,
+                NULL);
+  g_assert_cmpstr (conninfo, ==, f->conninfo);
+  g_assert_cmpstr (schema, ==, f->schema);
+  g_assert_cmpuint (pool_size, ==, 3);
+  g_assert_cmpstr (es_pg_stream_factory_get_conninfo (ES_PG_STREAM_FACTORY (factory)), ==,
+                   f->conninfo);
+  g_assert_cmpstr (es_pg_stream_factory_get_schema (ES_PG_STREAM_FACTORY (factory)), ==,
+                   f->schema);
+
+  storage = ES_PG_STORAGE (es_stream_factory_get_storage (factory));
+  g_assert_true (ES_IS_PG_STORAGE (storage));
+  g_assert_cmpstr (es_pg_storage_get_conninfo (storage), ==, f->conninfo);
+  g_assert_cmpstr (es_pg_storage_get_schema (storage), ==, f->schema);
+  g_assert_cmpuint (es_pg_storage_get_pool_size (storage), ==, 3);
+  g_assert_cmpstr (_es_pg_storage_get_conninfo (storage), ==, f->conninfo);
+  g_clear_pointer (&conninfo, g_free);
+  g_clear_pointer (&schema, g_free);
+  g_object_get (storage, "conninfo", &conninfo, "schema", &schema, "pool-size", &pool_size,
+                NULL);
+  g_assert_cmpstr (conninfo, ==, f->conninfo);
+  g_assert_cmpstr (schema, ==, f->schema);
+  g_assert_cmpuint (pool_size, ==, 3);
+
+  notifier = es_stream_factory_get_notifier (factory);
+  g_assert_true (ES_IS_PG_NOTIFIER (notifier));
+  g_object_get (notifier, "storage", &storage_prop, NULL);
+  g_assert_true (storage_prop == storage);
+  g_assert_cmpuint (_es_pg_notifier_get_n_connects (ES_PG_NOTIFIER (notifier)), >=, 1);
+  factory_close_and_free (factory);
+
+  /* The defaults, through es_pg_stream_factory_new: only on our own
+   * throwaway server, where the "es_glib" schema is ours to drop. */
+  if (g_getenv ("ES_TEST_PG_DIR") != NULL)
+    {
+      EsPgStreamFactory *defaults = es_pg_stream_factory_new (f->conninfo, NULL, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (f->schemas, g_strdup (ES_PG_DEFAULT_SCHEMA));
+      g_assert_cmpstr (es_pg_stream_factory_get_schema (defaults), ==, "es_glib");
+      g_object_get (defaults, "pool-size", &pool_size, NULL);
+      g_assert_cmpuint (pool_size, ==, 4);
+      g_assert_true (schema_exists (f, "es_glib"));
+      factory_close_and_free (ES_STREAM_FACTORY (defaults));
+    }
+}
+
+static void
+on_watch_event (EsWatch       *watch,
+                EsStoredEvent *event,
+                gpointer       user_data)
+{
+  g_ptr_array_add (user_data, g_object_ref (event));
+}
+
+static void
+test_hand_wired (Fixture       *f,
+                 gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsPgStorage) storage = NULL;
+  g_autoptr(EsPgNotifier) notifier = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_object_unref);
+  EsStreamFactory *writer;
+  EsStreamFactory *factory;
+  gint64 deadline;
+
+  g_test_summary ("es_pg_storage_new and es_pg_notifier_new wired by es_stream_factory_new "
+                  "work like EsPgStreamFactory, and a watch there sees another factory's "
+                  "writes through LISTEN/NOTIFY");
+
+  storage = es_pg_storage_new (f->conninfo, f->schema, 2, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (es_pg_storage_get_schema (storage), ==, f->schema);
+  g_assert_cmpuint (es_pg_storage_get_pool_size (storage), ==, 2);
+  notifier = es_pg_notifier_new (storage);
+  g_assert_true (ES_IS_NOTIFIER (notifier));
+  g_assert_true (es_notifier_start (ES_NOTIFIER (notifier), NULL, &error));
+  g_assert_no_error (error);
+  factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), ES_NOTIFIER (notifier));
+
+  stream = open_stream (factory, "wired");
+  write_one (stream, "Local", "1", ES_VERSION_NO_STREAM);
+  watch = es_stream_watch (stream, 0);
+  g_signal_connect (watch, "event", G_CALLBACK (on_watch_event), seen);
+
+  /* Another factory: only the NOTIFY can wake this one's notifier. */
+  writer = factory_new (f, 1);
+  {
+    g_autoptr(EsStream) remote = open_stream (writer, "wired");
+
+    deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+    while (seen->len < 1 && g_get_monotonic_time () < deadline)
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpuint (seen->len, ==, 1);
+    write_one (remote, "Remote", "2", 1);
+  }
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (seen->len < 2 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (seen->len, ==, 2);
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (seen, 1)), ==, "Remote");
+
+  es_watch_stop (watch);
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  factory_close_and_free (writer);
+  factory_close_and_free (factory);
+  /* Closing the factory closed the storage. */
+  {
+    gint64 version = 0;
+
+    g_assert_false (es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "wired",
+                                                   &version, NULL, &error));
+    g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  }
+}
+
+/* Begins a transaction on the admin connection that locks every table of
+ * the fixture's schema; COMMIT releases them. */
+static void
+lock_schema_tables (Fixture *f)
+{
+  const char *params[] = { f->schema };
+  PGresult *tables;
+
+  admin_exec (f, "BEGIN");
+  tables = admin_query (f, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                           "WHERE schemaname = $1", 1, params);
+  g_assert_cmpint (PQntuples (tables), >, 0);
+  for (int i = 0; i < PQntuples (tables); i++)
+    {
+      g_autofree char *sql = g_strdup_printf ("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE",
+                                              PQgetvalue (tables, i, 0));
+
+      admin_exec (f, sql);
+    }
+  PQclear (tables);
+}
+
+static void
+cancel_once (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+}
+
+/* Iterates the main context until *@result is set or 5 s have passed;
+ * returns how long it took. */
+static gint64
+wait_result_bounded (GAsyncResult **result)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  while (*result == NULL && g_get_monotonic_time () - start < 5 * G_USEC_PER_SEC)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (1000);
+    }
+  return g_get_monotonic_time () - start;
+}
+
+static void
+test_cancel_blocked (Fixture       *f,
+                     gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  g_autoptr(EsStream) stream = open_stream (factory, "blocked");
+  g_autoptr(EsCandidateEvent) event = candidate_text ("Blocked", "", NULL, NULL);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GCancellable) read_cancellable = g_cancellable_new ();
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 elapsed;
+
+  g_test_summary ("A write and a read waiting on a lock held by another session are "
+                  "cancelled promptly through their GCancellable: G_IO_ERROR_CANCELLED, "
+                  "nothing written, and the pooled connection works afterwards");
+
+  write_one (stream, "Before", "", ES_VERSION_NO_STREAM);
+  lock_schema_tables (f);
+
+  es_stream_write_async (stream, &event, 1, 1, cancellable, store_result_cb, &result);
+  g_timeout_add_once (200, cancel_once, cancellable);
+  elapsed = wait_result_bounded (&result);
+  g_test_message ("The blocked write returned %.0f ms after it started (cancelled at 200 ms)",
+                  elapsed / 1000.0);
+  g_assert_nonnull (result);
+  es_stream_write_finish (stream, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  es_stream_get_metrics_async (stream, read_cancellable, store_result_cb, &result);
+  g_timeout_add_once (200, cancel_once, read_cancellable);
+  elapsed = wait_result_bounded (&result);
+  g_test_message ("The blocked read returned after %.0f ms", elapsed / 1000.0);
+  g_assert_nonnull (result);
+  metrics = es_stream_get_metrics_finish (stream, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null (metrics);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  admin_exec (f, "COMMIT");
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 1);
+  g_assert_cmpint (write_one (stream, "After", "", 1), ==, 2);
+
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+static gboolean
+count_tick (gpointer user_data)
+{
+  guint *ticks = user_data;
+
+  (*ticks)++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_new_async (Fixture       *f,
+                gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(GSource) tick = NULL;
+  GObject *object;
+  guint ticks = 0;
+  gint64 deadline;
+
+  g_test_summary ("Asynchronous construction runs libpq off the caller's main context: "
+                  "while the schema's tables are locked by another session, the main loop "
+                  "keeps running; the factory arrives once they are unlocked");
+
+  stream = open_stream (factory, "async");
+  write_one (stream, "A", "", ES_VERSION_NO_STREAM);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  lock_schema_tables (f);
+  tick = g_timeout_source_new (5);
+  g_source_set_callback (tick, count_tick, &ticks, NULL);
+  g_source_attach (tick, NULL);
+
+  g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
+                              store_result_cb, &result,
+                              "conninfo", f->conninfo, "schema", f->schema, NULL);
+  deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
+  while (g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_test_message ("%u ticks of the main loop while the construction waited", ticks);
+  g_assert_null (result);
+  g_assert_cmpuint (ticks, >=, 10);
+
+  admin_exec (f, "COMMIT");
+  wait_result (&result);
+  g_source_destroy (tick);
+  object = async_initable_finish (result, &error);
+  g_assert_no_error (error);
+  /* The task holds its source object, the factory. */
+  g_clear_object (&result);
+  factory = ES_STREAM_FACTORY (object);
+  g_assert_true (ES_IS_PG_STREAM_FACTORY (factory));
+  stream = open_stream (factory, "async");
+  g_assert_cmpint (es_stream_get_version (stream), ==, 1);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+
+  /* es_pg_stream_factory_new_async itself (default schema): only on our
+   * own throwaway server. */
+  if (g_getenv ("ES_TEST_PG_DIR") != NULL)
+    {
+      EsPgStreamFactory *defaults;
+
+      g_clear_object (&result);
+      g_ptr_array_add (f->schemas, g_strdup (ES_PG_DEFAULT_SCHEMA));
+      es_pg_stream_factory_new_async (f->conninfo, NULL, store_result_cb, &result);
+      wait_result (&result);
+      defaults = es_pg_stream_factory_new_finish (result, &error);
+      g_assert_no_error (error);
+      g_clear_object (&result);
+      g_assert_cmpstr (es_pg_stream_factory_get_schema (defaults), ==, ES_PG_DEFAULT_SCHEMA);
+      factory_close_and_free (ES_STREAM_FACTORY (defaults));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Pool and close                                                      */
+/* ------------------------------------------------------------------ */
+
+#define POOL_THREADS 8
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  guint            index;
+  gint            *running;  /* (atomic) */
+  GError          *error;    /* (owned) (nullable) */
+} PoolThread;
+
+static gpointer
+pool_thread (gpointer user_data)
+{
+  PoolThread *t = user_data;
+  g_autofree char *stream_id = g_strdup_printf ("pool-%u", t->index % 3);
+  g_autoptr(EsStream) stream = es_stream_factory_open_stream (t->factory, stream_id, NULL,
+                                                              &t->error);
+  g_autoptr(EsStream) all = NULL;
+
+  if (stream != NULL)
+    all = es_stream_factory_open_stream (t->factory, ES_ALL_STREAM, NULL, &t->error);
+
+  for (guint round = 0; round < 30 && t->error == NULL; round++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Load", "", NULL, NULL);
+      g_autoptr(EsEventEnumerator) enumerator = NULL;
+      g_autoptr(GPtrArray) batch = NULL;
+
+      if (t->index % 2 == 0)
+        {
+          es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &t->error);
+          continue;
+        }
+      /* Two enumerators at once. */
+      enumerator = es_stream_read (all, 0, NULL, NULL, &t->error);
+      if (enumerator != NULL)
+        batch = es_event_enumerator_next_batch (enumerator, 10, NULL, &t->error);
+      g_clear_pointer (&batch, g_ptr_array_unref);
+      if (t->error == NULL)
+        g_ptr_array_unref (read_all (stream));
+    }
+  g_atomic_int_dec_and_test (t->running);
+  return NULL;
+}
+
+static void
+test_pool_size (Fixture       *f,
+                gconstpointer  data)
+{
+  g_autofree char *name = g_strdup_printf ("es_pool_%d", (int) getpid ());
+  g_autofree char *conninfo = conninfo_with_application (f->conninfo, name);
+  g_autoptr(GError) error = NULL;
+  PoolThread threads[POOL_THREADS];
+  GThread *handles[POOL_THREADS];
+  EsStreamFactory *factory;
+  gint running = POOL_THREADS;
+  gint64 most = 0, deadline;
+
+  g_test_summary ("8 threads reading and writing at once through pool-size 2 finish "
+                  "without deadlock and never hold more than pool-size connections (plus "
+                  "the notifier's)");
+
+  factory = pg_factory_new (conninfo, f->schema, 2, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < POOL_THREADS; i++)
+    {
+      threads[i] = (PoolThread) { factory, i, &running, NULL };
+      handles[i] = g_thread_new ("pool", pool_thread, &threads[i]);
+    }
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (g_atomic_int_get (&running) > 0 && g_get_monotonic_time () < deadline)
+    {
+      most = MAX (most, count_connections (f, name));
+      g_usleep (2000);
+    }
+  if (g_atomic_int_get (&running) > 0)
+    g_error ("Deadlock: %d of %u threads still running after 60 s",
+             g_atomic_int_get (&running), POOL_THREADS);
+  for (guint i = 0; i < POOL_THREADS; i++)
+    {
+      g_thread_join (handles[i]);
+      g_assert_no_error (threads[i].error);
+    }
+  g_test_message ("At most %" G_GINT64_FORMAT " connections with pool-size 2", most);
+  g_assert_cmpint (most, >=, 1);
+  g_assert_cmpint (most, <=, 2 + 1);
+  factory_close_and_free (factory);
+}
+
+static void
+test_close (Fixture       *f,
+            gconstpointer  data)
+{
+  g_autofree char *name = g_strdup_printf ("es_close_%d", (int) getpid ());
+  g_autofree char *conninfo = conninfo_with_application (f->conninfo, name);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsEventEnumerator) late = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+  g_autoptr(GPtrArray) batch = NULL;
+  g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
+  g_autoptr(EsCandidateEvent) candidate = candidate_text ("After", "", NULL, NULL);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  EsStreamFactory *factory;
+  EsStream *reopened;
+  gint64 open_connections;
+
+  g_test_summary ("After close every operation fails with ES_ERROR_CLOSED, closing twice "
+                  "is harmless, and no connection of the factory is left on the server; "
+                  "dropping the last reference releases them too");
+
+  factory = pg_factory_new (conninfo, f->schema, 3, &error);
+  g_assert_no_error (error);
+  stream = open_stream (factory, "closing");
+  all = open_stream (factory, ES_ALL_STREAM);
+  /* More than a page, so the enumerator below must fetch again. */
+  for (guint i = 0; i < 1100; i++)
+    g_ptr_array_add (events, candidate_text ("Before", "", NULL, NULL));
+  es_stream_write (stream, (EsCandidateEvent * const *) events->pdata, events->len,
+                   ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  watch = es_stream_watch (all, 0);
+  enumerator = es_stream_read (all, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  batch = es_event_enumerator_next_batch (enumerator, 2, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (batch->len, ==, 2);
+
+  open_connections = count_connections (f, name);
+  g_test_message ("%" G_GINT64_FORMAT " connections open before close", open_connections);
+  if (open_connections == 0)
+    g_error ("No connection has application_name '%s': the conninfo's application_name "
+             "was not honoured", name);
+  g_assert_cmpint (open_connections, <=, 3 + 1);
+
+  g_assert_true (es_stream_factory_close (factory, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_factory_close (factory, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_stream_factory_is_closed (factory));
+
+  es_stream_write (stream, &candidate, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  es_stream_write_async (stream, &candidate, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
+  wait_result (&result);
+  es_stream_write_finish (stream, result, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  late = es_stream_read (stream, 0, NULL, NULL, &error);
+  if (late != NULL)
+    event = es_event_enumerator_next (late, NULL, &error);
+  g_assert_null (event);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  /* The enumerator opened before: the buffered page, then CLOSED. */
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    g_clear_object (&event);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  metrics = es_stream_get_metrics (stream, NULL, &error);
+  g_assert_null (metrics);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  g_assert_false (es_stream_snapshot (stream, state, 1, NULL, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  snapshot = es_stream_load_snapshot (stream, NULL, NULL, &error);
+  g_assert_null (snapshot);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  reopened = es_stream_factory_open_stream (factory, "closing", NULL, &error);
+  g_assert_null (reopened);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  g_assert_false (es_watch_get_active (watch));
+
+  g_assert_cmpint (wait_connections_gone (f, name), ==, 0);
+
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  g_clear_object (&enumerator);
+  g_clear_object (&late);
+  g_object_unref (factory);
+
+  /* Dropping the last reference, without close. */
+  factory = pg_factory_new (conninfo, f->schema, 2, &error);
+  g_assert_no_error (error);
+  stream = open_stream (factory, "dropped");
+  write_one (stream, "A", "", ES_VERSION_ANY);
+  g_assert_cmpint (count_connections (f, name), >, 0);
+  g_clear_object (&stream);
+  g_object_unref (factory);
+  g_assert_cmpint (wait_connections_gone (f, name), ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+skip_test (gconstpointer data)
+{
+  g_test_skip (data);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  static const struct
+  {
+    const char       *path;
+    GTestFixtureFunc  func;
+  } tests[] = {
+    { "/pg/schema/create", (GTestFixtureFunc) test_schema_create },
+    { "/pg/schema/existing-empty", (GTestFixtureFunc) test_schema_existing_empty },
+    { "/pg/schema/concurrent-create", (GTestFixtureFunc) test_schema_concurrent_create },
+    { "/pg/schema/newer", (GTestFixtureFunc) test_schema_newer },
+    { "/pg/schema/foreign", (GTestFixtureFunc) test_schema_foreign },
+    { "/pg/schema/invalid-names", (GTestFixtureFunc) test_schema_invalid_names },
+    { "/pg/conninfo/bad", (GTestFixtureFunc) test_conninfo_bad },
+    { "/pg/properties", (GTestFixtureFunc) test_properties },
+    { "/pg/new-async", (GTestFixtureFunc) test_new_async },
+    { "/pg/hand-wired", (GTestFixtureFunc) test_hand_wired },
+    { "/pg/cancel-blocked", (GTestFixtureFunc) test_cancel_blocked },
+    { "/pg/notify", (GTestFixtureFunc) test_notify },
+    { "/pg/concurrency/read-modify-write", (GTestFixtureFunc) test_concurrent_writers },
+    { "/pg/concurrency/idempotency", (GTestFixtureFunc) test_idempotency_across_connections },
+    { "/pg/concurrency/pool-size", (GTestFixtureFunc) test_pool_size },
+    { "/pg/server/restart-during-writes", (GTestFixtureFunc) test_restart_during_writes },
+    { "/pg/server/down", (GTestFixtureFunc) test_server_down },
+    { "/pg/data/metadata-filters", (GTestFixtureFunc) test_filters_metadata },
+    { "/pg/data/large-payload", (GTestFixtureFunc) test_large_payload },
+    { "/pg/data/verbatim", (GTestFixtureFunc) test_verbatim },
+    { "/pg/close", (GTestFixtureFunc) test_close },
+  };
+  const char *reason;
+
+  g_test_init (&argc, &argv, NULL);
+
+  test_conninfo = g_getenv ("ES_TEST_PG_CONNINFO");
+  reason = g_getenv ("ES_TEST_PG_UNAVAILABLE");
+  if (reason == NULL)
+    reason = NO_SERVER_REASON;
+
+  for (guint i = 0; i < G_N_ELEMENTS (tests); i++)
+    {
+      if (test_conninfo != NULL)
+        g_test_add_vtable (tests[i].path, sizeof (Fixture), NULL,
+                           (GTestFixtureFunc) fixture_setup, tests[i].func,
+                           (GTestFixtureFunc) fixture_teardown);
+      else
+        g_test_add_data_func (tests[i].path, reason, skip_test);
+    }
+
+  return g_test_run ();
+}
