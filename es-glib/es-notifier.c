@@ -155,3 +155,139 @@ es_notifier_committed (EsNotifier *self)
   if (ES_NOTIFIER_GET_IFACE (self)->committed != NULL)
     ES_NOTIFIER_GET_IFACE (self)->committed (self);
 }
+
+/* ---------------------------------------------------------------------- *
+ * EsSubscribers: the subscriber registry the library's notifiers share   *
+ * ---------------------------------------------------------------------- */
+
+typedef struct
+{
+  EsNotifierFunc func;
+  gpointer       user_data;
+  GDestroyNotify destroy;
+} Subscriber;
+
+static void
+subscriber_free (gpointer data)
+{
+  Subscriber *subscriber = data;
+
+  if (subscriber->destroy != NULL)
+    subscriber->destroy (subscriber->user_data);
+  g_free (subscriber);
+}
+
+void
+_es_subscribers_init (EsSubscribers *self)
+{
+  g_rec_mutex_init (&self->lock);
+  self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  self->next_id = 0;
+  self->cursor = 0;
+}
+
+void
+_es_subscribers_clear (EsSubscribers *self)
+{
+  g_clear_pointer (&self->table, g_hash_table_unref);
+  g_rec_mutex_clear (&self->lock);
+}
+
+guint
+_es_subscribers_add (EsSubscribers  *self,
+                     EsNotifierFunc  func,
+                     gpointer        user_data,
+                     GDestroyNotify  destroy)
+{
+  Subscriber *subscriber = g_new0 (Subscriber, 1);
+  guint id;
+
+  subscriber->func = func;
+  subscriber->user_data = user_data;
+  subscriber->destroy = destroy;
+
+  g_rec_mutex_lock (&self->lock);
+  id = ++self->next_id;
+  g_hash_table_insert (self->table, GUINT_TO_POINTER (id), subscriber);
+  g_rec_mutex_unlock (&self->lock);
+
+  return id;
+}
+
+void
+_es_subscribers_remove (EsSubscribers *self,
+                        guint          id)
+{
+  gpointer subscriber = NULL;
+
+  /* Waits for a delivery in progress: no call follows this. The destroy
+   * notify runs outside the lock. */
+  g_rec_mutex_lock (&self->lock);
+  g_hash_table_steal_extended (self->table, GUINT_TO_POINTER (id), NULL, &subscriber);
+  g_rec_mutex_unlock (&self->lock);
+
+  if (subscriber != NULL)
+    subscriber_free (subscriber);
+}
+
+void
+_es_subscribers_remove_all (EsSubscribers *self)
+{
+  g_autoptr(GHashTable) table = NULL;
+
+  /* Every subscription ends: watches learn it through their destroy
+   * notify (run as the old table goes, outside the lock) and stop. */
+  g_rec_mutex_lock (&self->lock);
+  table = g_steal_pointer (&self->table);
+  self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  g_rec_mutex_unlock (&self->lock);
+}
+
+gboolean
+_es_subscribers_any (EsSubscribers *self)
+{
+  gboolean any;
+
+  g_rec_mutex_lock (&self->lock);
+  any = g_hash_table_size (self->table) > 0;
+  g_rec_mutex_unlock (&self->lock);
+  return any;
+}
+
+gint64
+_es_subscribers_get_cursor (EsSubscribers *self)
+{
+  gint64 cursor;
+
+  g_rec_mutex_lock (&self->lock);
+  cursor = self->cursor;
+  g_rec_mutex_unlock (&self->lock);
+  return cursor;
+}
+
+void
+_es_subscribers_set_cursor (EsSubscribers *self,
+                            gint64         cursor)
+{
+  g_rec_mutex_lock (&self->lock);
+  self->cursor = cursor;
+  g_rec_mutex_unlock (&self->lock);
+}
+
+void
+_es_subscribers_emit (EsSubscribers *self,
+                      GPtrArray     *events)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_rec_mutex_lock (&self->lock);
+  g_hash_table_iter_init (&iter, self->table);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Subscriber *subscriber = value;
+
+      subscriber->func (events, subscriber->user_data);
+    }
+  g_rec_mutex_unlock (&self->lock);
+}

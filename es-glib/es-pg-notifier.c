@@ -96,13 +96,6 @@
 /* An attempt to connect that takes longer than this is started over. */
 #define CONNECT_ATTEMPT_TIMEOUT_S 10
 
-typedef struct
-{
-  EsNotifierFunc func;
-  gpointer       user_data;
-  GDestroyNotify destroy;
-} Subscriber;
-
 typedef enum
 {
   LINK_DOWN,        /* no connection; a backoff timer brings it back */
@@ -142,10 +135,7 @@ struct _EsPgNotifier
   gint          n_connects;       /* (atomic) */
   gint          n_reads;          /* (atomic) */
 
-  GRecMutex     deliver_lock;
-  GHashTable   *subscribers;      /* (owned) guint id → Subscriber, guarded by deliver_lock */
-  guint         next_id;          /* guarded by deliver_lock */
-  gint64        cursor;           /* guarded by deliver_lock: last sequence id delivered */
+  EsSubscribers subs;             /* with the cursor of deliveries */
 };
 
 enum {
@@ -160,16 +150,6 @@ static void notifier_iface_init (EsNotifierInterface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (EsPgNotifier, es_pg_notifier, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (ES_TYPE_NOTIFIER, notifier_iface_init))
-
-static void
-subscriber_free (gpointer data)
-{
-  Subscriber *subscriber = data;
-
-  if (subscriber->destroy != NULL)
-    subscriber->destroy (subscriber->user_data);
-  g_free (subscriber);
-}
 
 static void
 clear_source (GSource **source)
@@ -211,15 +191,13 @@ deliver_new_events (EsPgNotifier *self)
   for (;;)
     {
       g_autoptr(GPtrArray) events = NULL;
-      GHashTableIter iter;
-      gpointer value;
       gboolean listened;
       gint64 cursor;
 
-      g_rec_mutex_lock (&self->deliver_lock);
-      cursor = self->cursor;
-      listened = g_hash_table_size (self->subscribers) > 0;
-      g_rec_mutex_unlock (&self->deliver_lock);
+      g_rec_mutex_lock (&self->subs.lock);
+      cursor = self->subs.cursor;
+      listened = _es_subscribers_any (&self->subs);
+      g_rec_mutex_unlock (&self->subs.lock);
 
       if (!listened)
         {
@@ -239,13 +217,13 @@ deliver_new_events (EsPgNotifier *self)
                 break;
             }
 
-          g_rec_mutex_lock (&self->deliver_lock);
-          listened = g_hash_table_size (self->subscribers) > 0;
+          g_rec_mutex_lock (&self->subs.lock);
+          listened = _es_subscribers_any (&self->subs);
           /* Someone subscribed meanwhile, having seen the old cursor:
            * read the events for them instead. */
           if (!listened)
-            self->cursor = MAX (cursor, last);
-          g_rec_mutex_unlock (&self->deliver_lock);
+            self->subs.cursor = MAX (cursor, last);
+          g_rec_mutex_unlock (&self->subs.lock);
 
           if (listened)
             continue;
@@ -260,17 +238,11 @@ deliver_new_events (EsPgNotifier *self)
 
       /* Whoever subscribed during the read saw the old cursor, so gets
        * these events too; whoever left gets nothing more. */
-      g_rec_mutex_lock (&self->deliver_lock);
-      self->cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
+      g_rec_mutex_lock (&self->subs.lock);
+      self->subs.cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
                                                                          events->len - 1));
-      g_hash_table_iter_init (&iter, self->subscribers);
-      while (g_hash_table_iter_next (&iter, NULL, &value))
-        {
-          Subscriber *subscriber = value;
-
-          subscriber->func (events, subscriber->user_data);
-        }
-      g_rec_mutex_unlock (&self->deliver_lock);
+      _es_subscribers_emit (&self->subs, events);
+      g_rec_mutex_unlock (&self->subs.lock);
 
       if (events->len < ES_READ_PAGE_SIZE)
         break;
@@ -676,9 +648,7 @@ es_pg_notifier_start (EsNotifier    *notifier,
                                       cancellable, error))
     goto out;
 
-  g_rec_mutex_lock (&self->deliver_lock);
-  self->cursor = cursor;
-  g_rec_mutex_unlock (&self->deliver_lock);
+  _es_subscribers_set_cursor (&self->subs, cursor);
 
   g_free (self->conninfo);
   self->conninfo = g_strdup (_es_pg_storage_get_conninfo (self->storage));
@@ -711,7 +681,6 @@ static void
 es_pg_notifier_stop (EsNotifier *notifier)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  g_autoptr(GHashTable) subscribers = NULL;
   GThread *thread = NULL;
 
   g_mutex_lock (&self->state_lock);
@@ -744,10 +713,7 @@ es_pg_notifier_stop (EsNotifier *notifier)
 
   /* Every subscription ends: watches learn it through their destroy
    * notify and stop. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  subscribers = g_steal_pointer (&self->subscribers);
-  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
-  g_rec_mutex_unlock (&self->deliver_lock);
+  _es_subscribers_remove_all (&self->subs);
 }
 
 static guint
@@ -757,19 +723,8 @@ es_pg_notifier_subscribe (EsNotifier     *notifier,
                           GDestroyNotify  destroy)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  Subscriber *subscriber = g_new0 (Subscriber, 1);
-  guint id;
 
-  subscriber->func = func;
-  subscriber->user_data = user_data;
-  subscriber->destroy = destroy;
-
-  g_rec_mutex_lock (&self->deliver_lock);
-  id = ++self->next_id;
-  g_hash_table_insert (self->subscribers, GUINT_TO_POINTER (id), subscriber);
-  g_rec_mutex_unlock (&self->deliver_lock);
-
-  return id;
+  return _es_subscribers_add (&self->subs, func, user_data, destroy);
 }
 
 static void
@@ -777,28 +732,16 @@ es_pg_notifier_unsubscribe (EsNotifier *notifier,
                             guint       subscription_id)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  gpointer subscriber = NULL;
 
-  /* Waits for a delivery in progress: no call follows this. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  g_hash_table_steal_extended (self->subscribers, GUINT_TO_POINTER (subscription_id),
-                               NULL, &subscriber);
-  g_rec_mutex_unlock (&self->deliver_lock);
-
-  if (subscriber != NULL)
-    subscriber_free (subscriber);
+  _es_subscribers_remove (&self->subs, subscription_id);
 }
 
 static gint64
 es_pg_notifier_get_last_sequence_id (EsNotifier *notifier)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  gint64 cursor;
 
-  g_rec_mutex_lock (&self->deliver_lock);
-  cursor = self->cursor;
-  g_rec_mutex_unlock (&self->deliver_lock);
-  return cursor;
+  return _es_subscribers_get_cursor (&self->subs);
 }
 
 static void
@@ -815,9 +758,7 @@ es_pg_notifier_committed (EsNotifier *notifier)
    * notification moves the cursor a moment later, and a subscriber
    * arriving before that only gets events it also reads from the
    * history, which watches drop. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  running = running && g_hash_table_size (self->subscribers) > 0;
-  g_rec_mutex_unlock (&self->deliver_lock);
+  running = running && _es_subscribers_any (&self->subs);
 
   if (running)
     schedule_check (self);
@@ -905,7 +846,7 @@ es_pg_notifier_finalize (GObject *object)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (object);
 
-  g_clear_pointer (&self->subscribers, g_hash_table_unref);
+  _es_subscribers_clear (&self->subs);
   g_clear_pointer (&self->loop, g_main_loop_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_object (&self->cancellable);
@@ -913,7 +854,6 @@ es_pg_notifier_finalize (GObject *object)
   g_free (self->conninfo);
   g_free (self->listen_sql);
   g_clear_object (&self->storage);
-  g_rec_mutex_clear (&self->deliver_lock);
   g_mutex_clear (&self->state_lock);
 
   G_OBJECT_CLASS (es_pg_notifier_parent_class)->finalize (object);
@@ -952,8 +892,7 @@ static void
 es_pg_notifier_init (EsPgNotifier *self)
 {
   g_mutex_init (&self->state_lock);
-  g_rec_mutex_init (&self->deliver_lock);
-  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  _es_subscribers_init (&self->subs);
   self->cancellable = g_cancellable_new ();
   self->link = LINK_DOWN;
   self->link_backoff_ms = BACKOFF_INITIAL_MS;

@@ -144,6 +144,36 @@ guint           _es_watch_get_n_pending    (EsWatch           *self);
  * the storage instead. */
 #define ES_WATCH_MAX_PENDING 1024
 
+/* The subscribers of a notifier, with the cursor their deliveries have
+ * reached (es-notifier.c). @lock guards everything; it is recursive, and
+ * a notifier holds it while it delivers, so that unsubscribing waits for a
+ * delivery in progress and no call to a subscriber follows it. */
+typedef struct
+{
+  GRecMutex   lock;
+  GHashTable *table;    /* (owned) guint id → subscriber */
+  guint       next_id;
+  gint64      cursor;   /* the last sequence id delivered */
+} EsSubscribers;
+
+void            _es_subscribers_init       (EsSubscribers     *self);
+void            _es_subscribers_clear      (EsSubscribers     *self);
+guint           _es_subscribers_add        (EsSubscribers     *self,
+                                            EsNotifierFunc     func,
+                                            gpointer           user_data,
+                                            GDestroyNotify     destroy);
+void            _es_subscribers_remove     (EsSubscribers     *self,
+                                            guint              id);
+/* Ends every subscription (stop()), calling each destroy notify. */
+void            _es_subscribers_remove_all (EsSubscribers     *self);
+gboolean        _es_subscribers_any        (EsSubscribers     *self);
+gint64          _es_subscribers_get_cursor (EsSubscribers     *self);
+void            _es_subscribers_set_cursor (EsSubscribers     *self,
+                                            gint64             cursor);
+/* Hands @events to every subscriber, under the lock. */
+void            _es_subscribers_emit       (EsSubscribers     *self,
+                                            GPtrArray         *events);
+
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,
                                                 EsNotifier      *notifier);

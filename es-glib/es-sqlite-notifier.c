@@ -33,13 +33,6 @@
 
 #define DEFAULT_POLLING_INTERVAL 100
 
-typedef struct
-{
-  EsNotifierFunc func;
-  gpointer       user_data;
-  GDestroyNotify destroy;
-} Subscriber;
-
 struct _EsSqliteNotifier
 {
   GObject          parent_instance;
@@ -63,10 +56,7 @@ struct _EsSqliteNotifier
   guint            rechecks;          /* notifier thread: follow-ups after a WAL change */
   gint             n_checks;          /* (atomic) */
 
-  GRecMutex        deliver_lock;
-  GHashTable      *subscribers;       /* (owned) guint id → Subscriber, guarded by deliver_lock */
-  guint            next_id;           /* guarded by deliver_lock */
-  gint64           cursor;            /* guarded by deliver_lock: last sequence id delivered */
+  EsSubscribers    subs;              /* with the cursor of deliveries */
 };
 
 enum {
@@ -82,16 +72,6 @@ static void notifier_iface_init (EsNotifierInterface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (EsSqliteNotifier, es_sqlite_notifier, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (ES_TYPE_NOTIFIER, notifier_iface_init))
-
-static void
-subscriber_free (gpointer data)
-{
-  Subscriber *subscriber = data;
-
-  if (subscriber->destroy != NULL)
-    subscriber->destroy (subscriber->user_data);
-  g_free (subscriber);
-}
 
 /* PRAGMA data_version: changes whenever another connection commits. */
 static gboolean
@@ -131,12 +111,12 @@ deliver_new_events (EsSqliteNotifier *self)
   EsStorageHandle *storage = ES_STORAGE_HANDLE (self->storage);
   g_autoptr(GError) error = NULL;
 
-  g_rec_mutex_lock (&self->deliver_lock);
+  g_rec_mutex_lock (&self->subs.lock);
 
-  if (g_hash_table_size (self->subscribers) == 0)
+  if (!_es_subscribers_any (&self->subs))
     {
       /* Nobody listens: just move the cursor, reading nothing. */
-      if (!es_storage_handle_get_version (storage, NULL, &self->cursor, NULL, &error))
+      if (!es_storage_handle_get_version (storage, NULL, &self->subs.cursor, NULL, &error))
         self->retry = TRUE;
     }
   else
@@ -144,10 +124,8 @@ deliver_new_events (EsSqliteNotifier *self)
       for (;;)
         {
           g_autoptr(GPtrArray) events = NULL;
-          GHashTableIter iter;
-          gpointer value;
 
-          events = es_storage_handle_read_page (storage, NULL, self->cursor, NULL,
+          events = es_storage_handle_read_page (storage, NULL, self->subs.cursor, NULL,
                                                 ES_READ_PAGE_SIZE, NULL, &error);
           if (events == NULL)
             {
@@ -157,22 +135,16 @@ deliver_new_events (EsSqliteNotifier *self)
           if (events->len == 0)
             break;
 
-          self->cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
+          self->subs.cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
                                                                              events->len - 1));
-          g_hash_table_iter_init (&iter, self->subscribers);
-          while (g_hash_table_iter_next (&iter, NULL, &value))
-            {
-              Subscriber *subscriber = value;
-
-              subscriber->func (events, subscriber->user_data);
-            }
+          _es_subscribers_emit (&self->subs, events);
 
           if (events->len < ES_READ_PAGE_SIZE)
             break;
         }
     }
 
-  g_rec_mutex_unlock (&self->deliver_lock);
+  g_rec_mutex_unlock (&self->subs.lock);
 
   /* A closed storage is the factory closing: stop() follows. Anything
    * else is retried at the next wake-up. */
@@ -369,9 +341,7 @@ es_sqlite_notifier_start (EsNotifier    *notifier,
       goto out;
     }
 
-  g_rec_mutex_lock (&self->deliver_lock);
-  self->cursor = cursor;
-  g_rec_mutex_unlock (&self->deliver_lock);
+  _es_subscribers_set_cursor (&self->subs, cursor);
 
   self->context = g_main_context_new ();
   self->loop = g_main_loop_new (self->context, FALSE);
@@ -395,7 +365,6 @@ static void
 es_sqlite_notifier_stop (EsNotifier *notifier)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  g_autoptr(GHashTable) subscribers = NULL;
   GThread *thread = NULL;
 
   g_mutex_lock (&self->state_lock);
@@ -424,10 +393,7 @@ es_sqlite_notifier_stop (EsNotifier *notifier)
 
   /* Every subscription ends: watches learn it through their destroy
    * notify and stop. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  subscribers = g_steal_pointer (&self->subscribers);
-  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
-  g_rec_mutex_unlock (&self->deliver_lock);
+  _es_subscribers_remove_all (&self->subs);
 }
 
 static guint
@@ -437,19 +403,8 @@ es_sqlite_notifier_subscribe (EsNotifier     *notifier,
                               GDestroyNotify  destroy)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  Subscriber *subscriber = g_new0 (Subscriber, 1);
-  guint id;
 
-  subscriber->func = func;
-  subscriber->user_data = user_data;
-  subscriber->destroy = destroy;
-
-  g_rec_mutex_lock (&self->deliver_lock);
-  id = ++self->next_id;
-  g_hash_table_insert (self->subscribers, GUINT_TO_POINTER (id), subscriber);
-  g_rec_mutex_unlock (&self->deliver_lock);
-
-  return id;
+  return _es_subscribers_add (&self->subs, func, user_data, destroy);
 }
 
 static void
@@ -457,28 +412,16 @@ es_sqlite_notifier_unsubscribe (EsNotifier *notifier,
                                 guint       subscription_id)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  gpointer subscriber = NULL;
 
-  /* Waits for a delivery in progress: no call follows this. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  g_hash_table_steal_extended (self->subscribers, GUINT_TO_POINTER (subscription_id),
-                               NULL, &subscriber);
-  g_rec_mutex_unlock (&self->deliver_lock);
-
-  if (subscriber != NULL)
-    subscriber_free (subscriber);
+  _es_subscribers_remove (&self->subs, subscription_id);
 }
 
 static gint64
 es_sqlite_notifier_get_last_sequence_id (EsNotifier *notifier)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  gint64 cursor;
 
-  g_rec_mutex_lock (&self->deliver_lock);
-  cursor = self->cursor;
-  g_rec_mutex_unlock (&self->deliver_lock);
-  return cursor;
+  return _es_subscribers_get_cursor (&self->subs);
 }
 
 static void
@@ -495,9 +438,7 @@ es_sqlite_notifier_committed (EsNotifier *notifier)
    * the cursor, and a subscriber arriving before that only gets events it
    * also reads from the history, which watches drop. This keeps writes
    * without watchers free of a check per commit. */
-  g_rec_mutex_lock (&self->deliver_lock);
-  running = running && g_hash_table_size (self->subscribers) > 0;
-  g_rec_mutex_unlock (&self->deliver_lock);
+  running = running && _es_subscribers_any (&self->subs);
 
   if (running)
     schedule_check (self, TRUE);
@@ -575,12 +516,11 @@ es_sqlite_notifier_finalize (GObject *object)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
 
-  g_clear_pointer (&self->subscribers, g_hash_table_unref);
+  _es_subscribers_clear (&self->subs);
   g_clear_pointer (&self->loop, g_main_loop_unref);
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->db, sqlite3_close);
   g_clear_object (&self->storage);
-  g_rec_mutex_clear (&self->deliver_lock);
   g_mutex_clear (&self->state_lock);
 
   G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->finalize (object);
@@ -629,8 +569,7 @@ static void
 es_sqlite_notifier_init (EsSqliteNotifier *self)
 {
   g_mutex_init (&self->state_lock);
-  g_rec_mutex_init (&self->deliver_lock);
-  self->subscribers = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
+  _es_subscribers_init (&self->subs);
   self->polling_interval = DEFAULT_POLLING_INTERVAL;
 }
 
