@@ -844,6 +844,16 @@ binary_array_finish (BinaryArray *array)
   memcpy (array->bytes->data + 12, &n, sizeof n);
 }
 
+/* Appends the elements of the finished @src to @dst. */
+static void
+binary_array_append (BinaryArray       *dst,
+                     const BinaryArray *src)
+{
+  g_byte_array_append (dst->bytes, src->bytes->data + 20, src->bytes->len - 20);
+  dst->n += src->n;
+  dst->has_null = dst->has_null || src->has_null;
+}
+
 static void
 binary_array_clear (BinaryArray *array)
 {
@@ -953,6 +963,21 @@ typedef struct
  * the key is the hash of "es-glib schema <name>". */
 #define LOCK_SQL "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended($1::text, 0))"
 
+/* The same locks for a group of appends (see writer_run_group()): one per
+ * distinct key of the text[] $1, taken in ascending lock-key order. Every
+ * group of every process takes its locks in this one order, so two groups
+ * can never each hold a lock the other waits for. */
+/* Which of the idempotency keys $2 stream $1 holds (see group_operation()). */
+#define EXISTING_KEYS_SQL \
+  "SELECT idempotency_key FROM {S}.events" \
+  " WHERE stream_id = $1::text AND idempotency_key = ANY ($2::text[])"
+
+#define LOCK_MANY_SQL \
+  "SELECT count(pg_catalog.pg_advisory_xact_lock(s.k)) FROM (" \
+  "  SELECT DISTINCT pg_catalog.hashtextextended(u.t, 0) AS k" \
+  "  FROM unnest($1::text[]) AS u (t) ORDER BY k" \
+  ") AS s"
+
 #define APPEND_SQL \
   "WITH input AS (" \
   "  SELECT * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[])" \
@@ -999,6 +1024,8 @@ typedef enum
 {
   SQL_INSPECT,
   SQL_LOCK,
+  SQL_LOCK_MANY,
+  SQL_EXISTING_KEYS,
   SQL_READ_VERSION_TABLE,
   SQL_WRITE_VERSION_TABLE,
   SQL_APPEND,
@@ -1016,6 +1043,8 @@ typedef enum
 static const char * const sql_templates[N_SQL] = {
   [SQL_INSPECT] = INSPECT_SQL,
   [SQL_LOCK] = LOCK_SQL,
+  [SQL_LOCK_MANY] = LOCK_MANY_SQL,
+  [SQL_EXISTING_KEYS] = EXISTING_KEYS_SQL,
   [SQL_READ_VERSION_TABLE] = "SELECT version FROM {S}.es_glib_version",
   [SQL_WRITE_VERSION_TABLE] = "UPDATE {S}.es_glib_version SET version = $1::integer",
   [SQL_APPEND] = APPEND_SQL,
@@ -1067,6 +1096,10 @@ struct _EsPgStorage
   GPtrArray *idle;           /* (owned) (element-type Connection) guarded by pool_lock */
   guint      n_open;         /* guarded by pool_lock */
   gboolean   closed;         /* guarded by pool_lock; TRUE until init succeeds */
+
+  /* Asynchronous appends: the group-commit writer (see "Group commit"). */
+  struct _EsPgWriter *writer;         /* (owned) (nullable) set by init */
+  GThread            *writer_thread;  /* (owned) (nullable) guarded by pool_lock */
 };
 
 enum
@@ -1449,6 +1482,16 @@ fail:
   return FALSE;
 }
 
+/* The group-commit writer's queue (see "Group commit" below). An atomic rc
+ * box shared by the storage and the writer thread. */
+typedef struct _EsPgWriter
+{
+  GAsyncQueue *queue;     /* (owned) Job *, then writer_stop_mark last */
+  gboolean     stopping;  /* guarded by the queue's lock: no job accepted */
+} EsPgWriter;
+static gpointer writer_thread (gpointer    data);
+static void     writer_unref  (EsPgWriter *writer);
+
 static gboolean
 es_pg_storage_initable_init (GInitable     *initable,
                              GCancellable  *cancellable,
@@ -1456,6 +1499,9 @@ es_pg_storage_initable_init (GInitable     *initable,
 {
   EsPgStorage *self = ES_PG_STORAGE (initable);
   g_autoptr(Connection) c = NULL;
+  g_autoptr(GError) thread_error = NULL;
+  EsPgWriter *writer;
+  GThread *thread;
 
   if (self->init_done)
     {
@@ -1482,11 +1528,29 @@ es_pg_storage_initable_init (GInitable     *initable,
   if (c == NULL || !prepare_schema (self, c, cancellable, error))
     return FALSE;
 
+  /* The group-commit writer of asynchronous appends; its thread holds a
+   * ref on the queue. */
+  writer = g_atomic_rc_box_new0 (EsPgWriter);
+  writer->queue = g_async_queue_new ();
+  thread = g_thread_try_new ("es-pg-writer", writer_thread,
+                             g_atomic_rc_box_acquire (writer), &thread_error);
+  if (thread == NULL)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is GLib's (English) reason */
+                   _("Cannot start the writer thread: %s"), thread_error->message);
+      writer_unref (writer);
+      writer_unref (writer);
+      return FALSE;
+    }
+
   /* The first connection of the pool. */
   g_mutex_lock (&self->pool_lock);
   g_ptr_array_add (self->idle, g_steal_pointer (&c));
   self->n_open = 1;
   self->closed = FALSE;
+  self->writer = writer;
+  self->writer_thread = thread;
   g_mutex_unlock (&self->pool_lock);
 
   self->init_ok = TRUE;
@@ -1660,27 +1724,25 @@ append_operation (EsPgStorage   *self,
   return TRUE;
 }
 
-static gboolean
-es_pg_storage_append (EsStorageHandle          *handle,
-                      const char               *stream_id,
-                      gint64                    expected_version,
-                      EsCandidateEvent * const *events,
-                      guint                     n_events,
-                      gint64                   *out_version,
-                      GCancellable             *cancellable,
-                      GError                  **error)
+/* Fills @op for an append of @events to @stream_id (which must outlive
+ * @op): the lock key, and the batch as four array parameters. */
+static void
+append_op_init (EsPgStorage              *self,
+                AppendOp                 *op,
+                const char               *stream_id,
+                gint64                    expected_version,
+                EsCandidateEvent * const *events,
+                guint                     n_events,
+                GPtrArray                *out_keys)
 {
-  EsPgStorage *self = ES_PG_STORAGE (handle);
   g_autoptr(GHashTable) keys = NULL;
-  AppendOp op = { 0, };
   gsize size = 0;
-  gboolean ok;
   guint i;
 
-  op.stream_id = stream_id;
-  op.expected_version = expected_version;
-  op.lock_key = g_strdup_printf ("es-glib stream %s.%s", self->schema, stream_id);
-  op.expected_text = g_strdup_printf ("%" G_GINT64_FORMAT, expected_version);
+  op->stream_id = stream_id;
+  op->expected_version = expected_version;
+  op->lock_key = g_strdup_printf ("es-glib stream %s.%s", self->schema, stream_id);
+  op->expected_text = g_strdup_printf ("%" G_GINT64_FORMAT, expected_version);
 
   for (i = 0; i < n_events; i++)
     {
@@ -1691,10 +1753,10 @@ es_pg_storage_append (EsStorageHandle          *handle,
 
   /* The batch travels as four array parameters, one per column, in binary
    * format: no escaping, and the server inserts the rows in one go. */
-  binary_array_init (&op.keys, TEXT_OID, 0);
-  binary_array_init (&op.types, TEXT_OID, n_events * 16);
-  binary_array_init (&op.data, BYTEA_OID, size);
-  binary_array_init (&op.metadata, TEXT_OID, 0);
+  binary_array_init (&op->keys, TEXT_OID, 0);
+  binary_array_init (&op->types, TEXT_OID, n_events * 16);
+  binary_array_init (&op->data, BYTEA_OID, size);
+  binary_array_init (&op->metadata, TEXT_OID, 0);
 
   for (i = 0; i < n_events; i++)
     {
@@ -1715,16 +1777,35 @@ es_pg_storage_append (EsStorageHandle          *handle,
             continue;
         }
 
-      binary_array_add (&op.keys, key, -1);
-      binary_array_add (&op.types, es_candidate_event_get_event_type (event), -1);
-      binary_array_add (&op.data, data_size > 0 ? data_bytes : "", data_size);
-      binary_array_add (&op.metadata, metadata, -1);
+      if (out_keys != NULL)
+        g_ptr_array_add (out_keys, g_strdup (key));
+      binary_array_add (&op->keys, key, -1);
+      binary_array_add (&op->types, es_candidate_event_get_event_type (event), -1);
+      binary_array_add (&op->data, data_size > 0 ? data_bytes : "", data_size);
+      binary_array_add (&op->metadata, metadata, -1);
     }
 
-  binary_array_finish (&op.keys);
-  binary_array_finish (&op.types);
-  binary_array_finish (&op.data);
-  binary_array_finish (&op.metadata);
+  binary_array_finish (&op->keys);
+  binary_array_finish (&op->types);
+  binary_array_finish (&op->data);
+  binary_array_finish (&op->metadata);
+}
+
+static gboolean
+es_pg_storage_append (EsStorageHandle          *handle,
+                      const char               *stream_id,
+                      gint64                    expected_version,
+                      EsCandidateEvent * const *events,
+                      guint                     n_events,
+                      gint64                   *out_version,
+                      GCancellable             *cancellable,
+                      GError                  **error)
+{
+  EsPgStorage *self = ES_PG_STORAGE (handle);
+  AppendOp op = { 0, };
+  gboolean ok;
+
+  append_op_init (self, &op, stream_id, expected_version, events, n_events, NULL);
 
   ok = run_operation (self, append_operation, &op, cancellable, error);
   if (ok && out_version != NULL)
@@ -1732,6 +1813,714 @@ es_pg_storage_append (EsStorageHandle          *handle,
 
   append_op_clear (&op);
   return ok;
+}
+
+/* ---------------------------------------------------------------------- *
+ * Group commit: asynchronous appends                                      *
+ * ---------------------------------------------------------------------- */
+
+/* Why: appends to one schema commit one after another (the global_position
+ * row stays locked until COMMIT, see es_pg_storage_append()), so appends
+ * in flight at once, each its own transaction on its own connection, only
+ * queue on that row and on the stream locks, and each pays a commit (a
+ * WAL flush) of its own: 64 in flight were slower than one after another.
+ *
+ * So asynchronous appends go to one writer thread, as the SQLite backend's
+ * do. It takes every job queued (up to WRITER_MAX_GROUP) and runs them as
+ * one transaction on one pooled connection, in two round trips:
+ *
+ * 1. In one pipeline: BEGIN; the advisory locks of all the group's streams
+ *    (LOCK_MANY_SQL: distinct keys in ascending order, the one order every
+ *    group of every process uses, so groups cannot deadlock one another,
+ *    and a single append holds one lock only); then the appends, in
+ *    submission order within each stream: APPEND_SQL per run of appends
+ *    to one stream that accept any version (merged, see group_operation()),
+ *    and per append that expects a version. A job sees the versions written
+ *    by the jobs before it, and one whose expected version is wrong gets
+ *    accepted = false and writes nothing, without disturbing the others.
+ *
+ * 2. COMMIT, then each job's task completes with its own version or error.
+ *
+ * As in a single append: a connection lost during the first round trip
+ * changed nothing, and the group runs again once on another connection;
+ * lost during the COMMIT, every job fails with the "committing" error. A
+ * statement that raises (a unique violation from a writer that does not
+ * lock, a deadlock) aborts the transaction: the group is rolled back and
+ * its jobs run again one by one, each in its own transaction, so that
+ * only the culprit fails. A job cancelled before the writer got to it
+ * fails with G_IO_ERROR_CANCELLED and writes nothing; a group of one job
+ * (a lone writer) also passes its cancellable to the server, as the
+ * synchronous path does. Synchronous appends keep their own path. */
+
+#define WRITER_MAX_GROUP 256
+
+/* How long the writer waits for more appends to join a group (see
+ * writer_thread()): between two arrivals, and in all. */
+#define LINGER_USEC     100
+#define LINGER_MAX_USEC 1000
+
+typedef struct
+{
+  GTask        *task;          /* (owned) */
+  GCancellable *cancellable;   /* (unowned) (nullable) the task's */
+  char         *stream_id;     /* (owned) */
+  AppendOp      op;
+  GPtrArray    *keys;          /* (owned) (element-type utf8) the key of each event
+                                * of @op, NULL for none */
+  gint64        out_version;
+  GError       *error;         /* (owned) (nullable) */
+} Job;
+
+static void
+job_free (Job *job)
+{
+  append_op_clear (&job->op);
+  g_clear_pointer (&job->keys, g_ptr_array_unref);
+  g_free (job->stream_id);
+  g_clear_error (&job->error);
+  g_clear_object (&job->task);
+  g_free (job);
+}
+
+/* The writer's queue. An atomic rc box shared by the storage and the
+ * writer thread, because the storage can be finalized on the writer thread
+ * itself (a GTask holds a ref on its source object, and the writer may drop
+ * the last task): the storage then cannot join the thread it runs on, so it
+ * only tells the thread to stop, and the thread drops the last ref. */
+/* (struct _EsPgWriter is defined above es_pg_storage_initable_init().) */
+
+static const char writer_stop_mark;
+#define WRITER_STOP ((gpointer) &writer_stop_mark)
+
+static void
+writer_clear (gpointer data)
+{
+  EsPgWriter *writer = data;
+
+  g_async_queue_unref (writer->queue);
+}
+
+static void
+writer_unref (EsPgWriter *writer)
+{
+  g_atomic_rc_box_release_full (writer, writer_clear);
+}
+
+/* Queues @job unless the writer is stopping: the check and the push are
+ * under the queue's lock, as is the push of the stop mark, so no job can
+ * land behind the stop mark. */
+static gboolean
+writer_submit (EsPgWriter *writer,
+               Job        *job)
+{
+  gboolean accepted;
+
+  g_async_queue_lock (writer->queue);
+  accepted = !writer->stopping;
+  if (accepted)
+    g_async_queue_push_unlocked (writer->queue, job);
+  g_async_queue_unlock (writer->queue);
+  return accepted;
+}
+
+static void
+writer_stop (EsPgWriter *writer)
+{
+  g_async_queue_lock (writer->queue);
+  if (!writer->stopping)
+    {
+      writer->stopping = TRUE;
+      g_async_queue_push_unlocked (writer->queue, WRITER_STOP);
+    }
+  g_async_queue_unlock (writer->queue);
+}
+
+typedef struct
+{
+  Job      **jobs;
+  guint      n_jobs;
+  gboolean   rerun_singly;  /* out: a statement raised; run the jobs one by one */
+} Group;
+
+/* The context of an error of @job's append. */
+static char *
+job_context (Job *job)
+{
+  /* Translators: %s is a stream id */
+  return g_strdup_printf (_("Appending events to stream '%s'"), job->stream_id);
+}
+
+/* A run: consecutive appends of one group to one stream, sent as one
+ * APPEND_SQL (see group_operation()). */
+typedef struct
+{
+  guint        first_job;    /* index of its first job in the group */
+  guint        n_jobs;
+  guint       *jobs;         /* (owned) indexes in the group, in order */
+  gboolean     has_keys;     /* some event carries an idempotency key */
+  GHashTable  *keys;         /* (owned) (nullable) the keys of its events */
+  BinaryArray  arrays[5];    /* merged keys, types, data, metadata; and the keys
+                              * for EXISTING_KEYS_SQL (runs of several jobs) */
+  const char  *values[7];
+  int          lengths[7];
+  const char  *key_values[2];
+  int          key_lengths[2];
+  int          key_statement;  /* its EXISTING_KEYS_SQL, or -1 */
+  int          statement;      /* its APPEND_SQL */
+} Run;
+
+static void
+run_clear (Run *run)
+{
+  g_free (run->jobs);
+  g_clear_pointer (&run->keys, g_hash_table_unref);
+  for (guint a = 0; a < G_N_ELEMENTS (run->arrays); a++)
+    binary_array_clear (&run->arrays[a]);
+}
+
+/* Whether @job's keys are all absent from @run's. */
+static gboolean
+run_keys_disjoint (Run *run,
+                   Job *job)
+{
+  for (guint k = 0; k < job->keys->len; k++)
+    {
+      const char *key = g_ptr_array_index (job->keys, k);
+
+      if (key != NULL && run->keys != NULL && g_hash_table_contains (run->keys, key))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+run_add_job (Run   *run,
+             Job   *job,
+             guint  index)
+{
+  run->jobs[run->n_jobs++] = index;
+  for (guint k = 0; k < job->keys->len; k++)
+    {
+      char *key = g_ptr_array_index (job->keys, k);
+
+      if (key == NULL)
+        continue;
+      if (run->keys == NULL)
+        run->keys = g_hash_table_new (g_str_hash, g_str_equal);
+      g_hash_table_add (run->keys, key);
+      run->has_keys = TRUE;
+    }
+}
+
+/* Splits the group into runs: a job that accepts any version joins the
+ * open run of its stream, unless one of its keys is in that run already;
+ * a job that expects a version runs alone, its own check deciding, and
+ * closes the open run of its stream. Within a stream the jobs keep their
+ * order (runs are sent in the order of their first job), so each sees the
+ * versions the jobs before it wrote, as it would alone. */
+static GArray *
+group_make_runs (Group *group)
+{
+  GArray *runs = g_array_new (FALSE, TRUE, sizeof (Run));
+  g_autoptr(GHashTable) open = g_hash_table_new (g_str_hash, g_str_equal);  /* stream → index + 1 */
+
+  for (guint i = 0; i < group->n_jobs; i++)
+    {
+      Job *job = group->jobs[i];
+      guint open_index = GPOINTER_TO_UINT (g_hash_table_lookup (open, job->stream_id));
+      Run *run;
+
+      if (job->op.expected_version == ES_VERSION_ANY && open_index > 0 &&
+          run_keys_disjoint (&g_array_index (runs, Run, open_index - 1), job))
+        {
+          run_add_job (&g_array_index (runs, Run, open_index - 1), job, i);
+          continue;
+        }
+
+      g_array_set_size (runs, runs->len + 1);
+      run = &g_array_index (runs, Run, runs->len - 1);
+      run->first_job = i;
+      run->jobs = g_new (guint, group->n_jobs - i);
+      run->key_statement = -1;
+      run_add_job (run, job, i);
+      if (job->op.expected_version == ES_VERSION_ANY)
+        g_hash_table_insert (open, job->stream_id, GUINT_TO_POINTER (runs->len));
+      else
+        g_hash_table_remove (open, job->stream_id);
+    }
+
+  return runs;
+}
+
+/* One group as one transaction on @c (see above); an Operation for
+ * run_operation(). Sets each job's version or its wrong-version error;
+ * FALSE with @error when the group as a whole failed.
+ *
+ * The appends to one stream that accept any version are merged into runs
+ * (group_make_runs()), each sent as one APPEND_SQL with the events of all
+ * its jobs: the server plans and runs a statement per run rather than per
+ * append. APPEND_SQL reports only how many events it stored, so for a run
+ * whose events carry idempotency keys, EXISTING_KEYS_SQL first asks which
+ * of them the stream holds (under the stream's lock, after the runs before
+ * it): those are the ones skipped, which tells how many of each job's
+ * events were stored, hence each job's version. */
+static gboolean
+group_operation (EsPgStorage   *self,
+                 Connection    *c,
+                 gpointer       data,
+                 gboolean      *retry,
+                 GCancellable  *cancellable,
+                 GError       **error)
+{
+  Group *group = data;
+  guint n = group->n_jobs;
+  g_autoptr(GArray) runs = NULL;
+  /* plan_cache_mode: PostgreSQL 12 and later, see below. */
+  guint first = PQserverVersion (c->conn) >= 120000 ? 3 : 2;
+  guint n_statements;
+  g_autofree char *context = job_context (group->jobs[0]);
+  g_autofree Statement *statements = NULL;
+  g_autofree PGresult **results = NULL;
+  static const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  static const int binary_formats[] = { 0, 1 };
+  static const int lock_formats[] = { 1 };
+  const char *lock_values[1];
+  int lock_lengths[1];
+  Statement commit = { "COMMIT", 0, NULL, NULL, NULL, FALSE };
+  BinaryArray lock_keys;
+  PGresult *result;
+  int failed = -1;
+  gboolean ok;
+  guint i, r, s;
+
+  group->rerun_singly = FALSE;
+  for (i = 0; i < n; i++)
+    g_clear_error (&group->jobs[i]->error);
+
+  runs = group_make_runs (group);
+  n_statements = first;
+  for (r = 0; r < runs->len; r++)
+    {
+      Run *run = &g_array_index (runs, Run, r);
+
+      n_statements += (run->n_jobs > 1 && run->has_keys) ? 2 : 1;
+    }
+  statements = g_new0 (Statement, n_statements);
+  results = g_new0 (PGresult *, n_statements);
+
+  binary_array_init (&lock_keys, TEXT_OID, 0);
+  for (i = 0; i < n; i++)
+    binary_array_add (&lock_keys, group->jobs[i]->op.lock_key, -1);
+  binary_array_finish (&lock_keys);
+  lock_values[0] = (const char *) lock_keys.bytes->data;
+  lock_lengths[0] = lock_keys.bytes->len;
+
+  statements[0] = (Statement) { "BEGIN", 0, NULL, NULL, NULL, FALSE };
+  /* APPEND_SQL is planned for its parameters at each run (a custom plan).
+   * The generic plan the server may switch to after a few runs checks the
+   * idempotency keys with a hashed subplan, which reads every key of the
+   * stream at each run: measured in a group, on a stream that grows, it
+   * made 64 appends in flight slower than sequential ones. Custom plans,
+   * for this transaction only, look each key up in the index instead. Not
+   * for the whole connection: reads planned per page on a table whose
+   * statistics lag behind its growth picked a sort over the index and ran
+   * 12 times slower. */
+  if (first == 3)
+    statements[1] = (Statement) { "SET LOCAL plan_cache_mode = force_custom_plan", 0, NULL,
+                                  NULL, NULL, FALSE };
+  statements[first - 1] = (Statement) { self->sql[SQL_LOCK_MANY], 1, lock_values, lock_lengths,
+                                        lock_formats, FALSE };
+
+  s = first;
+  for (r = 0; r < runs->len; r++)
+    {
+      Run *run = &g_array_index (runs, Run, r);
+      AppendOp *op = &group->jobs[run->first_job]->op;
+
+      if (run->n_jobs == 1)
+        {
+          run->values[2] = (const char *) op->keys.bytes->data;
+          run->values[3] = (const char *) op->types.bytes->data;
+          run->values[4] = (const char *) op->data.bytes->data;
+          run->values[5] = (const char *) op->metadata.bytes->data;
+          run->lengths[2] = op->keys.bytes->len;
+          run->lengths[3] = op->types.bytes->len;
+          run->lengths[4] = op->data.bytes->len;
+          run->lengths[5] = op->metadata.bytes->len;
+        }
+      else
+        {
+          binary_array_init (&run->arrays[0], TEXT_OID, 0);
+          binary_array_init (&run->arrays[1], TEXT_OID, 0);
+          binary_array_init (&run->arrays[2], BYTEA_OID, 0);
+          binary_array_init (&run->arrays[3], TEXT_OID, 0);
+          for (i = 0; i < run->n_jobs; i++)
+            {
+              Job *job = group->jobs[run->jobs[i]];
+
+              binary_array_append (&run->arrays[0], &job->op.keys);
+              binary_array_append (&run->arrays[1], &job->op.types);
+              binary_array_append (&run->arrays[2], &job->op.data);
+              binary_array_append (&run->arrays[3], &job->op.metadata);
+            }
+          for (i = 0; i < 4; i++)
+            {
+              binary_array_finish (&run->arrays[i]);
+              run->values[2 + i] = (const char *) run->arrays[i].bytes->data;
+              run->lengths[2 + i] = run->arrays[i].bytes->len;
+            }
+
+          if (run->has_keys)
+            {
+              GHashTableIter iter;
+              gpointer key;
+
+              binary_array_init (&run->arrays[4], TEXT_OID, 0);
+              g_hash_table_iter_init (&iter, run->keys);
+              while (g_hash_table_iter_next (&iter, &key, NULL))
+                binary_array_add (&run->arrays[4], key, -1);
+              binary_array_finish (&run->arrays[4]);
+              run->key_values[0] = op->stream_id;
+              run->key_values[1] = (const char *) run->arrays[4].bytes->data;
+              run->key_lengths[1] = run->arrays[4].bytes->len;
+              run->key_statement = s;
+              statements[s++] = (Statement) { self->sql[SQL_EXISTING_KEYS], 2, run->key_values,
+                                              run->key_lengths, binary_formats, FALSE };
+            }
+        }
+
+      run->values[0] = op->stream_id;
+      run->values[1] = op->expected_text;
+      run->values[6] = self->channel;
+      run->statement = s;
+      statements[s++] = (Statement) { self->sql[SQL_APPEND], 7, run->values, run->lengths,
+                                      formats, FALSE };
+    }
+  g_assert (s == n_statements);
+
+  /* Round trip 1: nothing is committed yet, a lost connection may retry. */
+  *retry = TRUE;
+  ok = connection_run (c, statements, n_statements, results, &failed, cancellable, context,
+                       error);
+  binary_array_clear (&lock_keys);
+
+  if (!ok)
+    {
+      if (failed >= (int) first && !c->lost)
+        {
+          if (n > 1 && !(c->cancel_sent && result_has_state (results[failed], "57014")))
+            group->rerun_singly = TRUE;
+          else if (result_has_state (results[failed], "23505"))
+            {
+              g_clear_error (error);
+              g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                           /* Translators: %s is a stream id */
+                           _("Appending events to stream '%s' failed: another write took the "
+                             "same stream version"), group->jobs[0]->stream_id);
+            }
+        }
+      else if (failed == (int) first - 1 && n > 1 && !c->lost &&
+               result_has_state (results[failed], "40P01"))
+        group->rerun_singly = TRUE;
+
+      for (i = 0; i < n_statements; i++)
+        PQclear (results[i]);
+      for (r = 0; r < runs->len; r++)
+        run_clear (&g_array_index (runs, Run, r));
+      connection_rollback (c);
+      return FALSE;
+    }
+
+  ok = TRUE;
+  for (r = 0; r < runs->len; r++)
+    {
+      Run *run = &g_array_index (runs, Run, r);
+      PGresult *rr = results[run->statement];
+      gint64 version = g_ascii_strtoll (PQgetvalue (rr, 0, 0), NULL, 10);
+      gboolean accepted = g_str_equal (PQgetvalue (rr, 0, 1), "t");
+      gint64 n_inserted = g_ascii_strtoll (PQgetvalue (rr, 0, 2), NULL, 10);
+      g_autoptr(GHashTable) existing = NULL;
+      gint64 counted = 0;
+
+      if (run->n_jobs == 1)
+        {
+          Job *job = group->jobs[run->first_job];
+
+          if (accepted)
+            job->out_version = version + n_inserted;
+          else
+            /* Nothing was written for it. */
+            g_set_error (&job->error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                         /* Translators: the numbers are stream versions, %s a stream id */
+                         _("expected version %lld but stream '%s' is at version %lld"),
+                         (long long) job->op.expected_version, job->stream_id,
+                         (long long) version);
+          continue;
+        }
+
+      /* Several jobs, all accepting any version. */
+      if (run->key_statement >= 0)
+        {
+          PGresult *kr = results[run->key_statement];
+
+          existing = g_hash_table_new (g_str_hash, g_str_equal);
+          for (int row = 0; row < PQntuples (kr); row++)
+            g_hash_table_add (existing, PQgetvalue (kr, row, 0));
+        }
+
+      for (i = 0; i < run->n_jobs; i++)
+        {
+          Job *job = group->jobs[run->jobs[i]];
+
+          for (guint k = 0; k < job->keys->len; k++)
+            {
+              const char *key = g_ptr_array_index (job->keys, k);
+
+              if (key == NULL || existing == NULL || !g_hash_table_contains (existing, key))
+                counted++;
+            }
+          job->out_version = version + counted;
+        }
+
+      /* Cannot happen under the lock; should it, the jobs run alone. */
+      if (!accepted || counted != n_inserted)
+        ok = FALSE;
+    }
+  for (i = 0; i < n_statements; i++)
+    PQclear (results[i]);
+  for (r = 0; r < runs->len; r++)
+    run_clear (&g_array_index (runs, Run, r));
+
+  if (!ok)
+    {
+      /* Not reported: the group's appends run again one by one. */
+      group->rerun_singly = TRUE;
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE, _("Unexpected append result"));
+      connection_rollback (c);
+      return FALSE;
+    }
+
+  /* Round trip 2: once the COMMIT is sent, its outcome may be unknown. */
+  *retry = FALSE;
+  result = connection_run_one (c, &commit, cancellable, context, error);
+  if (result == NULL)
+    {
+      if (c->lost)
+        {
+          g_autofree char *reason = g_strdup ((*error)->message);
+
+          g_clear_error (error);
+          g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                       /* Translators: %s is PostgreSQL's (English) reason, such as
+                        * "server closed the connection unexpectedly" */
+                       _("%s (the connection broke while the append was committing: its "
+                         "events were all written or none was; an idempotency key makes "
+                         "writing them again safe)"), reason);
+        }
+      connection_rollback (c);
+      return FALSE;
+    }
+  PQclear (result);
+  return TRUE;
+}
+
+/* Gives @job the error of its group, which was made with the first job's
+ * context: the job's own stream is named in its copy. */
+static void
+job_set_group_error (Job          *job,
+                     const GError *group_error,
+                     const char   *group_context)
+{
+  g_autofree char *context = job_context (job);
+
+  g_clear_error (&job->error);
+  if (group_error->domain == ES_ERROR && g_str_has_prefix (group_error->message, group_context))
+    job->error = g_error_new (ES_ERROR, group_error->code, "%s%s", context,
+                              group_error->message + strlen (group_context));
+  else
+    job->error = g_error_copy (group_error);
+}
+
+/* Runs a group and completes its jobs' tasks. The storage is the tasks'
+ * source object: alive until the last task is released, which this does
+ * last (it may finalize the storage, here on the writer thread). */
+static void
+writer_run_group (Job   **jobs,
+                  guint   n_jobs)
+{
+  EsPgStorage *self = ES_PG_STORAGE (g_task_get_source_object (jobs[0]->task));
+  g_autofree Job **live = g_new (Job *, n_jobs);
+  guint n_live = 0;
+  guint i;
+
+  /* Cancelled before the writer got to it: not written at all. */
+  for (i = 0; i < n_jobs; i++)
+    if (!g_cancellable_set_error_if_cancelled (jobs[i]->cancellable, &jobs[i]->error))
+      live[n_live++] = jobs[i];
+
+  if (n_live > 0)
+    {
+      g_autoptr(GError) group_error = NULL;
+      g_autofree char *group_context = job_context (live[0]);
+      Group group = { live, n_live, FALSE };
+
+      /* One job alone can be cancelled while it runs; several share the
+       * transaction, and none can stop it for the others. */
+      if (!run_operation (self, group_operation, &group,
+                          n_live == 1 ? live[0]->cancellable : NULL, &group_error))
+        {
+          if (group.rerun_singly)
+            {
+              for (i = 0; i < n_live; i++)
+                {
+                  g_autoptr(GError) job_error = NULL;
+                  Group one = { &live[i], 1, FALSE };
+
+                  if (!run_operation (self, group_operation, &one, live[i]->cancellable,
+                                      &job_error))
+                    {
+                      g_clear_error (&live[i]->error);
+                      live[i]->error = g_steal_pointer (&job_error);
+                    }
+                }
+            }
+          else
+            {
+              for (i = 0; i < n_live; i++)
+                job_set_group_error (live[i], group_error, group_context);
+            }
+        }
+    }
+
+  for (i = 0; i < n_jobs; i++)
+    {
+      Job *job = jobs[i];
+      GTask *task = g_steal_pointer (&job->task);
+
+      if (job->error != NULL)
+        g_task_return_error (task, g_steal_pointer (&job->error));
+      else
+        _es_task_return_int64 (task, job->out_version);
+      job_free (job);
+      /* Last: this may drop the last ref on the storage. */
+      g_object_unref (task);
+    }
+}
+
+/* The writer thread: pops one job, takes whatever else is queued (up to
+ * WRITER_MAX_GROUP), and runs them as one group, until the stop mark. It
+ * owns a ref on @data. */
+static gpointer
+writer_thread (gpointer data)
+{
+  EsPgWriter *writer = data;
+  Job *group[WRITER_MAX_GROUP];
+  guint last_group_size = 0;
+  gboolean stop = FALSE;
+
+  while (!stop)
+    {
+      gpointer item = g_async_queue_pop (writer->queue);
+      guint n_jobs = 0;
+
+      if (item == WRITER_STOP)
+        break;
+
+      group[n_jobs++] = item;
+      while (n_jobs < WRITER_MAX_GROUP && (item = g_async_queue_try_pop (writer->queue)) != NULL)
+        {
+          if (item == WRITER_STOP)
+            {
+              stop = TRUE;
+              break;
+            }
+          group[n_jobs++] = item;
+        }
+
+      /* Appends came in groups last time: their callers are likely
+       * resubmitting as the last group's completions reach them, one after
+       * another. Wait for them while they keep coming (LINGER_USEC at most
+       * between two, LINGER_MAX_USEC in all), so that they share one commit
+       * instead of trickling into many small ones. A lone writer (groups of
+       * one) never waits. */
+      if (!stop && n_jobs < last_group_size)
+        {
+          gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
+
+          while (n_jobs < MIN (last_group_size, WRITER_MAX_GROUP) &&
+                 g_get_monotonic_time () < deadline &&
+                 (item = g_async_queue_timeout_pop (writer->queue, LINGER_USEC)) != NULL)
+            {
+              if (item == WRITER_STOP)
+                {
+                  stop = TRUE;
+                  break;
+                }
+              group[n_jobs++] = item;
+            }
+        }
+      last_group_size = n_jobs;
+
+      writer_run_group (group, n_jobs);
+    }
+
+  writer_unref (writer);
+  return NULL;
+}
+
+static void
+es_pg_storage_append_async (EsStorageHandle          *handle,
+                            const char               *stream_id,
+                            gint64                    expected_version,
+                            EsCandidateEvent * const *events,
+                            guint                     n_events,
+                            GCancellable             *cancellable,
+                            GAsyncReadyCallback       callback,
+                            gpointer                  user_data)
+{
+  EsPgStorage *self = ES_PG_STORAGE (handle);
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  Job *job;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, es_pg_storage_append_async);
+  /* A write that committed is reported as done even if the cancellable
+   * fires afterwards: GTask must not turn it into G_IO_ERROR_CANCELLED. */
+  g_task_set_check_cancellable (task, FALSE);
+
+  if (self->writer == NULL)
+    {
+      set_closed_error (&error);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  /* The caller may free its arguments as soon as this returns. */
+  job = g_new0 (Job, 1);
+  job->stream_id = g_strdup (stream_id);
+  job->keys = g_ptr_array_new_with_free_func (g_free);
+  append_op_init (self, &job->op, job->stream_id, expected_version, events, n_events, job->keys);
+  job->cancellable = g_task_get_cancellable (task);
+  job->task = g_object_ref (task);
+
+  if (!writer_submit (self->writer, job))
+    {
+      job_free (job);
+      set_closed_error (&error);
+      g_task_return_error (task, g_steal_pointer (&error));
+    }
+}
+
+static gboolean
+es_pg_storage_append_finish (EsStorageHandle  *handle,
+                             GAsyncResult     *result,
+                             gint64           *out_version,
+                             GError          **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, handle), FALSE);
+
+  return _es_task_propagate_int64 (G_TASK (result), out_version, error);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -2377,6 +3166,7 @@ static void
 es_pg_storage_shutdown (EsPgStorage *self)
 {
   g_autoptr(GPtrArray) idle = NULL;
+  GThread *thread;
 
   g_mutex_lock (&self->pool_lock);
   self->closed = TRUE;
@@ -2384,9 +3174,24 @@ es_pg_storage_shutdown (EsPgStorage *self)
   self->idle = g_ptr_array_new ();
   self->n_open -= idle->len;
   g_cond_broadcast (&self->pool_cond);
+  thread = g_steal_pointer (&self->writer_thread);
   g_mutex_unlock (&self->pool_lock);
 
   g_ptr_array_set_free_func (idle, connection_close);
+
+  /* The writer runs the jobs queued before the stop mark: the storage is
+   * closed, so they fail with ES_ERROR_CLOSED (a group already running
+   * finishes). On the writer thread itself (it dropped the last ref on the
+   * storage), it cannot be joined: it stops on its own. */
+  if (self->writer != NULL)
+    writer_stop (self->writer);
+  if (thread != NULL)
+    {
+      if (thread == g_thread_self ())
+        g_thread_unref (thread);
+      else
+        g_thread_join (thread);
+    }
 }
 
 static gboolean
@@ -2401,8 +3206,9 @@ es_pg_storage_close (EsStorageHandle  *handle,
 static void
 storage_handle_iface_init (EsStorageHandleInterface *iface)
 {
-  /* append_async: the interface's default runs append in a thread. */
   iface->append = es_pg_storage_append;
+  iface->append_async = es_pg_storage_append_async;
+  iface->append_finish = es_pg_storage_append_finish;
   iface->read_page = es_pg_storage_read_page;
   iface->get_version = es_pg_storage_get_version;
   iface->get_metrics = es_pg_storage_get_metrics;
@@ -2443,6 +3249,7 @@ es_pg_storage_finalize (GObject *object)
   EsPgStorage *self = ES_PG_STORAGE (object);
 
   g_clear_pointer (&self->idle, g_ptr_array_unref);
+  g_clear_pointer (&self->writer, writer_unref);
   g_free (self->conninfo);
   g_free (self->schema);
   g_free (self->quoted_schema);

@@ -2547,6 +2547,176 @@ test_new_async (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Group commit                                                        */
+/* ------------------------------------------------------------------ */
+
+#define GROUP_WRITES 64
+
+typedef struct
+{
+  EsStream *stream;    /* (unowned) */
+  gint64    expected;
+  char     *text;      /* (owned) the event's data, unique */
+  char     *key;       /* (owned) (nullable) its idempotency key */
+  gint64    version;   /* the result on success */
+  GError   *error;     /* (owned) (nullable) */
+  gboolean  done;
+  guint    *pending;
+} GroupWrite;
+
+static void
+group_write_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  GroupWrite *w = user_data;
+
+  g_assert_false (w->done);
+  w->version = es_stream_write_finish (ES_STREAM (source), result, &w->error);
+  w->done = TRUE;
+  (*w->pending)--;
+}
+
+static void
+test_group_commit (Fixture       *f,
+                   gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 4);
+  EsStream *streams[2];
+  const char * const stream_ids[2] = { "group-a", "group-b" };
+  GroupWrite writes[GROUP_WRITES];
+  guint pending = GROUP_WRITES;
+  gint64 deadline;
+
+  g_test_summary ("64 concurrent es_stream_write_async calls on 2 streams, with a mix of "
+                  "expected versions and idempotency keys, each get their own result, and "
+                  "the results match what is stored: versions 1..N without a gap, each "
+                  "acknowledged event once, the writes refused with "
+                  "ES_ERROR_WRONG_EXPECTED_VERSION absent, each key stored once");
+
+  streams[0] = open_stream (factory, stream_ids[0]);
+  streams[1] = open_stream (factory, stream_ids[1]);
+
+  for (guint i = 0; i < GROUP_WRITES; i++)
+    {
+      GroupWrite *w = &writes[i];
+      g_autoptr(EsCandidateEvent) event = NULL;
+
+      w->stream = streams[i % 2];
+      /* Writes 0..7 each expect a fresh stream (4 per stream: exactly one
+       * wins); 8..15 expect a version the streams never reach; 16..23
+       * expect version 5, which they may or may not be at; the rest accept
+       * any version, and 24..31 carry idempotency keys, each key used by
+       * two writes of one stream (one stores it, the other is skipped). */
+      if (i < 8)
+        w->expected = ES_VERSION_NO_STREAM;
+      else if (i < 16)
+        w->expected = 1000;
+      else if (i < 24)
+        w->expected = 5;
+      else
+        w->expected = ES_VERSION_ANY;
+      w->text = g_strdup_printf ("write-%u", i);
+      w->key = i >= 24 && i < 32 ? g_strdup_printf ("key-%u", i / 4) : NULL;
+      w->version = -1;
+      w->error = NULL;
+      w->done = FALSE;
+      w->pending = &pending;
+
+      event = candidate_text ("Grouped", w->text, w->key, NULL);
+      es_stream_write_async (w->stream, &event, 1, w->expected, NULL, group_write_cb, w);
+    }
+
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (pending > 0 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (pending, ==, 0);
+
+  for (guint s = 0; s < 2; s++)
+    {
+      g_autoptr(GPtrArray) events = read_all (streams[s]);
+      g_autoptr(GHashTable) stored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                                            NULL);
+      g_autoptr(GHashTable) stored_keys = g_hash_table_new (g_str_hash, g_str_equal);
+      guint n_fresh_winners = 0, n_ok = 0, n_skipped = 0;
+
+      assert_versions_without_gaps (events, stream_ids[s]);
+      for (guint e = 0; e < events->len; e++)
+        {
+          EsStoredEvent *event = g_ptr_array_index (events, e);
+          char *text = event_text (event);
+
+          const char *key = es_stored_event_get_idempotency_key (event);
+
+          /* Each event stored once, each key once. */
+          g_assert_true (g_hash_table_insert (stored, text,
+                                              GINT_TO_POINTER (es_stored_event_get_version (event))));
+          if (key != NULL)
+            g_assert_true (g_hash_table_insert (stored_keys, (gpointer) key,
+                                                GINT_TO_POINTER (es_stored_event_get_version (event))));
+        }
+
+      for (guint i = s; i < GROUP_WRITES; i += 2)
+        {
+          GroupWrite *w = &writes[i];
+          gpointer version;
+          gboolean found = g_hash_table_lookup_extended (stored, w->text, NULL, &version);
+
+          g_assert_true (w->done);
+          if (w->error == NULL && !found)
+            {
+              /* Skipped for its key, which the other write of the key
+               * stored before it: told the version of the stream then. */
+              gpointer key_version = NULL;
+
+              g_assert_nonnull (w->key);
+              g_assert_true (g_hash_table_lookup_extended (stored_keys, w->key, NULL,
+                                                           &key_version));
+              g_assert_cmpint (w->version, >=, GPOINTER_TO_INT (key_version));
+              g_assert_cmpint (w->version, <=, events->len);
+              n_skipped++;
+            }
+          else if (w->error == NULL)
+            {
+              /* Acknowledged: stored once, at the version it was told. */
+              n_ok++;
+              g_assert_true (found);
+              g_assert_cmpint (GPOINTER_TO_INT (version), ==, w->version);
+              if (w->expected >= 0)
+                g_assert_cmpint (w->version, ==, w->expected + 1);
+              if (w->expected == ES_VERSION_NO_STREAM)
+                n_fresh_winners++;
+              g_assert_cmpint (w->expected, !=, 1000);
+            }
+          else
+            {
+              /* Refused: only for a wrong expected version, and absent. */
+              g_assert_error (w->error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+              g_assert_cmpint (w->expected, !=, ES_VERSION_ANY);
+              g_assert_false (found);
+            }
+        }
+
+      g_assert_cmpuint (n_fresh_winners, ==, 1);
+      g_assert_cmpuint (n_ok, ==, events->len);
+      g_assert_cmpuint (n_skipped, ==, 2);
+      g_assert_cmpuint (g_hash_table_size (stored_keys), ==, 2);
+      g_assert_cmpuint (events->len, >=, 1 + 20 - 2);
+      g_test_message ("Stream '%s': %u writes acknowledged", stream_ids[s], n_ok);
+    }
+
+  for (guint i = 0; i < GROUP_WRITES; i++)
+    {
+      g_clear_error (&writes[i].error);
+      g_free (writes[i].text);
+      g_free (writes[i].key);
+    }
+  g_clear_object (&streams[0]);
+  g_clear_object (&streams[1]);
+  factory_close_and_free (factory);
+}
+
+/* ------------------------------------------------------------------ */
 /* Pool and close                                                      */
 /* ------------------------------------------------------------------ */
 
@@ -2794,6 +2964,7 @@ main (int   argc,
     { "/pg/concurrency/read-modify-write", (GTestFixtureFunc) test_concurrent_writers },
     { "/pg/concurrency/idempotency", (GTestFixtureFunc) test_idempotency_across_connections },
     { "/pg/concurrency/pool-size", (GTestFixtureFunc) test_pool_size },
+    { "/pg/concurrency/group-commit", (GTestFixtureFunc) test_group_commit },
     { "/pg/server/restart-during-writes", (GTestFixtureFunc) test_restart_during_writes },
     { "/pg/server/down", (GTestFixtureFunc) test_server_down },
     { "/pg/data/metadata-filters", (GTestFixtureFunc) test_filters_metadata },
