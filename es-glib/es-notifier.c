@@ -291,3 +291,36 @@ _es_subscribers_emit (EsSubscribers *self,
     }
   g_rec_mutex_unlock (&self->lock);
 }
+
+/* ---------------------------------------------------------------------- *
+ * A notifier's own thread                                                 *
+ * ---------------------------------------------------------------------- */
+
+static gboolean
+quit_cb (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+_es_notifier_thread_stop (GThread      *thread,
+                          GMainContext *context,
+                          GMainLoop    *loop)
+{
+  GSource *source = g_idle_source_new ();
+
+  /* Ahead of a check that may be queued: stopping should not wait for it. */
+  g_source_set_callback (source, quit_cb, g_main_loop_ref (loop),
+                         (GDestroyNotify) g_main_loop_unref);
+  g_source_set_priority (source, G_PRIORITY_HIGH);
+  g_source_attach (source, context);
+  g_source_unref (source);
+
+  /* Stopped from the thread itself (its last reference dropped there):
+   * it ends when this call returns, and cannot join itself. */
+  if (thread != g_thread_self ())
+    g_thread_join (thread);
+  else
+    g_thread_unref (thread);
+}

@@ -670,13 +670,6 @@ out:
   return ok;
 }
 
-static gboolean
-quit_cb (gpointer user_data)
-{
-  g_main_loop_quit (user_data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 es_pg_notifier_stop (EsNotifier *notifier)
 {
@@ -693,22 +686,11 @@ es_pg_notifier_stop (EsNotifier *notifier)
 
   if (thread != NULL)
     {
-      GSource *source = g_idle_source_new ();
-
       /* A read in progress (waiting for a pooled connection, say) ends. */
       g_cancellable_cancel (self->cancellable);
 
-      g_source_set_callback (source, quit_cb, g_main_loop_ref (self->loop),
-                             (GDestroyNotify) g_main_loop_unref);
-      g_source_set_priority (source, G_PRIORITY_HIGH);
-      g_source_attach (source, self->context);
-      g_source_unref (source);
-
       /* The thread closes the connection before it ends. */
-      if (thread != g_thread_self ())
-        g_thread_join (thread);
-      else
-        g_thread_unref (thread);
+      _es_notifier_thread_stop (thread, self->context, self->loop);
     }
 
   /* Every subscription ends: watches learn it through their destroy

@@ -174,6 +174,12 @@ void            _es_subscribers_set_cursor (EsSubscribers     *self,
 void            _es_subscribers_emit       (EsSubscribers     *self,
                                             GPtrArray         *events);
 
+/* Quits @loop, which runs @thread with @context, and waits for the thread
+ * to end; takes @thread. For notifiers running on a thread of their own. */
+void            _es_notifier_thread_stop   (GThread           *thread,
+                                            GMainContext      *context,
+                                            GMainLoop         *loop);
+
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,
                                                 EsNotifier      *notifier);

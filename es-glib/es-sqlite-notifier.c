@@ -354,13 +354,6 @@ out:
   return ok;
 }
 
-static gboolean
-quit_cb (gpointer user_data)
-{
-  g_main_loop_quit (user_data);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 es_sqlite_notifier_stop (EsNotifier *notifier)
 {
@@ -376,20 +369,7 @@ es_sqlite_notifier_stop (EsNotifier *notifier)
   g_mutex_unlock (&self->state_lock);
 
   if (thread != NULL)
-    {
-      GSource *source = g_idle_source_new ();
-
-      g_source_set_callback (source, quit_cb, g_main_loop_ref (self->loop),
-                             (GDestroyNotify) g_main_loop_unref);
-      g_source_set_priority (source, G_PRIORITY_HIGH);
-      g_source_attach (source, self->context);
-      g_source_unref (source);
-
-      if (thread != g_thread_self ())
-        g_thread_join (thread);
-      else
-        g_thread_unref (thread);
-    }
+    _es_notifier_thread_stop (thread, self->context, self->loop);
 
   /* Every subscription ends: watches learn it through their destroy
    * notify and stop. */
