@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
@@ -42,18 +43,46 @@
  * read that uses the filter fail with %ES_ERROR_INVALID_ARGUMENT. Call
  * [method@Es.EventFilter.validate] to check a filter beforehand.
  *
+ * ## Limits
+ *
+ * An `in` clause takes any number of values: the backends bind the whole
+ * list as one query parameter (SQLite as a JSON array read with
+ * `json_each()`, PostgreSQL as a `jsonb` array), so a list of 100,000
+ * stream ids or sequence ids is one clause, read in one pass.
+ *
+ * A filter holds at most 4,096 clauses (`equals`, `in` and `like` count
+ * one each, whatever the length of an `in` list); a filter with more fails
+ * validation with %ES_ERROR_INVALID_ARGUMENT, on every backend, before any
+ * query runs. The limit keeps every backend's query within its own limits
+ * (SQLite's 32,766 parameters and expression depth of 1,000, PostgreSQL's
+ * 65,535 parameters): to select by many values of one field, use one `in`
+ * clause rather than many `equals`. On PostgreSQL each key of a
+ * `metadata.` path is a parameter too: a filter whose clauses need more
+ * than 65,535 parameters in all (thousands of clauses on paths of a dozen
+ * keys) fails with %ES_ERROR_INVALID_ARGUMENT as well.
+ *
  * Do not change a filter while a read that uses it is in progress.
  *
  * Since: 0.1
  */
 
+/* The most clauses a filter may hold; see "Limits" above. */
+#define MAX_CLAUSES 4096
+
+/* `in` lists longer than this are matched in memory through a hash set,
+ * built the first time the clause is matched. */
+#define IN_SET_MIN 16
+
 typedef struct
 {
   EsFilterOperator   op;
-  char              *field;  /* (owned) */
-  GVariant          *value;  /* (owned) never floating */
-  EsFilterField      kind;   /* what @field names, parsed once */
-  char             **path;   /* (owned) (nullable) metadata keys */
+  char              *field;   /* (owned) */
+  GVariant          *value;   /* (owned) never floating */
+  EsFilterField      kind;    /* what @field names, parsed once */
+  char             **path;    /* (owned) (nullable) metadata keys */
+  GHashTable        *in_set;  /* (owned) (nullable) keys of the values of a
+                               * long `in` list (value_key()); set once,
+                               * under g_once_init_enter() */
 } Clause;
 
 struct _EsEventFilter
@@ -73,6 +102,7 @@ clause_clear (gpointer data)
   g_clear_pointer (&clause->field, g_free);
   g_clear_pointer (&clause->value, g_variant_unref);
   g_clear_pointer (&clause->path, g_strfreev);
+  g_clear_pointer (&clause->in_set, g_hash_table_unref);
 }
 
 static void
@@ -577,6 +607,8 @@ validate_clause (const Clause  *clause,
  * Checks every clause of the filter: its field must be known, its values
  * of types the field accepts (see [class@Es.EventFilter]), an `in` array
  * non-empty, and `like` used on a string field or a metadata path only.
+ * It also checks that the filter holds at most 4,096 clauses (see
+ * "Limits" in [class@Es.EventFilter]).
  *
  * Reads call this before they start, so a bad filter fails the read.
  *
@@ -593,6 +625,16 @@ es_event_filter_validate (EsEventFilter  *self,
 
   g_return_val_if_fail (ES_IS_EVENT_FILTER (self), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (self->clauses->len > MAX_CLAUSES)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: both numbers are counts of filter clauses */
+                   _("The filter has %u clauses, more than the limit of %u: "
+                     "use one 'in' clause for many values of a field"),
+                   self->clauses->len, (guint) MAX_CLAUSES);
+      return FALSE;
+    }
 
   for (i = 0; i < self->clauses->len; i++)
     if (!validate_clause (&g_array_index (self->clauses, Clause, i), error))
@@ -664,6 +706,78 @@ subject_equals (const Subject *subject,
     default:
       return FALSE;
     }
+}
+
+/* A key for a value of kind @kind such that two values have the same key
+ * exactly when subject_equals() finds them equal: a number is keyed by
+ * its value as an integer when it is integral and fits in 64 bits (that
+ * is when an integer can equal it), else by the 17 significant digits
+ * that tell doubles apart. NULL for NaN, which equals nothing. */
+static char *
+value_key (EsFilterValueKind  kind,
+           const char        *string,
+           gint64             int64,
+           double             dbl,
+           gboolean           boolean)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  switch (kind)
+    {
+    case ES_FILTER_VALUE_STRING:
+      return g_strconcat ("s", string, NULL);
+
+    case ES_FILTER_VALUE_INT64:
+      return g_strdup_printf ("n%" G_GINT64_FORMAT, int64);
+
+    case ES_FILTER_VALUE_DOUBLE:
+      if (isnan (dbl))
+        return NULL;
+      if (dbl >= -9223372036854775808.0 && dbl < 9223372036854775808.0 &&
+          (double) (gint64) dbl == dbl)
+        return g_strdup_printf ("n%" G_GINT64_FORMAT, (gint64) dbl);
+      return g_strconcat ("d", g_ascii_formatd (buffer, sizeof buffer, "%.17g", dbl), NULL);
+
+    case ES_FILTER_VALUE_BOOLEAN:
+      return g_strdup (boolean ? "t" : "f");
+
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return NULL;
+    }
+}
+
+/* The set of the keys of a long `in` list, built on first use. Reads may
+ * match events from several threads at once, hence g_once_init_enter(). */
+static GHashTable *
+clause_in_set (Clause *clause)
+{
+  if (g_once_init_enter (&clause->in_set))
+    {
+      GHashTable *set = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+      gsize n = g_variant_n_children (clause->value);
+      gsize i;
+
+      for (i = 0; i < n; i++)
+        {
+          g_autoptr(GVariant) child = g_variant_get_child_value (clause->value, i);
+          const char *string = NULL;
+          gint64 int64 = 0;
+          double dbl = 0.0;
+          gboolean boolean = FALSE;
+          EsFilterValueKind kind;
+          char *key;
+
+          kind = _es_filter_value_classify (child, &string, &int64, &dbl, &boolean);
+          key = value_key (kind, string, int64, dbl, boolean);
+          if (key != NULL)
+            g_hash_table_add (set, key);
+        }
+
+      g_once_init_leave (&clause->in_set, set);
+    }
+
+  return clause->in_set;
 }
 
 /* The length in bytes of the character at @s (not the nul): its first
@@ -843,6 +957,14 @@ clause_matches (const Clause  *clause,
       if (!g_variant_is_of_type (clause->value, G_VARIANT_TYPE_ARRAY))
         return FALSE;
       n_values = g_variant_n_children (clause->value);
+      if (n_values > IN_SET_MIN)
+        {
+          g_autofree char *key = value_key (subject.kind, subject.string, subject.int64,
+                                            subject.dbl, subject.boolean);
+
+          return key != NULL &&
+                 g_hash_table_contains (clause_in_set ((Clause *) clause), key);
+        }
       for (i = 0; i < n_values; i++)
         {
           g_autoptr(GVariant) child = g_variant_get_child_value (clause->value, i);

@@ -2550,11 +2550,22 @@ es_pg_storage_append_finish (EsStorageHandle  *handle,
  * ASCII only (translate() on the column, g_ascii_strdown() on the
  * pattern), and ESCAPE '' turns off PostgreSQL's default escape. */
 
+/* `in` lists up to this length are written as IN ($a, $b...), in filters
+ * of at most INLINE_MAX_CLAUSES clauses; longer lists, or any list in a
+ * bigger filter, are one jsonb parameter: `x IN (SELECT
+ * jsonb_array_elements($n::jsonb))`, which PostgreSQL hashes whatever the
+ * plan (generic or custom). The clause limit keeps the inline form within
+ * the protocol's 65,535 parameters. */
+#define IN_LIST_INLINE_MAX 16
+#define INLINE_MAX_CLAUSES 512
+#define MAX_PARAMS         65535
+
 typedef struct
 {
   GString   *sql;
   GPtrArray *values;  /* (element-type utf8) (owned) parameters in $n order */
   guint      first;   /* the number of values[0] */
+  guint      inline_max;  /* longest `in` list written inline */
 } QueryBuilder;
 
 static void
@@ -2725,6 +2736,38 @@ add_equals_or_in (QueryBuilder     *builder,
       return;
     }
 
+  if (texts->len > builder->inline_max)
+    {
+      GString *array = g_string_new ("[");
+
+      /* One jsonb array: its elements are JSON already for a jsonb
+       * @subject; for a column, the texts are turned back into JSON (a
+       * string quoted, a number as is) and read out as text. */
+      for (guint i = 0; i < texts->len; i++)
+        {
+          const char *text = g_ptr_array_index (texts, i);
+
+          if (i > 0)
+            g_string_append_c (array, ',');
+          if (json || integer)
+            g_string_append (array, text);
+          else
+            {
+              g_autoptr(GVariant) string = g_variant_ref_sink (g_variant_new_string (text));
+              g_autofree char *quoted = value_to_json (string);
+
+              g_string_append (array, quoted);
+            }
+        }
+      g_string_append_c (array, ']');
+
+      g_string_append_printf (builder->sql, "%s IN (SELECT %s(", subject,
+                              json ? "jsonb_array_elements" : "jsonb_array_elements_text");
+      add_param (builder, g_string_free (array, FALSE), "jsonb");
+      g_string_append_printf (builder->sql, ")%s)", integer ? "::int8" : "");
+      return;
+    }
+
   g_string_append_printf (builder->sql, "%s IN (", subject);
   for (guint i = 0; i < texts->len; i++)
     {
@@ -2796,49 +2839,89 @@ add_metadata_clause (QueryBuilder     *builder,
   g_string_append_c (builder->sql, ')');
 }
 
-/* Appends " AND <clause>" for each clause of @filter, which the storage
- * handle's wrapper has validated. */
+/* Appends clauses @first to @last - 1 of @filter, AND-ed as a balanced
+ * tree of parentheses, in order: PostgreSQL recurses over a flat chain of
+ * thousands of ANDs deep enough to hit its stack depth limit. */
 static void
-add_filter (QueryBuilder  *builder,
-            EsPgStorage   *self,
-            EsEventFilter *filter)
+add_clauses (QueryBuilder  *builder,
+             EsPgStorage   *self,
+             EsEventFilter *filter,
+             guint          first,
+             guint          last)
+{
+  g_auto(GStrv) keys = NULL;
+  EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+  GVariant *value = NULL;
+  const char *field;
+
+  if (last - first > 1)
+    {
+      guint middle = first + (last - first) / 2;
+
+      g_string_append_c (builder->sql, '(');
+      add_clauses (builder, self, filter, first, middle);
+      g_string_append (builder->sql, " AND ");
+      add_clauses (builder, self, filter, middle, last);
+      g_string_append_c (builder->sql, ')');
+      return;
+    }
+
+  field = es_event_filter_get_clause (filter, first, &op, &value);
+
+  switch (_es_filter_parse_field (field, &keys))
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+      add_column_clause (builder, "stream_id", FALSE, op, value);
+      break;
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      add_column_clause (builder, "event_type", FALSE, op, value);
+      break;
+    case ES_FILTER_FIELD_VERSION:
+      add_column_clause (builder, "version", TRUE, op, value);
+      break;
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      add_column_clause (builder, "sequence_id", TRUE, op, value);
+      break;
+    case ES_FILTER_FIELD_METADATA:
+      add_metadata_clause (builder, self, keys, op, value);
+      break;
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      /* Validation rejects these; should one get here, it selects
+       * nothing rather than everything. */
+      g_string_append (builder->sql, "FALSE");
+      break;
+    }
+}
+
+/* Appends " AND <clauses>" for @filter, which the storage handle's
+ * wrapper has validated (it has at least one clause, at most 4,096).
+ * Fails, before anything is sent, when the clauses need more parameters
+ * than the protocol allows (metadata paths of many keys). */
+static gboolean
+add_filter (QueryBuilder   *builder,
+            EsPgStorage    *self,
+            EsEventFilter  *filter,
+            GError        **error)
 {
   guint n_clauses = es_event_filter_get_n_clauses (filter);
 
-  for (guint i = 0; i < n_clauses; i++)
+  builder->inline_max = n_clauses <= INLINE_MAX_CLAUSES ? IN_LIST_INLINE_MAX : 0;
+  g_string_append (builder->sql, " AND ");
+  add_clauses (builder, self, filter, 0, n_clauses);
+
+  /* The stream, the keyset bound and the limit take 3 more. */
+  if (builder->values->len + 3 > MAX_PARAMS)
     {
-      g_auto(GStrv) keys = NULL;
-      EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
-      GVariant *value = NULL;
-      const char *field = es_event_filter_get_clause (filter, i, &op, &value);
-
-      g_string_append (builder->sql, " AND ");
-
-      switch (_es_filter_parse_field (field, &keys))
-        {
-        case ES_FILTER_FIELD_STREAM_ID:
-          add_column_clause (builder, "stream_id", FALSE, op, value);
-          break;
-        case ES_FILTER_FIELD_EVENT_TYPE:
-          add_column_clause (builder, "event_type", FALSE, op, value);
-          break;
-        case ES_FILTER_FIELD_VERSION:
-          add_column_clause (builder, "version", TRUE, op, value);
-          break;
-        case ES_FILTER_FIELD_SEQUENCE_ID:
-          add_column_clause (builder, "sequence_id", TRUE, op, value);
-          break;
-        case ES_FILTER_FIELD_METADATA:
-          add_metadata_clause (builder, self, keys, op, value);
-          break;
-        case ES_FILTER_FIELD_INVALID:
-        default:
-          /* Validation rejects these; should one get here, it selects
-           * nothing rather than everything. */
-          g_string_append (builder->sql, "FALSE");
-          break;
-        }
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first number is a count of query parameters,
+                    * the second of filter clauses, the third is 65535 */
+                   _("The filter needs %u query parameters for its %u clauses (each key "
+                     "of a metadata path is one), more than PostgreSQL's limit of %u"),
+                   builder->values->len + 3, n_clauses, (guint) MAX_PARAMS);
+      return FALSE;
     }
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- *
@@ -2935,7 +3018,11 @@ read_operation (EsPgStorage   *self,
                                                              : READ_STREAM_SELECT);
 
       g_string_append (builder.sql, start);
-      add_filter (&builder, self, op->filter);
+      if (!add_filter (&builder, self, op->filter, error))
+        {
+          *retry = FALSE;
+          return FALSE;
+        }
       g_string_append_printf (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER,
                               builder.first + builder.values->len);
       statement.sql = builder.sql->str;

@@ -2,6 +2,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -1756,6 +1757,17 @@ read_end (EsSqliteStorage *self,
  * bound to 'cart-7', the last version read, 'Added', 'Removed',
  * '$."user"."id"' (twice), 42 and the page size.
  *
+ * An `in` list longer than IN_LIST_INLINE_MAX values is bound as one
+ * parameter, a JSON array read back with json_each(), whatever its length:
+ *   event_type IN (SELECT value FROM json_each(?))
+ * SQLite materializes the subquery once per statement run, in a temporary
+ * index. The clauses are AND-ed as a balanced tree of parentheses, so the
+ * expression depth grows with the logarithm of their number: SQLite
+ * refuses expressions deeper than 1000 ("Expression tree is too large").
+ * The filter's validation caps the number of clauses (see
+ * es-event-filter.c), which keeps the number of parameters below
+ * SQLite's limit.
+ *
  * The statement comes from the connection's cache, found by its SQL text,
  * which is known only once the whole filter is translated; so the
  * translation first collects the values to bind, in placeholder order, and
@@ -1779,12 +1791,23 @@ typedef struct
   } v;
 } Bind;
 
+/* `in` lists up to this length are written as IN (?, ?...) (on a
+ * metadata path, as ORs of add_metadata_equals()): for a few values that is
+ * a little faster than building the temporary index of a json_each()
+ * subquery. Only in filters of at most INLINE_MAX_CLAUSES clauses, so that
+ * a statement never has more than 32766 parameters, the default limit of
+ * SQLite builds since 3.32: inline, a clause takes up to 3 *
+ * IN_LIST_INLINE_MAX of them; otherwise at most 5. */
+#define IN_LIST_INLINE_MAX 16
+#define INLINE_MAX_CLAUSES 512
+
 typedef struct
 {
   GString   *sql;
   GArray    *binds;   /* (element-type Bind) in placeholder order */
-  GPtrArray *paths;   /* (element-type utf8) JSON paths bound as text */
+  GPtrArray *paths;   /* (element-type utf8) JSON paths and JSON arrays bound as text */
   GPtrArray *values;  /* (element-type GVariant) elements of `in` arrays */
+  gsize      inline_max;  /* longest `in` list written inline */
 } QueryBuilder;
 
 static void
@@ -1884,6 +1907,118 @@ builder_child (QueryBuilder *builder,
 }
 
 static void
+append_json_string (GString    *json,
+                    const char *string)
+{
+  const char *p;
+
+  g_string_append_c (json, '"');
+  for (p = string; *p != '\0'; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        {
+          g_string_append_c (json, '\\');
+          g_string_append_c (json, *p);
+        }
+      else if ((guchar) *p < 0x20)
+        g_string_append_printf (json, "\\u%04x", (guint) (guchar) *p);
+      else
+        g_string_append_c (json, *p);
+    }
+  g_string_append_c (json, '"');
+}
+
+/* The strings and numbers of an `in` array as a JSON array, for
+ * json_each(), which gives them back as TEXT, INTEGER and REAL values with
+ * no affinity: a string never equals a number, and numbers compare by
+ * value (1 = 1.0, exactly: 2^53 + 1 is not 2^53 as a double).
+ *
+ * Integers are written as they are. So is a double with an integral value
+ * that fits in 64 bits (it equals the same numbers as that integer); any
+ * other finite double takes 17 significant digits, which SQLite's parser
+ * reads back as the same double (checked on 400,000 random doubles with
+ * SQLite 3.40); infinities as 9e999, which SQLite reads as infinite, as
+ * its JSON functions read them in metadata; NaN equals nothing and is
+ * left out. Booleans do not go in the array (json_each() would give 1 and
+ * 0): @has_true and @has_false tell whether the array held them.
+ *
+ * Returns: the number of values written; the text is kept by @builder */
+static guint
+add_json_array (QueryBuilder  *builder,
+                GVariant      *array,
+                const char   **out_json,
+                gboolean      *has_true,
+                gboolean      *has_false)
+{
+  GString *json = g_string_new ("[");
+  gsize n = g_variant_n_children (array);
+  guint n_written = 0;
+  gsize i;
+
+  *has_true = *has_false = FALSE;
+
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (array, i);
+      const char *string = NULL;
+      gint64 int64 = 0;
+      double dbl = 0.0;
+      gboolean boolean = FALSE;
+      char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+      gsize before = json->len;
+
+      if (n_written > 0)
+        g_string_append_c (json, ',');
+
+      switch (_es_filter_value_classify (child, &string, &int64, &dbl, &boolean))
+        {
+        case ES_FILTER_VALUE_STRING:
+          append_json_string (json, string);
+          break;
+
+        case ES_FILTER_VALUE_INT64:
+          g_string_append_printf (json, "%" G_GINT64_FORMAT, int64);
+          break;
+
+        case ES_FILTER_VALUE_DOUBLE:
+          if (isnan (dbl))
+            {
+              g_string_truncate (json, before);
+              continue;
+            }
+          if (isinf (dbl))
+            g_string_append (json, dbl > 0 ? "9e999" : "-9e999");
+          else if (dbl >= -9223372036854775808.0 && dbl < 9223372036854775808.0 &&
+                   (double) (gint64) dbl == dbl)
+            g_string_append_printf (json, "%" G_GINT64_FORMAT, (gint64) dbl);
+          else
+            g_string_append (json, g_ascii_formatd (buffer, sizeof buffer, "%.17g", dbl));
+          break;
+
+        case ES_FILTER_VALUE_BOOLEAN:
+          if (boolean)
+            *has_true = TRUE;
+          else
+            *has_false = TRUE;
+          g_string_truncate (json, before);
+          continue;
+
+        case ES_FILTER_VALUE_INVALID:
+        default:
+          g_string_truncate (json, before);
+          continue;
+        }
+
+      n_written++;
+    }
+
+  g_string_append_c (json, ']');
+  g_ptr_array_add (builder->paths, g_string_free (json, FALSE));
+  *out_json = g_ptr_array_index (builder->paths, builder->paths->len - 1);
+  return n_written;
+}
+
+static void
 add_column_clause (QueryBuilder     *builder,
                    const char       *column,
                    EsFilterOperator  op,
@@ -1896,6 +2031,20 @@ add_column_clause (QueryBuilder     *builder,
     {
     case ES_FILTER_OPERATOR_IN:
       n = g_variant_n_children (value);
+      if (n > builder->inline_max)
+        {
+          const char *json = NULL;
+          gboolean has_true;
+          gboolean has_false;
+
+          /* The filter was validated: strings for text columns, integers
+           * for integer ones, so nothing is left out of the array. */
+          add_json_array (builder, value, &json, &has_true, &has_false);
+          g_string_append_printf (builder->sql, "%s IN (SELECT value FROM json_each(?))",
+                                  column);
+          bind_text (builder, json);
+          break;
+        }
       g_string_append_printf (builder->sql, "%s IN (", column);
       for (i = 0; i < n; i++)
         {
@@ -1973,6 +2122,50 @@ add_metadata_equals (QueryBuilder *builder,
     }
 }
 
+/* A long `in` list on a metadata path: the strings and numbers in one
+ * JSON array (add_json_array()), compared with the value at the path when
+ * it is a JSON string or number (json_type() keeps true, false and objects
+ * out, as in add_metadata_equals()); booleans through json_type() alone. */
+static void
+add_metadata_in_json (QueryBuilder *builder,
+                      const char   *path,
+                      GVariant     *values)
+{
+  const char *json = NULL;
+  gboolean has_true;
+  gboolean has_false;
+  gboolean first = TRUE;
+
+  g_string_append_c (builder->sql, '(');
+  if (add_json_array (builder, values, &json, &has_true, &has_false) > 0)
+    {
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) IN ('text', 'integer', 'real')"
+                       " AND json_extract(metadata, ?) IN (SELECT value FROM json_each(?)))");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_text (builder, json);
+      first = FALSE;
+    }
+  if (has_true)
+    {
+      g_string_append (builder->sql, first ? "json_type(metadata, ?) = 'true'"
+                                           : " OR json_type(metadata, ?) = 'true'");
+      bind_text (builder, path);
+      first = FALSE;
+    }
+  if (has_false)
+    {
+      g_string_append (builder->sql, first ? "json_type(metadata, ?) = 'false'"
+                                           : " OR json_type(metadata, ?) = 'false'");
+      bind_text (builder, path);
+      first = FALSE;
+    }
+  if (first)
+    g_string_append_c (builder->sql, '0');  /* only NaNs: equal to nothing */
+  g_string_append_c (builder->sql, ')');
+}
+
 /* "metadata.a.b" → the JSON path $."a"."b". Quoted labels take any key;
  * the filter's validation rejects keys holding '"'. SQLite compares a
  * label with the key's text as written in the JSON, escapes included, so a
@@ -2024,14 +2217,19 @@ add_metadata_clause (QueryBuilder     *builder,
     {
     case ES_FILTER_OPERATOR_IN:
       n = g_variant_n_children (value);
-      g_string_append_c (builder->sql, '(');
-      for (i = 0; i < n; i++)
+      if (n <= builder->inline_max)
         {
-          if (i > 0)
-            g_string_append (builder->sql, " OR ");
-          add_metadata_equals (builder, path, builder_child (builder, value, i));
+          g_string_append_c (builder->sql, '(');
+          for (i = 0; i < n; i++)
+            {
+              if (i > 0)
+                g_string_append (builder->sql, " OR ");
+              add_metadata_equals (builder, path, builder_child (builder, value, i));
+            }
+          g_string_append_c (builder->sql, ')');
         }
-      g_string_append_c (builder->sql, ')');
+      else
+        add_metadata_in_json (builder, path, value);
       break;
 
     case ES_FILTER_OPERATOR_LIKE:
@@ -2052,50 +2250,75 @@ add_metadata_clause (QueryBuilder     *builder,
   g_string_append (builder->sql, " END");
 }
 
-/* Appends " AND <clause>" for each clause of @filter, which the storage
- * handle's wrapper has validated. */
+/* Appends clauses @first to @last - 1 of @filter, AND-ed, as a balanced
+ * tree: "((c0 AND c1) AND (c2 AND c3))". A flat "c0 AND c1 AND ..." is a
+ * tree as deep as the number of clauses, and SQLite refuses expressions
+ * deeper than 1000. The clauses keep their order, and so do their
+ * parameters. */
+static void
+add_clauses (QueryBuilder  *builder,
+             EsEventFilter *filter,
+             guint          first,
+             guint          last)
+{
+  g_auto(GStrv) keys = NULL;
+  EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+  GVariant *value = NULL;
+  const char *field;
+  EsFilterField kind;
+
+  if (last - first > 1)
+    {
+      guint middle = first + (last - first) / 2;
+
+      g_string_append_c (builder->sql, '(');
+      add_clauses (builder, filter, first, middle);
+      g_string_append (builder->sql, " AND ");
+      add_clauses (builder, filter, middle, last);
+      g_string_append_c (builder->sql, ')');
+      return;
+    }
+
+  field = es_event_filter_get_clause (filter, first, &op, &value);
+  kind = _es_filter_parse_field (field, &keys);
+
+  switch (kind)
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+      add_column_clause (builder, "stream_id", op, value);
+      break;
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      add_column_clause (builder, "event_type", op, value);
+      break;
+    case ES_FILTER_FIELD_VERSION:
+      add_column_clause (builder, "version", op, value);
+      break;
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      add_column_clause (builder, "sequence_id", op, value);
+      break;
+    case ES_FILTER_FIELD_METADATA:
+      add_metadata_clause (builder, keys, op, value);
+      break;
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      /* Validation rejects these; should one get here, it selects
+       * nothing rather than everything. */
+      g_string_append (builder->sql, "0");
+      break;
+    }
+}
+
+/* Appends " AND <clauses>" for @filter, which the storage handle's
+ * wrapper has validated (it has at least one clause). */
 static void
 add_filter (QueryBuilder  *builder,
             EsEventFilter *filter)
 {
   guint n_clauses = es_event_filter_get_n_clauses (filter);
-  guint i;
 
-  for (i = 0; i < n_clauses; i++)
-    {
-      g_auto(GStrv) keys = NULL;
-      EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
-      GVariant *value = NULL;
-      const char *field = es_event_filter_get_clause (filter, i, &op, &value);
-      EsFilterField kind = _es_filter_parse_field (field, &keys);
-
-      g_string_append (builder->sql, " AND ");
-
-      switch (kind)
-        {
-        case ES_FILTER_FIELD_STREAM_ID:
-          add_column_clause (builder, "stream_id", op, value);
-          break;
-        case ES_FILTER_FIELD_EVENT_TYPE:
-          add_column_clause (builder, "event_type", op, value);
-          break;
-        case ES_FILTER_FIELD_VERSION:
-          add_column_clause (builder, "version", op, value);
-          break;
-        case ES_FILTER_FIELD_SEQUENCE_ID:
-          add_column_clause (builder, "sequence_id", op, value);
-          break;
-        case ES_FILTER_FIELD_METADATA:
-          add_metadata_clause (builder, keys, op, value);
-          break;
-        case ES_FILTER_FIELD_INVALID:
-        default:
-          /* Validation rejects these; should one get here, it selects
-           * nothing rather than everything. */
-          g_string_append (builder->sql, "0");
-          break;
-        }
-    }
+  builder->inline_max = n_clauses <= INLINE_MAX_CLAUSES ? IN_LIST_INLINE_MAX : 0;
+  g_string_append (builder->sql, " AND ");
+  add_clauses (builder, filter, 0, n_clauses);
 }
 
 static int

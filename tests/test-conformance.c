@@ -10,6 +10,8 @@
  * One test per rule of the contract in API.md.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -2244,6 +2246,326 @@ test_read_filter_invalid (Fixture       *f,
   assert_filter_invalid (f, filter);
 }
 
+/* Adds @n clauses every event satisfies: a filter of more than 512
+ * clauses makes the SQL backends bind even short `in` lists as one
+ * parameter, so a padded filter checks that form against the plain one. */
+static EsEventFilter *
+pad_filter (EsEventFilter *filter,
+            guint          n)
+{
+  for (guint i = 0; i < n; i++)
+    es_event_filter_add_like (filter, "stream_id", "%");
+  return filter;
+}
+
+static void
+test_read_filter_in_bound (Fixture       *f,
+                           gconstpointer  data)
+{
+  const char *types[] = { "OrderPlaced", "OrderShipped" };
+  const char *users[] = { "bob", "carol", "nobody", "10" };
+  gint64 versions[] = { 1, 3 };
+  gint32 amounts[] = { 20, -3 };
+  double prices[] = { 20.0, 9.5, 1e2, NAN, 9.25 };
+  const char *ten[] = { "10" };
+
+  g_test_summary ("Filter: an in list bound as one parameter (in a filter of more than "
+                  "512 clauses) gives the same answers as a short inline one, for every "
+                  "field and every kind of metadata value");
+
+  write_filter_dataset (f, NULL);
+  for (guint pad = 0; pad <= 600; pad += 600)
+    {
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("event_type",
+                                            g_variant_new_strv (types, G_N_ELEMENTS (types))),
+                                 pad),
+                     "e1,e3,e4");
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("version",
+                                            g_variant_new_fixed_array (G_VARIANT_TYPE_INT64,
+                                                                       versions,
+                                                                       G_N_ELEMENTS (versions),
+                                                                       sizeof (gint64))),
+                                 pad),
+                     "e1,e3,e4,e6");
+      /* Strings match JSON strings only: "10" is e6's amount, not e1's. */
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.user",
+                                            g_variant_new_strv (users, G_N_ELEMENTS (users))),
+                                 pad),
+                     "e2,e3");
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.amount",
+                                            g_variant_new_strv (ten, G_N_ELEMENTS (ten))),
+                                 pad),
+                     "e6");
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.amount",
+                                            g_variant_new_fixed_array (G_VARIANT_TYPE_INT32,
+                                                                       amounts,
+                                                                       G_N_ELEMENTS (amounts),
+                                                                       sizeof (gint32))),
+                                 pad),
+                     "e2,e4");
+      /* Numbers by value: 20.0 and 1e2 in JSON, 9.5; NaN equals nothing. */
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.price",
+                                            g_variant_new_fixed_array (G_VARIANT_TYPE_DOUBLE,
+                                                                       prices,
+                                                                       G_N_ELEMENTS (prices),
+                                                                       sizeof (double))),
+                                 pad),
+                     "e1,e2,e4");
+      /* Booleans match JSON true/false, not 1 or "true". */
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.vip", g_variant_new_parsed ("[true]")),
+                                 pad),
+                     "e1");
+      assert_filter (f, ES_ALL_STREAM, 0,
+                     pad_filter (filter_in ("metadata.vip",
+                                            g_variant_new_fixed_array (G_VARIANT_TYPE_INT32,
+                                                                       amounts, 1,
+                                                                       sizeof (gint32))),
+                                 pad),
+                     "");
+    }
+}
+
+#define HUGE_IN 100000
+#define HUGE_IN_EVENTS 300
+
+/* Builds an array of HUGE_IN values of @type: the values @make() gives
+ * for the events whose index @i satisfies i % 7 == 3, among values no
+ * event has. */
+typedef GVariant *(*MakeValue) (guint i, gboolean match);
+
+static GVariant *
+huge_array (const char *type,
+            MakeValue   make)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE (type));
+  for (guint i = 0; i < HUGE_IN; i++)
+    {
+      gboolean match = i < HUGE_IN_EVENTS && i % 7 == 3;
+
+      g_variant_builder_add_value (&builder, make (i, match));
+    }
+  return g_variant_builder_end (&builder);
+}
+
+static GVariant *
+make_stream_id (guint i, gboolean match)
+{
+  g_autofree char *id = g_strdup_printf (match ? "huge-%u" : "nothing-%u", i);
+
+  return g_variant_new_string (id);
+}
+
+static GVariant *
+make_event_type (guint i, gboolean match)
+{
+  g_autofree char *type = g_strdup_printf (match ? "Type%u" : "Other%u", i);
+
+  return g_variant_new_string (type);
+}
+
+static GVariant *
+make_metadata_string (guint i, gboolean match)
+{
+  g_autofree char *s = g_strdup_printf (match ? "v%u" : "w%u", i);
+
+  return g_variant_new_string (s);
+}
+
+/* Numbers: event i has n = i * 2; the others are odd or beyond. */
+static GVariant *
+make_metadata_int (guint i, gboolean match)
+{
+  return g_variant_new_int64 (match ? (gint64) i * 2 : (gint64) i * 2 + 1);
+}
+
+/* Doubles: event i has x = i + 0.25 */
+static GVariant *
+make_metadata_double (guint i, gboolean match)
+{
+  return g_variant_new_double (match ? i + 0.25 : i + 0.75);
+}
+
+static void
+test_read_filter_in_huge (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GString) expected = g_string_new (NULL);
+  g_autoptr(GString) expected_true = g_string_new (NULL);
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(EsStream) all_stream = open_stream (f, ES_ALL_STREAM);
+  GVariantBuilder versions;
+  GVariantBuilder sequence_ids;
+  GVariantBuilder booleans;
+  EsEventFilter *filter;
+
+  g_test_summary ("Filter: in with 100,000 values returns exactly the matching events, on "
+                  "stream_id, event_type, version, sequence_id and metadata strings, "
+                  "integers, doubles and booleans");
+
+  /* Event i: stream huge-<i>, version 1 (or 2 for i % 7 == 3: see below),
+   * type Type<i>, metadata {"s": "v<i>", "n": 2i, "x": i + 0.25,
+   * "b": i % 7 == 3, "t": "v<i>" or 2i (a string or a number)}. */
+  for (guint i = 0; i < HUGE_IN_EVENTS; i++)
+    {
+      g_autofree char *stream_id = g_strdup_printf ("huge-%u", i);
+      g_autofree char *type = g_strdup_printf ("Type%u", i);
+      g_autofree char *key = g_strdup_printf ("k%u", i);
+      g_autofree char *metadata = NULL;
+      g_autoptr(EsStream) stream = open_stream (f, stream_id);
+
+      metadata = g_strdup_printf ("{\"s\":\"v%u\",\"n\":%u,\"x\":%u.25,\"b\":%s,"
+                                  "\"t\":%s%u%s}",
+                                  i, i * 2, i, i % 7 == 3 ? "true" : "false",
+                                  i % 2 ? "\"v" : "", i % 2 ? i : i * 2, i % 2 ? "\"" : "");
+      write_one (stream, type, key, metadata);
+      if (i % 7 == 3)
+        {
+          write_one (stream, "Second", NULL, NULL);
+          g_string_append_printf (expected, "%sk%u", expected->len > 0 ? "," : "", i);
+        }
+    }
+
+  /* The events of interest, and their sequence ids. */
+  all = read_all_ok (all_stream, 0, NULL);
+  g_variant_builder_init (&sequence_ids, G_VARIANT_TYPE ("ax"));
+  for (guint j = 0; j < all->len; j++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (all, j);
+      const char *id = es_stored_event_get_id (event);
+
+      if (id != NULL && g_str_has_prefix (id, "k") && atoi (id + 1) % 7 == 3)
+        g_variant_builder_add (&sequence_ids, "x", es_stored_event_get_sequence_id (event));
+    }
+  for (guint j = 0; j < HUGE_IN; j++)
+    g_variant_builder_add (&sequence_ids, "x", (gint64) G_MAXINT32 + j);
+
+  assert_filter (f, ES_ALL_STREAM, 0, filter_in ("sequence_id", g_variant_builder_end (&sequence_ids)),
+                 expected->str);
+
+  /* stream_id matches both events of the matching streams: keep the
+   * first with version = 1. */
+  filter = filter_in ("stream_id", huge_array ("as", make_stream_id));
+  es_event_filter_add_equals (filter, "version", g_variant_new_int64 (1));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, expected->str);
+
+  assert_filter (f, ES_ALL_STREAM, 0, filter_in ("event_type", huge_array ("as", make_event_type)),
+                 expected->str);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("metadata.s", huge_array ("as", make_metadata_string)),
+                 expected->str);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("metadata.n", huge_array ("ax", make_metadata_int)),
+                 expected->str);
+  assert_filter (f, ES_ALL_STREAM, 0,
+                 filter_in ("metadata.x", huge_array ("ad", make_metadata_double)),
+                 expected->str);
+
+  /* "t" is a string "v<i>" for odd i, the number 2i for even i: strings
+   * match the odd ones only, numbers the even ones only. */
+  {
+    g_autoptr(GString) odd = g_string_new (NULL);
+    g_autoptr(GString) even = g_string_new (NULL);
+
+    for (guint i = 3; i < HUGE_IN_EVENTS; i += 7)
+      g_string_append_printf (i % 2 ? odd : even, "%sk%u", (i % 2 ? odd : even)->len > 0 ? "," : "", i);
+    assert_filter (f, ES_ALL_STREAM, 0,
+                   filter_in ("metadata.t", huge_array ("as", make_metadata_string)), odd->str);
+    assert_filter (f, ES_ALL_STREAM, 0,
+                   filter_in ("metadata.t", huge_array ("ax", make_metadata_int)), even->str);
+  }
+
+  /* Version: every stream has version 1; only the matching ones have 2,
+   * so 100,000 versions without 1 select the second events. */
+  g_variant_builder_init (&versions, G_VARIANT_TYPE ("ax"));
+  for (gint64 v = 2; v < HUGE_IN + 2; v++)
+    g_variant_builder_add (&versions, "x", v);
+  filter = filter_in ("version", g_variant_builder_end (&versions));
+  es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("Second"));
+  {
+    g_autoptr(EsStream) stream = open_stream (f, ES_ALL_STREAM);
+    g_autoptr(GPtrArray) events = read_all_ok (stream, 0, filter);
+
+    g_assert_cmpuint (events->len, ==, (HUGE_IN_EVENTS + 3) / 7);
+    for (guint j = 0; j < events->len; j++)
+      g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, j)), ==, 2);
+    g_object_unref (filter);
+  }
+
+  /* 100,000 booleans (all true). */
+  g_variant_builder_init (&booleans, G_VARIANT_TYPE ("ab"));
+  for (guint j = 0; j < HUGE_IN; j++)
+    g_variant_builder_add (&booleans, "b", TRUE);
+  assert_filter (f, ES_ALL_STREAM, 0, filter_in ("metadata.b", g_variant_builder_end (&booleans)),
+                 expected->str);
+}
+
+static void
+test_read_filter_many_clauses (Fixture       *f,
+                               gconstpointer  data)
+{
+  EsEventFilter *filter;
+
+  g_test_summary ("Filter: 1,000 equals clauses, and 4,096 clauses of every kind, work; "
+                  "4,097 fail with INVALID_ARGUMENT naming the limit and the number");
+
+  write_filter_dataset (f, NULL);
+
+  filter = es_event_filter_new ();
+  for (guint i = 0; i < 1000; i++)
+    es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("OrderPlaced"));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e1,e3");
+
+  filter = es_event_filter_new ();
+  for (guint i = 0; i < 1000; i++)
+    es_event_filter_add_equals (filter, "metadata.user", g_variant_new_string ("alice"));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e1,e4");
+
+  /* The limit: 4,096 clauses mixing every kind and field. */
+  filter = es_event_filter_new ();
+  for (guint i = 0; i < 4096 / 4; i++)
+    {
+      const char *streams[] = { "order-1", "order-2" };
+
+      es_event_filter_add_equals (filter, "metadata.amount", g_variant_new_int64 (10));
+      es_event_filter_add_like (filter, "metadata.user", "%a%");
+      es_event_filter_add_in (filter, "stream_id", g_variant_new_strv (streams, 2));
+      es_event_filter_add_equals (filter, "version", g_variant_new_int64 (1));
+    }
+  g_assert_true (es_event_filter_validate (filter, NULL));
+  assert_filter (f, ES_ALL_STREAM, 0, filter, "e1,e3");
+
+  /* One more fails, at validation, with the same error on every backend. */
+  filter = es_event_filter_new ();
+  for (guint i = 0; i < 4097; i++)
+    es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("OrderPlaced"));
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(EsStream) stream = open_stream (f, ES_ALL_STREAM);
+    g_autoptr(GPtrArray) events = NULL;
+
+    g_assert_false (es_event_filter_validate (filter, &error));
+    g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+    g_assert_nonnull (strstr (error->message, "4097"));
+    g_assert_nonnull (strstr (error->message, "4096"));
+    g_clear_error (&error);
+
+    events = read_all (stream, 0, filter, &error);
+    g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+    g_assert_nonnull (strstr (error->message, "4097"));
+    g_assert_null (events);
+    g_object_unref (filter);
+  }
+}
+
 static void
 test_read_sql_metacharacters (Fixture       *f,
                               gconstpointer  data)
@@ -3177,6 +3499,9 @@ main (int   argc,
   add_test ("read/filter-and", test_read_filter_and);
   add_test ("read/filter-many-pages", test_read_filter_many_pages);
   add_test ("read/filter-invalid", test_read_filter_invalid);
+  add_test ("read/filter-in-bound", test_read_filter_in_bound);
+  add_test ("read/filter-in-huge", test_read_filter_in_huge);
+  add_test ("read/filter-many-clauses", test_read_filter_many_clauses);
   add_test ("read/sql-metacharacters", test_read_sql_metacharacters);
 
   add_test ("snapshot/save-load", test_snapshot_save_load);
