@@ -108,6 +108,39 @@ set_sqlite_error (GError     **error,
                    operation, where, busy_timeout);
       return;
 
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      /* Damage found wherever it is: at open, or on the first read or
+       * write that reaches a bad page. SQLite has rolled back the
+       * statement (and the transaction, if it was a write), so nothing of
+       * it is kept. Say what to run to see the extent of the damage. */
+      if (where[0] != '\'')
+        g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                     /* Translators: the first %s is an operation such as "Appending
+                      * events", the second "the in-memory database", the third SQLite's
+                      * own (English) explanation */
+                     _("%s failed: %s is corrupt (%s)"),
+                     operation, where, reason);
+      else if ((rc & 0xff) == SQLITE_NOTADB)
+        g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                     /* Translators: the first %s is an operation such as "Opening the
+                      * database", the second and fourth a quoted file path such as
+                      * '/tmp/events.db', the third SQLite's own (English) explanation;
+                      * keep the command as it is */
+                     _("%s failed: the database file %s is corrupt or is not an SQLite "
+                       "database (%s); to check it, run: sqlite3 %s 'PRAGMA integrity_check'"),
+                     operation, where, reason, where);
+      else
+        g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                     /* Translators: the first %s is an operation such as "Reading
+                      * events", the second and fourth a quoted file path such as
+                      * '/tmp/events.db', the third SQLite's own (English) explanation;
+                      * keep the command as it is */
+                     _("%s failed: the database file %s is corrupt (%s); to check it, "
+                       "run: sqlite3 %s 'PRAGMA integrity_check'"),
+                     operation, where, reason, where);
+      return;
+
     case SQLITE_FULL:
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
                    /* Translators: the first %s is an operation such as "Appending
@@ -574,6 +607,27 @@ rollback:
   if (!sqlite3_get_autocommit (conn->db))
     sqlite3_exec (conn->db, "ROLLBACK", NULL, NULL, NULL);
   return FALSE;
+}
+
+/* Reads the root page and the rightmost pages of every table and index,
+ * which the first read or write of each would reach anyway: a file whose
+ * damage is there fails to open (SQLITE_CORRUPT, see set_sqlite_error())
+ * rather than at its first use. It costs a few page reads whatever the
+ * size of the file; damage elsewhere shows when a read or write reaches
+ * it (checking every page, PRAGMA quick_check, takes time in proportion
+ * to the file). */
+static gboolean
+probe_pages (EsConnection  *conn,
+             GError       **error)
+{
+  gint64 ignored = 0;
+
+  return connection_query_int64 (conn,
+                                 "SELECT coalesce((SELECT max(sequence_id) FROM events), 0)"
+                                 " + length(coalesce((SELECT max(stream_id) FROM events), ''))"
+                                 " + length(coalesce((SELECT max(event_type) FROM events), ''))"
+                                 " + length(coalesce((SELECT max(stream_id) FROM snapshots), ''))",
+                                 &ignored, _("Opening the database"), error);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -1550,6 +1604,7 @@ es_sqlite_storage_initable_init (GInitable     *initable,
    * into its file, as the last connection to close otherwise does. */
   sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
   if (!prepare_schema (conn, display_path, error) ||
+      !probe_pages (conn, error) ||
       !configure_writer (self, conn, error))
     {
       connection_close (conn);

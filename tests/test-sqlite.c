@@ -7,6 +7,7 @@
  * to inspect them, never in place of the library for what is checked.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -882,6 +883,344 @@ test_threads_small_pool (Fixture       *f,
   factory_close_and_free (factory);
 }
 
+/* ------------------------------------------------------------------ */
+/* Corruption                                                          */
+/* ------------------------------------------------------------------ */
+
+/* @error is the corruption error: ES_ERROR_STORAGE naming @path, saying
+ * "corrupt" and how to check the file. */
+static void
+assert_corrupt_error (const GError *error,
+                      const char   *path)
+{
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_test_message ("Failed with: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "corrupt"));
+  g_assert_nonnull (strstr (error->message, path));
+  g_assert_nonnull (strstr (error->message, "PRAGMA integrity_check"));
+}
+
+/* Builds a database of @n events of @size bytes in stream "s" at @path,
+ * with everything in the main file, and returns its page size and page count. */
+static void
+create_checkpointed (const char *path,
+                     guint       n,
+                     gsize       size,
+                     gint64     *page_size,
+                     gint64     *n_pages)
+{
+  g_autofree char *page_size_text = NULL;
+  g_autofree char *count = NULL;
+  sqlite3 *db;
+
+  create_database (path, n, size);
+  db = sqlite_open (path);
+  sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close (db);
+  page_size_text = sqlite_query_text (path, "PRAGMA page_size");
+  count = sqlite_query_text (path, "PRAGMA page_count");
+  *page_size = g_ascii_strtoll (page_size_text, NULL, 10);
+  *n_pages = g_ascii_strtoll (count, NULL, 10);
+}
+
+/* Overwrites the first @length bytes of page @page (1-based) with 0xA5. */
+static void
+smash_page (const char *path,
+            gint64      page_size,
+            gint64      page,
+            gsize       length)
+{
+  guint8 garbage[512];
+  FILE *file = fopen (path, "r+b");
+
+  g_assert_nonnull (file);
+  g_assert_cmpuint (length, <=, sizeof garbage);
+  memset (garbage, 0xA5, sizeof garbage);
+  g_assert_cmpint (fseek (file, (long) ((page - 1) * page_size), SEEK_SET), ==, 0);
+  g_assert_cmpuint (fwrite (garbage, 1, length, file), ==, length);
+  g_assert_cmpint (fclose (file), ==, 0);
+}
+
+typedef struct
+{
+  GError  *error;
+  guint    n_events;
+  gboolean done;
+} WatchResult;
+
+static void
+corrupt_watch_event_cb (EsWatch       *watch,
+                        EsStoredEvent *event,
+                        gpointer       user_data)
+{
+  WatchResult *result = user_data;
+
+  result->n_events++;
+}
+
+static void
+corrupt_watch_error_cb (EsWatch      *watch,
+                        const GError *error,
+                        gpointer      user_data)
+{
+  WatchResult *result = user_data;
+
+  g_assert_null (result->error);
+  result->error = g_error_copy (error);
+  result->done = TRUE;
+  g_main_context_wakeup (NULL);
+}
+
+/* A write that reported success: it can be read back, or the read fails
+ * with the corruption error (the stream's index pages are among the
+ * damaged ones: SQLite found the slot to insert in, but a read of the
+ * whole stream walks further). */
+static void
+assert_write_readable (EsStream   *stream,
+                       gint64      after,
+                       const char *path)
+{
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+
+  enumerator = es_stream_read (stream, after, NULL, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  if (error != NULL)
+    {
+      assert_corrupt_error (error, path);
+      return;
+    }
+  g_assert_nonnull (event);
+  g_assert_cmpint (es_stored_event_get_version (event), ==, after + 1);
+  g_assert_cmpstr (es_stored_event_get_event_type (event), ==, "AfterDamage");
+}
+
+/* Writes one event to @stream_id: it succeeds and can be read back, or
+ * fails with the corruption error and writes nothing. Returns whether it
+ * succeeded. */
+static gboolean
+write_after_damage (EsStreamFactory *factory,
+                    const char      *stream_id,
+                    const char      *path)
+{
+  g_autoptr(EsStream) stream = open_stream (factory, stream_id);
+  g_autoptr(EsCandidateEvent) event = NULL;
+  g_autoptr(GBytes) data = g_bytes_new_static ("x", 1);
+  g_autoptr(GError) error = NULL;
+  gint64 before = es_stream_get_version (stream);
+  gint64 version;
+
+  event = es_candidate_event_new ("AfterDamage", data);
+  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+  if (error != NULL)
+    {
+      assert_corrupt_error (error, path);
+      g_assert_cmpint (version, ==, -1);
+      g_test_message ("Write to %s failed", stream_id);
+      return FALSE;
+    }
+  g_test_message ("Write to %s succeeded: version %" G_GINT64_FORMAT, stream_id, version);
+  g_assert_cmpint (version, ==, before + 1);
+  assert_write_readable (stream, before, path);
+  return TRUE;
+}
+
+static void
+test_corrupt_middle (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autoptr(EsSqliteStreamFactory) sqlite_factory = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(GBytes) state = g_bytes_new_static ("state", 5);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *display = NULL;
+  EsStreamFactory *factory;
+  EsStoredEvent *event;
+  WatchResult result = { NULL, 0, FALSE };
+  gint64 page_size = 0;
+  gint64 n_pages = 0;
+  gint64 deadline;
+  guint n_read = 0;
+
+  g_test_summary ("A file with corrupt pages in the middle: every failure of open, read, "
+                  "write, metrics, snapshot and watch is ES_ERROR_STORAGE saying the file "
+                  "is corrupt and how to check it; writes that succeed can be read back; "
+                  "nothing crashes or hangs");
+
+  create_checkpointed (f->path, 20000, 200, &page_size, &n_pages);
+  g_test_message ("%" G_GINT64_FORMAT " pages of %" G_GINT64_FORMAT " bytes",
+                  n_pages, page_size);
+  g_assert_cmpint (n_pages, >, 500);
+
+  /* Every 5th page of the middle third: table and index pages alike. */
+  for (gint64 page = n_pages / 3; page < 2 * n_pages / 3; page += 5)
+    smash_page (f->path, page_size, page, 64);
+
+  display = g_filename_display_name (f->path);
+  sqlite_factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+  if (sqlite_factory == NULL)
+    {
+      /* Allowed, with the right error; but the damage is far from the
+       * pages the open reads, so say so. */
+      assert_corrupt_error (error, display);
+      g_test_message ("The open found the damage");
+      return;
+    }
+  factory = ES_STREAM_FACTORY (sqlite_factory);
+  stream = open_stream (factory, "s");
+  all = open_stream (factory, ES_ALL_STREAM);
+
+  /* Reading the whole stream reaches the damage. */
+  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    {
+      n_read++;
+      g_object_unref (event);
+    }
+  g_test_message ("Read %u events before the damage", n_read);
+  assert_corrupt_error (error, display);
+  g_assert_cmpuint (n_read, <, 20000);
+  g_clear_error (&error);
+  g_clear_object (&enumerator);
+
+  /* So does @all, with a filter too. */
+  enumerator = es_stream_read (all, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+    g_object_unref (event);
+  assert_corrupt_error (error, display);
+  g_clear_error (&error);
+  g_clear_object (&enumerator);
+
+  /* Metrics count events: they succeed (from intact pages) or fail alike. */
+  metrics = es_stream_get_metrics (all, NULL, &error);
+  if (metrics == NULL)
+    assert_corrupt_error (error, display);
+  else
+    g_test_message ("@all metrics: %" G_GINT64_FORMAT " events",
+                    es_stream_metrics_get_event_count (metrics));
+  g_clear_error (&error);
+  g_clear_object (&metrics);
+
+  /* Writes: to the damaged stream and to new ones; each succeeds and is
+   * readable, or fails with the corruption error. The writer thread goes
+   * on either way. */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autofree char *fresh = g_strdup_printf ("fresh-%u", i);
+
+      write_after_damage (factory, "s", display);
+      write_after_damage (factory, fresh, display);
+    }
+
+  /* Snapshots likewise. */
+  if (es_stream_snapshot (stream, state, 1, "proj", NULL, &error))
+    {
+      snapshot = es_stream_load_snapshot (stream, "proj", NULL, &error);
+      if (snapshot == NULL)
+        assert_corrupt_error (error, display);
+      else
+        g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 1);
+    }
+  else
+    assert_corrupt_error (error, display);
+  g_clear_error (&error);
+
+  /* A watch replaying the history reports the damage and stops. */
+  watch = es_stream_watch (all, 0);
+  g_signal_connect (watch, "event", G_CALLBACK (corrupt_watch_event_cb), &result);
+  g_signal_connect (watch, "error", G_CALLBACK (corrupt_watch_error_cb), &result);
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while (!result.done && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_true (result.done);
+  assert_corrupt_error (result.error, display);
+  g_assert_false (es_watch_get_active (watch));
+  g_test_message ("The watch emitted %u events before the error", result.n_events);
+  g_clear_error (&result.error);
+  es_watch_stop (watch);
+
+  /* Still usable and closes cleanly. */
+  write_after_damage (factory, "last", display);
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  g_clear_object (&watch);
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+}
+
+static void
+test_corrupt_at_open (Fixture       *f,
+                      gconstpointer  data)
+{
+  gint64 page_size = 0;
+  gint64 n_pages = 0;
+
+  g_test_summary ("A file whose schema page is damaged fails to open with ES_ERROR_STORAGE "
+                  "saying it is corrupt, and is left untouched");
+
+  create_checkpointed (f->path, 2000, 200, &page_size, &n_pages);
+  /* Page 1 after the 100-byte file header: the b-tree page of the
+   * schema. */
+  {
+    guint8 garbage[200];
+    FILE *file = fopen (f->path, "r+b");
+
+    memset (garbage, 0xA5, sizeof garbage);
+    g_assert_nonnull (file);
+    g_assert_cmpint (fseek (file, 100, SEEK_SET), ==, 0);
+    g_assert_cmpuint (fwrite (garbage, 1, sizeof garbage, file), ==, sizeof garbage);
+    g_assert_cmpint (fclose (file), ==, 0);
+  }
+
+  assert_refused (f, f->path);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(EsSqliteStreamFactory) factory = NULL;
+    g_autofree char *display = g_filename_display_name (f->path);
+
+    factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+    g_assert_null (factory);
+    assert_corrupt_error (error, display);
+  }
+}
+
+static void
+test_corrupt_root_pages (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autofree char *root = NULL;
+  gint64 page_size = 0;
+  gint64 n_pages = 0;
+
+  g_test_summary ("A file whose index root page is damaged fails to open (the open reads "
+                  "the root and rightmost pages of every table and index), with "
+                  "ES_ERROR_STORAGE saying it is corrupt, and is left untouched");
+
+  create_checkpointed (f->path, 5000, 200, &page_size, &n_pages);
+  root = sqlite_query_text (f->path, "SELECT rootpage FROM sqlite_master "
+                                     "WHERE name = 'events_event_type'");
+  smash_page (f->path, page_size, g_ascii_strtoll (root, NULL, 10), 64);
+
+  assert_refused (f, f->path);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(EsSqliteStreamFactory) factory = NULL;
+    g_autofree char *display = g_filename_display_name (f->path);
+
+    factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+    g_assert_null (factory);
+    assert_corrupt_error (error, display);
+  }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -906,6 +1245,9 @@ main (int   argc,
   ADD ("properties", test_properties);
   ADD ("new-async", test_new_async);
   ADD ("threads-small-pool", test_threads_small_pool);
+  ADD ("corrupt-middle", test_corrupt_middle);
+  ADD ("corrupt-at-open", test_corrupt_at_open);
+  ADD ("corrupt-root-pages", test_corrupt_root_pages);
 
 #undef ADD
 
