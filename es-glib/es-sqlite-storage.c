@@ -2,9 +2,12 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -177,6 +180,19 @@ static void
 set_closed_error (GError **error)
 {
   g_set_error_literal (error, ES_ERROR, ES_ERROR_CLOSED, _("The event store is closed"));
+}
+
+/* A write to a storage opened read-only: the caller's mistake, not the
+ * database's, hence INVALID_ARGUMENT. */
+static void
+set_read_only_error (const char  *where,
+                     GError     **error)
+{
+  g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+               /* Translators: %s is a database such as '/tmp/events.db' */
+               _("Cannot write to %s: the database was opened read-only "
+                 "(the read-only property)"),
+               where);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -1391,6 +1407,7 @@ struct _EsSqliteStorage
   guint         cache_size_kib;
   guint         busy_timeout;    /* milliseconds */
   EsDurability  durability;
+  gboolean      read_only;
 
   /* Set by init, constant afterwards. */
   gboolean      init_done;
@@ -1398,6 +1415,7 @@ struct _EsSqliteStorage
   gboolean      in_memory;
   char         *uri;             /* (owned) what connections open */
   char         *where;           /* (owned) the database as errors name it */
+  guint         created_files;   /* read-only: the SIDE_* files the open created */
 
   EsWriter     *writer;          /* (owned) shared with the writer thread */
   GThread      *writer_thread;   /* (owned) guarded by close_lock */
@@ -1424,6 +1442,7 @@ enum
   PROP_CACHE_SIZE_KIB,
   PROP_BUSY_TIMEOUT,
   PROP_DURABILITY,
+  PROP_READ_ONLY,
   N_PROPS
 };
 
@@ -1534,62 +1553,220 @@ file_uri_for_path (const char *path)
   return g_strconcat (path[0] == '/' ? "file://" : "file:", escaped, NULL);
 }
 
-static gboolean
-es_sqlite_storage_initable_init (GInitable     *initable,
-                                 GCancellable  *cancellable,
-                                 GError       **error)
+/* The files SQLite may create for a database: the file itself, the WAL,
+ * its shared-memory index, the rollback journal. */
+enum
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (initable);
+  SIDE_MAIN    = 1 << 0,
+  SIDE_WAL     = 1 << 1,
+  SIDE_SHM     = 1 << 2,
+  SIDE_JOURNAL = 1 << 3,
+};
+
+static const char * const side_suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+/* Which of the SIDE_* files of @path exist. */
+static guint
+existing_files (const char *path)
+{
+  guint mask = 0;
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (side_suffixes); i++)
+    {
+      g_autofree char *name = g_strconcat (path, side_suffixes[i], NULL);
+      GStatBuf st;
+
+      if (g_lstat (name, &st) == 0)
+        mask |= 1u << i;
+    }
+  return mask;
+}
+
+static gboolean
+file_is_empty (const char *name)
+{
+  GStatBuf st;
+
+  return g_stat (name, &st) == 0 && st.st_size == 0;
+}
+
+/* Removes the files of @created (SIDE_* bits): files that did not exist
+ * before this storage opened the database, and that its connections, all
+ * closed now, made. So a failed open leaves the directory as it found it,
+ * and a read-only one does not leave -wal and -shm files that SQLite
+ * created with the permissions of the database file (0444 for a file
+ * nobody may write), which would make the next writable open fail.
+ *
+ * A -wal file with content holds commits, which are not this storage's
+ * (it wrote nothing, or its open failed before its first commit): another
+ * connection opened the database meanwhile, so the -wal and the -shm are
+ * kept. */
+static void
+remove_created_files (const char *path,
+                      guint       created)
+{
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  guint i;
+
+  if ((created & SIDE_WAL) && !file_is_empty (wal))
+    created &= ~(SIDE_WAL | SIDE_SHM);
+
+  for (i = G_N_ELEMENTS (side_suffixes); i-- > 0;)
+    {
+      g_autofree char *name = g_strconcat (path, side_suffixes[i], NULL);
+
+      if ((created & (1u << i)) && g_unlink (name) != 0)
+        g_debug ("Could not remove %s: %s", name, g_strerror (errno));
+    }
+}
+
+/* Whether @path is on a file system mounted read-only: then nobody can
+ * change the file while it is open. */
+static gboolean
+on_read_only_file_system (const char *path)
+{
+  struct statvfs st;
+
+  return statvfs (path, &st) == 0 && (st.f_flag & ST_RDONLY) != 0;
+}
+
+/* Whether the SQLite file at @path is in WAL mode: its header's read and
+ * write versions (bytes 18 and 19) are 2. */
+static gboolean
+file_is_wal (const char *path)
+{
+  guint8 header[20];
+  gboolean wal = FALSE;
+  FILE *file = g_fopen (path, "rb");
+
+  if (file == NULL)
+    return FALSE;
+  if (fread (header, 1, sizeof header, file) == sizeof header)
+    wal = header[18] == 2 && header[19] == 2;
+  fclose (file);
+  return wal;
+}
+
+/* Opens a file database for reading only: no write connection, no writer
+ * thread, nothing written, no schema created or upgraded; the database
+ * must be an up-to-date es-glib database already. */
+static gboolean
+open_read_only (EsSqliteStorage  *self,
+                const char       *display_path,
+                GError          **error)
+{
   g_autoptr(GPtrArray) readers = NULL;
-  g_autofree char *display_path = NULL;
+  g_autofree char *wal = NULL;
+  g_autofree char *shm = NULL;
+  g_autofree char *dir = NULL;
+  g_autofree char *file_uri = NULL;
+  DbHeader header = { 0, };
+  EsConnection *first;
+  gboolean immutable;
+  guint i;
+
+  if (self->in_memory)
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           _("An in-memory database cannot be opened read-only: it "
+                             "starts empty"));
+      return FALSE;
+    }
+
+  if (!g_file_test (self->path, G_FILE_TEST_EXISTS))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   _("'%s' does not exist (a read-only open does not create it)"),
+                   display_path);
+      return FALSE;
+    }
+
+  /* mode=ro: SQLite writes nothing to the file. On a read-only file
+   * system without a -wal file, the file cannot change while it is open:
+   * immutable=1 lets SQLite read it without the -shm file it cannot
+   * create there. Anywhere else, a file in WAL mode (es-glib's are) can
+   * only be read where its -shm file exists or can be created. */
+  wal = g_strconcat (self->path, "-wal", NULL);
+  shm = g_strconcat (self->path, "-shm", NULL);
+  dir = g_path_get_dirname (self->path);
+  immutable = on_read_only_file_system (self->path) && !g_file_test (wal, G_FILE_TEST_EXISTS);
+
+  /* SQLite would fail with "attempt to write a readonly database". */
+  if (!immutable && file_is_wal (self->path) && !g_file_test (shm, G_FILE_TEST_EXISTS) &&
+      access (dir, W_OK) != 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path; keep "-shm" as it is */
+                   _("'%s' cannot be read read-only: it is in write-ahead-log mode, "
+                     "and SQLite can read such a file only if its \"-shm\" file exists "
+                     "or can be created next to it, and this process cannot write "
+                     "its directory"),
+                   display_path);
+      return FALSE;
+    }
+
+  file_uri = file_uri_for_path (self->path);
+  g_free (self->uri);
+  self->uri = g_strconcat (file_uri, immutable ? "?immutable=1" : "?mode=ro", NULL);
+
+  first = open_reader (self, SQLITE_OPEN_NOMUTEX, error);
+  if (first == NULL)
+    return FALSE;
+  readers = g_ptr_array_new_full (self->pool_size, connection_close);
+  g_ptr_array_add (readers, first);
+
+  if (!read_header (first, &header, error) ||
+      !check_header (&header, display_path, error))
+    return FALSE;
+
+  if (header.n_objects == 0 || header.user_version < SCHEMA_VERSION)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   header.n_objects == 0
+                     ? _("'%s' is not an es-glib database yet (it is empty), and a "
+                         "read-only open does not create the schema")
+                     : _("'%s' has an older es-glib schema, which a read-only open does "
+                         "not upgrade: open it once for writing"),
+                   display_path);
+      return FALSE;
+    }
+
+  if (!probe_pages (first, error))
+    return FALSE;
+
+  for (i = 1; i < self->pool_size; i++)
+    {
+      EsConnection *reader = open_reader (self, SQLITE_OPEN_NOMUTEX, error);
+
+      if (reader == NULL)
+        return FALSE;
+      g_ptr_array_add (readers, reader);
+    }
+
+  g_mutex_lock (&self->pool_lock);
+  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
+  self->idle_readers = g_steal_pointer (&readers);
+  self->pool_closed = FALSE;
+  g_mutex_unlock (&self->pool_lock);
+
+  return TRUE;
+}
+
+/* Opens a file or in-memory database for reading and writing: the write
+ * connection (creating or upgrading the schema), the read pool and the
+ * writer thread. */
+static gboolean
+open_read_write (EsSqliteStorage  *self,
+                 const char       *display_path,
+                 GError          **error)
+{
+  g_autoptr(GPtrArray) readers = NULL;
   EsConnection *conn = NULL;
   EsWriter *writer = NULL;
   guint i;
-
-  if (self->init_done)
-    {
-      if (!self->init_ok)
-        g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE,
-                             _("The storage failed to open earlier"));
-      return self->init_ok;
-    }
-  self->init_done = TRUE;
-
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
-
-  self->in_memory = self->path == NULL || g_str_equal (self->path, ":memory:");
-  if (self->in_memory)
-    {
-      static gint counter = 0;
-
-      /* memdb shares a database among the connections of a process that
-       * open the same name starting with '/': the writer and the readers
-       * of this storage, and nobody else. */
-      self->uri = g_strdup_printf ("file:/es-glib-mem-%u-%lu?vfs=memdb",
-                                   (guint) g_atomic_int_add (&counter, 1),
-                                   (gulong) getpid ());
-      self->where = g_strdup (_("the in-memory database"));
-      display_path = g_strdup (self->where);
-    }
-  else
-    {
-      GStatBuf st;
-
-      display_path = g_filename_display_name (self->path);
-      self->where = g_strdup_printf ("'%s'", display_path);
-      self->uri = file_uri_for_path (self->path);
-
-      /* SQLite's own error for a directory ("unable to open database
-       * file") does not say what is wrong. A missing file is created. */
-      if (g_stat (self->path, &st) == 0 && !S_ISREG (st.st_mode))
-        {
-          g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                       /* Translators: %s is a file path */
-                       _("'%s' is not a regular file"), display_path);
-          return FALSE;
-        }
-    }
 
   conn = connection_open (self->uri,
                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -1646,8 +1823,84 @@ es_sqlite_storage_initable_init (GInitable     *initable,
   self->pool_closed = FALSE;
   g_mutex_unlock (&self->pool_lock);
 
-  self->init_ok = TRUE;
   return TRUE;
+}
+
+
+static gboolean
+es_sqlite_storage_initable_init (GInitable     *initable,
+                                 GCancellable  *cancellable,
+                                 GError       **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (initable);
+  g_autofree char *display_path = NULL;
+  guint before = 0;
+  gboolean ok;
+
+  if (self->init_done)
+    {
+      if (!self->init_ok)
+        g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE,
+                             _("The storage failed to open earlier"));
+      return self->init_ok;
+    }
+  self->init_done = TRUE;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  self->in_memory = self->path == NULL || g_str_equal (self->path, ":memory:");
+  if (self->in_memory)
+    {
+      static gint counter = 0;
+
+      /* memdb shares a database among the connections of a process that
+       * open the same name starting with '/': the writer and the readers
+       * of this storage, and nobody else. */
+      self->uri = g_strdup_printf ("file:/es-glib-mem-%u-%lu?vfs=memdb",
+                                   (guint) g_atomic_int_add (&counter, 1),
+                                   (gulong) getpid ());
+      self->where = g_strdup (_("the in-memory database"));
+      display_path = g_strdup (self->where);
+    }
+  else
+    {
+      GStatBuf st;
+
+      display_path = g_filename_display_name (self->path);
+      self->where = g_strdup_printf ("'%s'", display_path);
+      self->uri = file_uri_for_path (self->path);
+
+      /* SQLite's own error for a directory ("unable to open database
+       * file") does not say what is wrong. A missing file is created. */
+      if (g_stat (self->path, &st) == 0 && !S_ISREG (st.st_mode))
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                       /* Translators: %s is a file path */
+                       _("'%s' is not a regular file"), display_path);
+          return FALSE;
+        }
+    }
+
+  if (!self->in_memory)
+    before = existing_files (self->path);
+
+  ok = self->read_only ? open_read_only (self, display_path, error)
+                       : open_read_write (self, display_path, error);
+
+  /* Every connection of the open is closed by now. */
+  if (!self->in_memory)
+    {
+      guint created = existing_files (self->path) & ~before;
+
+      if (!ok)
+        remove_created_files (self->path, created);
+      else if (self->read_only)
+        self->created_files = created;
+    }
+
+  self->init_ok = ok;
+  return ok;
 }
 
 static void
@@ -2425,7 +2678,10 @@ es_sqlite_storage_append (EsStorageHandle          *handle,
 
   if (self->writer == NULL)
     {
-      set_closed_error (error);
+      if (self->read_only)
+        set_read_only_error (self->where, error);
+      else
+        set_closed_error (error);
       return FALSE;
     }
 
@@ -2473,7 +2729,10 @@ es_sqlite_storage_append_async (EsStorageHandle          *handle,
 
   if (self->writer == NULL)
     {
-      set_closed_error (&error);
+      if (self->read_only)
+        set_read_only_error (self->where, &error);
+      else
+        set_closed_error (&error);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -2528,7 +2787,10 @@ es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
 
   if (self->writer == NULL)
     {
-      set_closed_error (error);
+      if (self->read_only)
+        set_read_only_error (self->where, error);
+      else
+        set_closed_error (error);
       return FALSE;
     }
 
@@ -2879,6 +3141,14 @@ es_sqlite_storage_shutdown (EsSqliteStorage *self)
        * files, leaving one self-contained file behind. */
       pool_close (self);
 
+      /* Read-only, there is no writer to do that: remove the side files
+       * the open created. */
+      if (self->read_only && self->created_files != 0)
+        {
+          remove_created_files (self->path, self->created_files);
+          self->created_files = 0;
+        }
+
       if (self->writer != NULL)
         writer_stop (self->writer);
 
@@ -2973,6 +3243,9 @@ es_sqlite_storage_get_property (GObject    *object,
     case PROP_DURABILITY:
       g_value_set_enum (value, self->durability);
       break;
+    case PROP_READ_ONLY:
+      g_value_set_boolean (value, self->read_only);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -3003,6 +3276,9 @@ es_sqlite_storage_set_property (GObject      *object,
       break;
     case PROP_DURABILITY:
       self->durability = g_value_get_enum (value);
+      break;
+    case PROP_READ_ONLY:
+      self->read_only = g_value_get_boolean (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -3090,6 +3366,41 @@ es_sqlite_storage_class_init (EsSqliteStorageClass *klass)
     g_param_spec_enum ("durability", NULL, NULL,
                        ES_TYPE_DURABILITY, ES_DURABILITY_NORMAL,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
+
+  /**
+   * EsSqliteStorage:read-only:
+   *
+   * Whether to open the database for reading only: for a file the process
+   * cannot write (a backup, a file on read-only media) or must not.
+   *
+   * Reads, metrics, snapshot loads and watches work as usual, and see what
+   * other processes commit to the file. Appends and snapshot saves fail
+   * with %ES_ERROR_INVALID_ARGUMENT ("the database was opened
+   * read-only"). Nothing is ever written to the file: the open fails with
+   * %ES_ERROR_STORAGE, leaving it untouched, when the file does not exist,
+   * is empty, is not an es-glib database or needs a schema upgrade. An
+   * in-memory database cannot be read-only.
+   *
+   * es-glib databases are in SQLite's write-ahead-log mode, which has its
+   * own rules for readers that cannot write (SQLite 3.22 and later):
+   *
+   * - where the directory can be written, SQLite creates the `-wal` and
+   *   `-shm` files next to the database if they do not exist; the
+   *   storage removes them again when it is closed, unless another
+   *   connection has written to the `-wal` meanwhile;
+   * - where it cannot (a directory of another user), the file can be read
+   *   only if its `-shm` and `-wal` files exist already (a writer has it
+   *   open); otherwise the open fails with %ES_ERROR_STORAGE saying so;
+   * - on a file system mounted read-only, where nothing can change the
+   *   file, a file without a `-wal` file is opened as immutable, without
+   *   the `-shm` file.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_READ_ONLY] =
+    g_param_spec_boolean ("read-only", NULL, NULL,
+                          FALSE,
+                          (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }

@@ -32,6 +32,19 @@
  * bindings can construct it with properties and then initialize it, e.g.
  * `Es.SqliteStreamFactory(path="events.db", pool_size=2).init(None)`.
  *
+ * To read a database without writing to it (a backup, a file on
+ * read-only media), set [property@Es.SqliteStreamFactory:read-only]:
+ *
+ * ```c
+ * factory = g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error,
+ *                           "path", "backup.db",
+ *                           "read-only", TRUE,
+ *                           NULL);
+ * ```
+ *
+ * or, in Python, `Es.SqliteStreamFactory(path="backup.db",
+ * read_only=True)` followed by `init(None)`.
+ *
  * Since: 0.1
  */
 
@@ -44,6 +57,7 @@ struct _EsSqliteStreamFactory
   guint           cache_size_kib;
   guint           polling_interval;
   EsDurability    durability;
+  gboolean        read_only;
   gboolean        initialized;
 };
 
@@ -54,6 +68,7 @@ enum {
   PROP_CACHE_SIZE_KIB,
   PROP_POLLING_INTERVAL,
   PROP_DURABILITY,
+  PROP_READ_ONLY,
   N_PROPS
 };
 
@@ -84,6 +99,7 @@ es_sqlite_stream_factory_initable_init (GInitable     *initable,
                             "pool-size", self->pool_size,
                             "cache-size-kib", self->cache_size_kib,
                             "durability", self->durability,
+                            "read-only", self->read_only,
                             NULL);
   if (storage == NULL)
     return FALSE;
@@ -132,6 +148,9 @@ es_sqlite_stream_factory_get_property (GObject    *object,
     case PROP_DURABILITY:
       g_value_set_enum (value, self->durability);
       break;
+    case PROP_READ_ONLY:
+      g_value_set_boolean (value, self->read_only);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -162,6 +181,9 @@ es_sqlite_stream_factory_set_property (GObject      *object,
       break;
     case PROP_DURABILITY:
       self->durability = g_value_get_enum (value);
+      break;
+    case PROP_READ_ONLY:
+      self->read_only = g_value_get_boolean (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -250,6 +272,24 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
     g_param_spec_enum ("durability", NULL, NULL,
                        ES_TYPE_DURABILITY, ES_DURABILITY_NORMAL,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EsSqliteStreamFactory:read-only:
+   *
+   * Whether to open the database for reading only. Reads, metrics,
+   * snapshot loads and watches (which see what other processes commit)
+   * work; writes and snapshots fail with %ES_ERROR_INVALID_ARGUMENT; the
+   * open fails with %ES_ERROR_STORAGE when the file does not exist or is
+   * not an up-to-date es-glib database, and nothing is ever written to it.
+   * Passed to the [class@Es.SqliteStorage] the factory opens: see
+   * [property@Es.SqliteStorage:read-only] for SQLite's rules on files in
+   * write-ahead-log mode.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_READ_ONLY] =
+    g_param_spec_boolean ("read-only", NULL, NULL, FALSE,
+                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }

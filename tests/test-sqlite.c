@@ -7,6 +7,7 @@
  * to inspect them, never in place of the library for what is checked.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <grp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -1221,6 +1222,367 @@ test_corrupt_root_pages (Fixture       *f,
   }
 }
 
+/* ------------------------------------------------------------------ */
+/* Read-only                                                           */
+/* ------------------------------------------------------------------ */
+
+static EsSqliteStreamFactory *
+read_only_factory_new (const char  *path,
+                       GError     **error)
+{
+  return g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, error,
+                         "path", path,
+                         "read-only", TRUE,
+                         "polling-interval", 20,
+                         NULL);
+}
+
+/* The names in @dir, -wal and -shm files included. */
+static char *
+list_all (const char *dir_path)
+{
+  g_autoptr(GDir) dir = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+
+  dir = g_dir_open (dir_path, 0, NULL);
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  g_ptr_array_add (names, NULL);
+  return g_strjoinv (" ", (char **) names->pdata);
+}
+
+/* Opening @path read-only fails with @code and leaves the file and the
+ * directory as they were, -wal and -shm files included. */
+static void
+assert_read_only_refused (Fixture    *f,
+                          const char *path,
+                          gint        code)
+{
+  g_autoptr(GBytes) before = NULL;
+  g_autoptr(GBytes) after = NULL;
+  g_autoptr(EsSqliteStreamFactory) factory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *listing_before = NULL;
+  g_autofree char *listing_after = NULL;
+
+  listing_before = list_all (f->tmpdir);
+  if (path != NULL && g_file_test (path, G_FILE_TEST_IS_REGULAR))
+    before = file_contents (path);
+
+  factory = read_only_factory_new (path, &error);
+  g_assert_error (error, ES_ERROR, code);
+  g_assert_null (factory);
+  g_test_message ("Refused with: %s", error->message);
+
+  if (before != NULL)
+    {
+      after = file_contents (path);
+      g_assert_true (g_bytes_equal (before, after));
+    }
+  listing_after = list_all (f->tmpdir);
+  g_assert_cmpstr (listing_after, ==, listing_before);
+}
+
+typedef struct
+{
+  guint    n_events;
+  gboolean caught_up;
+  GError  *error;
+} ReadOnlyWatch;
+
+static void
+ro_event_cb (EsWatch       *watch,
+             EsStoredEvent *event,
+             gpointer       user_data)
+{
+  ReadOnlyWatch *w = user_data;
+
+  w->n_events++;
+  g_main_context_wakeup (NULL);
+}
+
+static void
+ro_caught_up_cb (EsWatch  *watch,
+                 gpointer  user_data)
+{
+  ReadOnlyWatch *w = user_data;
+
+  w->caught_up = TRUE;
+  g_main_context_wakeup (NULL);
+}
+
+static void
+ro_error_cb (EsWatch      *watch,
+             const GError *error,
+             gpointer      user_data)
+{
+  ReadOnlyWatch *w = user_data;
+
+  g_clear_error (&w->error);
+  w->error = g_error_copy (error);
+  g_main_context_wakeup (NULL);
+}
+
+static void
+wait_watch (ReadOnlyWatch *w,
+            guint          n_events)
+{
+  gint64 deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+
+  while ((w->n_events < n_events || !w->caught_up) && w->error == NULL &&
+         g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (1000);
+    }
+  g_test_message ("watch: %u events, caught up: %d", w->n_events, w->caught_up);
+  g_assert_no_error (w->error);
+  g_assert_cmpuint (w->n_events, ==, n_events);
+}
+
+/* Reads, metrics, snapshot loads and a watch on a read-only factory over
+ * the database at @path of @n events in "s" (and a snapshot "proj" at
+ * version 1); writes and snapshots fail with INVALID_ARGUMENT naming the
+ * file. */
+static void
+check_read_only_factory (EsStreamFactory *factory,
+                         const char      *path,
+                         guint            n)
+{
+  g_autoptr(EsStream) stream = open_stream (factory, "s");
+  g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
+  g_autoptr(GPtrArray) events = read_all (stream);
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  g_autoptr(EsCandidateEvent) event = NULL;
+  g_autoptr(GBytes) data = g_bytes_new_static ("x", 1);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autofree char *display = g_filename_display_name (path);
+  ReadOnlyWatch w = { 0, FALSE, NULL };
+  gboolean read_only = FALSE;
+
+  g_object_get (es_stream_factory_get_storage (factory), "read-only", &read_only, NULL);
+  g_assert_true (read_only);
+  g_object_get (factory, "read-only", &read_only, NULL);
+  g_assert_true (read_only);
+
+  g_assert_cmpuint (events->len, ==, n);
+  g_assert_cmpint (es_stream_get_version (stream), ==, n);
+
+  metrics = es_stream_get_metrics (all, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_metrics_get_event_count (metrics), ==, n);
+
+  snapshot = es_stream_load_snapshot (stream, "proj", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 1);
+
+  event = es_candidate_event_new ("Refused", data);
+  g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "read-only"));
+  g_assert_nonnull (strstr (error->message, display));
+  g_clear_error (&error);
+
+  g_assert_false (es_stream_snapshot (stream, data, 1, "other", NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "read-only"));
+  g_clear_error (&error);
+
+  watch = es_stream_watch (all, 0);
+  g_signal_connect (watch, "event", G_CALLBACK (ro_event_cb), &w);
+  g_signal_connect (watch, "caught-up", G_CALLBACK (ro_caught_up_cb), &w);
+  g_signal_connect (watch, "error", G_CALLBACK (ro_error_cb), &w);
+  wait_watch (&w, n);
+  es_watch_stop (watch);
+}
+
+/* Writes a snapshot "proj" at version 1 of "s" in the database at @path. */
+static void
+save_snapshot (const char *path)
+{
+  EsStreamFactory *factory = factory_new (path);
+  g_autoptr(EsStream) stream = open_stream (factory, "s");
+  g_autoptr(GBytes) state = g_bytes_new_static ("state", 5);
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (es_stream_snapshot (stream, state, 1, "proj", NULL, &error));
+  g_assert_no_error (error);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
+static void
+test_read_only_property (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsSqliteStreamFactory) sqlite_factory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *listing = NULL;
+  g_autofree char *foreign = g_build_filename (f->tmpdir, "foreign.db", NULL);
+  g_autofree char *empty = g_build_filename (f->tmpdir, "empty.db", NULL);
+  EsStreamFactory *writer;
+  sqlite3 *db;
+
+  g_test_summary ("read-only: reads, metrics, snapshot loads and watches work, also while "
+                  "another factory writes; writes and snapshots fail with INVALID_ARGUMENT; "
+                  "a missing, empty or foreign file is refused untouched; no file is left "
+                  "behind");
+
+  /* Refused: missing (not created), empty, foreign, in memory. */
+  assert_read_only_refused (f, f->path, ES_ERROR_STORAGE);
+  g_assert_false (g_file_test (f->path, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_set_contents (empty, "", 0, NULL));
+  assert_read_only_refused (f, empty, ES_ERROR_STORAGE);
+  db = sqlite_open (foreign);
+  sqlite_exec (db, "PRAGMA journal_mode = WAL; CREATE TABLE t (a); INSERT INTO t VALUES (1);");
+  sqlite3_close (db);
+  assert_read_only_refused (f, foreign, ES_ERROR_STORAGE);
+  sqlite_factory = read_only_factory_new (NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_null (sqlite_factory);
+  g_clear_error (&error);
+  g_assert_no_errno (g_remove (empty));
+  g_assert_no_errno (g_remove (foreign));
+
+  /* A closed database. */
+  create_database (f->path, 50, 10);
+  save_snapshot (f->path);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  sqlite_factory = read_only_factory_new (f->path, &error);
+  g_assert_no_error (error);
+  check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 50);
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  /* Next to a writer: the reader sees its commits, live. */
+  writer = factory_new (f->path);
+  sqlite_factory = read_only_factory_new (f->path, &error);
+  g_assert_no_error (error);
+  check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 50);
+  {
+    g_autoptr(EsStream) all = open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
+    g_autoptr(EsStream) stream = open_stream (writer, "t");
+    g_autoptr(EsWatch) watch = es_stream_watch (all, 50);
+    ReadOnlyWatch w = { 0, FALSE, NULL };
+
+    g_signal_connect (watch, "event", G_CALLBACK (ro_event_cb), &w);
+    g_signal_connect (watch, "caught-up", G_CALLBACK (ro_caught_up_cb), &w);
+    g_signal_connect (watch, "error", G_CALLBACK (ro_error_cb), &w);
+    write_events (stream, 5, 10);
+    wait_watch (&w, 5);
+    es_watch_stop (watch);
+  }
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  factory_close_and_free (writer);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+}
+
+/* The unprivileged half of test_read_only_unprivileged(), as nobody in
+ * a directory of its own. */
+static void
+read_only_unprivileged_scenario (Fixture *f)
+{
+  g_autoptr(EsSqliteStreamFactory) sqlite_factory = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *listing = NULL;
+
+  create_database (f->path, 30, 10);
+  save_snapshot (f->path);
+  g_assert_no_errno (g_chmod (f->path, 0444));
+  g_assert_cmpint (access (f->path, W_OK), !=, 0);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  /* A writable open fails, and leaves no -wal or -shm behind. */
+  sqlite_factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (sqlite_factory);
+  g_test_message ("Writable open refused with: %s", error->message);
+  g_clear_error (&error);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  /* A read-only open works, and leaves nothing behind either. */
+  sqlite_factory = read_only_factory_new (f->path, &error);
+  g_assert_no_error (error);
+  check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 30);
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  /* So a writable open works once the file may be written again. */
+  g_assert_no_errno (g_chmod (f->path, 0644));
+  {
+    EsStreamFactory *factory = factory_new (f->path);
+    g_autoptr(EsStream) stream = open_stream (factory, "t");
+
+    write_events (stream, 1, 10);
+    g_clear_object (&stream);
+    factory_close_and_free (factory);
+  }
+
+  /* In a directory it cannot write, without -shm: refused, saying why. */
+  g_assert_no_errno (g_chmod (f->path, 0444));
+  g_assert_no_errno (g_chmod (f->tmpdir, 0555));
+  sqlite_factory = read_only_factory_new (f->path, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_null (sqlite_factory);
+  g_test_message ("Read-only open in a read-only directory refused with: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "-shm"));
+  g_clear_error (&error);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_assert_no_errno (g_chmod (f->tmpdir, 0755));
+}
+
+static void
+test_read_only_unprivileged (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_test_summary ("As a user who cannot write the file (0444, not root): a writable open "
+                  "fails and leaves no -wal/-shm behind; a read-only open reads, loads "
+                  "snapshots and watches, refuses writes, and leaves nothing behind; a "
+                  "read-only directory without -shm is refused with a clear error");
+
+  if (getuid () != 0)
+    {
+      read_only_unprivileged_scenario (f);
+      return;
+    }
+
+  if (g_test_subprocess ())
+    {
+      /* Root ignores permission bits: become nobody, in a directory of
+       * nobody's. */
+      if (chown (f->tmpdir, 65534, 65534) != 0 || setgroups (0, NULL) != 0 ||
+          setgid (65534) != 0 || setuid (65534) != 0)
+        {
+          g_test_skip ("Cannot drop privileges to uid 65534");
+          return;
+        }
+      read_only_unprivileged_scenario (f);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 120 * G_USEC_PER_SEC, G_TEST_SUBPROCESS_INHERIT_STDERR);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1248,6 +1610,8 @@ main (int   argc,
   ADD ("corrupt-middle", test_corrupt_middle);
   ADD ("corrupt-at-open", test_corrupt_at_open);
   ADD ("corrupt-root-pages", test_corrupt_root_pages);
+  ADD ("read-only-property", test_read_only_property);
+  ADD ("read-only-unprivileged", test_read_only_unprivileged);
 
 #undef ADD
 
