@@ -357,6 +357,37 @@ Object.assign(tests, {
         removeTree(dir);
     },
 
+    'read-only factory'() {
+        const [dir, path] = tempDatabase();
+        const writer = Es.SqliteStreamFactory.new(path, null);
+        writer.open_stream('s', null).write([event('A'), event('B')], Es.VERSION_ANY, null);
+        writer.close(null);
+
+        const factory = new Es.SqliteStreamFactory({path, read_only: true});
+        assert(factory.init(null), 'init');
+        assert(factory.read_only, 'read_only property');
+        assert(factory.get_storage().read_only, 'storage read_only property');
+        const stream = factory.open_stream('s', null);
+        assertEqual(readAll(stream.read(0, null, null)).map(e => e.get_event_type()).join(''),
+            'AB', 'read-only read');
+        assertEqual(stream.get_metrics(null).get_event_count(), 2, 'read-only metrics');
+        const e = assertThrowsEs(() => stream.write([event('C')], Es.VERSION_ANY, null),
+            Es.Error.INVALID_ARGUMENT, 'read-only write');
+        assert(e.message.includes('read-only'), `message says read-only: ${e.message}`);
+        assertThrowsEs(() => stream.snapshot(new GLib.Bytes(encoder.encode('x')), 1, 'p', null),
+            Es.Error.INVALID_ARGUMENT, 'read-only snapshot');
+        factory.close(null);
+
+        const missing = new Es.SqliteStreamFactory({
+            path: GLib.build_filenamev([dir, 'missing.db']),
+            read_only: true,
+        });
+        assertThrowsEs(() => missing.init(null), Es.Error.STORAGE, 'read-only missing file');
+        assert(!GLib.file_test(GLib.build_filenamev([dir, 'missing.db']), GLib.FileTest.EXISTS),
+            'missing file not created');
+        removeTree(dir);
+    },
+
     'notifier and hand-wired factory'() {
         const storage = Es.SqliteStorage.new(null, 2, null);
         assertEqual(storage.get_pool_size(), 2, 'pool size');

@@ -282,6 +282,46 @@ class TestSnapshotsMetrics(EsTestCase):
         self.assertEqual(all_metrics.get_event_count(), 2)
 
 
+class TestReadOnly(EsTestCase):
+    def test_read_only_factory(self):
+        stream = self.open("s")
+        stream.write([candidate("A", b"a"), candidate("B", b"b")], Es.VERSION_ANY, None)
+        self.assertTrue(stream.snapshot(GLib.Bytes.new(b"state"), 1, "proj", None))
+        self.factory.close(None)
+        self.assertEqual(sorted(os.listdir(self.tmpdir.name)), ["events.db"])
+
+        factory = Es.SqliteStreamFactory(path=self.path, read_only=True)
+        self.assertTrue(factory.init(None))
+        self.assertTrue(factory.props.read_only)
+        self.assertTrue(factory.get_storage().props.read_only)
+        stream = factory.open_stream("s", None)
+        self.assertEqual([e.get_event_type() for e in read_all(stream)], ["A", "B"])
+        self.assertEqual(stream.get_metrics(None).get_event_count(), 2)
+        self.assertEqual(stream.load_snapshot("proj", None).get_version(), 1)
+
+        with self.assertRaises(GLib.Error) as caught:
+            stream.write([candidate("C")], Es.VERSION_ANY, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+        self.assertIn("read-only", caught.exception.message)
+        self.assertIn(self.path, caught.exception.message)
+        with self.assertRaises(GLib.Error) as caught:
+            stream.snapshot(GLib.Bytes.new(b"x"), 1, "other", None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+
+        self.assertTrue(factory.close(None))
+        self.assertEqual(sorted(os.listdir(self.tmpdir.name)), ["events.db"])
+        self.assertEqual(len(read_all(Es.SqliteStreamFactory.new(self.path, None)
+                                      .open_stream("s", None))), 2)
+
+    def test_read_only_missing_file(self):
+        missing = os.path.join(self.tmpdir.name, "missing.db")
+        factory = Es.SqliteStreamFactory(path=missing, read_only=True)
+        with self.assertRaises(GLib.Error) as caught:
+            factory.init(None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.STORAGE))
+        self.assertFalse(os.path.exists(missing))
+
+
 class TestAsync(EsTestCase):
     def test_async_write(self):
         stream = self.open("async")
