@@ -1158,6 +1158,136 @@ test_corrupt_middle (Fixture       *f,
 }
 
 static void
+test_corrupt_write_fails (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsSqliteStreamFactory) sqlite_factory = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+  g_autoptr(EsCandidateEvent) candidate = NULL;
+  g_autoptr(GBytes) bytes = g_bytes_new_static ("x", 1);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *leaf = NULL;
+  g_autofree char *display = NULL;
+  EsStorageHandle *storage;
+  gint64 page_size = 0;
+  gint64 n_pages = 0;
+  gint64 version = 0;
+
+  g_test_summary ("A write that reaches a corrupt page fails with the corruption error "
+                  "and writes nothing; the writer goes on, and a write to an intact part "
+                  "of the file succeeds and reads back");
+
+  create_checkpointed (f->path, 20000, 200, &page_size, &n_pages);
+  /* The first leaf of the (stream_id, version) index: where a stream
+   * sorting before "s" goes. */
+  leaf = sqlite_query_text (f->path, "SELECT pageno FROM dbstat "
+                                     "WHERE name = 'sqlite_autoindex_events_1' "
+                                     "AND pagetype = 'leaf' ORDER BY path LIMIT 1");
+  g_test_message ("Damaging index leaf page %s of %" G_GINT64_FORMAT, leaf, n_pages);
+  smash_page (f->path, page_size, g_ascii_strtoll (leaf, NULL, 10), 64);
+
+  display = g_filename_display_name (f->path);
+  sqlite_factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
+  g_assert_no_error (error);
+  all = open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
+  storage = es_stream_factory_get_storage (ES_STREAM_FACTORY (sqlite_factory));
+
+  /* Opening stream "a" reads its version, through the damaged page. */
+  g_assert_null (es_stream_factory_open_stream (ES_STREAM_FACTORY (sqlite_factory), "a", NULL,
+                                                &error));
+  assert_corrupt_error (error, display);
+  g_clear_error (&error);
+
+  /* So does an append to it, below the stream layer. */
+  candidate = es_candidate_event_new ("AfterDamage", bytes);
+  g_assert_false (es_storage_handle_append (storage, "a", ES_VERSION_ANY, &candidate, 1,
+                                            &version, NULL, &error));
+  assert_corrupt_error (error, display);
+  g_clear_error (&error);
+
+  /* Nothing of it was written: @all ends where it ended. */
+  enumerator = es_stream_read (all, 20000, NULL, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (event);
+  g_clear_object (&enumerator);
+
+  /* The writer goes on: "s" sorts after the damage. */
+  g_assert_true (write_after_damage (ES_STREAM_FACTORY (sqlite_factory), "s", display));
+  enumerator = es_stream_read (all, 20000, NULL, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (event);
+  g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, "s");
+  g_assert_cmpint (es_stored_event_get_version (event), ==, 20001);
+  g_clear_object (&event);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (event);
+  g_clear_object (&enumerator);
+
+  /* And the damaged one still fails the same way, not otherwise. */
+  g_assert_false (es_storage_handle_append (storage, "a", ES_VERSION_ANY, &candidate, 1,
+                                            &version, NULL, &error));
+  assert_corrupt_error (error, display);
+  g_clear_error (&error);
+
+  /* Asynchronous appends, which the writer commits in groups: the failing
+   * ones write nothing, and every one reported done is stored. An append
+   * to "s" committed in the same group as one to "a" may fail with it
+   * (the whole transaction is rolled back), with the same error. */
+  {
+    GAsyncResult *results[40] = { NULL, };
+    guint n_ok = 0;
+    guint n_events = 0;
+
+    for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+      es_storage_handle_append_async (storage, i % 2 ? "a" : "s", ES_VERSION_ANY, &candidate,
+                                      1, NULL, store_result_cb, &results[i]);
+    for (guint i = 0; i < G_N_ELEMENTS (results); i++)
+      {
+        while (results[i] == NULL)
+          g_main_context_iteration (NULL, TRUE);
+        if (es_storage_handle_append_finish (storage, results[i], &version, &error))
+          {
+            g_assert_true (i % 2 == 0);
+            n_ok++;
+          }
+        else
+          {
+            assert_corrupt_error (error, display);
+            g_clear_error (&error);
+          }
+        g_clear_object (&results[i]);
+      }
+    g_test_message ("%u of %u asynchronous appends to \"s\" succeeded", n_ok,
+                    (guint) G_N_ELEMENTS (results) / 2);
+
+    enumerator = es_stream_read (all, 20001, NULL, NULL, &error);
+    g_assert_no_error (error);
+    while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
+      {
+        g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, "s");
+        n_events++;
+        g_clear_object (&event);
+      }
+    g_assert_no_error (error);
+    g_assert_cmpuint (n_events, ==, n_ok);
+    g_clear_object (&enumerator);
+  }
+
+  /* The writer is still there for the intact part. */
+  g_assert_true (write_after_damage (ES_STREAM_FACTORY (sqlite_factory), "s", display));
+
+  g_clear_object (&all);
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+}
+
+static void
 test_corrupt_at_open (Fixture       *f,
                       gconstpointer  data)
 {
@@ -1608,6 +1738,7 @@ main (int   argc,
   ADD ("new-async", test_new_async);
   ADD ("threads-small-pool", test_threads_small_pool);
   ADD ("corrupt-middle", test_corrupt_middle);
+  ADD ("corrupt-write-fails", test_corrupt_write_fails);
   ADD ("corrupt-at-open", test_corrupt_at_open);
   ADD ("corrupt-root-pages", test_corrupt_root_pages);
   ADD ("read-only-property", test_read_only_property);

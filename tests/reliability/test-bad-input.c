@@ -781,6 +781,92 @@ case_filter_sql_in_values (Fixture *fixture)
   }
 }
 
+static void
+case_filter_too_many_clauses (Fixture *fixture)
+{
+  g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+  g_autoptr(GError) error = NULL;
+  guint i;
+
+  /* Beyond the documented limit of 4,096 clauses: INVALID_ARGUMENT
+   * naming both numbers, from validation, not the database. */
+  for (i = 0; i < 5000; i++)
+    es_event_filter_add_equals (filter, "metadata.n", g_variant_new_int32 (1));
+  expect_bad_filter (fixture, filter);
+  g_assert_false (es_event_filter_validate (filter, &error));
+  g_assert_nonnull (strstr (error->message, "5000"));
+  g_assert_nonnull (strstr (error->message, "4096"));
+}
+
+/* @value as a JSON string. */
+static char *
+json_quote (const char *value)
+{
+  GString *json = g_string_new ("\"");
+  const char *p;
+
+  for (p = value; *p != '\0'; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        g_string_append_printf (json, "\\%c", *p);
+      else if ((guchar) *p < 0x20)
+        g_string_append_printf (json, "\\u%04x", (guint) (guchar) *p);
+      else
+        g_string_append_c (json, *p);
+    }
+  g_string_append_c (json, '"');
+  return g_string_free (json, FALSE);
+}
+
+static void
+case_filter_in_json_metacharacters (Fixture *fixture)
+{
+  /* Long in lists travel as JSON arrays: values that are JSON (or SQL)
+   * syntax must still match exactly themselves. */
+  const char *values[] = { "\"", "\\", "\\\"", "a\"b", "\n", "\t\x01", "caf\xc3\xa9",
+                           "\xf0\x9f\x98\x80", "]", "[1]", "null", "1", "true",
+                           "' OR 1=1 --", "\\u0041", "A", "", " " };
+  g_autoptr(EsStream) stream = open_stream (fixture->factory, "json");
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autofree char *quoted = json_quote (values[i]);
+      g_autofree char *metadata = g_strdup_printf ("{\"q\": %s}", quoted);
+      g_autoptr(EsCandidateEvent) event = event_new ("Json", "x", NULL, metadata);
+      g_autoptr(GError) error = NULL;
+
+      write_one (stream, event, ES_VERSION_ANY, &error);
+      g_assert_no_error (error);
+    }
+
+  for (i = 0; i <= G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+      g_autoptr(GPtrArray) strings = g_ptr_array_new_with_free_func (g_free);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GPtrArray) events = NULL;
+      guint j;
+
+      /* One of the values (all of them for the last round), among 40
+       * that match nothing. */
+      for (j = 0; j < G_N_ELEMENTS (values); j++)
+        if (i == G_N_ELEMENTS (values) || i == j)
+          g_ptr_array_add (strings, g_strdup (values[j]));
+      for (j = 0; j < 40; j++)
+        g_ptr_array_add (strings, g_strdup_printf ("no-%u\"\\", j));
+
+      es_event_filter_add_in (filter, "metadata.q",
+                              g_variant_new_strv ((const char * const *) strings->pdata,
+                                                  strings->len));
+      events = read_all (stream, 0, filter, &error);
+      g_assert_no_error (error);
+      g_assert_cmpuint (events->len, ==, i == G_N_ELEMENTS (values) ? G_N_ELEMENTS (values) : 1);
+      if (i < G_N_ELEMENTS (values))
+        g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 0)), ==, i + 1);
+    }
+}
+
 /* ---------------------------------------------------------------------- *
  * Cases: SQL metacharacters, stored verbatim                              *
  * ---------------------------------------------------------------------- */
@@ -1486,6 +1572,8 @@ static const Case cases[] = {
   { "filter/uint64-too-big", case_filter_uint64_too_big, FALSE },
   { "filter/one-bad-clause", case_filter_one_bad_clause_of_many, FALSE },
   { "filter/sql-in-values", case_filter_sql_in_values, FALSE },
+  { "filter/too-many-clauses", case_filter_too_many_clauses, FALSE },
+  { "filter/in-json-metacharacters", case_filter_in_json_metacharacters, TRUE },
   { "nullable/filter-and-projection", case_null_filter_and_projection, TRUE },
   { "nullable/in-memory-path", case_in_memory_null_path, FALSE },
   { "snapshot/beyond-stream", case_snapshot_beyond_stream, FALSE },
