@@ -51,7 +51,7 @@
  * stored. Writing the events again is safe when they carry idempotency
  * keys.
  *
- * ## No skipped events in `@all`
+ * ## No skipped events in <code>@<!-- -->all</code>
  *
  * Sequence ids come from a one-row counter that each append updates in
  * its transaction, just before it inserts. The row stays locked until the
