@@ -36,6 +36,7 @@ REQUIRED_PAGES = [
     "backend.html",
     "operations.html",
     "postgres.html",
+    "python.html",
     "const.ALL_STREAM.html",
     "iface.Stream.html",
     "class.Watch.html",
