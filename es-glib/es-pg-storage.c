@@ -51,7 +51,7 @@
  * stored. Writing the events again is safe when they carry idempotency
  * keys.
  *
- * ## No skipped events in `@all`
+ * ## No skipped events in <code>@<!-- -->all</code>
  *
  * Sequence ids come from a one-row counter that each append updates in
  * its transaction, just before it inserts. The row stays locked until the
@@ -1715,7 +1715,7 @@ append_operation (EsPgStorage   *self,
       /* Nothing was written; the COMMIT committed nothing. */
       g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                    /* Translators: the numbers are stream versions, %s a stream id */
-                   _("expected version %lld but stream '%s' is at version %lld"),
+                   _("Expected version %lld but stream '%s' is at version %lld"),
                    (long long) op->expected_version, op->stream_id, (long long) version);
       return FALSE;
     }
@@ -2252,7 +2252,7 @@ group_operation (EsPgStorage   *self,
             /* Nothing was written for it. */
             g_set_error (&job->error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                          /* Translators: the numbers are stream versions, %s a stream id */
-                         _("expected version %lld but stream '%s' is at version %lld"),
+                         _("Expected version %lld but stream '%s' is at version %lld"),
                          (long long) job->op.expected_version, job->stream_id,
                          (long long) version);
           continue;

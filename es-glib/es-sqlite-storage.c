@@ -854,7 +854,7 @@ writer_append (EsWriter  *writer,
     {
       g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                    /* Translators: the numbers are stream versions, %s a stream id */
-                   _("expected version %lld but stream '%s' is at version %lld"),
+                   _("Expected version %lld but stream '%s' is at version %lld"),
                    (long long) job->expected_version, job->stream_id, (long long) version);
       return FALSE;
     }

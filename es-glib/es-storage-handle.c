@@ -117,7 +117,7 @@ es_storage_handle_default_init (EsStorageHandleInterface *iface)
 /**
  * es_storage_handle_append:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: a valid stream id (not `@all`)
+ * @stream_id: a valid stream id (not <code>@<!-- -->all</code>)
  * @expected_version: the version the stream must be at, or %ES_VERSION_ANY
  * @events: (array length=n_events): validated events, no idempotency key
  *   repeated among them
@@ -165,7 +165,7 @@ es_storage_handle_append (EsStorageHandle          *self,
 /**
  * es_storage_handle_append_async:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: a valid stream id (not `@all`)
+ * @stream_id: a valid stream id (not <code>@<!-- -->all</code>)
  * @expected_version: the version the stream must be at, or %ES_VERSION_ANY
  * @events: (array length=n_events): validated events
  * @n_events: the number of @events, at least 1
@@ -332,7 +332,7 @@ es_storage_handle_get_metrics (EsStorageHandle  *self,
 /**
  * es_storage_handle_save_snapshot:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: (nullable): a valid stream id, or %NULL for `@all`
+ * @stream_id: (nullable): a valid stream id, or %NULL for <code>@<!-- -->all</code>
  * @projection_name: the projection's name
  * @version: the version (for %NULL @stream_id: sequence id) @state reflects
  * @state: the projection's state, stored byte for byte
@@ -368,7 +368,7 @@ es_storage_handle_save_snapshot (EsStorageHandle  *self,
 /**
  * es_storage_handle_load_snapshot:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: (nullable): a valid stream id, or %NULL for `@all`
+ * @stream_id: (nullable): a valid stream id, or %NULL for <code>@<!-- -->all</code>
  * @projection_name: the projection's name
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]

@@ -17,7 +17,7 @@
  * [class@Es.EventEnumerator]; snapshots store a projection's state so it
  * can be rebuilt without replaying the whole stream.
  *
- * The stream named %ES_ALL_STREAM (`@all`) is read-only and holds every
+ * The stream named %ES_ALL_STREAM (<code>@<!-- -->all</code>) is read-only and holds every
  * event of every stream in global order; there, versions are sequence ids.
  *
  * Every blocking method has an `_async` twin that runs the work off the
@@ -294,7 +294,7 @@ es_stream_default_init (EsStreamInterface *iface)
    *
    * The version of the stream this handle knows: set when the stream is
    * opened and after each successful write through this handle. For
-   * `@all`, the last sequence id when it was opened.
+   * <code>@<!-- -->all</code>, the last sequence id when it was opened.
    *
    * Since: 0.1
    */
@@ -362,7 +362,7 @@ es_stream_get_version (EsStream *self)
  * stream, or repeats an earlier key of the batch, is skipped, not an error.
  *
  * Fails with %ES_ERROR_INVALID_ARGUMENT, writing nothing, for a write to
- * `@all`, an expected version below -1, an empty or non-UTF-8 event type,
+ * <code>@<!-- -->all</code>, an expected version below -1, an empty or non-UTF-8 event type,
  * or metadata that is not a JSON object; with %ES_ERROR_CLOSED after the
  * factory was closed; with %ES_ERROR_STORAGE when the database fails; with
  * %G_IO_ERROR_CANCELLED when @cancellable was cancelled.
@@ -457,7 +457,7 @@ es_stream_write_finish (EsStream      *self,
  * es_stream_read:
  * @self: an [iface@Es.Stream]
  * @after_version: return events with a version greater than this (for
- *   `@all`: a sequence id greater than this); 0 for all events
+ *   <code>@<!-- -->all</code>: a sequence id greater than this); 0 for all events
  * @filter: (nullable): clauses the events must match
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
@@ -492,7 +492,7 @@ es_stream_read (EsStream       *self,
 /**
  * es_stream_read_async:
  * @self: an [iface@Es.Stream]
- * @after_version: return events after this version (or sequence id for `@all`)
+ * @after_version: return events after this version (or sequence id for <code>@<!-- -->all</code>)
  * @filter: (nullable): clauses the events must match
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @callback: (scope async) (closure user_data): called when the read has started
@@ -720,7 +720,7 @@ es_stream_load_snapshot_finish (EsStream      *self,
  * @error: return location for a [struct@GLib.Error]
  *
  * Reads the stream's current version, number of events and last timestamp
- * from the database. For `@all`: the last sequence id and the total number
+ * from the database. For <code>@<!-- -->all</code>: the last sequence id and the total number
  * of events.
  *
  * Returns: (transfer full): the metrics, or %NULL on error
@@ -789,7 +789,7 @@ es_stream_get_metrics_finish (EsStream      *self,
 /**
  * es_stream_watch:
  * @self: an [iface@Es.Stream]
- * @after_version: emit the stored events after this version (for `@all`:
+ * @after_version: emit the stored events after this version (for <code>@<!-- -->all</code>:
  *   sequence id), then live ones; 0 for the whole stream; -1 for new events
  *   only, from the stream's current version
  *

@@ -120,7 +120,7 @@ es_test_memory_storage_append (EsStorageHandle          *storage,
   if (expected_version != ES_VERSION_ANY && expected_version != current)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
-                   "expected version %" G_GINT64_FORMAT " but stream '%s' is at version %"
+                   "Expected version %" G_GINT64_FORMAT " but stream '%s' is at version %"
                    G_GINT64_FORMAT, expected_version, stream_id, current);
       return FALSE;
     }

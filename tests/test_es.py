@@ -7,6 +7,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import array
 import os
 import tempfile
 import unittest
@@ -344,6 +345,35 @@ class TestOverride(EsTestCase):
         self.assertEqual(events[0].metadata_dict, {"user": "alice", "n": 2})
         self.assertEqual(events[1].data_bytes, "caf\u00e9".encode("utf-8"))
         self.assertIsNone(events[1].metadata_dict)
+
+    def test_candidate_data_types(self):
+        stream = self.open("data-types")
+        accepted = [b"ab", bytearray(b"ab"), memoryview(b"xaby")[1:3],
+                    array.array("B", [97, 98]), "ab", GLib.Bytes.new(b"ab")]
+        events = [Es.CandidateEvent(event_type="T", data=d) for d in accepted]
+        events += [Es.CandidateEvent.new("T", d) for d in accepted]
+        events.append(Es.CandidateEvent.new("T", "\u00e9"))
+        stream.write(events, Es.VERSION_ANY, None)
+        self.assertEqual([e.data_bytes for e in stream.read(0, None, None)],
+                         [b"ab"] * (2 * len(accepted)) + ["\u00e9".encode("utf-8")])
+
+        # Anything else is a TypeError that says what data takes; before,
+        # a dict failed with "'str' object cannot be interpreted as an
+        # integer", and an int or a list of ints was silently turned into
+        # bytes.
+        for value in ({"a": 1}, [1, 2], 5, 1.5, object()):
+            for make in (lambda v: Es.CandidateEvent(event_type="T", data=v),
+                         lambda v: Es.CandidateEvent.new("T", v)):
+                with self.assertRaises(TypeError) as caught:
+                    make(value)
+                message = str(caught.exception)
+                for accepted_type in ("bytes", "bytearray", "memoryview", "str", "GLib.Bytes"):
+                    self.assertIn(accepted_type, message)
+                self.assertIn("not " + type(value).__name__, message)
+                if isinstance(value, (dict, list)):
+                    self.assertIn("json.dumps", message)
+        with self.assertRaises(TypeError):
+            Es.CandidateEvent.new(None, b"x")
 
     def test_enumerator_context_manager(self):
         stream = self.open("override")
