@@ -82,6 +82,9 @@ es_storage_handle_real_append_async (EsStorageHandle          *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, es_storage_handle_real_append_async);
+  /* An append that committed is reported as done even if the cancellable
+   * fired after the commit point: only append() decides CANCELLED. */
+  g_task_set_check_cancellable (task, FALSE);
 
   append = g_new0 (AppendData, 1);
   append->stream_id = g_strdup (stream_id);

@@ -250,6 +250,11 @@ es_stream_impl_write_async (EsStream                 *stream,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, es_stream_impl_write_async);
+  /* A write that committed is reported as done even if the cancellable
+   * fired meanwhile: G_IO_ERROR_CANCELLED means nothing was written, so
+   * only the storage, which knows whether it committed, may report it.
+   * GTask must not turn a stored write into CANCELLED afterwards. */
+  g_task_set_check_cancellable (task, FALSE);
 
   if (!prepare_write (self, events, n_events, expected_version, cancellable, &accepted, &error))
     {

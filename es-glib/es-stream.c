@@ -142,6 +142,12 @@ run_stream_op (EsStream            *self,
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, source_tag);
+  /* A write or a snapshot that took effect is reported as done even if the
+   * cancellable fired meanwhile (G_IO_ERROR_CANCELLED means nothing was
+   * written): the synchronous method decides, GTask must not override it.
+   * Reads may as well report the cancellation. */
+  if (op->kind == OP_WRITE || op->kind == OP_SNAPSHOT)
+    g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, op, stream_op_free);
   g_task_run_in_thread (task, stream_op_in_thread);
 }

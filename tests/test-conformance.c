@@ -3060,6 +3060,401 @@ test_factory_close_async (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Cancellation: CANCELLED means nothing was written                   */
+/* ------------------------------------------------------------------ */
+
+/* How many writes (and half as many snapshots) the random-cancel tests
+ * make; ES_TEST_CANCEL_WRITES overrides it. */
+#define CANCEL_WRITES_DEFAULT 3000
+
+static guint
+cancel_test_size (void)
+{
+  const char *size = g_getenv ("ES_TEST_CANCEL_WRITES");
+  guint64 n;
+
+  if (size == NULL)
+    return CANCEL_WRITES_DEFAULT;
+  g_assert_true (g_ascii_string_to_unsigned (size, 10, 2, G_MAXUINT, &n, NULL));
+  return (guint) n;
+}
+
+/* When an operation's cancellable fires, relative to the call. */
+typedef enum
+{
+  CANCEL_NEVER,
+  CANCEL_BEFORE,        /* before the call: nothing may be written */
+  CANCEL_AFTER_CALL,    /* (async) right after the call returned */
+  CANCEL_FROM_THREAD,   /* from another thread, after a random delay */
+  CANCEL_FROM_IDLE,     /* (async) from an idle of the caller's context */
+  N_CANCEL_MODES
+} CancelMode;
+
+/* Cancels cancellables from a thread of its own, each after its delay. */
+typedef struct
+{
+  GAsyncQueue *queue;   /* (owned) CancelRequest *, then the thread itself to stop */
+  GThread     *thread;  /* (owned) */
+} Canceller;
+
+typedef struct
+{
+  GCancellable *cancellable;  /* (owned) */
+  gint64        delay_usec;
+} CancelRequest;
+
+static gpointer
+canceller_thread (gpointer data)
+{
+  Canceller *canceller = data;
+  CancelRequest *request;
+
+  while ((request = g_async_queue_pop (canceller->queue)) != (gpointer) canceller)
+    {
+      gint64 deadline = g_get_monotonic_time () + request->delay_usec;
+
+      /* Short delays spin: a sleep would round them up to the scheduler's. */
+      while (g_get_monotonic_time () < deadline)
+        {
+          if (request->delay_usec > 100)
+            g_usleep (20);
+          else
+            g_thread_yield ();
+        }
+      g_cancellable_cancel (request->cancellable);
+      g_object_unref (request->cancellable);
+      g_free (request);
+    }
+  return NULL;
+}
+
+static void
+canceller_start (Canceller *canceller)
+{
+  canceller->queue = g_async_queue_new ();
+  canceller->thread = g_thread_new ("canceller", canceller_thread, canceller);
+}
+
+static void
+canceller_cancel_later (Canceller    *canceller,
+                        GCancellable *cancellable,
+                        gint64        delay_usec)
+{
+  CancelRequest *request = g_new0 (CancelRequest, 1);
+
+  request->cancellable = g_object_ref (cancellable);
+  request->delay_usec = delay_usec;
+  g_async_queue_push (canceller->queue, request);
+}
+
+static void
+canceller_stop (Canceller *canceller)
+{
+  g_async_queue_push (canceller->queue, canceller);
+  g_thread_join (canceller->thread);
+  g_async_queue_unref (canceller->queue);
+}
+
+static gboolean
+cancel_idle_cb (gpointer user_data)
+{
+  g_cancellable_cancel (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Arranges for @cancellable to fire as @mode says, before the call
+ * (CANCEL_BEFORE) or while it is under way; CANCEL_AFTER_CALL is left to
+ * the caller. Delays go up to a millisecond: a write commits within that
+ * on every backend, so some cancellations land before the commit, some
+ * during it and some after it. */
+static void
+arrange_cancel (Canceller    *canceller,
+                GCancellable *cancellable,
+                CancelMode    mode)
+{
+  static const int priorities[] = { G_PRIORITY_HIGH, G_PRIORITY_DEFAULT, G_PRIORITY_LOW };
+
+  switch (mode)
+    {
+    case CANCEL_BEFORE:
+      g_cancellable_cancel (cancellable);
+      break;
+    case CANCEL_FROM_THREAD:
+      canceller_cancel_later (canceller, cancellable,
+                              g_test_rand_bit () ? g_test_rand_int_range (0, 100)
+                                                 : g_test_rand_int_range (100, 1000));
+      break;
+    case CANCEL_FROM_IDLE:
+      g_idle_add_full (priorities[g_test_rand_int_range (0, G_N_ELEMENTS (priorities))],
+                       cancel_idle_cb, g_object_ref (cancellable), g_object_unref);
+      break;
+    case CANCEL_NEVER:
+    case CANCEL_AFTER_CALL:
+    case N_CANCEL_MODES:
+    default:
+      break;
+    }
+}
+
+/* What one write or snapshot reported. */
+typedef struct
+{
+  gboolean done;
+  gboolean cancelled;  /* it failed with G_IO_ERROR_CANCELLED */
+  gint64   version;    /* a write: the version it reported */
+  guint   *in_flight;  /* (unowned) the async operations not done yet */
+} Outcome;
+
+static void
+outcome_record (Outcome      *outcome,
+                gboolean      ok,
+                gint64        version,
+                const GError *error)
+{
+  g_assert_false (outcome->done);
+  outcome->done = TRUE;
+  if (ok)
+    {
+      g_assert_no_error (error);
+      outcome->version = version;
+      return;
+    }
+  /* Nothing but a cancellation can fail here. */
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  outcome->cancelled = TRUE;
+}
+
+static void
+cancel_write_done_cb (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  Outcome *outcome = user_data;
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  version = es_stream_write_finish (ES_STREAM (source), result, &error);
+  outcome_record (outcome, version > 0, version, error);
+  (*outcome->in_flight)--;
+}
+
+static void
+cancel_snapshot_done_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  Outcome *outcome = user_data;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  ok = es_stream_snapshot_finish (ES_STREAM (source), result, &error);
+  outcome_record (outcome, ok, 0, error);
+  (*outcome->in_flight)--;
+}
+
+/* Asynchronous operations in flight at once: enough for group commits. */
+#define CANCEL_IN_FLIGHT 16
+
+static void
+test_write_cancel_random (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cancel-random");
+  g_autoptr(GHashTable) stored = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) events = NULL;
+  g_autofree Outcome *outcomes = NULL;
+  guint n = cancel_test_size ();
+  guint n_sync = n / 2;
+  guint n_cancelled = 0, n_cancelled_stored = 0, n_ok_missing = 0, n_ok_wrong_version = 0;
+  guint in_flight = 0;
+  guint next;
+  Canceller canceller;
+
+  g_test_summary ("Writes cancelled at random moments, synchronous and asynchronous: every "
+                  "write reported CANCELLED wrote nothing, every other one is stored at the "
+                  "version it reported (ES_TEST_CANCEL_WRITES sets how many)");
+
+  outcomes = g_new0 (Outcome, n);
+  canceller_start (&canceller);
+
+  /* Synchronous writes: a cancellation before the call, or from another
+   * thread while the write runs. */
+  for (guint i = 0; i < n_sync; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("w%u", i);
+      g_autoptr(EsCandidateEvent) event = candidate_new ("Written", key, key, NULL);
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      g_autoptr(GError) error = NULL;
+      CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
+      gint64 version;
+
+      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE)
+        mode = CANCEL_FROM_THREAD;
+      arrange_cancel (&canceller, cancellable, mode);
+      version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, cancellable, &error);
+      outcome_record (&outcomes[i], version > 0, version, error);
+    }
+
+  /* Asynchronous writes, CANCEL_IN_FLIGHT at a time, so that they share
+   * commits and complete through the main context. */
+  next = n_sync;
+  while (next < n || in_flight > 0)
+    {
+      while (next < n && in_flight < CANCEL_IN_FLIGHT)
+        {
+          g_autofree char *key = g_strdup_printf ("w%u", next);
+          g_autoptr(EsCandidateEvent) event = candidate_new ("Written", key, key, NULL);
+          g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+          CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
+
+          outcomes[next].in_flight = &in_flight;
+          arrange_cancel (&canceller, cancellable, mode);
+          es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable,
+                                 cancel_write_done_cb, &outcomes[next]);
+          if (mode == CANCEL_AFTER_CALL)
+            g_cancellable_cancel (cancellable);
+          in_flight++;
+          next++;
+        }
+      g_main_context_iteration (NULL, TRUE);
+    }
+  canceller_stop (&canceller);
+
+  /* Each event's key and data is "w<index of its write>". */
+  events = read_stream (f, "cancel-random");
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+
+      g_hash_table_insert (stored, (gpointer) es_stored_event_get_id (event), event);
+    }
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *key = g_strdup_printf ("w%u", i);
+      EsStoredEvent *event = g_hash_table_lookup (stored, key);
+
+      g_assert_true (outcomes[i].done);
+      if (outcomes[i].cancelled)
+        {
+          n_cancelled++;
+          if (event != NULL)
+            n_cancelled_stored++;
+        }
+      else if (event == NULL)
+        n_ok_missing++;
+      else if (es_stored_event_get_version (event) != outcomes[i].version)
+        n_ok_wrong_version++;
+    }
+
+  g_test_message ("%u writes, %u reported CANCELLED; wrong answers: %u cancelled but stored, "
+                  "%u successful but missing, %u stored at another version than reported",
+                  n, n_cancelled, n_cancelled_stored, n_ok_missing, n_ok_wrong_version);
+  g_assert_cmpuint (n_cancelled_stored, ==, 0);
+  g_assert_cmpuint (n_ok_missing, ==, 0);
+  g_assert_cmpuint (n_ok_wrong_version, ==, 0);
+  g_assert_cmpuint (events->len, ==, n - n_cancelled);
+  /* Both outcomes happened: the test tested something. */
+  g_assert_cmpuint (n_cancelled, >, 0);
+  g_assert_cmpuint (n_cancelled, <, n);
+}
+
+static void
+test_snapshot_cancel_random (Fixture       *f,
+                             gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (f, "cancel-snap");
+  g_autofree Outcome *outcomes = NULL;
+  guint n = MAX (cancel_test_size () / 2, 2);
+  guint n_sync = n / 2;
+  guint n_cancelled = 0, n_cancelled_stored = 0, n_ok_missing = 0;
+  guint in_flight = 0;
+  guint next;
+  Canceller canceller;
+
+  g_test_summary ("Snapshots cancelled at random moments, synchronous and asynchronous: "
+                  "every snapshot reported CANCELLED is absent, every other one stored");
+
+  write_one (stream, "Added", NULL, NULL);
+  outcomes = g_new0 (Outcome, n);
+  canceller_start (&canceller);
+
+  /* One projection per snapshot, so that each can be looked up. */
+  for (guint i = 0; i < n_sync; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("p%u", i);
+      g_autoptr(GBytes) state = state_new (name);
+      g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+      g_autoptr(GError) error = NULL;
+      CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
+      gboolean ok;
+
+      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE)
+        mode = CANCEL_FROM_THREAD;
+      arrange_cancel (&canceller, cancellable, mode);
+      ok = es_stream_snapshot (stream, state, -1, name, cancellable, &error);
+      outcome_record (&outcomes[i], ok, 0, error);
+    }
+
+  next = n_sync;
+  while (next < n || in_flight > 0)
+    {
+      while (next < n && in_flight < CANCEL_IN_FLIGHT)
+        {
+          g_autofree char *name = g_strdup_printf ("p%u", next);
+          g_autoptr(GBytes) state = state_new (name);
+          g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+          CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
+
+          outcomes[next].in_flight = &in_flight;
+          arrange_cancel (&canceller, cancellable, mode);
+          es_stream_snapshot_async (stream, state, -1, name, cancellable,
+                                    cancel_snapshot_done_cb, &outcomes[next]);
+          if (mode == CANCEL_AFTER_CALL)
+            g_cancellable_cancel (cancellable);
+          in_flight++;
+          next++;
+        }
+      g_main_context_iteration (NULL, TRUE);
+    }
+  canceller_stop (&canceller);
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("p%u", i);
+      g_autoptr(EsSnapshot) snapshot = NULL;
+      g_autoptr(GError) error = NULL;
+
+      snapshot = es_stream_load_snapshot (stream, name, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (outcomes[i].done);
+      if (outcomes[i].cancelled)
+        {
+          n_cancelled++;
+          if (snapshot != NULL)
+            n_cancelled_stored++;
+        }
+      else if (snapshot == NULL)
+        n_ok_missing++;
+      else
+        {
+          g_autoptr(GBytes) state = state_new (name);
+
+          g_assert_true (g_bytes_equal (es_snapshot_get_state (snapshot), state));
+          g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 1);
+        }
+    }
+
+  g_test_message ("%u snapshots, %u reported CANCELLED; wrong answers: %u cancelled but "
+                  "stored, %u successful but missing",
+                  n, n_cancelled, n_cancelled_stored, n_ok_missing);
+  g_assert_cmpuint (n_cancelled_stored, ==, 0);
+  g_assert_cmpuint (n_ok_missing, ==, 0);
+  g_assert_cmpuint (n_cancelled, >, 0);
+  g_assert_cmpuint (n_cancelled, <, n);
+}
+
+/* ------------------------------------------------------------------ */
 
 /* The backend given with --backend NAME, or NULL for all of them. */
 static const char *only_backend = NULL;
@@ -3201,6 +3596,9 @@ main (int   argc,
   add_test ("factory/closed-operations", test_factory_closed_operations);
   add_test ("factory/closed-enumerator", test_factory_closed_enumerator);
   add_test ("factory/close-async", test_factory_close_async);
+
+  add_test ("cancel/write-random", test_write_cancel_random);
+  add_test ("cancel/snapshot-random", test_snapshot_cancel_random);
 
   return g_test_run ();
 }
