@@ -1292,7 +1292,9 @@ test_write_async (Fixture       *f,
   g_assert_true (async.notify_thread == g_thread_self ());
   g_clear_object (&async.result);
 
-  /* A conflict, asynchronously. */
+  /* A conflict, asynchronously (a new event: a replay of the stored
+   * batch would succeed). */
+  g_ptr_array_add (batch, candidate_new ("Added", "c", "k3", NULL));
   es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
                          1, NULL, async_result_quit_cb, &async);
   g_main_loop_run (loop);
@@ -3060,6 +3062,396 @@ test_factory_close_async (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Retries: idempotent replays, expected-version loops                 */
+/* ------------------------------------------------------------------ */
+
+/* A write through es_stream_write_async(), waited for. */
+static gint64
+write_batch_async (EsStream   *stream,
+                   GPtrArray  *batch,
+                   gint64      expected_version,
+                   GError    **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                         expected_version, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  return es_stream_write_finish (stream, result, error);
+}
+
+typedef gint64 (*WriteFunc) (EsStream   *stream,
+                             GPtrArray  *batch,
+                             gint64      expected_version,
+                             GError    **error);
+
+static void
+check_idempotent_replay (Fixture    *f,
+                         WriteFunc   write_func,
+                         const char *stream_id)
+{
+  g_autoptr(EsStream) stream = open_stream (f, stream_id);
+  g_autoptr(EsStream) other = open_stream (f, stream_id);
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GPtrArray) pair = batch_new ();
+  g_autoptr(GPtrArray) partial = batch_new ();
+  g_autoptr(GPtrArray) keyless = batch_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *types = NULL;
+  gint64 version;
+
+  /* write([key "req-1"], 0), then the very same call again. */
+  g_ptr_array_add (batch, candidate_new ("Requested", "1", "req-1", NULL));
+  version = write_func (stream, batch, ES_VERSION_NO_STREAM, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 1);
+
+  version = write_func (stream, batch, ES_VERSION_NO_STREAM, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 1);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 1);
+
+  /* A batch of two, stored, then replayed with a stale expected version:
+   * it returns the current version, whatever the expected one was. */
+  g_ptr_array_add (pair, candidate_new ("Requested", "2", "req-2", NULL));
+  g_ptr_array_add (pair, candidate_new ("Requested", "3", "req-3", NULL));
+  version = write_func (stream, pair, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+
+  /* Another handle moves the stream on. */
+  write_one (other, "Other", NULL, NULL);
+  write_one (other, "Other", NULL, NULL);
+
+  version = write_func (stream, pair, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+  g_assert_cmpint (es_stream_get_version (stream), ==, 5);
+
+  /* Replayed with ES_VERSION_NO_STREAM after the stream moved on. */
+  version = write_func (stream, batch, ES_VERSION_NO_STREAM, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+
+  /* Replayed with the right version or any version: the same. */
+  version = write_func (stream, pair, 5, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+  version = write_func (stream, pair, ES_VERSION_ANY, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+
+  /* A partial replay (one event new) with a wrong expected version still
+   * fails, and writes nothing, not even the new event. */
+  g_ptr_array_add (partial, candidate_new ("Requested", "1", "req-1", NULL));
+  g_ptr_array_add (partial, candidate_new ("Requested", "4", "req-4", NULL));
+  version = write_func (stream, partial, 3, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, <, 0);
+  g_clear_error (&error);
+
+  /* An event without a key is always new. */
+  g_ptr_array_add (keyless, candidate_new ("Requested", "2", "req-2", NULL));
+  g_ptr_array_add (keyless, candidate_new ("Keyless", NULL, NULL, NULL));
+  version = write_func (stream, keyless, 3, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_clear_error (&error);
+
+  events = read_stream (f, stream_id);
+  g_assert_cmpuint (events->len, ==, 5);
+  types = join_types (events);
+  g_assert_cmpstr (types, ==, "Requested,Requested,Requested,Other,Other");
+  g_assert_cmpstr (es_stored_event_get_id (g_ptr_array_index (events, 2)), ==, "req-3");
+
+  /* With the right version, the partial batch writes its new event only. */
+  version = write_func (stream, partial, 5, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 6);
+}
+
+static void
+test_write_idempotent_replay (Fixture       *f,
+                              gconstpointer  data)
+{
+  g_test_summary ("A batch whose every event is stored (by idempotency key) succeeds and "
+                  "returns the current version whatever version it expects; a batch with a "
+                  "new event still gets the expected-version check and writes nothing");
+
+  check_idempotent_replay (f, write_batch, "replay");
+}
+
+static void
+test_write_idempotent_replay_async (Fixture       *f,
+                                    gconstpointer  data)
+{
+  g_test_summary ("The idempotent replay rule, through es_stream_write_async()");
+
+  check_idempotent_replay (f, write_batch_async, "replay-async");
+}
+
+/* The natural retry loop: write with es_stream_get_version() as expected
+ * version until it is not WRONG_EXPECTED_VERSION. Returns how many
+ * retries it took. */
+static guint
+write_until_not_conflicting (EsStream  *stream,
+                             WriteFunc  write_func,
+                             gint64    *out_version)
+{
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GError) error = NULL;
+  guint retries = 0;
+
+  g_ptr_array_add (batch, candidate_new ("Decided", NULL, NULL, NULL));
+  for (;;)
+    {
+      *out_version = write_func (stream, batch, es_stream_get_version (stream), &error);
+      if (!g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        break;
+      g_clear_error (&error);
+      /* A loop that never converges fails here rather than hangs. */
+      g_assert_cmpuint (++retries, <, 10);
+    }
+  g_assert_no_error (error);
+  return retries;
+}
+
+static void
+check_retry_converges (Fixture   *f,
+                       WriteFunc  write_func,
+                       const char *stream_id)
+{
+  g_autoptr(EsStream) mine = open_stream (f, stream_id);
+  g_autoptr(EsStream) theirs = open_stream (f, stream_id);
+  g_autoptr(GPtrArray) batch = batch_new ();
+  g_autoptr(GError) error = NULL;
+  guint notified = 0;
+  gint64 version;
+  gulong handler;
+
+  handler = g_signal_connect (mine, "notify::version", G_CALLBACK (count_notify_cb), &notified);
+
+  /* Another handle (another process, as far as @mine knows) writes. */
+  write_one (theirs, "Theirs", NULL, NULL);
+  write_one (theirs, "Theirs", NULL, NULL);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 0);
+
+  /* The conflict tells @mine where the stream is. */
+  g_ptr_array_add (batch, candidate_new ("Mine", NULL, NULL, NULL));
+  version = write_func (mine, batch, es_stream_get_version (mine), &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, <, 0);
+  g_clear_error (&error);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 2);
+  g_assert_cmpuint (notified, ==, 1);
+
+  version = write_func (mine, batch, es_stream_get_version (mine), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+  g_assert_cmpuint (notified, ==, 2);
+
+  /* The loop, from the top: one retry after each foreign write. */
+  for (guint round = 0; round < 3; round++)
+    {
+      write_one (theirs, "Theirs", NULL, NULL);
+      g_assert_cmpuint (write_until_not_conflicting (mine, write_func, &version), ==, 1);
+      g_assert_cmpint (version, ==, 5 + 2 * round);
+      g_assert_cmpint (es_stream_get_version (mine), ==, version);
+    }
+
+  /* Nothing written by the failed attempts. */
+  {
+    g_autoptr(GPtrArray) events = read_stream (f, stream_id);
+    g_autofree char *types = join_types (events);
+
+    g_assert_cmpstr (types, ==, "Theirs,Theirs,Mine,Theirs,Decided,Theirs,Decided,Theirs,Decided");
+  }
+
+  g_signal_handler_disconnect (mine, handler);
+}
+
+static void
+test_write_retry_converges (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_test_summary ("After WRONG_EXPECTED_VERSION the handle knows the stored version, so "
+                  "writing again with es_stream_get_version() succeeds after one retry");
+
+  check_retry_converges (f, write_batch, "retry");
+}
+
+static void
+test_write_retry_converges_async (Fixture       *f,
+                                  gconstpointer  data)
+{
+  g_test_summary ("The retry loop converges through es_stream_write_async() too, and "
+                  "version is notified before the callback");
+
+  check_retry_converges (f, write_batch_async, "retry-async");
+}
+
+static void
+test_stream_query_version (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autoptr(EsStream) mine = open_stream (f, "query");
+  g_autoptr(EsStream) theirs = open_stream (f, "query");
+  g_autoptr(EsStream) all = open_stream (f, ES_ALL_STREAM);
+  g_autoptr(EsStream) elsewhere = open_stream (f, "query-other");
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  guint notified = 0;
+  gint64 version;
+  gulong handler;
+
+  g_test_summary ("es_stream_query_version reads the stored version without writing, "
+                  "updates the handle's version and notifies it; for @all the last "
+                  "sequence id");
+
+  handler = g_signal_connect (mine, "notify::version", G_CALLBACK (count_notify_cb), &notified);
+
+  version = es_stream_query_version (mine, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 0);
+  g_assert_cmpuint (notified, ==, 0);
+
+  write_one (theirs, "Theirs", NULL, NULL);
+  write_one (theirs, "Theirs", NULL, NULL);
+  write_one (elsewhere, "Elsewhere", NULL, NULL);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 0);
+
+  version = es_stream_query_version (mine, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 2);
+  g_assert_cmpuint (notified, ==, 1);
+
+  /* Asynchronously: the version is known when the callback runs. */
+  write_one (theirs, "Theirs", NULL, NULL);
+  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_cmpuint (notified, ==, 2);
+  version = es_stream_query_version_finish (mine, result, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 3);
+  g_clear_object (&result);
+
+  /* Nothing was written by asking. */
+  {
+    g_autoptr(GPtrArray) events = read_stream (f, "query");
+
+    g_assert_cmpuint (events->len, ==, 3);
+  }
+
+  /* @all: the last sequence id. */
+  version = es_stream_query_version (all, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(GPtrArray) events = read_stream (f, ES_ALL_STREAM);
+    EsStoredEvent *last = g_ptr_array_index (events, events->len - 1);
+
+    g_assert_cmpuint (events->len, ==, 4);
+    g_assert_cmpint (version, ==, es_stored_event_get_sequence_id (last));
+    g_assert_cmpint (es_stream_get_version (all), ==, version);
+  }
+
+  es_stream_query_version_async (all, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_cmpint (es_stream_query_version_finish (all, result, &error), ==, version);
+  g_assert_no_error (error);
+  g_clear_object (&result);
+
+  /* Cancelled, and after close: errors, and the version stays. */
+  g_cancellable_cancel (cancellable);
+  g_assert_cmpint (es_stream_query_version (mine, cancellable, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_query_version (mine, NULL, &error), ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_clear_error (&error);
+
+  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
+  wait_for_result (&result);
+  g_assert_cmpint (es_stream_query_version_finish (mine, result, &error), ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
+  g_assert_cmpint (es_stream_get_version (mine), ==, 3);
+
+  g_signal_handler_disconnect (mine, handler);
+}
+
+static void
+append_result_cb (GObject      *source,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+static void
+test_storage_conflict_version (Fixture       *f,
+                               gconstpointer  data)
+{
+  EsStorageHandle *storage = es_stream_factory_get_storage (f->factory);
+  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) keyed = candidate_new ("Added", NULL, "key", NULL);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  /* The test backend does not report it, as a backend for 0.1 would not. */
+  gint64 expected_found = f->backend == BACKEND_MEMORY ? -1 : 2;
+  gint64 version;
+
+  g_test_summary ("A storage append that fails with WRONG_EXPECTED_VERSION reports the "
+                  "version it found in out_version, synchronously and not; an append of "
+                  "stored events only succeeds whatever version it expects");
+
+  g_assert_true (es_storage_handle_append (storage, "direct", ES_VERSION_ANY, &keyed, 1,
+                                           &version, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (es_storage_handle_append (storage, "direct", ES_VERSION_ANY, &event, 1,
+                                           &version, NULL, &error));
+  g_assert_cmpint (version, ==, 2);
+
+  version = -1;
+  g_assert_false (es_storage_handle_append (storage, "direct", 7, &event, 1, &version, NULL,
+                                            &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, ==, expected_found);
+  g_clear_error (&error);
+
+  es_storage_handle_append_async (storage, "direct", 7, &event, 1, NULL, append_result_cb,
+                                  &result);
+  wait_for_result (&result);
+  version = 1234;
+  g_assert_false (es_storage_handle_append_finish (storage, result, &version, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+  g_assert_cmpint (version, ==, expected_found);
+  g_clear_error (&error);
+  g_clear_object (&result);
+
+  /* Every event already stored: success at the current version. */
+  version = -1;
+  g_assert_true (es_storage_handle_append (storage, "direct", ES_VERSION_NO_STREAM, &keyed, 1,
+                                           &version, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+
+  es_storage_handle_append_async (storage, "direct", 9, &keyed, 1, NULL, append_result_cb,
+                                  &result);
+  wait_for_result (&result);
+  g_assert_true (es_storage_handle_append_finish (storage, result, &version, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 2);
+}
+
+/* ------------------------------------------------------------------ */
 /* Cancellation: CANCELLED means nothing was written                   */
 /* ------------------------------------------------------------------ */
 
@@ -3599,6 +3991,13 @@ main (int   argc,
 
   add_test ("cancel/write-random", test_write_cancel_random);
   add_test ("cancel/snapshot-random", test_snapshot_cancel_random);
+
+  add_test ("retry/idempotent-replay", test_write_idempotent_replay);
+  add_test ("retry/idempotent-replay-async", test_write_idempotent_replay_async);
+  add_test ("retry/converges", test_write_retry_converges);
+  add_test ("retry/converges-async", test_write_retry_converges_async);
+  add_test ("retry/query-version", test_stream_query_version);
+  add_test ("retry/storage-conflict-version", test_storage_conflict_version);
 
   return g_test_run ();
 }
