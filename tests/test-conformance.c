@@ -3479,6 +3479,8 @@ typedef enum
   CANCEL_AFTER_CALL,    /* (async) right after the call returned */
   CANCEL_FROM_THREAD,   /* from another thread, after a random delay */
   CANCEL_FROM_IDLE,     /* (async) from an idle of the caller's context */
+  CANCEL_ON_COMPLETION, /* (async) when another operation completes: with
+                         * group commits, often committed, not yet reported */
   N_CANCEL_MODES
 } CancelMode;
 
@@ -3582,6 +3584,7 @@ arrange_cancel (Canceller    *canceller,
       break;
     case CANCEL_NEVER:
     case CANCEL_AFTER_CALL:
+    case CANCEL_ON_COMPLETION:
     case N_CANCEL_MODES:
     default:
       break;
@@ -3595,7 +3598,18 @@ typedef struct
   gboolean cancelled;  /* it failed with G_IO_ERROR_CANCELLED */
   gint64   version;    /* a write: the version it reported */
   guint   *in_flight;  /* (unowned) the async operations not done yet */
+  GPtrArray *to_cancel; /* (unowned) cancellables of CANCEL_ON_COMPLETION */
 } Outcome;
+
+/* An asynchronous operation completed: cancel those waiting for that. */
+static void
+outcome_completed (Outcome *outcome)
+{
+  for (guint i = 0; i < outcome->to_cancel->len; i++)
+    g_cancellable_cancel (g_ptr_array_index (outcome->to_cancel, i));
+  g_ptr_array_set_size (outcome->to_cancel, 0);
+  (*outcome->in_flight)--;
+}
 
 static void
 outcome_record (Outcome      *outcome,
@@ -3627,7 +3641,7 @@ cancel_write_done_cb (GObject      *source,
 
   version = es_stream_write_finish (ES_STREAM (source), result, &error);
   outcome_record (outcome, version > 0, version, error);
-  (*outcome->in_flight)--;
+  outcome_completed (outcome);
 }
 
 static void
@@ -3641,7 +3655,7 @@ cancel_snapshot_done_cb (GObject      *source,
 
   ok = es_stream_snapshot_finish (ES_STREAM (source), result, &error);
   outcome_record (outcome, ok, 0, error);
-  (*outcome->in_flight)--;
+  outcome_completed (outcome);
 }
 
 /* Asynchronous operations in flight at once: enough for group commits. */
@@ -3658,6 +3672,7 @@ test_write_cancel_random (Fixture       *f,
   guint n = cancel_test_size ();
   guint n_sync = n / 2;
   guint n_cancelled = 0, n_cancelled_stored = 0, n_ok_missing = 0, n_ok_wrong_version = 0;
+  g_autoptr(GPtrArray) to_cancel = g_ptr_array_new_with_free_func (g_object_unref);
   guint in_flight = 0;
   guint next;
   Canceller canceller;
@@ -3680,7 +3695,7 @@ test_write_cancel_random (Fixture       *f,
       CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
       gint64 version;
 
-      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE)
+      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE || mode == CANCEL_ON_COMPLETION)
         mode = CANCEL_FROM_THREAD;
       arrange_cancel (&canceller, cancellable, mode);
       version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, cancellable, &error);
@@ -3700,11 +3715,14 @@ test_write_cancel_random (Fixture       *f,
           CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
 
           outcomes[next].in_flight = &in_flight;
+          outcomes[next].to_cancel = to_cancel;
           arrange_cancel (&canceller, cancellable, mode);
           es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable,
                                  cancel_write_done_cb, &outcomes[next]);
           if (mode == CANCEL_AFTER_CALL)
             g_cancellable_cancel (cancellable);
+          else if (mode == CANCEL_ON_COMPLETION)
+            g_ptr_array_add (to_cancel, g_object_ref (cancellable));
           in_flight++;
           next++;
         }
@@ -3760,6 +3778,7 @@ test_snapshot_cancel_random (Fixture       *f,
   guint n = MAX (cancel_test_size () / 2, 2);
   guint n_sync = n / 2;
   guint n_cancelled = 0, n_cancelled_stored = 0, n_ok_missing = 0;
+  g_autoptr(GPtrArray) to_cancel = g_ptr_array_new_with_free_func (g_object_unref);
   guint in_flight = 0;
   guint next;
   Canceller canceller;
@@ -3781,7 +3800,7 @@ test_snapshot_cancel_random (Fixture       *f,
       CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
       gboolean ok;
 
-      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE)
+      if (mode == CANCEL_AFTER_CALL || mode == CANCEL_FROM_IDLE || mode == CANCEL_ON_COMPLETION)
         mode = CANCEL_FROM_THREAD;
       arrange_cancel (&canceller, cancellable, mode);
       ok = es_stream_snapshot (stream, state, -1, name, cancellable, &error);
@@ -3799,11 +3818,14 @@ test_snapshot_cancel_random (Fixture       *f,
           CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
 
           outcomes[next].in_flight = &in_flight;
+          outcomes[next].to_cancel = to_cancel;
           arrange_cancel (&canceller, cancellable, mode);
           es_stream_snapshot_async (stream, state, -1, name, cancellable,
                                     cancel_snapshot_done_cb, &outcomes[next]);
           if (mode == CANCEL_AFTER_CALL)
             g_cancellable_cancel (cancellable);
+          else if (mode == CANCEL_ON_COMPLETION)
+            g_ptr_array_add (to_cancel, g_object_ref (cancellable));
           in_flight++;
           next++;
         }
