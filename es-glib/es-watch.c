@@ -33,7 +33,7 @@
  * has been delivered. Signals are emitted in the thread-default main
  * context of the thread that called [method@Es.Stream.watch].
  *
- * A watch on `@all` sees every stream's events in sequence-id order.
+ * A watch on <code>@<!-- -->all</code> sees every stream's events in sequence-id order.
  *
  * ```c
  * static void
@@ -731,7 +731,7 @@ es_watch_class_init (EsWatchClass *klass)
   /**
    * EsWatch:last-version:
    *
-   * The version (sequence id for `@all`) of the last emitted event; before
+   * The version (sequence id for <code>@<!-- -->all</code>) of the last emitted event; before
    * the first, the position the watch started after.
    *
    * Since: 0.1
@@ -823,7 +823,7 @@ es_watch_stop (EsWatch *self)
  * es_watch_get_last_version:
  * @self: an [class@Es.Watch]
  *
- * Gets the version (sequence id for `@all`) of the last emitted event, or
+ * Gets the version (sequence id for <code>@<!-- -->all</code>) of the last emitted event, or
  * the position the watch started after when none was emitted yet.
  *
  * Returns: the version
