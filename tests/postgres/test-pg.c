@@ -2940,6 +2940,54 @@ skip_test (gconstpointer data)
   g_test_skip (data);
 }
 
+static void
+test_filter_parameter_limit (Fixture       *f,
+                             gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsEventFilter) deep = es_event_filter_new ();
+  g_autoptr(EsEventFilter) shallow = es_event_filter_new ();
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+  g_autoptr(EsStoredEvent) event = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A filter within the clause limit whose metadata paths need more than "
+                  "PostgreSQL's 65,535 parameters fails with INVALID_ARGUMENT naming the "
+                  "numbers, before anything is sent; 4,096 clauses on short paths work");
+
+  stream = es_stream_factory_open_stream (factory, ES_ALL_STREAM, NULL, &error);
+  g_assert_no_error (error);
+
+  /* 4,096 clauses on a path of 16 keys: 17 parameters each. */
+  for (guint i = 0; i < 4096; i++)
+    es_event_filter_add_equals (deep, "metadata.a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p",
+                                g_variant_new_int32 (1));
+  g_assert_true (es_event_filter_validate (deep, NULL));
+  enumerator = es_stream_read (stream, 0, deep, NULL, &error);
+  if (enumerator != NULL)
+    event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_test_message ("Refused with: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "65535"));
+  g_assert_nonnull (strstr (error->message, "4096"));
+  g_clear_error (&error);
+  g_clear_object (&enumerator);
+
+  /* The connection is fine: 4,096 clauses on a short path read. */
+  for (guint i = 0; i < 4096; i++)
+    es_event_filter_add_equals (shallow, "metadata.a", g_variant_new_int32 (1));
+  enumerator = es_stream_read (stream, 0, shallow, NULL, &error);
+  g_assert_no_error (error);
+  event = es_event_enumerator_next (enumerator, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_null (event);
+
+  g_clear_object (&enumerator);
+  g_clear_object (&stream);
+  factory_close_and_free (factory);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -2968,6 +3016,7 @@ main (int   argc,
     { "/pg/server/restart-during-writes", (GTestFixtureFunc) test_restart_during_writes },
     { "/pg/server/down", (GTestFixtureFunc) test_server_down },
     { "/pg/data/metadata-filters", (GTestFixtureFunc) test_filters_metadata },
+    { "/pg/data/filter-parameter-limit", (GTestFixtureFunc) test_filter_parameter_limit },
     { "/pg/data/large-payload", (GTestFixtureFunc) test_large_payload },
     { "/pg/data/verbatim", (GTestFixtureFunc) test_verbatim },
     { "/pg/close", (GTestFixtureFunc) test_close },
