@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -1478,6 +1479,7 @@ struct _EsSqliteStorage
   char         *uri;             /* (owned) what connections open */
   char         *where;           /* (owned) the database as errors name it */
   guint         created_files;   /* read-only: the SIDE_* files the open created */
+  char         *file_key;        /* (owned) (nullable) counted in open_files */
 
   EsWriter     *writer;          /* (owned) shared with the writer thread */
   GThread      *writer_thread;   /* (owned) guarded by close_lock */
@@ -1651,6 +1653,71 @@ file_is_empty (const char *name)
   GStatBuf st;
 
   return g_stat (name, &st) == 0 && st.st_size == 0;
+}
+
+/* The storages of this process that have a file open, by device and inode
+ * ("dev:ino" → count): a read-only storage that created a file's
+ * -wal and -shm removes them at close only when nobody else has the file
+ * open, and POSIX locks (below) do not show a process its own. */
+static GMutex open_files_lock;
+static GHashTable *open_files;   /* (owned) guarded by open_files_lock */
+
+static char *
+file_key (const char *path)
+{
+  GStatBuf st;
+
+  if (g_stat (path, &st) != 0)
+    return NULL;
+  return g_strdup_printf ("%" G_GUINT64_FORMAT ":%" G_GUINT64_FORMAT,
+                          (guint64) st.st_dev, (guint64) st.st_ino);
+}
+
+/* Counts (@delta 1) or uncounts (-1) an open of the file @key names;
+ * returns how many opens of it remain counted. */
+static guint
+open_files_update (const char *key,
+                   int         delta)
+{
+  guint count;
+
+  g_mutex_lock (&open_files_lock);
+  if (open_files == NULL)
+    open_files = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  count = GPOINTER_TO_UINT (g_hash_table_lookup (open_files, key));
+  count = delta > 0 ? count + 1 : (count > 0 ? count - 1 : 0);
+  if (count > 0)
+    g_hash_table_replace (open_files, g_strdup (key), GUINT_TO_POINTER (count));
+  else
+    g_hash_table_remove (open_files, key);
+  g_mutex_unlock (&open_files_lock);
+  return count;
+}
+
+/* Whether any connection has the shared-memory index of @path open: each
+ * holds a read lock on it (on its "dead man switch" byte, UNIX_SHM_DMS in
+ * SQLite's os_unix.c) for as long as it does. The locks are read from
+ * /proc/locks rather than asked with fcntl (F_GETLK): that would need a
+ * descriptor on the -shm, and closing it would drop every POSIX lock this
+ * process holds on the file, a raw SQLite connection's among them. Where
+ * /proc/locks cannot be read, the files count as in use. */
+static gboolean
+shm_in_use (const char *path)
+{
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+  g_autofree char *locks = NULL;
+  g_autofree char *inode = NULL;
+  GStatBuf st;
+
+  if (g_stat (shm, &st) != 0)
+    return FALSE;
+  if (!g_file_get_contents ("/proc/locks", &locks, NULL, NULL))
+    return TRUE;
+
+  /* "1: POSIX  ADVISORY  READ 27742 fe:00:10953249 128 128" */
+  inode = g_strdup_printf (" %02x:%02x:%" G_GUINT64_FORMAT " ",
+                           major (st.st_dev), minor (st.st_dev), (guint64) st.st_ino);
+  return strstr (locks, inode) != NULL;
 }
 
 /* Removes the files of @created (SIDE_* bits): files that did not exist
@@ -1957,8 +2024,14 @@ es_sqlite_storage_initable_init (GInitable     *initable,
 
       if (!ok)
         remove_created_files (self->path, created);
-      else if (self->read_only)
-        self->created_files = created;
+      else
+        {
+          if (self->read_only)
+            self->created_files = created;
+          self->file_key = file_key (self->path);
+          if (self->file_key != NULL)
+            open_files_update (self->file_key, 1);
+        }
     }
 
   self->init_ok = ok;
@@ -3214,11 +3287,19 @@ es_sqlite_storage_shutdown (EsSqliteStorage *self)
       pool_close (self);
 
       /* Read-only, there is no writer to do that: remove the side files
-       * the open created. */
-      if (self->read_only && self->created_files != 0)
+       * the open created, unless another connection (a writer that has
+       * not committed yet, say) uses them now: removing a -shm in use
+       * would split the database's readers and writers between two
+       * shared-memory indexes. */
+      if (self->file_key != NULL)
         {
-          remove_created_files (self->path, self->created_files);
+          guint others = open_files_update (self->file_key, -1);
+
+          if (self->read_only && self->created_files != 0 && others == 0 &&
+              !shm_in_use (self->path))
+            remove_created_files (self->path, self->created_files);
           self->created_files = 0;
+          g_clear_pointer (&self->file_key, g_free);
         }
 
       if (self->writer != NULL)
@@ -3283,6 +3364,7 @@ es_sqlite_storage_finalize (GObject *object)
   g_free (self->path);
   g_free (self->uri);
   g_free (self->where);
+  g_free (self->file_key);
   g_mutex_clear (&self->pool_lock);
   g_cond_clear (&self->pool_cond);
   g_mutex_clear (&self->close_lock);

@@ -1594,6 +1594,87 @@ test_read_only_property (Fixture       *f,
   g_assert_cmpstr (listing, ==, "events.db");
 }
 
+/* A read-only factory removes at close the -wal and -shm its open created,
+ * but only when no other connection uses them: removing them under a
+ * writer that has not committed yet would send its commits to an unlinked
+ * -wal, lost to every later open. */
+static void
+test_read_only_keeps_shared_files (Fixture       *f,
+                                   gconstpointer  data)
+{
+  g_autoptr(EsSqliteStreamFactory) reader = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) other = NULL;
+  g_autofree char *listing = NULL;
+  g_autofree char *count = NULL;
+  g_autofree char *wal = g_strconcat (f->path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (f->path, "-shm", NULL);
+  g_autofree char *sqlite3_cli = g_find_program_in_path ("sqlite3");
+  EsStreamFactory *writer;
+
+  g_test_summary ("A read-only factory leaves the -wal and -shm it created when a writer "
+                  "of this process or a connection of another process uses them");
+
+  create_database (f->path, 50, 10);
+
+  /* This process: the reader creates the side files, a writer opens
+   * them, the reader closes, then the writer commits. */
+  reader = read_only_factory_new (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
+  writer = factory_new (f->path);
+  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
+  g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
+  g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
+  {
+    g_autoptr(EsStream) stream = open_stream (writer, "t");
+
+    write_events (stream, 5, 10);
+  }
+  /* Read by a connection of its own while the writer still has the
+   * file open: the commits are in the -wal every open sees. */
+  count = sqlite_query_text (f->path, "SELECT count(*) FROM events");
+  g_assert_cmpstr (count, ==, "55");
+  factory_close_and_free (writer);
+  listing = list_all (f->tmpdir);
+  g_assert_cmpstr (listing, ==, "events.db");
+  g_clear_pointer (&listing, g_free);
+
+  /* Another process holds the database open (the sqlite3 shell, reading
+   * its commands from a pipe that stays open). */
+  if (sqlite3_cli == NULL)
+    {
+      g_test_skip ("the sqlite3 shell is not installed");
+      return;
+    }
+  reader = read_only_factory_new (f->path, &error);
+  g_assert_no_error (error);
+  other = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE,
+                            &error, sqlite3_cli, f->path, NULL);
+  g_assert_no_error (error);
+  {
+    GOutputStream *in = g_subprocess_get_stdin_pipe (other);
+    g_autoptr(GDataInputStream) out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (other));
+    static const char query[] = "SELECT count(*) FROM events;\n";
+    g_autofree char *line = NULL;
+
+    g_output_stream_write_all (in, query, sizeof query - 1, NULL, NULL, &error);
+    g_assert_no_error (error);
+    line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (line, ==, "55");
+
+    factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
+    g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
+    g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
+
+    g_output_stream_close (in, NULL, &error);
+    g_assert_no_error (error);
+  }
+  g_subprocess_wait_check (other, NULL, &error);
+  g_assert_no_error (error);
+}
+
 /* The unprivileged half of test_read_only_unprivileged(), as nobody in
  * a directory of its own. */
 static void
@@ -1718,6 +1799,7 @@ main (int   argc,
   ADD ("corrupt-root-pages", test_corrupt_root_pages);
   ADD ("read-only-property", test_read_only_property);
   ADD ("read-only-unprivileged", test_read_only_unprivileged);
+  ADD ("read-only-keeps-shared-files", test_read_only_keeps_shared_files);
 
 #undef ADD
 
