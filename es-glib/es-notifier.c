@@ -156,6 +156,31 @@ es_notifier_committed (EsNotifier *self)
     ES_NOTIFIER_GET_IFACE (self)->committed (self);
 }
 
+/**
+ * es_notifier_get_error:
+ * @self: an [iface@Es.Notifier]
+ *
+ * Why the notifier gave up: its database became unusable (the file was
+ * deleted, replaced or damaged; the server stayed unreachable) for longer
+ * than the backend tolerates. The notifier then ended every subscription,
+ * and every later one ends at once: watches fail with this error
+ * ([signal@Es.Watch::error]). The error does not change once set.
+ *
+ * Returns: (transfer none) (nullable): the error, or %NULL while the
+ *   notifier runs or after it was merely stopped
+ *
+ * Since: 0.2
+ */
+const GError *
+es_notifier_get_error (EsNotifier *self)
+{
+  g_return_val_if_fail (ES_IS_NOTIFIER (self), NULL);
+
+  if (ES_NOTIFIER_GET_IFACE (self)->get_error != NULL)
+    return ES_NOTIFIER_GET_IFACE (self)->get_error (self);
+  return NULL;
+}
+
 /* ---------------------------------------------------------------------- *
  * EsSubscribers: the subscriber registry the library's notifiers share   *
  * ---------------------------------------------------------------------- */
@@ -184,6 +209,7 @@ _es_subscribers_init (EsSubscribers *self)
   self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
   self->next_id = 0;
   self->cursor = 0;
+  self->closed = FALSE;
 }
 
 void
@@ -208,8 +234,16 @@ _es_subscribers_add (EsSubscribers  *self,
 
   g_rec_mutex_lock (&self->lock);
   id = ++self->next_id;
-  g_hash_table_insert (self->table, GUINT_TO_POINTER (id), subscriber);
+  if (!self->closed)
+    {
+      g_hash_table_insert (self->table, GUINT_TO_POINTER (id), subscriber);
+      subscriber = NULL;
+    }
   g_rec_mutex_unlock (&self->lock);
+
+  /* A notifier that gave up ends a new subscription at once. */
+  if (subscriber != NULL)
+    subscriber_free (subscriber);
 
   return id;
 }
@@ -241,6 +275,16 @@ _es_subscribers_remove_all (EsSubscribers *self)
   table = g_steal_pointer (&self->table);
   self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
   g_rec_mutex_unlock (&self->lock);
+}
+
+void
+_es_subscribers_close (EsSubscribers *self)
+{
+  g_rec_mutex_lock (&self->lock);
+  self->closed = TRUE;
+  g_rec_mutex_unlock (&self->lock);
+
+  _es_subscribers_remove_all (self);
 }
 
 gboolean

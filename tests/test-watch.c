@@ -681,6 +681,359 @@ test_other_process (Fixture       *fixture,
                    ==, "FromOtherProcess");
 }
 
+/* Item: nothing is emitted once a watch is ended, from wherever it is
+ * ended, including events already read or queued. */
+
+typedef enum
+{
+  END_CLOSE,          /* es_stream_factory_close() in the Nth handler */
+  END_CLOSE_IDLE,     /* ... in an idle added by the Nth handler */
+  END_CLOSE_THREAD,   /* ... in another thread started by the Nth handler */
+  END_STOP,           /* es_watch_stop() in the Nth handler */
+  END_UNREF,          /* the application's last reference dropped there */
+} EndHow;
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  EsWatch         *watch;       /* (nullable) the application's reference */
+  EndHow           how;
+  guint            end_at;      /* the Nth event ends the watch */
+  guint            n_events;
+  guint            n_at_end;    /* events emitted when the end returned */
+  gint             ended;       /* (atomic) the end returned */
+  guint            n_after_end; /* events emitted after that: must stay 0 */
+  GThread         *closer;
+} EndTest;
+
+static void
+end_now (EndTest *test)
+{
+  g_autoptr(GError) error = NULL;
+
+  switch (test->how)
+    {
+    case END_CLOSE:
+    case END_CLOSE_IDLE:
+    case END_CLOSE_THREAD:
+      es_stream_factory_close (test->factory, NULL, &error);
+      g_assert_no_error (error);
+      break;
+    case END_STOP:
+      es_watch_stop (test->watch);
+      break;
+    case END_UNREF:
+      g_clear_object (&test->watch);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  test->n_at_end = test->n_events;
+  g_atomic_int_set (&test->ended, TRUE);
+}
+
+static gboolean
+end_in_idle_cb (gpointer data)
+{
+  /* The replay reads its next page in a worker thread meanwhile: its
+   * events are ready for the main context when the factory closes. */
+  g_usleep (200 * G_TIME_SPAN_MILLISECOND);
+  end_now (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+end_in_thread (gpointer data)
+{
+  EndTest *test = data;
+  g_autoptr(GError) error = NULL;
+
+  es_stream_factory_close (test->factory, NULL, &error);
+  g_assert_no_error (error);
+  g_atomic_int_set (&test->ended, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static void
+on_event_end (EsWatch       *watch,
+              EsStoredEvent *event,
+              EndTest       *test)
+{
+  if (g_atomic_int_get (&test->ended))
+    test->n_after_end++;
+  test->n_events++;
+
+  if (test->n_events != test->end_at)
+    return;
+
+  switch (test->how)
+    {
+    case END_CLOSE_IDLE:
+      g_idle_add (end_in_idle_cb, test);
+      break;
+    case END_CLOSE_THREAD:
+      {
+        gint64 deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
+
+        /* Return from this handler only once the close has begun (and,
+         * unless it waits for this emission, has had time to end): the
+         * rest of the page is still to emit. */
+        test->closer = g_thread_new ("closer", end_in_thread, test);
+        while (!es_stream_factory_is_closed (test->factory) &&
+               g_get_monotonic_time () < deadline)
+          g_usleep (1000);
+        g_usleep (100 * G_TIME_SPAN_MILLISECOND);
+      }
+      break;
+    case END_CLOSE:
+    case END_STOP:
+    case END_UNREF:
+    default:
+      end_now (test);
+      break;
+    }
+}
+
+static gboolean
+has_ended (gpointer data)
+{
+  return g_atomic_int_get (&((EndTest *) data)->ended);
+}
+
+#define END_N_EVENTS 5000
+
+static void
+run_end_test (Fixture    *fixture,
+              const char *stream_id,
+              EndHow      how,
+              gboolean    live)
+{
+  g_autoptr(EsStream) writer = open_stream (fixture, "cart-1");
+  g_autoptr(EsStream) stream = open_stream (fixture, stream_id);
+  g_autoptr(Recorder) recorder = recorder_new ();
+  EndTest test = { fixture->factory, NULL, how, 0, };
+  EsWatch *weak = NULL;
+  gboolean inactive_notified = FALSE;
+
+  g_test_message ("%s, %s, ended by %d", stream_id, live ? "live" : "replay", how);
+
+  if (!live)
+    for (guint i = 0; i < END_N_EVENTS / 1000; i++)
+      write_n (writer, 1000, "Added");
+
+  test.watch = es_stream_watch (stream, live ? -1 : 0);
+  weak = test.watch;
+  g_object_add_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+  g_signal_connect (test.watch, "event", G_CALLBACK (on_event_end), &test);
+  g_signal_connect (test.watch, "caught-up", G_CALLBACK (on_caught_up), recorder);
+  g_signal_connect (test.watch, "error", G_CALLBACK (on_error), recorder);
+  g_signal_connect (test.watch, "notify::active", G_CALLBACK (on_notify_active),
+                    &inactive_notified);
+
+  /* In the replay, the 1500th event is in the middle of the second page;
+   * live, the 10th is at the start of a batch of 600 queued at once. */
+  if (live)
+    {
+      wait_until (NULL, is_caught_up, recorder);
+      test.end_at = 10;
+      write_n (writer, 600, "Added");
+    }
+  else
+    test.end_at = how == END_CLOSE_IDLE || how == END_CLOSE_THREAD ? 10 : 1500;
+
+  wait_until (NULL, has_ended, &test);
+  if (test.closer != NULL)
+    g_thread_join (test.closer);
+  spin (300);
+
+  g_assert_cmpuint (test.n_after_end, ==, 0);
+  g_assert_no_error (recorder->error);
+  if (how == END_CLOSE || how == END_STOP || how == END_UNREF)
+    {
+      /* Ended inside the Nth handler: exactly N. */
+      g_assert_cmpuint (test.n_events, ==, test.end_at);
+      g_assert_cmpuint (test.n_at_end, ==, test.end_at);
+    }
+  else
+    {
+      /* Ended mid-replay (or mid-batch): some events were never emitted. */
+      g_assert_cmpuint (test.n_events, >=, test.end_at);
+      g_assert_cmpuint (test.n_events, <, live ? 600 : END_N_EVENTS);
+    }
+  g_assert_true (inactive_notified);
+
+  if (how == END_UNREF)
+    {
+      /* Dropping the last reference in a handler also freed it. */
+      g_assert_null (weak);
+    }
+  else
+    {
+      g_assert_false (es_watch_get_active (test.watch));
+      g_object_remove_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+      g_clear_object (&test.watch);
+    }
+}
+
+static void
+test_end_in_handler (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  static const EndHow hows[] = { END_STOP, END_UNREF, END_CLOSE };
+
+  g_test_summary ("No event follows es_watch_stop(), dropping the last reference or "
+                  "closing the factory in an event handler, during the replay or in a "
+                  "live batch, on a stream and on @all");
+
+  /* The factory closes in the last round only. */
+  for (guint i = 0; i < G_N_ELEMENTS (hows); i++)
+    for (guint live = 0; live <= 1; live++)
+      {
+        if (hows[i] == END_CLOSE)
+          {
+            if (live)
+              continue;
+            run_end_test (fixture, ES_ALL_STREAM, hows[i], FALSE);
+            return;
+          }
+        run_end_test (fixture, "cart-1", hows[i], live);
+        run_end_test (fixture, ES_ALL_STREAM, hows[i], live);
+      }
+}
+
+static void
+test_close_in_handler_stream (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a stream's "
+                  "watch, mid-replay");
+  run_end_test (fixture, "cart-1", END_CLOSE, FALSE);
+}
+
+static void
+test_close_in_handler_live (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a live batch");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE, TRUE);
+}
+
+static void
+test_close_in_idle (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_idle_stream (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay of a stream");
+  run_end_test (fixture, "cart-1", END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_thread (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_test_summary ("No event begins after es_stream_factory_close() returned in another thread");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_THREAD, FALSE);
+}
+
+/* Item: watch (-1) starts where the stream is when it returns. */
+
+typedef struct
+{
+  guint   n;
+  gint64  position;
+} MinusOneCount;
+
+static void
+on_event_count (EsWatch       *watch,
+                EsStoredEvent *event,
+                MinusOneCount *count)
+{
+  count->n++;
+  count->position = g_str_equal (es_watch_get_stream_id (watch), ES_ALL_STREAM)
+                    ? es_stored_event_get_sequence_id (event)
+                    : es_stored_event_get_version (event);
+}
+
+static gboolean
+both_counted (gpointer data)
+{
+  MinusOneCount *counts = data;
+
+  return counts[0].n > 0 && counts[1].n > 0;
+}
+
+#define MINUS_ONE_ROUNDS 200
+
+static void
+test_minus_one_race (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStreamFactory) other_factory = NULL;
+  g_autoptr(EsStream) stream = open_stream (fixture, "race");
+  g_autoptr(EsStream) all = open_stream (fixture, ES_ALL_STREAM);
+  g_autoptr(EsStream) other = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Every event committed after es_stream_watch (-1) returned is emitted, "
+                  "once, when another handle writes it at once");
+
+  /* Another handle: on a file, a factory of its own; in memory, another
+   * stream object of the same factory. */
+  if (fixture->path != NULL)
+    {
+      other_factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (fixture->path, NULL,
+                                                                       &error));
+      g_assert_no_error (error);
+      other = es_stream_factory_open_stream (other_factory, "race", NULL, &error);
+    }
+  else
+    other = es_stream_factory_open_stream (fixture->factory, "race", NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint round = 0; round < MINUS_ONE_ROUNDS; round++)
+    {
+      g_autoptr(EsWatch) watch = es_stream_watch (stream, -1);
+      g_autoptr(EsWatch) all_watch = es_stream_watch (all, -1);
+      MinusOneCount counts[2] = { { 0, 0 }, { 0, 0 } };
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Raced", NULL);
+      gint64 version;
+
+      g_signal_connect (watch, "event", G_CALLBACK (on_event_count), &counts[0]);
+      g_signal_connect (all_watch, "event", G_CALLBACK (on_event_count), &counts[1]);
+
+      version = es_stream_write (other, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, round + 1);
+
+      wait_until (NULL, both_counted, counts);
+      /* Whatever is already queued runs: a duplicate would show. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_assert_cmpuint (counts[0].n, ==, 1);
+      g_assert_cmpuint (counts[1].n, ==, 1);
+      g_assert_cmpint (counts[0].position, ==, round + 1);
+      g_assert_cmpint (counts[1].position, ==, round + 1);
+      g_assert_true (es_watch_get_active (watch));
+      es_watch_stop (watch);
+      es_watch_stop (all_watch);
+    }
+
+  if (other_factory != NULL)
+    {
+      g_clear_object (&other);
+      es_stream_factory_close (other_factory, NULL, &error);
+      g_assert_no_error (error);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -703,6 +1056,13 @@ main (int   argc,
     { "thread-default-context", test_thread_default_context, FALSE },
     { "shared-checks", test_shared_checks, TRUE },
     { "other-process", test_other_process, TRUE },
+    { "end-in-handler", test_end_in_handler, FALSE },
+    { "close-in-handler-stream", test_close_in_handler_stream, FALSE },
+    { "close-in-handler-live", test_close_in_handler_live, FALSE },
+    { "close-in-idle", test_close_in_idle, FALSE },
+    { "close-in-idle-stream", test_close_in_idle_stream, FALSE },
+    { "close-in-thread", test_close_in_thread, FALSE },
+    { "minus-one-race", test_minus_one_race, FALSE },
   };
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
