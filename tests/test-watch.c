@@ -2,6 +2,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <glib/gstdio.h>
 
 #include "es-glib/es-sqlite-private.h"
@@ -1034,6 +1037,275 @@ test_minus_one_race (Fixture       *fixture,
     }
 }
 
+/* Item: a watch whose database becomes unusable fails, once, in bounded
+ * time, and leaves other databases' watches alone. */
+
+typedef enum
+{
+  BREAK_TRUNCATE,
+  BREAK_OVERWRITE,
+  BREAK_DELETE,
+  BREAK_REPLACE,
+} BreakHow;
+
+static EsStreamFactory *
+factory_with_timeout (const char *path,
+                      guint       give_up_timeout)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory;
+
+  factory = ES_STREAM_FACTORY (g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error,
+                                               "path", path,
+                                               "polling-interval", 50,
+                                               "give-up-timeout", give_up_timeout,
+                                               NULL));
+  g_assert_no_error (error);
+  return factory;
+}
+
+static void
+break_file (const char *dir,
+            const char *path,
+            BreakHow    how)
+{
+  g_autoptr(GError) error = NULL;
+
+  switch (how)
+    {
+    case BREAK_TRUNCATE:
+      g_assert_no_errno (truncate (path, 0));
+      break;
+    case BREAK_OVERWRITE:
+      {
+        char garbage[8192];
+        int fd = g_open (path, O_WRONLY, 0);
+
+        g_assert_cmpint (fd, >=, 0);
+        memset (garbage, 'x', sizeof garbage);
+        g_assert_cmpint (write (fd, garbage, sizeof garbage), ==, sizeof garbage);
+        g_assert_no_errno (close (fd));
+      }
+      break;
+    case BREAK_DELETE:
+      g_assert_no_errno (g_unlink (path));
+      break;
+    case BREAK_REPLACE:
+      {
+        /* Another valid es-glib database, renamed over the file. */
+        g_autofree char *other = g_build_filename (dir, "other.db", NULL);
+        g_autoptr(EsStreamFactory) factory = factory_with_timeout (other, 5000);
+        g_autoptr(EsStream) stream = NULL;
+
+        stream = es_stream_factory_open_stream (factory, "elsewhere", NULL, &error);
+        g_assert_no_error (error);
+        write_n (stream, 1, "Elsewhere");
+        g_clear_object (&stream);
+        es_stream_factory_close (factory, NULL, &error);
+        g_assert_no_error (error);
+        g_assert_no_errno (g_rename (other, path));
+      }
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+remove_database (const char *path)
+{
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+
+  g_unlink (wal);
+  g_unlink (shm);
+  g_unlink (path);
+}
+
+#define GIVE_UP_MS 300
+
+static void
+run_break_test (Fixture  *fixture,
+                BreakHow  how,
+                const char *reason_word)
+{
+  g_autofree char *path = g_build_filename (fixture->dir, "broken.db", NULL);
+  g_autofree char *other_path = g_build_filename (fixture->dir, "healthy.db", NULL);
+  g_autoptr(EsStreamFactory) factory = factory_with_timeout (path, GIVE_UP_MS);
+  g_autoptr(EsStreamFactory) healthy = factory_with_timeout (other_path, GIVE_UP_MS);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) healthy_stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) all_watch = NULL;
+  g_autoptr(EsWatch) healthy_watch = NULL;
+  g_autoptr(EsWatch) late = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(Recorder) all_recorder = recorder_new ();
+  g_autoptr(Recorder) healthy_recorder = recorder_new ();
+  g_autoptr(Recorder) late_recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+  const GError *notifier_error;
+  gboolean notified = FALSE;
+  gint64 start, elapsed_ms;
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+  all = es_stream_factory_open_stream (factory, ES_ALL_STREAM, NULL, &error);
+  g_assert_no_error (error);
+  healthy_stream = es_stream_factory_open_stream (healthy, "cart-2", NULL, &error);
+  g_assert_no_error (error);
+
+  write_n (stream, 3, "Added");
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  g_signal_connect (watch, "notify::active", G_CALLBACK (on_notify_active), &notified);
+  all_watch = es_stream_watch (all, 0);
+  recorder_connect (all_recorder, all_watch);
+  healthy_watch = es_stream_watch (healthy_stream, 0);
+  recorder_connect (healthy_recorder, healthy_watch);
+  wait_for_events (recorder, 3);
+  wait_for_events (all_recorder, 3);
+  wait_until (NULL, is_caught_up, healthy_recorder);
+
+  start = g_get_monotonic_time ();
+  break_file (fixture->dir, path, how);
+
+  wait_until (NULL, has_error, recorder);
+  wait_until (NULL, has_error, all_recorder);
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("error after %" G_GINT64_FORMAT " ms: %s", elapsed_ms,
+                  recorder->error->message);
+
+  /* Not before the give-up timeout; well within a bound after it. */
+  g_assert_cmpint (elapsed_ms, >=, GIVE_UP_MS);
+  g_assert_cmpint (elapsed_ms, <, GIVE_UP_MS + 10000);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_error (all_recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_nonnull (strstr (recorder->error->message, path));
+  g_assert_nonnull (strstr (recorder->error->message, reason_word));
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_false (es_watch_get_active (all_watch));
+  g_assert_true (notified);
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+
+  notifier_error = es_notifier_get_error (es_stream_factory_get_notifier (factory));
+  g_assert_error ((GError *) notifier_error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_cmpstr (notifier_error->message, ==, recorder->error->message);
+
+  /* A watch started afterwards fails too, rather than waiting forever. */
+  late = es_stream_watch (stream, 0);
+  recorder_connect (late_recorder, late);
+  wait_until (NULL, has_error, late_recorder);
+  g_assert_error (late_recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_false (es_watch_get_active (late));
+
+  /* The other database's watch goes on. */
+  write_n (healthy_stream, 2, "StillHere");
+  wait_for_events (healthy_recorder, 2);
+  g_assert_true (es_watch_get_active (healthy_watch));
+  g_assert_no_error (healthy_recorder->error);
+
+  g_clear_object (&watch);
+  g_clear_object (&all_watch);
+  g_clear_object (&late);
+  g_clear_object (&healthy_watch);
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  g_clear_object (&healthy_stream);
+  /* Closing a factory whose file is broken may fail: it closes anyway. */
+  es_stream_factory_close (factory, NULL, NULL);
+  es_stream_factory_close (healthy, NULL, &error);
+  g_assert_no_error (error);
+  remove_database (path);
+  remove_database (other_path);
+}
+
+static void
+test_broken_truncate (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_test_summary ("Truncating the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_TRUNCATE, "truncated");
+}
+
+static void
+test_broken_overwrite (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_test_summary ("Overwriting the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_OVERWRITE, "overwritten");
+}
+
+static void
+test_broken_delete (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_test_summary ("Deleting the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_DELETE, "deleted");
+}
+
+static void
+test_broken_replace (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_test_summary ("Replacing the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_REPLACE, "replaced");
+}
+
+static void
+test_transient_failure (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autofree char *path = g_build_filename (fixture->dir, "moved.db", NULL);
+  g_autofree char *away = g_build_filename (fixture->dir, "away.db", NULL);
+  g_autoptr(EsStreamFactory) factory = factory_with_timeout (path, 3000);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+  guint timeout = 0;
+
+  g_test_summary ("A failure shorter than the give-up timeout does not end the watch");
+
+  g_object_get (es_stream_factory_get_notifier (factory), "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 3000);
+  g_object_get (fixture->factory, "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 5000);
+  g_object_get (es_stream_factory_get_notifier (fixture->factory), "give-up-timeout",
+                &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 5000);
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+
+  /* The path names no file for a while (several checks fail), then the
+   * same file again. */
+  g_assert_no_errno (g_rename (path, away));
+  spin (500);
+  g_assert_no_errno (g_rename (away, path));
+  spin (3500);
+
+  g_assert_no_error (recorder->error);
+  g_assert_true (es_watch_get_active (watch));
+  g_assert_null (es_notifier_get_error (es_stream_factory_get_notifier (factory)));
+  write_n (stream, 2, "Added");
+  wait_for_events (recorder, 2);
+
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  es_stream_factory_close (factory, NULL, &error);
+  g_assert_no_error (error);
+  remove_database (path);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1063,6 +1335,11 @@ main (int   argc,
     { "close-in-idle-stream", test_close_in_idle_stream, FALSE },
     { "close-in-thread", test_close_in_thread, FALSE },
     { "minus-one-race", test_minus_one_race, FALSE },
+    { "broken-truncate", test_broken_truncate, TRUE },
+    { "broken-overwrite", test_broken_overwrite, TRUE },
+    { "broken-delete", test_broken_delete, TRUE },
+    { "broken-replace", test_broken_replace, TRUE },
+    { "transient-failure", test_transient_failure, TRUE },
   };
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
