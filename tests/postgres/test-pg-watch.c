@@ -1744,7 +1744,7 @@ on_event_end (EsWatch       *watch,
   switch (test->how)
     {
     case END_CLOSE_IDLE:
-      g_idle_add (end_in_idle_cb, test);
+      g_idle_add_full (G_PRIORITY_DEFAULT, end_in_idle_cb, test, NULL);
       break;
     case END_CLOSE_THREAD:
       {
