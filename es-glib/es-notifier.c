@@ -17,6 +17,11 @@
  * Subscribers are called from the notifier's own thread; the stream layer
  * carries events to each watch's main context itself.
  *
+ * A notifier retries transient failures. When its database stays unusable
+ * for longer than it tolerates, it gives up: it ends every subscription,
+ * and [method@Es.Notifier.get_error] tells why; the watches then fail with
+ * that error.
+ *
  * Since: 0.1
  */
 
@@ -79,7 +84,9 @@ es_notifier_stop (EsNotifier *self)
  *
  * Adds a subscriber. It receives every event committed after the sequence
  * id [method@Es.Notifier.get_last_sequence_id] returned just before this
- * call.
+ * call. On a notifier that gave up ([method@Es.Notifier.get_error] returns
+ * an error), the subscription ends at once: @destroy is called before this
+ * returns.
  *
  * Returns: the subscription id, never 0
  *
