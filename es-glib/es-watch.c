@@ -364,10 +364,14 @@ emit_event (EsWatch       *self,
     }
   g_rec_mutex_unlock (&self->emit_lock);
 
-  if (emitted)
-    stop_if_abandoned (self);
+  if (!emitted)
+    return FALSE;
 
-  return emitted && !self->stopped;
+  stop_if_abandoned (self);
+  g_rec_mutex_lock (&self->emit_lock);
+  emitted = !self->stopped;
+  g_rec_mutex_unlock (&self->emit_lock);
+  return emitted;
 }
 
 static void
