@@ -7,7 +7,10 @@
 #       in a fresh temporary directory, runs each PROGRAM in turn on the same
 #       todo.db: the first must print exactly the tutorial's ```text block,
 #       the others (second runs) must succeed and end with the same list.
-#       A PROGRAM is an executable, or python:FILE / js:FILE.
+#       A PROGRAM is an executable, or python:FILE / js:FILE. Every run is
+#       made with G_DEBUG=fatal-criticals and must print nothing on stderr:
+#       a second run used to print "GLib-CRITICAL: Source ID 1 was not
+#       found" (the tutorial removed a timeout that had already fired).
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -55,9 +58,11 @@ def main():
                 with open(path, "w", encoding="utf-8") as f:
                     f.write("\n".join(blocks(source, language)))
                 program = language + ":" + path
+            env = dict(os.environ)
+            env["G_DEBUG"] = ",".join(filter(None, [env.get("G_DEBUG"), "fatal-criticals"]))
             result = subprocess.run(command(program), cwd=tmp, capture_output=True,
-                                    text=True, timeout=60)
-            ok = result.returncode == 0
+                                    text=True, timeout=60, env=env)
+            ok = result.returncode == 0 and result.stderr == ""
             if number == 1:
                 ok = ok and result.stdout == expected
             else:

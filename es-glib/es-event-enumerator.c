@@ -9,7 +9,7 @@
  *
  * Returns the events of a read ([method@Es.Stream.read]) one at a time or
  * in batches, oldest first. It fetches them from the database a page at a
- * time (keyset paging on the version, or the sequence id for `@all`), so
+ * time (keyset paging on the version, or the sequence id for <code>@<!-- -->all</code>), so
  * memory stays flat however long the stream is.
  *
  * ```c

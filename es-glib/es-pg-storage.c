@@ -51,7 +51,7 @@
  * stored. Writing the events again is safe when they carry idempotency
  * keys.
  *
- * ## No skipped events in `@all`
+ * ## No skipped events in <code>@<!-- -->all</code>
  *
  * Sequence ids come from a one-row counter that each append updates in
  * its transaction, just before it inserts. The row stays locked until the
@@ -984,7 +984,11 @@ typedef struct
   "    WITH ORDINALITY AS t (idempotency_key, event_type, data, metadata, ord)" \
   "), head AS (" \
   "  SELECT coalesce(max(version), 0) AS version, clock_timestamp() AS now," \
-  "         ($2::int8 < 0 OR $2::int8 = coalesce(max(version), 0)) AS accepted" \
+  "         ($2::int8 < 0 OR $2::int8 = coalesce(max(version), 0) OR NOT EXISTS (" \
+  "           SELECT FROM input i WHERE i.idempotency_key IS NULL OR NOT EXISTS (" \
+  "             SELECT FROM {S}.events e" \
+  "             WHERE e.stream_id = $1::text AND e.idempotency_key = i.idempotency_key)" \
+  "         )) AS accepted" \
   "  FROM {S}.events WHERE stream_id = $1::text" \
   "), fresh AS (" \
   "  SELECT i.*, row_number() OVER (ORDER BY i.ord) AS n FROM input i, head h" \
@@ -1599,7 +1603,9 @@ append_op_clear (AppendOp *op)
  *
  * 2. One statement (APPEND_SQL) that reads the stream's version (in a
  *    snapshot taken after the lock, so it sees the previous append),
- *    checks the expected version, leaves out the events whose idempotency
+ *    checks the expected version (accepting any when every event's
+ *    idempotency key is already stored: a retry of a stored batch, which
+ *    then writes nothing), leaves out the events whose idempotency
  *    key the stream already holds, takes as many sequence ids from the
  *    global_position row as there are events left (UPDATE ... RETURNING),
  *    inserts them at the next versions and NOTIFYs the channel with the
@@ -1712,10 +1718,12 @@ append_operation (EsPgStorage   *self,
 
   if (!accepted)
     {
-      /* Nothing was written; the COMMIT committed nothing. */
+      /* Nothing was written; the COMMIT committed nothing. The caller
+       * learns the version found along with the conflict. */
+      op->out_version = version;
       g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                    /* Translators: the numbers are stream versions, %s a stream id */
-                   _("expected version %lld but stream '%s' is at version %lld"),
+                   _("Expected version %lld but stream '%s' is at version %lld"),
                    (long long) op->expected_version, op->stream_id, (long long) version);
       return FALSE;
     }
@@ -1741,6 +1749,7 @@ append_op_init (EsPgStorage              *self,
 
   op->stream_id = stream_id;
   op->expected_version = expected_version;
+  op->out_version = -1;
   op->lock_key = g_strdup_printf ("es-glib stream %s.%s", self->schema, stream_id);
   op->expected_text = g_strdup_printf ("%" G_GINT64_FORMAT, expected_version);
 
@@ -1802,14 +1811,20 @@ es_pg_storage_append (EsStorageHandle          *handle,
                       GError                  **error)
 {
   EsPgStorage *self = ES_PG_STORAGE (handle);
+  GError *local_error = NULL;
   AppendOp op = { 0, };
   gboolean ok;
 
   append_op_init (self, &op, stream_id, expected_version, events, n_events, NULL);
 
-  ok = run_operation (self, append_operation, &op, cancellable, error);
-  if (ok && out_version != NULL)
+  ok = run_operation (self, append_operation, &op, cancellable, &local_error);
+  /* On success the new version; with a conflict, the version it found
+   * (-1 when the conflict came from a unique violation). */
+  if (out_version != NULL &&
+      (ok || g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION)))
     *out_version = op.out_version;
+  if (!ok)
+    g_propagate_error (error, local_error);
 
   append_op_clear (&op);
   return ok;
@@ -2095,7 +2110,10 @@ group_operation (EsPgStorage   *self,
 
   group->rerun_singly = FALSE;
   for (i = 0; i < n; i++)
-    g_clear_error (&group->jobs[i]->error);
+    {
+      g_clear_error (&group->jobs[i]->error);
+      group->jobs[i]->out_version = -1;
+    }
 
   runs = group_make_runs (group);
   n_statements = first;
@@ -2246,13 +2264,13 @@ group_operation (EsPgStorage   *self,
         {
           Job *job = group->jobs[run->first_job];
 
-          if (accepted)
-            job->out_version = version + n_inserted;
-          else
-            /* Nothing was written for it. */
+          /* Accepted: the new version. Not: nothing was written for it,
+           * and it reports the version found with the conflict. */
+          job->out_version = accepted ? version + n_inserted : version;
+          if (!accepted)
             g_set_error (&job->error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                          /* Translators: the numbers are stream versions, %s a stream id */
-                         _("expected version %lld but stream '%s' is at version %lld"),
+                         _("Expected version %lld but stream '%s' is at version %lld"),
                          (long long) job->op.expected_version, job->stream_id,
                          (long long) version);
           continue;
@@ -2334,6 +2352,7 @@ job_set_group_error (Job          *job,
   g_autofree char *context = job_context (job);
 
   g_clear_error (&job->error);
+  job->out_version = -1;  /* not a version this job found */
   if (group_error->domain == ES_ERROR && g_str_has_prefix (group_error->message, group_context))
     job->error = g_error_new (ES_ERROR, group_error->code, "%s%s", context,
                               group_error->message + strlen (group_context));
@@ -2398,7 +2417,7 @@ writer_run_group (Job   **jobs,
       GTask *task = g_steal_pointer (&job->task);
 
       if (job->error != NULL)
-        g_task_return_error (task, g_steal_pointer (&job->error));
+        _es_append_task_return_error (task, g_steal_pointer (&job->error), job->out_version);
       else
         _es_task_return_int64 (task, job->out_version);
       job_free (job);
@@ -2520,7 +2539,7 @@ es_pg_storage_append_finish (EsStorageHandle  *handle,
 {
   g_return_val_if_fail (g_task_is_valid (result, handle), FALSE);
 
-  return _es_task_propagate_int64 (G_TASK (result), out_version, error);
+  return _es_append_task_propagate (G_TASK (result), out_version, error);
 }
 
 /* ---------------------------------------------------------------------- *

@@ -43,6 +43,21 @@ _es_task_propagate_int64 (GTask   *task,
   return TRUE;
 }
 
+/* An append that fails with ES_ERROR_WRONG_EXPECTED_VERSION reports the
+ * stream's version it found (see es_storage_handle_append()); an
+ * asynchronous one carries it on its task, since a GTask returns either
+ * an error or a value. Returns @error on @task with @found_version (-1:
+ * not known) attached. */
+void            _es_append_task_return_error (GTask   *task,
+                                              GError  *error,
+                                              gint64   found_version);
+/* Propagates what _es_append_task_return_error() or _es_task_return_int64()
+ * returned: on WRONG_EXPECTED_VERSION, *@out_version (optional) is the
+ * version found, or -1. */
+gboolean        _es_append_task_propagate    (GTask   *task,
+                                              gint64  *out_version,
+                                              GError **error);
+
 /* Validation shared by the stream layer and the factories. Each returns
  * FALSE with %ES_ERROR_INVALID_ARGUMENT naming the bad value. */
 gboolean        _es_validate_stream_id     (const char        *stream_id,

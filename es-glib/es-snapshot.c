@@ -137,7 +137,7 @@ es_snapshot_class_init (EsSnapshotClass *klass)
    * EsSnapshot:stream-id:
    *
    * The stream the snapshot belongs to; %ES_ALL_STREAM for a snapshot of
-   * `@all`.
+   * <code>@<!-- -->all</code>.
    *
    * Since: 0.1
    */
@@ -163,7 +163,7 @@ es_snapshot_class_init (EsSnapshotClass *klass)
    * EsSnapshot:version:
    *
    * The version of the stream the state reflects: a projection resumes by
-   * reading the events after it (for `@all`, a sequence id).
+   * reading the events after it (for <code>@<!-- -->all</code>, a sequence id).
    *
    * Since: 0.1
    */
@@ -321,7 +321,7 @@ es_snapshot_get_projection_name (EsSnapshot *self)
  * es_snapshot_get_version:
  * @self: an [class@Es.Snapshot]
  *
- * Gets the version of the stream the state reflects (for `@all`, a
+ * Gets the version of the stream the state reflects (for <code>@<!-- -->all</code>, a
  * sequence id): resume by reading the events after it.
  *
  * Returns: the version

@@ -629,6 +629,7 @@ typedef enum
   W_RELEASE,
   W_ROLLBACK_TO,
   W_MAX_VERSION,
+  W_KEY_STORED,
   W_INSERT,
   W_SAVE_SNAPSHOT,
   N_WRITER_STMTS
@@ -642,6 +643,9 @@ static const char * const writer_sql[N_WRITER_STMTS] = {
   [W_RELEASE] = "RELEASE job",
   [W_ROLLBACK_TO] = "ROLLBACK TO job",
   [W_MAX_VERSION] = "SELECT max(version) FROM events WHERE stream_id = ?",
+  /* Served by the unique (stream_id, idempotency_key) index. */
+  [W_KEY_STORED] = "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = ?"
+                   " AND idempotency_key = ?)",
   /* A stored idempotency key makes the INSERT do nothing (no row
    * changed) rather than fail: the unique index checks it anyway, so no
    * lookup of its own is needed. A taken version still fails. */
@@ -823,9 +827,48 @@ writer_insert (EsWriter         *writer,
   return rc;
 }
 
+/* Whether every event of @job has an idempotency key already stored in
+ * its stream: then the append is the retry of one that was written. */
+static gboolean
+writer_all_stored (EsWriter  *writer,
+                   Job       *job,
+                   gboolean  *out_all_stored,
+                   GError   **error)
+{
+  sqlite3_stmt *stmt = writer->stmts[W_KEY_STORED];
+  guint i;
+
+  *out_all_stored = FALSE;
+  for (i = 0; i < job->n_events; i++)
+    {
+      const char *key = es_candidate_event_get_idempotency_key (job->events[i]);
+      gboolean stored;
+      int rc;
+
+      if (key == NULL)
+        return TRUE;
+
+      sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 2, key, -1, SQLITE_STATIC);
+      rc = sqlite3_step (stmt);
+      stored = rc == SQLITE_ROW && sqlite3_column_int (stmt, 0) != 0;
+      if (rc != SQLITE_ROW)
+        connection_set_error (writer->conn, rc, _("Appending events"), error);
+      stmt_done (stmt);
+      if (rc != SQLITE_ROW)
+        return FALSE;
+      if (!stored)
+        return TRUE;
+    }
+
+  *out_all_stored = TRUE;
+  return TRUE;
+}
+
 /* The body of an append, inside the group's transaction (and the job's
- * savepoint): the expected-version check, the idempotency lookups, the
- * inserts. On failure the caller undoes what was written. */
+ * savepoint): the idempotency lookups, the expected-version check, the
+ * inserts (see es_storage_handle_append() for the order). On failure the
+ * caller undoes what was written. */
 static gboolean
 writer_append (EsWriter  *writer,
                Job       *job,
@@ -850,11 +893,24 @@ writer_append (EsWriter  *writer,
   if (rc != SQLITE_ROW)
     return FALSE;
 
+  /* The lookups come first in the contract; looking the keys up only on a
+   * mismatch gives the same answers, and spares the lookups otherwise. */
   if (job->expected_version != ES_VERSION_ANY && job->expected_version != version)
     {
+      gboolean all_stored;
+
+      if (!writer_all_stored (writer, job, &all_stored, error))
+        return FALSE;
+
+      /* Every event is stored: a retry, which succeeds, writing nothing. */
+      job->out_version = version;
+      if (all_stored)
+        return TRUE;
+
+      /* The caller learns where the stream is along with the conflict. */
       g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                    /* Translators: the numbers are stream versions, %s a stream id */
-                   _("expected version %lld but stream '%s' is at version %lld"),
+                   _("Expected version %lld but stream '%s' is at version %lld"),
                    (long long) job->expected_version, job->stream_id, (long long) version);
       return FALSE;
     }
@@ -977,14 +1033,17 @@ job_complete (Job          *job,
               const GError *group_error)
 {
   if (job->error == NULL && group_error != NULL)
-    job->error = g_error_copy (group_error);
+    {
+      job->error = g_error_copy (group_error);
+      job->out_version = -1;  /* not a version found by this job */
+    }
 
   if (job->task != NULL)
     {
       GTask *task = g_steal_pointer (&job->task);
 
       if (job->error != NULL)
-        g_task_return_error (task, g_steal_pointer (&job->error));
+        _es_append_task_return_error (task, g_steal_pointer (&job->error), job->out_version);
       else
         _es_task_return_int64 (task, job->out_version);
       job_free_async (job);
@@ -1074,7 +1133,10 @@ complete_group (Job          **jobs,
         }
 
       if (job->error == NULL && group_error != NULL)
-        job->error = g_error_copy (group_error);
+        {
+          job->error = g_error_copy (group_error);
+          job->out_version = -1;
+        }
 
       if (c == n_completions)
         {
@@ -2143,6 +2205,7 @@ es_sqlite_storage_append (EsStorageHandle          *handle,
                           GError                  **error)
 {
   EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  GError *local_error = NULL;
   Job job = { 0, };
 
   if (self->writer == NULL)
@@ -2159,9 +2222,17 @@ es_sqlite_storage_append (EsStorageHandle          *handle,
   job.events = events;
   job.n_events = n_events;
   job.cancellable = cancellable;
+  job.out_version = -1;
 
-  if (!writer_run_sync (self->writer, &job, error))
-    return FALSE;
+  if (!writer_run_sync (self->writer, &job, &local_error))
+    {
+      /* With a conflict: the version it found (-1 if unknown). */
+      if (out_version != NULL &&
+          g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        *out_version = job.out_version;
+      g_propagate_error (error, local_error);
+      return FALSE;
+    }
 
   if (out_version != NULL)
     *out_version = job.out_version;
@@ -2215,6 +2286,7 @@ es_sqlite_storage_append_async (EsStorageHandle          *handle,
   job->events = job_events;
   job->n_events = n_events;
   job->cancellable = g_task_get_cancellable (task);
+  job->out_version = -1;
   job->task = g_object_ref (task);
 
   if (!writer_submit (self->writer, job, &error))
@@ -2233,7 +2305,7 @@ es_sqlite_storage_append_finish (EsStorageHandle  *handle,
 {
   g_return_val_if_fail (g_task_is_valid (result, handle), FALSE);
 
-  return _es_task_propagate_int64 (G_TASK (result), out_version, error);
+  return _es_append_task_propagate (G_TASK (result), out_version, error);
 }
 
 static gboolean

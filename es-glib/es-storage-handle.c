@@ -15,8 +15,16 @@
  * The stream layer validates everything that comes from applications
  * (stream ids, event types, metadata, filters, versions) before it reaches
  * a backend, and drops idempotency keys that repeat inside a batch; the
- * backend provides atomicity, the expected-version check and the
- * idempotency lookup against stored events, inside one transaction.
+ * backend provides atomicity, the idempotency lookup against stored events
+ * and the expected-version check, inside one transaction (see
+ * [method@Es.StorageHandle.append] for their order).
+ *
+ * Cancellation follows GIO's rule: %G_IO_ERROR_CANCELLED means nothing was
+ * written. A backend honours a cancellation only up to its commit point;
+ * once an append or a snapshot has been committed it reports its result,
+ * whenever the cancellable fires. An `append_async` built on a
+ * [class@Gio.Task] therefore calls g_task_set_check_cancellable() with
+ * %FALSE.
  *
  * All methods except `append_async` may block and are called from worker
  * threads, possibly several at once.
@@ -43,6 +51,48 @@ append_data_free (gpointer data)
   g_free (append);
 }
 
+static GQuark
+found_version_quark (void)
+{
+  static gsize quark;
+
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("es-append-found-version"));
+  return (GQuark) quark;
+}
+
+void
+_es_append_task_return_error (GTask   *task,
+                              GError  *error,
+                              gint64   found_version)
+{
+  if (found_version >= 0 && g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+    g_object_set_qdata_full (G_OBJECT (task), found_version_quark (),
+                             g_memdup2 (&found_version, sizeof found_version), g_free);
+  g_task_return_error (task, error);
+}
+
+gboolean
+_es_append_task_propagate (GTask   *task,
+                           gint64  *out_version,
+                           GError **error)
+{
+  GError *local_error = NULL;
+  const gint64 *found;
+
+  if (_es_task_propagate_int64 (task, out_version, &local_error))
+    return TRUE;
+
+  if (out_version != NULL &&
+      g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+    {
+      found = g_object_get_qdata (G_OBJECT (task), found_version_quark ());
+      *out_version = found != NULL ? *found : -1;
+    }
+  g_propagate_error (error, local_error);
+  return FALSE;
+}
+
 static void
 append_in_thread (GTask        *task,
                   gpointer      source_object,
@@ -51,7 +101,7 @@ append_in_thread (GTask        *task,
 {
   AppendData *append = task_data;
   g_autoptr(GError) error = NULL;
-  gint64 version = 0;
+  gint64 version = -1;
 
   if (ES_STORAGE_HANDLE_GET_IFACE (source_object)->append (source_object,
                                                           append->stream_id,
@@ -63,7 +113,7 @@ append_in_thread (GTask        *task,
                                                           &error))
     _es_task_return_int64 (task, version);
   else
-    g_task_return_error (task, g_steal_pointer (&error));
+    _es_append_task_return_error (task, g_steal_pointer (&error), version);
 }
 
 /* The default append_async: runs the blocking append in GTask's pool. */
@@ -82,6 +132,9 @@ es_storage_handle_real_append_async (EsStorageHandle          *self,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, es_storage_handle_real_append_async);
+  /* An append that committed is reported as done even if the cancellable
+   * fired after the commit point: only append() decides CANCELLED. */
+  g_task_set_check_cancellable (task, FALSE);
 
   append = g_new0 (AppendData, 1);
   append->stream_id = g_strdup (stream_id);
@@ -102,7 +155,7 @@ es_storage_handle_real_append_finish (EsStorageHandle  *self,
 {
   g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
 
-  return _es_task_propagate_int64 (G_TASK (result), out_version, error);
+  return _es_append_task_propagate (G_TASK (result), out_version, error);
 }
 
 static void
@@ -117,21 +170,36 @@ es_storage_handle_default_init (EsStorageHandleInterface *iface)
 /**
  * es_storage_handle_append:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: a valid stream id (not `@all`)
+ * @stream_id: a valid stream id (not <code>@<!-- -->all</code>)
  * @expected_version: the version the stream must be at, or %ES_VERSION_ANY
  * @events: (array length=n_events): validated events, no idempotency key
  *   repeated among them
  * @n_events: the number of @events, at least 1
- * @out_version: (out) (optional): the stream's version after the append
+ * @out_version: (out) (optional): the stream's version after the append;
+ *   on %ES_ERROR_WRONG_EXPECTED_VERSION, the version the check found
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
  *
- * Appends @events to @stream_id atomically, in one transaction: if
- * @expected_version is not %ES_VERSION_ANY and the stream is at another
- * version, fails with %ES_ERROR_WRONG_EXPECTED_VERSION; events whose
- * idempotency key is already stored in the stream are skipped; the others
- * get consecutive versions and increasing sequence ids. Nothing is written
- * on failure or when @cancellable was cancelled.
+ * Appends @events to @stream_id atomically, in one transaction, in this
+ * order:
+ *
+ * 1. The idempotency lookup: events whose idempotency key is already
+ *    stored in the stream are skipped.
+ * 2. If every event was skipped (a retry of a batch that was stored), the
+ *    append succeeds, writes nothing and sets @out_version to the stream's
+ *    current version, whatever @expected_version says.
+ * 3. Otherwise, if @expected_version is not %ES_VERSION_ANY and the stream
+ *    is at another version, the append fails with
+ *    %ES_ERROR_WRONG_EXPECTED_VERSION and writes nothing. Since 0.2 it also
+ *    sets @out_version to the version it found, so that the caller learns
+ *    where the stream is without another round trip. (A backend written
+ *    for 0.1 may leave @out_version untouched: callers set it to -1 first
+ *    and read the version themselves when it stays -1.)
+ * 4. The remaining events get consecutive versions and increasing sequence
+ *    ids.
+ *
+ * Nothing is written on failure. %G_IO_ERROR_CANCELLED means nothing was
+ * written: @cancellable is honoured up to the commit, not after it.
  *
  * Applications write through [method@Es.Stream.write], which validates its
  * input first; this is the backend's side of it.
@@ -165,7 +233,7 @@ es_storage_handle_append (EsStorageHandle          *self,
 /**
  * es_storage_handle_append_async:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: a valid stream id (not `@all`)
+ * @stream_id: a valid stream id (not <code>@<!-- -->all</code>)
  * @expected_version: the version the stream must be at, or %ES_VERSION_ANY
  * @events: (array length=n_events): validated events
  * @n_events: the number of @events, at least 1
@@ -204,10 +272,13 @@ es_storage_handle_append_async (EsStorageHandle          *self,
  * es_storage_handle_append_finish:
  * @self: an [iface@Es.StorageHandle]
  * @result: the [iface@Gio.AsyncResult] given to the callback
- * @out_version: (out) (optional): the stream's version after the append
+ * @out_version: (out) (optional): the stream's version after the append;
+ *   on %ES_ERROR_WRONG_EXPECTED_VERSION, the version the check found, or -1
+ *   when the backend does not say
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [method@Es.StorageHandle.append_async].
+ * Finishes [method@Es.StorageHandle.append_async], with the results of
+ * [method@Es.StorageHandle.append].
  *
  * Returns: %TRUE on success
  *
@@ -332,7 +403,7 @@ es_storage_handle_get_metrics (EsStorageHandle  *self,
 /**
  * es_storage_handle_save_snapshot:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: (nullable): a valid stream id, or %NULL for `@all`
+ * @stream_id: (nullable): a valid stream id, or %NULL for <code>@<!-- -->all</code>
  * @projection_name: the projection's name
  * @version: the version (for %NULL @stream_id: sequence id) @state reflects
  * @state: the projection's state, stored byte for byte
@@ -368,7 +439,7 @@ es_storage_handle_save_snapshot (EsStorageHandle  *self,
 /**
  * es_storage_handle_load_snapshot:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: (nullable): a valid stream id, or %NULL for `@all`
+ * @stream_id: (nullable): a valid stream id, or %NULL for <code>@<!-- -->all</code>
  * @projection_name: the projection's name
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]

@@ -32,7 +32,7 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
  * implementation must be thread-safe. A @stream_id of %NULL means every
- * stream in sequence-id order (the `@all` stream); stream ids reaching a
+ * stream in sequence-id order (the <code>@<!-- -->all</code> stream); stream ids reaching a
  * backend are already validated.
  */
 struct _EsStorageHandleInterface

@@ -185,6 +185,12 @@ es_stored_event_class_init (EsStoredEventClass *klass)
    * A stable identifier of the event: its idempotency key when it has one,
    * otherwise an id derived from its sequence id, such as `"seq-42"`.
    *
+   * It is unique within the event's stream only: idempotency keys are per
+   * stream, so events of two streams can have the same id. To identify an
+   * event across streams (e.g. one read from <code>@<!-- -->all</code>), use
+   * [property@Es.StoredEvent:sequence-id], or the pair of
+   * [property@Es.StoredEvent:stream-id] and id.
+   *
    * Since: 0.1
    */
   properties[PROP_ID] =
@@ -207,7 +213,7 @@ es_stored_event_class_init (EsStoredEventClass *klass)
   /**
    * EsStoredEvent:stream-id:
    *
-   * The stream the event belongs to (never `@all`).
+   * The stream the event belongs to (never <code>@<!-- -->all</code>).
    *
    * Since: 0.1
    */
@@ -221,7 +227,7 @@ es_stored_event_class_init (EsStoredEventClass *klass)
    *
    * The global position of the event: greater than 0 and strictly
    * increasing across every stream of the store. It is the event's version
-   * in the `@all` stream.
+   * in the <code>@<!-- -->all</code> stream.
    *
    * Since: 0.1
    */
@@ -455,6 +461,13 @@ es_stored_event_new (const char *stream_id,
  * written with one, otherwise an id derived from its sequence id (such as
  * `"seq-42"`), the same every time the event is read.
  *
+ * The id is unique within the event's stream, not across streams: it is
+ * the stream's idempotency key, and two streams can hold events with the
+ * same key (hence the same id). Consumers of <code>@<!-- -->all</code>, or of
+ * several streams, must key events by
+ * [method@Es.StoredEvent.get_sequence_id], the global position (or by the
+ * stream id and the id together).
+ *
  * Returns: (transfer none): the id of the event
  *
  * Since: 0.1
@@ -509,7 +522,7 @@ es_stored_event_get_idempotency_key (EsStoredEvent *self)
  * es_stored_event_get_stream_id:
  * @self: an [class@Es.StoredEvent]
  *
- * Gets the stream the event belongs to. Events read from `@all` give the
+ * Gets the stream the event belongs to. Events read from <code>@<!-- -->all</code> give the
  * stream they were written to.
  *
  * Returns: (transfer none): the stream id

@@ -59,15 +59,20 @@ get_version_locked (EsStreamImpl *self)
   return version;
 }
 
+/* Records that the stream is at @version at least. Versions (and for
+ * @all, sequence ids) only grow, so the handle's version only moves
+ * forward: writes through one handle from several threads may report in
+ * any order, and a version learnt late must not undo a newer one. */
 static void
-set_version (EsStreamImpl *self,
-             gint64        version)
+learn_version (EsStreamImpl *self,
+               gint64        version)
 {
   gboolean changed;
 
   g_mutex_lock (&self->lock);
-  changed = self->version != version;
-  self->version = version;
+  changed = version > self->version;
+  if (changed)
+    self->version = version;
   g_mutex_unlock (&self->lock);
 
   if (changed)
@@ -156,9 +161,25 @@ written (EsStreamImpl *self,
 {
   EsNotifier *notifier = es_stream_factory_get_notifier (self->factory);
 
-  set_version (self, version);
+  learn_version (self, version);
   if (notifier != NULL)
     es_notifier_committed (notifier);
+}
+
+/* After a WRONG_EXPECTED_VERSION: the handle learns the stream's version,
+ * so that writing again with es_stream_get_version() as the expected
+ * version converges. @found is what the storage reported with the
+ * conflict, -1 if it did not (a backend written for 0.1): then it is read,
+ * best effort; the conflict stays the error either way. */
+static void
+conflicted (EsStreamImpl *self,
+            gint64        found,
+            GCancellable *cancellable)
+{
+  if (found < 0 &&
+      !es_storage_handle_get_version (self->storage, self->stream_id, &found, cancellable, NULL))
+    return;
+  learn_version (self, found);
 }
 
 static gint64
@@ -171,6 +192,7 @@ es_stream_impl_write (EsStream                 *stream,
 {
   EsStreamImpl *self = ES_STREAM_IMPL (stream);
   g_autoptr(GPtrArray) accepted = NULL;
+  GError *local_error = NULL;
   gint64 version = 0;
 
   if (!prepare_write (self, events, n_events, expected_version, cancellable, &accepted, error))
@@ -182,18 +204,29 @@ es_stream_impl_write (EsStream                 *stream,
       if (!es_storage_handle_get_version (self->storage, self->stream_id, &version,
                                           cancellable, error))
         return -1;
+      learn_version (self, version);
       return version;
     }
 
+  /* -1: a backend that does not report the version with a conflict
+   * leaves it so (see conflicted()). */
+  version = -1;
   if (!es_storage_handle_append (self->storage, self->stream_id, expected_version,
                                  (EsCandidateEvent * const *) accepted->pdata, accepted->len,
-                                 &version, cancellable, error))
-    return -1;
+                                 &version, cancellable, &local_error))
+    {
+      if (g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        conflicted (self, version, cancellable);
+      g_propagate_error (error, local_error);
+      return -1;
+    }
 
   written (self, version);
   return version;
 }
 
+/* Reads the stored version of the stream (for @all: the last sequence id)
+ * in a thread. */
 static void
 current_version_in_thread (GTask        *task,
                            gpointer      source_object,
@@ -204,11 +237,67 @@ current_version_in_thread (GTask        *task,
   GError *error = NULL;
   gint64 version = 0;
 
-  if (es_storage_handle_get_version (self->storage, self->stream_id, &version,
+  if (es_storage_handle_get_version (self->storage, storage_stream_id (self), &version,
                                      cancellable, &error))
     _es_task_return_int64 (task, version);
   else
     g_task_return_error (task, error);
+}
+
+/* Reads the stored version in a thread, then completes @task (owned) in
+ * its main context: with the conflict @error (owned) when there is one
+ * (the version is then only learnt), else with the version. Either way
+ * the handle learns the version there, so notify::version fires in the
+ * caller's context. */
+typedef struct
+{
+  GTask  *task;   /* (owned) */
+  GError *error;  /* (owned) (nullable) */
+} VersionRead;
+
+static void
+version_read_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  VersionRead *read = user_data;
+  g_autoptr(GTask) task = g_steal_pointer (&read->task);
+  GError *conflict = g_steal_pointer (&read->error);
+  GError *error = NULL;
+  gint64 version = 0;
+  gboolean ok;
+
+  g_free (read);
+
+  ok = _es_task_propagate_int64 (G_TASK (result), &version, &error);
+  if (ok)
+    learn_version (ES_STREAM_IMPL (source), version);
+
+  if (conflict != NULL)
+    {
+      /* The write's error stands, whatever became of the read. */
+      g_clear_error (&error);
+      g_task_return_error (task, conflict);
+    }
+  else if (ok)
+    _es_task_return_int64 (task, version);
+  else
+    g_task_return_error (task, error);
+}
+
+static void
+read_version_then_complete (EsStreamImpl *self,
+                            GTask        *task,
+                            GError       *conflict)
+{
+  g_autoptr(GTask) inner = NULL;
+  VersionRead *read = g_new0 (VersionRead, 1);
+
+  read->task = task;
+  read->error = conflict;
+  inner = g_task_new (self, g_task_get_cancellable (task), version_read_cb, read);
+  g_task_set_source_tag (inner, read_version_then_complete);
+  g_task_run_in_thread (inner, current_version_in_thread);
 }
 
 static void
@@ -219,11 +308,20 @@ appended_cb (GObject      *source,
   g_autoptr(GTask) task = user_data;
   EsStreamImpl *self = g_task_get_source_object (task);
   GError *error = NULL;
-  gint64 version = 0;
+  gint64 version = -1;
 
   if (!es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, &version, &error))
     {
-      g_task_return_error (task, error);
+      if (!g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
+        g_task_return_error (task, error);
+      else if (version >= 0)
+        {
+          learn_version (self, version);
+          g_task_return_error (task, error);
+        }
+      else
+        /* The backend did not say where the stream is: read it. */
+        read_version_then_complete (self, g_steal_pointer (&task), error);
       return;
     }
 
@@ -250,6 +348,11 @@ es_stream_impl_write_async (EsStream                 *stream,
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, es_stream_impl_write_async);
+  /* A write that committed is reported as done even if the cancellable
+   * fired meanwhile: G_IO_ERROR_CANCELLED means nothing was written, so
+   * only the storage, which knows whether it committed, may report it.
+   * GTask must not turn a stored write into CANCELLED afterwards. */
+  g_task_set_check_cancellable (task, FALSE);
 
   if (!prepare_write (self, events, n_events, expected_version, cancellable, &accepted, &error))
     {
@@ -259,7 +362,7 @@ es_stream_impl_write_async (EsStream                 *stream,
 
   if (accepted->len == 0)
     {
-      g_task_run_in_thread (task, current_version_in_thread);
+      read_version_then_complete (self, g_steal_pointer (&task), NULL);
       return;
     }
 
@@ -413,6 +516,61 @@ es_stream_impl_get_metrics (EsStream      *stream,
                                         cancellable, error);
 }
 
+static gint64
+es_stream_impl_query_version (EsStream      *stream,
+                              GCancellable  *cancellable,
+                              GError       **error)
+{
+  EsStreamImpl *self = ES_STREAM_IMPL (stream);
+  gint64 version = 0;
+
+  if (!check_usable (self, cancellable, error) ||
+      !es_storage_handle_get_version (self->storage, storage_stream_id (self), &version,
+                                      cancellable, error))
+    return -1;
+
+  learn_version (self, version);
+  return version;
+}
+
+static void
+es_stream_impl_query_version_async (EsStream            *stream,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  EsStreamImpl *self = ES_STREAM_IMPL (stream);
+  g_autoptr(GTask) task = NULL;
+  GError *error = NULL;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, es_stream_impl_query_version_async);
+
+  if (!check_usable (self, cancellable, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  read_version_then_complete (self, g_steal_pointer (&task), NULL);
+}
+
+static gint64
+es_stream_impl_query_version_finish (EsStream      *stream,
+                                     GAsyncResult  *result,
+                                     GError       **error)
+{
+  gint64 version = -1;
+
+  g_return_val_if_fail (g_task_is_valid (result, stream), -1);
+  g_return_val_if_fail (g_async_result_is_tagged (result, es_stream_impl_query_version_async),
+                        -1);
+
+  if (!_es_task_propagate_int64 (G_TASK (result), &version, error))
+    return -1;
+  return version;
+}
+
 static EsWatch *
 es_stream_impl_watch (EsStream *stream,
                       gint64    after_version)
@@ -447,6 +605,9 @@ es_stream_impl_iface_init (EsStreamInterface *iface)
   iface->load_snapshot = es_stream_impl_load_snapshot;
   iface->get_metrics = es_stream_impl_get_metrics;
   iface->watch = es_stream_impl_watch;
+  iface->query_version = es_stream_impl_query_version;
+  iface->query_version_async = es_stream_impl_query_version_async;
+  iface->query_version_finish = es_stream_impl_query_version_finish;
 }
 
 static void

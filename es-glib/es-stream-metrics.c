@@ -12,7 +12,7 @@
  *
  * For an ordinary stream, [property@Es.StreamMetrics:current-version] and
  * [property@Es.StreamMetrics:event-count] are equal, as versions run from 1
- * without gaps. For the `@all` stream, the current version is the last
+ * without gaps. For the <code>@<!-- -->all</code> stream, the current version is the last
  * sequence id and the event count the total number of events of every
  * stream; the two may differ.
  *
@@ -93,7 +93,7 @@ es_stream_metrics_class_init (EsStreamMetricsClass *klass)
    * EsStreamMetrics:current-version:
    *
    * The version of the stream's last event, 0 when the stream is empty.
-   * For the `@all` stream, the sequence id of the last event of any stream.
+   * For the <code>@<!-- -->all</code> stream, the sequence id of the last event of any stream.
    *
    * Since: 0.1
    */
@@ -105,7 +105,7 @@ es_stream_metrics_class_init (EsStreamMetricsClass *klass)
   /**
    * EsStreamMetrics:event-count:
    *
-   * The number of events in the stream. For the `@all` stream, the total
+   * The number of events in the stream. For the <code>@<!-- -->all</code> stream, the total
    * number of events of every stream.
    *
    * Since: 0.1
@@ -138,9 +138,9 @@ es_stream_metrics_init (EsStreamMetrics *self)
 
 /**
  * es_stream_metrics_new:
- * @current_version: the version of the stream's last event (for `@all`,
+ * @current_version: the version of the stream's last event (for <code>@<!-- -->all</code>,
  *   the last sequence id), 0 when empty
- * @event_count: the number of events of the stream (for `@all`, the total
+ * @event_count: the number of events of the stream (for <code>@<!-- -->all</code>, the total
  *   number of events)
  * @last_timestamp: (nullable): when the last event was written, or %NULL
  *   when the stream is empty
@@ -172,7 +172,7 @@ es_stream_metrics_new (gint64     current_version,
  * @self: an [class@Es.StreamMetrics]
  *
  * Gets the version of the stream's last event, 0 when the stream is empty.
- * For the `@all` stream, this is the sequence id of the last event of any
+ * For the <code>@<!-- -->all</code> stream, this is the sequence id of the last event of any
  * stream.
  *
  * Returns: the current version
@@ -191,7 +191,7 @@ es_stream_metrics_get_current_version (EsStreamMetrics *self)
  * es_stream_metrics_get_event_count:
  * @self: an [class@Es.StreamMetrics]
  *
- * Gets the number of events in the stream. For the `@all` stream, this is
+ * Gets the number of events in the stream. For the <code>@<!-- -->all</code> stream, this is
  * the total number of events of every stream.
  *
  * Returns: the number of events

@@ -17,22 +17,34 @@
  * [class@Es.EventEnumerator]; snapshots store a projection's state so it
  * can be rebuilt without replaying the whole stream.
  *
- * The stream named %ES_ALL_STREAM (`@all`) is read-only and holds every
+ * The stream named %ES_ALL_STREAM (<code>@<!-- -->all</code>) is read-only and holds every
  * event of every stream in global order; there, versions are sequence ids.
  *
  * Every blocking method has an `_async` twin that runs the work off the
  * calling thread and calls back in the caller's thread-default main
  * context. A stream may be used from several threads at once.
  *
+ * [property@Es.Stream:version] is what the handle knows of the stream's
+ * version: it is updated by every write through the handle, including one
+ * that fails with %ES_ERROR_WRONG_EXPECTED_VERSION (which reports the
+ * version it found), and by [method@Es.Stream.query_version]. Optimistic
+ * concurrency is therefore a loop that converges:
+ *
  * ```c
- * g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Added", NULL);
  * g_autoptr(GError) error = NULL;
  * gint64 version;
  *
- * version = es_stream_write (stream, &event, 1, es_stream_get_version (stream),
- *                            NULL, &error);
- * if (g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
- *   ... someone else wrote first: read, decide again, retry ...
+ * do
+ *   {
+ *     g_autoptr(EsCandidateEvent) event = NULL;
+ *
+ *     g_clear_error (&error);
+ *     // read the events after your state's version, decide again, then:
+ *     event = es_candidate_event_new ("Added", NULL);
+ *     version = es_stream_write (stream, &event, 1, es_stream_get_version (stream),
+ *                                NULL, &error);
+ *   }
+ * while (g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION));
  * ```
  *
  * Since: 0.1
@@ -49,6 +61,7 @@ typedef enum
   OP_SNAPSHOT,
   OP_LOAD_SNAPSHOT,
   OP_GET_METRICS,
+  OP_QUERY_VERSION,
 } OpKind;
 
 typedef struct
@@ -123,6 +136,13 @@ stream_op_in_thread (GTask        *task,
           g_task_return_pointer (task, metrics, g_object_unref);
       }
       break;
+    case OP_QUERY_VERSION:
+      {
+        gint64 version = iface->query_version (self, cancellable, &error);
+        if (error == NULL)
+          _es_task_return_int64 (task, version);
+      }
+      break;
     default:
       g_assert_not_reached ();
     }
@@ -142,6 +162,12 @@ run_stream_op (EsStream            *self,
   g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
 
   g_task_set_source_tag (task, source_tag);
+  /* A write or a snapshot that took effect is reported as done even if the
+   * cancellable fired meanwhile (G_IO_ERROR_CANCELLED means nothing was
+   * written): the synchronous method decides, GTask must not override it.
+   * Reads may as well report the cancellation. */
+  if (op->kind == OP_WRITE || op->kind == OP_SNAPSHOT)
+    g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, op, stream_op_free);
   g_task_run_in_thread (task, stream_op_in_thread);
 }
@@ -260,6 +286,34 @@ es_stream_real_get_metrics_async (EsStream            *self,
   run_stream_op (self, op, es_stream_real_get_metrics_async, cancellable, callback, user_data);
 }
 
+/* The default query_version, for an EsStream written for 0.1: the
+ * metrics carry the stored version. */
+static gint64
+es_stream_real_query_version (EsStream      *self,
+                              GCancellable  *cancellable,
+                              GError       **error)
+{
+  g_autoptr(EsStreamMetrics) metrics = NULL;
+
+  metrics = ES_STREAM_GET_IFACE (self)->get_metrics (self, cancellable, error);
+  if (metrics == NULL)
+    return -1;
+  return es_stream_metrics_get_current_version (metrics);
+}
+
+static void
+es_stream_real_query_version_async (EsStream            *self,
+                                    GCancellable        *cancellable,
+                                    GAsyncReadyCallback  callback,
+                                    gpointer             user_data)
+{
+  StreamOp *op = g_new0 (StreamOp, 1);
+
+  op->kind = OP_QUERY_VERSION;
+  run_stream_op (self, op, es_stream_real_query_version_async, cancellable, callback,
+                 user_data);
+}
+
 static void
 es_stream_default_init (EsStreamInterface *iface)
 {
@@ -275,6 +329,10 @@ es_stream_default_init (EsStreamInterface *iface)
   iface->load_snapshot_finish = (gpointer) es_stream_real_pointer_finish;
   iface->get_metrics_async = es_stream_real_get_metrics_async;
   iface->get_metrics_finish = (gpointer) es_stream_real_pointer_finish;
+  iface->query_version = es_stream_real_query_version;
+  iface->query_version_async = es_stream_real_query_version_async;
+  /* The same int64 result as a write. */
+  iface->query_version_finish = es_stream_real_write_finish;
 
   /**
    * EsStream:stream-id:
@@ -293,8 +351,13 @@ es_stream_default_init (EsStreamInterface *iface)
    * EsStream:version:
    *
    * The version of the stream this handle knows: set when the stream is
-   * opened and after each successful write through this handle. For
-   * `@all`, the last sequence id when it was opened.
+   * opened, after each write through this handle (a successful one, or
+   * one that failed with %ES_ERROR_WRONG_EXPECTED_VERSION: then the
+   * version the write found), and by [method@Es.Stream.query_version].
+   * It only moves forward. For <code>@<!-- -->all</code>, the last sequence id.
+   *
+   * Other handles and processes may have written since: the stored
+   * version may be ahead of this one.
    *
    * Since: 0.1
    */
@@ -328,9 +391,13 @@ es_stream_get_stream_id (EsStream *self)
  * es_stream_get_version:
  * @self: an [iface@Es.Stream]
  *
- * Gets the version this handle knows (see [property@Es.Stream:version]).
- * Other handles and processes may have written since: a write with this
- * as the expected version finds out.
+ * Gets the version this handle knows (see [property@Es.Stream:version]),
+ * without asking the storage. Other handles and processes may have
+ * written since: a write with this as the expected version finds out,
+ * fails with %ES_ERROR_WRONG_EXPECTED_VERSION and updates it, so the next
+ * attempt with es_stream_get_version() uses the stored version.
+ * [method@Es.Stream.query_version] reads the stored version without
+ * writing.
  *
  * Returns: the version, 0 for an empty stream
  *
@@ -356,16 +423,43 @@ es_stream_get_version (EsStream *self)
  *
  * Appends @events atomically: all of them or none.
  *
- * The expected version is checked in the same transaction that inserts; on
- * a mismatch the write fails with %ES_ERROR_WRONG_EXPECTED_VERSION and
- * writes nothing. An event whose idempotency key is already stored in the
- * stream, or repeats an earlier key of the batch, is skipped, not an error.
+ * An event whose idempotency key is already stored in the stream, or
+ * repeats an earlier key of the batch, is skipped, not an error.
+ *
+ * The expected version is checked in the same transaction that inserts,
+ * after the idempotency lookup:
+ *
+ * - When every event of the batch is already stored (each has an
+ *   idempotency key found in the stream), the write is a retry of one that
+ *   succeeded: it succeeds, writes nothing and returns the stream's current
+ *   version, whatever @expected_version is. Retrying after a timeout or a
+ *   lost connection is therefore safe with the same expected version.
+ * - Otherwise, on a mismatch, the write fails with
+ *   %ES_ERROR_WRONG_EXPECTED_VERSION and writes nothing (not even the
+ *   events that are new). The handle then knows the stream's stored
+ *   version ([property@Es.Stream:version] is updated and notified), so a
+ *   retry loop with es_stream_get_version() as the expected version
+ *   converges:
+ *
+ * ```c
+ * do
+ *   {
+ *     g_clear_error (&error);
+ *     // decide again from the events after your state's version, then:
+ *     version = es_stream_write (stream, events, n_events,
+ *                                es_stream_get_version (stream), NULL, &error);
+ *   }
+ * while (g_error_matches (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION));
+ * ```
  *
  * Fails with %ES_ERROR_INVALID_ARGUMENT, writing nothing, for a write to
- * `@all`, an expected version below -1, an empty or non-UTF-8 event type,
+ * <code>@<!-- -->all</code>, an expected version below -1, an empty or non-UTF-8 event type,
  * or metadata that is not a JSON object; with %ES_ERROR_CLOSED after the
  * factory was closed; with %ES_ERROR_STORAGE when the database fails; with
- * %G_IO_ERROR_CANCELLED when @cancellable was cancelled.
+ * %G_IO_ERROR_CANCELLED when @cancellable was cancelled before the write
+ * was committed. %G_IO_ERROR_CANCELLED always means nothing was written: a
+ * write that was committed reports its version, even if @cancellable fired
+ * meanwhile.
  *
  * A write reported successful survives the process being killed right
  * after.
@@ -406,7 +500,9 @@ es_stream_write (EsStream                 *self,
  *
  * Starts [method@Es.Stream.write] without blocking. Concurrent writes are
  * committed together where the backend can (group commit), each still
- * getting its own version or error.
+ * getting its own version or error. As with the synchronous call,
+ * %G_IO_ERROR_CANCELLED means nothing was written: cancelling a write
+ * that has already been committed does not turn its result into an error.
  *
  * Since: 0.1
  */
@@ -457,7 +553,7 @@ es_stream_write_finish (EsStream      *self,
  * es_stream_read:
  * @self: an [iface@Es.Stream]
  * @after_version: return events with a version greater than this (for
- *   `@all`: a sequence id greater than this); 0 for all events
+ *   <code>@<!-- -->all</code>: a sequence id greater than this); 0 for all events
  * @filter: (nullable): clauses the events must match
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
@@ -492,7 +588,7 @@ es_stream_read (EsStream       *self,
 /**
  * es_stream_read_async:
  * @self: an [iface@Es.Stream]
- * @after_version: return events after this version (or sequence id for `@all`)
+ * @after_version: return events after this version (or sequence id for <code>@<!-- -->all</code>)
  * @filter: (nullable): clauses the events must match
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @callback: (scope async) (closure user_data): called when the read has started
@@ -557,7 +653,9 @@ es_stream_read_finish (EsStream      *self,
  * only the events after its version.
  *
  * Fails with %ES_ERROR_INVALID_ARGUMENT for a @version below -1 or beyond
- * the stream's current version.
+ * the stream's current version, and with %G_IO_ERROR_CANCELLED, saving
+ * nothing, when @cancellable was cancelled before the snapshot was stored
+ * (once stored, it is reported saved, synchronously or not).
  *
  * Returns: %TRUE on success
  *
@@ -720,7 +818,7 @@ es_stream_load_snapshot_finish (EsStream      *self,
  * @error: return location for a [struct@GLib.Error]
  *
  * Reads the stream's current version, number of events and last timestamp
- * from the database. For `@all`: the last sequence id and the total number
+ * from the database. For <code>@<!-- -->all</code>: the last sequence id and the total number
  * of events.
  *
  * Returns: (transfer full): the metrics, or %NULL on error
@@ -789,7 +887,7 @@ es_stream_get_metrics_finish (EsStream      *self,
 /**
  * es_stream_watch:
  * @self: an [iface@Es.Stream]
- * @after_version: emit the stored events after this version (for `@all`:
+ * @after_version: emit the stored events after this version (for <code>@<!-- -->all</code>:
  *   sequence id), then live ones; 0 for the whole stream; -1 for new events
  *   only: every event committed after this call returns is emitted (the
  *   current version is looked up before it returns, with one short query
@@ -816,4 +914,83 @@ es_stream_watch (EsStream *self,
   g_return_val_if_fail (ES_IS_STREAM (self), NULL);
 
   return ES_STREAM_GET_IFACE (self)->watch (self, after_version);
+}
+
+/**
+ * es_stream_query_version:
+ * @self: an [iface@Es.Stream]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads the stream's version from the storage, without writing: what
+ * other handles and processes wrote is counted. The handle's
+ * [property@Es.Stream:version] is updated (and notified) with it, so that
+ * a following write with es_stream_get_version() as the expected version
+ * expects the stored version. For <code>@<!-- -->all</code>, the last sequence id.
+ *
+ * [method@Es.Stream.get_metrics] reads the same version along with more.
+ *
+ * Returns: the stored version (0 for an empty stream), or -1 on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_stream_query_version (EsStream      *self,
+                         GCancellable  *cancellable,
+                         GError       **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM (self), -1);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  return ES_STREAM_GET_IFACE (self)->query_version (self, cancellable, error);
+}
+
+/**
+ * es_stream_query_version_async:
+ * @self: an [iface@Es.Stream]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called when the version is read
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.Stream.query_version] without blocking;
+ * [property@Es.Stream:version] is updated in the caller's thread-default
+ * main context, before @callback runs.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_query_version_async (EsStream            *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  ES_STREAM_GET_IFACE (self)->query_version_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_query_version_finish:
+ * @self: an [iface@Es.Stream]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.Stream.query_version_async].
+ *
+ * Returns: the stored version, or -1 on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_stream_query_version_finish (EsStream      *self,
+                                GAsyncResult  *result,
+                                GError       **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM (self), -1);
+  g_return_val_if_fail (G_IS_ASYNC_RESULT (result), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  return ES_STREAM_GET_IFACE (self)->query_version_finish (self, result, error);
 }

@@ -37,6 +37,11 @@ G_DECLARE_INTERFACE (EsStream, es_stream, ES, STREAM, GObject)
  * @get_metrics_async: asynchronous @get_metrics; the default runs it in a thread
  * @get_metrics_finish: finishes @get_metrics_async
  * @watch: starts a watch, see [method@Es.Stream.watch]
+ * @query_version: reads the stored version, see [method@Es.Stream.query_version];
+ *   the default reads it through @get_metrics (since 0.2)
+ * @query_version_async: asynchronous @query_version; the default runs it in
+ *   a thread (since 0.2)
+ * @query_version_finish: finishes @query_version_async (since 0.2)
  *
  * The virtual methods of [iface@Es.Stream]. The synchronous methods must be
  * safe to call from several threads at once. Arguments reaching them have
@@ -124,6 +129,17 @@ struct _EsStreamInterface
 
   EsWatch           *(*watch)                (EsStream                *self,
                                               gint64                   after_version);
+
+  gint64             (*query_version)        (EsStream                *self,
+                                              GCancellable            *cancellable,
+                                              GError                 **error);
+  void               (*query_version_async)  (EsStream                *self,
+                                              GCancellable            *cancellable,
+                                              GAsyncReadyCallback      callback,
+                                              gpointer                 user_data);
+  gint64             (*query_version_finish) (EsStream                *self,
+                                              GAsyncResult            *result,
+                                              GError                 **error);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -222,5 +238,19 @@ EsStreamMetrics   *es_stream_get_metrics_finish   (EsStream                 *sel
 ES_AVAILABLE_IN_ALL
 EsWatch           *es_stream_watch                (EsStream                 *self,
                                                    gint64                    after_version);
+
+ES_AVAILABLE_IN_ALL
+gint64             es_stream_query_version        (EsStream                 *self,
+                                                   GCancellable             *cancellable,
+                                                   GError                  **error);
+ES_AVAILABLE_IN_ALL
+void               es_stream_query_version_async  (EsStream                 *self,
+                                                   GCancellable             *cancellable,
+                                                   GAsyncReadyCallback       callback,
+                                                   gpointer                  user_data);
+ES_AVAILABLE_IN_ALL
+gint64             es_stream_query_version_finish (EsStream                 *self,
+                                                   GAsyncResult             *result,
+                                                   GError                  **error);
 
 G_END_DECLS

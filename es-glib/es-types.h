@@ -46,7 +46,7 @@ G_BEGIN_DECLS
  * @ES_ERROR_FAILED: an unclassified failure
  * @ES_ERROR_INVALID_ARGUMENT: a value given by the caller is not acceptable:
  *   a bad stream id, an empty event type, metadata that is not a JSON object,
- *   a write to `@all`, an unknown filter field, a bad version...
+ *   a write to <code>@<!-- -->all</code>, an unknown filter field, a bad version...
  * @ES_ERROR_WRONG_EXPECTED_VERSION: optimistic concurrency conflict: the
  *   stream is not at the expected version; nothing was written
  * @ES_ERROR_CLOSED: the factory (and so its streams) is closed

@@ -33,7 +33,7 @@
  * has been delivered. Signals are emitted in the thread-default main
  * context of the thread that called [method@Es.Stream.watch].
  *
- * A watch on `@all` sees every stream's events in sequence-id order.
+ * A watch on <code>@<!-- -->all</code> sees every stream's events in sequence-id order.
  *
  * ```c
  * static void
@@ -49,7 +49,7 @@
  *
  * ## Start position
  *
- * [method@Es.Stream.watch] takes the version (sequence id for `@all`) to
+ * [method@Es.Stream.watch] takes the version (sequence id for <code>@<!-- -->all</code>) to
  * start after: 0 for the whole history, -1 for new events only. With -1
  * the current version is looked up before [method@Es.Stream.watch]
  * returns, so every event committed after it returns is emitted, whoever
@@ -804,7 +804,7 @@ es_watch_class_init (EsWatchClass *klass)
   /**
    * EsWatch:last-version:
    *
-   * The version (sequence id for `@all`) of the last emitted event; before
+   * The version (sequence id for <code>@<!-- -->all</code>) of the last emitted event; before
    * the first, the position the watch started after (for a watch started
    * with -1, the current version when [method@Es.Stream.watch] returned).
    *
@@ -906,7 +906,7 @@ es_watch_stop (EsWatch *self)
  * es_watch_get_last_version:
  * @self: an [class@Es.Watch]
  *
- * Gets the version (sequence id for `@all`) of the last emitted event, or
+ * Gets the version (sequence id for <code>@<!-- -->all</code>) of the last emitted event, or
  * the position the watch started after when none was emitted yet (for a
  * watch started with -1, the current version when [method@Es.Stream.watch]
  * returned).

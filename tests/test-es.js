@@ -12,6 +12,7 @@ Gio._promisify(Es.Stream.prototype, 'read_async', 'read_finish');
 Gio._promisify(Es.Stream.prototype, 'snapshot_async', 'snapshot_finish');
 Gio._promisify(Es.Stream.prototype, 'load_snapshot_async', 'load_snapshot_finish');
 Gio._promisify(Es.Stream.prototype, 'get_metrics_async', 'get_metrics_finish');
+Gio._promisify(Es.Stream.prototype, 'query_version_async', 'query_version_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'open_stream_async', 'open_stream_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'close_async', 'close_finish');
 Gio._promisify(Es.EventEnumerator.prototype, 'next_batch_async', 'next_batch_finish');
@@ -135,6 +136,61 @@ const tests = {
         assertThrowsEs(() => stream.write([event('')], -1, null),
             Es.Error.INVALID_ARGUMENT, 'empty event type');
         factory.close(null);
+    },
+
+    async 'retries converge'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        // Another factory on the file: another process, as far as the first knows.
+        const otherFactory = Es.SqliteStreamFactory.new(path, null);
+        const mine = factory.open_stream('account', null);
+        const theirs = otherFactory.open_stream('account', null);
+
+        // An idempotent retry with an expected version succeeds.
+        assertEqual(mine.write([event('Opened', '', 'req-1')], 0, null), 1, 'first write');
+        assertEqual(mine.write([event('Opened', '', 'req-1')], 0, null), 1, 'retried write');
+
+        theirs.write([event('Deposited'), event('Deposited')], Es.VERSION_ANY, null);
+        assertEqual(mine.get_version(), 1, 'stale handle');
+        const notified = [];
+        mine.connect('notify::version', () => notified.push(mine.version));
+
+        let retries = 0;
+        let version;
+        for (;;) {
+            try {
+                version = mine.write([event('Withdrawn')], mine.get_version(), null);
+                break;
+            } catch (e) {
+                if (!e.matches(Es.error_quark(), Es.Error.WRONG_EXPECTED_VERSION))
+                    throw e;
+                retries++;
+                assert(retries < 10, 'the retry loop does not converge');
+            }
+        }
+        assertEqual(retries, 1, 'one retry');
+        assertEqual(version, 4, 'written after the retry');
+        assertEqual(notified.join(','), '3,4', 'version notified');
+
+        // Asynchronously: the conflict updates the version, the retry works.
+        theirs.write([event('Deposited')], Es.VERSION_ANY, null);
+        await assertRejectsEs(mine.write_async([event('Withdrawn')], mine.get_version(), null),
+            Es.Error.WRONG_EXPECTED_VERSION, 'async conflict');
+        assertEqual(await mine.write_async([event('Withdrawn')], mine.get_version(), null), 6,
+            'async retry');
+
+        // Reading the stored version without writing.
+        theirs.write([event('Deposited')], Es.VERSION_ANY, null);
+        assertEqual(mine.query_version(null), 7, 'query_version');
+        assertEqual(mine.version, 7, 'version property');
+        theirs.write([event('Deposited')], Es.VERSION_ANY, null);
+        assertEqual(await mine.query_version_async(null), 8, 'query_version_async');
+        assertEqual(mine.get_version(), 8, 'version after query_version_async');
+        assertEqual(readAll(mine.read(0, null, null)).length, 8, 'nothing written by asking');
+
+        otherFactory.close(null);
+        factory.close(null);
+        removeTree(dir);
     },
 
     'filters'() {

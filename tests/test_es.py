@@ -7,6 +7,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import array
 import os
 import tempfile
 import time
@@ -283,6 +284,99 @@ class TestSnapshotsMetrics(EsTestCase):
         self.assertEqual(all_metrics.get_event_count(), 2)
 
 
+class TestRetries(EsTestCase):
+    def other_factory(self):
+        # Another factory on the same file: as far as this one knows,
+        # another process.
+        factory = Es.SqliteStreamFactory.new(self.path, None)
+        self.addCleanup(factory.close, None)
+        return factory
+
+    def test_idempotent_retry(self):
+        stream = self.open("orders")
+        self.assertEqual(stream.write([candidate("Placed", b"1", "req-1")], 0, None), 1)
+        # The same call again, as after a timeout: it succeeds.
+        self.assertEqual(stream.write([candidate("Placed", b"1", "req-1")], 0, None), 1)
+        self.other_factory().open_stream("orders", None).write([candidate("Other")],
+                                                               Es.VERSION_ANY, None)
+        # Whatever the expected version, a stored batch returns the current one.
+        self.assertEqual(stream.write([candidate("Placed", b"1", "req-1")], 0, None), 2)
+        # A new event in the batch still gets the check, and writes nothing.
+        with self.assertRaises(GLib.Error) as caught:
+            stream.write([candidate("Placed", b"1", "req-1"), candidate("New", b"", "req-2")],
+                         0, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(),
+                                                 Es.Error.WRONG_EXPECTED_VERSION))
+        self.assertEqual([e.get_event_type() for e in read_all(stream)], ["Placed", "Other"])
+
+    def test_retry_loop_converges(self):
+        mine = self.open("account")
+        theirs = self.other_factory().open_stream("account", None)
+        theirs.write([candidate("Deposited"), candidate("Deposited")], Es.VERSION_ANY, None)
+        self.assertEqual(mine.get_version(), 0)
+        notified = []
+        mine.connect("notify::version", lambda *args: notified.append(mine.props.version))
+
+        retries = 0
+        while True:
+            try:
+                version = mine.write([candidate("Withdrawn")], mine.get_version(), None)
+                break
+            except GLib.Error as e:
+                if not e.matches(Es.error_quark(), Es.Error.WRONG_EXPECTED_VERSION):
+                    raise
+                retries += 1
+                self.assertLess(retries, 10, "the retry loop does not converge")
+        self.assertEqual(retries, 1)
+        self.assertEqual(version, 3)
+        self.assertEqual(notified, [2, 3])
+
+    def test_retry_loop_converges_async(self):
+        mine = self.open("account")
+        theirs = self.other_factory().open_stream("account", None)
+        theirs.write([candidate("Deposited")], Es.VERSION_ANY, None)
+        loop = GLib.MainLoop()
+        results = []
+
+        def done(source, result, user_data):
+            try:
+                results.append(source.write_finish(result))
+            except GLib.Error as e:
+                results.append(e)
+            loop.quit()
+
+        for _ in range(2):
+            mine.write_async([candidate("Withdrawn")], mine.get_version(), None, done, None)
+            loop.run()
+        self.assertTrue(results[0].matches(Es.error_quark(), Es.Error.WRONG_EXPECTED_VERSION))
+        self.assertEqual(results[1], 2)
+        self.assertEqual(mine.get_version(), 2)
+
+    def test_query_version(self):
+        mine = self.open("account")
+        theirs = self.other_factory().open_stream("account", None)
+        theirs.write([candidate("Deposited"), candidate("Deposited")], Es.VERSION_ANY, None)
+        self.assertEqual(mine.get_version(), 0)
+        self.assertEqual(mine.query_version(None), 2)
+        self.assertEqual(mine.props.version, 2)
+
+        theirs.write([candidate("Deposited")], Es.VERSION_ANY, None)
+        loop = GLib.MainLoop()
+        results = []
+
+        def done(source, result, user_data):
+            results.append(source.query_version_finish(result))
+            loop.quit()
+
+        mine.query_version_async(None, done, None)
+        loop.run()
+        self.assertEqual(results, [3])
+        self.assertEqual(mine.get_version(), 3)
+        # Asking wrote nothing.
+        self.assertEqual(len(read_all(mine)), 3)
+        self.assertEqual(self.open(Es.ALL_STREAM).query_version(None), 3)
+
+
 class TestAsync(EsTestCase):
     def test_async_write(self):
         stream = self.open("async")
@@ -345,6 +439,35 @@ class TestOverride(EsTestCase):
         self.assertEqual(events[0].metadata_dict, {"user": "alice", "n": 2})
         self.assertEqual(events[1].data_bytes, "caf\u00e9".encode("utf-8"))
         self.assertIsNone(events[1].metadata_dict)
+
+    def test_candidate_data_types(self):
+        stream = self.open("data-types")
+        accepted = [b"ab", bytearray(b"ab"), memoryview(b"xaby")[1:3],
+                    array.array("B", [97, 98]), "ab", GLib.Bytes.new(b"ab")]
+        events = [Es.CandidateEvent(event_type="T", data=d) for d in accepted]
+        events += [Es.CandidateEvent.new("T", d) for d in accepted]
+        events.append(Es.CandidateEvent.new("T", "\u00e9"))
+        stream.write(events, Es.VERSION_ANY, None)
+        self.assertEqual([e.data_bytes for e in stream.read(0, None, None)],
+                         [b"ab"] * (2 * len(accepted)) + ["\u00e9".encode("utf-8")])
+
+        # Anything else is a TypeError that says what data takes; before,
+        # a dict failed with "'str' object cannot be interpreted as an
+        # integer", and an int or a list of ints was silently turned into
+        # bytes.
+        for value in ({"a": 1}, [1, 2], 5, 1.5, object()):
+            for make in (lambda v: Es.CandidateEvent(event_type="T", data=v),
+                         lambda v: Es.CandidateEvent.new("T", v)):
+                with self.assertRaises(TypeError) as caught:
+                    make(value)
+                message = str(caught.exception)
+                for accepted_type in ("bytes", "bytearray", "memoryview", "str", "GLib.Bytes"):
+                    self.assertIn(accepted_type, message)
+                self.assertIn("not " + type(value).__name__, message)
+                if isinstance(value, (dict, list)):
+                    self.assertIn("json.dumps", message)
+        with self.assertRaises(TypeError):
+            Es.CandidateEvent.new(None, b"x")
 
     def test_enumerator_context_manager(self):
         stream = self.open("override")

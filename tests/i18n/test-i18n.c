@@ -12,7 +12,7 @@
 #include <es-glib/es-glib.h>
 
 /* The catalogue's translation of the optimistic concurrency error. */
-#define WRONG_VERSION_MSGID "expected version %lld but stream '%s' is at version %lld"
+#define WRONG_VERSION_MSGID "Expected version %lld but stream '%s' is at version %lld"
 #define WRONG_VERSION_MSGSTR "Version %lld erwartet, aber der Stream »%s« ist bei Version %lld"
 
 /* Reads the msgstr of @msgid from po/de.po: only the simple layout

@@ -18,12 +18,31 @@ Es = get_introspection_module("Es")
 __all__ = []
 
 
+DATA_TYPES = ("bytes, bytearray, memoryview or another bytes-like object, "
+              "str (stored as UTF-8), GLib.Bytes or None")
+
+
 def _to_bytes(data):
+    """The GLib.Bytes for a CandidateEvent's data; TypeError for anything else.
+
+    Only bytes-like objects (the buffer protocol) are taken as bytes: bytes()
+    would turn an int into that many zero bytes and a list of ints into
+    bytes, and fail on a dict with "'str' object cannot be interpreted as
+    an integer".
+    """
     if data is None or isinstance(data, GLib.Bytes):
         return data
     if isinstance(data, str):
         return GLib.Bytes.new(data.encode("utf-8"))
-    return GLib.Bytes.new(bytes(data))
+    try:
+        view = memoryview(data)
+    except TypeError:
+        hint = ""
+        if isinstance(data, (dict, list, tuple, int, float, bool)):
+            hint = "; to store it as JSON, pass json.dumps(data)"
+        raise TypeError("CandidateEvent data must be %s, not %s%s"
+                        % (DATA_TYPES, type(data).__name__, hint)) from None
+    return GLib.Bytes.new(view.tobytes())
 
 
 def _to_json(metadata):
@@ -35,8 +54,10 @@ def _to_json(metadata):
 class CandidateEvent(Es.CandidateEvent):
     """An event to append.
 
-    `data` may be bytes, a str (encoded as UTF-8) or GLib.Bytes;
-    `metadata` may be a dict (serialised to JSON) or JSON text.
+    `data` may be bytes, bytearray, memoryview (any bytes-like object), a str
+    (encoded as UTF-8) or GLib.Bytes; anything else raises TypeError (a dict
+    is not turned into JSON: pass json.dumps(value)). `metadata` may be a
+    dict (serialised to JSON) or JSON text.
     """
 
     def __init__(self, event_type=None, data=None, idempotency_key=None, metadata=None,
@@ -51,6 +72,14 @@ class CandidateEvent(Es.CandidateEvent):
         if metadata is not None:
             props["metadata"] = _to_json(metadata)
         super().__init__(**props)
+
+    @classmethod
+    def new(cls, event_type, data=None):
+        """Es.CandidateEvent.new(event_type, data), taking `data` as above."""
+        if not isinstance(event_type, str):
+            raise TypeError("CandidateEvent event_type must be str, not %s"
+                            % type(event_type).__name__)
+        return cls(event_type=event_type, data=data)
 
     def set_metadata(self, metadata):
         super().set_metadata(_to_json(metadata))

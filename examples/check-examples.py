@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+# check-examples.py: the examples run uninstalled, through `meson devenv`.
+#
+#   check-examples.py MESON BUILDDIR SRCDIR [--python] [--gjs]
+#
+# Runs each example as a developer would from a fresh shell:
+#   meson devenv -C BUILDDIR --workdir TMP PROGRAM...
+# with none of the variables the devenv is meant to set already set
+# (PYTHONPATH, GI_TYPELIB_PATH, LD_LIBRARY_PATH, ES_LOCALEDIR), so the test
+# fails if meson.add_devenv() in the top-level meson.build misses one:
+# examples/watch.py used to fail there, PyGObject not finding the
+# override (gi/overrides/Es.py). Every run has G_DEBUG=fatal-criticals and
+# must print nothing on stderr. Also checks that the devenv brings the
+# build's translations (ES_LOCALEDIR): with LANGUAGE=de a library error
+# comes out in German.
+#
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import os
+import subprocess
+import sys
+import tempfile
+
+DEVENV_VARIABLES = ("PYTHONPATH", "GI_TYPELIB_PATH", "LD_LIBRARY_PATH", "ES_LOCALEDIR")
+
+# Python, in the devenv: writing to @all fails with the library's message,
+# translated by the catalogue built into <build>/po.
+I18N_SNIPPET = """
+import locale
+locale.setlocale(locale.LC_ALL, "")
+import gi
+gi.require_version("Es", "1.0")
+from gi.repository import Es, GLib
+factory = Es.SqliteStreamFactory.new(":memory:", None)
+stream = factory.open_stream(Es.ALL_STREAM, None)
+try:
+    stream.write([Es.CandidateEvent(event_type="T", data=GLib.Bytes.new(b"x"))], Es.VERSION_ANY, None)
+except GLib.Error as e:
+    print(e.message)
+factory.close(None)
+"""
+
+
+def main():
+    meson, builddir, srcdir = sys.argv[1:4]
+    languages = sys.argv[4:]
+    examples = os.path.join(srcdir, "examples")
+
+    # (name, command, lines the output must contain, extra environment)
+    checks = [
+        ("demo (C)", [os.path.join(builddir, "examples", "es-demo")], [], {}),
+    ]
+    if "--python" in languages:
+        checks += [
+            ("watch.py", ["/usr/bin/python3", os.path.join(examples, "watch.py")],
+             ["  v1 TemperatureSet 19 °C", "  v2 TemperatureSet 20 °C",
+              "caught up with the history; now live:", "  v4 TemperatureSet 22 °C"], {}),
+            ("counter.py", ["/usr/bin/python3", os.path.join(examples, "counter.py")],
+             ["from the snapshot at version 3: counter = 16 at version 4"], {}),
+            ("translations (ES_LOCALEDIR)", ["/usr/bin/python3", "-c", I18N_SNIPPET],
+             ["Der Stream »@all« ist schreibgeschützt: "
+              "Er enthält die Ereignisse aller Streams"],
+             {"LANGUAGE": "de"}),
+        ]
+    if "--gjs" in languages:
+        checks += [
+            ("counter.js", ["gjs", "-m", os.path.join(examples, "counter.js")],
+             ["from the snapshot at version 3: counter = 16 at version 4"], {}),
+        ]
+
+    env = {k: v for k, v in os.environ.items() if k not in DEVENV_VARIABLES}
+    env["G_DEBUG"] = "fatal-criticals"
+    env["LC_ALL"] = "C.UTF-8"
+    env["LANGUAGE"] = "en"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+
+    failed = 0
+    for number, (name, command, expected, extra) in enumerate(checks, 1):
+        with tempfile.TemporaryDirectory(prefix="es-examples-") as tmp:
+            result = subprocess.run([meson, "devenv", "-C", builddir, "--workdir", tmp] + command,
+                                    env=dict(env, **extra), capture_output=True, text=True,
+                                    timeout=90)
+        lines = result.stdout.splitlines()
+        missing = [line for line in expected if line not in lines]
+        ok = result.returncode == 0 and result.stderr == "" and not missing
+        print("%s %d - %s runs under meson devenv" % ("ok" if ok else "not ok", number, name))
+        if not ok:
+            failed += 1
+            print("# exit status %d; missing lines: %r" % (result.returncode, missing))
+            for line in (result.stdout + result.stderr).splitlines():
+                print("#   " + line)
+    print("1..%d" % len(checks))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
