@@ -29,10 +29,8 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <glib/gstdio.h>
 
@@ -214,8 +212,8 @@ check_file (EsSqliteNotifier  *self,
 {
   GStatBuf st;
   char header[sizeof sqlite_header];
-  ssize_t n;
-  int fd;
+  sqlite3_file *file = NULL;
+  int rc;
 
   if (g_stat (path, &st) != 0)
     {
@@ -232,18 +230,19 @@ check_file (EsSqliteNotifier  *self,
       *reason = g_strdup (_("the file was replaced by another file"));
       return FALSE;
     }
-  if (!self->check_header)
+  if (!self->check_header || self->db == NULL)
     return TRUE;
 
-  fd = g_open (path, O_RDONLY | O_CLOEXEC, 0);
-  if (fd < 0)
-    {
-      *reason = g_strdup (g_strerror (errno));
-      return FALSE;
-    }
-  n = pread (fd, header, sizeof header, 0);
-  close (fd);
-  if (n != (ssize_t) sizeof header || memcmp (header, sqlite_header, sizeof header) != 0)
+  /* Read through the notifier connection's own file: opening and closing
+   * another descriptor on the database would drop every POSIX lock SQLite
+   * holds on it in this process. A short read (a truncated file) fills
+   * the rest with zeroes. */
+  if (sqlite3_file_control (self->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == NULL || file->pMethods == NULL)
+    return TRUE;
+  rc = file->pMethods->xRead (file, header, sizeof header, 0);
+  if ((rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) ||
+      memcmp (header, sqlite_header, sizeof header) != 0)
     {
       *reason = g_strdup (_("the file is no longer an SQLite database "
                             "(it was truncated or overwritten)"));
