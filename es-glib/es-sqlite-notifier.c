@@ -93,7 +93,7 @@ struct _EsSqliteNotifier
   gboolean         has_identity;      /* the file's identity is known */
   dev_t            file_dev;          /* ... the opened file's device */
   ino_t            file_ino;          /* ... and inode */
-  gboolean         check_header;      /* the file had a header at start */
+  gboolean         check_header;      /* the file has had its header */
   gint64           failing_since;     /* monotonic µs of the first failed check in a row, 0 if none */
   gboolean         gave_up;           /* no more checks */
 
@@ -230,7 +230,7 @@ check_file (EsSqliteNotifier  *self,
       *reason = g_strdup (_("the file was replaced by another file"));
       return FALSE;
     }
-  if (!self->check_header || self->db == NULL)
+  if (self->db == NULL)
     return TRUE;
 
   /* Read through the notifier connection's own file: opening and closing
@@ -241,8 +241,13 @@ check_file (EsSqliteNotifier  *self,
       file == NULL || file->pMethods == NULL)
     return TRUE;
   rc = file->pMethods->xRead (file, header, sizeof header, 0);
-  if ((rc != SQLITE_OK && rc != SQLITE_IOERR_SHORT_READ) ||
-      memcmp (header, sqlite_header, sizeof header) != 0)
+  if (rc == SQLITE_OK && memcmp (header, sqlite_header, sizeof header) == 0)
+    {
+      /* A database not yet written has no header: checked once it has. */
+      self->check_header = TRUE;
+      return TRUE;
+    }
+  if (self->check_header)
     {
       *reason = g_strdup (_("the file is no longer an SQLite database "
                             "(it was truncated or overwritten)"));
@@ -266,10 +271,8 @@ remember_file (EsSqliteNotifier *self,
   self->file_dev = st.st_dev;
   self->file_ino = st.st_ino;
 
-  /* A database not yet written has no header: check it once it has. */
-  self->check_header = TRUE;
-  if (!check_file (self, path, &reason))
-    self->check_header = FALSE;
+  /* Sets check_header when the file has its header already. */
+  check_file (self, path, &reason);
   g_free (reason);
 }
 
