@@ -1306,6 +1306,110 @@ test_transient_failure (Fixture       *fixture,
   remove_database (path);
 }
 
+/* A storage whose version lookup fails on demand; nothing else is used. */
+#define TEST_TYPE_FAILING_STORAGE (test_failing_storage_get_type ())
+G_DECLARE_FINAL_TYPE (TestFailingStorage, test_failing_storage, TEST, FAILING_STORAGE, GObject)
+
+struct _TestFailingStorage
+{
+  GObject  parent_instance;
+  gboolean fail;
+};
+
+static void test_failing_storage_iface_init (EsStorageHandleInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestFailingStorage, test_failing_storage, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ES_TYPE_STORAGE_HANDLE,
+                                                      test_failing_storage_iface_init))
+
+static gboolean
+test_failing_storage_get_version (EsStorageHandle  *handle,
+                                  const char       *stream_id,
+                                  gint64           *out_version,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  if (TEST_FAILING_STORAGE (handle)->fail)
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE, "Injected failure");
+      return FALSE;
+    }
+  if (out_version != NULL)
+    *out_version = 0;
+  return TRUE;
+}
+
+static GPtrArray *
+test_failing_storage_read_page (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                gint64            after,
+                                EsEventFilter    *filter,
+                                guint             limit,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  return g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+static gboolean
+test_failing_storage_close (EsStorageHandle  *handle,
+                            GCancellable     *cancellable,
+                            GError          **error)
+{
+  return TRUE;
+}
+
+static void
+test_failing_storage_iface_init (EsStorageHandleInterface *iface)
+{
+  iface->get_version = test_failing_storage_get_version;
+  iface->read_page = test_failing_storage_read_page;
+  iface->close = test_failing_storage_close;
+}
+
+static void
+test_failing_storage_class_init (TestFailingStorageClass *klass)
+{
+}
+
+static void
+test_failing_storage_init (TestFailingStorage *self)
+{
+}
+
+static void
+test_minus_one_lookup_fails (void)
+{
+  g_autoptr(TestFailingStorage) storage = g_object_new (TEST_TYPE_FAILING_STORAGE, NULL);
+  g_autoptr(EsStreamFactory) factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("When watch (-1) cannot look up the current version, the watch emits "
+                  "error from its main context instead of starting elsewhere");
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+
+  storage->fail = TRUE;
+  watch = es_stream_watch (stream, -1);
+  recorder_connect (recorder, watch);
+  g_assert_null (recorder->error);
+  wait_until (NULL, has_error, recorder);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_cmpstr (recorder->error->message, ==, "Injected failure");
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_cmpuint (recorder->caught_up, ==, 0);
+  g_assert_cmpuint (recorder->events->len, ==, 0);
+
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  es_stream_factory_close (factory, NULL, &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1355,6 +1459,8 @@ main (int   argc,
         g_test_add (memory_path, Fixture, GINT_TO_POINTER (TRUE),
                     fixture_setup, tests[i].func, fixture_teardown);
     }
+
+  g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
 
   return g_test_run ();
 }
