@@ -17,6 +17,11 @@
  * Subscribers are called from the notifier's own thread; the stream layer
  * carries events to each watch's main context itself.
  *
+ * A notifier retries transient failures. When its database stays unusable
+ * for longer than it tolerates, it gives up: it ends every subscription,
+ * and [method@Es.Notifier.get_error] tells why; the watches then fail with
+ * that error.
+ *
  * Since: 0.1
  */
 
@@ -79,7 +84,9 @@ es_notifier_stop (EsNotifier *self)
  *
  * Adds a subscriber. It receives every event committed after the sequence
  * id [method@Es.Notifier.get_last_sequence_id] returned just before this
- * call.
+ * call. On a notifier that gave up ([method@Es.Notifier.get_error] returns
+ * an error), the subscription ends at once: @destroy is called before this
+ * returns.
  *
  * Returns: the subscription id, never 0
  *
@@ -156,6 +163,31 @@ es_notifier_committed (EsNotifier *self)
     ES_NOTIFIER_GET_IFACE (self)->committed (self);
 }
 
+/**
+ * es_notifier_get_error:
+ * @self: an [iface@Es.Notifier]
+ *
+ * Why the notifier gave up: its database became unusable (the file was
+ * deleted, replaced or damaged; the server stayed unreachable) for longer
+ * than the backend tolerates. The notifier then ended every subscription,
+ * and every later one ends at once: watches fail with this error
+ * ([signal@Es.Watch::error]). The error does not change once set.
+ *
+ * Returns: (transfer none) (nullable): the error, or %NULL while the
+ *   notifier runs or after it was merely stopped
+ *
+ * Since: 0.2
+ */
+const GError *
+es_notifier_get_error (EsNotifier *self)
+{
+  g_return_val_if_fail (ES_IS_NOTIFIER (self), NULL);
+
+  if (ES_NOTIFIER_GET_IFACE (self)->get_error != NULL)
+    return ES_NOTIFIER_GET_IFACE (self)->get_error (self);
+  return NULL;
+}
+
 /* ---------------------------------------------------------------------- *
  * EsSubscribers: the subscriber registry the library's notifiers share   *
  * ---------------------------------------------------------------------- */
@@ -184,6 +216,7 @@ _es_subscribers_init (EsSubscribers *self)
   self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
   self->next_id = 0;
   self->cursor = 0;
+  self->closed = FALSE;
 }
 
 void
@@ -208,8 +241,16 @@ _es_subscribers_add (EsSubscribers  *self,
 
   g_rec_mutex_lock (&self->lock);
   id = ++self->next_id;
-  g_hash_table_insert (self->table, GUINT_TO_POINTER (id), subscriber);
+  if (!self->closed)
+    {
+      g_hash_table_insert (self->table, GUINT_TO_POINTER (id), subscriber);
+      subscriber = NULL;
+    }
   g_rec_mutex_unlock (&self->lock);
+
+  /* A notifier that gave up ends a new subscription at once. */
+  if (subscriber != NULL)
+    subscriber_free (subscriber);
 
   return id;
 }
@@ -241,6 +282,16 @@ _es_subscribers_remove_all (EsSubscribers *self)
   table = g_steal_pointer (&self->table);
   self->table = g_hash_table_new_full (NULL, NULL, NULL, subscriber_free);
   g_rec_mutex_unlock (&self->lock);
+}
+
+void
+_es_subscribers_close (EsSubscribers *self)
+{
+  g_rec_mutex_lock (&self->lock);
+  self->closed = TRUE;
+  g_rec_mutex_unlock (&self->lock);
+
+  _es_subscribers_remove_all (self);
 }
 
 gboolean

@@ -40,6 +40,7 @@ G_DECLARE_INTERFACE (EsNotifier, es_notifier, ES, NOTIFIER, GObject)
  *   subscribers
  * @committed: tells the notifier that this process just committed events,
  *   so it looks for them now instead of at its next poll
+ * @get_error: why the notifier gave up, or %NULL (Since: 0.2)
  *
  * The virtual methods of a backend's notifier. All must be thread-safe.
  */
@@ -59,6 +60,7 @@ struct _EsNotifierInterface
                                     guint           subscription_id);
   gint64   (*get_last_sequence_id) (EsNotifier     *self);
   void     (*committed)            (EsNotifier     *self);
+  const GError *(*get_error)       (EsNotifier     *self);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -79,5 +81,7 @@ ES_AVAILABLE_IN_ALL
 gint64   es_notifier_get_last_sequence_id (EsNotifier     *self);
 ES_AVAILABLE_IN_ALL
 void     es_notifier_committed            (EsNotifier     *self);
+ES_AVAILABLE_IN_ALL
+const GError *es_notifier_get_error       (EsNotifier     *self);
 
 G_END_DECLS

@@ -28,6 +28,11 @@
  * database: what was committed while the link was down is delivered then,
  * once, in order.
  *
+ * While the link is not UP, or reads fail, a give-up timer runs (when
+ * give-up-timeout is not 0); the first UP link with a successful read
+ * removes it. When it fires, the notifier records why, ends every
+ * subscription (watches fail with that error) and stops its thread.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
@@ -79,7 +84,19 @@
  * nothing written while it was disconnected is lost, and nothing is
  * delivered twice. A read that fails (the server is still starting, say)
  * is retried the same way, from the same position. Watches stay active
- * throughout; they only see their events late.
+ * meanwhile; they only see their events late.
+ *
+ * ## Giving up
+ *
+ * When the server stays away (or reads keep failing) for
+ * [property@Es.PgNotifier:give-up-timeout] milliseconds (60 s by default)
+ * without one successful reconnection and read in between, the notifier
+ * gives up: every watch of the factory emits [signal@Es.Watch::error]
+ * with %ES_ERROR_STORAGE, carrying the last reason libpq gave, and stops;
+ * watches started later fail the same way ([method@Es.Notifier.get_error]
+ * tells the reason too). A shorter outage ends unnoticed but for the
+ * delay. Set the timeout through the factory's
+ * [property@Es.PgStreamFactory:give-up-timeout]; 0 never gives up.
  *
  * A connection that dies silently (a peer that vanished from the network
  * without closing it) is noticed through TCP keepalives; tune them with
@@ -95,6 +112,8 @@
 #define BACKOFF_MAX_MS 2000
 /* An attempt to connect that takes longer than this is started over. */
 #define CONNECT_ATTEMPT_TIMEOUT_S 10
+/* How long the link may stay down, or reads fail, before giving up. */
+#define DEFAULT_GIVE_UP_TIMEOUT 60000
 
 typedef enum
 {
@@ -117,6 +136,8 @@ struct _EsPgNotifier
   GMainContext *context;          /* (owned) the notifier thread's */
   GMainLoop    *loop;             /* (owned) */
   GCancellable *cancellable;      /* (owned) cancelled by stop(): ends a read */
+  guint         give_up_timeout;  /* milliseconds, 0 for never */
+  GError       *error;            /* (owned) (nullable) set once when giving up, guarded by state_lock */
 
   /* Set by start(), then used only on the notifier's thread. */
   char         *conninfo;         /* (owned) */
@@ -130,6 +151,8 @@ struct _EsPgNotifier
   guint         retry_backoff_ms; /* delay before the next read retry */
   gint64        notified_up_to;   /* largest sequence id a notification named
                                    * since the link came up, 0 if none */
+  GSource      *give_up_timer;    /* (owned) (nullable) runs while something fails */
+  char         *last_failure;     /* (owned) (nullable) why, for the error */
 
   gint          check_scheduled;  /* (atomic) an idle check is pending */
   gint          n_connects;       /* (atomic) */
@@ -141,6 +164,7 @@ struct _EsPgNotifier
 enum {
   PROP_0,
   PROP_STORAGE,
+  PROP_GIVE_UP_TIMEOUT,
   N_PROPS
 };
 
@@ -258,10 +282,32 @@ deliver_new_events (EsPgNotifier *self)
     return TRUE;
 
   g_debug ("Reading new events failed, will retry: %s", error->message);
+  g_free (self->last_failure);
+  self->last_failure = g_strdup (error->message);
   return FALSE;
 }
 
 static gboolean retry_cb (gpointer user_data);
+static gboolean give_up_cb (gpointer user_data);
+
+/* Something fails (the link, a read): the give-up timer runs, unless it
+ * already does. */
+static void
+failing (EsPgNotifier *self)
+{
+  if (self->give_up_timer != NULL || self->give_up_timeout == 0)
+    return;
+
+  self->give_up_timer = add_timer (self, self->give_up_timeout, give_up_cb,
+                                   "[es-glib] pg notifier give up");
+}
+
+/* The link is up and a read succeeded: nothing fails any more. */
+static void
+healthy (EsPgNotifier *self)
+{
+  clear_source (&self->give_up_timer);
+}
 
 /* Delivers; when the read fails, tries again later with backoff (the
  * server may be restarting: its notification will not come again). */
@@ -272,12 +318,18 @@ check (EsPgNotifier *self)
     {
       clear_source (&self->retry_timer);
       self->retry_backoff_ms = BACKOFF_INITIAL_MS;
+      if (self->link == LINK_UP)
+        healthy (self);
     }
-  else if (self->retry_timer == NULL)
+  else
     {
-      self->retry_timer = add_timer (self, self->retry_backoff_ms, retry_cb,
-                                     "[es-glib] pg notifier read retry");
-      self->retry_backoff_ms = MIN (self->retry_backoff_ms * 2, BACKOFF_MAX_MS);
+      failing (self);
+      if (self->retry_timer == NULL)
+        {
+          self->retry_timer = add_timer (self, self->retry_backoff_ms, retry_cb,
+                                         "[es-glib] pg notifier read retry");
+          self->retry_backoff_ms = MIN (self->retry_backoff_ms * 2, BACKOFF_MAX_MS);
+        }
     }
 }
 
@@ -364,6 +416,13 @@ link_lost (EsPgNotifier *self,
   g_debug ("PostgreSQL notifier: %s (%s); retrying in %u ms", what,
            reason != NULL && *reason != '\0' ? reason : "no reason given",
            self->link_backoff_ms);
+
+  g_free (self->last_failure);
+  if (reason != NULL && *reason != '\0')
+    self->last_failure = g_strdup_printf ("%s: %s", what, reason);
+  else
+    self->last_failure = g_strdup (what);
+  failing (self);
 
   link_close (self);
   self->link_timer = add_timer (self, self->link_backoff_ms, reconnect_cb,
@@ -563,6 +622,36 @@ reconnect_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The server stayed away (or reads failed) for give-up-timeout ms: every
+ * subscription ends with the reason, and the thread ends. */
+static gboolean
+give_up_cb (gpointer user_data)
+{
+  EsPgNotifier *self = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&self->give_up_timer, g_source_unref);
+
+  error = g_error_new (ES_ERROR, ES_ERROR_STORAGE,
+                       /* Translators: %u is milliseconds, %s libpq's (English) reason */
+                       _("Lost the PostgreSQL server: watching for new events failed for "
+                         "%u ms, giving up: %s"),
+                       self->give_up_timeout,
+                       self->last_failure != NULL ? self->last_failure : "unknown reason");
+  g_debug ("PostgreSQL notifier: %s", error->message);
+
+  g_mutex_lock (&self->state_lock);
+  if (self->error == NULL && !self->stopped)
+    self->error = g_steal_pointer (&error);
+  g_mutex_unlock (&self->state_lock);
+
+  link_close (self);
+  clear_source (&self->retry_timer);
+  g_main_loop_quit (self->loop);
+  _es_subscribers_close (&self->subs);
+  return G_SOURCE_REMOVE;
+}
+
 static gpointer
 notifier_thread (gpointer data)
 {
@@ -580,11 +669,13 @@ notifier_thread (gpointer data)
 
   link_close (self);
   clear_source (&self->retry_timer);
+  clear_source (&self->give_up_timer);
   /* Run sources still queued (a last check) before the context goes;
    * a check that failed may have set a retry timer again. */
   while (g_main_context_iteration (self->context, FALSE))
     ;
   clear_source (&self->retry_timer);
+  clear_source (&self->give_up_timer);
   g_main_context_pop_thread_default (self->context);
 
   return NULL;
@@ -733,7 +824,7 @@ es_pg_notifier_committed (EsNotifier *notifier)
   gboolean running;
 
   g_mutex_lock (&self->state_lock);
-  running = self->started && !self->stopped;
+  running = self->started && !self->stopped && self->error == NULL;
   g_mutex_unlock (&self->state_lock);
 
   /* With nobody subscribed there is nobody to wake: the commit's own
@@ -746,6 +837,19 @@ es_pg_notifier_committed (EsNotifier *notifier)
     schedule_check (self);
 }
 
+static const GError *
+es_pg_notifier_get_error (EsNotifier *notifier)
+{
+  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
+  const GError *error;
+
+  /* Set once, freed only with the notifier. */
+  g_mutex_lock (&self->state_lock);
+  error = self->error;
+  g_mutex_unlock (&self->state_lock);
+  return error;
+}
+
 static void
 notifier_iface_init (EsNotifierInterface *iface)
 {
@@ -755,6 +859,7 @@ notifier_iface_init (EsNotifierInterface *iface)
   iface->unsubscribe = es_pg_notifier_unsubscribe;
   iface->get_last_sequence_id = es_pg_notifier_get_last_sequence_id;
   iface->committed = es_pg_notifier_committed;
+  iface->get_error = es_pg_notifier_get_error;
 }
 
 guint
@@ -782,6 +887,9 @@ es_pg_notifier_get_property (GObject    *object,
     case PROP_STORAGE:
       g_value_set_object (value, self->storage);
       break;
+    case PROP_GIVE_UP_TIMEOUT:
+      g_value_set_uint (value, self->give_up_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -799,6 +907,9 @@ es_pg_notifier_set_property (GObject      *object,
     {
     case PROP_STORAGE:
       self->storage = g_value_dup_object (value);
+      break;
+    case PROP_GIVE_UP_TIMEOUT:
+      self->give_up_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -835,6 +946,8 @@ es_pg_notifier_finalize (GObject *object)
   g_clear_pointer (&self->conn, PQfinish);
   g_free (self->conninfo);
   g_free (self->listen_sql);
+  g_free (self->last_failure);
+  g_clear_error (&self->error);
   g_clear_object (&self->storage);
   g_mutex_clear (&self->state_lock);
 
@@ -867,6 +980,21 @@ es_pg_notifier_class_init (EsPgNotifierClass *klass)
     g_param_spec_object ("storage", NULL, NULL, ES_TYPE_PG_STORAGE,
                          G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * EsPgNotifier:give-up-timeout:
+   *
+   * How long, in milliseconds, the notifier keeps trying to reconnect to
+   * the server (or to read the new events) before it gives up and every
+   * watch fails with %ES_ERROR_STORAGE; 0 never gives up. The time counts
+   * from the first failure; one successful reconnection and read starts
+   * it over.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_GIVE_UP_TIMEOUT] =
+    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, G_MAXINT, DEFAULT_GIVE_UP_TIMEOUT,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -879,6 +1007,7 @@ es_pg_notifier_init (EsPgNotifier *self)
   self->link = LINK_DOWN;
   self->link_backoff_ms = BACKOFF_INITIAL_MS;
   self->retry_backoff_ms = BACKOFF_INITIAL_MS;
+  self->give_up_timeout = DEFAULT_GIVE_UP_TIMEOUT;
 }
 
 /**

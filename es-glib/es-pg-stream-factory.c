@@ -59,6 +59,7 @@ struct _EsPgStreamFactory
   char           *conninfo;     /* (owned) (nullable) */
   char           *schema;       /* (owned) */
   guint           pool_size;
+  guint           give_up_timeout;
   gboolean        initialized;
 };
 
@@ -67,6 +68,7 @@ enum {
   PROP_CONNINFO,
   PROP_SCHEMA,
   PROP_POOL_SIZE,
+  PROP_GIVE_UP_TIMEOUT,
   N_PROPS
 };
 
@@ -100,7 +102,10 @@ es_pg_stream_factory_initable_init (GInitable     *initable,
   if (storage == NULL)
     return FALSE;
 
-  notifier = es_pg_notifier_new (storage);
+  notifier = g_object_new (ES_TYPE_PG_NOTIFIER,
+                           "storage", storage,
+                           "give-up-timeout", self->give_up_timeout,
+                           NULL);
   if (!es_notifier_start (ES_NOTIFIER (notifier), cancellable, error))
     {
       es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
@@ -138,6 +143,9 @@ es_pg_stream_factory_get_property (GObject    *object,
     case PROP_POOL_SIZE:
       g_value_set_uint (value, self->pool_size);
       break;
+    case PROP_GIVE_UP_TIMEOUT:
+      g_value_set_uint (value, self->give_up_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -165,6 +173,9 @@ es_pg_stream_factory_set_property (GObject      *object,
       break;
     case PROP_POOL_SIZE:
       self->pool_size = g_value_get_uint (value);
+      break;
+    case PROP_GIVE_UP_TIMEOUT:
+      self->give_up_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -235,6 +246,23 @@ es_pg_stream_factory_class_init (EsPgStreamFactoryClass *klass)
    */
   properties[PROP_POOL_SIZE] =
     g_param_spec_uint ("pool-size", NULL, NULL, 1, MAX_POOL_SIZE, DEFAULT_POOL_SIZE,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EsPgStreamFactory:give-up-timeout:
+   *
+   * How long, in milliseconds, watches wait for an unreachable server
+   * before they give up: the notifier reconnects meanwhile (nothing
+   * committed while it is away is lost), and when it has not reconnected
+   * and read successfully within this time, every watch emits
+   * [signal@Es.Watch::error] with %ES_ERROR_STORAGE and stops. 0 never
+   * gives up. Passed to the factory's [class@Es.PgNotifier]; see
+   * [property@Es.PgNotifier:give-up-timeout].
+   *
+   * Since: 0.2
+   */
+  properties[PROP_GIVE_UP_TIMEOUT] =
+    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, G_MAXINT, 60000,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);

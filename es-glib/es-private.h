@@ -169,6 +169,7 @@ typedef struct
   GHashTable *table;    /* (owned) guint id → subscriber */
   guint       next_id;
   gint64      cursor;   /* the last sequence id delivered */
+  gboolean    closed;   /* the notifier gave up: new subscriptions end at once */
 } EsSubscribers;
 
 void            _es_subscribers_init       (EsSubscribers     *self);
@@ -181,6 +182,8 @@ void            _es_subscribers_remove     (EsSubscribers     *self,
                                             guint              id);
 /* Ends every subscription (stop()), calling each destroy notify. */
 void            _es_subscribers_remove_all (EsSubscribers     *self);
+/* Ends every subscription and every later one (the notifier gave up). */
+void            _es_subscribers_close      (EsSubscribers     *self);
 gboolean        _es_subscribers_any        (EsSubscribers     *self);
 gint64          _es_subscribers_get_cursor (EsSubscribers     *self);
 void            _es_subscribers_set_cursor (EsSubscribers     *self,
@@ -198,6 +201,10 @@ void            _es_notifier_thread_stop   (GThread           *thread,
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,
                                                 EsNotifier      *notifier);
+void            _es_stream_factory_add_watch   (EsStreamFactory *self,
+                                                EsWatch         *watch);
+void            _es_stream_factory_remove_watch (EsStreamFactory *self,
+                                                 EsWatch         *watch);
 gboolean        _es_stream_factory_check_open  (EsStreamFactory *self,
                                                 GError         **error);
 

@@ -7,14 +7,32 @@
  *  - a GFileMonitor on the WAL file wakes it when another process writes;
  *  - a poll every polling-interval ms is the fallback where file monitoring
  *    is unavailable or slow.
- * Each wake-up costs one `PRAGMA data_version` on a dedicated connection,
+ * Each wake-up costs one stat() of the database file, a read of its
+ * first 16 bytes and one `PRAGMA data_version` on a dedicated connection,
  * which changes only when another connection committed: no table is read
  * unless something was written. Then the new events are read once, in
  * pages, through the storage, and handed to every subscriber: watchers do
  * not multiply queries.
  *
+ * A check fails when SQLite fails, when the path no longer names the file
+ * opened (deleted, or replaced: SQLite keeps reading the old inode, so
+ * only stat() tells) or when the file no longer starts with SQLite's
+ * header (truncated or overwritten: the pages in the WAL and the caches
+ * may keep reads working for a while). A failure is retried at every
+ * wake-up; once checks have failed for give-up-timeout ms without a
+ * success in between, the notifier gives up: it records the error, ends
+ * every subscription (watches then fail with that error) and stops
+ * checking. A transient failure (a lock held for a moment) never lasts
+ * that long.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <glib/gstdio.h>
 
 #include "es-sqlite-private.h"
 
@@ -28,10 +46,29 @@
  * soon as the WAL file changes (through [class@Gio.FileMonitor]), or at the
  * latest after [property@Es.SqliteNotifier:polling-interval] milliseconds.
  *
+ * ## When the database becomes unusable
+ *
+ * Each check also makes sure that the database file is still the one
+ * that was opened and still an SQLite database: a file that was deleted,
+ * replaced (renamed over), truncated or overwritten cannot be read
+ * correctly any more, even where SQLite itself does not fail yet. Such a
+ * failure, or any error of SQLite, is retried at every check. Once every
+ * check has failed for [property@Es.SqliteNotifier:give-up-timeout]
+ * milliseconds (5 s by default), the notifier gives up: every watch of
+ * the database emits [signal@Es.Watch::error] with %ES_ERROR_STORAGE,
+ * naming the file and the reason, and stops
+ * ([method@Es.Notifier.get_error] tells the reason too). A short failure,
+ * such as a lock held for a moment, does not end the watches. Watches of
+ * other databases are not affected.
+ *
  * Since: 0.1
  */
 
 #define DEFAULT_POLLING_INTERVAL 100
+#define DEFAULT_GIVE_UP_TIMEOUT 5000
+
+/* What every SQLite 3 database file starts with. */
+static const char sqlite_header[16] = "SQLite format 3";
 
 struct _EsSqliteNotifier
 {
@@ -39,10 +76,12 @@ struct _EsSqliteNotifier
 
   EsSqliteStorage *storage;           /* (owned) */
   guint            polling_interval;  /* milliseconds */
+  guint            give_up_timeout;   /* milliseconds, 0 for never */
 
   GMutex           state_lock;
   gboolean         started;           /* guarded by state_lock */
   gboolean         stopped;           /* guarded by state_lock */
+  GError          *error;             /* (owned) (nullable) set once, guarded by state_lock */
   GThread         *thread;            /* (owned) guarded by state_lock */
   GMainContext    *context;           /* (owned) the notifier thread's */
   GMainLoop       *loop;              /* (owned) */
@@ -51,6 +90,12 @@ struct _EsSqliteNotifier
   sqlite3         *db;                /* (owned) for PRAGMA data_version */
   gint64           data_version;
   gboolean         retry;             /* the last read failed: read again */
+  gboolean         has_identity;      /* the file's identity is known */
+  dev_t            file_dev;          /* ... the opened file's device */
+  ino_t            file_ino;          /* ... and inode */
+  gboolean         check_header;      /* the file has had its header */
+  gint64           failing_since;     /* monotonic µs of the first failed check in a row, 0 if none */
+  gboolean         gave_up;           /* no more checks */
 
   gint             check_scheduled;   /* (atomic) an idle check is pending */
   guint            rechecks;          /* notifier thread: follow-ups after a WAL change */
@@ -63,6 +108,7 @@ enum {
   PROP_0,
   PROP_STORAGE,
   PROP_POLLING_INTERVAL,
+  PROP_GIVE_UP_TIMEOUT,
   N_PROPS
 };
 
@@ -105,8 +151,9 @@ read_data_version (EsSqliteNotifier  *self,
 
 /* Reads what was committed after the cursor and hands it to every
  * subscriber. Runs on the notifier's thread. */
-static void
-deliver_new_events (EsSqliteNotifier *self)
+static gboolean
+deliver_new_events (EsSqliteNotifier  *self,
+                    GError           **out_error)
 {
   EsStorageHandle *storage = ES_STORAGE_HANDLE (self->storage);
   g_autoptr(GError) error = NULL;
@@ -148,8 +195,135 @@ deliver_new_events (EsSqliteNotifier *self)
 
   /* A closed storage is the factory closing: stop() follows. Anything
    * else is retried at the next wake-up. */
-  if (error != NULL && !g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED))
-    g_debug ("Reading new events failed, will retry: %s", error->message);
+  if (error == NULL || g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED))
+    return TRUE;
+
+  g_debug ("Reading new events failed, will retry: %s", error->message);
+  g_propagate_error (out_error, g_steal_pointer (&error));
+  return FALSE;
+}
+
+/* Whether the file at the path is still the one opened, and still an
+ * SQLite database. On failure, @reason says why, for a message. */
+static gboolean
+check_file (EsSqliteNotifier  *self,
+            const char        *path,
+            char             **reason)
+{
+  GStatBuf st;
+  char header[sizeof sqlite_header];
+  sqlite3_file *file = NULL;
+  int rc;
+
+  if (g_stat (path, &st) != 0)
+    {
+      int saved_errno = errno;
+
+      if (saved_errno == ENOENT)
+        *reason = g_strdup (_("the file was deleted"));
+      else
+        *reason = g_strdup (g_strerror (saved_errno));
+      return FALSE;
+    }
+  if (self->has_identity && (st.st_dev != self->file_dev || st.st_ino != self->file_ino))
+    {
+      *reason = g_strdup (_("the file was replaced by another file"));
+      return FALSE;
+    }
+  if (self->db == NULL)
+    return TRUE;
+
+  /* Read through the notifier connection's own file: opening and closing
+   * another descriptor on the database would drop every POSIX lock SQLite
+   * holds on it in this process. A short read (a truncated file) fills
+   * the rest with zeroes. */
+  if (sqlite3_file_control (self->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == NULL || file->pMethods == NULL)
+    return TRUE;
+  rc = file->pMethods->xRead (file, header, sizeof header, 0);
+  if (rc == SQLITE_OK && memcmp (header, sqlite_header, sizeof header) == 0)
+    {
+      /* A database not yet written has no header: checked once it has. */
+      self->check_header = TRUE;
+      return TRUE;
+    }
+  if (self->check_header)
+    {
+      *reason = g_strdup (_("the file is no longer an SQLite database "
+                            "(it was truncated or overwritten)"));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Remembers which file the notifier opened, to notice when the path
+ * names another one. Runs in start(), right after opening it. */
+static void
+remember_file (EsSqliteNotifier *self,
+               const char       *path)
+{
+  GStatBuf st;
+  char *reason = NULL;
+
+  if (g_stat (path, &st) != 0)
+    return;
+  self->has_identity = TRUE;
+  self->file_dev = st.st_dev;
+  self->file_ino = st.st_ino;
+
+  /* Sets check_header when the file has its header already. */
+  check_file (self, path, &reason);
+  g_free (reason);
+}
+
+/* Every subscription ends, with @error as the reason, and the notifier
+ * does no more checks. Runs on the notifier's thread. */
+static void
+give_up (EsSqliteNotifier *self,
+         GError           *error)
+{
+  g_mutex_lock (&self->state_lock);
+  if (self->error == NULL && !self->stopped)
+    self->error = g_error_copy (error);
+  g_mutex_unlock (&self->state_lock);
+
+  self->gave_up = TRUE;
+  g_main_loop_quit (self->loop);
+  _es_subscribers_close (&self->subs);
+}
+
+/* Counts a failed or successful check; past the give-up timeout of
+ * failures in a row, gives up. */
+static void
+record_check (EsSqliteNotifier *self,
+              const char       *reason)
+{
+  const char *path = _es_sqlite_storage_get_file_path (self->storage);
+  gint64 now;
+
+  if (reason == NULL)
+    {
+      self->failing_since = 0;
+      return;
+    }
+
+  now = g_get_monotonic_time ();
+  if (self->failing_since == 0)
+    self->failing_since = now;
+
+  if (self->give_up_timeout > 0 &&
+      now - self->failing_since >= (gint64) self->give_up_timeout * G_TIME_SPAN_MILLISECOND)
+    {
+      g_autoptr(GError) error = NULL;
+
+      error = g_error_new (ES_ERROR, ES_ERROR_STORAGE,
+                           /* Translators: the first %s is a file name, the number
+                            * milliseconds, the second %s the reason */
+                           _("The event database '%s' cannot be used any more (every check "
+                             "failed for %u ms): %s"),
+                           path != NULL ? path : ":memory:", self->give_up_timeout, reason);
+      give_up (self, error);
+    }
 }
 
 static gboolean recheck_cb (gpointer user_data);
@@ -159,9 +333,21 @@ check (EsSqliteNotifier *self,
        gboolean          force)
 {
   g_autoptr(GError) error = NULL;
+  g_autofree char *reason = NULL;
+  const char *path = _es_sqlite_storage_get_file_path (self->storage);
   gint64 version = self->data_version;
 
+  if (self->gave_up)
+    return;
+
   g_atomic_int_inc (&self->n_checks);
+
+  if (path != NULL && !check_file (self, path, &reason))
+    {
+      g_debug ("The event database %s cannot be used: %s", path, reason);
+      record_check (self, reason);
+      return;
+    }
 
   if (self->db != NULL && read_data_version (self, &version, &error))
     {
@@ -172,6 +358,8 @@ check (EsSqliteNotifier *self,
   else if (error != NULL)
     {
       g_debug ("%s", error->message);
+      reason = g_strdup (error->message);
+      g_clear_error (&error);
       force = TRUE;
     }
 
@@ -179,7 +367,9 @@ check (EsSqliteNotifier *self,
     {
       self->rechecks = 0;
       self->retry = FALSE;
-      deliver_new_events (self);
+      if (!deliver_new_events (self, &error) && reason == NULL)
+        reason = g_strdup (error->message);
+      record_check (self, reason);
     }
   else if (self->rechecks > 0)
     {
@@ -194,7 +384,10 @@ check (EsSqliteNotifier *self,
       g_source_set_static_name (source, "[es-glib] notifier recheck");
       g_source_attach (source, self->context);
       g_source_unref (source);
+      record_check (self, reason);
     }
+  else
+    record_check (self, reason);
 }
 
 static gboolean
@@ -342,6 +535,8 @@ es_sqlite_notifier_start (EsNotifier    *notifier,
     }
 
   _es_subscribers_set_cursor (&self->subs, cursor);
+  if (_es_sqlite_storage_get_file_path (self->storage) != NULL)
+    remember_file (self, _es_sqlite_storage_get_file_path (self->storage));
 
   self->context = g_main_context_new ();
   self->loop = g_main_loop_new (self->context, FALSE);
@@ -411,7 +606,7 @@ es_sqlite_notifier_committed (EsNotifier *notifier)
   gboolean running;
 
   g_mutex_lock (&self->state_lock);
-  running = self->started && !self->stopped;
+  running = self->started && !self->stopped && self->error == NULL;
   g_mutex_unlock (&self->state_lock);
 
   /* With nobody subscribed there is nobody to wake: the next poll moves
@@ -424,6 +619,19 @@ es_sqlite_notifier_committed (EsNotifier *notifier)
     schedule_check (self, TRUE);
 }
 
+static const GError *
+es_sqlite_notifier_get_error (EsNotifier *notifier)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  const GError *error;
+
+  /* Set once, freed only with the notifier. */
+  g_mutex_lock (&self->state_lock);
+  error = self->error;
+  g_mutex_unlock (&self->state_lock);
+  return error;
+}
+
 static void
 notifier_iface_init (EsNotifierInterface *iface)
 {
@@ -433,6 +641,7 @@ notifier_iface_init (EsNotifierInterface *iface)
   iface->unsubscribe = es_sqlite_notifier_unsubscribe;
   iface->get_last_sequence_id = es_sqlite_notifier_get_last_sequence_id;
   iface->committed = es_sqlite_notifier_committed;
+  iface->get_error = es_sqlite_notifier_get_error;
 }
 
 guint
@@ -457,6 +666,9 @@ es_sqlite_notifier_get_property (GObject    *object,
     case PROP_POLLING_INTERVAL:
       g_value_set_uint (value, self->polling_interval);
       break;
+    case PROP_GIVE_UP_TIMEOUT:
+      g_value_set_uint (value, self->give_up_timeout);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
     }
@@ -477,6 +689,9 @@ es_sqlite_notifier_set_property (GObject      *object,
       break;
     case PROP_POLLING_INTERVAL:
       self->polling_interval = g_value_get_uint (value);
+      break;
+    case PROP_GIVE_UP_TIMEOUT:
+      self->give_up_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -501,6 +716,7 @@ es_sqlite_notifier_finalize (GObject *object)
   g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->db, sqlite3_close);
   g_clear_object (&self->storage);
+  g_clear_error (&self->error);
   g_mutex_clear (&self->state_lock);
 
   G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->finalize (object);
@@ -542,6 +758,23 @@ es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
     g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, DEFAULT_POLLING_INTERVAL,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
+  /**
+   * EsSqliteNotifier:give-up-timeout:
+   *
+   * How long, in milliseconds, every check of the database may fail
+   * before the notifier gives up and its watches fail with
+   * %ES_ERROR_STORAGE; 0 never gives up. A check fails when SQLite
+   * reports an error, or when the file was deleted, replaced, truncated
+   * or overwritten. Failures are looked for at every check, so the error
+   * comes at most one [property@Es.SqliteNotifier:polling-interval] after
+   * this time.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_GIVE_UP_TIMEOUT] =
+    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, 3600000, DEFAULT_GIVE_UP_TIMEOUT,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -551,6 +784,7 @@ es_sqlite_notifier_init (EsSqliteNotifier *self)
   g_mutex_init (&self->state_lock);
   _es_subscribers_init (&self->subs);
   self->polling_interval = DEFAULT_POLLING_INTERVAL;
+  self->give_up_timeout = DEFAULT_GIVE_UP_TIMEOUT;
 }
 
 /**

@@ -56,6 +56,7 @@ struct _EsSqliteStreamFactory
   guint           pool_size;
   guint           cache_size_kib;
   guint           polling_interval;
+  guint           give_up_timeout;
   EsDurability    durability;
   gboolean        read_only;
   gboolean        initialized;
@@ -67,6 +68,7 @@ enum {
   PROP_POOL_SIZE,
   PROP_CACHE_SIZE_KIB,
   PROP_POLLING_INTERVAL,
+  PROP_GIVE_UP_TIMEOUT,
   PROP_DURABILITY,
   PROP_READ_ONLY,
   N_PROPS
@@ -104,7 +106,11 @@ es_sqlite_stream_factory_initable_init (GInitable     *initable,
   if (storage == NULL)
     return FALSE;
 
-  notifier = es_sqlite_notifier_new (storage, self->polling_interval);
+  notifier = g_object_new (ES_TYPE_SQLITE_NOTIFIER,
+                           "storage", storage,
+                           "polling-interval", self->polling_interval,
+                           "give-up-timeout", self->give_up_timeout,
+                           NULL);
   if (!es_notifier_start (ES_NOTIFIER (notifier), cancellable, error))
     {
       es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
@@ -145,6 +151,9 @@ es_sqlite_stream_factory_get_property (GObject    *object,
     case PROP_POLLING_INTERVAL:
       g_value_set_uint (value, self->polling_interval);
       break;
+    case PROP_GIVE_UP_TIMEOUT:
+      g_value_set_uint (value, self->give_up_timeout);
+      break;
     case PROP_DURABILITY:
       g_value_set_enum (value, self->durability);
       break;
@@ -178,6 +187,9 @@ es_sqlite_stream_factory_set_property (GObject      *object,
       break;
     case PROP_POLLING_INTERVAL:
       self->polling_interval = g_value_get_uint (value);
+      break;
+    case PROP_GIVE_UP_TIMEOUT:
+      self->give_up_timeout = g_value_get_uint (value);
       break;
     case PROP_DURABILITY:
       self->durability = g_value_get_enum (value);
@@ -256,6 +268,22 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    */
   properties[PROP_POLLING_INTERVAL] =
     g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, 100,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+
+  /**
+   * EsSqliteStreamFactory:give-up-timeout:
+   *
+   * How long, in milliseconds, the database may stay unusable (deleted,
+   * replaced, truncated, overwritten, or failing in SQLite) before the
+   * watches give up: each then emits [signal@Es.Watch::error] with
+   * %ES_ERROR_STORAGE and stops. 0 never gives up. Passed to the
+   * factory's [class@Es.SqliteNotifier]; see
+   * [property@Es.SqliteNotifier:give-up-timeout].
+   *
+   * Since: 0.2
+   */
+  properties[PROP_GIVE_UP_TIMEOUT] =
+    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, 3600000, 5000,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   /**

@@ -25,6 +25,8 @@ typedef struct
   EsStorageHandle *storage;   /* (owned) (nullable until a subclass sets it) */
   EsNotifier      *notifier;  /* (owned) (nullable) */
   gint             closed;    /* (atomic) */
+  GMutex           watches_lock;
+  GHashTable      *watches;   /* (owned) EsWatch * → (owned) GWeakRef *, guarded by watches_lock */
 } EsStreamFactoryPrivate;
 
 enum {
@@ -37,6 +39,8 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_TYPE_WITH_PRIVATE (EsStreamFactory, es_stream_factory, G_TYPE_OBJECT)
+
+static void weak_ref_free (gpointer data);
 
 static void
 es_stream_factory_dispose (GObject *object)
@@ -58,6 +62,8 @@ es_stream_factory_finalize (GObject *object)
 
   g_clear_object (&priv->storage);
   g_clear_object (&priv->notifier);
+  g_clear_pointer (&priv->watches, g_hash_table_unref);
+  g_mutex_clear (&priv->watches_lock);
 
   G_OBJECT_CLASS (es_stream_factory_parent_class)->finalize (object);
 }
@@ -147,6 +153,10 @@ es_stream_factory_class_init (EsStreamFactoryClass *klass)
 static void
 es_stream_factory_init (EsStreamFactory *self)
 {
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+
+  g_mutex_init (&priv->watches_lock);
+  priv->watches = g_hash_table_new_full (NULL, NULL, NULL, weak_ref_free);
 }
 
 /**
@@ -185,6 +195,66 @@ _es_stream_factory_set_backend (EsStreamFactory *self,
 
   g_set_object (&priv->storage, storage);
   g_set_object (&priv->notifier, notifier);
+}
+
+static void
+weak_ref_free (gpointer data)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+/* Watches register here so that close() reaches each of them at once,
+ * wherever their main context is; they unregister as they are disposed. */
+void
+_es_stream_factory_add_watch (EsStreamFactory *self,
+                              EsWatch         *watch)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+
+  g_weak_ref_init (ref, watch);
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_insert (priv->watches, watch, ref);
+  g_mutex_unlock (&priv->watches_lock);
+}
+
+void
+_es_stream_factory_remove_watch (EsStreamFactory *self,
+                                 EsWatch         *watch)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_remove (priv->watches, watch);
+  g_mutex_unlock (&priv->watches_lock);
+}
+
+/* Stops every watch of the factory; each stop waits for an emission in
+ * progress in another thread. The lock is not held meanwhile: a handler
+ * running in that thread may start a watch. */
+static void
+stop_watches (EsStreamFactory *self)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+  g_autoptr(GPtrArray) watches = g_ptr_array_new_with_free_func (g_object_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_iter_init (&iter, priv->watches);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      EsWatch *watch = g_weak_ref_get (value);
+
+      /* NULL: it is being disposed, which stops it. */
+      if (watch != NULL)
+        g_ptr_array_add (watches, watch);
+    }
+  g_mutex_unlock (&priv->watches_lock);
+
+  for (guint i = 0; i < watches->len; i++)
+    es_watch_stop (g_ptr_array_index (watches, i));
 }
 
 gboolean
@@ -393,10 +463,21 @@ es_stream_factory_open_stream_finish (EsStreamFactory  *self,
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
  *
- * Closes the factory: stops the notifier (and with it every watch), lets
- * writes already accepted finish, and releases every database connection.
+ * Closes the factory: stops every watch and the notifier, lets writes
+ * already accepted finish, and releases every database connection.
  * Afterwards every operation on the factory and its streams fails with
  * %ES_ERROR_CLOSED. Closing twice is harmless.
+ *
+ * Once this returns, no watch of the factory emits
+ * [signal@Es.Watch::event] again, not even the events it had already read
+ * or queued, and every watch is inactive
+ * ([property@Es.Watch:active] is %FALSE, after a `notify::active`). This
+ * holds when it is called from a signal handler of a watch (the emission
+ * in progress completes, none follows) and from another thread: then no
+ * emission begins once the close has begun, and the close waits for an
+ * emission in progress in a watch's thread to complete, so a handler must
+ * not wait for the thread that closes. The watches stop quietly, without
+ * [signal@Es.Watch::error].
  *
  * Returns: %TRUE on success; on failure the factory is closed all the same
  *
@@ -419,6 +500,10 @@ es_stream_factory_close (EsStreamFactory  *self,
   if (!g_atomic_int_compare_and_exchange (&priv->closed, FALSE, TRUE))
     return TRUE;
 
+  /* From here on no watch of the factory begins emitting an event (they
+   * check the flag just set); stopping them makes them inactive now and
+   * waits for an emission in progress in another thread. */
+  stop_watches (self);
   if (priv->notifier != NULL)
     es_notifier_stop (priv->notifier);
   if (priv->storage != NULL)

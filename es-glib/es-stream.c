@@ -889,7 +889,9 @@ es_stream_get_metrics_finish (EsStream      *self,
  * @self: an [iface@Es.Stream]
  * @after_version: emit the stored events after this version (for <code>@<!-- -->all</code>:
  *   sequence id), then live ones; 0 for the whole stream; -1 for new events
- *   only, from the stream's current version
+ *   only: every event committed after this call returns is emitted (the
+ *   current version is looked up before it returns, with one short query
+ *   in the calling thread)
  *
  * Starts watching the stream. The returned [class@Es.Watch] emits
  * [signal@Es.Watch::event] for the stored events after @after_version and

@@ -47,8 +47,41 @@
  * g_signal_connect (watch, "event", G_CALLBACK (on_event), NULL);
  * ```
  *
- * [method@Es.Watch.stop] ends it; so do dropping the last reference and
- * closing the factory.
+ * ## Start position
+ *
+ * [method@Es.Stream.watch] takes the version (sequence id for <code>@<!-- -->all</code>) to
+ * start after: 0 for the whole history, -1 for new events only. With -1
+ * the current version is looked up before [method@Es.Stream.watch]
+ * returns, so every event committed after it returns is emitted, whoever
+ * commits it. When that lookup fails, the watch emits
+ * [signal@Es.Watch::error] from its main context rather than start
+ * somewhere else.
+ *
+ * ## Ending a watch
+ *
+ * [method@Es.Watch.stop] ends it; so do dropping the application's last
+ * reference and closing the factory ([method@Es.StreamFactory.close]).
+ * After any of these, no [signal@Es.Watch::event] is emitted, not even
+ * for events the watch had already read or queued:
+ *
+ * - from a signal handler of the watch, the emission in progress
+ *   completes and none follows; dropping the last reference in a handler
+ *   counts as such once the handler returns (the emission holds a
+ *   reference of its own meanwhile);
+ * - from another thread, no emission begins once the call has begun,
+ *   and the call waits for an emission in progress to complete (so a
+ *   handler must not wait for that thread).
+ *
+ * [property@Es.Watch:active] then is %FALSE, announced by
+ * `notify::active` (in the thread that ended the watch).
+ *
+ * ## Failures
+ *
+ * A watch that cannot go on emits [signal@Es.Watch::error] once and
+ * stops. This happens when its database becomes unusable for good: see
+ * [property@Es.SqliteNotifier:give-up-timeout] and
+ * [property@Es.PgNotifier:give-up-timeout] for how long each backend
+ * waits before it gives up. Watches of other databases are not affected.
  *
  * Since: 0.1
  */
@@ -92,6 +125,7 @@ struct _EsWatch
   Phase            phase;
   gint64           last_version;  /* guarded by core->lock for readers off-thread */
   gint64           start_after;
+  GError          *start_error;   /* (owned) (nullable) reported from the main context */
   gboolean         fetching;
   gboolean         caught_up;
   gboolean         stopped;       /* guarded by emit_lock */
@@ -256,7 +290,17 @@ stop_internal (EsWatch *self)
   g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_ACTIVE]);
 }
 
-/* Emits ::error and stops. */
+/* Whether the watch may emit: called with emit_lock held, right before
+ * every emission. The factory's flag is set as its close() begins, before
+ * it stops the watches one by one: no emission begins after that. */
+static gboolean
+may_emit_locked (EsWatch *self)
+{
+  return !self->stopped && !es_stream_factory_is_closed (self->factory);
+}
+
+/* Emits ::error and stops. Not held back by a closed factory: a watch
+ * made on one reports it so. */
 static void
 fail (EsWatch *self,
       GError  *error)
@@ -269,6 +313,39 @@ fail (EsWatch *self,
   stop_internal (self);
 }
 
+/* The notifier ended the watch's subscription: the factory closed (the
+ * watch stops quietly) or the notifier gave up on a database that became
+ * unusable (the watch fails with its reason). */
+static void
+notifier_ended (EsWatch *self)
+{
+  const GError *error = NULL;
+
+  if (self->notifier != NULL)
+    error = es_notifier_get_error (self->notifier);
+
+  if (error != NULL)
+    {
+      g_autoptr(GError) copy = g_error_copy (error);
+
+      fail (self, copy);
+    }
+  else
+    stop_internal (self);
+}
+
+/* After an emission: the caller holds exactly one reference of its own
+ * (taken from core->watch for this dispatch or fetch), and the emission
+ * held another. When only the caller's is left, a handler dropped the
+ * application's last reference: that stops the watch, as dropping it
+ * anywhere else does, so nothing more is emitted. */
+static void
+stop_if_abandoned (EsWatch *self)
+{
+  if (g_atomic_int_get (&G_OBJECT (self)->ref_count) == 1)
+    stop_internal (self);
+}
+
 /* Emits one event unless the watch stopped; returns FALSE once stopped. */
 static gboolean
 emit_event (EsWatch       *self,
@@ -277,7 +354,7 @@ emit_event (EsWatch       *self,
   gboolean emitted = FALSE;
 
   g_rec_mutex_lock (&self->emit_lock);
-  if (!self->stopped)
+  if (may_emit_locked (self))
     {
       g_mutex_lock (&self->core->lock);
       self->last_version = event_position (self->core, event);
@@ -285,6 +362,14 @@ emit_event (EsWatch       *self,
       g_signal_emit (self, signals[SIGNAL_EVENT], 0, event);
       emitted = TRUE;
     }
+  g_rec_mutex_unlock (&self->emit_lock);
+
+  if (!emitted)
+    return FALSE;
+
+  stop_if_abandoned (self);
+  g_rec_mutex_lock (&self->emit_lock);
+  emitted = !self->stopped;
   g_rec_mutex_unlock (&self->emit_lock);
   return emitted;
 }
@@ -301,9 +386,10 @@ go_live (EsWatch *self)
   if (first)
     {
       g_rec_mutex_lock (&self->emit_lock);
-      if (!self->stopped)
+      if (may_emit_locked (self))
         g_signal_emit (self, signals[SIGNAL_CAUGHT_UP], 0);
       g_rec_mutex_unlock (&self->emit_lock);
+      stop_if_abandoned (self);
     }
 
   if (self->stopped)
@@ -344,7 +430,7 @@ dispatch (EsWatch *self)
       /* History first: the fetch that ends it calls us again. */
       g_mutex_unlock (&core->lock);
       if (notifier_gone)
-        stop_internal (self);
+        notifier_ended (self);
       return;
     }
   overflow = core->overflow;
@@ -403,7 +489,7 @@ dispatch (EsWatch *self)
     }
 
   if (notifier_gone)
-    stop_internal (self);
+    notifier_ended (self);
 }
 
 typedef struct
@@ -411,14 +497,7 @@ typedef struct
   EsStorageHandle *storage;    /* (owned) */
   char            *stream_id;  /* (owned) (nullable) */
   gint64           after;
-  gboolean         resolve;    /* only look up the current version */
 } FetchData;
-
-typedef struct
-{
-  GPtrArray *events;           /* (owned) (nullable) */
-  gint64     version;
-} FetchResult;
 
 static void
 fetch_data_free (gpointer data)
@@ -431,39 +510,21 @@ fetch_data_free (gpointer data)
 }
 
 static void
-fetch_result_free (gpointer data)
-{
-  FetchResult *result = data;
-
-  g_clear_pointer (&result->events, g_ptr_array_unref);
-  g_free (result);
-}
-
-static void
 fetch_in_thread (GTask        *task,
                  gpointer      source_object,
                  gpointer      task_data,
                  GCancellable *cancellable)
 {
   FetchData *fetch = task_data;
-  FetchResult *result = g_new0 (FetchResult, 1);
+  GPtrArray *events;
   GError *error = NULL;
 
-  if (fetch->resolve)
-    es_storage_handle_get_version (fetch->storage, fetch->stream_id, &result->version,
-                                   cancellable, &error);
+  events = es_storage_handle_read_page (fetch->storage, fetch->stream_id, fetch->after, NULL,
+                                        ES_READ_PAGE_SIZE, cancellable, &error);
+  if (events == NULL)
+    g_task_return_error (task, error);
   else
-    result->events = es_storage_handle_read_page (fetch->storage, fetch->stream_id,
-                                                  fetch->after, NULL, ES_READ_PAGE_SIZE,
-                                                  cancellable, &error);
-
-  if (error != NULL)
-    {
-      fetch_result_free (result);
-      g_task_return_error (task, error);
-    }
-  else
-    g_task_return_pointer (task, result, fetch_result_free);
+    g_task_return_pointer (task, events, (GDestroyNotify) g_ptr_array_unref);
 }
 
 static void
@@ -474,25 +535,19 @@ fetch_done (GObject      *source,
   WatchCore *core = user_data;
   g_autoptr(EsWatch) self = g_weak_ref_get (&core->watch);
   g_autoptr(GError) error = NULL;
-  FetchResult *result;
+  g_autoptr(GPtrArray) events = NULL;
 
-  result = g_task_propagate_pointer (G_TASK (res), &error);
+  events = g_task_propagate_pointer (G_TASK (res), &error);
   watch_core_release (core);
 
   if (self == NULL)
-    {
-      g_clear_pointer (&result, fetch_result_free);
-      return;
-    }
+    return;
   self->fetching = FALSE;
 
   if (self->stopped)
-    {
-      g_clear_pointer (&result, fetch_result_free);
-      return;
-    }
+    return;
 
-  if (result == NULL)
+  if (events == NULL)
     {
       /* A closed factory ends its watches quietly, as stop() does. */
       if (g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED) ||
@@ -503,39 +558,25 @@ fetch_done (GObject      *source,
       return;
     }
 
-  if (result->events == NULL)
+  /* Every emission checks that the watch still runs: a handler may stop
+   * it, close the factory or drop the last reference mid-page. */
+  for (guint i = 0; i < events->len; i++)
     {
-      /* after_version -1: live from the current version. */
-      g_mutex_lock (&core->lock);
-      self->last_version = result->version;
-      g_mutex_unlock (&core->lock);
-      fetch_result_free (result);
-      go_live (self);
-      return;
-    }
-
-  for (guint i = 0; i < result->events->len; i++)
-    {
-      EsStoredEvent *event = g_ptr_array_index (result->events, i);
+      EsStoredEvent *event = g_ptr_array_index (events, i);
 
       if (event_position (core, event) <= self->last_version)
         continue;
       if (!emit_event (self, event))
-        {
-          fetch_result_free (result);
-          return;
-        }
+        return;
     }
 
-  if (result->events->len == ES_READ_PAGE_SIZE)
+  if (events->len == ES_READ_PAGE_SIZE)
     fetch_next (self);
   else
     go_live (self);
-  fetch_result_free (result);
 }
 
-/* Reads the next page of stored events (or the current version) off the
- * main context. */
+/* Reads the next page of stored events off the main context. */
 static void
 fetch_next (EsWatch *self)
 {
@@ -550,7 +591,6 @@ fetch_next (EsWatch *self)
   fetch->storage = g_object_ref (es_stream_factory_get_storage (self->factory));
   fetch->stream_id = g_strdup (self->core->stream_id);
   fetch->after = self->last_version;
-  fetch->resolve = self->last_version < 0;
 
   task = g_task_new (NULL, self->cancellable, fetch_done, g_atomic_rc_box_acquire (self->core));
   g_task_set_source_tag (task, fetch_next);
@@ -568,7 +608,9 @@ report_start_error_cb (gpointer user_data)
   if (self == NULL || self->stopped)
     return G_SOURCE_REMOVE;
 
-  if (!_es_stream_factory_check_open (self->factory, &error))
+  if (self->start_error != NULL)
+    fail (self, self->start_error);
+  else if (!_es_stream_factory_check_open (self->factory, &error))
     fail (self, error);
   else
     {
@@ -589,8 +631,13 @@ report_start_error_cb (gpointer user_data)
  *   or -1 for new events only
  *
  * Starts a watch in the caller's thread-default main context. Problems
- * (closed factory, bad version) are reported through ::error from that
- * context, so the caller can connect its handlers first.
+ * (closed factory, bad version, a failed lookup of the current version)
+ * are reported through ::error from that context, so the caller can
+ * connect its handlers first.
+ *
+ * For -1 the current version (the last sequence id for `@all`) is looked
+ * up here, before returning, after subscribing to the notifier: every
+ * event committed once this returns comes after it and is emitted.
  */
 EsWatch *
 _es_watch_new (EsStreamFactory *factory,
@@ -600,6 +647,7 @@ _es_watch_new (EsStreamFactory *factory,
   EsWatch *self = g_object_new (ES_TYPE_WATCH, NULL);
   WatchCore *core = self->core;
   EsNotifier *notifier = es_stream_factory_get_notifier (factory);
+  g_autoptr(GError) error = NULL;
 
   self->factory = g_object_ref (factory);
   self->stream_id = g_strdup (stream_id);
@@ -608,16 +656,10 @@ _es_watch_new (EsStreamFactory *factory,
   core->stream_id = g_strcmp0 (stream_id, ES_ALL_STREAM) == 0 ? NULL : g_strdup (stream_id);
 
   if (after_version < -1 || !_es_stream_factory_check_open (factory, NULL))
-    {
-      GSource *source = g_idle_source_new ();
+    goto report_error;
 
-      g_source_set_callback (source, report_start_error_cb, g_atomic_rc_box_acquire (core),
-                             watch_core_release);
-      g_source_set_static_name (source, "[es-glib] watch start error");
-      g_source_attach (source, core->context);
-      g_source_unref (source);
-      return self;
-    }
+  /* close() stops every registered watch at once. */
+  _es_stream_factory_add_watch (factory, self);
 
   /* Subscribe before reading history: what is committed meanwhile waits
    * in the queue, and the history read drops nothing it has not seen. */
@@ -629,7 +671,35 @@ _es_watch_new (EsStreamFactory *factory,
                                                   on_notifier_gone);
     }
 
+  if (after_version == -1)
+    {
+      gint64 version = 0;
+
+      /* Now, not in a worker thread later: what is committed once the
+       * caller has the watch must come after its start. A failure
+       * cannot pick another start silently: it is reported. */
+      if (!es_storage_handle_get_version (es_stream_factory_get_storage (factory),
+                                          core->stream_id, &version, NULL, &error))
+        {
+          self->start_error = g_steal_pointer (&error);
+          goto report_error;
+        }
+      self->last_version = version;
+    }
+
   fetch_next (self);
+  return self;
+
+report_error:
+  {
+    GSource *source = g_idle_source_new ();
+
+    g_source_set_callback (source, report_start_error_cb, g_atomic_rc_box_acquire (core),
+                           watch_core_release);
+    g_source_set_static_name (source, "[es-glib] watch start error");
+    g_source_attach (source, core->context);
+    g_source_unref (source);
+  }
   return self;
 }
 
@@ -651,6 +721,8 @@ es_watch_dispose (GObject *object)
 
   stop_internal (self);
   g_weak_ref_set (&self->core->watch, NULL);
+  if (self->factory != NULL)
+    _es_stream_factory_remove_watch (self->factory, self);
 
   G_OBJECT_CLASS (es_watch_parent_class)->dispose (object);
 }
@@ -664,6 +736,7 @@ es_watch_finalize (GObject *object)
   g_clear_object (&self->factory);
   g_clear_object (&self->cancellable);
   g_free (self->stream_id);
+  g_clear_error (&self->start_error);
   g_rec_mutex_clear (&self->emit_lock);
   watch_core_release (self->core);
 
@@ -732,7 +805,8 @@ es_watch_class_init (EsWatchClass *klass)
    * EsWatch:last-version:
    *
    * The version (sequence id for <code>@<!-- -->all</code>) of the last emitted event; before
-   * the first, the position the watch started after.
+   * the first, the position the watch started after (for a watch started
+   * with -1, the current version when [method@Es.Stream.watch] returned).
    *
    * Since: 0.1
    */
@@ -774,9 +848,12 @@ es_watch_class_init (EsWatchClass *klass)
    * @self: the watch
    * @error: what went wrong
    *
-   * Emitted when the watch failed; it has stopped. %ES_ERROR_STORAGE when
-   * the database could not be read, %ES_ERROR_INVALID_ARGUMENT for a bad
+   * Emitted once when the watch failed; it has stopped. %ES_ERROR_STORAGE
+   * when the database could not be read or became unusable (the file was
+   * deleted, replaced or damaged, the server stayed unreachable past the
+   * notifier's give-up timeout), %ES_ERROR_INVALID_ARGUMENT for a bad
    * start version, %ES_ERROR_CLOSED when the factory was already closed.
+   * Closing the factory or stopping the watch does not emit it.
    *
    * Since: 0.1
    */
@@ -806,8 +883,14 @@ es_watch_init (EsWatch *self)
  * @self: an [class@Es.Watch]
  *
  * Stops the watch: no [signal@Es.Watch::event] is emitted after this
- * returns. Idempotent; may be called from any thread and from a signal
- * handler of the watch itself.
+ * returns, not even for events already read or queued. Idempotent; may be
+ * called from a signal handler of the watch itself (the emission in
+ * progress completes, none follows) and from any thread (then it waits
+ * for an emission in progress in the watch's thread to complete, so a
+ * handler must not wait for the calling thread).
+ *
+ * [property@Es.Watch:active] turns %FALSE, with a `notify::active`
+ * emitted in the calling thread. No [signal@Es.Watch::error] is emitted.
  *
  * Since: 0.1
  */
@@ -824,7 +907,9 @@ es_watch_stop (EsWatch *self)
  * @self: an [class@Es.Watch]
  *
  * Gets the version (sequence id for <code>@<!-- -->all</code>) of the last emitted event, or
- * the position the watch started after when none was emitted yet.
+ * the position the watch started after when none was emitted yet (for a
+ * watch started with -1, the current version when [method@Es.Stream.watch]
+ * returned).
  *
  * Returns: the version
  *

@@ -461,6 +461,7 @@ Object.assign(tests, {
         assert(id !== 0, 'subscription id');
         notifier.unsubscribe(id);
         notifier.committed();
+        assertEqual(notifier.get_error(), null, 'a running notifier has no error');
 
         const stream = factory.open_stream('w', null);
         stream.write([event('A')], Es.VERSION_ANY, null);
@@ -476,6 +477,109 @@ Object.assign(tests, {
         standalone.stop();
         assert(memory.close(null), 'storage close');
         assertThrowsEs(() => memory.get_version('s', null), Es.Error.CLOSED, 'closed storage');
+    },
+});
+
+
+// Watch contracts (issue 14): nothing after close, watch (-1) misses nothing.
+function sleepMs(ms) {
+    return new Promise(resolve => GLib.timeout_add(GLib.PRIORITY_DEFAULT, ms, () => {
+        resolve();
+        return GLib.SOURCE_REMOVE;
+    }));
+}
+
+async function waitFor(condition, timeoutMs, message) {
+    const deadline = GLib.get_monotonic_time() + timeoutMs * 1000;
+    while (!condition()) {
+        if (GLib.get_monotonic_time() > deadline)
+            throw new Error(`timed out: ${message}`);
+        // eslint-disable-next-line no-await-in-loop
+        await sleepMs(1);
+    }
+}
+
+Object.assign(tests, {
+    async 'close in a handler mid-replay'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        const stream = factory.open_stream('cart-1', null);
+        for (let i = 0; i < 5; i++)
+            stream.write(Array.from({length: 1000}, () => event('Added')), Es.VERSION_ANY, null);
+
+        let n = 0, after = 0, closed = false;
+        const watch = factory.open_stream(Es.ALL_STREAM, null).watch(0);
+        watch.connect('event', () => {
+            if (closed)
+                after++;
+            n++;
+            if (n === 1500) {
+                factory.close(null);
+                closed = true;
+            }
+        });
+        await waitFor(() => closed, 30000, 'the 1500th event');
+        await sleepMs(300);
+        assertEqual(after, 0, 'events after close');
+        assertEqual(n, 1500, 'events in all');
+        assert(!watch.get_active(), 'inactive after close');
+        removeTree(dir);
+    },
+
+    async 'close in an idle mid-replay'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        const stream = factory.open_stream('cart-1', null);
+        for (let i = 0; i < 5; i++)
+            stream.write(Array.from({length: 1000}, () => event('Added')), Es.VERSION_ANY, null);
+
+        let n = 0, after = 0, closed = false;
+        const watch = factory.open_stream(Es.ALL_STREAM, null).watch(0);
+        watch.connect('event', () => {
+            if (closed)
+                after++;
+            n++;
+            if (n === 10) {
+                GLib.idle_add(GLib.PRIORITY_DEFAULT, () => {
+                    // The next page is read meanwhile, ready when the close runs.
+                    GLib.usleep(200000);
+                    factory.close(null);
+                    closed = true;
+                    return GLib.SOURCE_REMOVE;
+                });
+            }
+        });
+        await waitFor(() => closed, 30000, 'the close');
+        await sleepMs(300);
+        assertEqual(after, 0, 'events after close');
+        assert(n < 5000, `closed mid-replay (${n} events)`);
+        assert(!watch.get_active(), 'inactive after close');
+        removeTree(dir);
+    },
+
+    async 'watch (-1) then another handle writes'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        const other = Es.SqliteStreamFactory.new(path, null);
+        const stream = factory.open_stream('race', null);
+        const otherStream = other.open_stream('race', null);
+
+        for (let round = 0; round < 200; round++) {
+            const seen = [];
+            const watch = stream.watch(-1);
+            watch.connect('event', (_w, e) => seen.push(e.get_version()));
+            assertEqual(otherStream.write([event('Raced')], Es.VERSION_ANY, null), round + 1,
+                'written version');
+            // eslint-disable-next-line no-await-in-loop
+            await waitFor(() => seen.length > 0, 10000, `round ${round}: the event`);
+            while (GLib.MainContext.default().iteration(false))
+                ;
+            assertEqual(seen.join(','), `${round + 1}`, `round ${round}: once`);
+            watch.stop();
+        }
+        other.close(null);
+        factory.close(null);
+        removeTree(dir);
     },
 });
 

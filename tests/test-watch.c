@@ -2,6 +2,9 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <glib/gstdio.h>
 
 #include "es-glib/es-sqlite-private.h"
@@ -681,6 +684,732 @@ test_other_process (Fixture       *fixture,
                    ==, "FromOtherProcess");
 }
 
+/* Item: nothing is emitted once a watch is ended, from wherever it is
+ * ended, including events already read or queued. */
+
+typedef enum
+{
+  END_CLOSE,          /* es_stream_factory_close() in the Nth handler */
+  END_CLOSE_IDLE,     /* ... in an idle added by the Nth handler */
+  END_CLOSE_THREAD,   /* ... in another thread started by the Nth handler */
+  END_STOP,           /* es_watch_stop() in the Nth handler */
+  END_UNREF,          /* the application's last reference dropped there */
+} EndHow;
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  EsWatch         *watch;       /* (nullable) the application's reference */
+  EndHow           how;
+  guint            end_at;      /* the Nth event ends the watch */
+  guint            n_events;
+  guint            n_at_end;    /* events emitted when the end returned */
+  gint             ended;       /* (atomic) the end returned */
+  guint            n_after_end; /* events emitted after that: must stay 0 */
+  GThread         *closer;
+} EndTest;
+
+static void
+end_now (EndTest *test)
+{
+  g_autoptr(GError) error = NULL;
+
+  switch (test->how)
+    {
+    case END_CLOSE:
+    case END_CLOSE_IDLE:
+    case END_CLOSE_THREAD:
+      es_stream_factory_close (test->factory, NULL, &error);
+      g_assert_no_error (error);
+      break;
+    case END_STOP:
+      es_watch_stop (test->watch);
+      break;
+    case END_UNREF:
+      g_clear_object (&test->watch);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  test->n_at_end = test->n_events;
+  g_atomic_int_set (&test->ended, TRUE);
+}
+
+static gboolean
+end_in_idle_cb (gpointer data)
+{
+  /* The replay reads its next page in a worker thread meanwhile: its
+   * events are ready for the main context when the factory closes. */
+  g_usleep (200 * G_TIME_SPAN_MILLISECOND);
+  end_now (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+end_in_thread (gpointer data)
+{
+  EndTest *test = data;
+  g_autoptr(GError) error = NULL;
+
+  es_stream_factory_close (test->factory, NULL, &error);
+  g_assert_no_error (error);
+  g_atomic_int_set (&test->ended, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static void
+on_event_end (EsWatch       *watch,
+              EsStoredEvent *event,
+              EndTest       *test)
+{
+  if (g_atomic_int_get (&test->ended))
+    test->n_after_end++;
+  test->n_events++;
+
+  if (test->n_events != test->end_at)
+    return;
+
+  switch (test->how)
+    {
+    case END_CLOSE_IDLE:
+      g_idle_add_full (G_PRIORITY_DEFAULT, end_in_idle_cb, test, NULL);
+      break;
+    case END_CLOSE_THREAD:
+      {
+        gint64 deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
+
+        /* Return from this handler only once the close has begun (and,
+         * unless it waits for this emission, has had time to end): the
+         * rest of the page is still to emit. */
+        test->closer = g_thread_new ("closer", end_in_thread, test);
+        while (!es_stream_factory_is_closed (test->factory) &&
+               g_get_monotonic_time () < deadline)
+          g_usleep (1000);
+        g_usleep (100 * G_TIME_SPAN_MILLISECOND);
+      }
+      break;
+    case END_CLOSE:
+    case END_STOP:
+    case END_UNREF:
+    default:
+      end_now (test);
+      break;
+    }
+}
+
+static gboolean
+has_ended (gpointer data)
+{
+  return g_atomic_int_get (&((EndTest *) data)->ended);
+}
+
+#define END_N_EVENTS 5000
+
+static void
+run_end_test (Fixture    *fixture,
+              const char *stream_id,
+              EndHow      how,
+              gboolean    live)
+{
+  g_autoptr(EsStream) writer = open_stream (fixture, "cart-1");
+  g_autoptr(EsStream) stream = open_stream (fixture, stream_id);
+  g_autoptr(Recorder) recorder = recorder_new ();
+  EndTest test = { fixture->factory, NULL, how, 0, };
+  EsWatch *weak = NULL;
+  gboolean inactive_notified = FALSE;
+
+  g_test_message ("%s, %s, ended by %d", stream_id, live ? "live" : "replay", how);
+
+  if (!live)
+    for (guint i = 0; i < END_N_EVENTS / 1000; i++)
+      write_n (writer, 1000, "Added");
+
+  test.watch = es_stream_watch (stream, live ? -1 : 0);
+  weak = test.watch;
+  g_object_add_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+  g_signal_connect (test.watch, "event", G_CALLBACK (on_event_end), &test);
+  g_signal_connect (test.watch, "caught-up", G_CALLBACK (on_caught_up), recorder);
+  g_signal_connect (test.watch, "error", G_CALLBACK (on_error), recorder);
+  g_signal_connect (test.watch, "notify::active", G_CALLBACK (on_notify_active),
+                    &inactive_notified);
+
+  /* In the replay, the 1500th event is in the middle of the second page;
+   * live, the 10th is at the start of a batch of 600 queued at once. */
+  if (live)
+    {
+      wait_until (NULL, is_caught_up, recorder);
+      test.end_at = 10;
+      write_n (writer, 600, "Added");
+    }
+  else
+    test.end_at = how == END_CLOSE_IDLE || how == END_CLOSE_THREAD ? 10 : 1500;
+
+  wait_until (NULL, has_ended, &test);
+  if (test.closer != NULL)
+    g_thread_join (test.closer);
+  spin (300);
+
+  g_assert_cmpuint (test.n_after_end, ==, 0);
+  g_assert_no_error (recorder->error);
+  if (how == END_CLOSE || how == END_STOP || how == END_UNREF)
+    {
+      /* Ended inside the Nth handler: exactly N. */
+      g_assert_cmpuint (test.n_events, ==, test.end_at);
+      g_assert_cmpuint (test.n_at_end, ==, test.end_at);
+    }
+  else
+    {
+      /* Ended mid-replay (or mid-batch): some events were never emitted. */
+      g_assert_cmpuint (test.n_events, >=, test.end_at);
+      g_assert_cmpuint (test.n_events, <, live ? 600 : END_N_EVENTS);
+    }
+  g_assert_true (inactive_notified);
+
+  if (how == END_UNREF)
+    {
+      /* Dropping the last reference in a handler also freed it. */
+      g_assert_null (weak);
+    }
+  else
+    {
+      g_assert_false (es_watch_get_active (test.watch));
+      g_object_remove_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+      g_clear_object (&test.watch);
+    }
+}
+
+static void
+test_end_in_handler (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  static const EndHow hows[] = { END_STOP, END_UNREF, END_CLOSE };
+
+  g_test_summary ("No event follows es_watch_stop(), dropping the last reference or "
+                  "closing the factory in an event handler, during the replay or in a "
+                  "live batch, on a stream and on @all");
+
+  /* The factory closes in the last round only. */
+  for (guint i = 0; i < G_N_ELEMENTS (hows); i++)
+    for (guint live = 0; live <= 1; live++)
+      {
+        if (hows[i] == END_CLOSE)
+          {
+            if (live)
+              continue;
+            run_end_test (fixture, ES_ALL_STREAM, hows[i], FALSE);
+            return;
+          }
+        run_end_test (fixture, "cart-1", hows[i], live);
+        run_end_test (fixture, ES_ALL_STREAM, hows[i], live);
+      }
+}
+
+static void
+test_close_in_handler_stream (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a stream's "
+                  "watch, mid-replay");
+  run_end_test (fixture, "cart-1", END_CLOSE, FALSE);
+}
+
+static void
+test_close_in_handler_live (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a live batch");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE, TRUE);
+}
+
+static void
+test_close_in_idle (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_idle_stream (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay of a stream");
+  run_end_test (fixture, "cart-1", END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_thread (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_test_summary ("No event begins after es_stream_factory_close() returned in another thread");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_THREAD, FALSE);
+}
+
+/* Item: watch (-1) starts where the stream is when it returns. */
+
+typedef struct
+{
+  guint   n;
+  gint64  position;
+} MinusOneCount;
+
+static void
+on_event_count (EsWatch       *watch,
+                EsStoredEvent *event,
+                MinusOneCount *count)
+{
+  count->n++;
+  count->position = g_str_equal (es_watch_get_stream_id (watch), ES_ALL_STREAM)
+                    ? es_stored_event_get_sequence_id (event)
+                    : es_stored_event_get_version (event);
+}
+
+static gboolean
+both_counted (gpointer data)
+{
+  MinusOneCount *counts = data;
+
+  return counts[0].n > 0 && counts[1].n > 0;
+}
+
+#define MINUS_ONE_ROUNDS 200
+
+static void
+test_minus_one_race (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStreamFactory) other_factory = NULL;
+  g_autoptr(EsStream) stream = open_stream (fixture, "race");
+  g_autoptr(EsStream) all = open_stream (fixture, ES_ALL_STREAM);
+  g_autoptr(EsStream) other = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Every event committed after es_stream_watch (-1) returned is emitted, "
+                  "once, when another handle writes it at once");
+
+  /* Another handle: on a file, a factory of its own; in memory, another
+   * stream object of the same factory. */
+  if (fixture->path != NULL)
+    {
+      other_factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (fixture->path, NULL,
+                                                                       &error));
+      g_assert_no_error (error);
+      other = es_stream_factory_open_stream (other_factory, "race", NULL, &error);
+    }
+  else
+    other = es_stream_factory_open_stream (fixture->factory, "race", NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint round = 0; round < MINUS_ONE_ROUNDS; round++)
+    {
+      g_autoptr(EsWatch) watch = es_stream_watch (stream, -1);
+      g_autoptr(EsWatch) all_watch = es_stream_watch (all, -1);
+      MinusOneCount counts[2] = { { 0, 0 }, { 0, 0 } };
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Raced", NULL);
+      gint64 version;
+
+      g_signal_connect (watch, "event", G_CALLBACK (on_event_count), &counts[0]);
+      g_signal_connect (all_watch, "event", G_CALLBACK (on_event_count), &counts[1]);
+
+      version = es_stream_write (other, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, round + 1);
+
+      wait_until (NULL, both_counted, counts);
+      /* Whatever is already queued runs: a duplicate would show. */
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_assert_cmpuint (counts[0].n, ==, 1);
+      g_assert_cmpuint (counts[1].n, ==, 1);
+      g_assert_cmpint (counts[0].position, ==, round + 1);
+      g_assert_cmpint (counts[1].position, ==, round + 1);
+      g_assert_true (es_watch_get_active (watch));
+      es_watch_stop (watch);
+      es_watch_stop (all_watch);
+    }
+
+  if (other_factory != NULL)
+    {
+      g_clear_object (&other);
+      es_stream_factory_close (other_factory, NULL, &error);
+      g_assert_no_error (error);
+    }
+}
+
+/* Item: a watch whose database becomes unusable fails, once, in bounded
+ * time, and leaves other databases' watches alone. */
+
+typedef enum
+{
+  BREAK_TRUNCATE,
+  BREAK_OVERWRITE,
+  BREAK_DELETE,
+  BREAK_REPLACE,
+} BreakHow;
+
+static EsStreamFactory *
+factory_with_timeout (const char *path,
+                      guint       give_up_timeout)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory;
+
+  factory = ES_STREAM_FACTORY (g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error,
+                                               "path", path,
+                                               "polling-interval", 50,
+                                               "give-up-timeout", give_up_timeout,
+                                               NULL));
+  g_assert_no_error (error);
+  return factory;
+}
+
+static void
+break_file (const char *dir,
+            const char *path,
+            BreakHow    how)
+{
+  g_autoptr(GError) error = NULL;
+
+  switch (how)
+    {
+    case BREAK_TRUNCATE:
+      g_assert_no_errno (truncate (path, 0));
+      break;
+    case BREAK_OVERWRITE:
+      {
+        char garbage[8192];
+        int fd = g_open (path, O_WRONLY, 0);
+
+        g_assert_cmpint (fd, >=, 0);
+        memset (garbage, 'x', sizeof garbage);
+        g_assert_cmpint (write (fd, garbage, sizeof garbage), ==, sizeof garbage);
+        g_assert_no_errno (close (fd));
+      }
+      break;
+    case BREAK_DELETE:
+      g_assert_no_errno (g_unlink (path));
+      break;
+    case BREAK_REPLACE:
+      {
+        /* Another valid es-glib database, renamed over the file. */
+        g_autofree char *other = g_build_filename (dir, "other.db", NULL);
+        g_autoptr(EsStreamFactory) factory = factory_with_timeout (other, 5000);
+        g_autoptr(EsStream) stream = NULL;
+
+        stream = es_stream_factory_open_stream (factory, "elsewhere", NULL, &error);
+        g_assert_no_error (error);
+        write_n (stream, 1, "Elsewhere");
+        g_clear_object (&stream);
+        es_stream_factory_close (factory, NULL, &error);
+        g_assert_no_error (error);
+        g_assert_no_errno (g_rename (other, path));
+      }
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+static void
+remove_database (const char *path)
+{
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  g_autofree char *shm = g_strconcat (path, "-shm", NULL);
+
+  g_unlink (wal);
+  g_unlink (shm);
+  g_unlink (path);
+}
+
+#define GIVE_UP_MS 300
+
+static void
+run_break_test (Fixture  *fixture,
+                BreakHow  how,
+                const char *reason_word)
+{
+  g_autofree char *path = g_build_filename (fixture->dir, "broken.db", NULL);
+  g_autofree char *other_path = g_build_filename (fixture->dir, "healthy.db", NULL);
+  g_autoptr(EsStreamFactory) factory = factory_with_timeout (path, GIVE_UP_MS);
+  g_autoptr(EsStreamFactory) healthy = factory_with_timeout (other_path, GIVE_UP_MS);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) healthy_stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) all_watch = NULL;
+  g_autoptr(EsWatch) healthy_watch = NULL;
+  g_autoptr(EsWatch) late = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(Recorder) all_recorder = recorder_new ();
+  g_autoptr(Recorder) healthy_recorder = recorder_new ();
+  g_autoptr(Recorder) late_recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+  const GError *notifier_error;
+  gboolean notified = FALSE;
+  gint64 start, elapsed_ms;
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+  all = es_stream_factory_open_stream (factory, ES_ALL_STREAM, NULL, &error);
+  g_assert_no_error (error);
+  healthy_stream = es_stream_factory_open_stream (healthy, "cart-2", NULL, &error);
+  g_assert_no_error (error);
+
+  write_n (stream, 3, "Added");
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  g_signal_connect (watch, "notify::active", G_CALLBACK (on_notify_active), &notified);
+  all_watch = es_stream_watch (all, 0);
+  recorder_connect (all_recorder, all_watch);
+  healthy_watch = es_stream_watch (healthy_stream, 0);
+  recorder_connect (healthy_recorder, healthy_watch);
+  wait_for_events (recorder, 3);
+  wait_for_events (all_recorder, 3);
+  wait_until (NULL, is_caught_up, healthy_recorder);
+
+  start = g_get_monotonic_time ();
+  break_file (fixture->dir, path, how);
+
+  wait_until (NULL, has_error, recorder);
+  wait_until (NULL, has_error, all_recorder);
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("error after %" G_GINT64_FORMAT " ms: %s", elapsed_ms,
+                  recorder->error->message);
+
+  /* Not before the give-up timeout; well within a bound after it. */
+  g_assert_cmpint (elapsed_ms, >=, GIVE_UP_MS);
+  g_assert_cmpint (elapsed_ms, <, GIVE_UP_MS + 10000);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_error (all_recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_nonnull (strstr (recorder->error->message, path));
+  g_assert_nonnull (strstr (recorder->error->message, reason_word));
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_false (es_watch_get_active (all_watch));
+  g_assert_true (notified);
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+
+  notifier_error = es_notifier_get_error (es_stream_factory_get_notifier (factory));
+  g_assert_error ((GError *) notifier_error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_cmpstr (notifier_error->message, ==, recorder->error->message);
+
+  /* A watch started afterwards fails too, rather than waiting forever. */
+  late = es_stream_watch (stream, 0);
+  recorder_connect (late_recorder, late);
+  wait_until (NULL, has_error, late_recorder);
+  g_assert_error (late_recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_false (es_watch_get_active (late));
+
+  /* The other database's watch goes on. */
+  write_n (healthy_stream, 2, "StillHere");
+  wait_for_events (healthy_recorder, 2);
+  g_assert_true (es_watch_get_active (healthy_watch));
+  g_assert_no_error (healthy_recorder->error);
+
+  g_clear_object (&watch);
+  g_clear_object (&all_watch);
+  g_clear_object (&late);
+  g_clear_object (&healthy_watch);
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  g_clear_object (&healthy_stream);
+  /* Closing a factory whose file is broken may fail: it closes anyway. */
+  es_stream_factory_close (factory, NULL, NULL);
+  es_stream_factory_close (healthy, NULL, &error);
+  g_assert_no_error (error);
+  remove_database (path);
+  remove_database (other_path);
+}
+
+static void
+test_broken_truncate (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_test_summary ("Truncating the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_TRUNCATE, "truncated");
+}
+
+static void
+test_broken_overwrite (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_test_summary ("Overwriting the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_OVERWRITE, "overwritten");
+}
+
+static void
+test_broken_delete (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_test_summary ("Deleting the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_DELETE, "deleted");
+}
+
+static void
+test_broken_replace (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_test_summary ("Replacing the database under a watch makes it fail with "
+                  "ES_ERROR_STORAGE after the give-up timeout; another database's goes on");
+  run_break_test (fixture, BREAK_REPLACE, "replaced");
+}
+
+static void
+test_transient_failure (Fixture       *fixture,
+                        gconstpointer  data)
+{
+  g_autofree char *path = g_build_filename (fixture->dir, "moved.db", NULL);
+  g_autofree char *away = g_build_filename (fixture->dir, "away.db", NULL);
+  g_autoptr(EsStreamFactory) factory = factory_with_timeout (path, 3000);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+  guint timeout = 0;
+
+  g_test_summary ("A failure shorter than the give-up timeout does not end the watch");
+
+  g_object_get (es_stream_factory_get_notifier (factory), "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 3000);
+  g_object_get (fixture->factory, "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 5000);
+  g_object_get (es_stream_factory_get_notifier (fixture->factory), "give-up-timeout",
+                &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 5000);
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+  watch = es_stream_watch (stream, 0);
+  recorder_connect (recorder, watch);
+  wait_until (NULL, is_caught_up, recorder);
+
+  /* The path names no file for a while (several checks fail), then the
+   * same file again. */
+  g_assert_no_errno (g_rename (path, away));
+  spin (500);
+  g_assert_no_errno (g_rename (away, path));
+  spin (3500);
+
+  g_assert_no_error (recorder->error);
+  g_assert_true (es_watch_get_active (watch));
+  g_assert_null (es_notifier_get_error (es_stream_factory_get_notifier (factory)));
+  write_n (stream, 2, "Added");
+  wait_for_events (recorder, 2);
+
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  es_stream_factory_close (factory, NULL, &error);
+  g_assert_no_error (error);
+  remove_database (path);
+}
+
+/* A storage whose version lookup fails on demand; nothing else is used. */
+#define TEST_TYPE_FAILING_STORAGE (test_failing_storage_get_type ())
+G_DECLARE_FINAL_TYPE (TestFailingStorage, test_failing_storage, TEST, FAILING_STORAGE, GObject)
+
+struct _TestFailingStorage
+{
+  GObject  parent_instance;
+  gboolean fail;
+};
+
+static void test_failing_storage_iface_init (EsStorageHandleInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (TestFailingStorage, test_failing_storage, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (ES_TYPE_STORAGE_HANDLE,
+                                                      test_failing_storage_iface_init))
+
+static gboolean
+test_failing_storage_get_version (EsStorageHandle  *handle,
+                                  const char       *stream_id,
+                                  gint64           *out_version,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  if (TEST_FAILING_STORAGE (handle)->fail)
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_STORAGE, "Injected failure");
+      return FALSE;
+    }
+  if (out_version != NULL)
+    *out_version = 0;
+  return TRUE;
+}
+
+static GPtrArray *
+test_failing_storage_read_page (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                gint64            after,
+                                EsEventFilter    *filter,
+                                guint             limit,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  return g_ptr_array_new_with_free_func (g_object_unref);
+}
+
+static gboolean
+test_failing_storage_close (EsStorageHandle  *handle,
+                            GCancellable     *cancellable,
+                            GError          **error)
+{
+  return TRUE;
+}
+
+static void
+test_failing_storage_iface_init (EsStorageHandleInterface *iface)
+{
+  iface->get_version = test_failing_storage_get_version;
+  iface->read_page = test_failing_storage_read_page;
+  iface->close = test_failing_storage_close;
+}
+
+static void
+test_failing_storage_class_init (TestFailingStorageClass *klass)
+{
+}
+
+static void
+test_failing_storage_init (TestFailingStorage *self)
+{
+}
+
+static void
+test_minus_one_lookup_fails (void)
+{
+  g_autoptr(TestFailingStorage) storage = g_object_new (TEST_TYPE_FAILING_STORAGE, NULL);
+  g_autoptr(EsStreamFactory) factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("When watch (-1) cannot look up the current version, the watch emits "
+                  "error from its main context instead of starting elsewhere");
+
+  stream = es_stream_factory_open_stream (factory, "cart-1", NULL, &error);
+  g_assert_no_error (error);
+
+  storage->fail = TRUE;
+  watch = es_stream_watch (stream, -1);
+  recorder_connect (recorder, watch);
+  g_assert_null (recorder->error);
+  wait_until (NULL, has_error, recorder);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_cmpstr (recorder->error->message, ==, "Injected failure");
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_cmpuint (recorder->caught_up, ==, 0);
+  g_assert_cmpuint (recorder->events->len, ==, 0);
+
+  g_clear_object (&watch);
+  g_clear_object (&stream);
+  es_stream_factory_close (factory, NULL, &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -703,6 +1432,18 @@ main (int   argc,
     { "thread-default-context", test_thread_default_context, FALSE },
     { "shared-checks", test_shared_checks, TRUE },
     { "other-process", test_other_process, TRUE },
+    { "end-in-handler", test_end_in_handler, FALSE },
+    { "close-in-handler-stream", test_close_in_handler_stream, FALSE },
+    { "close-in-handler-live", test_close_in_handler_live, FALSE },
+    { "close-in-idle", test_close_in_idle, FALSE },
+    { "close-in-idle-stream", test_close_in_idle_stream, FALSE },
+    { "close-in-thread", test_close_in_thread, FALSE },
+    { "minus-one-race", test_minus_one_race, FALSE },
+    { "broken-truncate", test_broken_truncate, TRUE },
+    { "broken-overwrite", test_broken_overwrite, TRUE },
+    { "broken-delete", test_broken_delete, TRUE },
+    { "broken-replace", test_broken_replace, TRUE },
+    { "transient-failure", test_transient_failure, TRUE },
   };
 
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
@@ -718,6 +1459,8 @@ main (int   argc,
         g_test_add (memory_path, Fixture, GINT_TO_POINTER (TRUE),
                     fixture_setup, tests[i].func, fixture_teardown);
     }
+
+  g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
 
   return g_test_run ();
 }

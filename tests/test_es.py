@@ -10,6 +10,7 @@
 import array
 import os
 import tempfile
+import time
 import unittest
 
 import gi
@@ -521,6 +522,121 @@ class TestOverride(EsTestCase):
         with self.assertRaises(GLib.Error) as caught:
             factory.open_stream("s", None)
         self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.CLOSED))
+
+
+def spin_until(condition, timeout_s=30.0):
+    """Iterates the default main context until condition() or the timeout."""
+    context = GLib.MainContext.default()
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        context.iteration(False)
+        time.sleep(0.001)
+    return condition()
+
+
+def spin(seconds):
+    spin_until(lambda: False, seconds)
+
+
+class TestWatchContracts(EsTestCase):
+    N_EVENTS = 5000
+
+    def fill(self):
+        stream = self.open("cart-1")
+        for _ in range(self.N_EVENTS // 1000):
+            stream.write([candidate("Added") for _ in range(1000)], Es.VERSION_ANY, None)
+
+    def test_close_in_handler_mid_replay(self):
+        """No event follows closing the factory in the Nth handler."""
+        self.fill()
+        state = {"n": 0, "closed": False, "after": 0}
+        watch = self.open(Es.ALL_STREAM).watch(0)
+
+        def on_event(_watch, _event):
+            if state["closed"]:
+                state["after"] += 1
+            state["n"] += 1
+            if state["n"] == 1500:
+                self.factory.close(None)
+                state["closed"] = True
+
+        watch.connect("event", on_event)
+        self.assertTrue(spin_until(lambda: state["closed"]))
+        spin(0.3)
+        self.assertEqual(state["after"], 0)
+        self.assertEqual(state["n"], 1500)
+        self.assertFalse(watch.get_active())
+
+    def test_close_in_idle_mid_replay(self):
+        """No event follows closing the factory from an idle mid-replay."""
+        self.fill()
+        state = {"n": 0, "closed": False, "after": 0}
+        watch = self.open(Es.ALL_STREAM).watch(0)
+
+        def close_later():
+            # The next page is read meanwhile, ready when the close runs.
+            time.sleep(0.2)
+            self.factory.close(None)
+            state["closed"] = True
+            return GLib.SOURCE_REMOVE
+
+        def on_event(_watch, _event):
+            if state["closed"]:
+                state["after"] += 1
+            state["n"] += 1
+            if state["n"] == 10:
+                GLib.idle_add(close_later, priority=GLib.PRIORITY_DEFAULT)
+
+        watch.connect("event", on_event)
+        self.assertTrue(spin_until(lambda: state["closed"]))
+        spin(0.3)
+        self.assertEqual(state["after"], 0)
+        self.assertLess(state["n"], self.N_EVENTS)
+        self.assertFalse(watch.get_active())
+
+    def test_watch_minus_one_race(self):
+        """Every event written by another handle right after watch(-1) is emitted, once."""
+        stream = self.open("race")
+        other_factory = Es.SqliteStreamFactory.new(self.path, None)
+        other = other_factory.open_stream("race", None)
+        try:
+            for round_ in range(200):
+                seen = []
+                watch = stream.watch(-1)
+                watch.connect("event", lambda _w, e, seen=seen: seen.append(e.get_version()))
+                version = other.write([candidate("Raced")], Es.VERSION_ANY, None)
+                self.assertEqual(version, round_ + 1)
+                self.assertTrue(spin_until(lambda: len(seen) > 0, 10.0),
+                                "round %d: the event never arrived" % round_)
+                while GLib.MainContext.default().iteration(False):
+                    pass
+                self.assertEqual(seen, [round_ + 1])
+                watch.stop()
+        finally:
+            other_factory.close(None)
+
+    def test_unusable_database_fails(self):
+        """Deleting the database makes its watches fail with STORAGE after the timeout."""
+        path = os.path.join(self.tmpdir.name, "doomed.db")
+        factory = Es.SqliteStreamFactory(path=path, polling_interval=50, give_up_timeout=300)
+        factory.init(None)
+        self.assertEqual(factory.props.give_up_timeout, 300)
+        notifier = factory.get_notifier()
+        self.assertIsNone(notifier.get_error())
+        stream = factory.open_stream("cart-1", None)
+        stream.write([candidate("Added")], Es.VERSION_ANY, None)
+        errors = []
+        watch = stream.watch(0)
+        watch.connect("error", lambda _w, error: errors.append(error))
+        spin_until(watch.get_caught_up)
+        os.unlink(path)
+        self.assertTrue(spin_until(lambda: len(errors) > 0))
+        self.assertTrue(errors[0].matches(Es.error_quark(), Es.Error.STORAGE))
+        self.assertIn(path, errors[0].message)
+        self.assertIn("deleted", errors[0].message)
+        self.assertFalse(watch.get_active())
+        self.assertEqual(notifier.get_error().message, errors[0].message)
+        factory.close(None)
 
 
 if __name__ == "__main__":

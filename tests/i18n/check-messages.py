@@ -35,6 +35,11 @@ FRAGMENTS = {
     "a boolean",
     "null",
     "a number",
+    # es-sqlite-notifier.c: the reason in "The event database '%s' cannot
+    # be used any more (...): %s"
+    "the file was deleted",
+    "the file was replaced by another file",
+    "the file is no longer an SQLite database (it was truncated or overwritten)",
 }
 
 STRING = r'"(?:[^"\\]|\\.)*"'

@@ -1655,6 +1655,527 @@ skip_test (gconstpointer data)
   g_test_skip (data);
 }
 
+/* Item: nothing is emitted once a watch is ended, from wherever it is
+ * ended, including events already read or queued. */
+
+typedef enum
+{
+  END_CLOSE,          /* es_stream_factory_close() in the Nth handler */
+  END_CLOSE_IDLE,     /* ... in an idle added by the Nth handler */
+  END_CLOSE_THREAD,   /* ... in another thread started by the Nth handler */
+  END_STOP,           /* es_watch_stop() in the Nth handler */
+  END_UNREF,          /* the application's last reference dropped there */
+} EndHow;
+
+typedef struct
+{
+  EsStreamFactory *factory;
+  EsWatch         *watch;       /* (nullable) the application's reference */
+  EndHow           how;
+  guint            end_at;      /* the Nth event ends the watch */
+  guint            n_events;
+  guint            n_at_end;    /* events emitted when the end returned */
+  gint             ended;       /* (atomic) the end returned */
+  guint            n_after_end; /* events emitted after that: must stay 0 */
+  GThread         *closer;
+} EndTest;
+
+static void
+end_now (EndTest *test)
+{
+  g_autoptr(GError) error = NULL;
+
+  switch (test->how)
+    {
+    case END_CLOSE:
+    case END_CLOSE_IDLE:
+    case END_CLOSE_THREAD:
+      es_stream_factory_close (test->factory, NULL, &error);
+      g_assert_no_error (error);
+      break;
+    case END_STOP:
+      es_watch_stop (test->watch);
+      break;
+    case END_UNREF:
+      g_clear_object (&test->watch);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  test->n_at_end = test->n_events;
+  g_atomic_int_set (&test->ended, TRUE);
+}
+
+static gboolean
+end_in_idle_cb (gpointer data)
+{
+  /* The replay reads its next page in a worker thread meanwhile: its
+   * events are ready for the main context when the factory closes. */
+  g_usleep (200 * G_TIME_SPAN_MILLISECOND);
+  end_now (data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+end_in_thread (gpointer data)
+{
+  EndTest *test = data;
+  g_autoptr(GError) error = NULL;
+
+  es_stream_factory_close (test->factory, NULL, &error);
+  g_assert_no_error (error);
+  g_atomic_int_set (&test->ended, TRUE);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+static void
+on_event_end (EsWatch       *watch,
+              EsStoredEvent *event,
+              EndTest       *test)
+{
+  if (g_atomic_int_get (&test->ended))
+    test->n_after_end++;
+  test->n_events++;
+
+  if (test->n_events != test->end_at)
+    return;
+
+  switch (test->how)
+    {
+    case END_CLOSE_IDLE:
+      g_idle_add_full (G_PRIORITY_DEFAULT, end_in_idle_cb, test, NULL);
+      break;
+    case END_CLOSE_THREAD:
+      {
+        gint64 deadline = g_get_monotonic_time () + 5 * G_TIME_SPAN_SECOND;
+
+        /* Return from this handler only once the close has begun (and,
+         * unless it waits for this emission, has had time to end): the
+         * rest of the page is still to emit. */
+        test->closer = g_thread_new ("closer", end_in_thread, test);
+        while (!es_stream_factory_is_closed (test->factory) &&
+               g_get_monotonic_time () < deadline)
+          g_usleep (1000);
+        g_usleep (100 * G_TIME_SPAN_MILLISECOND);
+      }
+      break;
+    case END_CLOSE:
+    case END_STOP:
+    case END_UNREF:
+    default:
+      end_now (test);
+      break;
+    }
+}
+
+static gboolean
+has_ended (gpointer data)
+{
+  return g_atomic_int_get (&((EndTest *) data)->ended);
+}
+
+#define END_N_EVENTS 5000
+
+static void
+run_end_test (Fixture    *fixture,
+              const char *stream_id,
+              EndHow      how,
+              gboolean    live)
+{
+  g_autoptr(EsStream) writer = open_stream (fixture->factory, "cart-1");
+  g_autoptr(EsStream) stream = open_stream (fixture->factory, stream_id);
+  g_autoptr(Recorder) recorder = recorder_new ();
+  EndTest test = { fixture->factory, NULL, how, 0, };
+  EsWatch *weak = NULL;
+  gboolean inactive_notified = FALSE;
+
+  g_test_message ("%s, %s, ended by %d", stream_id, live ? "live" : "replay", how);
+
+  if (!live)
+    for (guint i = 0; i < END_N_EVENTS / 1000; i++)
+      write_n (writer, 1000, "Added");
+
+  test.watch = es_stream_watch (stream, live ? -1 : 0);
+  weak = test.watch;
+  g_object_add_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+  g_signal_connect (test.watch, "event", G_CALLBACK (on_event_end), &test);
+  g_signal_connect (test.watch, "caught-up", G_CALLBACK (on_caught_up), recorder);
+  g_signal_connect (test.watch, "error", G_CALLBACK (on_error), recorder);
+  g_signal_connect (test.watch, "notify::active", G_CALLBACK (on_notify_active),
+                    &inactive_notified);
+
+  if (live)
+    {
+      wait_until (NULL, is_caught_up, recorder);
+      test.end_at = 10;
+      write_n (writer, 600, "Added");
+    }
+  else
+    test.end_at = how == END_CLOSE_IDLE || how == END_CLOSE_THREAD ? 10 : 1500;
+
+  wait_until (NULL, has_ended, &test);
+  if (test.closer != NULL)
+    g_thread_join (test.closer);
+  spin (300);
+
+  g_assert_cmpuint (test.n_after_end, ==, 0);
+  g_assert_no_error (recorder->error);
+  if (how == END_CLOSE || how == END_STOP || how == END_UNREF)
+    {
+      g_assert_cmpuint (test.n_events, ==, test.end_at);
+      g_assert_cmpuint (test.n_at_end, ==, test.end_at);
+    }
+  else
+    {
+      g_assert_cmpuint (test.n_events, >=, test.end_at);
+      g_assert_cmpuint (test.n_events, <, live ? 600 : END_N_EVENTS);
+    }
+  g_assert_true (inactive_notified);
+
+  if (how == END_UNREF)
+    g_assert_null (weak);
+  else
+    {
+      g_assert_false (es_watch_get_active (test.watch));
+      g_object_remove_weak_pointer (G_OBJECT (weak), (gpointer *) &weak);
+      g_clear_object (&test.watch);
+    }
+}
+
+static void
+test_end_in_handler (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_test_summary ("No event follows es_watch_stop() or dropping the last reference in an "
+                  "event handler, during the replay or in a live batch, on a stream and on "
+                  "@all");
+
+  for (guint live = 0; live <= 1; live++)
+    {
+      run_end_test (fixture, "cart-1", END_STOP, live);
+      run_end_test (fixture, ES_ALL_STREAM, END_STOP, live);
+      run_end_test (fixture, "cart-1", END_UNREF, live);
+      run_end_test (fixture, ES_ALL_STREAM, END_UNREF, live);
+    }
+}
+
+static void
+test_close_in_handler (Fixture       *fixture,
+                       gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler mid-replay");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE, FALSE);
+}
+
+static void
+test_close_in_handler_stream (Fixture       *fixture,
+                              gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a stream's "
+                  "watch mid-replay");
+  run_end_test (fixture, "cart-1", END_CLOSE, FALSE);
+}
+
+static void
+test_close_in_handler_live (Fixture       *fixture,
+                            gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory in an event handler of a live batch");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE, TRUE);
+}
+
+static void
+test_close_in_idle (Fixture       *fixture,
+                    gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_idle_stream (Fixture       *fixture,
+                           gconstpointer  data)
+{
+  g_test_summary ("No event follows closing the factory from an idle mid-replay of a stream");
+  run_end_test (fixture, "cart-1", END_CLOSE_IDLE, FALSE);
+}
+
+static void
+test_close_in_thread (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_test_summary ("No event begins after es_stream_factory_close() returned in another thread");
+  run_end_test (fixture, ES_ALL_STREAM, END_CLOSE_THREAD, FALSE);
+}
+
+/* Item: watch (-1) starts where the stream is when it returns. */
+
+typedef struct
+{
+  guint   n;
+  gint64  position;
+} MinusOneCount;
+
+static void
+on_event_count (EsWatch       *watch,
+                EsStoredEvent *event,
+                MinusOneCount *count)
+{
+  count->n++;
+  count->position = g_str_equal (es_watch_get_stream_id (watch), ES_ALL_STREAM)
+                    ? es_stored_event_get_sequence_id (event)
+                    : es_stored_event_get_version (event);
+}
+
+static gboolean
+both_counted (gpointer data)
+{
+  MinusOneCount *counts = data;
+
+  return counts[0].n > 0 && counts[1].n > 0;
+}
+
+#define MINUS_ONE_ROUNDS 200
+
+static void
+test_minus_one_race (Fixture       *fixture,
+                     gconstpointer  data)
+{
+  g_autoptr(EsStreamFactory) other_factory = factory_new (fixture->conninfo, fixture->schema, 2);
+  g_autoptr(EsStream) stream = open_stream (fixture->factory, "race");
+  g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
+  g_autoptr(EsStream) other = open_stream (other_factory, "race");
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Every event committed after es_stream_watch (-1) returned is emitted, "
+                  "once, when another factory writes it at once");
+
+  for (guint round = 0; round < MINUS_ONE_ROUNDS; round++)
+    {
+      g_autoptr(EsWatch) watch = es_stream_watch (stream, -1);
+      g_autoptr(EsWatch) all_watch = es_stream_watch (all, -1);
+      MinusOneCount counts[2] = { { 0, 0 }, { 0, 0 } };
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Raced", NULL);
+      gint64 version;
+
+      g_signal_connect (watch, "event", G_CALLBACK (on_event_count), &counts[0]);
+      g_signal_connect (all_watch, "event", G_CALLBACK (on_event_count), &counts[1]);
+
+      version = es_stream_write (other, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, round + 1);
+
+      wait_until (NULL, both_counted, counts);
+      while (g_main_context_iteration (NULL, FALSE))
+        ;
+      g_assert_cmpuint (counts[0].n, ==, 1);
+      g_assert_cmpuint (counts[1].n, ==, 1);
+      g_assert_cmpint (counts[0].position, ==, round + 1);
+      g_assert_cmpint (counts[1].position, ==, round + 1);
+      es_watch_stop (watch);
+      es_watch_stop (all_watch);
+    }
+
+  g_clear_object (&other);
+  factory_close_and_free (g_steal_pointer (&other_factory));
+}
+
+/* Item: a watch whose server stays away gives up after the deadline. */
+
+static EsStreamFactory *
+factory_with_timeout (const char *conninfo,
+                      const char *schema,
+                      guint       give_up_timeout)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory;
+
+  factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
+                            "conninfo", conninfo,
+                            "schema", schema,
+                            "pool-size", 2,
+                            "give-up-timeout", give_up_timeout,
+                            NULL);
+  g_assert_no_error (error);
+  return factory;
+}
+
+/* Keeps @role from logging in, and ends its sessions. */
+static void
+lock_out (const char *conninfo,
+          const char *role)
+{
+  g_autofree char *alter = g_strdup_printf ("ALTER ROLE %s NOLOGIN", role);
+  g_autofree char *terminate = NULL;
+
+  run_sql (conninfo, alter);
+  terminate = g_strdup_printf ("DO $$ BEGIN PERFORM pg_terminate_backend (pid) "
+                               "FROM pg_stat_activity WHERE usename = '%s'; END $$", role);
+  run_sql (conninfo, terminate);
+}
+
+static gboolean
+keyword_conninfo (Fixture *fixture)
+{
+  if (!g_str_has_prefix (fixture->conninfo, "host=") &&
+      strstr (fixture->conninfo, " host=") == NULL)
+    {
+      g_test_skip ("ES_TEST_PG_CONNINFO is not a keyword=value string: cannot connect "
+                   "as another role");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+#define GIVE_UP_MS 1000
+
+static void
+test_outage_gives_up (Fixture       *fixture,
+                      gconstpointer  data)
+{
+  g_autofree char *role = g_strdup_printf ("es_test_giveup_%d", (int) getpid ());
+  g_autofree char *sql = NULL;
+  g_autofree char *watcher_conninfo = NULL;
+  g_autoptr(EsStreamFactory) watcher = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) stream = open_stream (fixture->factory, "first");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(Recorder) late_recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) late = NULL;
+  const GError *notifier_error;
+  gboolean notified = FALSE;
+  guint timeout = 0;
+  gint64 start, elapsed_ms;
+
+  g_test_summary ("A watch whose server stays unreachable emits ES_ERROR_STORAGE after "
+                  "the give-up timeout and stops");
+
+  if (!keyword_conninfo (fixture))
+    return;
+
+  sql = g_strdup_printf ("CREATE ROLE %s LOGIN SUPERUSER", role);
+  run_sql (fixture->conninfo, sql);
+  watcher_conninfo = g_strdup_printf ("%s user=%s", fixture->conninfo, role);
+  watcher = factory_with_timeout (watcher_conninfo, fixture->schema, GIVE_UP_MS);
+  g_object_get (watcher, "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, GIVE_UP_MS);
+  g_object_get (es_stream_factory_get_notifier (watcher), "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, GIVE_UP_MS);
+  g_object_get (fixture->factory, "give-up-timeout", &timeout, NULL);
+  g_assert_cmpuint (timeout, ==, 60000);
+
+  all = open_stream (watcher, ES_ALL_STREAM);
+  watch = es_stream_watch (all, 0);
+  recorder_connect (recorder, watch);
+  g_signal_connect (watch, "notify::active", G_CALLBACK (on_notify_active), &notified);
+  write_n (stream, 3, "Before");
+  wait_for_events (recorder, 3);
+
+  start = g_get_monotonic_time ();
+  lock_out (fixture->conninfo, role);
+
+  wait_until (NULL, has_error, recorder);
+  elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  g_test_message ("error after %" G_GINT64_FORMAT " ms: %s", elapsed_ms,
+                  recorder->error->message);
+  g_assert_cmpint (elapsed_ms, >=, GIVE_UP_MS);
+  g_assert_cmpint (elapsed_ms, <, GIVE_UP_MS + 15000);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_nonnull (strstr (recorder->error->message, "PostgreSQL"));
+  g_assert_false (es_watch_get_active (watch));
+  g_assert_true (notified);
+  notifier_error = es_notifier_get_error (es_stream_factory_get_notifier (watcher));
+  g_assert_error ((GError *) notifier_error, ES_ERROR, ES_ERROR_STORAGE);
+
+  /* A watch started afterwards fails at once too. */
+  late = es_stream_watch (all, 0);
+  recorder_connect (late_recorder, late);
+  wait_until (NULL, has_error, late_recorder);
+  g_assert_error (late_recorder->error, ES_ERROR, ES_ERROR_STORAGE);
+
+  /* The test's own factory never lost its server. */
+  write_n (stream, 1, "After");
+
+  g_clear_object (&watch);
+  g_clear_object (&late);
+  g_clear_object (&all);
+  es_stream_factory_close (watcher, NULL, NULL);
+  g_assert_finalize_object (g_steal_pointer (&watcher));
+  g_free (sql);
+  sql = g_strdup_printf ("DROP ROLE %s", role);
+  run_sql (fixture->conninfo, sql);
+}
+
+static void
+test_short_outage (Fixture       *fixture,
+                   gconstpointer  data)
+{
+  g_autofree char *role = g_strdup_printf ("es_test_outage_%d", (int) getpid ());
+  g_autofree char *sql = NULL;
+  g_autofree char *watcher_conninfo = NULL;
+  g_autoptr(EsStreamFactory) watcher = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsStream) stream = open_stream (fixture->factory, "first");
+  g_autoptr(Recorder) recorder = recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(GArray) final = NULL;
+  g_autoptr(GError) error = NULL;
+  EsPgNotifier *notifier;
+  guint connects;
+
+  g_test_summary ("An outage shorter than the give-up timeout leaves the watch active, "
+                  "and it then delivers what was written meanwhile");
+
+  if (!keyword_conninfo (fixture))
+    return;
+
+  sql = g_strdup_printf ("CREATE ROLE %s LOGIN SUPERUSER", role);
+  run_sql (fixture->conninfo, sql);
+  watcher_conninfo = g_strdup_printf ("%s user=%s", fixture->conninfo, role);
+  watcher = factory_with_timeout (watcher_conninfo, fixture->schema, 3000);
+  notifier = get_notifier (watcher);
+  all = open_stream (watcher, ES_ALL_STREAM);
+  watch = es_stream_watch (all, 0);
+  recorder_connect (recorder, watch);
+  write_n (stream, 3, "Before");
+  wait_for_events (recorder, 3);
+  connects = _es_pg_notifier_get_n_connects (notifier);
+
+  lock_out (fixture->conninfo, role);
+  write_n (stream, 4, "During");
+  spin (1000);
+  g_assert_true (es_watch_get_active (watch));
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+
+  g_free (sql);
+  sql = g_strdup_printf ("ALTER ROLE %s LOGIN", role);
+  run_sql (fixture->conninfo, sql);
+  wait_for_events (recorder, 7);
+
+  /* Well past the give-up timeout counted from the outage: the
+   * reconnection reset it. */
+  spin (3000);
+  g_assert_true (es_watch_get_active (watch));
+  g_assert_no_error (recorder->error);
+  g_assert_null (es_notifier_get_error (ES_NOTIFIER (notifier)));
+  g_assert_cmpuint (_es_pg_notifier_get_n_connects (notifier), >, connects);
+  final = read_all_sequence_ids (fixture->factory, &error);
+  g_assert_no_error (error);
+  assert_sequence_ids_equal (recorder->events, final);
+
+  write_n (stream, 1, "After");
+  wait_for_events (recorder, 8);
+
+  g_clear_object (&watch);
+  g_clear_object (&all);
+  factory_close_and_free (g_steal_pointer (&watcher));
+  g_free (sql);
+  sql = g_strdup_printf ("DROP ROLE %s", role);
+  run_sql (fixture->conninfo, sql);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1680,6 +2201,16 @@ main (int   argc,
     { "slow-consumer", test_slow_consumer },
     { "thread-default-context", test_thread_default_context },
     { "notifier", test_notifier },
+    { "end-in-handler", test_end_in_handler },
+    { "close-in-handler", test_close_in_handler },
+    { "close-in-handler-stream", test_close_in_handler_stream },
+    { "close-in-handler-live", test_close_in_handler_live },
+    { "close-in-idle", test_close_in_idle },
+    { "close-in-idle-stream", test_close_in_idle_stream },
+    { "close-in-thread", test_close_in_thread },
+    { "minus-one-race", test_minus_one_race },
+    { "outage-gives-up", test_outage_gives_up },
+    { "short-outage", test_short_outage },
   };
   const char *unavailable = NULL;
 
