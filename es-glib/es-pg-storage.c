@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "es-pg-private.h"
+#include "backend/es-write-queue-private.h"
 
 /**
  * EsPgStorage:
@@ -1102,8 +1103,7 @@ struct _EsPgStorage
   gboolean   closed;         /* guarded by pool_lock; TRUE until init succeeds */
 
   /* Asynchronous appends: the group-commit writer (see "Group commit"). */
-  struct _EsPgWriter *writer;         /* (owned) (nullable) set by init */
-  GThread            *writer_thread;  /* (owned) (nullable) guarded by pool_lock */
+  EsWriteQueue       *writer;         /* (owned) (nullable) set by init */
 };
 
 enum
@@ -1486,15 +1486,13 @@ fail:
   return FALSE;
 }
 
-/* The group-commit writer's queue (see "Group commit" below). An atomic rc
- * box shared by the storage and the writer thread. */
-typedef struct _EsPgWriter
-{
-  GAsyncQueue *queue;     /* (owned) Job *, then writer_stop_mark last */
-  gboolean     stopping;  /* guarded by the queue's lock: no job accepted */
-} EsPgWriter;
-static gpointer writer_thread (gpointer    data);
-static void     writer_unref  (EsPgWriter *writer);
+/* The group-commit writer (see "Group commit" below). */
+#define WRITER_MAX_GROUP 256
+static void writer_run_group (EsWriteJob **jobs,
+                              guint        n_jobs,
+                              GError     **group_error,
+                              gpointer     user_data);
+static void job_free         (EsWriteJob  *job);
 
 static gboolean
 es_pg_storage_initable_init (GInitable     *initable,
@@ -1504,8 +1502,7 @@ es_pg_storage_initable_init (GInitable     *initable,
   EsPgStorage *self = ES_PG_STORAGE (initable);
   g_autoptr(Connection) c = NULL;
   g_autoptr(GError) thread_error = NULL;
-  EsPgWriter *writer;
-  GThread *thread;
+  EsWriteQueue *writer;
 
   if (self->init_done)
     {
@@ -1534,17 +1531,13 @@ es_pg_storage_initable_init (GInitable     *initable,
 
   /* The group-commit writer of asynchronous appends; its thread holds a
    * ref on the queue. */
-  writer = g_atomic_rc_box_new0 (EsPgWriter);
-  writer->queue = g_async_queue_new ();
-  thread = g_thread_try_new ("es-pg-writer", writer_thread,
-                             g_atomic_rc_box_acquire (writer), &thread_error);
-  if (thread == NULL)
+  writer = _es_write_queue_new (WRITER_MAX_GROUP, writer_run_group, job_free, NULL, NULL, NULL);
+  if (!_es_write_queue_start (writer, "es-pg-writer", &thread_error))
     {
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
                    /* Translators: %s is GLib's (English) reason */
                    _("Cannot start the writer thread: %s"), thread_error->message);
-      writer_unref (writer);
-      writer_unref (writer);
+      _es_write_queue_unref (writer);
       return FALSE;
     }
 
@@ -1554,7 +1547,6 @@ es_pg_storage_initable_init (GInitable     *initable,
   self->n_open = 1;
   self->closed = FALSE;
   self->writer = writer;
-  self->writer_thread = thread;
   g_mutex_unlock (&self->pool_lock);
 
   self->init_ok = TRUE;
@@ -1867,87 +1859,31 @@ es_pg_storage_append (EsStorageHandle          *handle,
  * (a lone writer) also passes its cancellable to the server, as the
  * synchronous path does. Synchronous appends keep their own path. */
 
-#define WRITER_MAX_GROUP 256
+/* How long the writer lingers for more appends to join a group is the
+ * write queue's business (es-write-queue.c), as for SQLite. */
 
-/* How long the writer waits for more appends to join a group (see
- * writer_thread()): between two arrivals, and in all. */
-#define LINGER_USEC     100
-#define LINGER_MAX_USEC 1000
-
+/* One asynchronous append, queued to the write queue
+ * (es-write-queue-private.h). */
 typedef struct
 {
-  GTask        *task;          /* (owned) */
-  GCancellable *cancellable;   /* (unowned) (nullable) the task's */
+  EsWriteJob    base;          /* first: the task, its cancellable, the result */
   char         *stream_id;     /* (owned) */
   AppendOp      op;
   GPtrArray    *keys;          /* (owned) (element-type utf8) the key of each event
                                 * of @op, NULL for none */
-  gint64        out_version;
-  GError       *error;         /* (owned) (nullable) */
 } Job;
 
 static void
-job_free (Job *job)
+job_free (EsWriteJob *base)
 {
+  Job *job = (Job *) base;
+
   append_op_clear (&job->op);
   g_clear_pointer (&job->keys, g_ptr_array_unref);
   g_free (job->stream_id);
-  g_clear_error (&job->error);
-  g_clear_object (&job->task);
+  g_clear_error (&job->base.error);
+  g_clear_object (&job->base.task);
   g_free (job);
-}
-
-/* The writer's queue. An atomic rc box shared by the storage and the
- * writer thread, because the storage can be finalized on the writer thread
- * itself (a GTask holds a ref on its source object, and the writer may drop
- * the last task): the storage then cannot join the thread it runs on, so it
- * only tells the thread to stop, and the thread drops the last ref. */
-/* (struct _EsPgWriter is defined above es_pg_storage_initable_init().) */
-
-static const char writer_stop_mark;
-#define WRITER_STOP ((gpointer) &writer_stop_mark)
-
-static void
-writer_clear (gpointer data)
-{
-  EsPgWriter *writer = data;
-
-  g_async_queue_unref (writer->queue);
-}
-
-static void
-writer_unref (EsPgWriter *writer)
-{
-  g_atomic_rc_box_release_full (writer, writer_clear);
-}
-
-/* Queues @job unless the writer is stopping: the check and the push are
- * under the queue's lock, as is the push of the stop mark, so no job can
- * land behind the stop mark. */
-static gboolean
-writer_submit (EsPgWriter *writer,
-               Job        *job)
-{
-  gboolean accepted;
-
-  g_async_queue_lock (writer->queue);
-  accepted = !writer->stopping;
-  if (accepted)
-    g_async_queue_push_unlocked (writer->queue, job);
-  g_async_queue_unlock (writer->queue);
-  return accepted;
-}
-
-static void
-writer_stop (EsPgWriter *writer)
-{
-  g_async_queue_lock (writer->queue);
-  if (!writer->stopping)
-    {
-      writer->stopping = TRUE;
-      g_async_queue_push_unlocked (writer->queue, WRITER_STOP);
-    }
-  g_async_queue_unlock (writer->queue);
 }
 
 typedef struct
@@ -2111,8 +2047,8 @@ group_operation (EsPgStorage   *self,
   group->rerun_singly = FALSE;
   for (i = 0; i < n; i++)
     {
-      g_clear_error (&group->jobs[i]->error);
-      group->jobs[i]->out_version = -1;
+      g_clear_error (&group->jobs[i]->base.error);
+      group->jobs[i]->base.out_version = -1;
     }
 
   runs = group_make_runs (group);
@@ -2266,9 +2202,9 @@ group_operation (EsPgStorage   *self,
 
           /* Accepted: the new version. Not: nothing was written for it,
            * and it reports the version found with the conflict. */
-          job->out_version = accepted ? version + n_inserted : version;
+          job->base.out_version = accepted ? version + n_inserted : version;
           if (!accepted)
-            g_set_error (&job->error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+            g_set_error (&job->base.error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                          /* Translators: the numbers are stream versions, %s a stream id */
                          _("Expected version %lld but stream '%s' is at version %lld"),
                          (long long) job->op.expected_version, job->stream_id,
@@ -2297,7 +2233,7 @@ group_operation (EsPgStorage   *self,
               if (key == NULL || existing == NULL || !g_hash_table_contains (existing, key))
                 counted++;
             }
-          job->out_version = version + counted;
+          job->base.out_version = version + counted;
         }
 
       /* Cannot happen under the lock; should it, the jobs run alone. */
@@ -2351,140 +2287,59 @@ job_set_group_error (Job          *job,
 {
   g_autofree char *context = job_context (job);
 
-  g_clear_error (&job->error);
-  job->out_version = -1;  /* not a version this job found */
+  g_clear_error (&job->base.error);
+  job->base.out_version = -1;  /* not a version this job found */
   if (group_error->domain == ES_ERROR && g_str_has_prefix (group_error->message, group_context))
-    job->error = g_error_new (ES_ERROR, group_error->code, "%s%s", context,
-                              group_error->message + strlen (group_context));
+    job->base.error = g_error_new (ES_ERROR, group_error->code, "%s%s", context,
+                                   group_error->message + strlen (group_context));
   else
-    job->error = g_error_copy (group_error);
+    job->base.error = g_error_copy (group_error);
 }
 
-/* Runs a group and completes its jobs' tasks. The storage is the tasks'
- * source object: alive until the last task is released, which this does
- * last (it may finalize the storage, here on the writer thread). */
+/* Runs a group: the write queue's run function. The jobs given are the
+ * ones not cancelled; the queue completes every job afterwards, in one
+ * idle source per main context. The storage is the tasks' source object,
+ * alive until the queue releases the last task. */
 static void
-writer_run_group (Job   **jobs,
-                  guint   n_jobs)
+writer_run_group (EsWriteJob **base_jobs,
+                  guint        n_live,
+                  GError     **out_group_error,
+                  gpointer     user_data)
 {
-  EsPgStorage *self = ES_PG_STORAGE (g_task_get_source_object (jobs[0]->task));
-  g_autofree Job **live = g_new (Job *, n_jobs);
-  guint n_live = 0;
+  Job **live = (Job **) base_jobs;
+  EsPgStorage *self = ES_PG_STORAGE (g_task_get_source_object (live[0]->base.task));
+  g_autoptr(GError) group_error = NULL;
+  g_autofree char *group_context = job_context (live[0]);
+  Group group = { live, n_live, FALSE };
   guint i;
 
-  /* Cancelled before the writer got to it: not written at all. */
-  for (i = 0; i < n_jobs; i++)
-    if (!g_cancellable_set_error_if_cancelled (jobs[i]->cancellable, &jobs[i]->error))
-      live[n_live++] = jobs[i];
+  /* One job alone can be cancelled while it runs; several share the
+   * transaction, and none can stop it for the others. */
+  if (run_operation (self, group_operation, &group,
+                     n_live == 1 ? live[0]->base.cancellable : NULL, &group_error))
+    return;
 
-  if (n_live > 0)
+  if (group.rerun_singly)
     {
-      g_autoptr(GError) group_error = NULL;
-      g_autofree char *group_context = job_context (live[0]);
-      Group group = { live, n_live, FALSE };
-
-      /* One job alone can be cancelled while it runs; several share the
-       * transaction, and none can stop it for the others. */
-      if (!run_operation (self, group_operation, &group,
-                          n_live == 1 ? live[0]->cancellable : NULL, &group_error))
+      for (i = 0; i < n_live; i++)
         {
-          if (group.rerun_singly)
-            {
-              for (i = 0; i < n_live; i++)
-                {
-                  g_autoptr(GError) job_error = NULL;
-                  Group one = { &live[i], 1, FALSE };
+          g_autoptr(GError) job_error = NULL;
+          Group one = { &live[i], 1, FALSE };
 
-                  if (!run_operation (self, group_operation, &one, live[i]->cancellable,
-                                      &job_error))
-                    {
-                      g_clear_error (&live[i]->error);
-                      live[i]->error = g_steal_pointer (&job_error);
-                    }
-                }
-            }
-          else
+          if (!run_operation (self, group_operation, &one, live[i]->base.cancellable,
+                              &job_error))
             {
-              for (i = 0; i < n_live; i++)
-                job_set_group_error (live[i], group_error, group_context);
+              g_clear_error (&live[i]->base.error);
+              live[i]->base.error = g_steal_pointer (&job_error);
             }
         }
     }
-
-  for (i = 0; i < n_jobs; i++)
+  else
     {
-      Job *job = jobs[i];
-      GTask *task = g_steal_pointer (&job->task);
-
-      if (job->error != NULL)
-        _es_append_task_return_error (task, g_steal_pointer (&job->error), job->out_version);
-      else
-        _es_task_return_int64 (task, job->out_version);
-      job_free (job);
-      /* Last: this may drop the last ref on the storage. */
-      g_object_unref (task);
+      /* Each job gets the error named after its own stream. */
+      for (i = 0; i < n_live; i++)
+        job_set_group_error (live[i], group_error, group_context);
     }
-}
-
-/* The writer thread: pops one job, takes whatever else is queued (up to
- * WRITER_MAX_GROUP), and runs them as one group, until the stop mark. It
- * owns a ref on @data. */
-static gpointer
-writer_thread (gpointer data)
-{
-  EsPgWriter *writer = data;
-  Job *group[WRITER_MAX_GROUP];
-  guint last_group_size = 0;
-  gboolean stop = FALSE;
-
-  while (!stop)
-    {
-      gpointer item = g_async_queue_pop (writer->queue);
-      guint n_jobs = 0;
-
-      if (item == WRITER_STOP)
-        break;
-
-      group[n_jobs++] = item;
-      while (n_jobs < WRITER_MAX_GROUP && (item = g_async_queue_try_pop (writer->queue)) != NULL)
-        {
-          if (item == WRITER_STOP)
-            {
-              stop = TRUE;
-              break;
-            }
-          group[n_jobs++] = item;
-        }
-
-      /* Appends came in groups last time: their callers are likely
-       * resubmitting as the last group's completions reach them, one after
-       * another. Wait for them while they keep coming (LINGER_USEC at most
-       * between two, LINGER_MAX_USEC in all), so that they share one commit
-       * instead of trickling into many small ones. A lone writer (groups of
-       * one) never waits. */
-      if (!stop && n_jobs < last_group_size)
-        {
-          gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
-
-          while (n_jobs < MIN (last_group_size, WRITER_MAX_GROUP) &&
-                 g_get_monotonic_time () < deadline &&
-                 (item = g_async_queue_timeout_pop (writer->queue, LINGER_USEC)) != NULL)
-            {
-              if (item == WRITER_STOP)
-                {
-                  stop = TRUE;
-                  break;
-                }
-              group[n_jobs++] = item;
-            }
-        }
-      last_group_size = n_jobs;
-
-      writer_run_group (group, n_jobs);
-    }
-
-  writer_unref (writer);
-  return NULL;
 }
 
 static void
@@ -2520,12 +2375,13 @@ es_pg_storage_append_async (EsStorageHandle          *handle,
   job->stream_id = g_strdup (stream_id);
   job->keys = g_ptr_array_new_with_free_func (g_free);
   append_op_init (self, &job->op, job->stream_id, expected_version, events, n_events, job->keys);
-  job->cancellable = g_task_get_cancellable (task);
-  job->task = g_object_ref (task);
+  job->base.cancellable = g_task_get_cancellable (task);
+  job->base.out_version = -1;
+  job->base.task = g_object_ref (task);
 
-  if (!writer_submit (self->writer, job))
+  if (!_es_write_queue_submit (self->writer, &job->base))
     {
-      job_free (job);
+      job_free (&job->base);
       set_closed_error (&error);
       g_task_return_error (task, g_steal_pointer (&error));
     }
@@ -3272,7 +3128,6 @@ static void
 es_pg_storage_shutdown (EsPgStorage *self)
 {
   g_autoptr(GPtrArray) idle = NULL;
-  GThread *thread;
 
   g_mutex_lock (&self->pool_lock);
   self->closed = TRUE;
@@ -3280,7 +3135,6 @@ es_pg_storage_shutdown (EsPgStorage *self)
   self->idle = g_ptr_array_new ();
   self->n_open -= idle->len;
   g_cond_broadcast (&self->pool_cond);
-  thread = g_steal_pointer (&self->writer_thread);
   g_mutex_unlock (&self->pool_lock);
 
   g_ptr_array_set_free_func (idle, connection_close);
@@ -3290,14 +3144,7 @@ es_pg_storage_shutdown (EsPgStorage *self)
    * finishes). On the writer thread itself (it dropped the last ref on the
    * storage), it cannot be joined: it stops on its own. */
   if (self->writer != NULL)
-    writer_stop (self->writer);
-  if (thread != NULL)
-    {
-      if (thread == g_thread_self ())
-        g_thread_unref (thread);
-      else
-        g_thread_join (thread);
-    }
+    _es_write_queue_stop (self->writer);
 }
 
 static gboolean
@@ -3355,7 +3202,7 @@ es_pg_storage_finalize (GObject *object)
   EsPgStorage *self = ES_PG_STORAGE (object);
 
   g_clear_pointer (&self->idle, g_ptr_array_unref);
-  g_clear_pointer (&self->writer, writer_unref);
+  g_clear_pointer (&self->writer, _es_write_queue_unref);
   g_free (self->conninfo);
   g_free (self->schema);
   g_free (self->quoted_schema);

@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "es-sqlite-private.h"
+#include "backend/es-write-queue-private.h"
 
 /**
  * EsSqliteStorage:
@@ -658,15 +659,16 @@ typedef enum
   JOB_SET_MAX_PAGE_COUNT,  /* tests only: job->version is the limit */
 } JobKind;
 
-/* One write, queued to the writer thread.
+/* One write, queued to the writer thread (es-write-queue-private.h).
  *
  * A synchronous caller builds its job on its own stack, with pointers to
- * its own arguments (it blocks until the job is done, so they outlive it),
- * and waits on the job's lock and cond. An asynchronous job is allocated,
- * refs its events and copies its stream id (the caller returns at once),
- * and carries the GTask the writer completes. */
+ * its own arguments (it blocks until the job is done, so they outlive it).
+ * An asynchronous job is allocated, refs its events and copies its stream
+ * id (the caller returns at once), and carries the GTask the queue
+ * completes. */
 typedef struct
 {
+  EsWriteJob                base;              /* first: cancellable, task, result */
   JobKind                   kind;
 
   /* Input. */
@@ -677,18 +679,6 @@ typedef struct
   const char               *projection_name;   /* snapshot */
   gint64                    version;           /* snapshot */
   GBytes                   *state;             /* snapshot */
-  GCancellable             *cancellable;       /* (nullable) */
-
-  /* Output, written by the writer thread. */
-  gint64                    out_version;
-  GError                   *error;
-
-  /* Completion: a GTask for asynchronous jobs, else lock + cond + done. */
-  GTask                    *task;              /* (owned) (nullable) */
-  GMutex                    lock;
-  GCond                     cond;
-  gint                      done;              /* set under lock, atomically: a
-                                                * spinning caller reads it without */
 } Job;
 
 /* What the writer thread reuses: one prepared statement each. */
@@ -729,26 +719,15 @@ static const char * const writer_sql[N_WRITER_STMTS] = {
                       " version, state, timestamp) VALUES (?, ?, ?, ?, ?)",
 };
 
-/* The writer's state. It is an atomic rc box co-owned by the storage and
- * by the writer thread, because the storage can be finalized on the writer
- * thread itself: a GTask holds a ref on its source object, and the writer
- * may drop the last task. The storage then cannot join the thread it runs
- * on, so it only tells the thread to stop and lets go; the thread finishes
- * and drops the last ref on this struct. */
+/* What the writer thread works with: the write connection and its
+ * statements, the user data of the storage's write queue, which the
+ * writer thread owns once it runs (es-write-queue-private.h). */
 typedef struct
 {
-  GAsyncQueue  *queue;     /* (owned) Job *, then writer_stop_mark last */
-  gboolean      stopping;  /* guarded by the queue's lock: no job accepted */
-  gint          n_waiting; /* (atomic) synchronous callers waiting for their
-                            * job: decides who spins (see SPIN_USEC) */
   EsConnection *conn;      /* (owned) the write connection; only the writer
                             * thread touches it once the thread runs */
   sqlite3_stmt *stmts[N_WRITER_STMTS];  /* (owned) on conn */
 } EsWriter;
-
-/* Queued after the last job: the writer thread exits when it pops it. */
-static const char writer_stop_mark;
-#define WRITER_STOP ((gpointer) &writer_stop_mark)
 
 /* Closes the write connection: statements first, as sqlite3_close() wants. */
 static void
@@ -762,18 +741,18 @@ writer_close_connection (EsWriter *writer)
 }
 
 static void
-writer_clear (gpointer data)
+writer_close_connection_cb (gpointer data)
+{
+  writer_close_connection (data);
+}
+
+static void
+writer_free (gpointer data)
 {
   EsWriter *writer = data;
 
   writer_close_connection (writer);
-  g_async_queue_unref (writer->queue);
-}
-
-static void
-writer_unref (EsWriter *writer)
-{
-  g_atomic_rc_box_release_full (writer, writer_clear);
+  g_free (writer);
 }
 
 /* Takes @conn; prepares every statement the writer uses, once. */
@@ -781,10 +760,9 @@ static EsWriter *
 writer_new (EsConnection  *conn,
             GError       **error)
 {
-  EsWriter *writer = g_atomic_rc_box_new0 (EsWriter);
+  EsWriter *writer = g_new0 (EsWriter, 1);
   guint i;
 
-  writer->queue = g_async_queue_new ();
   writer->conn = conn;
 
   for (i = 0; i < N_WRITER_STMTS; i++)
@@ -795,46 +773,12 @@ writer_new (EsConnection  *conn,
       if (rc != SQLITE_OK)
         {
           connection_set_error (conn, rc, _("Opening the database"), error);
-          writer_unref (writer);
+          writer_free (writer);
           return NULL;
         }
     }
 
   return writer;
-}
-
-/* Queues @job, unless the storage is closing: the check and the push are
- * under the queue's lock, as is the push of the stop mark, so no job can
- * land behind the stop mark and wait forever. */
-static gboolean
-writer_submit (EsWriter  *writer,
-               Job       *job,
-               GError   **error)
-{
-  gboolean accepted;
-
-  g_async_queue_lock (writer->queue);
-  accepted = !writer->stopping;
-  if (accepted)
-    g_async_queue_push_unlocked (writer->queue, job);
-  g_async_queue_unlock (writer->queue);
-
-  if (!accepted)
-    set_closed_error (error);
-  return accepted;
-}
-
-/* Refuses new jobs and queues the stop mark behind the accepted ones. */
-static void
-writer_stop (EsWriter *writer)
-{
-  g_async_queue_lock (writer->queue);
-  if (!writer->stopping)
-    {
-      writer->stopping = TRUE;
-      g_async_queue_push_unlocked (writer->queue, WRITER_STOP);
-    }
-  g_async_queue_unlock (writer->queue);
 }
 
 /* Runs a statement that returns no row (BEGIN, COMMIT, SAVEPOINT...). */
@@ -975,7 +919,7 @@ writer_append (EsWriter  *writer,
         return FALSE;
 
       /* Every event is stored: a retry, which succeeds, writing nothing. */
-      job->out_version = version;
+      job->base.out_version = version;
       if (all_stored)
         return TRUE;
 
@@ -1012,7 +956,7 @@ writer_append (EsWriter  *writer,
   if (i < job->n_events)
     return FALSE;
 
-  job->out_version = version;
+  job->base.out_version = version;
   return TRUE;
 }
 
@@ -1057,15 +1001,15 @@ writer_set_max_page_count (EsWriter  *writer,
 static gboolean
 job_cancelled (Job *job)
 {
-  if (!g_cancellable_is_cancelled (job->cancellable))
+  if (!g_cancellable_is_cancelled (job->base.cancellable))
     return FALSE;
 
-  g_clear_error (&job->error);
-  g_cancellable_set_error_if_cancelled (job->cancellable, &job->error);
+  g_clear_error (&job->base.error);
+  g_cancellable_set_error_if_cancelled (job->base.cancellable, &job->base.error);
   return TRUE;
 }
 
-/* Runs one job inside the group's transaction; FALSE with job->error set
+/* Runs one job inside the group's transaction; FALSE with job->base.error set
  * when it failed, and then its writes must be undone. */
 static gboolean
 writer_run_job (EsWriter *writer,
@@ -1074,11 +1018,11 @@ writer_run_job (EsWriter *writer,
   gboolean ok;
 
   if (job->kind == JOB_APPEND)
-    ok = writer_append (writer, job, &job->error);
+    ok = writer_append (writer, job, &job->base.error);
   else if (job->kind == JOB_SET_MAX_PAGE_COUNT)
-    ok = writer_set_max_page_count (writer, job, &job->error);
+    ok = writer_set_max_page_count (writer, job, &job->base.error);
   else
-    ok = writer_save_snapshot (writer, job, &job->error);
+    ok = writer_save_snapshot (writer, job, &job->base.error);
 
   /* Cancelled while it ran: it is still undone, as it is not committed. */
   return ok && !job_cancelled (job);
@@ -1087,154 +1031,15 @@ writer_run_job (EsWriter *writer,
 /* Frees an asynchronous job: one block with its events and stream id
  * (see es_sqlite_storage_append_async()); the task is already gone. */
 static void
-job_free_async (Job *job)
+job_free_async (EsWriteJob *base)
 {
+  Job *job = (Job *) base;
   guint i;
 
   for (i = 0; i < job->n_events; i++)
     g_object_unref (job->events[i]);
-  g_clear_error (&job->error);
+  g_clear_error (&job->base.error);
   g_free (job);
-}
-
-/* Reports @job's result to whoever waits for it. A job without an error of
- * its own in a group that failed (its commit, typically) gets the group's
- * error: it was not written. */
-static void
-job_complete (Job          *job,
-              const GError *group_error)
-{
-  if (job->error == NULL && group_error != NULL)
-    {
-      job->error = g_error_copy (group_error);
-      job->out_version = -1;  /* not a version found by this job */
-    }
-
-  if (job->task != NULL)
-    {
-      GTask *task = g_steal_pointer (&job->task);
-
-      if (job->error != NULL)
-        _es_append_task_return_error (task, g_steal_pointer (&job->error), job->out_version);
-      else
-        _es_task_return_int64 (task, job->out_version);
-      job_free_async (job);
-
-      /* Last: this may drop the last ref on the storage and finalize it,
-       * here on the writer thread (see es_sqlite_storage_shutdown()). */
-      g_object_unref (task);
-    }
-  else
-    {
-      g_mutex_lock (&job->lock);
-      g_atomic_int_set (&job->done, TRUE);
-      g_cond_signal (&job->cond);
-      g_mutex_unlock (&job->lock);
-      /* The job belongs to its caller again, who may have returned. */
-    }
-}
-
-/* The asynchronous jobs of a group that share a main context, completed
- * there by one idle source. */
-typedef struct
-{
-  GMainContext *context;  /* (unowned) the tasks hold it */
-  GPtrArray    *jobs;     /* (owned) (element-type Job) in group order */
-  guint         done;     /* jobs[0..done) are completed */
-} Completion;
-
-static gboolean
-completion_dispatch (gpointer data)
-{
-  Completion *completion = data;
-
-  /* Inside a source of the tasks' context, g_task_return_*() completes a
-   * task at once (unless the task was created during this same main loop
-   * iteration: then GTask schedules it, which is just as correct). */
-  while (completion->done < completion->jobs->len)
-    job_complete (g_ptr_array_index (completion->jobs, completion->done++), NULL);
-  return G_SOURCE_REMOVE;
-}
-
-/* The source was destroyed with jobs left (its context went away without
- * running it): drop them as GTask drops a task it cannot return. */
-static void
-completion_free (gpointer data)
-{
-  Completion *completion = data;
-
-  while (completion->done < completion->jobs->len)
-    {
-      Job *job = g_ptr_array_index (completion->jobs, completion->done++);
-
-      g_clear_object (&job->task);
-      job_free_async (job);
-    }
-  g_ptr_array_unref (completion->jobs);
-  g_free (completion);
-}
-
-/* Reports the result of every job of a group: synchronous callers are woken
- * at once; asynchronous jobs are handed to their tasks' main contexts in one
- * idle source per context for the whole group, rather than one per task as
- * g_task_return_*() on this thread would attach: with many small writes in
- * flight, attaching a source and waking the context for each one cost the
- * writer a tenth of its time, and the caller's thread a wake-up per write. */
-static void
-complete_group (Job          **jobs,
-                guint          n_jobs,
-                const GError  *group_error)
-{
-  Completion *completions[8];
-  guint n_completions = 0;
-  guint i, c;
-
-  for (i = 0; i < n_jobs; i++)
-    {
-      Job *job = jobs[i];
-      GMainContext *context = job->task != NULL ? g_task_get_context (job->task) : NULL;
-
-      for (c = 0; c < n_completions && completions[c]->context != context; c++)
-        ;
-
-      /* Synchronous, or (rarely) a ninth context: on its own. */
-      if (context == NULL || c == G_N_ELEMENTS (completions))
-        {
-          job_complete (job, group_error);
-          continue;
-        }
-
-      if (job->error == NULL && group_error != NULL)
-        {
-          job->error = g_error_copy (group_error);
-          job->out_version = -1;
-        }
-
-      if (c == n_completions)
-        {
-          completions[c] = g_new0 (Completion, 1);
-          completions[c]->context = context;
-          completions[c]->jobs = g_ptr_array_new ();
-          n_completions++;
-        }
-      g_ptr_array_add (completions[c]->jobs, job);
-    }
-
-  for (c = 0; c < n_completions; c++)
-    {
-      GSource *source = g_idle_source_new ();
-
-      g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_static_name (source, "[es-glib] append completion");
-      /* A callback that iterates the context itself (waiting for another
-       * write of this group, say) must see the rest completed, as it would
-       * with a source per task: the nested dispatch carries on from the
-       * next job. GLib keeps @data alive until the outer dispatch ends. */
-      g_source_set_can_recurse (source, TRUE);
-      g_source_set_callback (source, completion_dispatch, completions[c], completion_free);
-      g_source_attach (source, completions[c]->context);
-      g_source_unref (source);
-    }
 }
 
 /* Runs a group of jobs in one transaction ("group commit"): appends queued
@@ -1248,10 +1053,13 @@ complete_group (Job          **jobs,
  * A group of one job, the usual case when a single thread writes, needs no
  * savepoint: when it fails, the whole transaction is rolled back. */
 static void
-writer_run_group (EsWriter  *writer,
-                  Job      **jobs,
-                  guint      n_jobs)
+writer_run_group (EsWriteJob **base_jobs,
+                  guint        n_jobs,
+                  GError     **out_group_error,
+                  gpointer     user_data)
 {
+  EsWriter *writer = user_data;
+  Job **jobs = (Job **) base_jobs;
   g_autoptr(GError) group_error = NULL;
   gboolean savepoints = n_jobs > 1;
   const char *operation = _("Writing to the database");
@@ -1282,7 +1090,7 @@ writer_run_group (EsWriter  *writer,
        * whole transaction back itself: then nothing of the group stands. */
       if (sqlite3_get_autocommit (writer->conn->db))
         {
-          group_error = g_error_copy (job->error);
+          group_error = g_error_copy (job->base.error);
           goto complete;
         }
 
@@ -1304,156 +1112,29 @@ writer_run_group (EsWriter  *writer,
   writer_rollback (writer);
 
 complete:
-  complete_group (jobs, n_jobs, group_error);
-}
-
-/* Waking a thread asleep on a futex takes some 10 µs, a fifth of a
- * one-event transaction, and a synchronous append pays it twice: the
- * writer woken by the job, the caller by its completion. When one thread
- * appends one event after another (the pattern a single-threaded
- * application, and every benchmark, has), both sides therefore spin a
- * little before they sleep: the caller polls its job's completion, and the
- * writer, after a group of one job, polls the queue for the caller's next
- * append. Only then: with several callers waiting, their jobs share a
- * group anyway, and spinning threads would take the CPU the writer and the
- * readers need. Both spins are bounded by SPIN_USEC. */
-#define SPIN_USEC 50
-
-/* How long the writer waits for more asynchronous appends to join a group
- * (see writer_thread()): between two arrivals, and in all. */
-#define LINGER_USEC     100
-#define LINGER_MAX_USEC 1000
-
-static gpointer
-writer_next (EsWriter *writer,
-             gboolean  spin)
-{
-  gpointer item = g_async_queue_try_pop (writer->queue);
-  gint64 deadline;
-
-  if (item != NULL || !spin)
-    return item != NULL ? item : g_async_queue_pop (writer->queue);
-
-  deadline = g_get_monotonic_time () + SPIN_USEC;
-  while ((item = g_async_queue_try_pop (writer->queue)) == NULL &&
-         g_get_monotonic_time () < deadline)
-    g_thread_yield ();
-
-  return item != NULL ? item : g_async_queue_pop (writer->queue);
-}
-
-/* The writer thread: pops one job, takes whatever else is queued (up to
- * WRITER_MAX_GROUP), and runs them as one group, until the stop mark.
- * It owns a ref on @data, and the write connection, which it closes on
- * its way out. */
-static gpointer
-writer_thread (gpointer data)
-{
-  EsWriter *writer = data;
-  Job *group[WRITER_MAX_GROUP];
-  guint last_group_size = 0;
-  gboolean stop = FALSE;
-  gboolean spin = FALSE;
-
-  while (!stop)
-    {
-      gpointer item = writer_next (writer, spin);
-      guint n_jobs = 0;
-
-      if (item == WRITER_STOP)
-        break;
-
-      group[n_jobs++] = item;
-      while (n_jobs < WRITER_MAX_GROUP && (item = g_async_queue_try_pop (writer->queue)) != NULL)
-        {
-          if (item == WRITER_STOP)
-            {
-              stop = TRUE;
-              break;
-            }
-          group[n_jobs++] = item;
-        }
-
-      /* Asynchronous appends came in groups last time: their callers are
-       * likely resubmitting as the last group's completions reach them, one
-       * after another. Wait for them while they keep coming (LINGER_USEC
-       * at most between two, LINGER_MAX_USEC in all), so that they share
-       * one commit instead of trickling into many small ones. A lone
-       * writer (groups of one) never waits. */
-      if (!stop && group[0]->task != NULL && n_jobs < last_group_size)
-        {
-          gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
-
-          while (n_jobs < MIN (last_group_size, WRITER_MAX_GROUP) &&
-                 g_get_monotonic_time () < deadline &&
-                 (item = g_async_queue_timeout_pop (writer->queue, LINGER_USEC)) != NULL)
-            {
-              if (item == WRITER_STOP)
-                {
-                  stop = TRUE;
-                  break;
-                }
-              group[n_jobs++] = item;
-            }
-        }
-      last_group_size = n_jobs;
-
-      /* One synchronous job, and its caller the only one waiting: a lone
-       * caller, whose next append is likely microseconds away. (Decided
-       * now: once completed, the job may be gone.) */
-      spin = n_jobs == 1 && group[0]->task == NULL &&
-             g_atomic_int_get (&writer->n_waiting) == 1;
-      writer_run_group (writer, group, n_jobs);
-    }
-
-  writer_close_connection (writer);
-  writer_unref (writer);
-  return NULL;
+  /* Every job without an error of its own gets this one: not written. */
+  if (group_error != NULL)
+    g_propagate_error (out_group_error, g_steal_pointer (&group_error));
 }
 
 /* Queues a synchronous job and blocks until the writer has done it. */
 static gboolean
-writer_run_sync (EsWriter  *writer,
-                 Job       *job,
-                 GError   **error)
+writer_run_sync (EsWriteQueue  *queue,
+                 Job           *job,
+                 GError       **error)
 {
-  gboolean ok = FALSE;
-  gboolean alone;
-
-  g_mutex_init (&job->lock);
-  g_cond_init (&job->cond);
-
-  /* Counted before the job is queued, so that the writer sees it. */
-  alone = g_atomic_int_add (&writer->n_waiting, 1) == 0;
-
-  if (writer_submit (writer, job, error))
+  if (!_es_write_queue_run_sync (queue, &job->base))
     {
-      /* Spin first if this is the only caller waiting (see SPIN_USEC). */
-      if (alone)
-        {
-          gint64 deadline = g_get_monotonic_time () + SPIN_USEC;
-
-          while (!g_atomic_int_get (&job->done) && g_get_monotonic_time () < deadline)
-            g_thread_yield ();
-        }
-
-      /* Even when the spin saw the job done, take the lock once: the
-       * writer may still be signalling, and the job (on our stack) must
-       * outlive that. */
-      g_mutex_lock (&job->lock);
-      while (!g_atomic_int_get (&job->done))
-        g_cond_wait (&job->cond, &job->lock);
-      g_mutex_unlock (&job->lock);
-
-      ok = job->error == NULL;
-      if (!ok)
-        g_propagate_error (error, g_steal_pointer (&job->error));
+      set_closed_error (error);
+      return FALSE;
     }
 
-  g_atomic_int_add (&writer->n_waiting, -1);
-  g_cond_clear (&job->cond);
-  g_mutex_clear (&job->lock);
-  return ok;
+  if (job->base.error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&job->base.error));
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* ---------------------------------------------------------------------- *
@@ -1481,8 +1162,7 @@ struct _EsSqliteStorage
   guint         created_files;   /* read-only: the SIDE_* files the open created */
   char         *file_key;        /* (owned) (nullable) counted in open_files */
 
-  EsWriter     *writer;          /* (owned) shared with the writer thread */
-  GThread      *writer_thread;   /* (owned) guarded by close_lock */
+  EsWriteQueue *writer;          /* (owned) shared with the writer thread */
 
   /* The read connections: idle ones wait in idle_readers; a borrowed one
    * comes back through pool_release(). */
@@ -1493,7 +1173,7 @@ struct _EsSqliteStorage
 
   /* Held for the whole of a close, so a second close waits for the first
    * to finish. Taken before pool_lock (pool_close()) and the writer queue's
-   * lock (writer_stop()), never after them. */
+   * lock (_es_write_queue_stop()), never after them. */
   GMutex        close_lock;
   gboolean      closed;          /* guarded by close_lock */
 };
@@ -1895,6 +1575,7 @@ open_read_write (EsSqliteStorage  *self,
   g_autoptr(GPtrArray) readers = NULL;
   EsConnection *conn = NULL;
   EsWriter *writer = NULL;
+  EsWriteQueue *queue;
   guint i;
 
   conn = connection_open (self->uri,
@@ -1935,16 +1616,16 @@ open_read_write (EsSqliteStorage  *self,
   if (writer == NULL)
     return FALSE;
 
-  /* The thread's own ref on the writer; dropped when it exits. */
-  self->writer_thread = g_thread_try_new ("es-sqlite-writer", writer_thread,
-                                          g_atomic_rc_box_acquire (writer), error);
-  if (self->writer_thread == NULL)
+  /* The writer thread owns the write connection from now on, and closes
+   * it on its way out. */
+  queue = _es_write_queue_new (WRITER_MAX_GROUP, writer_run_group, job_free_async,
+                               writer_close_connection_cb, writer, writer_free);
+  if (!_es_write_queue_start (queue, "es-sqlite-writer", error))
     {
-      writer_unref (writer);
-      writer_unref (writer);
+      _es_write_queue_unref (queue);
       return FALSE;
     }
-  self->writer = writer;
+  self->writer = queue;
 
   g_mutex_lock (&self->pool_lock);
   g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
@@ -2828,21 +2509,21 @@ es_sqlite_storage_append (EsStorageHandle          *handle,
   job.expected_version = expected_version;
   job.events = events;
   job.n_events = n_events;
-  job.cancellable = cancellable;
-  job.out_version = -1;
+  job.base.cancellable = cancellable;
+  job.base.out_version = -1;
 
   if (!writer_run_sync (self->writer, &job, &local_error))
     {
       /* With a conflict: the version it found (-1 if unknown). */
       if (out_version != NULL &&
           g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
-        *out_version = job.out_version;
+        *out_version = job.base.out_version;
       g_propagate_error (error, local_error);
       return FALSE;
     }
 
   if (out_version != NULL)
-    *out_version = job.out_version;
+    *out_version = job.base.out_version;
   return TRUE;
 }
 
@@ -2895,14 +2576,15 @@ es_sqlite_storage_append_async (EsStorageHandle          *handle,
   job->expected_version = expected_version;
   job->events = job_events;
   job->n_events = n_events;
-  job->cancellable = g_task_get_cancellable (task);
-  job->out_version = -1;
-  job->task = g_object_ref (task);
+  job->base.cancellable = g_task_get_cancellable (task);
+  job->base.out_version = -1;
+  job->base.task = g_object_ref (task);
 
-  if (!writer_submit (self->writer, job, &error))
+  if (!_es_write_queue_submit (self->writer, &job->base))
     {
-      g_clear_object (&job->task);
-      job_free_async (job);
+      g_clear_object (&job->base.task);
+      job_free_async (&job->base);
+      set_closed_error (&error);
       g_task_return_error (task, g_steal_pointer (&error));
     }
 }
@@ -2944,7 +2626,7 @@ es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
   job.projection_name = projection_name;
   job.version = version;
   job.state = state;
-  job.cancellable = cancellable;
+  job.base.cancellable = cancellable;
 
   return writer_run_sync (self->writer, &job, error);
 }
@@ -3273,7 +2955,6 @@ es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
 static void
 es_sqlite_storage_shutdown (EsSqliteStorage *self)
 {
-  GThread *thread;
 
   g_mutex_lock (&self->close_lock);
 
@@ -3302,17 +2983,9 @@ es_sqlite_storage_shutdown (EsSqliteStorage *self)
           g_clear_pointer (&self->file_key, g_free);
         }
 
+      /* Waits for the jobs queued so far, unless on the writer thread. */
       if (self->writer != NULL)
-        writer_stop (self->writer);
-
-      thread = g_steal_pointer (&self->writer_thread);
-      if (thread != NULL)
-        {
-          if (thread == g_thread_self ())
-            g_thread_unref (thread);
-          else
-            g_thread_join (thread);
-        }
+        _es_write_queue_stop (self->writer);
     }
 
   g_mutex_unlock (&self->close_lock);
@@ -3359,7 +3032,7 @@ es_sqlite_storage_finalize (GObject *object)
   EsSqliteStorage *self = ES_SQLITE_STORAGE (object);
 
   /* The writer thread may still hold its own ref (see shutdown). */
-  g_clear_pointer (&self->writer, writer_unref);
+  g_clear_pointer (&self->writer, _es_write_queue_unref);
   g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
   g_free (self->path);
   g_free (self->uri);

@@ -29,6 +29,7 @@
 #include <libpq-fe.h>
 
 #include "es-glib/es-pg-private.h"
+#include "es-glib/backend/es-write-queue-private.h"
 
 #define NO_SERVER_REASON \
   "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
@@ -2988,6 +2989,88 @@ test_filter_parameter_limit (Fixture       *f,
   factory_close_and_free (factory);
 }
 
+/* Completion batching (es-glib/backend/es-write-queue.c). */
+#define BATCH_WRITES 64
+
+typedef struct
+{
+  gint64  version;
+  guint   dispatch;  /* the completion dispatch counter when it completed */
+  guint  *pending;
+} BatchWrite;
+
+static void
+batch_write_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  BatchWrite *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  w->version = es_stream_write_finish (ES_STREAM (source), result, &error);
+  g_assert_no_error (error);
+  w->dispatch = _es_write_queue_get_n_completion_dispatches ();
+  (*w->pending)--;
+}
+
+static void
+test_completion_batching (Fixture       *f,
+                          gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 4);
+  EsStream *stream;
+  BatchWrite writes[BATCH_WRITES];
+  guint pending = BATCH_WRITES;
+  guint before, n_dispatches, n_distinct = 0;
+  gint64 deadline;
+
+  g_test_summary ("Asynchronous appends in flight from one main context complete in one "
+                  "idle source per group commit, in submission order, as on SQLite: "
+                  "not one source per append");
+
+  stream = open_stream (factory, "batching");
+  before = _es_write_queue_get_n_completion_dispatches ();
+
+  /* All submitted before the context runs: they queue behind the first
+   * group, and share the next ones. */
+  for (guint i = 0; i < BATCH_WRITES; i++)
+    {
+      g_autofree char *text = g_strdup_printf ("batch-%u", i);
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Batched", text, NULL, NULL);
+
+      writes[i].version = -1;
+      writes[i].dispatch = 0;
+      writes[i].pending = &pending;
+      es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, batch_write_cb, &writes[i]);
+    }
+
+  deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  while (pending > 0 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (pending, ==, 0);
+
+  n_dispatches = _es_write_queue_get_n_completion_dispatches () - before;
+  for (guint i = 0; i < BATCH_WRITES; i++)
+    {
+      /* In submission order: the versions ascend, and so do the sources. */
+      g_assert_cmpint (writes[i].version, ==, i + 1);
+      g_assert_cmpuint (writes[i].dispatch, >, before);
+      if (i == 0 || writes[i].dispatch != writes[i - 1].dispatch)
+        n_distinct++;
+      if (i > 0)
+        g_assert_cmpuint (writes[i].dispatch, >=, writes[i - 1].dispatch);
+    }
+
+  /* Each source completed a whole group: far fewer sources than appends
+   * (one per append, the old PostgreSQL way, would be 64). */
+  g_assert_cmpuint (n_dispatches, ==, n_distinct);
+  g_assert_cmpuint (n_dispatches, >=, 1);
+  g_assert_cmpuint (n_dispatches, <=, BATCH_WRITES / 4);
+
+  g_object_unref (stream);
+  factory_close_and_free (factory);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -3013,6 +3096,7 @@ main (int   argc,
     { "/pg/concurrency/idempotency", (GTestFixtureFunc) test_idempotency_across_connections },
     { "/pg/concurrency/pool-size", (GTestFixtureFunc) test_pool_size },
     { "/pg/concurrency/group-commit", (GTestFixtureFunc) test_group_commit },
+    { "/pg/concurrency/completion-batching", (GTestFixtureFunc) test_completion_batching },
     { "/pg/server/restart-during-writes", (GTestFixtureFunc) test_restart_during_writes },
     { "/pg/server/down", (GTestFixtureFunc) test_server_down },
     { "/pg/data/metadata-filters", (GTestFixtureFunc) test_filters_metadata },
