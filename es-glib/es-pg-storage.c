@@ -7,6 +7,7 @@
 
 #include "es-pg-private.h"
 #include "backend/es-write-queue-private.h"
+#include "backend/es-time-private.h"
 
 /**
  * EsPgStorage:
@@ -759,27 +760,6 @@ get_timestamp_usec (const PGresult *result,
                     int             column)
 {
   return get_int8 (result, row, column) + PG_EPOCH_USEC;
-}
-
-/* A GDateTime from microseconds since the Unix epoch, UTC; clamped to what
- * GDateTime can hold. */
-static GDateTime *
-date_time_new_from_usec (gint64 usec)
-{
-  g_autoptr(GDateTime) seconds = NULL;
-  const gint64 min_usec = G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC;
-  const gint64 max_usec = G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC;
-  gint64 rest;
-
-  usec = CLAMP (usec, min_usec, max_usec);
-  rest = usec % G_USEC_PER_SEC;
-  if (rest < 0)
-    rest += G_USEC_PER_SEC;
-
-  seconds = g_date_time_new_from_unix_utc ((usec - rest) / G_USEC_PER_SEC);
-  if (seconds == NULL || rest == 0)
-    return g_steal_pointer (&seconds);
-  return g_date_time_add (seconds, rest);
 }
 
 /* A one-dimensional array in PostgreSQL's binary format (array_recv):
@@ -3026,7 +3006,7 @@ es_pg_storage_get_metrics (EsStorageHandle  *handle,
     {
       version = get_int8 (op.result, 0, 0);
       count = get_int8 (op.result, 0, 1);
-      last_timestamp = date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
+      last_timestamp = _es_date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
     }
   PQclear (op.result);
 

@@ -1,6 +1,7 @@
 /* es-snapshot.c: a saved projection state.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+#include "backend/es-time-private.h"
 
 #include "es-private.h"
 
@@ -45,35 +46,6 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (EsSnapshot, es_snapshot, G_TYPE_OBJECT)
-
-/* The range GDateTime can represent; a value outside it (only a damaged
- * store can hold one) is clamped, so the timestamp is never %NULL. */
-#define MIN_UNIX_USEC (G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC)
-#define MAX_UNIX_USEC (G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC + (G_USEC_PER_SEC - 1))
-
-static GDateTime *
-date_time_new_from_usec (gint64 usec)
-{
-  g_autoptr(GDateTime) seconds = NULL;
-  gint64 secs;
-  gint64 rest;
-
-  usec = CLAMP (usec, MIN_UNIX_USEC, MAX_UNIX_USEC);
-  secs = usec / G_USEC_PER_SEC;
-  rest = usec % G_USEC_PER_SEC;
-  if (rest < 0)
-    {
-      secs -= 1;
-      rest += G_USEC_PER_SEC;
-    }
-
-  seconds = g_date_time_new_from_unix_utc (secs);
-  if (seconds == NULL)
-    return NULL;
-  if (rest == 0)
-    return g_steal_pointer (&seconds);
-  return g_date_time_add (seconds, rest);
-}
 
 static void
 es_snapshot_finalize (GObject *object)
@@ -245,7 +217,7 @@ _es_snapshot_new_usec (const char *stream_id,
   g_return_val_if_fail (state != NULL, NULL);
 
   return snapshot_new_take_timestamp (stream_id, projection_name, version, state,
-                                      date_time_new_from_usec (timestamp_usec));
+                                      _es_date_time_new_from_usec (timestamp_usec));
 }
 
 /**

@@ -8,6 +8,16 @@
 
 G_BEGIN_DECLS
 
+/* The limits and defaults of the construct properties EsSqliteStorage and
+ * EsSqliteStreamFactory share: one definition, so the two agree. The page
+ * cache has a floor: SQLite needs a few pages to work at all, and a
+ * cache_size of 0 would not mean "no cache" anyway. */
+#define ES_SQLITE_DEFAULT_POOL_SIZE      4
+#define ES_SQLITE_MAX_POOL_SIZE          64
+#define ES_SQLITE_MIN_CACHE_SIZE_KIB     64
+#define ES_SQLITE_MAX_CACHE_SIZE_KIB     G_MAXINT
+#define ES_SQLITE_DEFAULT_CACHE_SIZE_KIB 8192
+
 /* Opens one more read-only connection on the storage's database (the
  * same in-memory database for an in-memory storage), with the storage's
  * busy timeout; the caller owns it and closes it with sqlite3_close(). */

@@ -16,6 +16,7 @@
 
 #include "es-sqlite-private.h"
 #include "backend/es-write-queue-private.h"
+#include "backend/es-time-private.h"
 
 /**
  * EsSqliteStorage:
@@ -55,10 +56,6 @@
 /* Prepared statements a connection keeps at most (see connection_get_stmt). */
 #define STMT_CACHE_MAX 64
 
-#define DEFAULT_POOL_SIZE      4
-#define MAX_POOL_SIZE          64
-#define DEFAULT_CACHE_SIZE_KIB 8192
-#define MAX_CACHE_SIZE_KIB     G_MAXINT
 #define DEFAULT_BUSY_TIMEOUT   5000
 
 /* The stream id snapshots of @all are stored under (the storage handle
@@ -422,27 +419,6 @@ bind_bytes (sqlite3_stmt *stmt,
   if (size == 0)
     return sqlite3_bind_zeroblob (stmt, index, 0);
   return sqlite3_bind_blob64 (stmt, index, data, size, SQLITE_STATIC);
-}
-
-/* A GDateTime from microseconds since the Unix epoch, UTC; clamped to what
- * GDateTime can hold (only a damaged database holds anything else). */
-static GDateTime *
-date_time_new_from_usec (gint64 usec)
-{
-  g_autoptr(GDateTime) seconds = NULL;
-  const gint64 min_usec = G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC;
-  const gint64 max_usec = G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC;
-  gint64 rest;
-
-  usec = CLAMP (usec, min_usec, max_usec);
-  rest = usec % G_USEC_PER_SEC;
-  if (rest < 0)
-    rest += G_USEC_PER_SEC;
-
-  seconds = g_date_time_new_from_unix_utc ((usec - rest) / G_USEC_PER_SEC);
-  if (seconds == NULL || rest == 0)
-    return g_steal_pointer (&seconds);
-  return g_date_time_add (seconds, rest);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -2876,7 +2852,7 @@ es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
     {
       version = sqlite3_column_int64 (stmt, 0);
       count = sqlite3_column_int64 (stmt, 1);
-      last_timestamp = date_time_new_from_usec (sqlite3_column_int64 (stmt, 2));
+      last_timestamp = _es_date_time_new_from_usec (sqlite3_column_int64 (stmt, 2));
     }
   else if (rc != SQLITE_DONE)
     connection_set_error (conn, rc, operation, error);
@@ -3149,20 +3125,21 @@ es_sqlite_storage_class_init (EsSqliteStorageClass *klass)
    */
   properties[PROP_POOL_SIZE] =
     g_param_spec_uint ("pool-size", NULL, NULL,
-                       1, MAX_POOL_SIZE, DEFAULT_POOL_SIZE,
+                       1, ES_SQLITE_MAX_POOL_SIZE, ES_SQLITE_DEFAULT_POOL_SIZE,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
 
   /**
    * EsSqliteStorage:cache-size-kib:
    *
    * The page cache of each connection, in KiB (SQLite's `cache_size`
-   * pragma).
+   * pragma); at least 64, as for [property@Es.SqliteStreamFactory:cache-size-kib].
    *
    * Since: 0.1
    */
   properties[PROP_CACHE_SIZE_KIB] =
     g_param_spec_uint ("cache-size-kib", NULL, NULL,
-                       0, MAX_CACHE_SIZE_KIB, DEFAULT_CACHE_SIZE_KIB,
+                       ES_SQLITE_MIN_CACHE_SIZE_KIB, ES_SQLITE_MAX_CACHE_SIZE_KIB,
+                       ES_SQLITE_DEFAULT_CACHE_SIZE_KIB,
                        (G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS));
 
   /**
@@ -3235,8 +3212,8 @@ es_sqlite_storage_class_init (EsSqliteStorageClass *klass)
 static void
 es_sqlite_storage_init (EsSqliteStorage *self)
 {
-  self->pool_size = DEFAULT_POOL_SIZE;
-  self->cache_size_kib = DEFAULT_CACHE_SIZE_KIB;
+  self->pool_size = ES_SQLITE_DEFAULT_POOL_SIZE;
+  self->cache_size_kib = ES_SQLITE_DEFAULT_CACHE_SIZE_KIB;
   self->busy_timeout = DEFAULT_BUSY_TIMEOUT;
 
   g_mutex_init (&self->pool_lock);
@@ -3275,13 +3252,13 @@ es_sqlite_storage_new (const char    *path,
                        GCancellable  *cancellable,
                        GError       **error)
 {
-  g_return_val_if_fail (pool_size <= MAX_POOL_SIZE, NULL);
+  g_return_val_if_fail (pool_size <= ES_SQLITE_MAX_POOL_SIZE, NULL);
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   return g_initable_new (ES_TYPE_SQLITE_STORAGE, cancellable, error,
                          "path", path,
-                         "pool-size", pool_size != 0 ? pool_size : DEFAULT_POOL_SIZE,
+                         "pool-size", pool_size != 0 ? pool_size : ES_SQLITE_DEFAULT_POOL_SIZE,
                          NULL);
 }
 

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "es-private.h"
+#include "es-sqlite-private.h"
 
 /**
  * EsSqliteStreamFactory:
@@ -243,7 +244,8 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    * Since: 0.1
    */
   properties[PROP_POOL_SIZE] =
-    g_param_spec_uint ("pool-size", NULL, NULL, 1, 64, 4,
+    g_param_spec_uint ("pool-size", NULL, NULL,
+                       1, ES_SQLITE_MAX_POOL_SIZE, ES_SQLITE_DEFAULT_POOL_SIZE,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   /**
@@ -254,7 +256,9 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    * Since: 0.1
    */
   properties[PROP_CACHE_SIZE_KIB] =
-    g_param_spec_uint ("cache-size-kib", NULL, NULL, 64, G_MAXINT, 8192,
+    g_param_spec_uint ("cache-size-kib", NULL, NULL,
+                       ES_SQLITE_MIN_CACHE_SIZE_KIB, ES_SQLITE_MAX_CACHE_SIZE_KIB,
+                       ES_SQLITE_DEFAULT_CACHE_SIZE_KIB,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   /**

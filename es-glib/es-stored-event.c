@@ -1,6 +1,7 @@
 /* es-stored-event.c: an event as persisted.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
+#include "backend/es-time-private.h"
 
 #include <string.h>
 
@@ -64,36 +65,6 @@ enum
 static GParamSpec *properties[N_PROPS];
 
 G_DEFINE_FINAL_TYPE (EsStoredEvent, es_stored_event, G_TYPE_OBJECT)
-
-/* The range GDateTime can represent: 0001-01-01T00:00:00Z to
- * 9999-12-31T23:59:59.999999Z. A value outside it (only a damaged store
- * can hold one) is clamped, so the timestamp is never %NULL. */
-#define MIN_UNIX_USEC (G_GINT64_CONSTANT (-62135596800) * G_USEC_PER_SEC)
-#define MAX_UNIX_USEC (G_GINT64_CONSTANT (253402300799) * G_USEC_PER_SEC + (G_USEC_PER_SEC - 1))
-
-static GDateTime *
-date_time_new_from_usec (gint64 usec)
-{
-  g_autoptr(GDateTime) seconds = NULL;
-  gint64 secs;
-  gint64 rest;
-
-  usec = CLAMP (usec, MIN_UNIX_USEC, MAX_UNIX_USEC);
-  secs = usec / G_USEC_PER_SEC;
-  rest = usec % G_USEC_PER_SEC;
-  if (rest < 0)
-    {
-      secs -= 1;
-      rest += G_USEC_PER_SEC;
-    }
-
-  seconds = g_date_time_new_from_unix_utc (secs);
-  if (seconds == NULL)
-    return NULL;
-  if (rest == 0)
-    return g_steal_pointer (&seconds);
-  return g_date_time_add (seconds, rest);
-}
 
 static void
 es_stored_event_finalize (GObject *object)
@@ -440,8 +411,7 @@ es_stored_event_new (const char *stream_id,
   g_return_val_if_fail (timestamp != NULL, NULL);
   g_return_val_if_fail (event_type != NULL, NULL);
 
-  usec = g_date_time_to_unix (timestamp) * G_USEC_PER_SEC +
-         g_date_time_get_microsecond (timestamp);
+  usec = _es_date_time_to_usec (timestamp);
 
   return _es_stored_event_new_take (g_ref_string_new (stream_id),
                                     sequence_id,
@@ -594,7 +564,7 @@ es_stored_event_get_timestamp (EsStoredEvent *self)
   timestamp = g_atomic_pointer_get (&self->timestamp);
   if (timestamp == NULL)
     {
-      GDateTime *made = date_time_new_from_usec (self->timestamp_usec);
+      GDateTime *made = _es_date_time_new_from_usec (self->timestamp_usec);
 
       if (g_atomic_pointer_compare_and_exchange (&self->timestamp, NULL, made))
         timestamp = made;

@@ -714,6 +714,35 @@ test_properties (Fixture       *f,
   factory_close_and_free (defaults);
 }
 
+/* The properties the factory passes on to its storage take the same
+ * values in both: the same range and the same default. */
+static void
+test_property_limits (Fixture       *f,
+                      gconstpointer  data)
+{
+  static const char * const shared[] = { "pool-size", "cache-size-kib" };
+  g_autoptr(GTypeClass) storage_class = g_type_class_ref (ES_TYPE_SQLITE_STORAGE);
+  g_autoptr(GTypeClass) factory_class = g_type_class_ref (ES_TYPE_SQLITE_STREAM_FACTORY);
+
+  g_test_summary ("EsSqliteStorage and EsSqliteStreamFactory agree on the limits and "
+                  "defaults of pool-size and cache-size-kib");
+
+  for (guint i = 0; i < G_N_ELEMENTS (shared); i++)
+    {
+      GParamSpecUInt *in_storage = G_PARAM_SPEC_UINT (
+        g_object_class_find_property (G_OBJECT_CLASS (storage_class), shared[i]));
+      GParamSpecUInt *in_factory = G_PARAM_SPEC_UINT (
+        g_object_class_find_property (G_OBJECT_CLASS (factory_class), shared[i]));
+
+      g_test_message ("%s: storage %u..%u (%u), factory %u..%u (%u)", shared[i],
+                      in_storage->minimum, in_storage->maximum, in_storage->default_value,
+                      in_factory->minimum, in_factory->maximum, in_factory->default_value);
+      g_assert_cmpuint (in_storage->minimum, ==, in_factory->minimum);
+      g_assert_cmpuint (in_storage->maximum, ==, in_factory->maximum);
+      g_assert_cmpuint (in_storage->default_value, ==, in_factory->default_value);
+    }
+}
+
 static void
 test_new_async (Fixture       *f,
                 gconstpointer  data)
@@ -1791,6 +1820,7 @@ main (int   argc,
   ADD ("wal-mode", test_wal_mode);
   ADD ("memory-private", test_memory_private);
   ADD ("properties", test_properties);
+  ADD ("property-limits", test_property_limits);
   ADD ("new-async", test_new_async);
   ADD ("threads-small-pool", test_threads_small_pool);
   ADD ("corrupt-middle", test_corrupt_middle);
