@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "es-pg-private.h"
+#include "backend/es-pool-private.h"
 #include "backend/es-write-queue-private.h"
 #include "backend/es-time-private.h"
 
@@ -1074,13 +1075,9 @@ struct _EsPgStorage
   char      *channel;        /* (owned) <schema>_events */
   char      *sql[N_SQL];     /* (owned) sql_templates for this schema */
 
-  /* The pool: idle connections wait in @idle; @n_open counts them, the
-   * borrowed ones and the ones being opened, up to @pool_size. */
-  GMutex     pool_lock;
-  GCond      pool_cond;
-  GPtrArray *idle;           /* (owned) (element-type Connection) guarded by pool_lock */
-  guint      n_open;         /* guarded by pool_lock */
-  gboolean   closed;         /* guarded by pool_lock; TRUE until init succeeds */
+  /* The pool (es-pool-private.h), up to @pool_size connections; closed
+   * until init succeeds. */
+  EsPool     pool;
 
   /* Asynchronous appends: the group-commit writer (see "Group commit"). */
   EsWriteQueue       *writer;         /* (owned) (nullable) set by init */
@@ -1126,121 +1123,52 @@ schema_sql (EsPgStorage *self,
  * The pool                                                                *
  * ---------------------------------------------------------------------- */
 
-static void
-pool_wake (GCancellable *cancellable,
-           gpointer      data)
-{
-  EsPgStorage *self = data;
+/* The pool is es-glib/backend/es-pool.c; these say how to open, check and
+ * close a connection. */
 
-  g_mutex_lock (&self->pool_lock);
-  g_cond_broadcast (&self->pool_cond);
-  g_mutex_unlock (&self->pool_lock);
+static gpointer
+pool_open_connection (gpointer       user_data,
+                      GCancellable  *cancellable,
+                      GError       **error)
+{
+  EsPgStorage *self = user_data;
+
+  return connection_open (self->conninfo != NULL ? self->conninfo : "", cancellable, error);
 }
 
-/* Borrows a connection: an idle one that is still alive, else a new one
- * while fewer than pool-size are open, else waits for one to come back.
- * Fails with ES_ERROR_CLOSED once the storage is closed, with
- * G_IO_ERROR_CANCELLED if @cancellable fires while it waits, and with
- * ES_ERROR_STORAGE if a new connection cannot be opened. */
+/* An idle connection closed by the server while it waited (a restart) is
+ * replaced. */
+static gboolean
+pool_connection_is_alive (gpointer conn)
+{
+  return connection_is_alive (conn);
+}
+
+/* One given back is closed instead when it failed, was left inside a
+ * transaction, or had a cancel request sent to it (which could reach a
+ * later statement). */
+static gboolean
+pool_connection_can_reuse (gpointer conn)
+{
+  Connection *c = conn;
+
+  return !(PQstatus (c->conn) != CONNECTION_OK || c->lost || c->unusable || c->cancel_sent ||
+           PQtransactionStatus (c->conn) != PQTRANS_IDLE);
+}
+
 static Connection *
 pool_acquire (EsPgStorage   *self,
               GCancellable  *cancellable,
               GError       **error)
 {
-  g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func (connection_close);
-  Connection *c = NULL;
-  gboolean open_new = FALSE;
-  gulong handler = 0;
-
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return NULL;
-
-  g_mutex_lock (&self->pool_lock);
-  for (;;)
-    {
-      if (self->closed)
-        {
-          set_closed_error (error);
-          break;
-        }
-
-      /* Last in, first out: the ones that go unused cost nothing. */
-      if (self->idle->len > 0)
-        {
-          c = g_ptr_array_steal_index_fast (self->idle, self->idle->len - 1);
-          if (connection_is_alive (c))
-            break;
-          /* Closed by the server while it sat here (a restart): replace it. */
-          g_ptr_array_add (dead, g_steal_pointer (&c));
-          self->n_open--;
-          continue;
-        }
-
-      if (self->n_open < self->pool_size)
-        {
-          self->n_open++;
-          open_new = TRUE;
-          break;
-        }
-
-      if (g_cancellable_set_error_if_cancelled (cancellable, error))
-        break;
-
-      /* About to wait: have a cancellation wake us. Its handler takes
-       * pool_lock, so connect (it may run at once) without holding it. */
-      if (cancellable != NULL && handler == 0)
-        {
-          g_mutex_unlock (&self->pool_lock);
-          handler = g_cancellable_connect (cancellable, G_CALLBACK (pool_wake), self, NULL);
-          g_mutex_lock (&self->pool_lock);
-          continue;
-        }
-
-      g_cond_wait (&self->pool_cond, &self->pool_lock);
-    }
-  g_mutex_unlock (&self->pool_lock);
-
-  /* Outside the lock: disconnecting waits for a running handler. */
-  if (handler != 0)
-    g_cancellable_disconnect (cancellable, handler);
-
-  if (open_new)
-    {
-      c = connection_open (self->conninfo != NULL ? self->conninfo : "", cancellable, error);
-      if (c == NULL)
-        {
-          g_mutex_lock (&self->pool_lock);
-          self->n_open--;
-          g_cond_signal (&self->pool_cond);
-          g_mutex_unlock (&self->pool_lock);
-        }
-    }
-
-  return c;
+  return _es_pool_acquire (&self->pool, cancellable, error);
 }
 
-/* Gives a borrowed connection back; closes it instead when it failed, was
- * left inside a transaction, had a cancel request sent to it (which could
- * reach a later statement), or when the storage was closed meanwhile. */
 static void
 pool_release (EsPgStorage *self,
               Connection  *c)
 {
-  gboolean drop = PQstatus (c->conn) != CONNECTION_OK || c->lost || c->unusable || c->cancel_sent ||
-                  PQtransactionStatus (c->conn) != PQTRANS_IDLE;
-
-  g_mutex_lock (&self->pool_lock);
-  if (self->closed)
-    drop = TRUE;
-  if (drop)
-    self->n_open--;
-  else
-    g_ptr_array_add (self->idle, c);
-  g_cond_signal (&self->pool_cond);
-  g_mutex_unlock (&self->pool_lock);
-
-  if (drop)
-    connection_close (c);
+  _es_pool_release (&self->pool, c);
 }
 
 /* An operation on one borrowed connection. It sets *@retry when it failed
@@ -1483,6 +1411,7 @@ es_pg_storage_initable_init (GInitable     *initable,
   g_autoptr(Connection) c = NULL;
   g_autoptr(GError) thread_error = NULL;
   EsWriteQueue *writer;
+  GPtrArray *first;
 
   if (self->init_done)
     {
@@ -1522,12 +1451,11 @@ es_pg_storage_initable_init (GInitable     *initable,
     }
 
   /* The first connection of the pool. */
-  g_mutex_lock (&self->pool_lock);
-  g_ptr_array_add (self->idle, g_steal_pointer (&c));
-  self->n_open = 1;
-  self->closed = FALSE;
   self->writer = writer;
-  g_mutex_unlock (&self->pool_lock);
+  first = g_ptr_array_new ();
+  g_ptr_array_add (first, g_steal_pointer (&c));
+  self->pool.limit = self->pool_size;
+  _es_pool_open (&self->pool, first);
 
   self->init_ok = TRUE;
   return TRUE;
@@ -3107,17 +3035,7 @@ es_pg_storage_save_snapshot (EsStorageHandle  *handle,
 static void
 es_pg_storage_shutdown (EsPgStorage *self)
 {
-  g_autoptr(GPtrArray) idle = NULL;
-
-  g_mutex_lock (&self->pool_lock);
-  self->closed = TRUE;
-  idle = g_steal_pointer (&self->idle);
-  self->idle = g_ptr_array_new ();
-  self->n_open -= idle->len;
-  g_cond_broadcast (&self->pool_cond);
-  g_mutex_unlock (&self->pool_lock);
-
-  g_ptr_array_set_free_func (idle, connection_close);
+  _es_pool_close (&self->pool);
 
   /* The writer runs the jobs queued before the stop mark: the storage is
    * closed, so they fail with ES_ERROR_CLOSED (a group already running
@@ -3181,7 +3099,7 @@ es_pg_storage_finalize (GObject *object)
 {
   EsPgStorage *self = ES_PG_STORAGE (object);
 
-  g_clear_pointer (&self->idle, g_ptr_array_unref);
+  _es_pool_clear (&self->pool);
   g_clear_pointer (&self->writer, _es_write_queue_unref);
   g_free (self->conninfo);
   g_free (self->schema);
@@ -3189,8 +3107,6 @@ es_pg_storage_finalize (GObject *object)
   g_free (self->channel);
   for (guint i = 0; i < N_SQL; i++)
     g_free (self->sql[i]);
-  g_mutex_clear (&self->pool_lock);
-  g_cond_clear (&self->pool_cond);
 
   G_OBJECT_CLASS (es_pg_storage_parent_class)->finalize (object);
 }
@@ -3313,11 +3229,9 @@ es_pg_storage_init (EsPgStorage *self)
   self->schema = g_strdup (ES_PG_DEFAULT_SCHEMA);
   self->pool_size = DEFAULT_POOL_SIZE;
 
-  g_mutex_init (&self->pool_lock);
-  g_cond_init (&self->pool_cond);
-  self->idle = g_ptr_array_new ();
   /* Until init succeeds, nothing can be borrowed. */
-  self->closed = TRUE;
+  _es_pool_init (&self->pool, DEFAULT_POOL_SIZE, pool_open_connection, pool_connection_is_alive,
+                 pool_connection_can_reuse, connection_close, self);
 }
 
 /* ---------------------------------------------------------------------- *

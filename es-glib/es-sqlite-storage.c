@@ -15,6 +15,7 @@
 #include <glib/gstdio.h>
 
 #include "es-sqlite-private.h"
+#include "backend/es-pool-private.h"
 #include "backend/es-write-queue-private.h"
 #include "backend/es-time-private.h"
 
@@ -1140,15 +1141,11 @@ struct _EsSqliteStorage
 
   EsWriteQueue *writer;          /* (owned) shared with the writer thread */
 
-  /* The read connections: idle ones wait in idle_readers; a borrowed one
-   * comes back through pool_release(). */
-  GMutex        pool_lock;
-  GCond         pool_cond;
-  GPtrArray    *idle_readers;    /* (owned) (element-type EsConnection) guarded by pool_lock */
-  gboolean      pool_closed;     /* guarded by pool_lock; TRUE until init succeeds */
+  /* The read connections (es-pool-private.h); closed until init succeeds. */
+  EsPool        pool;
 
   /* Held for the whole of a close, so a second close waits for the first
-   * to finish. Taken before pool_lock (pool_close()) and the writer queue's
+   * to finish. Taken before the pool's lock (_es_pool_close()) and the writer queue's
    * lock (_es_write_queue_stop()), never after them. */
   GMutex        close_lock;
   gboolean      closed;          /* guarded by close_lock */
@@ -1531,11 +1528,7 @@ open_read_only (EsSqliteStorage  *self,
       g_ptr_array_add (readers, reader);
     }
 
-  g_mutex_lock (&self->pool_lock);
-  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
-  self->idle_readers = g_steal_pointer (&readers);
-  self->pool_closed = FALSE;
-  g_mutex_unlock (&self->pool_lock);
+  _es_pool_open (&self->pool, g_steal_pointer (&readers));
 
   return TRUE;
 }
@@ -1603,11 +1596,7 @@ open_read_write (EsSqliteStorage  *self,
     }
   self->writer = queue;
 
-  g_mutex_lock (&self->pool_lock);
-  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
-  self->idle_readers = g_steal_pointer (&readers);
-  self->pool_closed = FALSE;
-  g_mutex_unlock (&self->pool_lock);
+  _es_pool_open (&self->pool, g_steal_pointer (&readers));
 
   return TRUE;
 }
@@ -1705,100 +1694,9 @@ initable_iface_init (GInitableIface *iface)
  * The read pool                                                           *
  * ---------------------------------------------------------------------- */
 
-static void
-pool_wake (GCancellable *cancellable,
-           gpointer      data)
-{
-  EsSqliteStorage *self = data;
-
-  g_mutex_lock (&self->pool_lock);
-  g_cond_broadcast (&self->pool_cond);
-  g_mutex_unlock (&self->pool_lock);
-}
-
-/* Borrows a read connection, waiting while every one is busy. Fails with
- * ES_ERROR_CLOSED once the storage is closed, and with
- * G_IO_ERROR_CANCELLED if @cancellable fires while it waits. */
-static EsConnection *
-pool_acquire (EsSqliteStorage  *self,
-              GCancellable     *cancellable,
-              GError          **error)
-{
-  EsConnection *conn = NULL;
-  gulong handler = 0;
-
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return NULL;
-
-  g_mutex_lock (&self->pool_lock);
-
-  /* About to wait: have a cancellation wake us. Its handler takes
-   * pool_lock, so connect (it may run at once) without holding it. */
-  if (!self->pool_closed && self->idle_readers->len == 0 && cancellable != NULL)
-    {
-      g_mutex_unlock (&self->pool_lock);
-      handler = g_cancellable_connect (cancellable, G_CALLBACK (pool_wake), self, NULL);
-      g_mutex_lock (&self->pool_lock);
-    }
-
-  while (!self->pool_closed && self->idle_readers->len == 0 &&
-         !g_cancellable_is_cancelled (cancellable))
-    g_cond_wait (&self->pool_cond, &self->pool_lock);
-
-  /* Last in, first out: the connection used last has the warmest page
-   * cache, and the ones that go unused cost nothing. */
-  if (self->pool_closed)
-    set_closed_error (error);
-  else if (self->idle_readers->len > 0)
-    conn = g_ptr_array_steal_index_fast (self->idle_readers, self->idle_readers->len - 1);
-  else
-    g_cancellable_set_error_if_cancelled (cancellable, error);
-
-  g_mutex_unlock (&self->pool_lock);
-
-  /* Outside the lock: disconnecting waits for a running handler. */
-  if (handler != 0)
-    g_cancellable_disconnect (cancellable, handler);
-
-  return conn;
-}
-
-/* Gives a borrowed connection back, or closes it if the storage closed
- * while it was out. */
-static void
-pool_release (EsSqliteStorage *self,
-              EsConnection    *conn)
-{
-  EsConnection *to_close = NULL;
-
-  g_mutex_lock (&self->pool_lock);
-  if (self->pool_closed)
-    to_close = conn;
-  else
-    {
-      g_ptr_array_add (self->idle_readers, conn);
-      g_cond_signal (&self->pool_cond);
-    }
-  g_mutex_unlock (&self->pool_lock);
-
-  connection_close (to_close);
-}
-
-/* Closes the idle connections and wakes everyone waiting for one. */
-static void
-pool_close (EsSqliteStorage *self)
-{
-  GPtrArray *idle;
-
-  g_mutex_lock (&self->pool_lock);
-  self->pool_closed = TRUE;
-  idle = g_steal_pointer (&self->idle_readers);
-  self->idle_readers = g_ptr_array_new ();
-  g_cond_broadcast (&self->pool_cond);
-  g_mutex_unlock (&self->pool_lock);
-
-  g_ptr_array_unref (idle);
-}
+/* The pool of read connections is es-glib/backend/es-pool.c: all of them
+ * opened by init (no open function), and closed as they come back once the
+ * storage is closed. */
 
 static void
 interrupt_connection (GCancellable *cancellable,
@@ -1817,7 +1715,7 @@ read_begin (EsSqliteStorage  *self,
             gulong           *out_handler,
             GError          **error)
 {
-  EsConnection *conn = pool_acquire (self, cancellable, error);
+  EsConnection *conn = _es_pool_acquire (&self->pool, cancellable, error);
 
   *out_handler = 0;
   if (conn != NULL && cancellable != NULL)
@@ -1834,7 +1732,7 @@ read_end (EsSqliteStorage *self,
 {
   if (handler != 0)
     g_cancellable_disconnect (cancellable, handler);
-  pool_release (self, conn);
+  _es_pool_release (&self->pool, conn);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -2941,7 +2839,7 @@ es_sqlite_storage_shutdown (EsSqliteStorage *self)
       /* Readers first, so the writer's connection is the database's last:
        * closing it checkpoints the WAL and removes the -wal and -shm
        * files, leaving one self-contained file behind. */
-      pool_close (self);
+      _es_pool_close (&self->pool);
 
       /* Read-only, there is no writer to do that: remove the side files
        * the open created, unless another connection (a writer that has
@@ -3009,13 +2907,11 @@ es_sqlite_storage_finalize (GObject *object)
 
   /* The writer thread may still hold its own ref (see shutdown). */
   g_clear_pointer (&self->writer, _es_write_queue_unref);
-  g_clear_pointer (&self->idle_readers, g_ptr_array_unref);
+  _es_pool_clear (&self->pool);
   g_free (self->path);
   g_free (self->uri);
   g_free (self->where);
   g_free (self->file_key);
-  g_mutex_clear (&self->pool_lock);
-  g_cond_clear (&self->pool_cond);
   g_mutex_clear (&self->close_lock);
 
   G_OBJECT_CLASS (es_sqlite_storage_parent_class)->finalize (object);
@@ -3216,12 +3112,9 @@ es_sqlite_storage_init (EsSqliteStorage *self)
   self->cache_size_kib = ES_SQLITE_DEFAULT_CACHE_SIZE_KIB;
   self->busy_timeout = DEFAULT_BUSY_TIMEOUT;
 
-  g_mutex_init (&self->pool_lock);
-  g_cond_init (&self->pool_cond);
   g_mutex_init (&self->close_lock);
-  self->idle_readers = g_ptr_array_new ();
   /* Until init succeeds, nothing can be borrowed. */
-  self->pool_closed = TRUE;
+  _es_pool_init (&self->pool, 0, NULL, NULL, NULL, connection_close, NULL);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -3309,9 +3202,7 @@ _es_sqlite_storage_open_reader (EsSqliteStorage  *self,
 
   g_return_val_if_fail (ES_IS_SQLITE_STORAGE (self), NULL);
 
-  g_mutex_lock (&self->pool_lock);
-  closed = self->pool_closed;
-  g_mutex_unlock (&self->pool_lock);
+  closed = _es_pool_is_closed (&self->pool);
   if (closed)
     {
       set_closed_error (error);
