@@ -19,6 +19,7 @@
 #include <es-glib/es-event-enumerator.h>
 #include <es-glib/es-storage-handle.h>
 #include <es-glib/es-notifier.h>
+#include <es-glib/es-storage-notifier.h>
 #include <es-glib/es-watch.h>
 #include <es-glib/es-stream.h>
 #include <es-glib/es-stream-factory.h>

@@ -43,7 +43,8 @@
 /**
  * EsPgNotifier:
  *
- * The [iface@Es.Notifier] of the PostgreSQL backend.
+ * The [iface@Es.Notifier] of the PostgreSQL backend, an
+ * [class@Es.StorageNotifier].
  * [class@Es.PgStreamFactory] creates and starts one per factory;
  * applications rarely meet it.
  *
@@ -89,7 +90,7 @@
  * ## Giving up
  *
  * When the server stays away (or reads keep failing) for
- * [property@Es.PgNotifier:give-up-timeout] milliseconds (60 s by default)
+ * [property@Es.StorageNotifier:give-up-timeout] milliseconds (60 s by default)
  * without one successful reconnection and read in between, the notifier
  * gives up: every watch of the factory emits [signal@Es.Watch::error]
  * with %ES_ERROR_STORAGE, carrying the last reason libpq gave, and stops;
@@ -125,21 +126,9 @@ typedef enum
 
 struct _EsPgNotifier
 {
-  GObject       parent_instance;
+  EsStorageNotifier parent_instance;
 
-  EsPgStorage  *storage;          /* (owned) */
-
-  GMutex        state_lock;
-  gboolean      started;          /* guarded by state_lock */
-  gboolean      stopped;          /* guarded by state_lock */
-  GThread      *thread;           /* (owned) guarded by state_lock */
-  GMainContext *context;          /* (owned) the notifier thread's */
-  GMainLoop    *loop;             /* (owned) */
-  GCancellable *cancellable;      /* (owned) cancelled by stop(): ends a read */
-  guint         give_up_timeout;  /* milliseconds, 0 for never */
-  GError       *error;            /* (owned) (nullable) set once when giving up, guarded by state_lock */
-
-  /* Set by start(), then used only on the notifier's thread. */
+  /* Set by prepare (in start()), then used only on the notifier's thread. */
   char         *conninfo;         /* (owned) */
   char         *listen_sql;       /* (owned) "LISTEN <quoted channel>" */
   PGconn       *conn;             /* (owned) (nullable) the LISTENing connection */
@@ -151,29 +140,22 @@ struct _EsPgNotifier
   guint         retry_backoff_ms; /* delay before the next read retry */
   gint64        notified_up_to;   /* largest sequence id a notification named
                                    * since the link came up, 0 if none */
-  GSource      *give_up_timer;    /* (owned) (nullable) runs while something fails */
-  char         *last_failure;     /* (owned) (nullable) why, for the error */
-
-  gint          check_scheduled;  /* (atomic) an idle check is pending */
   gint          n_connects;       /* (atomic) */
-  gint          n_reads;          /* (atomic) */
-
-  EsSubscribers subs;             /* with the cursor of deliveries */
 };
 
-enum {
-  PROP_0,
-  PROP_STORAGE,
-  PROP_GIVE_UP_TIMEOUT,
-  N_PROPS
-};
+G_DEFINE_FINAL_TYPE (EsPgNotifier, es_pg_notifier, ES_TYPE_STORAGE_NOTIFIER)
 
-static GParamSpec *properties[N_PROPS];
+static EsPgStorage *
+get_storage (EsPgNotifier *self)
+{
+  return ES_PG_STORAGE (es_storage_notifier_get_storage (ES_STORAGE_NOTIFIER (self)));
+}
 
-static void notifier_iface_init (EsNotifierInterface *iface);
-
-G_DEFINE_FINAL_TYPE_WITH_CODE (EsPgNotifier, es_pg_notifier, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (ES_TYPE_NOTIFIER, notifier_iface_init))
+static GMainContext *
+get_context (EsPgNotifier *self)
+{
+  return es_storage_notifier_get_context (ES_STORAGE_NOTIFIER (self));
+}
 
 static void
 clear_source (GSource **source)
@@ -196,134 +178,51 @@ add_timer (EsPgNotifier *self,
 
   g_source_set_callback (source, func, self, NULL);
   g_source_set_static_name (source, name);
-  g_source_attach (source, self->context);
+  g_source_attach (source, get_context (self));
   return source;
 }
 
-/* Reads what was committed after the cursor and hands it to every
- * subscriber. Runs on the notifier's thread, the only one that moves the
- * cursor. The database is read without holding deliver_lock, so that
- * subscribing, unsubscribing and get_last_sequence_id() never wait for
- * the server; only handing the events over holds it. Returns FALSE when a
- * read failed and must be retried; the cursor then stays where it was. */
+/* Nobody subscribed: the notifications name the last sequence id of each
+ * commit, and appends commit in sequence-id order, so the largest one
+ * named is where the cursor goes, without a query per commit. Only
+ * without one (after connecting) is the database asked. */
 static gboolean
-deliver_new_events (EsPgNotifier *self)
+es_pg_notifier_get_last_committed (EsStorageNotifier  *notifier,
+                                   gint64             *out_sequence_id,
+                                   GCancellable       *cancellable,
+                                   GError            **error)
 {
-  EsStorageHandle *storage = ES_STORAGE_HANDLE (self->storage);
-  g_autoptr(GError) error = NULL;
+  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
 
-  for (;;)
+  if (self->notified_up_to > 0)
     {
-      g_autoptr(GPtrArray) events = NULL;
-      gboolean listened;
-      gint64 cursor;
-
-      g_rec_mutex_lock (&self->subs.lock);
-      cursor = self->subs.cursor;
-      listened = _es_subscribers_any (&self->subs);
-      g_rec_mutex_unlock (&self->subs.lock);
-
-      if (!listened)
-        {
-          gint64 last = cursor;
-
-          /* Nobody listens: just move the cursor, reading no event. The
-           * notifications name the last sequence id of each commit, and
-           * appends commit in sequence-id order, so the largest one named
-           * is where the cursor goes, without a query per commit. Only
-           * without one (after connecting) is the database asked. */
-          if (self->notified_up_to > 0)
-            last = self->notified_up_to;
-          else
-            {
-              g_atomic_int_inc (&self->n_reads);
-              if (!es_storage_handle_get_version (storage, NULL, &last, self->cancellable, &error))
-                break;
-            }
-
-          g_rec_mutex_lock (&self->subs.lock);
-          listened = _es_subscribers_any (&self->subs);
-          /* Someone subscribed meanwhile, having seen the old cursor:
-           * read the events for them instead. */
-          if (!listened)
-            self->subs.cursor = MAX (cursor, last);
-          g_rec_mutex_unlock (&self->subs.lock);
-
-          if (listened)
-            continue;
-          break;
-        }
-
-      g_atomic_int_inc (&self->n_reads);
-      events = es_storage_handle_read_page (storage, NULL, cursor, NULL,
-                                            ES_READ_PAGE_SIZE, self->cancellable, &error);
-      if (events == NULL || events->len == 0)
-        break;
-
-      /* Whoever subscribed during the read saw the old cursor, so gets
-       * these events too; whoever left gets nothing more. */
-      g_rec_mutex_lock (&self->subs.lock);
-      self->subs.cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
-                                                                         events->len - 1));
-      _es_subscribers_emit (&self->subs, events);
-      g_rec_mutex_unlock (&self->subs.lock);
-
-      if (events->len < ES_READ_PAGE_SIZE)
-        break;
+      *out_sequence_id = self->notified_up_to;
+      return TRUE;
     }
-
-  if (error == NULL)
-    return TRUE;
-
-  /* A closed storage is the factory closing, a cancelled read stop():
-   * nothing to retry. */
-  if (g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED) ||
-      g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    return TRUE;
-
-  g_debug ("Reading new events failed, will retry: %s", error->message);
-  g_free (self->last_failure);
-  self->last_failure = g_strdup (error->message);
-  return FALSE;
+  return ES_STORAGE_NOTIFIER_CLASS (es_pg_notifier_parent_class)->get_last_committed (
+    notifier, out_sequence_id, cancellable, error);
 }
 
 static gboolean retry_cb (gpointer user_data);
-static gboolean give_up_cb (gpointer user_data);
-
-/* Something fails (the link, a read): the give-up timer runs, unless it
- * already does. */
-static void
-failing (EsPgNotifier *self)
-{
-  if (self->give_up_timer != NULL || self->give_up_timeout == 0)
-    return;
-
-  self->give_up_timer = add_timer (self, self->give_up_timeout, give_up_cb,
-                                   "[es-glib] pg notifier give up");
-}
-
-/* The link is up and a read succeeded: nothing fails any more. */
-static void
-healthy (EsPgNotifier *self)
-{
-  clear_source (&self->give_up_timer);
-}
 
 /* Delivers; when the read fails, tries again later with backoff (the
  * server may be restarting: its notification will not come again). */
 static void
 check (EsPgNotifier *self)
 {
-  if (deliver_new_events (self))
+  g_autoptr(GError) error = NULL;
+
+  if (es_storage_notifier_deliver (ES_STORAGE_NOTIFIER (self), &error))
     {
       clear_source (&self->retry_timer);
       self->retry_backoff_ms = BACKOFF_INITIAL_MS;
+      /* The link is up and a read succeeded: nothing fails any more. */
       if (self->link == LINK_UP)
-        healthy (self);
+        es_storage_notifier_report_success (ES_STORAGE_NOTIFIER (self));
     }
   else
     {
-      failing (self);
+      es_storage_notifier_report_failure (ES_STORAGE_NOTIFIER (self), error->message);
       if (self->retry_timer == NULL)
         {
           self->retry_timer = add_timer (self, self->retry_backoff_ms, retry_cb,
@@ -343,30 +242,12 @@ retry_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-check_now_cb (gpointer user_data)
-{
-  EsPgNotifier *self = user_data;
-
-  g_atomic_int_set (&self->check_scheduled, FALSE);
-  check (self);
-  return G_SOURCE_REMOVE;
-}
-
-/* Asks for a check on the notifier's thread; requests coalesce. */
+/* After es_notifier_committed(): look now, without waiting for the
+ * notification's round trip. */
 static void
-schedule_check (EsPgNotifier *self)
+es_pg_notifier_check (EsStorageNotifier *notifier)
 {
-  GSource *source;
-
-  if (!g_atomic_int_compare_and_exchange (&self->check_scheduled, FALSE, TRUE))
-    return;
-
-  source = g_idle_source_new ();
-  g_source_set_callback (source, check_now_cb, self, NULL);
-  g_source_set_static_name (source, "[es-glib] pg notifier check");
-  g_source_attach (source, self->context);
-  g_source_unref (source);
+  check (ES_PG_NOTIFIER (notifier));
 }
 
 /* The link's state machine; all on the notifier's thread. */
@@ -389,7 +270,7 @@ link_watch_socket (EsPgNotifier *self,
   self->socket_source = g_unix_fd_source_new (fd, condition | G_IO_ERR | G_IO_HUP);
   g_source_set_callback (self->socket_source, G_SOURCE_FUNC (socket_cb), self, NULL);
   g_source_set_static_name (self->socket_source, "[es-glib] pg notifier socket");
-  g_source_attach (self->socket_source, self->context);
+  g_source_attach (self->socket_source, get_context (self));
   return TRUE;
 }
 
@@ -417,12 +298,14 @@ link_lost (EsPgNotifier *self,
            reason != NULL && *reason != '\0' ? reason : "no reason given",
            self->link_backoff_ms);
 
-  g_free (self->last_failure);
   if (reason != NULL && *reason != '\0')
-    self->last_failure = g_strdup_printf ("%s: %s", what, reason);
+    {
+      g_autofree char *failure = g_strdup_printf ("%s: %s", what, reason);
+
+      es_storage_notifier_report_failure (ES_STORAGE_NOTIFIER (self), failure);
+    }
   else
-    self->last_failure = g_strdup (what);
-  failing (self);
+    es_storage_notifier_report_failure (ES_STORAGE_NOTIFIER (self), what);
 
   link_close (self);
   self->link_timer = add_timer (self, self->link_backoff_ms, reconnect_cb,
@@ -614,7 +497,7 @@ reconnect_cb (gpointer user_data)
   self->link_timer = g_timeout_source_new_seconds (CONNECT_ATTEMPT_TIMEOUT_S);
   g_source_set_callback (self->link_timer, connect_timeout_cb, self, NULL);
   g_source_set_static_name (self->link_timer, "[es-glib] pg notifier connect timeout");
-  g_source_attach (self->link_timer, self->context);
+  g_source_attach (self->link_timer, get_context (self));
 
   /* As libpq documents: start as if PQconnectPoll() asked to write. */
   if (!link_watch_socket (self, G_IO_OUT))
@@ -622,93 +505,59 @@ reconnect_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* The server stayed away (or reads failed) for give-up-timeout ms: every
- * subscription ends with the reason, and the thread ends. */
-static gboolean
-give_up_cb (gpointer user_data)
+static GError *
+es_pg_notifier_give_up_error (EsStorageNotifier *notifier,
+                              const char        *reason)
 {
-  EsPgNotifier *self = user_data;
-  g_autoptr(GError) error = NULL;
-
-  g_clear_pointer (&self->give_up_timer, g_source_unref);
-
-  error = g_error_new (ES_ERROR, ES_ERROR_STORAGE,
-                       /* Translators: %u is milliseconds, %s libpq's (English) reason */
-                       _("Lost the PostgreSQL server: watching for new events failed for "
-                         "%u ms, giving up: %s"),
-                       self->give_up_timeout,
-                       self->last_failure != NULL ? self->last_failure : "unknown reason");
-  g_debug ("PostgreSQL notifier: %s", error->message);
-
-  g_mutex_lock (&self->state_lock);
-  if (self->error == NULL && !self->stopped)
-    self->error = g_steal_pointer (&error);
-  g_mutex_unlock (&self->state_lock);
-
-  link_close (self);
-  clear_source (&self->retry_timer);
-  g_main_loop_quit (self->loop);
-  _es_subscribers_close (&self->subs);
-  return G_SOURCE_REMOVE;
+  return g_error_new (ES_ERROR, ES_ERROR_STORAGE,
+                      /* Translators: %u is milliseconds, %s libpq's (English) reason */
+                      _("Lost the PostgreSQL server: watching for new events failed for "
+                        "%u ms, giving up: %s"),
+                      es_storage_notifier_get_give_up_timeout (notifier), reason);
 }
 
-static gpointer
-notifier_thread (gpointer data)
+/* On the notifier's thread: start() connected and listened; notifications
+ * that arrived since wait in the socket. */
+static void
+es_pg_notifier_attach (EsStorageNotifier *notifier,
+                       GMainContext      *context)
 {
-  EsPgNotifier *self = data;
+  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
 
-  g_main_context_push_thread_default (self->context);
-
-  /* start() connected and listened; notifications that arrived since
-   * wait in the socket. */
   self->link = LINK_UP;
   if (!link_watch_socket (self, G_IO_IN))
     link_lost (self, "connection lost");
+}
 
-  g_main_loop_run (self->loop);
+/* On the notifier's thread as it stops (after the queued sources ran,
+ * which may have set a retry timer again), or on the caller's when
+ * start() failed after prepare. */
+static void
+es_pg_notifier_detach (EsStorageNotifier *notifier)
+{
+  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
 
   link_close (self);
   clear_source (&self->retry_timer);
-  clear_source (&self->give_up_timer);
-  /* Run sources still queued (a last check) before the context goes;
-   * a check that failed may have set a retry timer again. */
-  while (g_main_context_iteration (self->context, FALSE))
-    ;
-  clear_source (&self->retry_timer);
-  clear_source (&self->give_up_timer);
-  g_main_context_pop_thread_default (self->context);
-
-  return NULL;
 }
 
+/* Connects and listens, on the caller's thread, before the base class
+ * reads the cursor: a commit either precedes that read (and the cursor
+ * covers it) or is notified. */
 static gboolean
-es_pg_notifier_start (EsNotifier    *notifier,
-                      GCancellable  *cancellable,
-                      GError       **error)
+es_pg_notifier_prepare (EsStorageNotifier  *notifier,
+                        GCancellable       *cancellable,
+                        GError            **error)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  const char *channel = _es_pg_storage_get_channel (self->storage);
+  EsPgStorage *storage = get_storage (self);
+  const char *channel = _es_pg_storage_get_channel (storage);
   PGconn *conn = NULL;
   PGresult *result = NULL;
   char *quoted;
-  gint64 cursor = 0;
   gboolean ok = FALSE;
 
-  g_mutex_lock (&self->state_lock);
-
-  if (self->stopped)
-    {
-      g_set_error_literal (error, ES_ERROR, ES_ERROR_CLOSED,
-                           _("The notifier was stopped and cannot start again"));
-      goto out;
-    }
-  if (self->started)
-    {
-      ok = TRUE;
-      goto out;
-    }
-
-  conn = _es_pg_connect (_es_pg_storage_get_conninfo (self->storage), cancellable, error);
+  conn = _es_pg_connect (_es_pg_storage_get_conninfo (storage), cancellable, error);
   if (conn == NULL)
     goto out;
 
@@ -722,8 +571,6 @@ es_pg_notifier_start (EsNotifier    *notifier,
   self->listen_sql = g_strconcat ("LISTEN ", quoted, NULL);
   PQfreemem (quoted);
 
-  /* LISTEN before reading the cursor: a commit either precedes the read
-   * (and the cursor covers it) or is notified. */
   result = PQexec (conn, self->listen_sql);
   if (PQresultStatus (result) != PGRES_COMMAND_OK)
     {
@@ -735,131 +582,18 @@ es_pg_notifier_start (EsNotifier    *notifier,
       goto out;
     }
 
-  if (!es_storage_handle_get_version (ES_STORAGE_HANDLE (self->storage), NULL, &cursor,
-                                      cancellable, error))
-    goto out;
-
-  _es_subscribers_set_cursor (&self->subs, cursor);
-
   g_free (self->conninfo);
-  self->conninfo = g_strdup (_es_pg_storage_get_conninfo (self->storage));
+  self->conninfo = g_strdup (_es_pg_storage_get_conninfo (storage));
   self->conn = g_steal_pointer (&conn);
   self->link_backoff_ms = BACKOFF_INITIAL_MS;
   self->retry_backoff_ms = BACKOFF_INITIAL_MS;
   g_atomic_int_set (&self->n_connects, 1);
-
-  self->context = g_main_context_new ();
-  self->loop = g_main_loop_new (self->context, FALSE);
-  self->thread = g_thread_new ("es-pg-notifier", notifier_thread, self);
-  self->started = TRUE;
   ok = TRUE;
 
 out:
   g_clear_pointer (&result, PQclear);
   g_clear_pointer (&conn, PQfinish);
-  g_mutex_unlock (&self->state_lock);
   return ok;
-}
-
-static void
-es_pg_notifier_stop (EsNotifier *notifier)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  GThread *thread = NULL;
-
-  g_mutex_lock (&self->state_lock);
-  if (!self->stopped)
-    {
-      self->stopped = TRUE;
-      thread = g_steal_pointer (&self->thread);
-    }
-  g_mutex_unlock (&self->state_lock);
-
-  if (thread != NULL)
-    {
-      /* A read in progress (waiting for a pooled connection, say) ends. */
-      g_cancellable_cancel (self->cancellable);
-
-      /* The thread closes the connection before it ends. */
-      _es_notifier_thread_stop (thread, self->context, self->loop);
-    }
-
-  /* Every subscription ends: watches learn it through their destroy
-   * notify and stop. */
-  _es_subscribers_remove_all (&self->subs);
-}
-
-static guint
-es_pg_notifier_subscribe (EsNotifier     *notifier,
-                          EsNotifierFunc  func,
-                          gpointer        user_data,
-                          GDestroyNotify  destroy)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-
-  return _es_subscribers_add (&self->subs, func, user_data, destroy);
-}
-
-static void
-es_pg_notifier_unsubscribe (EsNotifier *notifier,
-                            guint       subscription_id)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-
-  _es_subscribers_remove (&self->subs, subscription_id);
-}
-
-static gint64
-es_pg_notifier_get_last_sequence_id (EsNotifier *notifier)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-
-  return _es_subscribers_get_cursor (&self->subs);
-}
-
-static void
-es_pg_notifier_committed (EsNotifier *notifier)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  gboolean running;
-
-  g_mutex_lock (&self->state_lock);
-  running = self->started && !self->stopped && self->error == NULL;
-  g_mutex_unlock (&self->state_lock);
-
-  /* With nobody subscribed there is nobody to wake: the commit's own
-   * notification moves the cursor a moment later, and a subscriber
-   * arriving before that only gets events it also reads from the
-   * history, which watches drop. */
-  running = running && _es_subscribers_any (&self->subs);
-
-  if (running)
-    schedule_check (self);
-}
-
-static const GError *
-es_pg_notifier_get_error (EsNotifier *notifier)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-  const GError *error;
-
-  /* Set once, freed only with the notifier. */
-  g_mutex_lock (&self->state_lock);
-  error = self->error;
-  g_mutex_unlock (&self->state_lock);
-  return error;
-}
-
-static void
-notifier_iface_init (EsNotifierInterface *iface)
-{
-  iface->start = es_pg_notifier_start;
-  iface->stop = es_pg_notifier_stop;
-  iface->subscribe = es_pg_notifier_subscribe;
-  iface->unsubscribe = es_pg_notifier_unsubscribe;
-  iface->get_last_sequence_id = es_pg_notifier_get_last_sequence_id;
-  iface->committed = es_pg_notifier_committed;
-  iface->get_error = es_pg_notifier_get_error;
 }
 
 guint
@@ -871,67 +605,15 @@ _es_pg_notifier_get_n_connects (EsPgNotifier *self)
 guint
 _es_pg_notifier_get_n_reads (EsPgNotifier *self)
 {
-  return (guint) g_atomic_int_get (&self->n_reads);
-}
-
-static void
-es_pg_notifier_get_property (GObject    *object,
-                             guint       prop_id,
-                             GValue     *value,
-                             GParamSpec *pspec)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (object);
-
-  switch (prop_id)
-    {
-    case PROP_STORAGE:
-      g_value_set_object (value, self->storage);
-      break;
-    case PROP_GIVE_UP_TIMEOUT:
-      g_value_set_uint (value, self->give_up_timeout);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    }
-}
-
-static void
-es_pg_notifier_set_property (GObject      *object,
-                             guint         prop_id,
-                             const GValue *value,
-                             GParamSpec   *pspec)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (object);
-
-  switch (prop_id)
-    {
-    case PROP_STORAGE:
-      self->storage = g_value_dup_object (value);
-      break;
-    case PROP_GIVE_UP_TIMEOUT:
-      self->give_up_timeout = g_value_get_uint (value);
-      break;
-    default:
-      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
-    }
+  return _es_storage_notifier_get_n_reads (ES_STORAGE_NOTIFIER (self));
 }
 
 static void
 es_pg_notifier_constructed (GObject *object)
 {
-  EsPgNotifier *self = ES_PG_NOTIFIER (object);
-
   G_OBJECT_CLASS (es_pg_notifier_parent_class)->constructed (object);
 
-  g_return_if_fail (ES_IS_PG_STORAGE (self->storage));
-}
-
-static void
-es_pg_notifier_dispose (GObject *object)
-{
-  es_pg_notifier_stop (ES_NOTIFIER (object));
-
-  G_OBJECT_CLASS (es_pg_notifier_parent_class)->dispose (object);
+  g_return_if_fail (ES_IS_PG_STORAGE (es_storage_notifier_get_storage (ES_STORAGE_NOTIFIER (object))));
 }
 
 static void
@@ -939,17 +621,9 @@ es_pg_notifier_finalize (GObject *object)
 {
   EsPgNotifier *self = ES_PG_NOTIFIER (object);
 
-  _es_subscribers_clear (&self->subs);
-  g_clear_pointer (&self->loop, g_main_loop_unref);
-  g_clear_pointer (&self->context, g_main_context_unref);
-  g_clear_object (&self->cancellable);
   g_clear_pointer (&self->conn, PQfinish);
   g_free (self->conninfo);
   g_free (self->listen_sql);
-  g_free (self->last_failure);
-  g_clear_error (&self->error);
-  g_clear_object (&self->storage);
-  g_mutex_clear (&self->state_lock);
 
   G_OBJECT_CLASS (es_pg_notifier_parent_class)->finalize (object);
 }
@@ -958,56 +632,29 @@ static void
 es_pg_notifier_class_init (EsPgNotifierClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  EsStorageNotifierClass *notifier_class = ES_STORAGE_NOTIFIER_CLASS (klass);
 
   _es_i18n_init ();
 
-  object_class->get_property = es_pg_notifier_get_property;
-  object_class->set_property = es_pg_notifier_set_property;
   object_class->constructed = es_pg_notifier_constructed;
-  object_class->dispose = es_pg_notifier_dispose;
   object_class->finalize = es_pg_notifier_finalize;
 
-  /**
-   * EsPgNotifier:storage:
-   *
-   * The storage whose database the notifier listens to, and through which
-   * it reads new events. The notifier opens its own connection with the
-   * storage's connection string and listens on the storage's channel.
-   *
-   * Since: 0.1
-   */
-  properties[PROP_STORAGE] =
-    g_param_spec_object ("storage", NULL, NULL, ES_TYPE_PG_STORAGE,
-                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-
-  /**
-   * EsPgNotifier:give-up-timeout:
-   *
-   * How long, in milliseconds, the notifier keeps trying to reconnect to
-   * the server (or to read the new events) before it gives up and every
-   * watch fails with %ES_ERROR_STORAGE; 0 never gives up. The time counts
-   * from the first failure; one successful reconnection and read starts
-   * it over.
-   *
-   * Since: 0.2
-   */
-  properties[PROP_GIVE_UP_TIMEOUT] =
-    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, G_MAXINT, DEFAULT_GIVE_UP_TIMEOUT,
-                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-
-  g_object_class_install_properties (object_class, N_PROPS, properties);
+  notifier_class->prepare = es_pg_notifier_prepare;
+  notifier_class->attach = es_pg_notifier_attach;
+  notifier_class->detach = es_pg_notifier_detach;
+  notifier_class->check = es_pg_notifier_check;
+  notifier_class->get_last_committed = es_pg_notifier_get_last_committed;
+  notifier_class->give_up_error = es_pg_notifier_give_up_error;
 }
 
 static void
 es_pg_notifier_init (EsPgNotifier *self)
 {
-  g_mutex_init (&self->state_lock);
-  _es_subscribers_init (&self->subs);
-  self->cancellable = g_cancellable_new ();
   self->link = LINK_DOWN;
   self->link_backoff_ms = BACKOFF_INITIAL_MS;
   self->retry_backoff_ms = BACKOFF_INITIAL_MS;
-  self->give_up_timeout = DEFAULT_GIVE_UP_TIMEOUT;
+  _es_storage_notifier_set_default_give_up_timeout (ES_STORAGE_NOTIFIER (self),
+                                                    DEFAULT_GIVE_UP_TIMEOUT);
 }
 
 /**

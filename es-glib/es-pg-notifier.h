@@ -8,13 +8,15 @@
 
 #include <gio/gio.h>
 
+#include "es-storage-notifier.h"
+
 #include "es-pg-storage.h"
 
 G_BEGIN_DECLS
 
 #define ES_TYPE_PG_NOTIFIER (es_pg_notifier_get_type ())
 ES_AVAILABLE_IN_ALL
-G_DECLARE_FINAL_TYPE (EsPgNotifier, es_pg_notifier, ES, PG_NOTIFIER, GObject)
+G_DECLARE_FINAL_TYPE (EsPgNotifier, es_pg_notifier, ES, PG_NOTIFIER, EsStorageNotifier)
 
 ES_AVAILABLE_IN_ALL
 EsPgNotifier *es_pg_notifier_new (EsPgStorage *storage);

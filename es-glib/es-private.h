@@ -198,6 +198,12 @@ void            _es_notifier_thread_stop   (GThread           *thread,
                                             GMainContext      *context,
                                             GMainLoop         *loop);
 
+/* A subclass's default give-up-timeout, from its instance init. */
+void            _es_storage_notifier_set_default_give_up_timeout (EsStorageNotifier *self,
+                                                                  guint              timeout);
+/* Reads the notifier made (read_page and its get_last_committed), tests. */
+guint           _es_storage_notifier_get_n_reads (EsStorageNotifier *self);
+
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,
                                                 EsNotifier      *notifier);

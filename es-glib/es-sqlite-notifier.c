@@ -39,7 +39,7 @@
 /**
  * EsSqliteNotifier:
  *
- * The [iface@Es.Notifier] of the SQLite backend. [class@Es.SqliteStreamFactory]
+ * The [iface@Es.Notifier] of the SQLite backend, an [class@Es.StorageNotifier]. [class@Es.SqliteStreamFactory]
  * creates and starts one per database; applications rarely meet it.
  *
  * It sees this process's commits at once and other processes' commits as
@@ -53,7 +53,7 @@
  * replaced (renamed over), truncated or overwritten cannot be read
  * correctly any more, even where SQLite itself does not fail yet. Such a
  * failure, or any error of SQLite, is retried at every check. Once every
- * check has failed for [property@Es.SqliteNotifier:give-up-timeout]
+ * check has failed for [property@Es.StorageNotifier:give-up-timeout]
  * milliseconds (5 s by default), the notifier gives up: every watch of
  * the database emits [signal@Es.Watch::error] with %ES_ERROR_STORAGE,
  * naming the file and the reason, and stops
@@ -72,21 +72,11 @@ static const char sqlite_header[16] = "SQLite format 3";
 
 struct _EsSqliteNotifier
 {
-  GObject          parent_instance;
+  EsStorageNotifier parent_instance;
 
-  EsSqliteStorage *storage;           /* (owned) */
   guint            polling_interval;  /* milliseconds */
-  guint            give_up_timeout;   /* milliseconds, 0 for never */
 
-  GMutex           state_lock;
-  gboolean         started;           /* guarded by state_lock */
-  gboolean         stopped;           /* guarded by state_lock */
-  GError          *error;             /* (owned) (nullable) set once, guarded by state_lock */
-  GThread         *thread;            /* (owned) guarded by state_lock */
-  GMainContext    *context;           /* (owned) the notifier thread's */
-  GMainLoop       *loop;              /* (owned) */
-
-  /* Used only on the notifier's thread once it runs. */
+  /* Set by prepare, then used only on the notifier's thread. */
   sqlite3         *db;                /* (owned) for PRAGMA data_version */
   gint64           data_version;
   gboolean         retry;             /* the last read failed: read again */
@@ -94,30 +84,29 @@ struct _EsSqliteNotifier
   dev_t            file_dev;          /* ... the opened file's device */
   ino_t            file_ino;          /* ... and inode */
   gboolean         check_header;      /* the file has had its header */
-  gint64           failing_since;     /* monotonic µs of the first failed check in a row, 0 if none */
-  gboolean         gave_up;           /* no more checks */
+  GSource         *poll;              /* (owned) (nullable) */
+  GFileMonitor    *monitor;           /* (owned) (nullable) on the WAL file */
 
-  gint             check_scheduled;   /* (atomic) an idle check is pending */
+  gint             wal_check_scheduled;  /* (atomic) an idle WAL check is pending */
   guint            rechecks;          /* notifier thread: follow-ups after a WAL change */
   gint             n_checks;          /* (atomic) */
-
-  EsSubscribers    subs;              /* with the cursor of deliveries */
 };
 
 enum {
   PROP_0,
-  PROP_STORAGE,
   PROP_POLLING_INTERVAL,
-  PROP_GIVE_UP_TIMEOUT,
   N_PROPS
 };
 
 static GParamSpec *properties[N_PROPS];
 
-static void notifier_iface_init (EsNotifierInterface *iface);
+G_DEFINE_FINAL_TYPE (EsSqliteNotifier, es_sqlite_notifier, ES_TYPE_STORAGE_NOTIFIER)
 
-G_DEFINE_FINAL_TYPE_WITH_CODE (EsSqliteNotifier, es_sqlite_notifier, G_TYPE_OBJECT,
-                               G_IMPLEMENT_INTERFACE (ES_TYPE_NOTIFIER, notifier_iface_init))
+static EsSqliteStorage *
+get_storage (EsSqliteNotifier *self)
+{
+  return ES_SQLITE_STORAGE (es_storage_notifier_get_storage (ES_STORAGE_NOTIFIER (self)));
+}
 
 /* PRAGMA data_version: changes whenever another connection commits. */
 static gboolean
@@ -147,60 +136,6 @@ read_data_version (EsSqliteNotifier  *self,
       return FALSE;
     }
   return TRUE;
-}
-
-/* Reads what was committed after the cursor and hands it to every
- * subscriber. Runs on the notifier's thread. */
-static gboolean
-deliver_new_events (EsSqliteNotifier  *self,
-                    GError           **out_error)
-{
-  EsStorageHandle *storage = ES_STORAGE_HANDLE (self->storage);
-  g_autoptr(GError) error = NULL;
-
-  g_rec_mutex_lock (&self->subs.lock);
-
-  if (!_es_subscribers_any (&self->subs))
-    {
-      /* Nobody listens: just move the cursor, reading nothing. */
-      if (!es_storage_handle_get_version (storage, NULL, &self->subs.cursor, NULL, &error))
-        self->retry = TRUE;
-    }
-  else
-    {
-      for (;;)
-        {
-          g_autoptr(GPtrArray) events = NULL;
-
-          events = es_storage_handle_read_page (storage, NULL, self->subs.cursor, NULL,
-                                                ES_READ_PAGE_SIZE, NULL, &error);
-          if (events == NULL)
-            {
-              self->retry = TRUE;
-              break;
-            }
-          if (events->len == 0)
-            break;
-
-          self->subs.cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
-                                                                             events->len - 1));
-          _es_subscribers_emit (&self->subs, events);
-
-          if (events->len < ES_READ_PAGE_SIZE)
-            break;
-        }
-    }
-
-  g_rec_mutex_unlock (&self->subs.lock);
-
-  /* A closed storage is the factory closing: stop() follows. Anything
-   * else is retried at the next wake-up. */
-  if (error == NULL || g_error_matches (error, ES_ERROR, ES_ERROR_CLOSED))
-    return TRUE;
-
-  g_debug ("Reading new events failed, will retry: %s", error->message);
-  g_propagate_error (out_error, g_steal_pointer (&error));
-  return FALSE;
 }
 
 /* Whether the file at the path is still the one opened, and still an
@@ -276,54 +211,32 @@ remember_file (EsSqliteNotifier *self,
   g_free (reason);
 }
 
-/* Every subscription ends, with @error as the reason, and the notifier
- * does no more checks. Runs on the notifier's thread. */
-static void
-give_up (EsSqliteNotifier *self,
-         GError           *error)
-{
-  g_mutex_lock (&self->state_lock);
-  if (self->error == NULL && !self->stopped)
-    self->error = g_error_copy (error);
-  g_mutex_unlock (&self->state_lock);
-
-  self->gave_up = TRUE;
-  g_main_loop_quit (self->loop);
-  _es_subscribers_close (&self->subs);
-}
-
-/* Counts a failed or successful check; past the give-up timeout of
- * failures in a row, gives up. */
+/* Counts a failed or successful check with the base class, which gives
+ * up after give-up-timeout ms of failures in a row. */
 static void
 record_check (EsSqliteNotifier *self,
               const char       *reason)
 {
-  const char *path = _es_sqlite_storage_get_file_path (self->storage);
-  gint64 now;
-
   if (reason == NULL)
-    {
-      self->failing_since = 0;
-      return;
-    }
+    es_storage_notifier_report_success (ES_STORAGE_NOTIFIER (self));
+  else
+    es_storage_notifier_report_failure (ES_STORAGE_NOTIFIER (self), reason);
+}
 
-  now = g_get_monotonic_time ();
-  if (self->failing_since == 0)
-    self->failing_since = now;
+static GError *
+es_sqlite_notifier_give_up_error (EsStorageNotifier *notifier,
+                                  const char        *reason)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
 
-  if (self->give_up_timeout > 0 &&
-      now - self->failing_since >= (gint64) self->give_up_timeout * G_TIME_SPAN_MILLISECOND)
-    {
-      g_autoptr(GError) error = NULL;
-
-      error = g_error_new (ES_ERROR, ES_ERROR_STORAGE,
-                           /* Translators: the first %s is a file name, the number
-                            * milliseconds, the second %s the reason */
-                           _("The event database '%s' cannot be used any more (every check "
-                             "failed for %u ms): %s"),
-                           path != NULL ? path : ":memory:", self->give_up_timeout, reason);
-      give_up (self, error);
-    }
+  return g_error_new (ES_ERROR, ES_ERROR_STORAGE,
+                      /* Translators: the first %s is a file name, the number
+                       * milliseconds, the second %s the reason */
+                      _("The event database '%s' cannot be used any more (every check "
+                        "failed for %u ms): %s"),
+                      path != NULL ? path : ":memory:",
+                      es_storage_notifier_get_give_up_timeout (notifier), reason);
 }
 
 static gboolean recheck_cb (gpointer user_data);
@@ -334,11 +247,8 @@ check (EsSqliteNotifier *self,
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *reason = NULL;
-  const char *path = _es_sqlite_storage_get_file_path (self->storage);
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
   gint64 version = self->data_version;
-
-  if (self->gave_up)
-    return;
 
   g_atomic_int_inc (&self->n_checks);
 
@@ -367,8 +277,12 @@ check (EsSqliteNotifier *self,
     {
       self->rechecks = 0;
       self->retry = FALSE;
-      if (!deliver_new_events (self, &error) && reason == NULL)
-        reason = g_strdup (error->message);
+      if (!es_storage_notifier_deliver (ES_STORAGE_NOTIFIER (self), &error))
+        {
+          self->retry = TRUE;
+          if (reason == NULL)
+            reason = g_strdup (error->message);
+        }
       record_check (self, reason);
     }
   else if (self->rechecks > 0)
@@ -382,7 +296,7 @@ check (EsSqliteNotifier *self,
       source = g_timeout_source_new (2);
       g_source_set_callback (source, recheck_cb, self, NULL);
       g_source_set_static_name (source, "[es-glib] notifier recheck");
-      g_source_attach (source, self->context);
+      g_source_attach (source, es_storage_notifier_get_context (ES_STORAGE_NOTIFIER (self)));
       g_source_unref (source);
       record_check (self, reason);
     }
@@ -404,14 +318,11 @@ poll_cb (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-static gboolean
-check_now_cb (gpointer user_data)
+/* After es_notifier_committed(): a commit of ours is known to be there. */
+static void
+es_sqlite_notifier_check (EsStorageNotifier *notifier)
 {
-  EsSqliteNotifier *self = user_data;
-
-  g_atomic_int_set (&self->check_scheduled, FALSE);
-  check (self, TRUE);
-  return G_SOURCE_REMOVE;
+  check (ES_SQLITE_NOTIFIER (notifier), TRUE);
 }
 
 static gboolean
@@ -419,28 +330,10 @@ wal_check_cb (gpointer user_data)
 {
   EsSqliteNotifier *self = user_data;
 
-  g_atomic_int_set (&self->check_scheduled, FALSE);
+  g_atomic_int_set (&self->wal_check_scheduled, FALSE);
   self->rechecks = 10;
   check (self, FALSE);
   return G_SOURCE_REMOVE;
-}
-
-/* Asks for a check on the notifier's thread; requests coalesce. A
- * commit of ours is known to be there; a WAL change may be half done. */
-static void
-schedule_check (EsSqliteNotifier *self,
-                gboolean          committed)
-{
-  GSource *source;
-
-  if (!g_atomic_int_compare_and_exchange (&self->check_scheduled, FALSE, TRUE))
-    return;
-
-  source = g_idle_source_new ();
-  g_source_set_callback (source, committed ? check_now_cb : wal_check_cb, self, NULL);
-  g_source_set_static_name (source, "[es-glib] notifier check");
-  g_source_attach (source, self->context);
-  g_source_unref (source);
 }
 
 static void
@@ -450,24 +343,55 @@ wal_changed_cb (GFileMonitor      *monitor,
                 GFileMonitorEvent  event_type,
                 gpointer           user_data)
 {
-  /* data_version tells whether it was a commit. */
-  schedule_check (user_data, FALSE);
+  EsSqliteNotifier *self = user_data;
+  GSource *source;
+
+  /* A WAL change may be half a commit: data_version tells. Requests
+   * coalesce. */
+  if (!g_atomic_int_compare_and_exchange (&self->wal_check_scheduled, FALSE, TRUE))
+    return;
+
+  source = g_idle_source_new ();
+  g_source_set_callback (source, wal_check_cb, self, NULL);
+  g_source_set_static_name (source, "[es-glib] notifier check");
+  g_source_attach (source, es_storage_notifier_get_context (ES_STORAGE_NOTIFIER (self)));
+  g_source_unref (source);
 }
 
-static gpointer
-notifier_thread (gpointer data)
+/* On the caller's thread, in start(): the connection for data_version,
+ * and the identity of the file. */
+static gboolean
+es_sqlite_notifier_prepare (EsStorageNotifier  *notifier,
+                            GCancellable       *cancellable,
+                            GError            **error)
 {
-  EsSqliteNotifier *self = data;
-  g_autoptr(GFileMonitor) monitor = NULL;
-  const char *path = _es_sqlite_storage_get_file_path (self->storage);
-  GSource *poll;
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
 
-  g_main_context_push_thread_default (self->context);
+  self->db = _es_sqlite_storage_open_reader (get_storage (self), error);
+  if (self->db == NULL || !read_data_version (self, &self->data_version, error))
+    {
+      g_clear_pointer (&self->db, sqlite3_close);
+      return FALSE;
+    }
 
-  poll = g_timeout_source_new (self->polling_interval);
-  g_source_set_callback (poll, poll_cb, self, NULL);
-  g_source_set_static_name (poll, "[es-glib] notifier poll");
-  g_source_attach (poll, self->context);
+  if (path != NULL)
+    remember_file (self, path);
+  return TRUE;
+}
+
+/* On the notifier's thread: the poll, and the WAL file's monitor. */
+static void
+es_sqlite_notifier_attach (EsStorageNotifier *notifier,
+                           GMainContext      *context)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
+
+  self->poll = g_timeout_source_new (self->polling_interval);
+  g_source_set_callback (self->poll, poll_cb, self, NULL);
+  g_source_set_static_name (self->poll, "[es-glib] notifier poll");
+  g_source_attach (self->poll, context);
 
   if (path != NULL)
     {
@@ -475,173 +399,32 @@ notifier_thread (gpointer data)
       g_autoptr(GFile) wal = g_file_new_for_path (wal_path);
 
       /* Where file monitoring is unavailable, the poll does the job. */
-      monitor = g_file_monitor_file (wal, G_FILE_MONITOR_NONE, NULL, NULL);
-      if (monitor != NULL)
+      self->monitor = g_file_monitor_file (wal, G_FILE_MONITOR_NONE, NULL, NULL);
+      if (self->monitor != NULL)
         {
-          g_file_monitor_set_rate_limit (monitor, 0);
-          g_signal_connect (monitor, "changed", G_CALLBACK (wal_changed_cb), self);
+          g_file_monitor_set_rate_limit (self->monitor, 0);
+          g_signal_connect (self->monitor, "changed", G_CALLBACK (wal_changed_cb), self);
         }
     }
+}
 
-  g_main_loop_run (self->loop);
+static void
+es_sqlite_notifier_detach (EsStorageNotifier *notifier)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
 
-  if (monitor != NULL)
+  if (self->monitor != NULL)
     {
-      g_signal_handlers_disconnect_by_data (monitor, self);
-      g_file_monitor_cancel (monitor);
+      g_signal_handlers_disconnect_by_data (self->monitor, self);
+      g_file_monitor_cancel (self->monitor);
+      g_clear_object (&self->monitor);
     }
-  g_source_destroy (poll);
-  g_source_unref (poll);
-  /* Drop sources still queued (a last check) before the context goes. */
-  while (g_main_context_iteration (self->context, FALSE))
-    ;
-  g_main_context_pop_thread_default (self->context);
-
+  if (self->poll != NULL)
+    {
+      g_source_destroy (self->poll);
+      g_clear_pointer (&self->poll, g_source_unref);
+    }
   g_clear_pointer (&self->db, sqlite3_close);
-  return NULL;
-}
-
-static gboolean
-es_sqlite_notifier_start (EsNotifier    *notifier,
-                          GCancellable  *cancellable,
-                          GError       **error)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  gint64 cursor = 0;
-  gboolean ok = FALSE;
-
-  g_mutex_lock (&self->state_lock);
-
-  if (self->stopped)
-    {
-      g_set_error_literal (error, ES_ERROR, ES_ERROR_CLOSED,
-                           _("The notifier was stopped and cannot start again"));
-      goto out;
-    }
-  if (self->started)
-    {
-      ok = TRUE;
-      goto out;
-    }
-
-  self->db = _es_sqlite_storage_open_reader (self->storage, error);
-  if (self->db == NULL ||
-      !read_data_version (self, &self->data_version, error) ||
-      !es_storage_handle_get_version (ES_STORAGE_HANDLE (self->storage), NULL, &cursor,
-                                      cancellable, error))
-    {
-      g_clear_pointer (&self->db, sqlite3_close);
-      goto out;
-    }
-
-  _es_subscribers_set_cursor (&self->subs, cursor);
-  if (_es_sqlite_storage_get_file_path (self->storage) != NULL)
-    remember_file (self, _es_sqlite_storage_get_file_path (self->storage));
-
-  self->context = g_main_context_new ();
-  self->loop = g_main_loop_new (self->context, FALSE);
-  self->thread = g_thread_new ("es-notifier", notifier_thread, self);
-  self->started = TRUE;
-  ok = TRUE;
-
-out:
-  g_mutex_unlock (&self->state_lock);
-  return ok;
-}
-
-static void
-es_sqlite_notifier_stop (EsNotifier *notifier)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  GThread *thread = NULL;
-
-  g_mutex_lock (&self->state_lock);
-  if (!self->stopped)
-    {
-      self->stopped = TRUE;
-      thread = g_steal_pointer (&self->thread);
-    }
-  g_mutex_unlock (&self->state_lock);
-
-  if (thread != NULL)
-    _es_notifier_thread_stop (thread, self->context, self->loop);
-
-  /* Every subscription ends: watches learn it through their destroy
-   * notify and stop. */
-  _es_subscribers_remove_all (&self->subs);
-}
-
-static guint
-es_sqlite_notifier_subscribe (EsNotifier     *notifier,
-                              EsNotifierFunc  func,
-                              gpointer        user_data,
-                              GDestroyNotify  destroy)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-
-  return _es_subscribers_add (&self->subs, func, user_data, destroy);
-}
-
-static void
-es_sqlite_notifier_unsubscribe (EsNotifier *notifier,
-                                guint       subscription_id)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-
-  _es_subscribers_remove (&self->subs, subscription_id);
-}
-
-static gint64
-es_sqlite_notifier_get_last_sequence_id (EsNotifier *notifier)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-
-  return _es_subscribers_get_cursor (&self->subs);
-}
-
-static void
-es_sqlite_notifier_committed (EsNotifier *notifier)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  gboolean running;
-
-  g_mutex_lock (&self->state_lock);
-  running = self->started && !self->stopped && self->error == NULL;
-  g_mutex_unlock (&self->state_lock);
-
-  /* With nobody subscribed there is nobody to wake: the next poll moves
-   * the cursor, and a subscriber arriving before that only gets events it
-   * also reads from the history, which watches drop. This keeps writes
-   * without watchers free of a check per commit. */
-  running = running && _es_subscribers_any (&self->subs);
-
-  if (running)
-    schedule_check (self, TRUE);
-}
-
-static const GError *
-es_sqlite_notifier_get_error (EsNotifier *notifier)
-{
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  const GError *error;
-
-  /* Set once, freed only with the notifier. */
-  g_mutex_lock (&self->state_lock);
-  error = self->error;
-  g_mutex_unlock (&self->state_lock);
-  return error;
-}
-
-static void
-notifier_iface_init (EsNotifierInterface *iface)
-{
-  iface->start = es_sqlite_notifier_start;
-  iface->stop = es_sqlite_notifier_stop;
-  iface->subscribe = es_sqlite_notifier_subscribe;
-  iface->unsubscribe = es_sqlite_notifier_unsubscribe;
-  iface->get_last_sequence_id = es_sqlite_notifier_get_last_sequence_id;
-  iface->committed = es_sqlite_notifier_committed;
-  iface->get_error = es_sqlite_notifier_get_error;
 }
 
 guint
@@ -660,14 +443,8 @@ es_sqlite_notifier_get_property (GObject    *object,
 
   switch (prop_id)
     {
-    case PROP_STORAGE:
-      g_value_set_object (value, self->storage);
-      break;
     case PROP_POLLING_INTERVAL:
       g_value_set_uint (value, self->polling_interval);
-      break;
-    case PROP_GIVE_UP_TIMEOUT:
-      g_value_set_uint (value, self->give_up_timeout);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -684,14 +461,8 @@ es_sqlite_notifier_set_property (GObject      *object,
 
   switch (prop_id)
     {
-    case PROP_STORAGE:
-      self->storage = g_value_dup_object (value);
-      break;
     case PROP_POLLING_INTERVAL:
       self->polling_interval = g_value_get_uint (value);
-      break;
-    case PROP_GIVE_UP_TIMEOUT:
-      self->give_up_timeout = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -699,11 +470,12 @@ es_sqlite_notifier_set_property (GObject      *object,
 }
 
 static void
-es_sqlite_notifier_dispose (GObject *object)
+es_sqlite_notifier_constructed (GObject *object)
 {
-  es_sqlite_notifier_stop (ES_NOTIFIER (object));
+  G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->constructed (object);
 
-  G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->dispose (object);
+  g_return_if_fail (ES_IS_SQLITE_STORAGE (
+    es_storage_notifier_get_storage (ES_STORAGE_NOTIFIER (object))));
 }
 
 static void
@@ -711,13 +483,7 @@ es_sqlite_notifier_finalize (GObject *object)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
 
-  _es_subscribers_clear (&self->subs);
-  g_clear_pointer (&self->loop, g_main_loop_unref);
-  g_clear_pointer (&self->context, g_main_context_unref);
   g_clear_pointer (&self->db, sqlite3_close);
-  g_clear_object (&self->storage);
-  g_clear_error (&self->error);
-  g_mutex_clear (&self->state_lock);
 
   G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->finalize (object);
 }
@@ -726,53 +492,36 @@ static void
 es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  EsStorageNotifierClass *notifier_class = ES_STORAGE_NOTIFIER_CLASS (klass);
 
   _es_i18n_init ();
 
   object_class->get_property = es_sqlite_notifier_get_property;
   object_class->set_property = es_sqlite_notifier_set_property;
-  object_class->dispose = es_sqlite_notifier_dispose;
+  object_class->constructed = es_sqlite_notifier_constructed;
   object_class->finalize = es_sqlite_notifier_finalize;
 
-  /**
-   * EsSqliteNotifier:storage:
-   *
-   * The storage whose database the notifier watches, and through which
-   * it reads new events.
-   *
-   * Since: 0.1
-   */
-  properties[PROP_STORAGE] =
-    g_param_spec_object ("storage", NULL, NULL, ES_TYPE_SQLITE_STORAGE,
-                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  notifier_class->prepare = es_sqlite_notifier_prepare;
+  notifier_class->attach = es_sqlite_notifier_attach;
+  notifier_class->detach = es_sqlite_notifier_detach;
+  notifier_class->check = es_sqlite_notifier_check;
+  notifier_class->give_up_error = es_sqlite_notifier_give_up_error;
 
   /**
    * EsSqliteNotifier:polling-interval:
    *
    * How often, in milliseconds, the database is checked for other
    * processes' commits when the WAL file's monitor has not already told.
+   * A check also looks for the failures that
+   * [property@Es.StorageNotifier:give-up-timeout] counts (5 s by default
+   * here): a file deleted, replaced, truncated or overwritten, or an error
+   * of SQLite; so the notifier gives up at most one polling interval after
+   * that time.
    *
    * Since: 0.1
    */
   properties[PROP_POLLING_INTERVAL] =
     g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, DEFAULT_POLLING_INTERVAL,
-                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
-
-  /**
-   * EsSqliteNotifier:give-up-timeout:
-   *
-   * How long, in milliseconds, every check of the database may fail
-   * before the notifier gives up and its watches fail with
-   * %ES_ERROR_STORAGE; 0 never gives up. A check fails when SQLite
-   * reports an error, or when the file was deleted, replaced, truncated
-   * or overwritten. Failures are looked for at every check, so the error
-   * comes at most one [property@Es.SqliteNotifier:polling-interval] after
-   * this time.
-   *
-   * Since: 0.2
-   */
-  properties[PROP_GIVE_UP_TIMEOUT] =
-    g_param_spec_uint ("give-up-timeout", NULL, NULL, 0, 3600000, DEFAULT_GIVE_UP_TIMEOUT,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
@@ -781,10 +530,9 @@ es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
 static void
 es_sqlite_notifier_init (EsSqliteNotifier *self)
 {
-  g_mutex_init (&self->state_lock);
-  _es_subscribers_init (&self->subs);
   self->polling_interval = DEFAULT_POLLING_INTERVAL;
-  self->give_up_timeout = DEFAULT_GIVE_UP_TIMEOUT;
+  _es_storage_notifier_set_default_give_up_timeout (ES_STORAGE_NOTIFIER (self),
+                                                    DEFAULT_GIVE_UP_TIMEOUT);
 }
 
 /**

@@ -9,12 +9,14 @@
 #include <gio/gio.h>
 
 #include "es-sqlite-storage.h"
+#include "es-storage-notifier.h"
 
 G_BEGIN_DECLS
 
 #define ES_TYPE_SQLITE_NOTIFIER (es_sqlite_notifier_get_type ())
 ES_AVAILABLE_IN_ALL
-G_DECLARE_FINAL_TYPE (EsSqliteNotifier, es_sqlite_notifier, ES, SQLITE_NOTIFIER, GObject)
+G_DECLARE_FINAL_TYPE (EsSqliteNotifier, es_sqlite_notifier, ES, SQLITE_NOTIFIER,
+                      EsStorageNotifier)
 
 ES_AVAILABLE_IN_ALL
 EsSqliteNotifier *es_sqlite_notifier_new                  (EsSqliteStorage  *storage,

@@ -4,6 +4,7 @@
 
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
+import GObject from 'gi://GObject';
 import Es from 'gi://Es?version=1.0';
 import System from 'system';
 
@@ -442,6 +443,34 @@ Object.assign(tests, {
         assert(!GLib.file_test(GLib.build_filenamev([dir, 'missing.db']), GLib.FileTest.EXISTS),
             'missing file not created');
         removeTree(dir);
+    },
+
+    'storage notifier subclass'() {
+        // A third-party notifier: the base class does the thread, the
+        // subscribers, the cursor, delivering and giving up.
+        const Looker = GObject.registerClass({GTypeName: 'EsTestLooker'},
+            class Looker extends Es.StorageNotifier {});
+        const storage = Es.SqliteStorage.new(null, 1, null);
+        const notifier = new Looker({storage, give_up_timeout: 50});
+        assertEqual(notifier.get_storage(), storage, 'storage');
+        assertEqual(notifier.get_give_up_timeout(), 50, 'give-up timeout');
+        assertEqual(notifier.get_context(), null, 'no context before start');
+        assert(notifier.start(null), 'start');
+        assert(notifier.get_context() !== null, 'context once started');
+        storage.append('k', Es.VERSION_ANY, [event('A'), event('B')], null);
+        assert(notifier.deliver(), 'deliver');
+        assertEqual(notifier.get_last_sequence_id(), 2, 'cursor moved');
+        notifier.report_success();
+        assertEqual(notifier.get_error(), null, 'no error');
+        notifier.report_failure('the disk went away');
+        const deadline = GLib.get_monotonic_time() + 10000 * 1000;
+        while (notifier.get_error() === null && GLib.get_monotonic_time() < deadline)
+            GLib.usleep(1000);
+        assert(notifier.get_error() !== null, 'gave up');
+        assert(notifier.get_error().message.includes('the disk went away'), 'reason kept');
+        notifier.changed(); // gave up: does nothing
+        notifier.stop();
+        storage.close(null);
     },
 
     'notifier and hand-wired factory'() {

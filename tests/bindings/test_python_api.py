@@ -399,6 +399,37 @@ class TestBackends(Base):
         self.assertGreater(notifier.get_last_sequence_id(), start)
         notifier.unsubscribe(subscription)
 
+    def test_storage_notifier_subclass(self):
+        # A third-party notifier: the base class does the thread, the
+        # subscribers, the cursor, delivering and giving up.
+        class Looker(Es.StorageNotifier):
+            pass
+
+        storage = self.factory.get_storage()
+        notifier = Looker(storage=storage, give_up_timeout=50)
+        self.assertIsInstance(notifier, Es.Notifier)
+        self.assertIs(notifier.get_storage(), storage)
+        self.assertEqual(notifier.get_give_up_timeout(), 50)
+        self.assertIsNone(notifier.get_context())
+        self.assertTrue(notifier.start(None))
+        self.assertIsNotNone(notifier.get_context())
+        self.assertEqual(notifier.get_last_sequence_id(), 0)
+
+        self.factory.open_stream("k", None).write([event("A"), event("B")], Es.VERSION_ANY, None)
+        self.assertTrue(notifier.deliver())
+        self.assertEqual(notifier.get_last_sequence_id(), 2)
+        notifier.report_success()
+        self.assertIsNone(notifier.get_error())
+
+        notifier.report_failure("the disk went away")
+        deadline = GLib.get_monotonic_time() + TIMEOUT_MS * 1000
+        while notifier.get_error() is None and GLib.get_monotonic_time() < deadline:
+            GLib.usleep(1000)
+        self.assertEsError(notifier.get_error(), Es.Error.STORAGE)
+        self.assertIn("the disk went away", notifier.get_error().message)
+        notifier.changed()  # gave up: does nothing
+        notifier.stop()
+
     def test_hand_wired_factory(self):
         path = os.path.join(self.tmpdir.name, "wired.db")
         storage = Es.SqliteStorage.new(path, 2, None)
