@@ -1410,6 +1410,291 @@ test_minus_one_lookup_fails (void)
   g_assert_no_error (error);
 }
 
+/* ---------------------------------------------------------------------- *
+ * The one locking rule of deliveries (EsStorageNotifier)                  *
+ * ---------------------------------------------------------------------- */
+
+/* A storage whose read_page() can be held at a gate, to catch a notifier
+ * in the middle of a delivery; everything else goes to @inner. */
+typedef struct
+{
+  GObject          parent_instance;
+  EsStorageHandle *inner;
+  GMutex           lock;
+  GCond            cond;
+  gboolean         gate_closed;  /* guarded by lock */
+  guint            n_waiting;    /* reads held at the gate, guarded by lock */
+} GatedStorage;
+
+typedef GObjectClass GatedStorageClass;
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GatedStorage, g_object_unref)
+static GType gated_storage_get_type (void);
+static void gated_storage_iface_init (EsStorageHandleInterface *iface);
+
+G_DEFINE_TYPE_WITH_CODE (GatedStorage, gated_storage, G_TYPE_OBJECT,
+                         G_IMPLEMENT_INTERFACE (ES_TYPE_STORAGE_HANDLE, gated_storage_iface_init))
+
+static void
+gated_wake (GCancellable *cancellable,
+            gpointer      data)
+{
+  GatedStorage *self = data;
+
+  g_mutex_lock (&self->lock);
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+static GPtrArray *
+gated_read_page (EsStorageHandle  *handle,
+                 const char       *stream_id,
+                 gint64            after,
+                 EsEventFilter    *filter,
+                 guint             limit,
+                 GCancellable     *cancellable,
+                 GError          **error)
+{
+  GatedStorage *self = (GatedStorage *) handle;
+  gulong handler = 0;
+
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (gated_wake), self, NULL);
+  g_mutex_lock (&self->lock);
+  self->n_waiting++;
+  g_cond_broadcast (&self->cond);
+  /* Like a real storage, a cancellation ends the wait. */
+  while (self->gate_closed && !g_cancellable_is_cancelled (cancellable))
+    g_cond_wait (&self->cond, &self->lock);
+  self->n_waiting--;
+  g_mutex_unlock (&self->lock);
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+  return es_storage_handle_read_page (self->inner, stream_id, after, filter, limit,
+                                      cancellable, error);
+}
+
+static gboolean
+gated_get_version (EsStorageHandle  *handle,
+                   const char       *stream_id,
+                   gint64           *out_version,
+                   GCancellable     *cancellable,
+                   GError          **error)
+{
+  return es_storage_handle_get_version (((GatedStorage *) handle)->inner, stream_id,
+                                        out_version, cancellable, error);
+}
+
+static void
+gated_storage_iface_init (EsStorageHandleInterface *iface)
+{
+  iface->read_page = gated_read_page;
+  iface->get_version = gated_get_version;
+}
+
+static void
+gated_storage_finalize (GObject *object)
+{
+  GatedStorage *self = (GatedStorage *) object;
+
+  g_clear_object (&self->inner);
+  g_mutex_clear (&self->lock);
+  g_cond_clear (&self->cond);
+  G_OBJECT_CLASS (gated_storage_parent_class)->finalize (object);
+}
+
+static void
+gated_storage_class_init (GatedStorageClass *klass)
+{
+  klass->finalize = gated_storage_finalize;
+}
+
+static void
+gated_storage_init (GatedStorage *self)
+{
+  g_mutex_init (&self->lock);
+  g_cond_init (&self->cond);
+}
+
+static void
+gated_set (GatedStorage *self,
+           gboolean      closed)
+{
+  g_mutex_lock (&self->lock);
+  self->gate_closed = closed;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
+}
+
+/* Waits (5 s at most) until a read is held at the gate. */
+static gboolean
+gated_wait_reader (GatedStorage *self)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  gboolean held;
+
+  g_mutex_lock (&self->lock);
+  while (self->n_waiting == 0 && g_cond_wait_until (&self->cond, &self->lock, deadline))
+    ;
+  held = self->n_waiting > 0;
+  g_mutex_unlock (&self->lock);
+  return held;
+}
+
+/* The plainest third-party notifier: only the base class's behaviour. */
+typedef EsStorageNotifier      PlainNotifier;
+typedef EsStorageNotifierClass PlainNotifierClass;
+
+static GType plain_notifier_get_type (void);
+
+G_DEFINE_TYPE (PlainNotifier, plain_notifier, ES_TYPE_STORAGE_NOTIFIER)
+
+static void
+plain_notifier_class_init (PlainNotifierClass *klass)
+{
+}
+
+static void
+plain_notifier_init (PlainNotifier *self)
+{
+}
+
+typedef struct
+{
+  gint      n_calls;      /* (atomic) */
+  gint      n_late;       /* (atomic) calls after unsubscribe returned */
+  gint      unsubscribed; /* (atomic) */
+} LockSubscriber;
+
+static void
+lock_subscriber_cb (GPtrArray *events,
+                    gpointer   user_data)
+{
+  LockSubscriber *sub = user_data;
+
+  g_atomic_int_inc (&sub->n_calls);
+  if (g_atomic_int_get (&sub->unsubscribed))
+    g_atomic_int_inc (&sub->n_late);
+}
+
+typedef struct
+{
+  EsNotifier *notifier;
+  guint       id;        /* unsubscribe this, or 0: stop */
+  gint        done;      /* (atomic) */
+  LockSubscriber *sub;
+} LockCall;
+
+static gpointer
+lock_call_thread (gpointer data)
+{
+  LockCall *call = data;
+
+  if (call->id != 0)
+    {
+      es_notifier_unsubscribe (call->notifier, call->id);
+      g_atomic_int_set (&call->sub->unsubscribed, TRUE);
+    }
+  else
+    es_notifier_stop (call->notifier);
+  g_atomic_int_set (&call->done, TRUE);
+  return NULL;
+}
+
+/* Whether @call finishes within 5 s. */
+static gboolean
+lock_call_returns (LockCall *call)
+{
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+
+  while (!g_atomic_int_get (&call->done) && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  return g_atomic_int_get (&call->done);
+}
+
+static void
+append_one (EsStorageHandle *storage,
+            const char      *type)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsCandidateEvent) event = es_candidate_event_new (type, NULL);
+
+  es_storage_handle_append (storage, "locks", ES_VERSION_ANY, &event, 1, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_deliver_lock (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GatedStorage) gated = g_object_new (gated_storage_get_type (), NULL);
+  g_autoptr(EsNotifier) notifier = NULL;
+  LockSubscriber leaving = { 0, }, arriving = { 0, };
+  LockCall unsubscribe = { 0, }, stop = { 0, };
+  GThread *thread;
+  guint leaving_id, arriving_id;
+  gint64 deadline;
+
+  g_test_summary ("The storage is read outside the subscribers' lock: while a delivery's "
+                  "read is held, unsubscribe(), subscribe(), get_last_sequence_id() and "
+                  "stop() return at once; a subscriber removed during the read is not "
+                  "called with its page; one added during the read is");
+
+  gated->inner = ES_STORAGE_HANDLE (es_sqlite_storage_new (NULL, 1, NULL, &error));
+  g_assert_no_error (error);
+  notifier = g_object_new (plain_notifier_get_type (), "storage", gated, NULL);
+  g_assert_true (es_notifier_start (notifier, NULL, &error));
+  g_assert_no_error (error);
+
+  leaving_id = es_notifier_subscribe (notifier, lock_subscriber_cb, &leaving, NULL);
+
+  /* A delivery held in its read. */
+  gated_set (gated, TRUE);
+  append_one (gated->inner, "Held");
+  es_notifier_committed (notifier);
+  g_assert_true (gated_wait_reader (gated));
+
+  /* Unsubscribing does not wait for the read (holding the lock across it,
+   * it would until the gate opens). */
+  unsubscribe.notifier = notifier;
+  unsubscribe.id = leaving_id;
+  unsubscribe.sub = &leaving;
+  thread = g_thread_new ("unsubscribe", lock_call_thread, &unsubscribe);
+  g_assert_true (lock_call_returns (&unsubscribe));
+  g_thread_join (thread);
+
+  arriving_id = es_notifier_subscribe (notifier, lock_subscriber_cb, &arriving, NULL);
+  g_assert_cmpuint (arriving_id, !=, 0);
+  g_assert_cmpint (es_notifier_get_last_sequence_id (notifier), ==, 0);
+
+  gated_set (gated, FALSE);
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (es_notifier_get_last_sequence_id (notifier) < 1 && g_get_monotonic_time () < deadline)
+    g_usleep (1000);
+  g_assert_cmpint (es_notifier_get_last_sequence_id (notifier), ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&leaving.n_calls), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&leaving.n_late), ==, 0);
+  g_assert_cmpint (g_atomic_int_get (&arriving.n_calls), ==, 1);
+
+  /* Stopping during a held read does not wait for the gate: the read is
+   * cancelled. */
+  gated_set (gated, TRUE);
+  append_one (gated->inner, "Held again");
+  es_notifier_committed (notifier);
+  g_assert_true (gated_wait_reader (gated));
+  stop.notifier = notifier;
+  thread = g_thread_new ("stop", lock_call_thread, &stop);
+  g_assert_true (lock_call_returns (&stop));
+  g_thread_join (thread);
+  g_assert_cmpint (g_atomic_int_get (&arriving.n_calls), ==, 1);
+
+  gated_set (gated, FALSE);
+  es_storage_handle_close (gated->inner, NULL, NULL);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1461,6 +1746,7 @@ main (int   argc,
     }
 
   g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
+  g_test_add_func ("/watch/notifier-base/deliver-lock", test_deliver_lock);
 
   return g_test_run ();
 }
