@@ -400,3 +400,33 @@ es_test_memory_storage_new (void)
 {
   return g_object_new (ES_TYPE_TEST_MEMORY_STORAGE, NULL);
 }
+
+/* The notifier (see es-memory-storage.h). */
+struct _EsTestMemoryNotifier
+{
+  EsStorageNotifier parent_instance;
+};
+
+G_DEFINE_FINAL_TYPE (EsTestMemoryNotifier, es_test_memory_notifier, ES_TYPE_STORAGE_NOTIFIER)
+
+static void
+es_test_memory_notifier_class_init (EsTestMemoryNotifierClass *klass)
+{
+}
+
+static void
+es_test_memory_notifier_init (EsTestMemoryNotifier *self)
+{
+}
+
+/**
+ * es_test_memory_notifier_new:
+ * @storage: the storage to deliver from
+ *
+ * Returns: (transfer full): a notifier for @storage, not started
+ */
+EsNotifier *
+es_test_memory_notifier_new (EsTestMemoryStorage *storage)
+{
+  return g_object_new (ES_TYPE_TEST_MEMORY_NOTIFIER, "storage", storage, NULL);
+}

@@ -4230,6 +4230,76 @@ add_test (const char  *name,
     }
 }
 
+/* The in-memory backend's notifier is an EsStorageNotifier with nothing
+ * of its own: a third-party backend gets live watches from the public
+ * kit alone. */
+static void
+memory_watch_event_cb (EsWatch       *watch,
+                       EsStoredEvent *event,
+                       gpointer       user_data)
+{
+  g_ptr_array_add (user_data, g_object_ref (event));
+}
+
+static void
+test_memory_notifier_watch (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsTestMemoryStorage) storage = es_test_memory_storage_new ();
+  g_autoptr(EsNotifier) notifier = es_test_memory_notifier_new (storage);
+  g_autoptr(EsStreamFactory) factory = NULL;
+  g_autoptr(EsStream) stream = NULL;
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(GPtrArray) seen = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(EsCandidateEvent) before = es_candidate_event_new ("Before", NULL);
+  g_autoptr(EsCandidateEvent) after = es_candidate_event_new ("After", NULL);
+  gint64 deadline;
+
+  g_test_summary ("A backend written against the installed headers gets live watches from "
+                  "an EsStorageNotifier subclass with no code of its own");
+
+  g_assert_true (ES_IS_STORAGE_NOTIFIER (notifier));
+  g_assert_true (es_notifier_start (notifier, NULL, &error));
+  g_assert_no_error (error);
+  factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), notifier);
+  stream = es_stream_factory_open_stream (factory, "m", NULL, &error);
+  g_assert_no_error (error);
+  es_stream_write (stream, &before, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+
+  watch = es_stream_watch (stream, 0);
+  g_assert_nonnull (watch);
+  g_signal_connect (watch, "event", G_CALLBACK (memory_watch_event_cb), seen);
+
+  /* Caught up on the history: what comes next comes through the notifier. */
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (!es_watch_get_caught_up (watch) && g_get_monotonic_time () < deadline)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (1000);
+    }
+  g_assert_true (es_watch_get_caught_up (watch));
+  g_assert_cmpuint (seen->len, ==, 1);
+
+  es_stream_write (stream, &after, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (seen->len < 2 && g_get_monotonic_time () < deadline)
+    {
+      if (!g_main_context_iteration (NULL, FALSE))
+        g_usleep (1000);
+    }
+  g_assert_cmpuint (seen->len, ==, 2);
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (seen, 0)), ==, "Before");
+  g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (seen, 1)), ==, "After");
+  g_assert_cmpint (es_notifier_get_last_sequence_id (notifier), ==, 2);
+
+  es_watch_stop (watch);
+  g_assert_true (es_stream_factory_close (factory, NULL, &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -4345,6 +4415,9 @@ main (int   argc,
   add_test ("retry/converges-async", test_write_retry_converges_async);
   add_test ("retry/query-version", test_stream_query_version);
   add_test ("retry/storage-conflict-version", test_storage_conflict_version);
+
+  if (only_backend == NULL || g_str_equal (only_backend, "memory"))
+    g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
 
   return g_test_run ();
 }
