@@ -153,9 +153,26 @@ metadata_key_is_valid (const char *key)
   return TRUE;
 }
 
+/**
+ * es_event_filter_parse_field:
+ * @field: (nullable): the field of a clause, as
+ *   [method@Es.EventFilter.get_clause] returns it
+ * @out_path: (out) (optional) (nullable) (array zero-terminated=1) (transfer full):
+ *   for %ES_FILTER_FIELD_METADATA, the keys of the path
+ *   (`metadata.a.b` gives `{"a", "b"}`), else %NULL
+ *
+ * Tells what a clause's field names, for a backend that translates a
+ * filter into its own query language. A metadata key is non-empty and
+ * holds no `"` and no control character.
+ *
+ * Returns: the field, or %ES_FILTER_FIELD_INVALID for an unknown or
+ *   malformed one
+ *
+ * Since: 0.2
+ */
 EsFilterField
-_es_filter_parse_field (const char   *field,
-                        char       ***out_path)
+es_event_filter_parse_field (const char   *field,
+                             char       ***out_path)
 {
   static const char prefix[] = "metadata.";
   g_auto(GStrv) path = NULL;
@@ -192,12 +209,31 @@ _es_filter_parse_field (const char   *field,
   return ES_FILTER_FIELD_METADATA;
 }
 
+/**
+ * es_event_filter_classify_value:
+ * @value: (nullable): a scalar value of a clause (of an `IN` clause: one
+ *   element of its array)
+ * @out_string: (out) (optional) (nullable) (transfer none): the string,
+ *   for %ES_FILTER_VALUE_STRING
+ * @out_int64: (out) (optional): the integer, for %ES_FILTER_VALUE_INT64
+ * @out_double: (out) (optional): the double, for %ES_FILTER_VALUE_DOUBLE
+ * @out_boolean: (out) (optional): the boolean, for %ES_FILTER_VALUE_BOOLEAN
+ *
+ * Tells the kind of a clause's value as filters compare it, and gives the
+ * value in the matching out argument (the others are left alone): every
+ * integer type compares as a 64-bit integer.
+ *
+ * Returns: the kind, %ES_FILTER_VALUE_INVALID for any other type (and for
+ *   a `t` above %G_MAXINT64)
+ *
+ * Since: 0.2
+ */
 EsFilterValueKind
-_es_filter_value_classify (GVariant    *value,
-                           const char **out_string,
-                           gint64      *out_int64,
-                           double      *out_double,
-                           gboolean    *out_boolean)
+es_event_filter_classify_value (GVariant    *value,
+                                const char **out_string,
+                                gint64      *out_int64,
+                                double      *out_double,
+                                gboolean    *out_boolean)
 {
   gint64 integer;
 
@@ -286,7 +322,7 @@ add_clause (EsEventFilter    *self,
   clause.op = op;
   clause.field = g_strdup (field);
   clause.value = g_variant_ref_sink (value);
-  clause.kind = _es_filter_parse_field (field, &clause.path);
+  clause.kind = es_event_filter_parse_field (field, &clause.path);
   g_array_append_val (self->clauses, clause);
 }
 
@@ -486,7 +522,7 @@ validate_value (const Clause  *clause,
                 GVariant      *value,
                 GError       **error)
 {
-  EsFilterValueKind value_kind = _es_filter_value_classify (value, NULL, NULL, NULL, NULL);
+  EsFilterValueKind value_kind = es_event_filter_classify_value (value, NULL, NULL, NULL, NULL);
 
   if (field_accepts (clause->kind, value_kind))
     return TRUE;
@@ -678,7 +714,7 @@ subject_equals (const Subject *subject,
   gboolean boolean = FALSE;
   EsFilterValueKind kind;
 
-  kind = _es_filter_value_classify (value, &string, &int64, &dbl, &boolean);
+  kind = es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean);
 
   switch (subject->kind)
     {
@@ -768,7 +804,7 @@ clause_in_set (Clause *clause)
           EsFilterValueKind kind;
           char *key;
 
-          kind = _es_filter_value_classify (child, &string, &int64, &dbl, &boolean);
+          kind = es_event_filter_classify_value (child, &string, &int64, &dbl, &boolean);
           key = value_key (kind, string, int64, dbl, boolean);
           if (key != NULL)
             g_hash_table_add (set, key);

@@ -26,6 +26,54 @@ typedef enum
   ES_FILTER_OPERATOR_LIKE,
 } EsFilterOperator;
 
+/**
+ * EsFilterField:
+ * @ES_FILTER_FIELD_INVALID: not a field a filter knows
+ * @ES_FILTER_FIELD_STREAM_ID: `stream_id`
+ * @ES_FILTER_FIELD_EVENT_TYPE: `event_type`
+ * @ES_FILTER_FIELD_VERSION: `version`
+ * @ES_FILTER_FIELD_SEQUENCE_ID: `sequence_id`
+ * @ES_FILTER_FIELD_METADATA: `metadata.<key>[.<key>...]`, a value inside
+ *   the metadata JSON object
+ *
+ * What the field of a filter clause names; see
+ * [func@Es.EventFilter.parse_field].
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  ES_FILTER_FIELD_INVALID,
+  ES_FILTER_FIELD_STREAM_ID,
+  ES_FILTER_FIELD_EVENT_TYPE,
+  ES_FILTER_FIELD_VERSION,
+  ES_FILTER_FIELD_SEQUENCE_ID,
+  ES_FILTER_FIELD_METADATA,
+} EsFilterField;
+
+/**
+ * EsFilterValueKind:
+ * @ES_FILTER_VALUE_INVALID: not a value a filter compares
+ * @ES_FILTER_VALUE_STRING: a string (`s`)
+ * @ES_FILTER_VALUE_INT64: any integer type (`y`, `n`, `q`, `i`, `u`, `x`,
+ *   `t` up to %G_MAXINT64, `h`)
+ * @ES_FILTER_VALUE_DOUBLE: a double (`d`)
+ * @ES_FILTER_VALUE_BOOLEAN: a boolean (`b`)
+ *
+ * The kind of a scalar value in a filter clause; see
+ * [func@Es.EventFilter.classify_value].
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  ES_FILTER_VALUE_INVALID,
+  ES_FILTER_VALUE_STRING,
+  ES_FILTER_VALUE_INT64,
+  ES_FILTER_VALUE_DOUBLE,
+  ES_FILTER_VALUE_BOOLEAN,
+} EsFilterValueKind;
+
 #define ES_TYPE_EVENT_FILTER (es_event_filter_get_type ())
 ES_AVAILABLE_IN_ALL
 G_DECLARE_FINAL_TYPE (EsEventFilter, es_event_filter, ES, EVENT_FILTER, GObject)
@@ -57,5 +105,15 @@ gboolean       es_event_filter_validate      (EsEventFilter     *self,
 ES_AVAILABLE_IN_ALL
 gboolean       es_event_filter_matches       (EsEventFilter     *self,
                                               EsStoredEvent     *event);
+
+ES_AVAILABLE_IN_ALL
+EsFilterField     es_event_filter_parse_field    (const char    *field,
+                                                  char        ***out_path);
+ES_AVAILABLE_IN_ALL
+EsFilterValueKind es_event_filter_classify_value (GVariant      *value,
+                                                  const char   **out_string,
+                                                  gint64        *out_int64,
+                                                  double        *out_double,
+                                                  gboolean      *out_boolean);
 
 G_END_DECLS

@@ -2415,7 +2415,7 @@ value_to_json (GVariant *value)
   gboolean boolean = FALSE;
   GString *json;
 
-  switch (_es_filter_value_classify (value, &string, &int64, &dbl, &boolean))
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean))
     {
     case ES_FILTER_VALUE_STRING:
       json = g_string_new ("\"");
@@ -2456,7 +2456,7 @@ value_to_text (GVariant *value,
   const char *string = NULL;
   gint64 int64 = 0;
 
-  switch (_es_filter_value_classify (value, &string, &int64, NULL, NULL))
+  switch (es_event_filter_classify_value (value, &string, &int64, NULL, NULL))
     {
     case ES_FILTER_VALUE_STRING:
       return integer ? NULL : g_strdup (string);
@@ -2651,7 +2651,7 @@ add_clauses (QueryBuilder  *builder,
 
   field = es_event_filter_get_clause (filter, first, &op, &value);
 
-  switch (_es_filter_parse_field (field, &keys))
+  switch (es_event_filter_parse_field (field, &keys))
     {
     case ES_FILTER_FIELD_STREAM_ID:
       add_column_clause (builder, "stream_id", FALSE, op, value);

@@ -112,8 +112,8 @@ es_pg_stream_factory_initable_init (GInitable     *initable,
       return FALSE;
     }
 
-  _es_stream_factory_set_backend (ES_STREAM_FACTORY (self), ES_STORAGE_HANDLE (storage),
-                                  ES_NOTIFIER (notifier));
+  es_stream_factory_set_backend (ES_STREAM_FACTORY (self), ES_STORAGE_HANDLE (storage),
+                                 ES_NOTIFIER (notifier));
   self->initialized = TRUE;
   return TRUE;
 }

@@ -102,42 +102,6 @@ EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
                                             GBytes            *state,
                                             gint64             timestamp_usec);
 
-/* What a filter field names. For %ES_FILTER_FIELD_METADATA, @out_path
- * (optional) receives the keys of "metadata.a.b" ({"a", "b", NULL}).
- * Returns %ES_FILTER_FIELD_INVALID for an unknown or malformed field. */
-typedef enum
-{
-  ES_FILTER_FIELD_INVALID,
-  ES_FILTER_FIELD_STREAM_ID,
-  ES_FILTER_FIELD_EVENT_TYPE,
-  ES_FILTER_FIELD_VERSION,
-  ES_FILTER_FIELD_SEQUENCE_ID,
-  ES_FILTER_FIELD_METADATA,
-} EsFilterField;
-
-EsFilterField   _es_filter_parse_field     (const char        *field,
-                                            char            ***out_path);
-
-/* The kind of a scalar filter value, and the value itself in the matching
- * out argument (each optional). Any GVariant integer type ('y', 'n', 'q',
- * 'i', 'u', 'x', 't', 'h') is %ES_FILTER_VALUE_INT64 (a 't' above
- * G_MAXINT64 is invalid); 'd' is DOUBLE, 'b' BOOLEAN, 's' STRING; anything
- * else is %ES_FILTER_VALUE_INVALID. */
-typedef enum
-{
-  ES_FILTER_VALUE_INVALID,
-  ES_FILTER_VALUE_STRING,
-  ES_FILTER_VALUE_INT64,
-  ES_FILTER_VALUE_DOUBLE,
-  ES_FILTER_VALUE_BOOLEAN,
-} EsFilterValueKind;
-
-EsFilterValueKind _es_filter_value_classify (GVariant          *value,
-                                             const char       **out_string,
-                                             gint64            *out_int64,
-                                             double            *out_double,
-                                             gboolean          *out_boolean);
-
 EsEventEnumerator *_es_event_enumerator_new (EsStorageHandle   *storage,
                                              const char        *stream_id,
                                              gint64             after,
@@ -204,9 +168,6 @@ void            _es_storage_notifier_set_default_give_up_timeout (EsStorageNotif
 /* Reads the notifier made (read_page and its get_last_committed), tests. */
 guint           _es_storage_notifier_get_n_reads (EsStorageNotifier *self);
 
-void            _es_stream_factory_set_backend (EsStreamFactory *self,
-                                                EsStorageHandle *storage,
-                                                EsNotifier      *notifier);
 void            _es_stream_factory_add_watch   (EsStreamFactory *self,
                                                 EsWatch         *watch);
 void            _es_stream_factory_remove_watch (EsStreamFactory *self,

@@ -1870,7 +1870,7 @@ bind_scalar (QueryBuilder *builder,
   double dbl = 0.0;
   gboolean boolean = FALSE;
 
-  switch (_es_filter_value_classify (value, &string, &int64, &dbl, &boolean))
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean))
     {
     case ES_FILTER_VALUE_STRING:
       bind_text (builder, string);
@@ -1968,7 +1968,7 @@ add_json_array (QueryBuilder  *builder,
       if (n_written > 0)
         g_string_append_c (json, ',');
 
-      switch (_es_filter_value_classify (child, &string, &int64, &dbl, &boolean))
+      switch (es_event_filter_classify_value (child, &string, &int64, &dbl, &boolean))
         {
         case ES_FILTER_VALUE_STRING:
           append_json_string (json, string);
@@ -2081,7 +2081,7 @@ add_metadata_equals (QueryBuilder *builder,
   double dbl = 0.0;
   gboolean boolean = FALSE;
 
-  EsFilterValueKind kind = _es_filter_value_classify (value, &string, &int64, &dbl, &boolean);
+  EsFilterValueKind kind = es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean);
 
   switch (kind)
     {
@@ -2278,7 +2278,7 @@ add_clauses (QueryBuilder  *builder,
     }
 
   field = es_event_filter_get_clause (filter, first, &op, &value);
-  kind = _es_filter_parse_field (field, &keys);
+  kind = es_event_filter_parse_field (field, &keys);
 
   switch (kind)
     {

@@ -185,13 +185,36 @@ es_stream_factory_new (EsStorageHandle *storage,
                        NULL);
 }
 
-/* For subclasses that create their backend in GInitable.init. */
+/**
+ * es_stream_factory_set_backend:
+ * @self: an [class@Es.StreamFactory]
+ * @storage: the backend's storage
+ * @notifier: (nullable): the backend's notifier, or %NULL for none
+ *
+ * For subclasses: attaches the backend that the subclass opens itself,
+ * typically in its [iface@Gio.Initable] init (as
+ * [class@Es.SqliteStreamFactory] does), rather than passing it as the
+ * construct-only [property@Es.StreamFactory:storage] and
+ * [property@Es.StreamFactory:notifier]. Call it once, before the factory
+ * is used (opens a stream) and from the thread that constructs it; the
+ * factory then owns the backend's lifecycle as with
+ * [ctor@Es.StreamFactory.new].
+ *
+ * Since: 0.2
+ */
 void
-_es_stream_factory_set_backend (EsStreamFactory *self,
-                                EsStorageHandle *storage,
-                                EsNotifier      *notifier)
+es_stream_factory_set_backend (EsStreamFactory *self,
+                               EsStorageHandle *storage,
+                               EsNotifier      *notifier)
 {
-  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+  EsStreamFactoryPrivate *priv;
+
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (ES_IS_STORAGE_HANDLE (storage));
+  g_return_if_fail (notifier == NULL || ES_IS_NOTIFIER (notifier));
+
+  priv = es_stream_factory_get_instance_private (self);
+  g_return_if_fail (priv->storage == NULL);
 
   g_set_object (&priv->storage, storage);
   g_set_object (&priv->notifier, notifier);

@@ -69,4 +69,9 @@ gboolean         es_stream_factory_close_finish      (EsStreamFactory      *self
                                                       GAsyncResult         *result,
                                                       GError              **error);
 
+ES_AVAILABLE_IN_ALL
+void             es_stream_factory_set_backend       (EsStreamFactory      *self,
+                                                      EsStorageHandle      *storage,
+                                                      EsNotifier           *notifier);
+
 G_END_DECLS

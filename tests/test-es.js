@@ -361,6 +361,15 @@ Object.assign(tests, {
         bad.add_equals('colour', new GLib.Variant('s', 'red'));
         assertThrowsEs(() => bad.validate(), Es.Error.INVALID_ARGUMENT, 'bad field');
         assertEqual(GLib.quark_to_string(Es.error_quark()), 'es-error-quark', 'error domain');
+
+        // What a backend translating filters uses.
+        const [kind, path] = Es.EventFilter.parse_field('metadata.user.id');
+        assertEqual(kind, Es.FilterField.METADATA, 'metadata field');
+        assertEqual(path.join('.'), 'user.id', 'metadata path');
+        assertEqual(Es.EventFilter.parse_field('colour')[0], Es.FilterField.INVALID, 'unknown field');
+        const [valueKind, , integer] = Es.EventFilter.classify_value(new GLib.Variant('u', 7));
+        assertEqual(valueKind, Es.FilterValueKind.INT64, 'integer kind');
+        assertEqual(integer, 7, 'integer value');
     },
 
     'enumerator and factory details'() {
@@ -499,6 +508,16 @@ Object.assign(tests, {
         assert(!watch.get_caught_up() || watch.get_active(), 'caught-up state');
         watch.stop();
         factory.close(null);
+
+        // A factory subclass attaches the backend it opened itself.
+        const Attached = GObject.registerClass({GTypeName: 'EsTestAttached'},
+            class Attached extends Es.StreamFactory {});
+        const attached = new Attached();
+        const attachedStorage = Es.SqliteStorage.new(null, 1, null);
+        attached.set_backend(attachedStorage, null);
+        assertEqual(attached.get_storage(), attachedStorage, 'attached storage');
+        attached.open_stream('a', null).write([event('A')], Es.VERSION_ANY, null);
+        assert(attached.close(null), 'attached close');
 
         const memory = Es.SqliteStorage.new(null, 1, null);
         const standalone = Es.SqliteNotifier.new(memory, 10);

@@ -170,6 +170,18 @@ class TestValueTypes(Base):
         self.assertEsError(caught.exception, Es.Error.INVALID_ARGUMENT)
         self.assertIn("colour", caught.exception.message)
 
+        # What a backend translating filters uses.
+        self.assertEqual(Es.EventFilter.parse_field("version")[0], Es.FilterField.VERSION)
+        kind, path = Es.EventFilter.parse_field("metadata.user.id")
+        self.assertEqual((kind, path), (Es.FilterField.METADATA, ["user", "id"]))
+        self.assertEqual(Es.EventFilter.parse_field("colour")[0], Es.FilterField.INVALID)
+        kind, string, integer, dbl, boolean = Es.EventFilter.classify_value(GLib.Variant("u", 7))
+        self.assertEqual((kind, integer), (Es.FilterValueKind.INT64, 7))
+        kind, string = Es.EventFilter.classify_value(GLib.Variant("s", "x"))[:2]
+        self.assertEqual((kind, string), (Es.FilterValueKind.STRING, "x"))
+        self.assertEqual(Es.EventFilter.classify_value(GLib.Variant("t", 2 ** 64 - 1))[0],
+                         Es.FilterValueKind.INVALID)
+
 
 class TestStream(Base):
     def test_sync_api(self):
@@ -458,6 +470,17 @@ class TestBackends(Base):
         with self.assertRaises(GLib.Error) as caught:
             memory.get_version("s", None)
         self.assertEsError(caught.exception, Es.Error.CLOSED)
+
+        # A factory subclass attaches the backend it opened itself.
+        class Attached(Es.StreamFactory):
+            pass
+
+        attached = Attached()
+        attached_storage = Es.SqliteStorage.new(None, 1, None)
+        attached.set_backend(attached_storage, None)
+        self.assertIs(attached.get_storage(), attached_storage)
+        attached.open_stream("a", None).write([event("A")], Es.VERSION_ANY, None)
+        self.assertTrue(attached.close(None))
 
         no_notifier = Es.StreamFactory.new(Es.SqliteStorage.new(None, 1, None), None)
         self.assertIsNone(no_notifier.get_notifier())
