@@ -257,7 +257,7 @@ es_pg_stream_factory_class_init (EsPgStreamFactoryClass *klass)
    * and read successfully within this time, every watch emits
    * [signal@Es.Watch::error] with %ES_ERROR_STORAGE and stops. 0 never
    * gives up. Passed to the factory's [class@Es.PgNotifier]; see
-   * [property@Es.PgNotifier:give-up-timeout].
+   * [property@Es.StorageNotifier:give-up-timeout].
    *
    * Since: 0.2
    */

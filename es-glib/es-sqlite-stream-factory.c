@@ -282,7 +282,7 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    * watches give up: each then emits [signal@Es.Watch::error] with
    * %ES_ERROR_STORAGE and stops. 0 never gives up. Passed to the
    * factory's [class@Es.SqliteNotifier]; see
-   * [property@Es.SqliteNotifier:give-up-timeout].
+   * [property@Es.StorageNotifier:give-up-timeout].
    *
    * Since: 0.2
    */
