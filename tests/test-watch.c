@@ -8,6 +8,7 @@
 #include <glib/gstdio.h>
 
 #include "es-glib/es-sqlite-private.h"
+#include "es-glib/backend/es-write-queue-private.h"
 
 /* Generous: only reached when something is broken. */
 #define WAIT_TIMEOUT_SECONDS 60
@@ -1695,6 +1696,80 @@ test_deliver_lock (void)
   es_storage_handle_close (gated->inner, NULL, NULL);
 }
 
+/* ---------------------------------------------------------------------- *
+ * Completion batching of the write queue (es-glib/backend/)               *
+ * ---------------------------------------------------------------------- */
+
+#define BATCH_WRITES 64
+
+typedef struct
+{
+  gint64  version;
+  guint   dispatch;  /* the completion dispatch counter when it completed */
+  guint  *pending;
+} BatchWrite;
+
+static void
+batch_write_cb (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  BatchWrite *w = user_data;
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, &w->version, &error);
+  g_assert_no_error (error);
+  w->dispatch = _es_write_queue_get_n_completion_dispatches ();
+  (*w->pending)--;
+}
+
+static void
+test_sqlite_completion_batching (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = es_sqlite_storage_new (NULL, 1, NULL, &error);
+  BatchWrite writes[BATCH_WRITES];
+  guint pending = BATCH_WRITES;
+  guint before, n_dispatches, n_distinct = 0;
+  gint64 deadline;
+
+  g_test_summary ("Asynchronous appends in flight from one main context complete in one "
+                  "idle source per group commit, in submission order (as on PostgreSQL)");
+  g_assert_no_error (error);
+
+  before = _es_write_queue_get_n_completion_dispatches ();
+  for (guint i = 0; i < BATCH_WRITES; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Batched", NULL);
+
+      writes[i].version = -1;
+      writes[i].dispatch = 0;
+      writes[i].pending = &pending;
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "batching", ES_VERSION_ANY,
+                                      &event, 1, NULL, batch_write_cb, &writes[i]);
+    }
+
+  deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+  while (pending > 0 && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpuint (pending, ==, 0);
+
+  n_dispatches = _es_write_queue_get_n_completion_dispatches () - before;
+  for (guint i = 0; i < BATCH_WRITES; i++)
+    {
+      g_assert_cmpint (writes[i].version, ==, i + 1);
+      g_assert_cmpuint (writes[i].dispatch, >, before);
+      if (i == 0 || writes[i].dispatch != writes[i - 1].dispatch)
+        n_distinct++;
+      if (i > 0)
+        g_assert_cmpuint (writes[i].dispatch, >=, writes[i - 1].dispatch);
+    }
+  g_assert_cmpuint (n_dispatches, ==, n_distinct);
+  g_assert_cmpuint (n_dispatches, <=, BATCH_WRITES / 4);
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1747,6 +1822,7 @@ main (int   argc,
 
   g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
   g_test_add_func ("/watch/notifier-base/deliver-lock", test_deliver_lock);
+  g_test_add_func ("/watch/write-queue/completion-batching", test_sqlite_completion_batching);
 
   return g_test_run ();
 }
