@@ -12,10 +12,12 @@ from gi.repository import GLib
 
 from ..module import get_introspection_module
 from ..overrides import override
+from . import _es_asyncio
+from ._es_asyncio import EventLoopPolicy, GLibEventLoop, new_event_loop
 
 Es = get_introspection_module("Es")
 
-__all__ = []
+__all__ = ["EventLoopPolicy", "GLibEventLoop", "new_event_loop"]
 
 
 DATA_TYPES = ("bytes, bytearray, memoryview or another bytes-like object, "
@@ -107,7 +109,10 @@ __all__.append("StoredEvent")
 
 
 class EventEnumerator(Es.EventEnumerator):
-    """Iterable: `for event in stream.read(0, None, None): ...`"""
+    """Iterable: `for event in stream.read(0, None, None): ...`, and in
+    asyncio programs `async for event in enumerator` (pages of
+    next_batch_async() underneath). Leaving a `with` or `async with`
+    block closes it."""
 
     def __iter__(self):
         return self
@@ -125,19 +130,38 @@ class EventEnumerator(Es.EventEnumerator):
         self.close(None)
         return False
 
+    def __aiter__(self):
+        return _es_asyncio.EnumeratorIterator(self)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        # Closing releases the buffered page only: nothing to wait for.
+        self.close(None)
+        return False
+
 
 EventEnumerator = override(EventEnumerator)
 __all__.append("EventEnumerator")
 
 
 class _ClosingFactory:
-    """`with Es.SqliteStreamFactory.new(path, None) as factory:` closes it."""
+    """`with Es.SqliteStreamFactory.new(path, None) as factory:` closes it;
+    so does `async with` (through close_async())."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close(None)
+        return False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close_async()
         return False
 
 
@@ -148,3 +172,28 @@ class StreamFactory(_ClosingFactory, Es.StreamFactory):
 
 StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
+
+
+class Watch(Es.Watch):
+    """In asyncio programs, `async for event in watch` delivers the watch's
+    events (history, then live) until it stops; `async with watch:` stops
+    it on exit."""
+
+    def __aiter__(self):
+        return _es_asyncio.WatchIterator(self)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop()
+        return False
+
+
+Watch = override(Watch)
+__all__.append("Watch")
+
+
+# FOO_async without a callback returns an awaitable, for every
+# FOO_async/FOO_finish pair of the typelib (see _es_asyncio.py).
+__all__.extend(_es_asyncio.install_awaitables(Es, globals(), override))
