@@ -13,11 +13,11 @@ from gi.repository import GLib
 from ..module import get_introspection_module
 from ..overrides import override
 from . import _es_asyncio
-from ._es_asyncio import EventLoopPolicy, GLibEventLoop, new_event_loop
+from ._es_asyncio import LOOP_INTEGRATION, EventLoopPolicy, GLibEventLoop, new_event_loop
 
 Es = get_introspection_module("Es")
 
-__all__ = ["EventLoopPolicy", "GLibEventLoop", "new_event_loop"]
+__all__ = ["EventLoopPolicy", "GLibEventLoop", "new_event_loop", "LOOP_INTEGRATION"]
 
 
 DATA_TYPES = ("bytes, bytearray, memoryview or another bytes-like object, "
@@ -174,13 +174,29 @@ StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
 
 
+class Stream(Es.Stream):
+    """In asyncio programs, each FOO_async method without a callback is
+    awaitable (see below), and `async for event in stream.watch(0)`."""
+
+    def watch(self, after_version):
+        watch = Es.Stream.watch(self, after_version)
+        # In a coroutine: queue the events for `async for` from now on.
+        _es_asyncio.buffer_watch(watch)
+        return watch
+
+
+Stream = override(Stream)
+__all__.append("Stream")
+
+
 class Watch(Es.Watch):
     """In asyncio programs, `async for event in watch` delivers the watch's
     events (history, then live) until it stops; `async with watch:` stops
-    it on exit."""
+    it on exit. A watch made inside a coroutine queues its events for the
+    iteration from the start, so the `async for` may begin later."""
 
     def __aiter__(self):
-        return _es_asyncio.WatchIterator(self)
+        return _es_asyncio.watch_iterator(self)
 
     async def __aenter__(self):
         return self

@@ -223,10 +223,11 @@ def _running_glib_loop():
 
 
 def _call_in_loop(loop, function, *args):
-    """Calls function(*args) in the loop's thread: now when this is it."""
+    """Calls function(*args) in the loop's thread: now when this is it.
+    Once the loop is closed there is nobody to tell."""
     if loop._thread_id == threading.get_ident():
         function(*args)
-    else:
+    elif not loop.is_closed():
         loop.call_soon_threadsafe(function, *args)
 
 
@@ -284,7 +285,7 @@ async def _run(start, finish, cancellable):
             own.cancel()
             while not future.done():
                 try:
-                    await asyncio.shield(future)
+                    await asyncio.wait((future,))
                 except asyncio.CancelledError:
                     pass
             if future.cancelled() or _is_cancelled(future.exception()):
@@ -587,6 +588,28 @@ class EnumeratorIterator:
                 raise StopAsyncIteration
             self._page.extend(page)
         return self._page.popleft()
+
+
+def buffer_watch(watch):
+    """Called on every watch Es.Stream.watch() returns. Inside a coroutine
+    (a GLib asyncio loop running in this thread), the watch's events are
+    queued for `async for` from now on, so that none emitted before the
+    iteration starts (while the program awaits something else) is lost."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if isinstance(loop, _LOOP_TYPES):
+        watch._es_iterator = WatchIterator(watch)
+
+
+def watch_iterator(watch):
+    """The iterator for `async for event in watch`: the one buffering since
+    the watch was made (the first time), else a new one."""
+    iterator = watch.__dict__.pop("_es_iterator", None)
+    if iterator is not None and iterator._handlers is not None:
+        return iterator
+    return WatchIterator(watch)
 
 
 class WatchIterator:
