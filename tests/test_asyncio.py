@@ -291,6 +291,65 @@ class TestAwaitables(AsyncTestCase):
         self.assertEqual(run(main()), ([50] * 4, 200))
 
 
+class TestPythonValues(AsyncTestCase):
+    """The conveniences the migration guide uses: bytes for GLib.Bytes
+    arguments, plain Python values in filters."""
+
+    def test_snapshot_state_as_bytes(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(None) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async(events("A"), Es.VERSION_ANY)
+                await stream.snapshot_async(b"\x00raw", -1, "bytes")
+                await stream.snapshot_async("text \u00e9", -1, "str")
+                stream.snapshot(bytearray(b"sync"), -1, "sync", None)
+                return [(await stream.load_snapshot_async(p)).get_state().get_data()
+                        for p in ("bytes", "str", "sync")]
+
+        self.assertEqual(run(main()), [b"\x00raw", "text \u00e9".encode(), b"sync"])
+        with self.assertRaisesRegex(TypeError, "json.dumps"):
+            run(self._snapshot_dict())
+
+    async def _snapshot_dict(self):
+        async with Es.SqliteStreamFactory.new_async(None) as factory:
+            stream = await factory.open_stream_async("s")
+            await stream.snapshot_async({"count": 1}, -1)
+
+    def test_filter_values(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(None) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async([
+                    Es.CandidateEvent("A", metadata={"n": 1, "ok": True, "x": 1.5, "r": "EU"}),
+                    Es.CandidateEvent("B", metadata={"n": 2, "ok": False, "x": 2.5, "r": "US"}),
+                    Es.CandidateEvent("C", metadata={"n": 3, "ok": True, "x": 3.0, "r": "EU"}),
+                ], Es.VERSION_ANY)
+
+                async def versions(*clauses):
+                    event_filter = Es.EventFilter.new()
+                    for method, field, value in clauses:
+                        getattr(event_filter, method)(field, value)
+                    return [e.get_version() async for e in stream.read_async(0, event_filter)]
+
+                return [
+                    await versions(("add_equals", "metadata.r", "EU")),
+                    await versions(("add_equals", "metadata.ok", True)),
+                    await versions(("add_equals", "metadata.n", 2)),
+                    await versions(("add_equals", "metadata.x", 3.0)),
+                    await versions(("add_in", "event_type", ["A", "C"])),
+                    await versions(("add_in", "metadata.x", [1.5, 3])),
+                    await versions(("add_in", "version", GLib.Variant("ax", [2, 3]))),
+                    await versions(("add_equals", "version", GLib.Variant("x", 1))),
+                ]
+
+        self.assertEqual(run(main()), [[1, 3], [1, 3], [2], [3], [1, 3], [1, 3], [2, 3], [1]])
+        event_filter = Es.EventFilter.new()
+        with self.assertRaisesRegex(TypeError, "one type"):
+            event_filter.add_in("metadata.n", [1, "one"])
+        with self.assertRaisesRegex(TypeError, "not list"):
+            event_filter.add_equals("metadata.n", [1])
+
+
 class TestErrors(AsyncTestCase):
     def test_errors_are_glib_errors(self):
         async def main():

@@ -174,9 +174,53 @@ StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
 
 
+def _to_variant(value, what="value"):
+    """A filter value as the GVariant es-glib takes: str 's', bool 'b',
+    int 'x', float 'd', or a GLib.Variant as it is."""
+    if isinstance(value, GLib.Variant):
+        return value
+    for python_type, variant_type in ((bool, "b"), (int, "x"), (float, "d"), (str, "s")):
+        if isinstance(value, python_type):
+            return GLib.Variant(variant_type, value)
+    raise TypeError("EventFilter %s must be str, int, float, bool or GLib.Variant, not %s"
+                    % (what, type(value).__name__))
+
+
+class EventFilter(Es.EventFilter):
+    """Clauses AND-ed together; values may be plain Python values:
+    `f.add_equals("event_type", "Increment")`,
+    `f.add_in("metadata.region", ["EMEA", "APAC"])`."""
+
+    def add_equals(self, field, value):
+        Es.EventFilter.add_equals(self, field, _to_variant(value))
+
+    def add_in(self, field, values):
+        if not isinstance(values, GLib.Variant):
+            variants = [_to_variant(v, "in value") for v in values]
+            types = {v.get_type_string() for v in variants}
+            if types == {"x", "d"}:
+                variants = [GLib.Variant("d", v.unpack()) for v in variants]
+                types = {"d"}
+            if len(types) > 1:
+                raise TypeError("EventFilter in values must all be of one type, not %s"
+                                % ", ".join(sorted(types)))
+            element = types.pop() if types else "s"
+            values = GLib.Variant("a" + element, [v.unpack() for v in variants])
+        Es.EventFilter.add_in(self, field, values)
+
+
+EventFilter = override(EventFilter)
+__all__.append("EventFilter")
+
+
 class Stream(Es.Stream):
     """In asyncio programs, each FOO_async method without a callback is
     awaitable (see below), and `async for event in stream.watch(0)`."""
+
+    def snapshot(self, state, version, projection_name, cancellable):
+        """Es.Stream.snapshot(), taking `state` as CandidateEvent takes data
+        (bytes, str, GLib.Bytes...)."""
+        return Es.Stream.snapshot(self, _to_bytes(state), version, projection_name, cancellable)
 
     def watch(self, after_version):
         watch = Es.Stream.watch(self, after_version)
@@ -212,4 +256,4 @@ __all__.append("Watch")
 
 # FOO_async without a callback returns an awaitable, for every
 # FOO_async/FOO_finish pair of the typelib (see _es_asyncio.py).
-__all__.extend(_es_asyncio.install_awaitables(Es, globals(), override))
+__all__.extend(_es_asyncio.install_awaitables(Es, globals(), override, _to_bytes))

@@ -390,6 +390,7 @@ class _AsyncPair(typing.NamedTuple):
     n_visible: int        # Python-visible arguments before the callback
     cancellable_index: int  # among them, or -1
     n_required: int       # those before the first of the trailing nullable ones
+    bytes_indexes: tuple  # those that take a GLib.Bytes
 
 
 def _visible_arguments(function_info):
@@ -434,19 +435,23 @@ def _async_pairs(info):
         before = visible[:-1]
         cancellable_index = -1
         n_required = 0
+        bytes_indexes = []
         for index, (_name, argument) in enumerate(before):
             if _interface_name(argument) == "Gio.Cancellable":
                 cancellable_index = index
             elif not argument.may_be_null():
                 n_required = index + 1
+            if _interface_name(argument) == "GLib.Bytes":
+                bytes_indexes.append(index)
         pairs.append(_AsyncPair(name, finish_name, method.is_method(), len(before),
-                                cancellable_index, n_required))
+                                cancellable_index, n_required, tuple(bytes_indexes)))
     return pairs
 
 
-def _make_awaitable(cls, pair, original):
+def _make_awaitable(cls, pair, original, to_bytes):
     """FOO_async(args...) for class cls: with its callback, the original
-    call; without, an AsyncCall."""
+    call; without, an AsyncCall. GLib.Bytes arguments may be given as
+    bytes, str and the like (to_bytes converts them)."""
     n_visible = pair.n_visible
     cancellable_index = pair.cancellable_index
     n_required = pair.n_required
@@ -471,6 +476,8 @@ def _make_awaitable(cls, pair, original):
         # Trailing nullable arguments (a filter, a projection name) may be
         # left out.
         args.extend([None] * (n_before - len(args)))
+        for index in pair.bytes_indexes:
+            args[index] = to_bytes(args[index])
         return args, cancellable
 
     if pair.is_method:
@@ -515,7 +522,7 @@ def _awaitable_doc(pair, original):
                             pair.finish_name))
 
 
-def install_awaitables(namespace_module, override_module_globals, override):
+def install_awaitables(namespace_module, override_module_globals, override, to_bytes):
     """Adds the awaitable FOO_async to every class and interface of the
     namespace that has FOO_async/FOO_finish pairs. Classes the override
     module already overrides get the methods; the others get an override
@@ -545,7 +552,7 @@ def install_awaitables(namespace_module, override_module_globals, override):
             created.append(name)
         for pair in pairs:
             original = getattr(base, pair.async_name)
-            setattr(cls, pair.async_name, _make_awaitable(cls, pair, original))
+            setattr(cls, pair.async_name, _make_awaitable(cls, pair, original, to_bytes))
     return created
 
 
