@@ -48,6 +48,9 @@ fi
 if has overrides/Es.py; then
   expect "$destdir$overrides/Es.py" "$destdir$overrides/_es_asyncio.py"
 fi
+if has gjs/es-async.js; then
+  expect "$root/share/es-glib-1.0/gjs/es-async.js"
+fi
 if has es-glib-1.0.vapi; then
   expect "$root/share/vala/vapi/es-glib-1.0.vapi" "$root/share/vala/vapi/es-glib-1.0.deps"
 fi
