@@ -291,6 +291,23 @@ class TestAwaitables(AsyncTestCase):
         self.assertEqual(run(main()), ([50] * 4, 200))
 
 
+class TestStub(unittest.TestCase):
+    def test_stub_declares_the_override(self):
+        import ast
+
+        stub = os.path.join(os.path.dirname(_es_asyncio.__file__), "Es.pyi")
+        with open(stub, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        classes = {node.name: {item.name for item in node.body
+                               if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                   for node in tree.body if isinstance(node, ast.ClassDef)}
+        for name in ("EventLoopPolicy", "GLibEventLoop", "Stream", "EventEnumerator", "Watch"):
+            self.assertTrue(hasattr(Es, name), name)
+        self.assertIn("write_async", classes["Stream"])
+        self.assertIn("__aiter__", classes["Watch"])
+        self.assertIn("__aexit__", classes["StreamFactory"])
+
+
 class TestPythonValues(AsyncTestCase):
     """The conveniences the migration guide uses: bytes for GLib.Bytes
     arguments, plain Python values in filters."""

@@ -46,7 +46,7 @@ if has Es-1.0.typelib; then
   expect "$lib/girepository-1.0/Es-1.0.typelib" "$root/share/gir-1.0/Es-1.0.gir"
 fi
 if has overrides/Es.py; then
-  expect "$destdir$overrides/Es.py" "$destdir$overrides/_es_asyncio.py"
+  expect "$destdir$overrides/Es.py" "$destdir$overrides/_es_asyncio.py" "$destdir$overrides/Es.pyi"
 fi
 if has gjs/es-async.js; then
   expect "$root/share/es-glib-1.0/gjs/es-async.js"

@@ -2,7 +2,9 @@
 #
 # Installed into PyGObject's overrides directory, it is loaded by
 # `from gi.repository import Es`. It adds only conveniences; everything
-# the GIR offers works unchanged.
+# the GIR offers works unchanged. The asyncio support (the shared loop,
+# awaitable FOO_async calls, async for/async with) lives in
+# _es_asyncio.py, next to it; Es.pyi has the type hints.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
