@@ -561,6 +561,29 @@ class TestWatch(AsyncTestCase):
 
         self.assertTrue(run(main()))
 
+    def test_backlog_before_the_loop_begins_is_bounded(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(None) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async(events(*["E"] * 30), Es.VERSION_ANY)
+                early = stream.watch(0)   # iterated at once below: fine
+                late = stream.watch(0)    # not iterated while 30 events come
+                seen = []
+                async for event in early:
+                    seen.append(event.get_version())
+                    if len(seen) == 30:
+                        break
+                with self.assertRaisesRegex(RuntimeError, "more than 10 events"):
+                    async for event in late:
+                        pass
+                return seen
+
+        saved, _es_asyncio.WATCH_BACKLOG = _es_asyncio.WATCH_BACKLOG, 10
+        try:
+            self.assertEqual(run(main()), list(range(1, 31)))
+        finally:
+            _es_asyncio.WATCH_BACKLOG = saved
+
     def test_error_raises_glib_error(self):
         async def main():
             async with Es.SqliteStreamFactory.new_async(None) as factory:

@@ -58,6 +58,11 @@ __all__ = [
 #: next_batch_async() round trip (the library's own read page size).
 READ_BATCH = 1024
 
+#: How many events a watch made in a coroutine queues before its
+#: `async for` begins; past that it stops queuing, and the `async for`
+#: raises RuntimeError rather than skip events.
+WATCH_BACKLOG = 100000
+
 
 # --------------------------------------------------------------------------
 # One loop for GLib and asyncio
@@ -614,9 +619,17 @@ def watch_iterator(watch):
     """The iterator for `async for event in watch`: the one buffering since
     the watch was made (the first time), else a new one."""
     iterator = watch.__dict__.pop("_es_iterator", None)
-    if iterator is not None and iterator._handlers is not None:
-        return iterator
-    return WatchIterator(watch)
+    if iterator is not None:
+        if iterator._overflowed:
+            raise RuntimeError("The watch on '%s' emitted more than %d events before its "
+                               "async for began; they were dropped. Begin iterating sooner."
+                               % (watch.get_stream_id(), WATCH_BACKLOG))
+        iterator._claimed = True
+        if iterator._handlers is not None:
+            return iterator
+    iterator = WatchIterator(watch)
+    iterator._claimed = True
+    return iterator
 
 
 class WatchIterator:
@@ -637,6 +650,8 @@ class WatchIterator:
         self._error = None
         self._stopped = False
         self._waiter = None
+        self._claimed = False      # an async for took it
+        self._overflowed = False   # dropped events before it did
         # The handlers hold the iterator weakly: a watch whose iterator is
         # gone must not keep it (and its queue) alive.
         ref = _WeakMethodRef(self)
@@ -657,6 +672,10 @@ class WatchIterator:
             waiter.set_result(None)
 
     def _on_event(self, event):
+        if not self._claimed and len(self._queue) >= WATCH_BACKLOG:
+            self._overflowed = True
+            self._finish()
+            return
         self._queue.append(event)
         self._wake()
 
