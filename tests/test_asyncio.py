@@ -12,6 +12,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import asyncio
+import faulthandler
 import os
 import sys
 import tempfile
@@ -561,6 +562,59 @@ class TestWatch(AsyncTestCase):
 
         self.assertTrue(run(main()))
 
+    def test_leaving_the_loop_stops_the_watch(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(None) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async(events("A", "B"), Es.VERSION_ANY)
+                watch = stream.watch(0)
+                async for _event in watch:
+                    break
+                return watch.get_active()
+
+        self.assertFalse(run(main()))
+
+    def test_dropping_watches_while_events_arrive(self):
+        # A task watches until its 5th event (3 stored, 2 live) and leaves
+        # the loop, dropping the watch at once. The watch's last reference
+        # used to go with the GIL held, its dispose waiting for the
+        # notifier thread, itself waiting for the GIL to finalize an event
+        # Python had seen: a deadlock in about 1 round in 7 (faulthandler
+        # then shows it and ends the test).
+        async def consume(factory, stream_id, live):
+            stream = await factory.open_stream_async(stream_id)
+            seen = []
+            watch = stream.watch(0)
+            watch.connect("caught-up", lambda _watch: live.set())
+            async for event in watch:
+                seen.append(event.get_version())
+                if len(seen) == 5:
+                    break
+            del watch
+            return seen
+
+        async def main():
+            for round_ in range(150):
+                # A new factory, so a new notifier thread, each round.
+                path = os.path.join(self.tmpdir.name, "round-%d.db" % round_)
+                async with Es.SqliteStreamFactory.new_async(path) as factory:
+                    stream = await factory.open_stream_async("s")
+                    await stream.write_async(events("A", "B", "C"), Es.VERSION_ANY)
+                    live = asyncio.Event()
+                    task = asyncio.create_task(consume(factory, "s", live))
+                    await live.wait()  # 4 and 5 come live, through the notifier
+                    await stream.write_async(events("D", "E"), Es.VERSION_ANY)
+                    self.assertEqual(await task, [1, 2, 3, 4, 5])
+            return True
+
+        faulthandler.dump_traceback_later(TIMEOUT, exit=True)
+        try:
+            # Not in debug mode: its checks slow the loop down enough to
+            # hide the race.
+            self.assertTrue(asyncio.run(main()))
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
     def test_backlog_before_the_loop_begins_is_bounded(self):
         async def main():
             async with Es.SqliteStreamFactory.new_async(None) as factory:
@@ -573,6 +627,8 @@ class TestWatch(AsyncTestCase):
                     seen.append(event.get_version())
                     if len(seen) == 30:
                         break
+                while late.get_active() and not late.get_caught_up():  # 30 events came
+                    await asyncio.sleep(0.01)
                 with self.assertRaisesRegex(RuntimeError, "more than 10 events"):
                     async for event in late:
                         pass
@@ -653,7 +709,7 @@ class TestWatch(AsyncTestCase):
         # The iterator let go of the watch's signals.
         signal_id = GObject.signal_lookup("event", Es.Watch)
         self.assertFalse(GObject.signal_has_handler_pending(watch, signal_id, 0, True))
-        watch.stop()
+        self.assertFalse(watch.get_active())
         state["factory"].close(None)
 
 

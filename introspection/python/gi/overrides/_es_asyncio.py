@@ -59,7 +59,7 @@ __all__ = [
 READ_BATCH = 1024
 
 #: How many events a watch made in a coroutine queues before its
-#: `async for` begins; past that it stops queuing, and the `async for`
+#: `async for` begins; past that the watch is stopped, and the `async for`
 #: raises RuntimeError rather than skip events.
 WATCH_BACKLOG = 100000
 
@@ -639,8 +639,7 @@ class WatchIterator:
     watch.stop() or by closing the factory; raises the GLib.Error of the
     watch's ::error signal after the events emitted before it. Events the
     watch emitted while nobody awaited wait in a queue. Leaving the loop
-    (break, an exception, a cancelled task) disconnects the iterator from
-    the watch; `async with watch:` also stops it.
+    (break, an exception, a cancelled task) stops the watch.
     """
 
     def __init__(self, watch):
@@ -717,6 +716,12 @@ class WatchIterator:
         if handlers:
             for handler in handlers:
                 self._watch.disconnect(handler)
+            # Leaving the loop ends the watch, as leaving a generator ends
+            # it. Through stop(), a GI call that releases the GIL: if the
+            # last reference went with the GIL held, the watch's dispose
+            # would wait for the notifier thread, which may be waiting for
+            # the GIL to finalize an event Python has seen.
+            self._watch.stop()
 
     def __del__(self):
         if getattr(self, "_handlers", None):
