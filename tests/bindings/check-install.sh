@@ -46,7 +46,10 @@ if has Es-1.0.typelib; then
   expect "$lib/girepository-1.0/Es-1.0.typelib" "$root/share/gir-1.0/Es-1.0.gir"
 fi
 if has overrides/Es.py; then
-  expect "$destdir$overrides/Es.py"
+  expect "$destdir$overrides/Es.py" "$destdir$overrides/_es_asyncio.py" "$destdir$overrides/Es.pyi"
+fi
+if has gjs/es-async.js; then
+  expect "$root/share/es-glib-1.0/gjs/es-async.js"
 fi
 if has es-glib-1.0.vapi; then
   expect "$root/share/vala/vapi/es-glib-1.0.vapi" "$root/share/vala/vapi/es-glib-1.0.deps"
@@ -102,5 +105,12 @@ import gi
 gi.require_version("Es", "1.0")
 from gi.repository import Es
 assert hasattr(Es.EventEnumerator, "__iter__"), "the override did not load"
-print("the typelib and the Python override load from the installed tree")'
+import asyncio
+asyncio.set_event_loop_policy(Es.EventLoopPolicy())
+async def main():
+    async with Es.SqliteStreamFactory.new_async(None) as factory:
+        stream = await factory.open_stream_async("s")
+        return await stream.write_async([Es.CandidateEvent("Installed")], Es.VERSION_ANY)
+assert asyncio.run(main()) == 1, "the asyncio layer did not load"
+print("the typelib and the Python override (asyncio too) load from the installed tree")'
 echo "check-install: ok"

@@ -18,6 +18,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import asyncio
 import itertools
 import os
 import subprocess
@@ -364,6 +365,44 @@ OVERRIDE_LOADED = hasattr(Es.StreamFactory, "__enter__")
 
 
 @unittest.skipUnless(OVERRIDE_LOADED, "the Es PyGObject override is not on PYTHONPATH")
+class TestAsyncio(PgTestCase):
+    """The override's asyncio layer on PostgreSQL (tests/test_asyncio.py
+    has the rest): the factory awaited and closed by async with, a write,
+    a read and a watch woken by LISTEN/NOTIFY from another factory."""
+
+    @unittest.skipUnless(OWN_SERVER, "uses the default schema: only on our own server")
+    def test_await_and_async_for(self):
+        stream_id = "py-asyncio-%d" % os.getpid()
+
+        async def main():
+            async with Es.PgStreamFactory.new_async(CONNINFO) as factory:
+                self.assertIsInstance(factory, Es.PgStreamFactory)
+                stream = await factory.open_stream_async(stream_id)
+                self.assertEqual(await stream.write_async([event("A"), event("B")],
+                                                          Es.VERSION_NO_STREAM), 2)
+                self.assertEqual([e.get_version() async for e in stream.read_async(0)], [1, 2])
+
+                other = Es.PgStreamFactory.new(CONNINFO, None)
+                seen = []
+                async for stored in stream.watch(0):
+                    seen.append(stored.get_version())
+                    if stored.get_version() == 2:
+                        # Only the notification can bring this one.
+                        other.open_stream(stream_id, None).write([event("C")], 2, None)
+                    if stored.get_version() == 3:
+                        break
+                other.close(None)
+                with self.assertRaises(GLib.Error) as caught:
+                    await stream.write_async([event("D")], 1)
+                self.assertEsError(caught.exception, Es.Error.WRONG_EXPECTED_VERSION)
+                return seen, factory
+
+        with asyncio.Runner(loop_factory=Es.new_event_loop) as runner:
+            seen, factory = runner.run(asyncio.wait_for(main(), TIMEOUT_MS / 1000))
+        self.assertEqual(seen, [1, 2, 3])
+        self.assertTrue(factory.is_closed())
+
+
 class TestOverride(PgTestCase):
     def test_with_block(self):
         with self.new_factory() as factory:
