@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include <es-glib/es-glib.h>
+#include <es-glib-pg/es-pg.h>
 
 #define N_HISTORY  2   /* events written before the watch starts */
 #define N_LIVE     3   /* events the writer process writes */
