@@ -41,7 +41,6 @@ TIMEOUT = 60  # seconds; generous for a loaded 2-core machine
 # not in this set: add a test that awaits it.
 AWAITED = {
     ("SqliteStreamFactory", "new_async"),
-    ("PgStreamFactory", "new_async"),
     ("StreamFactory", "open_stream_async"),
     ("StreamFactory", "close_async"),
     ("Stream", "write_async"),

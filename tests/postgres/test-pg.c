@@ -28,7 +28,7 @@
 
 #include <libpq-fe.h>
 
-#include "es-glib/es-pg-private.h"
+#include "es-glib/postgres/es-pg-private.h"
 
 #define NO_SERVER_REASON \
   "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
