@@ -11,8 +11,8 @@
  * EsStorageNotifier:
  *
  * The base class of a backend's [iface@Es.Notifier]: [class@Es.SqliteNotifier]
- * and [class@Es.PgNotifier] derive from it, and so can a third-party
- * backend's notifier.
+ * and the notifier of the PostgreSQL backend (libes-glib-pg) derive from
+ * it, and so can a third-party backend's notifier.
  *
  * It implements the whole [iface@Es.Notifier] contract once: its own thread
  * and [struct@GLib.MainContext]; the subscribers and the cursor (the last

@@ -80,7 +80,8 @@
  * A watch that cannot go on emits [signal@Es.Watch::error] once and
  * stops. This happens when its database becomes unusable for good: see
  * [property@Es.StorageNotifier:give-up-timeout] (and the factories'
- * `give-up-timeout`) for how long each backend waits before it gives up. Watches of other databases are not affected.
+ * `give-up-timeout`) for how long each backend waits before it gives
+ * up. Watches of other databases are not affected.
  *
  * Since: 0.1
  */

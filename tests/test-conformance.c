@@ -18,6 +18,9 @@
 #include <glib/gstdio.h>
 
 #include <es-glib/es-glib.h>
+#if ES_TEST_HAS_POSTGRES
+#include <es-glib-pg/es-pg.h>
+#endif
 
 #include "es-memory-storage.h"
 
@@ -43,7 +46,7 @@ static const BackendInfo backends[] = {
   { BACKEND_SQLITE_FILE, "sqlite-file" },
   { BACKEND_SQLITE_MEMORY, "sqlite-memory" },
   { BACKEND_MEMORY, "memory" },
-#if ES_HAS_POSTGRES
+#if ES_TEST_HAS_POSTGRES
   { BACKEND_POSTGRES, "postgres" },
 #endif
 };
@@ -146,7 +149,7 @@ fixture_setup (Fixture       *f,
       break;
 
     case BACKEND_POSTGRES:
-#if ES_HAS_POSTGRES
+#if ES_TEST_HAS_POSTGRES
       {
         /* A fresh schema per test, so tests are independent; they are
          * left on the (throwaway) server. */
@@ -4323,7 +4326,7 @@ main (int   argc,
       if (!known)
         g_error ("Unknown backend '%s': use sqlite-file, sqlite-memory, memory or postgres%s",
                  only_backend,
-                 ES_HAS_POSTGRES ? "" : " (this build has no PostgreSQL backend)");
+                 ES_TEST_HAS_POSTGRES ? "" : " (this build has no PostgreSQL backend)");
     }
 
   add_test ("write/returns-version", test_write_returns_version);

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "es-glib/es-pg-private.h"
+#include "es-glib/postgres/es-pg-private.h"
 
 /* Generous: only reached when something is broken. */
 #define WAIT_TIMEOUT_SECONDS 60

@@ -28,7 +28,7 @@
 
 #include <libpq-fe.h>
 
-#include "es-glib/es-pg-private.h"
+#include "es-glib/postgres/es-pg-private.h"
 #include "es-glib/backend/es-write-queue-private.h"
 
 #define NO_SERVER_REASON \

@@ -45,7 +45,7 @@
  *
  * The [iface@Es.Notifier] of the PostgreSQL backend, an
  * [class@Es.StorageNotifier].
- * [class@Es.PgStreamFactory] creates and starts one per factory;
+ * [class@EsPg.StreamFactory] creates and starts one per factory;
  * applications rarely meet it.
  *
  * ## How it works
@@ -97,7 +97,7 @@
  * watches started later fail the same way ([method@Es.Notifier.get_error]
  * tells the reason too). A shorter outage ends unnoticed but for the
  * delay. Set the timeout through the factory's
- * [property@Es.PgStreamFactory:give-up-timeout]; 0 never gives up.
+ * [property@EsPg.StreamFactory:give-up-timeout]; 0 never gives up.
  *
  * A connection that dies silently (a peer that vanished from the network
  * without closing it) is noticed through TCP keepalives; tune them with
