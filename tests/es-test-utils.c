@@ -437,7 +437,7 @@ static int          pg_guard_fd = -1; /* the write end of the guard's stdin */
 /* At exit: closing the guard's standard input makes it stop the server
  * and remove its directory; wait for that, so that nothing outlives the
  * test program. After a crash, the kernel closes it and the guard does
- * the same alone. */
+ * the same alone, also when the server was still starting. */
 static void
 pg_server_stop (void)
 {
@@ -460,15 +460,17 @@ guard_child_setup (gpointer user_data)
   setsid ();
 }
 
+/* `$ES_PG_TEST_SERVER guard DIR` starts the server, says how on its first
+ * line of output, and stops it and removes DIR once its standard input,
+ * whose other end only we hold, ends. */
 static char *
 pg_server_start (char **reason)
 {
   const char *script = g_getenv ("ES_PG_TEST_SERVER");
   g_autoptr(GSubprocessLauncher) launcher = NULL;
-  g_autoptr(GSubprocess) start = NULL;
+  g_autoptr(GDataInputStream) output = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
+  g_autofree char *line = NULL;
   int fds[2];
 
   if (script == NULL)
@@ -485,10 +487,9 @@ pg_server_start (char **reason)
       return NULL;
     }
 
-  /* The guard first: from now on, the directory goes away with us. */
   if (!g_unix_open_pipe (fds, FD_CLOEXEC, &error))
     g_error ("Cannot make a pipe for the PostgreSQL server's guard: %s", error->message);
-  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
   g_subprocess_launcher_take_stdin_fd (launcher, fds[0]);
   g_subprocess_launcher_set_child_setup (launcher, guard_child_setup, NULL, NULL);
   pg_guard = g_subprocess_launcher_spawn (launcher, &error, script, "guard", pg_dir, NULL);
@@ -503,21 +504,24 @@ pg_server_start (char **reason)
   pg_guard_fd = fds[1];
   atexit (pg_server_stop);
 
-  start = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            &error, script, "start", pg_dir, NULL);
-  if (start == NULL ||
-      !g_subprocess_communicate_utf8 (start, NULL, NULL, &out, &err, &error))
+  output = g_data_input_stream_new (g_subprocess_get_stdout_pipe (pg_guard));
+  line = g_data_input_stream_read_line_utf8 (output, NULL, NULL, &error);
+  if (line == NULL)
     {
-      *reason = g_strdup_printf ("Could not start a PostgreSQL server: %s", error->message);
-      return NULL;
+      /* No line at all: the guard died; the directory is ours to remove. */
+      g_subprocess_wait (pg_guard, NULL, NULL);
+      if (g_file_test (pg_dir, G_FILE_TEST_IS_DIR))
+        es_test_remove_tree (pg_dir);
     }
-  if (!g_subprocess_get_successful (start))
+  if (line == NULL || g_str_has_prefix (line, "error: "))
     {
       *reason = g_strdup_printf ("Could not start a PostgreSQL server: %s",
-                                 g_strstrip (g_strdelimit (err, "\n", ' ')));
+                                 line != NULL ? g_strstrip (line + strlen ("error: "))
+                                 : error != NULL ? error->message
+                                 : "the guard said nothing");
       return NULL;
     }
-  return g_strdup (g_strstrip (out));
+  return g_steal_pointer (&line);
 }
 
 const char *

@@ -2,16 +2,18 @@
 # on first use as GTestDBus starts a bus (the C tests have the same in
 # tests/es-test-utils.c, GJS in es-pg-test-server.js).
 #
-# start() runs `$ES_PG_TEST_SERVER start DIR` (build-aux/pg-test-server,
-# its path set by meson) in a new temporary directory and sets
-# ES_TEST_PG_CONNINFO and ES_TEST_PG_DIR; stop() stops it and removes the
-# directory. A guard process (`pg-test-server guard DIR`, in a session of
-# its own) does the same when this process is gone, even after a crash or
-# a kill. With ES_TEST_PG_CONNINFO already set, that server is used.
+# start() runs `$ES_PG_TEST_SERVER guard DIR` (build-aux/pg-test-server,
+# its path set by meson) on a new temporary directory, in a session of its
+# own: it starts the server there and prints its connection string, which
+# start() puts in ES_TEST_PG_CONNINFO (and DIR in ES_TEST_PG_DIR). When its
+# standard input, which only this process holds, ends (stop(), or this
+# process is gone, even after a crash or a kill), it stops the server and
+# removes DIR. With ES_TEST_PG_CONNINFO already set, that server is used.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -39,16 +41,22 @@ class PgTestServer:
             return None
 
         directory = tempfile.mkdtemp(prefix="es-pg-")
-        # The guard first: from now on, the directory goes away with us.
+        # The guard starts the server, says how on one line, and stops and
+        # removes it when its standard input (ours only) ends.
         self._guard = subprocess.Popen([script, "guard", directory], stdin=subprocess.PIPE,
-                                       stdout=subprocess.DEVNULL, start_new_session=True)
-        result = subprocess.run([script, "start", directory], capture_output=True, text=True,
-                                check=False)
-        if result.returncode != 0:
+                                       stdout=subprocess.PIPE, text=True,
+                                       start_new_session=True)
+        line = self._guard.stdout.readline().strip()
+        self._guard.stdout.close()
+        if not line or line.startswith("error: "):
             self.reason = ("Could not start a PostgreSQL server: "
-                           + " ".join(result.stderr.split()))
+                           + (line[len("error: "):] or "the guard said nothing"))
+            if not line:
+                # The guard died: the directory is ours to remove.
+                self._guard.wait()
+                shutil.rmtree(directory, ignore_errors=True)
             return None
-        self.conninfo = result.stdout.strip()
+        self.conninfo = line
         self.own = True
         for name, value in (("ES_TEST_PG_CONNINFO", self.conninfo),
                             ("ES_TEST_PG_DIR", directory)):
