@@ -255,6 +255,32 @@ es_test_wait_until (GMainContext *context,
   g_assert_false (timed_out);
 }
 
+/* A GAsyncReadyCallback: stores the result in the GAsyncResult * at
+ * @user_data, which must be NULL (a second callback would be a bug). */
+void
+es_test_store_result_cb (GObject      *source,
+                         GAsyncResult *result,
+                         gpointer      user_data)
+{
+  GAsyncResult **out = user_data;
+
+  g_assert_null (*out);
+  *out = g_object_ref (result);
+  g_main_context_wakeup (NULL);
+}
+
+/* Iterates the global default main context until es_test_store_result_cb()
+ * stored @result; fails after ES_TEST_WAIT_TIMEOUT_SECONDS. */
+void
+es_test_wait_result (GAsyncResult **result)
+{
+  gint64 deadline = g_get_monotonic_time () + ES_TEST_WAIT_TIMEOUT_SECONDS * G_USEC_PER_SEC;
+
+  while (*result == NULL && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_nonnull (*result);
+}
+
 /* Runs the main context for a while, for things that must NOT happen. */
 void
 es_test_spin (guint milliseconds)
@@ -372,13 +398,22 @@ has_n_events (gpointer data)
   return wait->recorder->events->len >= wait->n;
 }
 
+/* Iterates @context until @recorder has @n events. */
+void
+es_test_recorder_wait_events_in (EsTestRecorder *recorder,
+                                 GMainContext   *context,
+                                 guint           n)
+{
+  CountWait wait = { recorder, n };
+
+  es_test_wait_until (context, has_n_events, &wait);
+}
+
 void
 es_test_recorder_wait_events (EsTestRecorder *recorder,
                               guint           n)
 {
-  CountWait wait = { recorder, n };
-
-  es_test_wait_until (NULL, has_n_events, &wait);
+  es_test_recorder_wait_events_in (recorder, NULL, n);
 }
 
 static gboolean

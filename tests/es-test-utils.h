@@ -49,6 +49,10 @@ GArray           *es_test_read_all_sequence_ids (EsStreamFactory *factory,
                                                 GError          **error);
 
 /* Waiting */
+void              es_test_store_result_cb      (GObject          *source,
+                                                GAsyncResult     *result,
+                                                gpointer          user_data);
+void              es_test_wait_result          (GAsyncResult    **result);
 void              es_test_wait_until           (GMainContext     *context,
                                                 gboolean        (*done) (gpointer data),
                                                 gpointer          data);
@@ -73,6 +77,9 @@ void              es_test_recorder_connect     (EsTestRecorder   *recorder,
                                                 EsWatch          *watch);
 void              es_test_recorder_wait_caught_up (EsTestRecorder *recorder);
 void              es_test_recorder_wait_events (EsTestRecorder   *recorder,
+                                                guint             n);
+void              es_test_recorder_wait_events_in (EsTestRecorder *recorder,
+                                                GMainContext     *context,
                                                 guint             n);
 void              es_test_recorder_wait_error  (EsTestRecorder   *recorder);
 

@@ -22,20 +22,6 @@ fixture_require_notifier (Fixture *fixture)
   return FALSE;
 }
 
-typedef struct
-{
-  EsTestRecorder *recorder;
-  guint           n;
-} CountWait;
-
-static gboolean
-has_n_events (gpointer data)
-{
-  CountWait *wait = data;
-
-  return wait->recorder->events->len >= wait->n;
-}
-
 static void
 test_replay_then_live_stream (Fixture       *fixture,
                               gconstpointer  data)
@@ -356,13 +342,12 @@ watch_in_thread (gpointer data)
   ThreadWatchData *td = data;
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(EsWatch) watch = NULL;
-  CountWait wait = { td->recorder, 2 };
 
   g_main_context_push_thread_default (context);
   td->creator = g_thread_self ();
   watch = es_stream_watch (td->stream, 0);
   es_test_recorder_connect (td->recorder, watch);
-  es_test_wait_until (context, has_n_events, &wait);
+  es_test_recorder_wait_events_in (td->recorder, context, 2);
   es_watch_stop (watch);
   g_clear_object (&watch);
   while (g_main_context_iteration (context, FALSE))

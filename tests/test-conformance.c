@@ -193,8 +193,8 @@ write_one (EsStream   *stream,
            const char *idempotency_key,
            const char *metadata)
 {
-  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data", idempotency_key,
-                                                     metadata);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data",
+                                                             idempotency_key, metadata);
   g_autoptr(GError) error = NULL;
   gint64 version;
 
@@ -302,25 +302,6 @@ assert_stream_empty (Fixture    *f,
 
   g_assert_cmpuint (events->len, ==, 0);
   g_assert_cmpint (es_stream_get_version (stream), ==, 0);
-}
-
-static void
-store_result_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  g_assert_null (*out);
-  *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
-}
-
-static void
-wait_for_result (GAsyncResult **result)
-{
-  while (*result == NULL)
-    g_main_context_iteration (NULL, TRUE);
 }
 
 static EsEventFilter *
@@ -1235,9 +1216,9 @@ test_write_cancelled_async (Fixture       *f,
                   "G_IO_ERROR_CANCELLED and writes nothing");
 
   g_cancellable_cancel (cancellable);
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable, store_result_cb,
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable, es_test_store_result_cb,
                          &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   version = es_stream_write_finish (stream, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_cmpint (version, <, 0);
@@ -1658,8 +1639,8 @@ test_read_many_pages_next_batch_async (Fixture       *f,
       g_autoptr(GAsyncResult) result = NULL;
       g_autoptr(GPtrArray) batch = NULL;
 
-      es_event_enumerator_next_batch_async (enumerator, 700, NULL, store_result_cb, &result);
-      wait_for_result (&result);
+      es_event_enumerator_next_batch_async (enumerator, 700, NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       batch = es_event_enumerator_next_batch_finish (enumerator, result, &error);
       g_assert_no_error (error);
       g_assert_nonnull (batch);
@@ -1689,8 +1670,8 @@ test_read_async (Fixture       *f,
   write_one (stream, "Added", "a2", NULL);
   write_one (stream, "Added", "a3", NULL);
 
-  es_stream_read_async (stream, 1, NULL, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_read_async (stream, 1, NULL, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   enumerator = es_stream_read_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (enumerator);
@@ -2863,28 +2844,28 @@ test_snapshot_async (Fixture       *f,
   write_one (stream, "Added", NULL, NULL);
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_load_snapshot_async (stream, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   snapshot = es_stream_load_snapshot_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_null (snapshot);
   g_clear_object (&result);
 
-  es_stream_snapshot_async (stream, state, 2, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_snapshot_async (stream, state, 2, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_snapshot_finish (stream, result, &error));
   g_assert_no_error (error);
   g_clear_object (&result);
 
-  es_stream_snapshot_async (stream, state, 9, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_snapshot_async (stream, state, 9, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_false (es_stream_snapshot_finish (stream, result, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_load_snapshot_async (stream, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   snapshot = es_stream_load_snapshot_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (snapshot);
@@ -3020,8 +3001,8 @@ test_metrics_async (Fixture       *f,
   write_one (stream, "Added", NULL, NULL);
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_get_metrics_async (stream, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   metrics = es_stream_get_metrics_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (metrics);
@@ -3085,8 +3066,8 @@ test_factory_open_async (Fixture       *f,
   write_one (writer, "Added", NULL, NULL);
   write_one (writer, "Added", NULL, NULL);
 
-  es_stream_factory_open_stream_async (f->factory, "async-open", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "async-open", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
   g_assert_no_error (error);
   g_assert_true (ES_IS_STREAM (stream));
@@ -3095,8 +3076,8 @@ test_factory_open_async (Fixture       *f,
   g_clear_object (&result);
   g_clear_object (&stream);
 
-  es_stream_factory_open_stream_async (f->factory, "", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
   if (stream == NULL)
     g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -3165,23 +3146,23 @@ assert_everything_closed (Fixture  *f,
   g_assert_null (opened);
   g_clear_error (&error);
 
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_write_finish (stream, result, &error), <, 0);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_get_metrics_async (stream, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   metrics = es_stream_get_metrics_finish (stream, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_null (metrics);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_factory_open_stream_async (f->factory, "another", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "another", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   opened = es_stream_factory_open_stream_finish (f->factory, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_null (opened);
@@ -3256,8 +3237,8 @@ test_factory_close_async (Fixture       *f,
 
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_close_async (f->factory, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
   g_assert_no_error (error);
   g_assert_true (es_stream_factory_is_closed (f->factory));
@@ -3266,8 +3247,8 @@ test_factory_close_async (Fixture       *f,
   assert_everything_closed (f, stream);
 
   /* And again, asynchronously: harmless. */
-  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_close_async (f->factory, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
   g_assert_no_error (error);
 }
@@ -3286,8 +3267,8 @@ write_batch_async (EsStream   *stream,
   g_autoptr(GAsyncResult) result = NULL;
 
   es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
-                         expected_version, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+                         expected_version, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   return es_stream_write_finish (stream, result, error);
 }
 
@@ -3540,8 +3521,8 @@ test_stream_query_version (Fixture       *f,
 
   /* Asynchronously: the version is known when the callback runs. */
   write_one (theirs, "Theirs", NULL, NULL);
-  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (mine, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpuint (notified, ==, 2);
   version = es_stream_query_version_finish (mine, result, &error);
   g_assert_no_error (error);
@@ -3568,8 +3549,8 @@ test_stream_query_version (Fixture       *f,
     g_assert_cmpint (es_stream_get_version (all), ==, version);
   }
 
-  es_stream_query_version_async (all, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (all, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_query_version_finish (all, result, &error), ==, version);
   g_assert_no_error (error);
   g_clear_object (&result);
@@ -3586,8 +3567,8 @@ test_stream_query_version (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
 
-  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (mine, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_query_version_finish (mine, result, &error), ==, -1);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_cmpint (es_stream_get_version (mine), ==, 3);
@@ -3639,7 +3620,7 @@ test_storage_conflict_version (Fixture       *f,
 
   es_storage_handle_append_async (storage, "direct", 7, &event, 1, NULL, append_result_cb,
                                   &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   version = 1234;
   g_assert_false (es_storage_handle_append_finish (storage, result, &version, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
@@ -3656,7 +3637,7 @@ test_storage_conflict_version (Fixture       *f,
 
   es_storage_handle_append_async (storage, "direct", 9, &keyed, 1, NULL, append_result_cb,
                                   &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   g_assert_true (es_storage_handle_append_finish (storage, result, &version, &error));
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 2);

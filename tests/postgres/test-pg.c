@@ -496,27 +496,6 @@ assert_versions_without_gaps (GPtrArray  *events,
     }
 }
 
-static void
-store_result_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
-}
-
-static void
-wait_result (GAsyncResult **result)
-{
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-
-  while (*result == NULL && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-  g_assert_nonnull (*result);
-}
-
 /* Finishes g_async_initable_new_async(). */
 static GObject *
 async_initable_finish (GAsyncResult  *result,
@@ -804,9 +783,9 @@ assert_schema_refused (Fixture    *f,
   g_clear_error (&error);
 
   g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                              store_result_cb, &result,
+                              es_test_store_result_cb, &result,
                               "conninfo", f->conninfo, "schema", schema, NULL);
-  wait_result (&result);
+  es_test_wait_result (&result);
   object = async_initable_finish (result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
   g_assert_null (object);
@@ -924,9 +903,9 @@ test_schema_invalid_names (Fixture       *f,
       g_clear_error (&error);
 
       g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                                  store_result_cb, &result,
+                                  es_test_store_result_cb, &result,
                                   "conninfo", f->conninfo, "schema", invalid[i], NULL);
-      wait_result (&result);
+      es_test_wait_result (&result);
       object = async_initable_finish (result, &error);
       g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
       g_assert_null (object);
@@ -1004,8 +983,8 @@ test_conninfo_bad (Fixture       *f,
       g_clear_error (&error);
 
       start = g_get_monotonic_time ();
-      es_pg_stream_factory_new_async (bad[i], NULL, store_result_cb, &result);
-      wait_result (&result);
+      es_pg_stream_factory_new_async (bad[i], NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       async_factory = es_pg_stream_factory_new_finish (result, &error);
       g_assert_cmpint (g_get_monotonic_time () - start, <, BOUNDED_USEC);
       g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
@@ -1619,8 +1598,8 @@ test_server_down (Fixture       *f,
   g_clear_error (&error);
 
   start = g_get_monotonic_time ();
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_result (&result);
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   es_stream_write_finish (stream, result, &error);
   assert_down_error ("write_async", error, start);
   g_clear_error (&error);
@@ -2372,7 +2351,7 @@ test_cancel_blocked (Fixture       *f,
   write_one (stream, "Before", "", ES_VERSION_NO_STREAM);
   lock_schema_tables (f);
 
-  es_stream_write_async (stream, &event, 1, 1, cancellable, store_result_cb, &result);
+  es_stream_write_async (stream, &event, 1, 1, cancellable, es_test_store_result_cb, &result);
   g_timeout_add_once (200, cancel_once, cancellable);
   elapsed = wait_result_bounded (&result);
   g_test_message ("The blocked write returned %.0f ms after it started (cancelled at 200 ms)",
@@ -2383,7 +2362,7 @@ test_cancel_blocked (Fixture       *f,
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_get_metrics_async (stream, read_cancellable, store_result_cb, &result);
+  es_stream_get_metrics_async (stream, read_cancellable, es_test_store_result_cb, &result);
   g_timeout_add_once (200, cancel_once, read_cancellable);
   elapsed = wait_result_bounded (&result);
   g_test_message ("The blocked read returned after %.0f ms", elapsed / 1000.0);
@@ -2441,7 +2420,7 @@ test_new_async (Fixture       *f,
   g_source_attach (tick, NULL);
 
   g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                              store_result_cb, &result,
+                              es_test_store_result_cb, &result,
                               "conninfo", f->conninfo, "schema", f->schema, NULL);
   deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
   while (g_get_monotonic_time () < deadline)
@@ -2451,7 +2430,7 @@ test_new_async (Fixture       *f,
   g_assert_cmpuint (ticks, >=, 10);
 
   admin_exec (f, "COMMIT");
-  wait_result (&result);
+  es_test_wait_result (&result);
   g_source_destroy (tick);
   object = async_initable_finish (result, &error);
   g_assert_no_error (error);
@@ -2472,8 +2451,8 @@ test_new_async (Fixture       *f,
 
       g_clear_object (&result);
       g_ptr_array_add (f->schemas, g_strdup (ES_PG_DEFAULT_SCHEMA));
-      es_pg_stream_factory_new_async (f->conninfo, NULL, store_result_cb, &result);
-      wait_result (&result);
+      es_pg_stream_factory_new_async (f->conninfo, NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       defaults = es_pg_stream_factory_new_finish (result, &error);
       g_assert_no_error (error);
       g_clear_object (&result);
@@ -2807,8 +2786,8 @@ test_close (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
 
-  es_stream_write_async (stream, &candidate, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_result (&result);
+  es_stream_write_async (stream, &candidate, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   es_stream_write_finish (stream, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
