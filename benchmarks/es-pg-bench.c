@@ -44,6 +44,8 @@
 
 #include "es-bench-common.h"
 
+#include <es-glib-pg/es-pg.h>
+
 #define BATCH       10000
 #define PAGE        1024   /* events per read page, as the enumerator reads */
 

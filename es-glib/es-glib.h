@@ -8,7 +8,6 @@
 
 #include <es-glib/es-version.h>
 #include <es-glib/es-version-macros.h>
-#include <es-glib/es-features.h>
 #include <es-glib/es-types.h>
 #include <es-glib/es-enum-types.h>
 #include <es-glib/es-candidate-event.h>
@@ -25,10 +24,5 @@
 #include <es-glib/es-sqlite-storage.h>
 #include <es-glib/es-sqlite-notifier.h>
 #include <es-glib/es-sqlite-stream-factory.h>
-#if ES_HAS_POSTGRES
-#include <es-glib/es-pg-storage.h>
-#include <es-glib/es-pg-notifier.h>
-#include <es-glib/es-pg-stream-factory.h>
-#endif
 
 #undef ES_INSIDE

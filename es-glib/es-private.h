@@ -8,12 +8,26 @@
 
 G_BEGIN_DECLS
 
+/* ES_PRIVATE_API: an internal of libes-glib-1.0 that the library exports
+ * (the rest of it is built with -fvisibility=hidden) for the one other
+ * library built from this tree, libes-glib-pg-1.0 (es-glib/postgres/), of
+ * the same version only. Declared here only: not in an installed header,
+ * not in the GIR, not API; anything else must not use it, and it may
+ * change in any release. Keep the list short: what the PostgreSQL backend
+ * needs and is not public API. */
+#if defined (__GNUC__)
+# define ES_PRIVATE_API __attribute__ ((visibility ("default"))) extern
+#else
+# define ES_PRIVATE_API extern
+#endif
+
 /* Longest stream id accepted, in bytes. */
 #define ES_STREAM_ID_MAX_BYTES 1024
 
 /* Events fetched per storage round trip by an enumerator. */
 #define ES_READ_PAGE_SIZE 1024
 
+ES_PRIVATE_API
 void            _es_i18n_init              (void);
 
 /* GTask carries a gint64 result portably (g_task_return_int is a gssize). */
@@ -48,12 +62,14 @@ _es_task_propagate_int64 (GTask   *task,
  * asynchronous one carries it on its task, since a GTask returns either
  * an error or a value. Returns @error on @task with @found_version (-1:
  * not known) attached. */
+ES_PRIVATE_API
 void            _es_append_task_return_error (GTask   *task,
                                               GError  *error,
                                               gint64   found_version);
 /* Propagates what _es_append_task_return_error() or _es_task_return_int64()
  * returned: on WRONG_EXPECTED_VERSION, *@out_version (optional) is the
  * version found, or -1. */
+ES_PRIVATE_API
 gboolean        _es_append_task_propagate    (GTask   *task,
                                               gint64  *out_version,
                                               GError **error);
@@ -83,6 +99,7 @@ EsStoredEvent  *_es_stored_event_new_take  (char              *stream_id,
 /* The hot path of SQLite reads: one allocation holds the row's data,
  * event type, key and metadata (see es-stored-event.c). Takes @stream_id
  * (a GRefString); copies the rest; lengths exclude the NUL. */
+ES_PRIVATE_API
 EsStoredEvent  *_es_stored_event_new_packed (char       *stream_id,
                                              gint64      sequence_id,
                                              gint64      version,
@@ -96,6 +113,7 @@ EsStoredEvent  *_es_stored_event_new_packed (char       *stream_id,
                                              const char *metadata,
                                              gsize       metadata_len);
 
+ES_PRIVATE_API
 EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
                                             const char        *projection_name,
                                             gint64             version,
@@ -115,6 +133,7 @@ typedef enum
   ES_FILTER_FIELD_METADATA,
 } EsFilterField;
 
+ES_PRIVATE_API
 EsFilterField   _es_filter_parse_field     (const char        *field,
                                             char            ***out_path);
 
@@ -132,6 +151,7 @@ typedef enum
   ES_FILTER_VALUE_BOOLEAN,
 } EsFilterValueKind;
 
+ES_PRIVATE_API
 EsFilterValueKind _es_filter_value_classify (GVariant          *value,
                                              const char       **out_string,
                                              gint64            *out_int64,
@@ -172,32 +192,44 @@ typedef struct
   gboolean    closed;   /* the notifier gave up: new subscriptions end at once */
 } EsSubscribers;
 
+ES_PRIVATE_API
 void            _es_subscribers_init       (EsSubscribers     *self);
+ES_PRIVATE_API
 void            _es_subscribers_clear      (EsSubscribers     *self);
+ES_PRIVATE_API
 guint           _es_subscribers_add        (EsSubscribers     *self,
                                             EsNotifierFunc     func,
                                             gpointer           user_data,
                                             GDestroyNotify     destroy);
+ES_PRIVATE_API
 void            _es_subscribers_remove     (EsSubscribers     *self,
                                             guint              id);
 /* Ends every subscription (stop()), calling each destroy notify. */
+ES_PRIVATE_API
 void            _es_subscribers_remove_all (EsSubscribers     *self);
 /* Ends every subscription and every later one (the notifier gave up). */
+ES_PRIVATE_API
 void            _es_subscribers_close      (EsSubscribers     *self);
+ES_PRIVATE_API
 gboolean        _es_subscribers_any        (EsSubscribers     *self);
+ES_PRIVATE_API
 gint64          _es_subscribers_get_cursor (EsSubscribers     *self);
+ES_PRIVATE_API
 void            _es_subscribers_set_cursor (EsSubscribers     *self,
                                             gint64             cursor);
 /* Hands @events to every subscriber, under the lock. */
+ES_PRIVATE_API
 void            _es_subscribers_emit       (EsSubscribers     *self,
                                             GPtrArray         *events);
 
 /* Quits @loop, which runs @thread with @context, and waits for the thread
  * to end; takes @thread. For notifiers running on a thread of their own. */
+ES_PRIVATE_API
 void            _es_notifier_thread_stop   (GThread           *thread,
                                             GMainContext      *context,
                                             GMainLoop         *loop);
 
+ES_PRIVATE_API
 void            _es_stream_factory_set_backend (EsStreamFactory *self,
                                                 EsStorageHandle *storage,
                                                 EsNotifier      *notifier);

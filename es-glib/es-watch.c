@@ -79,9 +79,9 @@
  *
  * A watch that cannot go on emits [signal@Es.Watch::error] once and
  * stops. This happens when its database becomes unusable for good: see
- * [property@Es.SqliteNotifier:give-up-timeout] and
- * [property@Es.PgNotifier:give-up-timeout] for how long each backend
- * waits before it gives up. Watches of other databases are not affected.
+ * [property@Es.SqliteNotifier:give-up-timeout] and the same property of
+ * the PostgreSQL notifier (libes-glib-pg) for how long each backend waits
+ * before it gives up. Watches of other databases are not affected.
  *
  * Since: 0.1
  */

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # check-examples.py: the examples run uninstalled, through `meson devenv`.
 #
-#   check-examples.py MESON BUILDDIR SRCDIR [--python] [--gjs]
+#   check-examples.py MESON BUILDDIR SRCDIR [--python] [--gjs] [--pg]
 #
 # Runs each example as a developer would from a fresh shell:
 #   meson devenv -C BUILDDIR --workdir TMP PROGRAM...
@@ -12,7 +12,9 @@
 # override (gi/overrides/Es.py). Every run has G_DEBUG=fatal-criticals and
 # must print nothing on stderr. Also checks that the devenv brings the
 # build's translations (ES_LOCALEDIR): with LANGUAGE=de a library error
-# comes out in German.
+# comes out in German. With --pg, Python and GJS also find the
+# PostgreSQL library's typelib (EsPg-1.0) and library in the devenv (no
+# server needed: a connection that cannot be made fails as documented).
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -38,6 +40,30 @@ try:
 except GLib.Error as e:
     print(e.message)
 factory.close(None)
+"""
+
+# Python and GJS, in the devenv: EsPg-1.0.typelib and libes-glib-pg load.
+PG_PYTHON_SNIPPET = """
+import gi
+gi.require_version("Es", "1.0")
+gi.require_version("EsPg", "1.0")
+from gi.repository import Es, EsPg, GLib
+try:
+    EsPg.StreamFactory.new("host=/nonexistent port=1", None)
+except GLib.Error as e:
+    assert e.matches(Es.error_quark(), Es.Error.STORAGE), e.message
+    print("EsPg.StreamFactory: Es.Error.STORAGE")
+"""
+PG_GJS_SNIPPET = """
+import Es from 'gi://Es?version=1.0';
+import EsPg from 'gi://EsPg?version=1.0';
+try {
+    EsPg.StreamFactory.new('host=/nonexistent port=1', null);
+} catch (e) {
+    if (!e.matches(Es.error_quark(), Es.Error.STORAGE))
+        throw e;
+    print('EsPg.StreamFactory: Es.Error.STORAGE');
+}
 """
 
 
@@ -67,6 +93,17 @@ def main():
             ("counter.js", ["gjs", "-m", os.path.join(examples, "counter.js")],
              ["from the snapshot at version 3: counter = 16 at version 4"], {}),
         ]
+    scripts = tempfile.TemporaryDirectory(prefix="es-examples-scripts-")
+    pg_gjs = os.path.join(scripts.name, "pg.js")
+    if "--pg" in languages:
+        with open(pg_gjs, "w", encoding="utf-8") as f:
+            f.write(PG_GJS_SNIPPET)
+        if "--python" in languages:
+            checks.append(("EsPg from Python", ["/usr/bin/python3", "-c", PG_PYTHON_SNIPPET],
+                           ["EsPg.StreamFactory: Es.Error.STORAGE"], {}))
+        if "--gjs" in languages:
+            checks.append(("EsPg from GJS", ["gjs", "-m", pg_gjs],
+                           ["EsPg.StreamFactory: Es.Error.STORAGE"], {}))
 
     env = {k: v for k, v in os.environ.items() if k not in DEVENV_VARIABLES}
     env["G_DEBUG"] = "fatal-criticals"
@@ -89,6 +126,7 @@ def main():
             print("# exit status %d; missing lines: %r" % (result.returncode, missing))
             for line in (result.stdout + result.stderr).splitlines():
                 print("#   " + line)
+    scripts.cleanup()
     print("1..%d" % len(checks))
     return 1 if failed else 0
 

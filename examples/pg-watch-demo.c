@@ -17,13 +17,16 @@
  *     (your server: the tables go into the schema "es_glib"; keep the
  *     password in ~/.pgpass or PGPASSWORD, not in the connection string).
  *
+ * Build it outside the tree against the PostgreSQL library:
+ *   cc -o pg-watch-demo pg-watch-demo.c $(pkg-config --cflags --libs es-glib-pg-1.0)
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
 #include <stdlib.h>
 #include <string.h>
 
-#include <es-glib/es-glib.h>
+#include <es-glib-pg/es-pg.h>   /* includes <es-glib/es-glib.h> */
 
 #define N_HISTORY  2   /* events written before the watch starts */
 #define N_LIVE     3   /* events the writer process writes */

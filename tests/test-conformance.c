@@ -18,6 +18,9 @@
 #include <glib/gstdio.h>
 
 #include <es-glib/es-glib.h>
+#if ES_TEST_HAS_POSTGRES
+#include <es-glib-pg/es-pg.h>
+#endif
 
 #include "es-memory-storage.h"
 #include "test-conformance.h"
@@ -36,7 +39,7 @@ static const BackendInfo backends[] = {
   { BACKEND_SQLITE_FILE, "sqlite-file" },
   { BACKEND_SQLITE_MEMORY, "sqlite-memory" },
   { BACKEND_MEMORY, "memory" },
-#if ES_HAS_POSTGRES
+#if ES_TEST_HAS_POSTGRES
   { BACKEND_POSTGRES, "postgres" },
 #endif
 };
@@ -76,7 +79,7 @@ fixture_setup (Fixture       *f,
       break;
 
     case BACKEND_POSTGRES:
-#if ES_HAS_POSTGRES
+#if ES_TEST_HAS_POSTGRES
       {
         /* A fresh schema per test, so tests are independent; they are
          * left on the (throwaway) server. */
@@ -141,7 +144,7 @@ fixture_open_other_factory (Fixture *f)
       break;
 
     case BACKEND_POSTGRES:
-#if ES_HAS_POSTGRES
+#if ES_TEST_HAS_POSTGRES
       factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
                                 "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
                                 "schema", f->schema,
@@ -4120,7 +4123,7 @@ main (int   argc,
       if (!known)
         g_error ("Unknown backend '%s': use sqlite-file, sqlite-memory, memory or postgres%s",
                  only_backend,
-                 ES_HAS_POSTGRES ? "" : " (this build has no PostgreSQL backend)");
+                 ES_TEST_HAS_POSTGRES ? "" : " (this build has no PostgreSQL backend)");
     }
 
   add_test ("write/returns-version", test_write_returns_version);

@@ -2,7 +2,9 @@
 # run-readme-snippets.py README: runs every ```python and ```js block of the
 # README, each in a fresh temporary directory, so that the snippets keep
 # working as written. Python blocks run with /usr/bin/python3, JavaScript
-# blocks with `gjs -m` (skipped when gjs is missing).
+# blocks with `gjs -m` (skipped when gjs is missing). Blocks importing the
+# installed GJS helper (file:///usr/share/es-glib-1.0/gjs/) import it from
+# $ES_GJS_HELPER_URL instead when that is set (the source tree's copy).
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -20,6 +22,9 @@ RUNNERS = {
 }
 
 
+INSTALLED_GJS_HELPERS = "file:///usr/share/es-glib-1.0/gjs/"
+
+
 def main():
     text = open(sys.argv[1], encoding="utf-8").read()
     blocks = re.findall(r"^```(\w+)\n(.*?)^```", text, re.S | re.M)
@@ -28,6 +33,9 @@ def main():
         if language not in RUNNERS:
             continue
         name, command = RUNNERS[language]
+        helper = os.environ.get("ES_GJS_HELPER_URL")
+        if helper:
+            code = code.replace(INSTALLED_GJS_HELPERS, helper)
         if shutil.which(command[0]) is None:
             print("skip %s block %d: no %s" % (language, number, command[0]))
             continue

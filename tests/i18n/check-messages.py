@@ -106,7 +106,8 @@ def main():
     report(not stale, "every listed fragment is still in the sources", stale)
 
     unlisted = []
-    for path in sorted(glob.glob(os.path.join(srcdir, "es-glib", "*.c"))):
+    # es-glib/ and its backend folders (es-glib/postgres/ ...).
+    for path in sorted(glob.glob(os.path.join(srcdir, "es-glib", "**", "*.c"), recursive=True)):
         name = os.path.relpath(path, srcdir)
         with open(path, encoding="utf-8") as f:
             if MARKED.search(strip_comments(f.read())) and name not in potfiles:

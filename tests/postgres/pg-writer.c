@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include <es-glib/es-glib.h>
+#include <es-glib-pg/es-pg.h>
 
 static gboolean
 parse_count (const char *text,

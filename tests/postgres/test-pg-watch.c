@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "es-glib/es-pg-private.h"
+#include "es-glib/postgres/es-pg-private.h"
 
 #include "es-test-utils.h"
 

@@ -29,7 +29,7 @@
 
 #include <libpq-fe.h>
 
-#include "es-glib/es-pg-private.h"
+#include "es-glib/postgres/es-pg-private.h"
 
 #include "es-test-utils.h"
 

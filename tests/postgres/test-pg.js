@@ -13,6 +13,7 @@
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
 import Es from 'gi://Es?version=1.0';
+import EsPg from 'gi://EsPg?version=1.0';
 import System from 'system';
 
 import {PgTestServer} from './es-pg-test-server.js';
@@ -30,8 +31,8 @@ if (CONNINFO === null) {
     System.exit(77);
 }
 
-Gio._promisify(Es.PgStreamFactory, 'new_async', 'new_finish');
-Gio._promisify(Es.PgStreamFactory.prototype, 'init_async', 'init_finish');
+Gio._promisify(EsPg.StreamFactory, 'new_async', 'new_finish');
+Gio._promisify(EsPg.StreamFactory.prototype, 'init_async', 'init_finish');
 Gio._promisify(Es.Stream.prototype, 'write_async', 'write_finish');
 Gio._promisify(Es.Stream.prototype, 'read_async', 'read_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'close_async', 'close_finish');
@@ -78,7 +79,7 @@ function freshSchema() {
 }
 
 function newFactory(schema, poolSize = 2) {
-    const factory = new Es.PgStreamFactory({conninfo: CONNINFO, schema, pool_size: poolSize});
+    const factory = new EsPg.StreamFactory({conninfo: CONNINFO, schema, pool_size: poolSize});
     factory.init(null);
     return factory;
 }
@@ -114,7 +115,7 @@ const tests = {
     'construction, getters and properties'() {
         const schema = freshSchema();
         const factory = newFactory(schema, 3);
-        assert(factory instanceof Es.PgStreamFactory, 'a PgStreamFactory');
+        assert(factory instanceof EsPg.StreamFactory, 'a PgStreamFactory');
         assert(factory instanceof Es.StreamFactory, 'a StreamFactory');
         assertEqual(factory.get_conninfo(), CONNINFO, 'get_conninfo');
         assertEqual(factory.get_schema(), schema, 'get_schema');
@@ -123,7 +124,7 @@ const tests = {
         assertEqual(factory.pool_size, 3, 'pool-size property');
 
         const storage = factory.get_storage();
-        assert(storage instanceof Es.PgStorage, 'a PgStorage');
+        assert(storage instanceof EsPg.Storage, 'a PgStorage');
         assertEqual(storage.get_conninfo(), CONNINFO, 'storage get_conninfo');
         assertEqual(storage.get_schema(), schema, 'storage get_schema');
         assertEqual(storage.get_pool_size(), 3, 'storage get_pool_size');
@@ -132,7 +133,7 @@ const tests = {
         assertEqual(storage.pool_size, 3, 'storage pool-size property');
 
         const notifier = factory.get_notifier();
-        assert(notifier instanceof Es.PgNotifier, 'a PgNotifier');
+        assert(notifier instanceof EsPg.Notifier, 'a PgNotifier');
         assertEqual(notifier.storage, storage, 'notifier storage property');
         factory.close(null);
     },
@@ -142,7 +143,7 @@ const tests = {
             print('# skipped: uses the default schema, only on our own server');
             return;
         }
-        const factory = Es.PgStreamFactory.new(CONNINFO, null);
+        const factory = EsPg.StreamFactory.new(CONNINFO, null);
         assertEqual(factory.get_schema(), 'es_glib', 'default schema');
         assertEqual(factory.pool_size, 4, 'default pool size');
         factory.close(null);
@@ -150,15 +151,15 @@ const tests = {
 
     async 'async construction'() {
         if (OWN_SERVER) {
-            const factory = await Es.PgStreamFactory.new_async(CONNINFO, null);
+            const factory = await EsPg.StreamFactory.new_async(CONNINFO, null);
             assertEqual(factory.get_schema(), 'es_glib', 'new_async: default schema');
             await factory.close_async(null);
         }
-        await assertRejectsEs(Es.PgStreamFactory.new_async('host=/nonexistent port=1', null),
+        await assertRejectsEs(EsPg.StreamFactory.new_async('host=/nonexistent port=1', null),
             Es.Error.STORAGE, 'new_async with a bad conninfo');
 
         const schema = freshSchema();
-        const factory = new Es.PgStreamFactory({conninfo: CONNINFO, schema, pool_size: 1});
+        const factory = new EsPg.StreamFactory({conninfo: CONNINFO, schema, pool_size: 1});
         assert(await factory.init_async(GLib.PRIORITY_DEFAULT, null), 'init_async');
         const stream = factory.open_stream('async', null);
         assertEqual(await stream.write_async([event('A'), event('B')], Es.VERSION_NO_STREAM, null),
@@ -215,10 +216,10 @@ const tests = {
     'bad connection strings and schema names'() {
         for (const conninfo of ['host=/nonexistent port=1', 'not a conninfo ===',
             `postgresql://es:${PASSWORD}@[::1:1/x`]) {
-            const error = assertThrowsEs(() => Es.PgStreamFactory.new(conninfo, null),
+            const error = assertThrowsEs(() => EsPg.StreamFactory.new(conninfo, null),
                 Es.Error.STORAGE, `factory on '${conninfo}'`);
             assert(!error.message.includes(PASSWORD), `no password in '${error.message}'`);
-            assertThrowsEs(() => Es.PgStorage.new(conninfo, 'es_gjs_bad', 1, null),
+            assertThrowsEs(() => EsPg.Storage.new(conninfo, 'es_gjs_bad', 1, null),
                 Es.Error.STORAGE, `storage on '${conninfo}'`);
         }
         const error = assertThrowsEs(() => newFactory('Not-Valid'),
@@ -261,9 +262,9 @@ const tests = {
 
     'hand-wired storage and notifier'() {
         const schema = freshSchema();
-        const storage = Es.PgStorage.new(CONNINFO, schema, 2, null);
+        const storage = EsPg.Storage.new(CONNINFO, schema, 2, null);
         assertEqual(storage.get_schema(), schema, 'storage schema');
-        const notifier = Es.PgNotifier.new(storage);
+        const notifier = EsPg.Notifier.new(storage);
         assertEqual(notifier.storage, storage, 'notifier storage');
         assert(notifier.start(null), 'notifier start');
         const factory = Es.StreamFactory.new(storage, notifier);

@@ -20,6 +20,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import asyncio
 import itertools
 import os
 import subprocess
@@ -30,7 +31,8 @@ import gi
 
 gi.require_version("GLib", "2.0")
 gi.require_version("Es", "1.0")
-from gi.repository import Es, GLib  # noqa: E402
+gi.require_version("EsPg", "1.0")
+from gi.repository import Es, EsPg, GLib  # noqa: E402
 
 from es_pg_test_server import PgTestServer  # noqa: E402
 
@@ -115,7 +117,7 @@ class PgTestCase(unittest.TestCase):
         del self.factory
 
     def new_factory(self, schema=None, pool_size=2):
-        factory = Es.PgStreamFactory(conninfo=CONNINFO,
+        factory = EsPg.StreamFactory(conninfo=CONNINFO,
                                      schema=self.schema if schema is None else schema,
                                      pool_size=pool_size)
         factory.init(None)
@@ -129,7 +131,7 @@ class PgTestCase(unittest.TestCase):
 class TestConstruction(PgTestCase):
     def test_getters_and_properties(self):
         factory = self.factory
-        self.assertIsInstance(factory, Es.PgStreamFactory)
+        self.assertIsInstance(factory, EsPg.StreamFactory)
         self.assertIsInstance(factory, Es.StreamFactory)
         self.assertEqual(factory.get_conninfo(), CONNINFO)
         self.assertEqual(factory.get_schema(), self.schema)
@@ -138,7 +140,7 @@ class TestConstruction(PgTestCase):
         self.assertEqual(factory.props.pool_size, 2)
 
         storage = factory.get_storage()
-        self.assertIsInstance(storage, Es.PgStorage)
+        self.assertIsInstance(storage, EsPg.Storage)
         self.assertEqual(storage.get_conninfo(), CONNINFO)
         self.assertEqual(storage.get_schema(), self.schema)
         self.assertEqual(storage.get_pool_size(), 2)
@@ -147,11 +149,11 @@ class TestConstruction(PgTestCase):
         self.assertEqual(storage.props.pool_size, 2)
 
         notifier = factory.get_notifier()
-        self.assertIsInstance(notifier, Es.PgNotifier)
+        self.assertIsInstance(notifier, EsPg.Notifier)
         self.assertEqual(notifier.props.storage, storage)
 
     def test_property_defaults(self):
-        for klass in (Es.PgStreamFactory, Es.PgStorage):
+        for klass in (EsPg.StreamFactory, EsPg.Storage):
             specs = {spec.name: spec for spec in klass.list_properties()}
             self.assertEqual(specs["schema"].default_value, "es_glib")
             self.assertEqual(specs["pool-size"].default_value, 4)
@@ -162,7 +164,7 @@ class TestConstruction(PgTestCase):
     def test_new_default_schema(self):
         if not OWN_SERVER:
             self.skipTest("uses the default schema: only on our own server")
-        factory = Es.PgStreamFactory.new(CONNINFO, None)
+        factory = EsPg.StreamFactory.new(CONNINFO, None)
         try:
             self.assertEqual(factory.get_schema(), "es_glib")
             self.assertEqual(factory.props.pool_size, 4)
@@ -175,10 +177,10 @@ class TestConstruction(PgTestCase):
         if not OWN_SERVER:
             self.skipTest("uses the default schema: only on our own server")
         factory = run_async(
-            lambda done: Es.PgStreamFactory.new_async(CONNINFO, None, done, None),
-            lambda source, result: Es.PgStreamFactory.new_finish(result))
+            lambda done: EsPg.StreamFactory.new_async(CONNINFO, None, done, None),
+            lambda source, result: EsPg.StreamFactory.new_finish(result))
         try:
-            self.assertIsInstance(factory, Es.PgStreamFactory)
+            self.assertIsInstance(factory, EsPg.StreamFactory)
             self.assertEqual(factory.get_schema(), "es_glib")
             self.assertEqual(factory.open_stream("py-async-%d" % os.getpid(), None)
                              .get_version(), 0)
@@ -188,13 +190,13 @@ class TestConstruction(PgTestCase):
     def test_new_async_bad_conninfo(self):
         with self.assertRaises(GLib.Error) as caught:
             run_async(
-                lambda done: Es.PgStreamFactory.new_async("host=/nonexistent port=1", None,
+                lambda done: EsPg.StreamFactory.new_async("host=/nonexistent port=1", None,
                                                           done, None),
-                lambda source, result: Es.PgStreamFactory.new_finish(result))
+                lambda source, result: EsPg.StreamFactory.new_finish(result))
         self.assertEsError(caught.exception, Es.Error.STORAGE)
 
     def test_async_initable(self):
-        factory = Es.PgStreamFactory(conninfo=CONNINFO, schema=self.schema, pool_size=1)
+        factory = EsPg.StreamFactory(conninfo=CONNINFO, schema=self.schema, pool_size=1)
         self.assertTrue(run_async(
             lambda done: factory.init_async(GLib.PRIORITY_DEFAULT, None, done, None),
             lambda source, result: source.init_finish(result)))
@@ -211,12 +213,12 @@ class TestConstruction(PgTestCase):
                          "postgresql://es:%s@[::1:1/x" % PASSWORD):
             with self.subTest(conninfo=conninfo):
                 with self.assertRaises(GLib.Error) as caught:
-                    Es.PgStreamFactory.new(conninfo, None)
+                    EsPg.StreamFactory.new(conninfo, None)
                 self.assertEsError(caught.exception, Es.Error.STORAGE)
                 self.assertNotIn(PASSWORD, caught.exception.message)
 
                 with self.assertRaises(GLib.Error) as caught:
-                    Es.PgStorage.new(conninfo, self.schema, 1, None)
+                    EsPg.Storage.new(conninfo, self.schema, 1, None)
                 self.assertEsError(caught.exception, Es.Error.STORAGE)
                 self.assertNotIn(PASSWORD, caught.exception.message)
 
@@ -229,7 +231,7 @@ class TestConstruction(PgTestCase):
                 if schema:
                     self.assertIn(schema, caught.exception.message)
                 with self.assertRaises(GLib.Error) as caught:
-                    Es.PgStorage.new(CONNINFO, schema, 1, None)
+                    EsPg.Storage.new(CONNINFO, schema, 1, None)
                 self.assertEsError(caught.exception, Es.Error.INVALID_ARGUMENT)
 
 
@@ -352,10 +354,10 @@ class TestStreams(PgTestCase):
 
 class TestHandWired(PgTestCase):
     def test_storage_and_notifier(self):
-        storage = Es.PgStorage.new(CONNINFO, self.schema, 2, None)
+        storage = EsPg.Storage.new(CONNINFO, self.schema, 2, None)
         self.assertEqual(storage.get_schema(), self.schema)
         self.assertEqual(storage.get_pool_size(), 2)
-        notifier = Es.PgNotifier.new(storage)
+        notifier = EsPg.Notifier.new(storage)
         self.assertEqual(notifier.props.storage, storage)
         self.assertTrue(notifier.start(None))
         factory = Es.StreamFactory.new(storage, notifier)
@@ -382,10 +384,48 @@ OVERRIDE_LOADED = hasattr(Es.StreamFactory, "__enter__")
 
 
 @unittest.skipUnless(OVERRIDE_LOADED, "the Es PyGObject override is not on PYTHONPATH")
+class TestAsyncio(PgTestCase):
+    """The override's asyncio layer on PostgreSQL (tests/test_asyncio.py
+    has the rest): the factory awaited and closed by async with, a write,
+    a read and a watch woken by LISTEN/NOTIFY from another factory."""
+
+    @unittest.skipUnless(OWN_SERVER, "uses the default schema: only on our own server")
+    def test_await_and_async_for(self):
+        stream_id = "py-asyncio-%d" % os.getpid()
+
+        async def main():
+            async with EsPg.StreamFactory.new_async(CONNINFO) as factory:
+                self.assertIsInstance(factory, EsPg.StreamFactory)
+                stream = await factory.open_stream_async(stream_id)
+                self.assertEqual(await stream.write_async([event("A"), event("B")],
+                                                          Es.VERSION_NO_STREAM), 2)
+                self.assertEqual([e.get_version() async for e in stream.read_async(0)], [1, 2])
+
+                other = EsPg.StreamFactory.new(CONNINFO, None)
+                seen = []
+                async for stored in stream.watch(0):
+                    seen.append(stored.get_version())
+                    if stored.get_version() == 2:
+                        # Only the notification can bring this one.
+                        other.open_stream(stream_id, None).write([event("C")], 2, None)
+                    if stored.get_version() == 3:
+                        break
+                other.close(None)
+                with self.assertRaises(GLib.Error) as caught:
+                    await stream.write_async([event("D")], 1)
+                self.assertEsError(caught.exception, Es.Error.WRONG_EXPECTED_VERSION)
+                return seen, factory
+
+        with asyncio.Runner(loop_factory=Es.new_event_loop) as runner:
+            seen, factory = runner.run(asyncio.wait_for(main(), TIMEOUT_MS / 1000))
+        self.assertEqual(seen, [1, 2, 3])
+        self.assertTrue(factory.is_closed())
+
+
 class TestOverride(PgTestCase):
     def test_with_block(self):
         with self.new_factory() as factory:
-            self.assertIsInstance(factory, Es.PgStreamFactory)
+            self.assertIsInstance(factory, EsPg.StreamFactory)
             stream = factory.open_stream("ctx", None)
             stream.write([Es.CandidateEvent("A", data="caf\u00e9", metadata={"n": 1})],
                          Es.VERSION_ANY, None)

@@ -2,7 +2,9 @@
 #
 # Installed into PyGObject's overrides directory, it is loaded by
 # `from gi.repository import Es`. It adds only conveniences; everything
-# the GIR offers works unchanged.
+# the GIR offers works unchanged. The asyncio support (the shared loop,
+# awaitable FOO_async calls, async for/async with) lives in
+# _es_asyncio.py, next to it; Es.pyi has the type hints.
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
@@ -12,10 +14,12 @@ from gi.repository import GLib
 
 from ..module import get_introspection_module
 from ..overrides import override
+from . import _es_asyncio
+from ._es_asyncio import LOOP_INTEGRATION, EventLoopPolicy, GLibEventLoop, new_event_loop
 
 Es = get_introspection_module("Es")
 
-__all__ = []
+__all__ = ["EventLoopPolicy", "GLibEventLoop", "new_event_loop", "LOOP_INTEGRATION"]
 
 
 DATA_TYPES = ("bytes, bytearray, memoryview or another bytes-like object, "
@@ -107,7 +111,10 @@ __all__.append("StoredEvent")
 
 
 class EventEnumerator(Es.EventEnumerator):
-    """Iterable: `for event in stream.read(0, None, None): ...`"""
+    """Iterable: `for event in stream.read(0, None, None): ...`, and in
+    asyncio programs `async for event in enumerator` (pages of
+    next_batch_async() underneath). Leaving a `with` or `async with`
+    block closes it."""
 
     def __iter__(self):
         return self
@@ -125,19 +132,38 @@ class EventEnumerator(Es.EventEnumerator):
         self.close(None)
         return False
 
+    def __aiter__(self):
+        return _es_asyncio.EnumeratorIterator(self)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        # Closing releases the buffered page only: nothing to wait for.
+        self.close(None)
+        return False
+
 
 EventEnumerator = override(EventEnumerator)
 __all__.append("EventEnumerator")
 
 
 class _ClosingFactory:
-    """`with Es.SqliteStreamFactory.new(path, None) as factory:` closes it."""
+    """`with Es.SqliteStreamFactory.new(path, None) as factory:` closes it;
+    so does `async with` (through close_async())."""
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.close(None)
+        return False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.close_async()
         return False
 
 
@@ -148,3 +174,88 @@ class StreamFactory(_ClosingFactory, Es.StreamFactory):
 
 StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
+
+
+def _to_variant(value, what="value"):
+    """A filter value as the GVariant es-glib takes: str 's', bool 'b',
+    int 'x', float 'd', or a GLib.Variant as it is."""
+    if isinstance(value, GLib.Variant):
+        return value
+    for python_type, variant_type in ((bool, "b"), (int, "x"), (float, "d"), (str, "s")):
+        if isinstance(value, python_type):
+            return GLib.Variant(variant_type, value)
+    raise TypeError("EventFilter %s must be str, int, float, bool or GLib.Variant, not %s"
+                    % (what, type(value).__name__))
+
+
+class EventFilter(Es.EventFilter):
+    """Clauses AND-ed together; values may be plain Python values:
+    `f.add_equals("event_type", "Increment")`,
+    `f.add_in("metadata.region", ["EMEA", "APAC"])`."""
+
+    def add_equals(self, field, value):
+        Es.EventFilter.add_equals(self, field, _to_variant(value))
+
+    def add_in(self, field, values):
+        if not isinstance(values, GLib.Variant):
+            variants = [_to_variant(v, "in value") for v in values]
+            types = {v.get_type_string() for v in variants}
+            if types == {"x", "d"}:
+                variants = [GLib.Variant("d", v.unpack()) for v in variants]
+                types = {"d"}
+            if len(types) > 1:
+                raise TypeError("EventFilter in values must all be of one type, not %s"
+                                % ", ".join(sorted(types)))
+            element = types.pop() if types else "s"
+            values = GLib.Variant("a" + element, [v.unpack() for v in variants])
+        Es.EventFilter.add_in(self, field, values)
+
+
+EventFilter = override(EventFilter)
+__all__.append("EventFilter")
+
+
+class Stream(Es.Stream):
+    """In asyncio programs, each FOO_async method without a callback is
+    awaitable (see below), and `async for event in stream.watch(0)`."""
+
+    def snapshot(self, state, version, projection_name, cancellable):
+        """Es.Stream.snapshot(), taking `state` as CandidateEvent takes data
+        (bytes, str, GLib.Bytes...)."""
+        return Es.Stream.snapshot(self, _to_bytes(state), version, projection_name, cancellable)
+
+    def watch(self, after_version):
+        watch = Es.Stream.watch(self, after_version)
+        # In a coroutine: queue the events for `async for` from now on.
+        _es_asyncio.buffer_watch(watch)
+        return watch
+
+
+Stream = override(Stream)
+__all__.append("Stream")
+
+
+class Watch(Es.Watch):
+    """In asyncio programs, `async for event in watch` delivers the watch's
+    events (history, then live) until it stops; `async with watch:` stops
+    it on exit. A watch made inside a coroutine queues its events for the
+    iteration from the start, so the `async for` may begin later."""
+
+    def __aiter__(self):
+        return _es_asyncio.watch_iterator(self)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop()
+        return False
+
+
+Watch = override(Watch)
+__all__.append("Watch")
+
+
+# FOO_async without a callback returns an awaitable, for every
+# FOO_async/FOO_finish pair of the typelib (see _es_asyncio.py).
+__all__.extend(_es_asyncio.install_awaitables(Es, globals(), override, _to_bytes))

@@ -14,18 +14,18 @@
  * that processes on several machines share.
  *
  * Most applications never create one themselves:
- * [class@Es.PgStreamFactory] does, and pairs it with an
- * [class@Es.PgNotifier].
+ * [class@EsPg.StreamFactory] does, and pairs it with an
+ * [class@EsPg.Notifier].
  *
  * The storage keeps its tables in one PostgreSQL schema
- * ([property@Es.PgStorage:schema]), created with them when missing and
+ * ([property@EsPg.Storage:schema]), created with them when missing and
  * versioned: a schema written by a newer es-glib, or one holding another
  * application's tables, fails with %ES_ERROR_STORAGE and is left
  * untouched. Several processes may create the same schema at the same
  * moment.
  *
  * Operations borrow a connection from a pool of up to
- * [property@Es.PgStorage:pool-size] connections, opened as they are
+ * [property@EsPg.Storage:pool-size] connections, opened as they are
  * needed, and wait for one to be free beyond that. A connection the server
  * closed (a restart, say) is replaced; an operation that finds its
  * connection broken before it could take effect runs again on a new one,
@@ -3540,7 +3540,7 @@ es_pg_storage_new (const char    *conninfo,
 
 /**
  * es_pg_storage_get_conninfo:
- * @self: an [class@Es.PgStorage]
+ * @self: an [class@EsPg.Storage]
  *
  * Gets the connection string the storage was created with.
  *
@@ -3558,7 +3558,7 @@ es_pg_storage_get_conninfo (EsPgStorage *self)
 
 /**
  * es_pg_storage_get_schema:
- * @self: an [class@Es.PgStorage]
+ * @self: an [class@EsPg.Storage]
  *
  * Gets the PostgreSQL schema that holds the storage's tables.
  *
@@ -3576,7 +3576,7 @@ es_pg_storage_get_schema (EsPgStorage *self)
 
 /**
  * es_pg_storage_get_pool_size:
- * @self: an [class@Es.PgStorage]
+ * @self: an [class@EsPg.Storage]
  *
  * Gets the most connections the storage opens.
  *

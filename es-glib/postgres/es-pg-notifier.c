@@ -44,7 +44,7 @@
  * EsPgNotifier:
  *
  * The [iface@Es.Notifier] of the PostgreSQL backend.
- * [class@Es.PgStreamFactory] creates and starts one per factory;
+ * [class@EsPg.StreamFactory] creates and starts one per factory;
  * applications rarely meet it.
  *
  * ## How it works
@@ -89,14 +89,14 @@
  * ## Giving up
  *
  * When the server stays away (or reads keep failing) for
- * [property@Es.PgNotifier:give-up-timeout] milliseconds (60 s by default)
+ * [property@EsPg.Notifier:give-up-timeout] milliseconds (60 s by default)
  * without one successful reconnection and read in between, the notifier
  * gives up: every watch of the factory emits [signal@Es.Watch::error]
  * with %ES_ERROR_STORAGE, carrying the last reason libpq gave, and stops;
  * watches started later fail the same way ([method@Es.Notifier.get_error]
  * tells the reason too). A shorter outage ends unnoticed but for the
  * delay. Set the timeout through the factory's
- * [property@Es.PgStreamFactory:give-up-timeout]; 0 never gives up.
+ * [property@EsPg.StreamFactory:give-up-timeout]; 0 never gives up.
  *
  * A connection that dies silently (a peer that vanished from the network
  * without closing it) is noticed through TCP keepalives; tune them with

@@ -11,12 +11,12 @@
  * be shared by processes on several machines, and watches are pushed by
  * the server through `LISTEN`/`NOTIFY`.
  *
- * The factory opens an [class@Es.PgStorage] on
- * [property@Es.PgStreamFactory:conninfo] (a libpq connection string such
+ * The factory opens an [class@EsPg.Storage] on
+ * [property@EsPg.StreamFactory:conninfo] (a libpq connection string such
  * as `"host=db.example.com dbname=shop user=app"` or a URI such as
  * `"postgresql://app@db.example.com/shop"`), creating the es-glib tables in
- * [property@Es.PgStreamFactory:schema] when they are missing, and an
- * [class@Es.PgNotifier] that listens for the commits of every process
+ * [property@EsPg.StreamFactory:schema] when they are missing, and an
+ * [class@EsPg.Notifier] that listens for the commits of every process
  * using the same schema. Streams, reads, watches, snapshots and metrics
  * behave exactly as with [class@Es.SqliteStreamFactory].
  *
@@ -44,7 +44,7 @@
  * asynchronous constructors connect and check the schema in a worker
  * thread, so no libpq call blocks the caller's main context. Bindings can
  * construct it with properties and then initialize it, e.g.
- * `Es.PgStreamFactory(conninfo="dbname=shop", pool_size=8).init(None)`.
+ * `EsPg.StreamFactory(conninfo="dbname=shop", pool_size=8).init(None)`.
  *
  * Since: 0.1
  */
@@ -256,8 +256,8 @@ es_pg_stream_factory_class_init (EsPgStreamFactoryClass *klass)
    * committed while it is away is lost), and when it has not reconnected
    * and read successfully within this time, every watch emits
    * [signal@Es.Watch::error] with %ES_ERROR_STORAGE and stops. 0 never
-   * gives up. Passed to the factory's [class@Es.PgNotifier]; see
-   * [property@Es.PgNotifier:give-up-timeout].
+   * gives up. Passed to the factory's [class@EsPg.Notifier]; see
+   * [property@EsPg.Notifier:give-up-timeout].
    *
    * Since: 0.2
    */
@@ -287,7 +287,7 @@ es_pg_stream_factory_init (EsPgStreamFactory *self)
  * schema or the pool size.
  *
  * This blocks while it connects: from a main loop, use
- * [func@Es.PgStreamFactory.new_async].
+ * [func@EsPg.StreamFactory.new_async].
  *
  * Fails with %ES_ERROR_STORAGE, carrying the server's reason, when the
  * server cannot be reached or refuses the connection, or when the schema
@@ -318,7 +318,7 @@ es_pg_stream_factory_new (const char    *conninfo,
  * @callback: (scope async) (closure user_data): called when the factory is ready
  * @user_data: data for @callback
  *
- * Like [ctor@Es.PgStreamFactory.new], without blocking: the connection is
+ * Like [ctor@EsPg.StreamFactory.new], without blocking: the connection is
  * made and the schema checked in a worker thread.
  *
  * Since: 0.1
@@ -343,7 +343,7 @@ es_pg_stream_factory_new_async (const char          *conninfo,
  * @result: the [iface@Gio.AsyncResult] given to the callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [func@Es.PgStreamFactory.new_async].
+ * Finishes [func@EsPg.StreamFactory.new_async].
  *
  * Returns: (transfer full): the factory, or %NULL on error
  *
@@ -366,7 +366,7 @@ es_pg_stream_factory_new_finish (GAsyncResult  *result,
 
 /**
  * es_pg_stream_factory_get_conninfo:
- * @self: an [class@Es.PgStreamFactory]
+ * @self: an [class@EsPg.StreamFactory]
  *
  * Gets the connection string the factory was created with.
  *
@@ -384,7 +384,7 @@ es_pg_stream_factory_get_conninfo (EsPgStreamFactory *self)
 
 /**
  * es_pg_stream_factory_get_schema:
- * @self: an [class@Es.PgStreamFactory]
+ * @self: an [class@EsPg.StreamFactory]
  *
  * Gets the PostgreSQL schema that holds the factory's tables.
  *

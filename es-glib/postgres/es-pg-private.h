@@ -4,7 +4,11 @@
 
 #include <libpq-fe.h>
 
+/* The core's internals this library uses (ES_PRIVATE_API), from the
+ * es-glib source tree: libes-glib-pg-1.0 is built with the libes-glib-1.0
+ * of the same version only. */
 #include "es-private.h"
+#include "es-pg.h"
 
 G_BEGIN_DECLS
 
