@@ -5,8 +5,8 @@
  * in-memory SQLite database, EsTestMemoryStorage (a backend written outside
  * the library, which shows the stream logic is storage agnostic), and,
  * when the library has it, PostgreSQL (a fresh schema per test on the
- * server named by ES_TEST_PG_CONNINFO; run under build-aux/pg-test-server
- * run, which starts a throwaway server; without one those tests skip).
+ * server named by ES_TEST_PG_CONNINFO, or else on a throwaway server the
+ * fixture in es-test-utils.c starts; without one those tests skip).
  * One test per rule of the contract in API.md.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
@@ -23,18 +23,11 @@
 #endif
 
 #include "es-memory-storage.h"
+#include "test-conformance.h"
 
 /* Events per page of an enumerator: reads of more than this cross pages. */
 #define PAGE_SIZE 1024
 #define N_THREADS 8
-
-typedef enum
-{
-  BACKEND_SQLITE_FILE,
-  BACKEND_SQLITE_MEMORY,
-  BACKEND_MEMORY,
-  BACKEND_POSTGRES,
-} Backend;
 
 typedef struct
 {
@@ -51,72 +44,9 @@ static const BackendInfo backends[] = {
 #endif
 };
 
-/* Why the postgres tests skip when ES_TEST_PG_CONNINFO is not set. */
-#define NO_PG_SERVER_REASON \
-  "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
-
-
-typedef struct
-{
-  Backend          backend;
-  char            *tmpdir;        /* (owned) (nullable): sqlite-file only */
-  char            *path;          /* (owned) (nullable): sqlite-file only */
-  EsStreamFactory *factory;       /* (owned) */
-  GWeakRef         factory_ref;
-  GWeakRef         storage_ref;
-} Fixture;
-
-typedef void (*FixtureFunc) (Fixture       *f,
-                             gconstpointer  data);
-
 /* ------------------------------------------------------------------ */
 /* Fixture                                                             */
 /* ------------------------------------------------------------------ */
-
-static void
-remove_tree (const char *dir_path)
-{
-  g_autoptr(GDir) dir = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *name;
-
-  dir = g_dir_open (dir_path, 0, &error);
-  g_assert_no_error (error);
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (dir_path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_assert_no_errno (g_remove (child));
-    }
-  g_assert_no_errno (g_rmdir (dir_path));
-}
-
-/* Finalizers of GTask source objects may run on a worker thread a moment
- * after the callback: give them that moment, but no more. */
-static void
-assert_finalized (GWeakRef   *ref,
-                  const char *what)
-{
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  GObject *object;
-
-  while ((object = g_weak_ref_get (ref)) != NULL)
-    {
-      g_object_unref (object);
-      if (g_get_monotonic_time () > deadline)
-        break;
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (1000);
-    }
-
-  if (object != NULL)
-    g_test_message ("The %s was not finalized: a reference leaked", what);
-  g_assert_null (object);
-}
 
 static void
 fixture_setup (Fixture       *f,
@@ -143,8 +73,12 @@ fixture_setup (Fixture       *f,
     case BACKEND_MEMORY:
       {
         g_autoptr(EsTestMemoryStorage) storage = es_test_memory_storage_new ();
+        /* Its notifier is an EsStorageNotifier with no code of its own:
+         * the watch contract runs on the public kit alone. */
+        g_autoptr(EsNotifier) notifier = es_test_memory_notifier_new (storage);
 
-        f->factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
+        if (es_notifier_start (notifier, NULL, &error))
+          f->factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), notifier);
       }
       break;
 
@@ -154,11 +88,11 @@ fixture_setup (Fixture       *f,
         /* A fresh schema per test, so tests are independent; they are
          * left on the (throwaway) server. */
         static guint counter = 0;
-        g_autofree char *schema = g_strdup_printf ("es_conf_%d_%u", (int) getpid (), ++counter);
 
+        f->schema = g_strdup_printf ("es_conf_%d_%u", (int) getpid (), ++counter);
         f->factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
                                      "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
-                                     "schema", schema,
+                                     "schema", f->schema,
                                      NULL);
       }
 #else
@@ -189,52 +123,58 @@ fixture_teardown (Fixture       *f,
   g_assert_no_error (error);
   g_clear_object (&f->factory);
 
-  assert_finalized (&f->factory_ref, "factory");
-  assert_finalized (&f->storage_ref, "storage");
+  es_test_assert_finalized (&f->factory_ref, "factory");
+  es_test_assert_finalized (&f->storage_ref, "storage");
   g_weak_ref_clear (&f->factory_ref);
   g_weak_ref_clear (&f->storage_ref);
 
   if (f->tmpdir != NULL)
-    remove_tree (f->tmpdir);
+    es_test_remove_tree (f->tmpdir);
   g_clear_pointer (&f->tmpdir, g_free);
   g_clear_pointer (&f->path, g_free);
+  g_clear_pointer (&f->schema, g_free);
+}
+
+EsStreamFactory *
+fixture_open_other_factory (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory = NULL;
+
+  switch (f->backend)
+    {
+    case BACKEND_SQLITE_FILE:
+      factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (f->path, NULL, &error));
+      break;
+
+    case BACKEND_POSTGRES:
+#if ES_TEST_HAS_POSTGRES
+      factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
+                                "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
+                                "schema", f->schema,
+                                NULL);
+#endif
+      break;
+
+    case BACKEND_SQLITE_MEMORY:
+    case BACKEND_MEMORY:
+    default:
+      return NULL;
+    }
+
+  g_assert_no_error (error);
+  return factory;
 }
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
 
-static EsStream *
+EsStream *
 open_stream (Fixture    *f,
              const char *stream_id)
 {
-  g_autoptr(GError) error = NULL;
-  EsStream *stream;
-
-  stream = es_stream_factory_open_stream (f->factory, stream_id, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (ES_IS_STREAM (stream));
-  g_assert_cmpstr (es_stream_get_stream_id (stream), ==, stream_id);
-  return stream;
-}
-
-static EsCandidateEvent *
-candidate_new (const char *event_type,
-               const char *data,
-               const char *idempotency_key,
-               const char *metadata)
-{
-  g_autoptr(GBytes) bytes = NULL;
-  EsCandidateEvent *event;
-
-  if (data != NULL)
-    bytes = g_bytes_new (data, strlen (data));
-  event = es_candidate_event_new (event_type, bytes);
-  if (idempotency_key != NULL)
-    es_candidate_event_set_idempotency_key (event, idempotency_key);
-  if (metadata != NULL)
-    es_candidate_event_set_metadata (event, metadata);
-  return event;
+  return es_test_open_stream (f->factory, stream_id);
 }
 
 static GPtrArray *
@@ -260,8 +200,8 @@ write_one (EsStream   *stream,
            const char *idempotency_key,
            const char *metadata)
 {
-  g_autoptr(EsCandidateEvent) event = candidate_new (event_type, "data", idempotency_key,
-                                                     metadata);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data",
+                                                             idempotency_key, metadata);
   g_autoptr(GError) error = NULL;
   gint64 version;
 
@@ -290,7 +230,7 @@ write_many (EsStream *stream,
         {
           g_autofree char *data = g_strdup_printf ("event-%u", written + i + 1);
 
-          g_ptr_array_add (batch, candidate_new ("Counted", data, NULL, NULL));
+          g_ptr_array_add (batch, es_test_candidate_new ("Counted", data, NULL, NULL));
         }
       version = write_batch (stream, batch, ES_VERSION_ANY, &error);
       g_assert_no_error (error);
@@ -299,60 +239,13 @@ write_many (EsStream *stream,
     }
 }
 
-/* Reads everything after @after through es_event_enumerator_next().
- * Errors may come from es_stream_read() or from the enumerator. */
-static GPtrArray *
-read_all (EsStream       *stream,
-          gint64          after,
-          EsEventFilter  *filter,
-          GError        **error)
-{
-  g_autoptr(EsEventEnumerator) enumerator = NULL;
-  g_autoptr(GPtrArray) events = batch_new ();
-  g_autoptr(GError) local_error = NULL;
-  EsStoredEvent *event;
-
-  enumerator = es_stream_read (stream, after, filter, NULL, &local_error);
-  if (enumerator == NULL)
-    {
-      g_assert_nonnull (local_error);
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return NULL;
-    }
-  g_assert_no_error (local_error);
-
-  while ((event = es_event_enumerator_next (enumerator, NULL, &local_error)) != NULL)
-    g_ptr_array_add (events, event);
-
-  if (local_error != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&local_error));
-      return NULL;
-    }
-  return g_steal_pointer (&events);
-}
-
-static GPtrArray *
-read_all_ok (EsStream      *stream,
-             gint64         after,
-             EsEventFilter *filter)
-{
-  g_autoptr(GError) error = NULL;
-  GPtrArray *events;
-
-  events = read_all (stream, after, filter, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (events);
-  return events;
-}
-
 static GPtrArray *
 read_stream (Fixture    *f,
              const char *stream_id)
 {
   g_autoptr(EsStream) stream = open_stream (f, stream_id);
 
-  return read_all_ok (stream, 0, NULL);
+  return es_test_read_all_ok (stream, 0, NULL);
 }
 
 /* The ids of @events, joined by ",". */
@@ -418,25 +311,6 @@ assert_stream_empty (Fixture    *f,
   g_assert_cmpint (es_stream_get_version (stream), ==, 0);
 }
 
-static void
-store_result_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  g_assert_null (*out);
-  *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
-}
-
-static void
-wait_for_result (GAsyncResult **result)
-{
-  while (*result == NULL)
-    g_main_context_iteration (NULL, TRUE);
-}
-
 static EsEventFilter *
 filter_equals (const char *field,
                GVariant   *value)
@@ -478,7 +352,7 @@ assert_filter (Fixture       *f,
 {
   g_autoptr(EsEventFilter) owned = filter;
   g_autoptr(EsStream) stream = open_stream (f, stream_id);
-  g_autoptr(GPtrArray) events = read_all_ok (stream, after, owned);
+  g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, after, owned);
   g_autofree char *ids = join_ids (events);
 
   g_assert_cmpstr (ids, ==, expected);
@@ -495,7 +369,7 @@ assert_filter_invalid (Fixture       *f,
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
 
-  events = read_all (stream, 0, owned, &error);
+  events = es_test_read_all (stream, 0, owned, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_assert_null (events);
 }
@@ -577,7 +451,7 @@ test_write_returns_version (Fixture       *f,
   g_assert_cmpint (es_stream_get_version (stream), ==, 0);
   handler = g_signal_connect (stream, "notify::version", G_CALLBACK (count_notify_cb), &notified);
 
-  g_ptr_array_add (batch, candidate_new ("Added", "1", NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", "1", NULL, NULL));
   version = write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 1);
@@ -586,7 +460,7 @@ test_write_returns_version (Fixture       *f,
   g_assert_cmpint (property, ==, 1);
   g_assert_cmpuint (notified, ==, 1);
 
-  g_ptr_array_add (batch, candidate_new ("Added", "2", NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", "2", NULL, NULL));
   version = write_batch (stream, batch, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 3);
@@ -604,7 +478,7 @@ test_write_expected_any (Fixture       *f,
 {
   g_autoptr(EsStream) stream = open_stream (f, "any");
   g_autoptr(EsStream) other = open_stream (f, "any");
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("ES_VERSION_ANY skips the concurrency check, whatever the stream holds "
@@ -624,8 +498,8 @@ test_write_expected_no_stream (Fixture       *f,
                                gconstpointer  data)
 {
   g_autoptr(EsStream) stream = open_stream (f, "fresh");
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Created", NULL, "k1", NULL);
-  g_autoptr(EsCandidateEvent) second = candidate_new ("Created", NULL, "k2", NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Created", NULL, "k1", NULL);
+  g_autoptr(EsCandidateEvent) second = es_test_candidate_new ("Created", NULL, "k2", NULL);
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
   gint64 version;
@@ -662,8 +536,8 @@ test_write_wrong_expected_version (Fixture       *f,
   write_one (stream, "Added", NULL, NULL);
   write_one (stream, "Added", NULL, NULL);
 
-  g_ptr_array_add (batch, candidate_new ("Lost", NULL, NULL, NULL));
-  g_ptr_array_add (batch, candidate_new ("Lost", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Lost", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Lost", NULL, NULL, NULL));
 
   version = write_batch (stream, batch, 5, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
@@ -695,7 +569,7 @@ test_write_expected_below_any (Fixture       *f,
                                gconstpointer  data)
 {
   g_autoptr(EsStream) stream = open_stream (f, "below");
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GError) error = NULL;
   gint64 version;
 
@@ -757,8 +631,8 @@ test_write_idempotency_stored (Fixture       *f,
   write_one (stream, "First", "k1", NULL);
   write_one (stream, "First", "k2", NULL);
 
-  g_ptr_array_add (batch, candidate_new ("Second", NULL, "k2", NULL));
-  g_ptr_array_add (batch, candidate_new ("Second", NULL, "k3", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Second", NULL, "k2", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Second", NULL, "k3", NULL));
   version = write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 3);
@@ -784,10 +658,10 @@ test_write_idempotency_in_batch (Fixture       *f,
 
   g_test_summary ("A key repeated inside one batch: the later event is skipped");
 
-  g_ptr_array_add (batch, candidate_new ("First", NULL, "k1", NULL));
-  g_ptr_array_add (batch, candidate_new ("Repeat", NULL, "k1", NULL));
-  g_ptr_array_add (batch, candidate_new ("Other", NULL, "k2", NULL));
-  g_ptr_array_add (batch, candidate_new ("Repeat", NULL, "k2", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("First", NULL, "k1", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Repeat", NULL, "k1", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Other", NULL, "k2", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Repeat", NULL, "k2", NULL));
   version = write_batch (stream, batch, ES_VERSION_NO_STREAM, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 2);
@@ -815,8 +689,8 @@ test_write_idempotency_all_skipped (Fixture       *f,
   write_one (stream, "First", "k2", NULL);
   write_one (stream, "First", NULL, NULL);
 
-  g_ptr_array_add (batch, candidate_new ("Again", NULL, "k1", NULL));
-  g_ptr_array_add (batch, candidate_new ("Again", NULL, "k2", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Again", NULL, "k1", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Again", NULL, "k2", NULL));
   version = write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 3);
@@ -857,7 +731,7 @@ test_write_to_all (Fixture       *f,
                    gconstpointer  data)
 {
   g_autoptr(EsStream) all = open_stream (f, ES_ALL_STREAM);
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
   gint64 version;
@@ -868,7 +742,7 @@ test_write_to_all (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_assert_cmpint (version, <, 0);
 
-  events = read_all_ok (all, 0, NULL);
+  events = es_test_read_all_ok (all, 0, NULL);
   g_assert_cmpuint (events->len, ==, 0);
 }
 
@@ -883,9 +757,9 @@ assert_bad_event_rejected (Fixture          *f,
   g_autoptr(GError) error = NULL;
   gint64 version;
 
-  g_ptr_array_add (batch, candidate_new ("Good", NULL, NULL, "{}"));
+  g_ptr_array_add (batch, es_test_candidate_new ("Good", NULL, NULL, "{}"));
   g_ptr_array_add (batch, bad);
-  g_ptr_array_add (batch, candidate_new ("Good", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Good", NULL, NULL, NULL));
 
   version = write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -900,7 +774,7 @@ test_write_invalid_event_type_empty (Fixture       *f,
                                      gconstpointer  data)
 {
   g_test_summary ("An empty event type is INVALID_ARGUMENT; nothing of the batch is written");
-  assert_bad_event_rejected (f, candidate_new ("", NULL, NULL, NULL));
+  assert_bad_event_rejected (f, es_test_candidate_new ("", NULL, NULL, NULL));
 }
 
 static void
@@ -908,7 +782,7 @@ test_write_invalid_event_type_utf8 (Fixture       *f,
                                     gconstpointer  data)
 {
   g_test_summary ("A non-UTF-8 event type is INVALID_ARGUMENT; nothing of the batch is written");
-  assert_bad_event_rejected (f, candidate_new ("Bad\xc3\x28", NULL, NULL, NULL));
+  assert_bad_event_rejected (f, es_test_candidate_new ("Bad\xc3\x28", NULL, NULL, NULL));
 }
 
 static void
@@ -917,7 +791,7 @@ test_write_invalid_metadata_not_json (Fixture       *f,
 {
   g_test_summary ("Metadata that is not JSON is INVALID_ARGUMENT; nothing of the batch is "
                   "written");
-  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "{not json"));
+  assert_bad_event_rejected (f, es_test_candidate_new ("Added", NULL, NULL, "{not json"));
 }
 
 static void
@@ -935,7 +809,7 @@ test_write_invalid_metadata_lenient (Fixture       *f,
   g_test_summary ("Metadata must be strict JSON (RFC 8259), not what lenient parsers accept");
 
   for (guint i = 0; i < G_N_ELEMENTS (lenient); i++)
-    assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, lenient[i]));
+    assert_bad_event_rejected (f, es_test_candidate_new ("Added", NULL, NULL, lenient[i]));
 }
 
 static void
@@ -950,7 +824,7 @@ test_write_metadata_strict_accepted (Fixture       *f,
 
   g_test_summary ("Every construct of strict JSON is accepted as metadata");
 
-  event = candidate_new ("Added", NULL, NULL, metadata);
+  event = es_test_candidate_new ("Added", NULL, NULL, metadata);
   es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
   g_assert_no_error (error);
 }
@@ -961,7 +835,7 @@ test_write_invalid_metadata_array (Fixture       *f,
 {
   g_test_summary ("Metadata that is a JSON array, not an object, is INVALID_ARGUMENT; "
                   "nothing of the batch is written");
-  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "[1, 2]"));
+  assert_bad_event_rejected (f, es_test_candidate_new ("Added", NULL, NULL, "[1, 2]"));
 }
 
 static void
@@ -970,7 +844,7 @@ test_write_invalid_metadata_scalar (Fixture       *f,
 {
   g_test_summary ("Metadata that is a JSON scalar, not an object, is INVALID_ARGUMENT; "
                   "nothing of the batch is written");
-  assert_bad_event_rejected (f, candidate_new ("Added", NULL, NULL, "\"text\""));
+  assert_bad_event_rejected (f, es_test_candidate_new ("Added", NULL, NULL, "\"text\""));
 }
 
 /* @stream_id is rejected with INVALID_ARGUMENT, by open_stream or by the
@@ -980,7 +854,7 @@ assert_stream_id_rejected (Fixture    *f,
                            const char *stream_id)
 {
   g_autoptr(EsStream) stream = NULL;
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GPtrArray) all = NULL;
   g_autoptr(GError) error = NULL;
 
@@ -1144,9 +1018,9 @@ test_write_stored_fields (Fixture       *f,
                   "stable id; the stream id; sequence ids > 0 strictly increasing across "
                   "streams; 1-based versions; the event type");
 
-  g_ptr_array_add (batch, candidate_new ("T1", NULL, "my-key", NULL));
-  g_ptr_array_add (batch, candidate_new ("T2", NULL, NULL, NULL));
-  g_ptr_array_add (batch, candidate_new ("T3", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("T1", NULL, "my-key", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("T2", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("T3", NULL, NULL, NULL));
   write_batch (a, batch, ES_VERSION_NO_STREAM, &error);
   g_assert_no_error (error);
   write_one (b, "T4", NULL, NULL);
@@ -1282,8 +1156,8 @@ test_write_async (Fixture       *f,
                   "the new version and notifies version there");
 
   handler = g_signal_connect (stream, "notify::version", G_CALLBACK (record_notify_cb), &async);
-  g_ptr_array_add (batch, candidate_new ("Added", "a", "k1", NULL));
-  g_ptr_array_add (batch, candidate_new ("Added", "b", "k2", "{\"x\":1}"));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", "a", "k1", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", "b", "k2", "{\"x\":1}"));
 
   es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
                          ES_VERSION_NO_STREAM, NULL, async_result_quit_cb, &async);
@@ -1299,7 +1173,7 @@ test_write_async (Fixture       *f,
 
   /* A conflict, asynchronously (a new event: a replay of the stored
    * batch would succeed). */
-  g_ptr_array_add (batch, candidate_new ("Added", "c", "k3", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", "c", "k3", NULL));
   es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
                          1, NULL, async_result_quit_cb, &async);
   g_main_loop_run (loop);
@@ -1318,7 +1192,7 @@ test_write_cancelled (Fixture       *f,
                       gconstpointer  data)
 {
   g_autoptr(EsStream) stream = open_stream (f, "cancel");
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   gint64 version;
@@ -1339,7 +1213,7 @@ test_write_cancelled_async (Fixture       *f,
                             gconstpointer  data)
 {
   g_autoptr(EsStream) stream = open_stream (f, "cancel");
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
@@ -1349,9 +1223,9 @@ test_write_cancelled_async (Fixture       *f,
                   "G_IO_ERROR_CANCELLED and writes nothing");
 
   g_cancellable_cancel (cancellable);
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable, store_result_cb,
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, cancellable, es_test_store_result_cb,
                          &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   version = es_stream_write_finish (stream, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_cmpint (version, <, 0);
@@ -1379,7 +1253,7 @@ concurrent_any_thread (gpointer user_data)
   for (guint i = 0; i < WRITES_PER_THREAD; i++)
     {
       g_autofree char *key = g_strdup_printf ("t%u-%u", td->index, i);
-      g_autoptr(EsCandidateEvent) event = candidate_new ("Concurrent", key, key, NULL);
+      g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Concurrent", key, key, NULL);
       g_autoptr(GError) error = NULL;
       gint64 version;
 
@@ -1460,7 +1334,7 @@ concurrent_expected_thread (gpointer user_data)
   for (guint i = 0; i < ATTEMPTS_PER_THREAD; i++)
     {
       g_autofree char *key = g_strdup_printf ("t%u-%u", td->index, i);
-      g_autoptr(EsCandidateEvent) event = candidate_new ("Guarded", NULL, key, NULL);
+      g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Guarded", NULL, key, NULL);
       g_autoptr(EsStreamMetrics) metrics = NULL;
       g_autoptr(GError) error = NULL;
       gint64 current;
@@ -1563,22 +1437,22 @@ test_read_after_version (Fixture       *f,
       write_one (stream, "Added", key, NULL);
     }
 
-  events = read_all_ok (stream, 2, NULL);
+  events = es_test_read_all_ok (stream, 2, NULL);
   ids = join_ids (events);
   g_assert_cmpstr (ids, ==, "v3,v4,v5");
   g_clear_pointer (&events, g_ptr_array_unref);
   g_clear_pointer (&ids, g_free);
 
-  events = read_all_ok (stream, 0, NULL);
+  events = es_test_read_all_ok (stream, 0, NULL);
   ids = join_ids (events);
   g_assert_cmpstr (ids, ==, "v1,v2,v3,v4,v5");
   g_clear_pointer (&events, g_ptr_array_unref);
 
-  events = read_all_ok (stream, 5, NULL);
+  events = es_test_read_all_ok (stream, 5, NULL);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
 
-  events = read_all_ok (stream, 100, NULL);
+  events = es_test_read_all_ok (stream, 100, NULL);
   g_assert_cmpuint (events->len, ==, 0);
 }
 
@@ -1594,9 +1468,9 @@ test_read_oldest_first (Fixture       *f,
 
   g_test_summary ("A read returns events oldest first, in version order, batch order kept");
 
-  g_ptr_array_add (batch, candidate_new ("C", NULL, NULL, NULL));
-  g_ptr_array_add (batch, candidate_new ("A", NULL, NULL, NULL));
-  g_ptr_array_add (batch, candidate_new ("B", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("C", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("A", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("B", NULL, NULL, NULL));
   write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   write_one (stream, "Z", NULL, NULL);
@@ -1626,18 +1500,18 @@ test_read_all_stream (Fixture       *f,
   write_filter_dataset (f, seq);
   all = open_stream (f, ES_ALL_STREAM);
 
-  events = read_all_ok (all, 0, NULL);
+  events = es_test_read_all_ok (all, 0, NULL);
   ids = join_ids (events);
   g_assert_cmpstr (ids, ==, "e1,e2,e3,e4,e5,e6");
   for (guint i = 1; i < 6; i++)
     g_assert_cmpint (seq[i], >, seq[i - 1]);
 
-  tail = read_all_ok (all, seq[2], NULL);
+  tail = es_test_read_all_ok (all, seq[2], NULL);
   tail_ids = join_ids (tail);
   g_assert_cmpstr (tail_ids, ==, "e4,e5,e6");
   g_clear_pointer (&tail, g_ptr_array_unref);
 
-  tail = read_all_ok (all, seq[5], NULL);
+  tail = es_test_read_all_ok (all, seq[5], NULL);
   g_assert_cmpuint (tail->len, ==, 0);
 }
 
@@ -1689,13 +1563,13 @@ test_read_many_pages_next (Fixture       *f,
   g_assert_cmpuint (count, ==, MANY);
 
   /* From the middle of the second page. */
-  events = read_all_ok (stream, PAGE_SIZE + 100, NULL);
+  events = es_test_read_all_ok (stream, PAGE_SIZE + 100, NULL);
   g_assert_cmpuint (events->len, ==, MANY - PAGE_SIZE - 100);
   assert_counted_event (g_ptr_array_index (events, 0), PAGE_SIZE + 101);
   g_clear_pointer (&events, g_ptr_array_unref);
 
   all = open_stream (f, ES_ALL_STREAM);
-  events = read_all_ok (all, 0, NULL);
+  events = es_test_read_all_ok (all, 0, NULL);
   g_assert_cmpuint (events->len, ==, MANY + 2);
   for (guint i = 0; i < events->len; i++)
     {
@@ -1772,8 +1646,8 @@ test_read_many_pages_next_batch_async (Fixture       *f,
       g_autoptr(GAsyncResult) result = NULL;
       g_autoptr(GPtrArray) batch = NULL;
 
-      es_event_enumerator_next_batch_async (enumerator, 700, NULL, store_result_cb, &result);
-      wait_for_result (&result);
+      es_event_enumerator_next_batch_async (enumerator, 700, NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       batch = es_event_enumerator_next_batch_finish (enumerator, result, &error);
       g_assert_no_error (error);
       g_assert_nonnull (batch);
@@ -1803,8 +1677,8 @@ test_read_async (Fixture       *f,
   write_one (stream, "Added", "a2", NULL);
   write_one (stream, "Added", "a3", NULL);
 
-  es_stream_read_async (stream, 1, NULL, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_read_async (stream, 1, NULL, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   enumerator = es_stream_read_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (enumerator);
@@ -2192,19 +2066,19 @@ test_read_filter_many_pages (Fixture       *f,
                   "all, even when whole pages match nothing");
 
   write_many (stream, MANY);
-  g_ptr_array_add (sparse, candidate_new ("Rare", NULL, NULL, NULL));
+  g_ptr_array_add (sparse, es_test_candidate_new ("Rare", NULL, NULL, NULL));
   write_batch (stream, sparse, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   write_many (stream, 10);   /* versions MANY + 2 .. */
 
   es_event_filter_add_like (filter, "event_type", "%");
-  events = read_all_ok (stream, 0, filter);
+  events = es_test_read_all_ok (stream, 0, filter);
   g_assert_cmpuint (events->len, ==, MANY + 11);
   g_clear_pointer (&events, g_ptr_array_unref);
   g_clear_object (&filter);
 
   filter = filter_equals ("event_type", g_variant_new_string ("Rare"));
-  events = read_all_ok (stream, 0, filter);
+  events = es_test_read_all_ok (stream, 0, filter);
   g_assert_cmpuint (events->len, ==, 1);
   g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 0)), ==, MANY + 1);
 }
@@ -2440,7 +2314,7 @@ test_read_filter_in_huge (Fixture       *f,
     }
 
   /* The events of interest, and their sequence ids. */
-  all = read_all_ok (all_stream, 0, NULL);
+  all = es_test_read_all_ok (all_stream, 0, NULL);
   g_variant_builder_init (&sequence_ids, G_VARIANT_TYPE ("ax"));
   for (guint j = 0; j < all->len; j++)
     {
@@ -2497,7 +2371,7 @@ test_read_filter_in_huge (Fixture       *f,
   es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("Second"));
   {
     g_autoptr(EsStream) stream = open_stream (f, ES_ALL_STREAM);
-    g_autoptr(GPtrArray) events = read_all_ok (stream, 0, filter);
+    g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, 0, filter);
 
     g_assert_cmpuint (events->len, ==, (HUGE_IN_EVENTS + 3) / 7);
     for (guint j = 0; j < events->len; j++)
@@ -2563,7 +2437,7 @@ test_read_filter_many_clauses (Fixture       *f,
     g_assert_nonnull (strstr (error->message, "4096"));
     g_clear_error (&error);
 
-    events = read_all (stream, 0, filter, &error);
+    events = es_test_read_all (stream, 0, filter, &error);
     g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
     g_assert_nonnull (strstr (error->message, "4097"));
     g_assert_null (events);
@@ -2623,28 +2497,28 @@ test_read_sql_metacharacters (Fixture       *f,
       g_assert_cmpstr (es_stored_event_get_metadata (event), ==, weird[i].json);
 
       filter = filter_equals ("stream_id", g_variant_new_string (weird[i].value));
-      by_stream = read_all_ok (all_stream, 0, filter);
+      by_stream = es_test_read_all_ok (all_stream, 0, filter);
       g_assert_cmpuint (by_stream->len, ==, 1);
       g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (by_stream, 0)), ==,
                        weird[i].value);
       g_clear_object (&filter);
 
       filter = filter_equals ("event_type", g_variant_new_string (weird[i].value));
-      by_type = read_all_ok (all_stream, 0, filter);
+      by_type = es_test_read_all_ok (all_stream, 0, filter);
       g_assert_cmpuint (by_type->len, ==, 1);
       g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (by_type, 0)), ==,
                        weird[i].value);
       g_clear_object (&filter);
 
       filter = filter_equals ("metadata.k", g_variant_new_string (weird[i].value));
-      by_metadata = read_all_ok (all_stream, 0, filter);
+      by_metadata = es_test_read_all_ok (all_stream, 0, filter);
       g_assert_cmpuint (by_metadata->len, ==, 1);
       g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (by_metadata, 0)), ==,
                        weird[i].json);
       g_clear_object (&filter);
 
       filter = filter_in ("event_type", g_variant_new_strv (values, 1));
-      by_in = read_all_ok (all_stream, 0, filter);
+      by_in = es_test_read_all_ok (all_stream, 0, filter);
       g_assert_cmpuint (by_in->len, ==, 1);
     }
 
@@ -2977,28 +2851,28 @@ test_snapshot_async (Fixture       *f,
   write_one (stream, "Added", NULL, NULL);
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_load_snapshot_async (stream, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   snapshot = es_stream_load_snapshot_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_null (snapshot);
   g_clear_object (&result);
 
-  es_stream_snapshot_async (stream, state, 2, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_snapshot_async (stream, state, 2, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_snapshot_finish (stream, result, &error));
   g_assert_no_error (error);
   g_clear_object (&result);
 
-  es_stream_snapshot_async (stream, state, 9, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_snapshot_async (stream, state, 9, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_false (es_stream_snapshot_finish (stream, result, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_load_snapshot_async (stream, "p", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_load_snapshot_async (stream, "p", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   snapshot = es_stream_load_snapshot_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (snapshot);
@@ -3039,8 +2913,8 @@ test_metrics_stream (Fixture       *f,
                   "its last event");
 
   write_one (stream, "Added", NULL, NULL);
-  g_ptr_array_add (batch, candidate_new ("Added", NULL, NULL, NULL));
-  g_ptr_array_add (batch, candidate_new ("Added", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Added", NULL, NULL, NULL));
   write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   g_usleep (2000);
@@ -3134,8 +3008,8 @@ test_metrics_async (Fixture       *f,
   write_one (stream, "Added", NULL, NULL);
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_get_metrics_async (stream, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   metrics = es_stream_get_metrics_finish (stream, result, &error);
   g_assert_no_error (error);
   g_assert_nonnull (metrics);
@@ -3199,8 +3073,8 @@ test_factory_open_async (Fixture       *f,
   write_one (writer, "Added", NULL, NULL);
   write_one (writer, "Added", NULL, NULL);
 
-  es_stream_factory_open_stream_async (f->factory, "async-open", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "async-open", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
   g_assert_no_error (error);
   g_assert_true (ES_IS_STREAM (stream));
@@ -3209,8 +3083,8 @@ test_factory_open_async (Fixture       *f,
   g_clear_object (&result);
   g_clear_object (&stream);
 
-  es_stream_factory_open_stream_async (f->factory, "", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   stream = es_stream_factory_open_stream_finish (f->factory, result, &error);
   if (stream == NULL)
     g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -3242,7 +3116,7 @@ static void
 assert_everything_closed (Fixture  *f,
                           EsStream *stream)
 {
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
   g_autoptr(GBytes) state = state_new ("s");
   g_autoptr(EsStream) opened = NULL;
   g_autoptr(GPtrArray) events = NULL;
@@ -3255,7 +3129,7 @@ assert_everything_closed (Fixture  *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
 
-  events = read_all (stream, 0, NULL, &error);
+  events = es_test_read_all (stream, 0, NULL, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_null (events);
   g_clear_error (&error);
@@ -3279,23 +3153,23 @@ assert_everything_closed (Fixture  *f,
   g_assert_null (opened);
   g_clear_error (&error);
 
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_write_finish (stream, result, &error), <, 0);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_get_metrics_async (stream, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_get_metrics_async (stream, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   metrics = es_stream_get_metrics_finish (stream, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_null (metrics);
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_factory_open_stream_async (f->factory, "another", NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_open_stream_async (f->factory, "another", NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   opened = es_stream_factory_open_stream_finish (f->factory, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_null (opened);
@@ -3370,8 +3244,8 @@ test_factory_close_async (Fixture       *f,
 
   write_one (stream, "Added", NULL, NULL);
 
-  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_close_async (f->factory, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
   g_assert_no_error (error);
   g_assert_true (es_stream_factory_is_closed (f->factory));
@@ -3380,8 +3254,8 @@ test_factory_close_async (Fixture       *f,
   assert_everything_closed (f, stream);
 
   /* And again, asynchronously: harmless. */
-  es_stream_factory_close_async (f->factory, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_factory_close_async (f->factory, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_true (es_stream_factory_close_finish (f->factory, result, &error));
   g_assert_no_error (error);
 }
@@ -3400,8 +3274,8 @@ write_batch_async (EsStream   *stream,
   g_autoptr(GAsyncResult) result = NULL;
 
   es_stream_write_async (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
-                         expected_version, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+                         expected_version, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   return es_stream_write_finish (stream, result, error);
 }
 
@@ -3427,7 +3301,7 @@ check_idempotent_replay (Fixture    *f,
   gint64 version;
 
   /* write([key "req-1"], 0), then the very same call again. */
-  g_ptr_array_add (batch, candidate_new ("Requested", "1", "req-1", NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Requested", "1", "req-1", NULL));
   version = write_func (stream, batch, ES_VERSION_NO_STREAM, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 1);
@@ -3439,8 +3313,8 @@ check_idempotent_replay (Fixture    *f,
 
   /* A batch of two, stored, then replayed with a stale expected version:
    * it returns the current version, whatever the expected one was. */
-  g_ptr_array_add (pair, candidate_new ("Requested", "2", "req-2", NULL));
-  g_ptr_array_add (pair, candidate_new ("Requested", "3", "req-3", NULL));
+  g_ptr_array_add (pair, es_test_candidate_new ("Requested", "2", "req-2", NULL));
+  g_ptr_array_add (pair, es_test_candidate_new ("Requested", "3", "req-3", NULL));
   version = write_func (stream, pair, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 3);
@@ -3469,16 +3343,16 @@ check_idempotent_replay (Fixture    *f,
 
   /* A partial replay (one event new) with a wrong expected version still
    * fails, and writes nothing, not even the new event. */
-  g_ptr_array_add (partial, candidate_new ("Requested", "1", "req-1", NULL));
-  g_ptr_array_add (partial, candidate_new ("Requested", "4", "req-4", NULL));
+  g_ptr_array_add (partial, es_test_candidate_new ("Requested", "1", "req-1", NULL));
+  g_ptr_array_add (partial, es_test_candidate_new ("Requested", "4", "req-4", NULL));
   version = write_func (stream, partial, 3, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
   g_assert_cmpint (version, <, 0);
   g_clear_error (&error);
 
   /* An event without a key is always new. */
-  g_ptr_array_add (keyless, candidate_new ("Requested", "2", "req-2", NULL));
-  g_ptr_array_add (keyless, candidate_new ("Keyless", NULL, NULL, NULL));
+  g_ptr_array_add (keyless, es_test_candidate_new ("Requested", "2", "req-2", NULL));
+  g_ptr_array_add (keyless, es_test_candidate_new ("Keyless", NULL, NULL, NULL));
   version = write_func (stream, keyless, 3, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
   g_clear_error (&error);
@@ -3527,7 +3401,7 @@ write_until_not_conflicting (EsStream  *stream,
   g_autoptr(GError) error = NULL;
   guint retries = 0;
 
-  g_ptr_array_add (batch, candidate_new ("Decided", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Decided", NULL, NULL, NULL));
   for (;;)
     {
       *out_version = write_func (stream, batch, es_stream_get_version (stream), &error);
@@ -3562,7 +3436,7 @@ check_retry_converges (Fixture   *f,
   g_assert_cmpint (es_stream_get_version (mine), ==, 0);
 
   /* The conflict tells @mine where the stream is. */
-  g_ptr_array_add (batch, candidate_new ("Mine", NULL, NULL, NULL));
+  g_ptr_array_add (batch, es_test_candidate_new ("Mine", NULL, NULL, NULL));
   version = write_func (mine, batch, es_stream_get_version (mine), &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
   g_assert_cmpint (version, <, 0);
@@ -3654,8 +3528,8 @@ test_stream_query_version (Fixture       *f,
 
   /* Asynchronously: the version is known when the callback runs. */
   write_one (theirs, "Theirs", NULL, NULL);
-  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (mine, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpuint (notified, ==, 2);
   version = es_stream_query_version_finish (mine, result, &error);
   g_assert_no_error (error);
@@ -3682,8 +3556,8 @@ test_stream_query_version (Fixture       *f,
     g_assert_cmpint (es_stream_get_version (all), ==, version);
   }
 
-  es_stream_query_version_async (all, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (all, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_query_version_finish (all, result, &error), ==, version);
   g_assert_no_error (error);
   g_clear_object (&result);
@@ -3700,8 +3574,8 @@ test_stream_query_version (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
 
-  es_stream_query_version_async (mine, NULL, store_result_cb, &result);
-  wait_for_result (&result);
+  es_stream_query_version_async (mine, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   g_assert_cmpint (es_stream_query_version_finish (mine, result, &error), ==, -1);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_assert_cmpint (es_stream_get_version (mine), ==, 3);
@@ -3725,8 +3599,8 @@ test_storage_conflict_version (Fixture       *f,
                                gconstpointer  data)
 {
   EsStorageHandle *storage = es_stream_factory_get_storage (f->factory);
-  g_autoptr(EsCandidateEvent) event = candidate_new ("Added", NULL, NULL, NULL);
-  g_autoptr(EsCandidateEvent) keyed = candidate_new ("Added", NULL, "key", NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Added", NULL, NULL, NULL);
+  g_autoptr(EsCandidateEvent) keyed = es_test_candidate_new ("Added", NULL, "key", NULL);
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
   /* The test backend does not report it, as a backend for 0.1 would not. */
@@ -3753,7 +3627,7 @@ test_storage_conflict_version (Fixture       *f,
 
   es_storage_handle_append_async (storage, "direct", 7, &event, 1, NULL, append_result_cb,
                                   &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   version = 1234;
   g_assert_false (es_storage_handle_append_finish (storage, result, &version, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
@@ -3770,7 +3644,7 @@ test_storage_conflict_version (Fixture       *f,
 
   es_storage_handle_append_async (storage, "direct", 9, &keyed, 1, NULL, append_result_cb,
                                   &result);
-  wait_for_result (&result);
+  es_test_wait_result (&result);
   g_assert_true (es_storage_handle_append_finish (storage, result, &version, &error));
   g_assert_no_error (error);
   g_assert_cmpint (version, ==, 2);
@@ -4014,7 +3888,7 @@ test_write_cancel_random (Fixture       *f,
   for (guint i = 0; i < n_sync; i++)
     {
       g_autofree char *key = g_strdup_printf ("w%u", i);
-      g_autoptr(EsCandidateEvent) event = candidate_new ("Written", key, key, NULL);
+      g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Written", key, key, NULL);
       g_autoptr(GCancellable) cancellable = g_cancellable_new ();
       g_autoptr(GError) error = NULL;
       CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
@@ -4035,7 +3909,7 @@ test_write_cancel_random (Fixture       *f,
       while (next < n && in_flight < CANCEL_IN_FLIGHT)
         {
           g_autofree char *key = g_strdup_printf ("w%u", next);
-          g_autoptr(EsCandidateEvent) event = candidate_new ("Written", key, key, NULL);
+          g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Written", key, key, NULL);
           g_autoptr(GCancellable) cancellable = g_cancellable_new ();
           CancelMode mode = (CancelMode) g_test_rand_int_range (CANCEL_NEVER, N_CANCEL_MODES);
 
@@ -4198,13 +4072,7 @@ test_snapshot_cancel_random (Fixture       *f,
 /* The backend given with --backend NAME, or NULL for all of them. */
 static const char *only_backend = NULL;
 
-static void
-skip_test (gconstpointer data)
-{
-  g_test_skip (data);
-}
-
-static void
+void
 add_test (const char  *name,
           FixtureFunc  func)
 {
@@ -4217,13 +4085,16 @@ add_test (const char  *name,
 
       path = g_strdup_printf ("/conformance/%s/%s", backends[i].name, name);
 
-      /* No server: say why, as pg-test-server does when it cannot start one. */
-      if (backends[i].backend == BACKEND_POSTGRES && g_getenv ("ES_TEST_PG_CONNINFO") == NULL)
+      /* The server starts with the first postgres test; none: say why. */
+      if (backends[i].backend == BACKEND_POSTGRES)
         {
-          const char *reason = g_getenv ("ES_TEST_PG_UNAVAILABLE");
+          const char *reason = NULL;
 
-          g_test_add_data_func (path, reason != NULL ? reason : NO_PG_SERVER_REASON, skip_test);
-          continue;
+          if (es_test_pg_server_get_conninfo (&reason) == NULL)
+            {
+              g_test_add_data_func (path, reason, es_test_skip_func);
+              continue;
+            }
         }
 
       g_test_add_vtable (path, sizeof (Fixture), &backends[i],
@@ -4421,6 +4292,7 @@ main (int   argc,
 
   if (only_backend == NULL || g_str_equal (only_backend, "memory"))
     g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
+  add_watch_tests ();
 
   return g_test_run ();
 }

@@ -17,32 +17,13 @@
 
 #include <es-glib/es-glib.h>
 
+#include "es-test-utils.h"
+
 typedef struct
 {
   char *tmpdir;   /* (owned) a fresh directory per test */
   char *path;     /* (owned) tmpdir/events.db, not created */
 } Fixture;
-
-static void
-remove_tree (const char *dir_path)
-{
-  g_autoptr(GDir) dir = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *name;
-
-  dir = g_dir_open (dir_path, 0, &error);
-  g_assert_no_error (error);
-  while ((name = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *child = g_build_filename (dir_path, name, NULL);
-
-      if (g_file_test (child, G_FILE_TEST_IS_DIR))
-        remove_tree (child);
-      else
-        g_assert_no_errno (g_remove (child));
-    }
-  g_assert_no_errno (g_rmdir (dir_path));
-}
 
 static void
 fixture_setup (Fixture       *f,
@@ -59,7 +40,7 @@ static void
 fixture_teardown (Fixture       *f,
                   gconstpointer  data)
 {
-  remove_tree (f->tmpdir);
+  es_test_remove_tree (f->tmpdir);
   g_clear_pointer (&f->tmpdir, g_free);
   g_clear_pointer (&f->path, g_free);
 }
@@ -78,46 +59,6 @@ factory_new (const char *path)
   g_assert_no_error (error);
   g_assert_true (ES_IS_SQLITE_STREAM_FACTORY (factory));
   return ES_STREAM_FACTORY (factory);
-}
-
-/* Closes @factory and checks that nothing else holds it. */
-static void
-factory_close_and_free (EsStreamFactory *factory)
-{
-  g_autoptr(GError) error = NULL;
-  GWeakRef ref;
-  GObject *object;
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
-  g_assert_true (es_stream_factory_close (factory, NULL, &error));
-  g_assert_no_error (error);
-
-  g_weak_ref_init (&ref, factory);
-  g_object_unref (factory);
-  while ((object = g_weak_ref_get (&ref)) != NULL)
-    {
-      g_object_unref (object);
-      if (g_get_monotonic_time () > deadline)
-        break;
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (1000);
-    }
-  g_assert_null (object);
-  g_weak_ref_clear (&ref);
-}
-
-static EsStream *
-open_stream (EsStreamFactory *factory,
-             const char      *stream_id)
-{
-  g_autoptr(GError) error = NULL;
-  EsStream *stream;
-
-  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (stream);
-  return stream;
 }
 
 /* Writes @n events of @size bytes of data each, in batches of 500. */
@@ -149,22 +90,6 @@ write_events (EsStream *stream,
       g_assert_no_error (error);
       written += batch->len;
     }
-}
-
-static GPtrArray *
-read_all (EsStream *stream)
-{
-  g_autoptr(EsEventEnumerator) enumerator = NULL;
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
-  EsStoredEvent *event;
-
-  enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
-  g_assert_no_error (error);
-  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
-    g_ptr_array_add (events, event);
-  g_assert_no_error (error);
-  return g_steal_pointer (&events);
 }
 
 static GBytes *
@@ -283,22 +208,11 @@ create_database (const char *path,
                  gsize       size)
 {
   EsStreamFactory *factory = factory_new (path);
-  g_autoptr(EsStream) stream = open_stream (factory, "s");
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "s");
 
   write_events (stream, n, size);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
-}
-
-static void
-store_result_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -327,21 +241,21 @@ test_persist (Fixture       *f,
   g_assert_cmpstr (es_sqlite_stream_factory_get_path (ES_SQLITE_STREAM_FACTORY (factory)), ==,
                    f->path);
 
-  stream = open_stream (factory, "persisted");
-  other = open_stream (factory, "other");
+  stream = es_test_open_stream (factory, "persisted");
+  other = es_test_open_stream (factory, "other");
   write_events (stream, 1200, 16);
   write_events (other, 3, 4);
   g_assert_true (es_stream_snapshot (stream, state, 1000, "proj", NULL, &error));
   g_assert_no_error (error);
   g_clear_object (&stream);
   g_clear_object (&other);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   factory = factory_new (f->path);
-  stream = open_stream (factory, "persisted");
+  stream = es_test_open_stream (factory, "persisted");
   g_assert_cmpint (es_stream_get_version (stream), ==, 1200);
 
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 1200);
   event = g_ptr_array_index (events, 1199);
   g_assert_cmpint (es_stored_event_get_version (event), ==, 1200);
@@ -359,18 +273,18 @@ test_persist (Fixture       *f,
   /* Idempotency keys persisted too: rewriting them writes nothing. */
   write_events (stream, 10, 16);
   g_clear_pointer (&events, g_ptr_array_unref);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 1200);
 
   /* Sequence ids continue after the reopen. */
   {
-    g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
-    g_autoptr(EsStream) fresh = open_stream (factory, "after-reopen");
+    g_autoptr(EsStream) all = es_test_open_stream (factory, ES_ALL_STREAM);
+    g_autoptr(EsStream) fresh = es_test_open_stream (factory, "after-reopen");
     g_autoptr(GPtrArray) everything = NULL;
     gint64 last = 0;
 
     write_events (fresh, 1, 1);
-    everything = read_all (all);
+    everything = es_test_read_all_ok (all, 0, NULL);
     g_assert_cmpuint (everything->len, ==, 1204);
     for (guint i = 0; i < everything->len; i++)
       {
@@ -384,7 +298,7 @@ test_persist (Fixture       *f,
   }
 
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -400,13 +314,13 @@ test_close_leaves_one_file (Fixture       *f,
   g_test_summary ("Closing the factory checkpoints the WAL: only the database file remains");
 
   factory = factory_new (f->path);
-  stream = open_stream (factory, "checkpointed");
+  stream = es_test_open_stream (factory, "checkpointed");
   write_events (stream, 3000, 1000);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 3000);
   g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   g_assert_false (g_file_test (wal, G_FILE_TEST_EXISTS));
   g_assert_false (g_file_test (shm, G_FILE_TEST_EXISTS));
@@ -563,12 +477,12 @@ test_open_empty_file (Fixture       *f,
   g_assert_no_error (error);
 
   factory = factory_new (f->path);
-  stream = open_stream (factory, "s");
+  stream = es_test_open_stream (factory, "s");
   write_events (stream, 5, 3);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 5);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   tables = sqlite_query_text (f->path,
                               "SELECT count(*) FROM sqlite_master WHERE type = 'table'");
@@ -576,7 +490,7 @@ test_open_empty_file (Fixture       *f,
 
   /* And it opens again. */
   factory = factory_new (f->path);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -591,14 +505,14 @@ test_wal_mode (Fixture       *f,
   g_test_summary ("The database file is in WAL mode");
 
   factory = factory_new (f->path);
-  stream = open_stream (factory, "s");
+  stream = es_test_open_stream (factory, "s");
   write_events (stream, 3, 3);
 
   mode = sqlite_query_text (f->path, "PRAGMA journal_mode");
   g_assert_cmpstr (mode, ==, "wal");
 
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   mode_after = sqlite_query_text (f->path, "PRAGMA journal_mode");
   g_assert_cmpstr (mode_after, ==, "wal");
@@ -611,7 +525,7 @@ test_memory_private (Fixture       *f,
   EsStreamFactory *first = factory_new (NULL);
   EsStreamFactory *second = factory_new (NULL);
   EsStreamFactory *third = factory_new (":memory:");
-  g_autoptr(EsStream) s1 = open_stream (first, "s");
+  g_autoptr(EsStream) s1 = es_test_open_stream (first, "s");
   g_autoptr(EsStream) s2 = NULL;
   g_autoptr(EsStream) all2 = NULL;
   g_autoptr(EsStream) all3 = NULL;
@@ -621,29 +535,29 @@ test_memory_private (Fixture       *f,
                   "data, and leave no file behind");
 
   write_events (s1, 5, 3);
-  events = read_all (s1);
+  events = es_test_read_all_ok (s1, 0, NULL);
   g_assert_cmpuint (events->len, ==, 5);
   g_clear_pointer (&events, g_ptr_array_unref);
 
-  s2 = open_stream (second, "s");
+  s2 = es_test_open_stream (second, "s");
   g_assert_cmpint (es_stream_get_version (s2), ==, 0);
-  events = read_all (s2);
+  events = es_test_read_all_ok (s2, 0, NULL);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
 
-  all2 = open_stream (second, ES_ALL_STREAM);
-  events = read_all (all2);
+  all2 = es_test_open_stream (second, ES_ALL_STREAM);
+  events = es_test_read_all_ok (all2, 0, NULL);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
 
-  all3 = open_stream (third, ES_ALL_STREAM);
-  events = read_all (all3);
+  all3 = es_test_open_stream (third, ES_ALL_STREAM);
+  events = es_test_read_all_ok (all3, 0, NULL);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
 
   /* Writing to the second does not show in the first. */
   write_events (s2, 2, 3);
-  events = read_all (s1);
+  events = es_test_read_all_ok (s1, 0, NULL);
   g_assert_cmpuint (events->len, ==, 5);
 
   g_assert_false (g_file_test (":memory:", G_FILE_TEST_EXISTS));
@@ -652,9 +566,9 @@ test_memory_private (Fixture       *f,
   g_clear_object (&s2);
   g_clear_object (&all2);
   g_clear_object (&all3);
-  factory_close_and_free (first);
-  factory_close_and_free (second);
-  factory_close_and_free (third);
+  es_test_factory_close_and_free (first);
+  es_test_factory_close_and_free (second);
+  es_test_factory_close_and_free (third);
 }
 
 static void
@@ -699,19 +613,19 @@ test_properties (Fixture       *f,
   g_assert_true (ES_IS_SQLITE_STORAGE (storage));
   g_assert_cmpuint (es_sqlite_storage_get_pool_size (ES_SQLITE_STORAGE (storage)), ==, 2);
 
-  stream = open_stream (factory, "s");
+  stream = es_test_open_stream (factory, "s");
   write_events (stream, 1500, 8);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 1500);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   defaults = factory_new (NULL);
   g_object_get (defaults, "polling-interval", &polling, "pool-size", &pool_size, NULL);
   g_assert_cmpuint (polling, >, 0);
   g_assert_cmpuint (polling, <=, 100);
   g_assert_cmpuint (pool_size, >=, 1);
-  factory_close_and_free (defaults);
+  es_test_factory_close_and_free (defaults);
 }
 
 /* The properties the factory passes on to its storage take the same
@@ -759,25 +673,23 @@ test_new_async (Fixture       *f,
 
   create_database (f->path, 4, 4);
 
-  es_sqlite_stream_factory_new_async (f->path, NULL, store_result_cb, &result);
-  while (result == NULL)
-    g_main_context_iteration (NULL, TRUE);
+  es_sqlite_stream_factory_new_async (f->path, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   factory = es_sqlite_stream_factory_new_finish (result, &error);
   g_assert_no_error (error);
   g_assert_true (ES_IS_SQLITE_STREAM_FACTORY (factory));
   g_clear_object (&result);
 
-  stream = open_stream (ES_STREAM_FACTORY (factory), "s");
+  stream = es_test_open_stream (ES_STREAM_FACTORY (factory), "s");
   g_assert_cmpint (es_stream_get_version (stream), ==, 4);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 4);
   g_clear_object (&stream);
-  factory_close_and_free (ES_STREAM_FACTORY (factory));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (factory));
 
   g_assert_no_errno (g_mkdir (dir, 0700));
-  es_sqlite_stream_factory_new_async (dir, NULL, store_result_cb, &result);
-  while (result == NULL)
-    g_main_context_iteration (NULL, TRUE);
+  es_sqlite_stream_factory_new_async (dir, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   factory = es_sqlite_stream_factory_new_finish (result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
   g_assert_null (factory);
@@ -800,8 +712,8 @@ pool_thread (gpointer user_data)
 {
   ThreadData *td = user_data;
   g_autofree char *stream_id = g_strdup_printf ("thread-%u", td->index % 4);
-  g_autoptr(EsStream) stream = open_stream (td->factory, stream_id);
-  g_autoptr(EsStream) all = open_stream (td->factory, ES_ALL_STREAM);
+  g_autoptr(EsStream) stream = es_test_open_stream (td->factory, stream_id);
+  g_autoptr(EsStream) all = es_test_open_stream (td->factory, ES_ALL_STREAM);
 
   for (guint round = 0; round < ROUNDS; round++)
     {
@@ -898,11 +810,11 @@ test_threads_small_pool (Fixture       *f,
   g_mutex_clear (&lock);
   g_cond_clear (&cond);
 
-  all = open_stream (factory, ES_ALL_STREAM);
-  events = read_all (all);
+  all = es_test_open_stream (factory, ES_ALL_STREAM);
+  events = es_test_read_all_ok (all, 0, NULL);
   g_assert_cmpuint (events->len, ==, 4 * ROUNDS);
   g_clear_object (&all);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1027,7 +939,7 @@ write_after_damage (EsStreamFactory *factory,
                     const char      *stream_id,
                     const char      *path)
 {
-  g_autoptr(EsStream) stream = open_stream (factory, stream_id);
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, stream_id);
   g_autoptr(EsCandidateEvent) event = NULL;
   g_autoptr(GBytes) data = g_bytes_new_static ("x", 1);
   g_autoptr(GError) error = NULL;
@@ -1096,8 +1008,8 @@ test_corrupt_middle (Fixture       *f,
       return;
     }
   factory = ES_STREAM_FACTORY (sqlite_factory);
-  stream = open_stream (factory, "s");
-  all = open_stream (factory, ES_ALL_STREAM);
+  stream = es_test_open_stream (factory, "s");
+  all = es_test_open_stream (factory, ES_ALL_STREAM);
 
   /* Reading the whole stream reaches the damage. */
   enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
@@ -1175,7 +1087,7 @@ test_corrupt_middle (Fixture       *f,
   g_clear_object (&stream);
   g_clear_object (&all);
   g_clear_object (&watch);
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
 }
 
 static void
@@ -1212,7 +1124,7 @@ test_corrupt_write_fails (Fixture       *f,
   display = g_filename_display_name (f->path);
   sqlite_factory = es_sqlite_stream_factory_new (f->path, NULL, &error);
   g_assert_no_error (error);
-  all = open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
+  all = es_test_open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
   storage = es_stream_factory_get_storage (ES_STREAM_FACTORY (sqlite_factory));
 
   /* Opening stream "a" reads its version, through the damaged page. */
@@ -1268,11 +1180,10 @@ test_corrupt_write_fails (Fixture       *f,
 
     for (guint i = 0; i < G_N_ELEMENTS (results); i++)
       es_storage_handle_append_async (storage, i % 2 ? "a" : "s", ES_VERSION_ANY, &candidate,
-                                      1, NULL, store_result_cb, &results[i]);
+                                      1, NULL, es_test_store_result_cb, &results[i]);
     for (guint i = 0; i < G_N_ELEMENTS (results); i++)
       {
-        while (results[i] == NULL)
-          g_main_context_iteration (NULL, TRUE);
+        es_test_wait_result (&results[i]);
         if (es_storage_handle_append_finish (storage, results[i], &version, &error))
           {
             g_assert_true (i % 2 == 0);
@@ -1305,7 +1216,7 @@ test_corrupt_write_fails (Fixture       *f,
   g_assert_true (write_after_damage (ES_STREAM_FACTORY (sqlite_factory), "s", display));
 
   g_clear_object (&all);
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
 }
 
 static void
@@ -1486,9 +1397,9 @@ check_read_only_factory (EsStreamFactory *factory,
                          const char      *path,
                          guint            n)
 {
-  g_autoptr(EsStream) stream = open_stream (factory, "s");
-  g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
-  g_autoptr(GPtrArray) events = read_all (stream);
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "s");
+  g_autoptr(EsStream) all = es_test_open_stream (factory, ES_ALL_STREAM);
+  g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, 0, NULL);
   g_autoptr(EsStreamMetrics) metrics = NULL;
   g_autoptr(EsSnapshot) snapshot = NULL;
   g_autoptr(EsCandidateEvent) event = NULL;
@@ -1541,14 +1452,14 @@ static void
 save_snapshot (const char *path)
 {
   EsStreamFactory *factory = factory_new (path);
-  g_autoptr(EsStream) stream = open_stream (factory, "s");
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "s");
   g_autoptr(GBytes) state = g_bytes_new_static ("state", 5);
   g_autoptr(GError) error = NULL;
 
   g_assert_true (es_stream_snapshot (stream, state, 1, "proj", NULL, &error));
   g_assert_no_error (error);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -1594,7 +1505,7 @@ test_read_only_property (Fixture       *f,
   sqlite_factory = read_only_factory_new (f->path, &error);
   g_assert_no_error (error);
   check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 50);
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
   listing = list_all (f->tmpdir);
   g_assert_cmpstr (listing, ==, "events.db");
   g_clear_pointer (&listing, g_free);
@@ -1605,8 +1516,8 @@ test_read_only_property (Fixture       *f,
   g_assert_no_error (error);
   check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 50);
   {
-    g_autoptr(EsStream) all = open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
-    g_autoptr(EsStream) stream = open_stream (writer, "t");
+    g_autoptr(EsStream) all = es_test_open_stream (ES_STREAM_FACTORY (sqlite_factory), ES_ALL_STREAM);
+    g_autoptr(EsStream) stream = es_test_open_stream (writer, "t");
     g_autoptr(EsWatch) watch = es_stream_watch (all, 50);
     ReadOnlyWatch w = { 0, FALSE, NULL };
 
@@ -1617,8 +1528,8 @@ test_read_only_property (Fixture       *f,
     wait_watch (&w, 5);
     es_watch_stop (watch);
   }
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
-  factory_close_and_free (writer);
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  es_test_factory_close_and_free (writer);
   listing = list_all (f->tmpdir);
   g_assert_cmpstr (listing, ==, "events.db");
 }
@@ -1652,11 +1563,11 @@ test_read_only_keeps_shared_files (Fixture       *f,
   g_assert_no_error (error);
   g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
   writer = factory_new (f->path);
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
   g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
   g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
   {
-    g_autoptr(EsStream) stream = open_stream (writer, "t");
+    g_autoptr(EsStream) stream = es_test_open_stream (writer, "t");
 
     write_events (stream, 5, 10);
   }
@@ -1664,7 +1575,7 @@ test_read_only_keeps_shared_files (Fixture       *f,
    * file open: the commits are in the -wal every open sees. */
   count = sqlite_query_text (f->path, "SELECT count(*) FROM events");
   g_assert_cmpstr (count, ==, "55");
-  factory_close_and_free (writer);
+  es_test_factory_close_and_free (writer);
   listing = list_all (f->tmpdir);
   g_assert_cmpstr (listing, ==, "events.db");
   g_clear_pointer (&listing, g_free);
@@ -1693,7 +1604,7 @@ test_read_only_keeps_shared_files (Fixture       *f,
     g_assert_no_error (error);
     g_assert_cmpstr (line, ==, "55");
 
-    factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
+    es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&reader)));
     g_assert_true (g_file_test (wal, G_FILE_TEST_EXISTS));
     g_assert_true (g_file_test (shm, G_FILE_TEST_EXISTS));
 
@@ -1735,7 +1646,7 @@ read_only_unprivileged_scenario (Fixture *f)
   sqlite_factory = read_only_factory_new (f->path, &error);
   g_assert_no_error (error);
   check_read_only_factory (ES_STREAM_FACTORY (sqlite_factory), f->path, 30);
-  factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
+  es_test_factory_close_and_free (ES_STREAM_FACTORY (g_steal_pointer (&sqlite_factory)));
   listing = list_all (f->tmpdir);
   g_assert_cmpstr (listing, ==, "events.db");
   g_clear_pointer (&listing, g_free);
@@ -1744,11 +1655,11 @@ read_only_unprivileged_scenario (Fixture *f)
   g_assert_no_errno (g_chmod (f->path, 0644));
   {
     EsStreamFactory *factory = factory_new (f->path);
-    g_autoptr(EsStream) stream = open_stream (factory, "t");
+    g_autoptr(EsStream) stream = es_test_open_stream (factory, "t");
 
     write_events (stream, 1, 10);
     g_clear_object (&stream);
-    factory_close_and_free (factory);
+    es_test_factory_close_and_free (factory);
   }
 
   /* In a directory it cannot write, without -shm: refused, saying why. */

@@ -2,15 +2,21 @@
  * es-glib-pg-1.0.vapi (valac --pkg es-glib-pg-1.0): a factory on the
  * throwaway server, a write and a read back, an EsPg.Storage property, and
  * a bad connection string failing with Es.Error.STORAGE. Exits 77
- * (skipped) without ES_TEST_PG_CONNINFO.
+ * (skipped), saying why, when no server can be started.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 
+/* The server fixture of tests/es-test-utils.c: a throwaway server of our
+ * own (or the one in ES_TEST_PG_CONNINFO), stopped when we exit. */
+[CCode (cname = "es_test_pg_server_get_conninfo")]
+extern unowned string? get_test_server_conninfo (out unowned string? reason);
+
 int main () {
-    var conninfo = Environment.get_variable ("ES_TEST_PG_CONNINFO");
+    unowned string? reason;
+    var conninfo = get_test_server_conninfo (out reason);
     if (conninfo == null) {
-        print ("ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run\n");
+        print ("%s\n", reason);
         return 77;
     }
     try {

@@ -9,9 +9,10 @@
  * meta-characters, the NOTIFY each append sends, cancelling operations
  * blocked on the server, and closing (no connection left on the server).
  *
- * Runs under build-aux/pg-test-server run, which provides
- * ES_TEST_PG_CONNINFO (and ES_TEST_PG_DIR, to restart the server through
- * $ES_PG_TEST_SERVER). Every test uses a fresh schema, dropped afterwards.
+ * Runs on the server in ES_TEST_PG_CONNINFO, or else on a throwaway server
+ * it starts itself (es_test_pg_server_get_conninfo(), which also sets
+ * ES_TEST_PG_DIR, to restart the server through $ES_PG_TEST_SERVER).
+ * Every test uses a fresh schema, dropped afterwards.
  * libpq is used directly only to prepare and inspect the database, never
  * in place of the library for what is checked.
  *
@@ -31,8 +32,7 @@
 #include "es-glib/postgres/es-pg-private.h"
 #include "es-glib/backend/es-write-queue-private.h"
 
-#define NO_SERVER_REASON \
-  "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run"
+#include "es-test-utils.h"
 
 /* A password that must never appear in an error message, in any
  * spelling: every form of it contains SECRET_MARK. */
@@ -416,46 +416,6 @@ factory_new (Fixture *f,
   return factory;
 }
 
-/* Closes @factory and checks that nothing else holds it. */
-static void
-factory_close_and_free (EsStreamFactory *factory)
-{
-  g_autoptr(GError) error = NULL;
-  GWeakRef ref;
-  GObject *object;
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-
-  g_assert_true (es_stream_factory_close (factory, NULL, &error));
-  g_assert_no_error (error);
-
-  g_weak_ref_init (&ref, factory);
-  g_object_unref (factory);
-  while ((object = g_weak_ref_get (&ref)) != NULL)
-    {
-      g_object_unref (object);
-      if (g_get_monotonic_time () > deadline)
-        break;
-      while (g_main_context_iteration (NULL, FALSE))
-        ;
-      g_usleep (1000);
-    }
-  g_assert_null (object);
-  g_weak_ref_clear (&ref);
-}
-
-static EsStream *
-open_stream (EsStreamFactory *factory,
-             const char      *stream_id)
-{
-  g_autoptr(GError) error = NULL;
-  EsStream *stream;
-
-  stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (stream);
-  return stream;
-}
-
 static EsCandidateEvent *
 candidate_new (const char *event_type,
                const void *data,
@@ -498,30 +458,6 @@ write_one (EsStream   *stream,
   return version;
 }
 
-static GPtrArray *
-read_filtered (EsStream      *stream,
-               gint64         after,
-               EsEventFilter *filter)
-{
-  g_autoptr(EsEventEnumerator) enumerator = NULL;
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
-  EsStoredEvent *event;
-
-  enumerator = es_stream_read (stream, after, filter, NULL, &error);
-  g_assert_no_error (error);
-  while ((event = es_event_enumerator_next (enumerator, NULL, &error)) != NULL)
-    g_ptr_array_add (events, event);
-  g_assert_no_error (error);
-  return g_steal_pointer (&events);
-}
-
-static GPtrArray *
-read_all (EsStream *stream)
-{
-  return read_filtered (stream, 0, NULL);
-}
-
 /* The data of @event as a NUL-terminated string. */
 static char *
 event_text (EsStoredEvent *event)
@@ -559,27 +495,6 @@ assert_versions_without_gaps (GPtrArray  *events,
         g_error ("Event %u of '%s' has version %" G_GINT64_FORMAT ", expected %u",
                  i, stream_id, es_stored_event_get_version (event), i + 1);
     }
-}
-
-static void
-store_result_cb (GObject      *source,
-                 GAsyncResult *result,
-                 gpointer      user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-  g_main_context_wakeup (NULL);
-}
-
-static void
-wait_result (GAsyncResult **result)
-{
-  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
-
-  while (*result == NULL && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (NULL, TRUE);
-  g_assert_nonnull (*result);
 }
 
 /* Finishes g_async_initable_new_async(). */
@@ -725,23 +640,23 @@ test_schema_create (Fixture       *f,
                   column);
   g_assert_cmpint (version, ==, 1);
 
-  stream = open_stream (factory, "persisted");
+  stream = es_test_open_stream (factory, "persisted");
   write_one (stream, "A", "1", ES_VERSION_NO_STREAM);
   write_one (stream, "B", "2", 1);
   write_one (stream, "C", "3", 2);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
   structure = schema_fingerprint (f, f->schema, FALSE);
 
   factory = factory_new (f, 2);
-  stream = open_stream (factory, "persisted");
+  stream = es_test_open_stream (factory, "persisted");
   g_assert_cmpint (es_stream_get_version (stream), ==, 3);
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 3);
   g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (events, 2)), ==, "C");
   g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   structure_after = schema_fingerprint (f, f->schema, FALSE);
   g_assert_cmpstr (structure_after, ==, structure);
@@ -761,10 +676,10 @@ test_schema_existing_empty (Fixture       *f,
   admin_exec (f, sql);
   factory = factory_new (f, 1);
   g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
-  stream = open_stream (factory, "s");
+  stream = es_test_open_stream (factory, "s");
   g_assert_cmpint (write_one (stream, "A", "", ES_VERSION_NO_STREAM), ==, 1);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 #define N_CREATORS 4
@@ -838,12 +753,12 @@ test_schema_concurrent_create (Fixture       *f,
       g_assert_cmpint (schema_version (f, schema, NULL, NULL), ==, 1);
       factory = pg_factory_new (f->conninfo, schema, 1, NULL);
       g_assert_nonnull (factory);
-      all = open_stream (factory, ES_ALL_STREAM);
-      events = read_all (all);
+      all = es_test_open_stream (factory, ES_ALL_STREAM);
+      events = es_test_read_all_ok (all, 0, NULL);
       g_assert_cmpuint (events->len, ==, N_CREATORS);
       assert_sequence_without_holes (events);
       g_clear_object (&all);
-      factory_close_and_free (factory);
+      es_test_factory_close_and_free (factory);
     }
 }
 
@@ -869,9 +784,9 @@ assert_schema_refused (Fixture    *f,
   g_clear_error (&error);
 
   g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                              store_result_cb, &result,
+                              es_test_store_result_cb, &result,
                               "conninfo", f->conninfo, "schema", schema, NULL);
-  wait_result (&result);
+  es_test_wait_result (&result);
   object = async_initable_finish (result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
   g_assert_null (object);
@@ -902,11 +817,11 @@ test_schema_newer (Fixture       *f,
                   "fails with ES_ERROR_STORAGE and is left untouched");
 
   factory = factory_new (f, 1);
-  stream = open_stream (factory, "s");
+  stream = es_test_open_stream (factory, "s");
   write_one (stream, "A", "a", ES_VERSION_ANY);
   write_one (stream, "B", "b", ES_VERSION_ANY);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   g_assert_cmpint (schema_version (f, f->schema, &table, &column), ==, 1);
   qtable = quote_ident (f->admin, table);
@@ -989,9 +904,9 @@ test_schema_invalid_names (Fixture       *f,
       g_clear_error (&error);
 
       g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                                  store_result_cb, &result,
+                                  es_test_store_result_cb, &result,
                                   "conninfo", f->conninfo, "schema", invalid[i], NULL);
-      wait_result (&result);
+      es_test_wait_result (&result);
       object = async_initable_finish (result, &error);
       g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
       g_assert_null (object);
@@ -1008,7 +923,7 @@ test_schema_invalid_names (Fixture       *f,
   g_assert_cmpstr (es_pg_stream_factory_get_schema (ES_PG_STREAM_FACTORY (factory)), ==,
                    longest);
   g_assert_true (schema_exists (f, longest));
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1069,8 +984,8 @@ test_conninfo_bad (Fixture       *f,
       g_clear_error (&error);
 
       start = g_get_monotonic_time ();
-      es_pg_stream_factory_new_async (bad[i], NULL, store_result_cb, &result);
-      wait_result (&result);
+      es_pg_stream_factory_new_async (bad[i], NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       async_factory = es_pg_stream_factory_new_finish (result, &error);
       g_assert_cmpint (g_get_monotonic_time () - start, <, BOUNDED_USEC);
       g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
@@ -1292,8 +1207,8 @@ test_concurrent_writers (Fixture       *f,
       /* Each acknowledged batch is whole and contiguous in the stream. */
       {
         g_autofree char *stream_id = g_strdup_printf ("rmw-%u", p);
-        g_autoptr(EsStream) stream = open_stream (factories[0], stream_id);
-        g_autoptr(GPtrArray) events = read_all (stream);
+        g_autoptr(EsStream) stream = es_test_open_stream (factories[0], stream_id);
+        g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, 0, NULL);
 
         for (guint l = 0; lines[l] != NULL; l++)
           {
@@ -1329,8 +1244,8 @@ test_concurrent_writers (Fixture       *f,
   for (guint s = 0; s < RMW_STREAMS; s++)
     {
       g_autofree char *stream_id = g_strdup_printf ("rmw-%u", s);
-      g_autoptr(EsStream) stream = open_stream (factories[1], stream_id);
-      g_autoptr(GPtrArray) events = read_all (stream);
+      g_autoptr(EsStream) stream = es_test_open_stream (factories[1], stream_id);
+      g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, 0, NULL);
 
       assert_versions_without_gaps (events, stream_id);
       g_assert_cmpint (es_stream_get_version (stream), ==, events->len);
@@ -1363,8 +1278,8 @@ test_concurrent_writers (Fixture       *f,
       g_assert_cmpuint (writer_stored[p], ==, writer_events);
   g_assert_cmpuint (writer_stored[2], ==, 0);
 
-  all = open_stream (factories[2], ES_ALL_STREAM);
-  everything = read_all (all);
+  all = es_test_open_stream (factories[2], ES_ALL_STREAM);
+  everything = es_test_read_all_ok (all, 0, NULL);
   g_assert_cmpuint (everything->len, ==, total);
   assert_sequence_without_holes (everything);
 
@@ -1372,7 +1287,7 @@ test_concurrent_writers (Fixture       *f,
   for (guint i = 0; i < RMW_THREADS; i++)
     g_array_unref (threads[i].wins);
   for (guint i = 0; i < RMW_FACTORIES; i++)
-    factory_close_and_free (factories[i]);
+    es_test_factory_close_and_free (factories[i]);
 }
 
 #define IDEM_ROUNDS 40
@@ -1442,8 +1357,8 @@ test_idempotency_across_connections (Fixture       *f,
     }
   barrier_clear (&barrier);
 
-  stream = open_stream (factories[0], "idem");
-  events = read_all (stream);
+  stream = es_test_open_stream (factories[0], "idem");
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 3 * IDEM_ROUNDS);
   assert_versions_without_gaps (events, "idem");
   for (guint i = 0; i < events->len; i++)
@@ -1463,7 +1378,7 @@ test_idempotency_across_connections (Fixture       *f,
   g_clear_pointer (&events, g_ptr_array_unref);
   g_clear_object (&stream);
   for (guint i = 0; i < 2; i++)
-    factory_close_and_free (factories[i]);
+    es_test_factory_close_and_free (factories[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1568,7 +1483,7 @@ test_restart_during_writes (Fixture       *f,
     return;
 
   factory = factory_new (f, 2);
-  stream = open_stream (factory, "restart");
+  stream = es_test_open_stream (factory, "restart");
   w.stream = stream;
   w.outcomes = g_array_new (FALSE, FALSE, sizeof (BatchOutcome));
   thread = g_thread_new ("restart-writer", restart_writer_thread, &w);
@@ -1591,7 +1506,7 @@ test_restart_during_writes (Fixture       *f,
   g_assert_cmpuint (w.ok_after, >=, 20);
 
   /* All or nothing, per batch. */
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   assert_versions_without_gaps (events, "restart");
   present = g_new0 (guint, w.outcomes->len);
   last_version = g_new0 (gint64, w.outcomes->len);
@@ -1627,7 +1542,7 @@ test_restart_during_writes (Fixture       *f,
   g_clear_error (&w.last_failure);
   g_array_unref (w.outcomes);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* Asserts @error is ES_ERROR_STORAGE, reached in bounded time. */
@@ -1672,8 +1587,8 @@ test_server_down (Fixture       *f,
     return;
 
   factory = factory_new (f, 2);
-  stream = open_stream (factory, "down");
-  all = open_stream (factory, ES_ALL_STREAM);
+  stream = es_test_open_stream (factory, "down");
+  all = es_test_open_stream (factory, ES_ALL_STREAM);
   write_one (stream, "Up", "1", ES_VERSION_NO_STREAM);
 
   server_control ("stop");
@@ -1684,8 +1599,8 @@ test_server_down (Fixture       *f,
   g_clear_error (&error);
 
   start = g_get_monotonic_time ();
-  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_result (&result);
+  es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   es_stream_write_finish (stream, result, &error);
   assert_down_error ("write_async", error, start);
   g_clear_error (&error);
@@ -1738,22 +1653,22 @@ test_server_down (Fixture       *f,
   metrics = es_stream_get_metrics (stream, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 2);
-  events = read_all (all);
+  events = es_test_read_all_ok (all, 0, NULL);
   g_assert_cmpuint (events->len, ==, 2);
   assert_sequence_without_holes (events);
   g_assert_true (es_stream_snapshot (stream, state, 2, NULL, NULL, &error));
   g_assert_no_error (error);
 
   other = factory_new (f, 1);
-  fresh = open_stream (other, "down");
+  fresh = es_test_open_stream (other, "down");
   g_assert_cmpint (es_stream_get_version (fresh), ==, 2);
   g_clear_object (&fresh);
-  factory_close_and_free (other);
+  es_test_factory_close_and_free (other);
 
   g_clear_object (&stream);
   g_clear_object (&all);
   g_clear_object (&enumerator);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1860,7 +1775,7 @@ write_filter_rows (EsStreamFactory *factory)
   for (guint i = 0; i < G_N_ELEMENTS (filter_rows); i++)
     {
       g_autofree char *stream_id = g_strdup_printf ("orders-%u", i % 2);
-      g_autoptr(EsStream) stream = open_stream (factory, stream_id);
+      g_autoptr(EsStream) stream = es_test_open_stream (factory, stream_id);
       g_autoptr(EsCandidateEvent) event = candidate_text (filter_rows[i].type, "",
                                                           filter_rows[i].key,
                                                           filter_rows[i].metadata);
@@ -1891,19 +1806,19 @@ test_filters_metadata (Fixture       *f,
   g_assert_no_error (error);
   write_filter_rows (factory);
   write_filter_rows (ES_STREAM_FACTORY (sqlite));
-  pg_all = open_stream (factory, ES_ALL_STREAM);
-  sqlite_all = open_stream (ES_STREAM_FACTORY (sqlite), ES_ALL_STREAM);
-  pg_orders = open_stream (factory, "orders-0");
-  sqlite_orders = open_stream (ES_STREAM_FACTORY (sqlite), "orders-0");
+  pg_all = es_test_open_stream (factory, ES_ALL_STREAM);
+  sqlite_all = es_test_open_stream (ES_STREAM_FACTORY (sqlite), ES_ALL_STREAM);
+  pg_orders = es_test_open_stream (factory, "orders-0");
+  sqlite_orders = es_test_open_stream (ES_STREAM_FACTORY (sqlite), "orders-0");
 
   for (guint i = 0; i < G_N_ELEMENTS (filter_cases); i++)
     {
       const FilterCase *c = &filter_cases[i];
       g_autoptr(EsEventFilter) filter = filter_for_case (c);
-      g_autoptr(GPtrArray) pg_events = read_filtered (pg_all, 0, filter);
-      g_autoptr(GPtrArray) sqlite_events = read_filtered (sqlite_all, 0, filter);
-      g_autoptr(GPtrArray) pg_stream_events = read_filtered (pg_orders, 0, filter);
-      g_autoptr(GPtrArray) sqlite_stream_events = read_filtered (sqlite_orders, 0, filter);
+      g_autoptr(GPtrArray) pg_events = es_test_read_all_ok (pg_all, 0, filter);
+      g_autoptr(GPtrArray) sqlite_events = es_test_read_all_ok (sqlite_all, 0, filter);
+      g_autoptr(GPtrArray) pg_stream_events = es_test_read_all_ok (pg_orders, 0, filter);
+      g_autoptr(GPtrArray) sqlite_stream_events = es_test_read_all_ok (sqlite_orders, 0, filter);
       g_autofree char *pg_ids = ids_of (pg_events);
       g_autofree char *sqlite_ids = ids_of (sqlite_events);
       g_autofree char *pg_stream_ids = ids_of (pg_stream_events);
@@ -1925,7 +1840,7 @@ test_filters_metadata (Fixture       *f,
 
     es_event_filter_add_equals (filter, "event_type", g_variant_new_string ("Placed"));
     es_event_filter_add_like (filter, "metadata.note", "it%");
-    events = read_filtered (pg_all, 1, filter);
+    events = es_test_read_all_ok (pg_all, 1, filter);
     ids = ids_of (events);
     g_assert_cmpstr (ids, ==, "e2");
   }
@@ -1935,7 +1850,7 @@ test_filters_metadata (Fixture       *f,
   g_clear_object (&sqlite_all);
   g_clear_object (&sqlite_orders);
   es_stream_factory_close (ES_STREAM_FACTORY (sqlite), NULL, NULL);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -1944,7 +1859,7 @@ test_large_payload (Fixture       *f,
 {
   const gsize size = 16 * 1024 * 1024;
   EsStreamFactory *factory = factory_new (f, 2);
-  g_autoptr(EsStream) stream = open_stream (factory, "large");
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "large");
   g_autoptr(GBytes) payload = NULL;
   g_autoptr(GBytes) quarter = NULL;
   g_autoptr(GPtrArray) events = NULL;
@@ -1987,7 +1902,7 @@ test_large_payload (Fixture       *f,
                   (g_get_monotonic_time () - start) / 1000.0);
 
   start = g_get_monotonic_time ();
-  events = read_all (stream);
+  events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 5);
   g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, 0)),
                                 payload));
@@ -2004,7 +1919,7 @@ test_large_payload (Fixture       *f,
 
   g_clear_pointer (&events, g_ptr_array_unref);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static const char *evil_strings[] = {
@@ -2021,7 +1936,7 @@ test_verbatim (Fixture       *f,
                gconstpointer  data)
 {
   EsStreamFactory *factory = factory_new (f, 2);
-  g_autoptr(EsStream) all = open_stream (factory, ES_ALL_STREAM);
+  g_autoptr(EsStream) all = es_test_open_stream (factory, ES_ALL_STREAM);
   g_autofree char *structure = schema_fingerprint (f, f->schema, FALSE);
   g_autofree char *structure_after = NULL;
   guint8 binary[1024 + 3];
@@ -2033,7 +1948,7 @@ test_verbatim (Fixture       *f,
   for (guint i = 0; i < G_N_ELEMENTS (evil_strings); i++)
     {
       const char *evil = evil_strings[i];
-      g_autoptr(EsStream) stream = open_stream (factory, evil);
+      g_autoptr(EsStream) stream = es_test_open_stream (factory, evil);
       g_autofree char *quoted = json_quote (evil);
       /* Odd spacing and key order: returned exactly as written. */
       g_autofree char *metadata = g_strdup_printf ("{ \"k\" :%s,\n\t\"z\":1 ,\"a\": [ ] }",
@@ -2054,7 +1969,7 @@ test_verbatim (Fixture       *f,
       g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 1);
       g_assert_no_error (error);
 
-      events = read_all (stream);
+      events = es_test_read_all_ok (stream, 0, NULL);
       g_assert_cmpuint (events->len, ==, 1);
       stored = g_ptr_array_index (events, 0);
       g_assert_cmpstr (es_stored_event_get_stream_id (stored), ==, evil);
@@ -2079,7 +1994,7 @@ test_verbatim (Fixture       *f,
           g_autoptr(GPtrArray) found = NULL;
 
           es_event_filter_add_equals (filter, fields[k], g_variant_new_string (evil));
-          found = read_filtered (all, 0, filter);
+          found = es_test_read_all_ok (all, 0, filter);
           g_assert_cmpuint (found->len, ==, 1);
           g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (found, 0)), ==,
                            evil);
@@ -2091,7 +2006,7 @@ test_verbatim (Fixture       *f,
     binary[i] = (guint8) (i % 256);
   binary[0] = binary[sizeof binary - 1] = 0;
   {
-    g_autoptr(EsStream) stream = open_stream (factory, "binary");
+    g_autoptr(EsStream) stream = es_test_open_stream (factory, "binary");
     g_autoptr(GBytes) bytes = g_bytes_new (binary, sizeof binary);
     g_autoptr(GBytes) nul = g_bytes_new ("\0", 1);
     g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
@@ -2108,7 +2023,7 @@ test_verbatim (Fixture       *f,
     for (guint i = 0; i < 3; i++)
       g_object_unref (batch[i]);
 
-    events = read_all (stream);
+    events = es_test_read_all_ok (stream, 0, NULL);
     g_assert_cmpuint (events->len, ==, 3);
     g_assert_true (g_bytes_equal (es_stored_event_get_data (g_ptr_array_index (events, 0)),
                                   bytes));
@@ -2126,7 +2041,7 @@ test_verbatim (Fixture       *f,
   structure_after = schema_fingerprint (f, f->schema, FALSE);
   g_assert_cmpstr (structure_after, ==, structure);
   g_clear_object (&all);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2162,8 +2077,8 @@ test_notify (Fixture       *f,
   g_autofree char *channel = g_strdup_printf ("%s_events", f->schema);
   g_autofree char *quoted = quote_ident (f->admin, channel);
   g_autofree char *listen = g_strdup_printf ("LISTEN %s", quoted);
-  g_autoptr(EsStream) stream = open_stream (factory, "notified");
-  g_autoptr(EsStream) other = open_stream (factory, "other");
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "notified");
+  g_autoptr(EsStream) other = es_test_open_stream (factory, "other");
   g_autoptr(GError) error = NULL;
   EsCandidateEvent *batch[3];
   PGnotify *notify;
@@ -2209,7 +2124,7 @@ test_notify (Fixture       *f,
 
   g_clear_object (&stream);
   g_clear_object (&other);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -2282,7 +2197,7 @@ test_properties (Fixture       *f,
   g_object_get (notifier, "storage", &storage_prop, NULL);
   g_assert_true (storage_prop == storage);
   g_assert_cmpuint (_es_pg_notifier_get_n_connects (ES_PG_NOTIFIER (notifier)), >=, 1);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   /* The defaults, through es_pg_stream_factory_new: only on our own
    * throwaway server, where the "es_glib" schema is ours to drop. */
@@ -2296,7 +2211,7 @@ test_properties (Fixture       *f,
       g_object_get (defaults, "pool-size", &pool_size, NULL);
       g_assert_cmpuint (pool_size, ==, 4);
       g_assert_true (schema_exists (f, "es_glib"));
-      factory_close_and_free (ES_STREAM_FACTORY (defaults));
+      es_test_factory_close_and_free (ES_STREAM_FACTORY (defaults));
     }
 }
 
@@ -2336,7 +2251,7 @@ test_hand_wired (Fixture       *f,
   g_assert_no_error (error);
   factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), ES_NOTIFIER (notifier));
 
-  stream = open_stream (factory, "wired");
+  stream = es_test_open_stream (factory, "wired");
   write_one (stream, "Local", "1", ES_VERSION_NO_STREAM);
   watch = es_stream_watch (stream, 0);
   g_signal_connect (watch, "event", G_CALLBACK (on_watch_event), seen);
@@ -2344,7 +2259,7 @@ test_hand_wired (Fixture       *f,
   /* Another factory: only the NOTIFY can wake this one's notifier. */
   writer = factory_new (f, 1);
   {
-    g_autoptr(EsStream) remote = open_stream (writer, "wired");
+    g_autoptr(EsStream) remote = es_test_open_stream (writer, "wired");
 
     deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
     while (seen->len < 1 && g_get_monotonic_time () < deadline)
@@ -2361,8 +2276,8 @@ test_hand_wired (Fixture       *f,
   es_watch_stop (watch);
   g_clear_object (&watch);
   g_clear_object (&stream);
-  factory_close_and_free (writer);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (writer);
+  es_test_factory_close_and_free (factory);
   /* Closing the factory closed the storage. */
   {
     gint64 version = 0;
@@ -2421,7 +2336,7 @@ test_cancel_blocked (Fixture       *f,
                      gconstpointer  data)
 {
   EsStreamFactory *factory = factory_new (f, 1);
-  g_autoptr(EsStream) stream = open_stream (factory, "blocked");
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "blocked");
   g_autoptr(EsCandidateEvent) event = candidate_text ("Blocked", "", NULL, NULL);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GCancellable) read_cancellable = g_cancellable_new ();
@@ -2437,7 +2352,7 @@ test_cancel_blocked (Fixture       *f,
   write_one (stream, "Before", "", ES_VERSION_NO_STREAM);
   lock_schema_tables (f);
 
-  es_stream_write_async (stream, &event, 1, 1, cancellable, store_result_cb, &result);
+  es_stream_write_async (stream, &event, 1, 1, cancellable, es_test_store_result_cb, &result);
   g_timeout_add_once (200, cancel_once, cancellable);
   elapsed = wait_result_bounded (&result);
   g_test_message ("The blocked write returned %.0f ms after it started (cancelled at 200 ms)",
@@ -2448,7 +2363,7 @@ test_cancel_blocked (Fixture       *f,
   g_clear_error (&error);
   g_clear_object (&result);
 
-  es_stream_get_metrics_async (stream, read_cancellable, store_result_cb, &result);
+  es_stream_get_metrics_async (stream, read_cancellable, es_test_store_result_cb, &result);
   g_timeout_add_once (200, cancel_once, read_cancellable);
   elapsed = wait_result_bounded (&result);
   g_test_message ("The blocked read returned after %.0f ms", elapsed / 1000.0);
@@ -2466,7 +2381,7 @@ test_cancel_blocked (Fixture       *f,
   g_assert_cmpint (write_one (stream, "After", "", 1), ==, 2);
 
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static gboolean
@@ -2495,10 +2410,10 @@ test_new_async (Fixture       *f,
                   "while the schema's tables are locked by another session, the main loop "
                   "keeps running; the factory arrives once they are unlocked");
 
-  stream = open_stream (factory, "async");
+  stream = es_test_open_stream (factory, "async");
   write_one (stream, "A", "", ES_VERSION_NO_STREAM);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   lock_schema_tables (f);
   tick = g_timeout_source_new (5);
@@ -2506,7 +2421,7 @@ test_new_async (Fixture       *f,
   g_source_attach (tick, NULL);
 
   g_async_initable_new_async (ES_TYPE_PG_STREAM_FACTORY, G_PRIORITY_DEFAULT, NULL,
-                              store_result_cb, &result,
+                              es_test_store_result_cb, &result,
                               "conninfo", f->conninfo, "schema", f->schema, NULL);
   deadline = g_get_monotonic_time () + G_USEC_PER_SEC / 2;
   while (g_get_monotonic_time () < deadline)
@@ -2516,7 +2431,7 @@ test_new_async (Fixture       *f,
   g_assert_cmpuint (ticks, >=, 10);
 
   admin_exec (f, "COMMIT");
-  wait_result (&result);
+  es_test_wait_result (&result);
   g_source_destroy (tick);
   object = async_initable_finish (result, &error);
   g_assert_no_error (error);
@@ -2524,10 +2439,10 @@ test_new_async (Fixture       *f,
   g_clear_object (&result);
   factory = ES_STREAM_FACTORY (object);
   g_assert_true (ES_IS_PG_STREAM_FACTORY (factory));
-  stream = open_stream (factory, "async");
+  stream = es_test_open_stream (factory, "async");
   g_assert_cmpint (es_stream_get_version (stream), ==, 1);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 
   /* es_pg_stream_factory_new_async itself (default schema): only on our
    * own throwaway server. */
@@ -2537,13 +2452,13 @@ test_new_async (Fixture       *f,
 
       g_clear_object (&result);
       g_ptr_array_add (f->schemas, g_strdup (ES_PG_DEFAULT_SCHEMA));
-      es_pg_stream_factory_new_async (f->conninfo, NULL, store_result_cb, &result);
-      wait_result (&result);
+      es_pg_stream_factory_new_async (f->conninfo, NULL, es_test_store_result_cb, &result);
+      es_test_wait_result (&result);
       defaults = es_pg_stream_factory_new_finish (result, &error);
       g_assert_no_error (error);
       g_clear_object (&result);
       g_assert_cmpstr (es_pg_stream_factory_get_schema (defaults), ==, ES_PG_DEFAULT_SCHEMA);
-      factory_close_and_free (ES_STREAM_FACTORY (defaults));
+      es_test_factory_close_and_free (ES_STREAM_FACTORY (defaults));
     }
 }
 
@@ -2595,8 +2510,8 @@ test_group_commit (Fixture       *f,
                   "acknowledged event once, the writes refused with "
                   "ES_ERROR_WRONG_EXPECTED_VERSION absent, each key stored once");
 
-  streams[0] = open_stream (factory, stream_ids[0]);
-  streams[1] = open_stream (factory, stream_ids[1]);
+  streams[0] = es_test_open_stream (factory, stream_ids[0]);
+  streams[1] = es_test_open_stream (factory, stream_ids[1]);
 
   for (guint i = 0; i < GROUP_WRITES; i++)
     {
@@ -2635,7 +2550,7 @@ test_group_commit (Fixture       *f,
 
   for (guint s = 0; s < 2; s++)
     {
-      g_autoptr(GPtrArray) events = read_all (streams[s]);
+      g_autoptr(GPtrArray) events = es_test_read_all_ok (streams[s], 0, NULL);
       g_autoptr(GHashTable) stored = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                                             NULL);
       g_autoptr(GHashTable) stored_keys = g_hash_table_new (g_str_hash, g_str_equal);
@@ -2714,7 +2629,7 @@ test_group_commit (Fixture       *f,
     }
   g_clear_object (&streams[0]);
   g_clear_object (&streams[1]);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2760,7 +2675,7 @@ pool_thread (gpointer user_data)
         batch = es_event_enumerator_next_batch (enumerator, 10, NULL, &t->error);
       g_clear_pointer (&batch, g_ptr_array_unref);
       if (t->error == NULL)
-        g_ptr_array_unref (read_all (stream));
+        g_ptr_array_unref (es_test_read_all_ok (stream, 0, NULL));
     }
   g_atomic_int_dec_and_test (t->running);
   return NULL;
@@ -2807,7 +2722,7 @@ test_pool_size (Fixture       *f,
   g_test_message ("At most %" G_GINT64_FORMAT " connections with pool-size 2", most);
   g_assert_cmpint (most, >=, 1);
   g_assert_cmpint (most, <=, 2 + 1);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 static void
@@ -2840,8 +2755,8 @@ test_close (Fixture       *f,
 
   factory = pg_factory_new (conninfo, f->schema, 3, &error);
   g_assert_no_error (error);
-  stream = open_stream (factory, "closing");
-  all = open_stream (factory, ES_ALL_STREAM);
+  stream = es_test_open_stream (factory, "closing");
+  all = es_test_open_stream (factory, ES_ALL_STREAM);
   /* More than a page, so the enumerator below must fetch again. */
   for (guint i = 0; i < 1100; i++)
     g_ptr_array_add (events, candidate_text ("Before", "", NULL, NULL));
@@ -2872,8 +2787,8 @@ test_close (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
 
-  es_stream_write_async (stream, &candidate, 1, ES_VERSION_ANY, NULL, store_result_cb, &result);
-  wait_result (&result);
+  es_stream_write_async (stream, &candidate, 1, ES_VERSION_ANY, NULL, es_test_store_result_cb, &result);
+  es_test_wait_result (&result);
   es_stream_write_finish (stream, result, &error);
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
@@ -2925,7 +2840,7 @@ test_close (Fixture       *f,
   /* Dropping the last reference, without close. */
   factory = pg_factory_new (conninfo, f->schema, 2, &error);
   g_assert_no_error (error);
-  stream = open_stream (factory, "dropped");
+  stream = es_test_open_stream (factory, "dropped");
   write_one (stream, "A", "", ES_VERSION_ANY);
   g_assert_cmpint (count_connections (f, name), >, 0);
   g_clear_object (&stream);
@@ -2934,12 +2849,6 @@ test_close (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
-
-static void
-skip_test (gconstpointer data)
-{
-  g_test_skip (data);
-}
 
 static void
 test_filter_parameter_limit (Fixture       *f,
@@ -2986,7 +2895,7 @@ test_filter_parameter_limit (Fixture       *f,
 
   g_clear_object (&enumerator);
   g_clear_object (&stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 /* Completion batching (es-glib/backend/es-write-queue.c). */
@@ -3028,7 +2937,7 @@ test_completion_batching (Fixture       *f,
                   "idle source per group commit, in submission order, as on SQLite: "
                   "not one source per append");
 
-  stream = open_stream (factory, "batching");
+  stream = es_test_open_stream (factory, "batching");
   before = _es_write_queue_get_n_completion_dispatches ();
 
   /* All submitted before the context runs: they queue behind the first
@@ -3068,7 +2977,7 @@ test_completion_batching (Fixture       *f,
   g_assert_cmpuint (n_dispatches, <=, BATCH_WRITES / 4);
 
   g_object_unref (stream);
-  factory_close_and_free (factory);
+  es_test_factory_close_and_free (factory);
 }
 
 int
@@ -3105,14 +3014,12 @@ main (int   argc,
     { "/pg/data/verbatim", (GTestFixtureFunc) test_verbatim },
     { "/pg/close", (GTestFixtureFunc) test_close },
   };
-  const char *reason;
+  const char *reason = NULL;
 
   g_test_init (&argc, &argv, NULL);
 
-  test_conninfo = g_getenv ("ES_TEST_PG_CONNINFO");
-  reason = g_getenv ("ES_TEST_PG_UNAVAILABLE");
-  if (reason == NULL)
-    reason = NO_SERVER_REASON;
+  /* A server of our own, started here, stopped at exit. */
+  test_conninfo = es_test_pg_server_get_conninfo (&reason);
 
   for (guint i = 0; i < G_N_ELEMENTS (tests); i++)
     {
@@ -3121,7 +3028,7 @@ main (int   argc,
                            (GTestFixtureFunc) fixture_setup, tests[i].func,
                            (GTestFixtureFunc) fixture_teardown);
       else
-        g_test_add_data_func (tests[i].path, reason, skip_test);
+        g_test_add_data_func (tests[i].path, reason, es_test_skip_func);
     }
 
   return g_test_run ();

@@ -1,7 +1,9 @@
 // test-pg.js: the PostgreSQL backend from GJS, through the typelib. Run
-// with `gjs -m` under build-aux/pg-test-server run (meson test 'pg-gjs'),
-// which sets ES_TEST_PG_CONNINFO; without it the program says why and exits
-// with 77 (meson's "skipped").
+// with `gjs -m` (meson test 'pg-gjs'). It starts a throwaway server
+// (es-pg-test-server.js, through build-aux/pg-test-server, whose path is in
+// ES_PG_TEST_SERVER) unless ES_TEST_PG_CONNINFO names one, and stops it at
+// the end; without a server it says why and exits with 77 (meson's
+// "skipped").
 //
 // Every PostgreSQL callable of Es-1.0.gir is called here at least once
 // (tests/bindings/check-coverage.py checks it), with its properties.
@@ -14,16 +16,18 @@ import Es from 'gi://Es?version=1.0';
 import EsPg from 'gi://EsPg?version=1.0';
 import System from 'system';
 
-const CONNINFO = GLib.getenv('ES_TEST_PG_CONNINFO');
-const OWN_SERVER = GLib.getenv('ES_TEST_PG_DIR') !== null;
+import {PgTestServer} from './es-pg-test-server.js';
+
+const SERVER = new PgTestServer();
+const CONNINFO = SERVER.start();
+const OWN_SERVER = SERVER.own;
 const PASSWORD = 'Pw-s3cret-42';
 const TIMEOUT_MS = 20000;
 const PID = new Gio.Credentials().get_unix_pid();
 
 if (CONNINFO === null) {
-    const reason = GLib.getenv('ES_TEST_PG_UNAVAILABLE') ??
-        'ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run';
-    print(`SKIP: ${reason}`);
+    SERVER.stop();
+    print(`SKIP: ${SERVER.reason}`);
     System.exit(77);
 }
 
@@ -295,4 +299,5 @@ let passed = 0;
 })();
 
 loop.run();
+SERVER.stop();
 System.exit(failed === 0 ? 0 : 1);

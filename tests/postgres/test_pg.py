@@ -9,10 +9,12 @@
 # a hand-wired storage and notifier, and the `with` block of the PyGObject
 # override.
 #
-# Run by meson (test 'pg-python') under build-aux/pg-test-server run, which
-# sets ES_TEST_PG_CONNINFO; without it every test is skipped, saying why,
-# and the program exits with 77 (meson's "skipped"). By hand:
-#   build-aux/pg-test-server run env GI_TYPELIB_PATH=_build/introspection \
+# Run by meson (test 'pg-python'). setUpModule() starts a throwaway server
+# (es_pg_test_server.py, through build-aux/pg-test-server, whose path is in
+# ES_PG_TEST_SERVER) unless ES_TEST_PG_CONNINFO names one, and
+# tearDownModule() stops it; without a server every test is skipped,
+# saying why, and the program exits with 77 (meson's "skipped"). By hand:
+#   ES_PG_TEST_SERVER=build-aux/pg-test-server GI_TYPELIB_PATH=_build/introspection \
 #     LD_LIBRARY_PATH=_build/es-glib PYTHONPATH=introspection/python \
 #     /usr/bin/python3 tests/postgres/test_pg.py -v
 #
@@ -32,15 +34,30 @@ gi.require_version("Es", "1.0")
 gi.require_version("EsPg", "1.0")
 from gi.repository import Es, EsPg, GLib  # noqa: E402
 
-CONNINFO = os.environ.get("ES_TEST_PG_CONNINFO")
-SKIP_REASON = (os.environ.get("ES_TEST_PG_UNAVAILABLE")
-               or "ES_TEST_PG_CONNINFO is not set; run under build-aux/pg-test-server run")
+from es_pg_test_server import PgTestServer  # noqa: E402
+
+SERVER = PgTestServer()
+# Set by setUpModule().
+CONNINFO = None
 # Only on our own throwaway server do tests touch the default schema.
-OWN_SERVER = "ES_TEST_PG_DIR" in os.environ
+OWN_SERVER = False
 PASSWORD = "Pw-s3cret-42"
 TIMEOUT_MS = 20000
 
 _schemas = itertools.count(1)
+
+
+def setUpModule():
+    global CONNINFO, OWN_SERVER
+    CONNINFO = SERVER.start()
+    OWN_SERVER = SERVER.own
+    if CONNINFO is None:
+        SERVER.stop()
+        raise unittest.SkipTest(SERVER.reason)
+
+
+def tearDownModule():
+    SERVER.stop()
 
 
 def fresh_schema():
@@ -90,7 +107,6 @@ def run_async(start, finish):
     return outcome["value"]
 
 
-@unittest.skipUnless(CONNINFO, SKIP_REASON)
 class PgTestCase(unittest.TestCase):
     def setUp(self):
         self.schema = fresh_schema()
@@ -145,8 +161,9 @@ class TestConstruction(PgTestCase):
             self.assertEqual(specs["pool-size"].maximum, 64)
             self.assertIn("conninfo", specs)
 
-    @unittest.skipUnless(OWN_SERVER, "uses the default schema: only on our own server")
     def test_new_default_schema(self):
+        if not OWN_SERVER:
+            self.skipTest("uses the default schema: only on our own server")
         factory = EsPg.StreamFactory.new(CONNINFO, None)
         try:
             self.assertEqual(factory.get_schema(), "es_glib")
@@ -156,8 +173,9 @@ class TestConstruction(PgTestCase):
         finally:
             factory.close(None)
 
-    @unittest.skipUnless(OWN_SERVER, "uses the default schema: only on our own server")
     def test_new_async(self):
+        if not OWN_SERVER:
+            self.skipTest("uses the default schema: only on our own server")
         factory = run_async(
             lambda done: EsPg.StreamFactory.new_async(CONNINFO, None, done, None),
             lambda source, result: EsPg.StreamFactory.new_finish(result))

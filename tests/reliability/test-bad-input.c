@@ -17,6 +17,8 @@
 
 #include <es-glib/es-glib.h>
 
+#include "es-test-utils.h"
+
 #define SEEDED "seeded"
 #define OTHER  "other"
 
@@ -37,33 +39,6 @@ typedef struct
 
 /* ---------------------------------------------------------------------- */
 
-static EsCandidateEvent *
-event_new (const char *type,
-           const char *data,
-           const char *key,
-           const char *metadata)
-{
-  g_autoptr(GBytes) bytes = data != NULL ? g_bytes_new (data, strlen (data)) : NULL;
-  EsCandidateEvent *event = es_candidate_event_new (type, bytes);
-
-  if (key != NULL)
-    es_candidate_event_set_idempotency_key (event, key);
-  if (metadata != NULL)
-    es_candidate_event_set_metadata (event, metadata);
-  return event;
-}
-
-static EsStream *
-open_stream (EsStreamFactory *factory,
-             const char      *stream_id)
-{
-  g_autoptr(GError) error = NULL;
-  EsStream *stream = es_stream_factory_open_stream (factory, stream_id, NULL, &error);
-
-  g_assert_no_error (error);
-  return stream;
-}
-
 static gint64
 write_one (EsStream         *stream,
            EsCandidateEvent *event,
@@ -71,26 +46,6 @@ write_one (EsStream         *stream,
            GError          **error)
 {
   return es_stream_write (stream, &event, 1, expected_version, NULL, error);
-}
-
-static GPtrArray *
-read_all (EsStream      *stream,
-          gint64         after,
-          EsEventFilter *filter,
-          GError       **error)
-{
-  g_autoptr(EsEventEnumerator) enumerator = NULL;
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  EsStoredEvent *event;
-
-  enumerator = es_stream_read (stream, after, filter, NULL, error);
-  if (enumerator == NULL)
-    return NULL;
-  while ((event = es_event_enumerator_next (enumerator, NULL, error)) != NULL)
-    g_ptr_array_add (events, event);
-  if (*error != NULL)
-    return NULL;
-  return g_steal_pointer (&events);
 }
 
 /* A digest of everything in the database at @path, read through a factory
@@ -111,8 +66,8 @@ database_digest (const char *path)
 
   factory = es_sqlite_stream_factory_new (path, NULL, &error);
   g_assert_no_error (error);
-  all = open_stream (ES_STREAM_FACTORY (factory), ES_ALL_STREAM);
-  events = read_all (all, 0, NULL, &error);
+  all = es_test_open_stream (ES_STREAM_FACTORY (factory), ES_ALL_STREAM);
+  events = es_test_read_all (all, 0, NULL, &error);
   g_assert_no_error (error);
 
   for (i = 0; i < events->len; i++)
@@ -140,7 +95,7 @@ database_digest (const char *path)
 
   metrics = es_stream_get_metrics (all, NULL, &error);
   g_assert_no_error (error);
-  seeded = open_stream (ES_STREAM_FACTORY (factory), SEEDED);
+  seeded = es_test_open_stream (ES_STREAM_FACTORY (factory), SEEDED);
   snapshot = es_stream_load_snapshot (seeded, "p", NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (snapshot);
@@ -173,15 +128,15 @@ fixture_setup (Fixture       *fixture,
   fixture->path = g_build_filename (fixture->dir, "events.db", NULL);
   fixture->factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (fixture->path, NULL, &error));
   g_assert_no_error (error);
-  fixture->stream = open_stream (fixture->factory, SEEDED);
-  other = open_stream (fixture->factory, OTHER);
+  fixture->stream = es_test_open_stream (fixture->factory, SEEDED);
+  other = es_test_open_stream (fixture->factory, OTHER);
 
   for (i = 0; i < 3; i++)
     {
       g_autofree char *key = g_strdup_printf ("seed-%u", i);
       g_autofree char *metadata = g_strdup_printf ("{\"n\": %u, \"user\": {\"id\": \"u%u\"}}", i, i);
-      g_autoptr(EsCandidateEvent) event = event_new ("Seeded", "seed data", key, metadata);
-      g_autoptr(EsCandidateEvent) event2 = event_new ("Other", NULL, NULL, NULL);
+      g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Seeded", "seed data", key, metadata);
+      g_autoptr(EsCandidateEvent) event2 = es_test_candidate_new ("Other", NULL, NULL, NULL);
 
       g_assert_cmpint (write_one (fixture->stream, event, i, &error), ==, i + 1);
       g_assert_no_error (error);
@@ -248,7 +203,7 @@ expect_invalid_stream_id (Fixture    *fixture,
   g_autoptr(GError) error = NULL;
   g_autoptr(EsStream) stream = es_stream_factory_open_stream (fixture->factory, stream_id,
                                                               NULL, &error);
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   if (stream == NULL)
     {
@@ -278,7 +233,7 @@ static void
 expect_bad_metadata (Fixture    *fixture,
                      const char *metadata)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, metadata);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, metadata);
 
   expect_write_error (fixture, event, ES_VERSION_ANY, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -290,7 +245,7 @@ expect_bad_filter (Fixture       *fixture,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GError) validate_error = NULL;
-  g_autoptr(GPtrArray) events = read_all (fixture->stream, 0, filter, &error);
+  g_autoptr(GPtrArray) events = es_test_read_all (fixture->stream, 0, filter, &error);
 
   g_assert_null (events);
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -304,8 +259,8 @@ count_matches (Fixture       *fixture,
                EsEventFilter *filter)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) events = read_all (stream != NULL ? stream : fixture->stream, 0,
-                                          filter, &error);
+  g_autoptr(GPtrArray) events = es_test_read_all (stream != NULL ? stream : fixture->stream,
+                                                  0, filter, &error);
 
   g_assert_no_error (error);
   return events->len;
@@ -379,14 +334,14 @@ static void
 case_stream_id_at_limit (Fixture *fixture)
 {
   g_autofree char *id = g_strnfill (1024, 'b');
-  g_autoptr(EsStream) stream = open_stream (fixture->factory, id);
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsStream) stream = es_test_open_stream (fixture->factory, id);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) events = NULL;
 
   g_assert_cmpint (write_one (stream, event, ES_VERSION_NO_STREAM, &error), ==, 1);
   g_assert_no_error (error);
-  events = read_all (stream, 0, NULL, &error);
+  events = es_test_read_all (stream, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (events->len, ==, 1);
   g_assert_cmpstr (es_stored_event_get_stream_id (events->pdata[0]), ==, id);
@@ -395,8 +350,8 @@ case_stream_id_at_limit (Fixture *fixture)
 static void
 case_write_to_all (Fixture *fixture)
 {
-  g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
 
@@ -429,7 +384,7 @@ case_reserved_names (Fixture *fixture)
 static void
 case_event_type_empty (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("", "x", NULL, NULL);
 
   expect_write_error (fixture, event, ES_VERSION_ANY, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -437,7 +392,7 @@ case_event_type_empty (Fixture *fixture)
 static void
 case_event_type_invalid_utf8 (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("Typ\xc0\xaf", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Typ\xc0\xaf", "x", NULL, NULL);
 
   expect_write_error (fixture, event, ES_VERSION_ANY, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -478,7 +433,7 @@ case_metadata_invalid_utf8 (Fixture *fixture)
 static void
 case_key_empty (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", "", NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", "", NULL);
 
   expect_write_error (fixture, event, ES_VERSION_ANY, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -486,7 +441,7 @@ case_key_empty (Fixture *fixture)
 static void
 case_key_invalid_utf8 (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", "key\xfe", NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", "key\xfe", NULL);
 
   expect_write_error (fixture, event, ES_VERSION_ANY, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -495,9 +450,9 @@ case_key_invalid_utf8 (Fixture *fixture)
 static void
 case_batch_with_one_bad_event (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) a = event_new ("A", "a", "batch-a", NULL);
-  g_autoptr(EsCandidateEvent) b = event_new ("B", "b", NULL, "{\"ok\": true}");
-  g_autoptr(EsCandidateEvent) c = event_new ("C", "c", NULL, "[\"not an object\"]");
+  g_autoptr(EsCandidateEvent) a = es_test_candidate_new ("A", "a", "batch-a", NULL);
+  g_autoptr(EsCandidateEvent) b = es_test_candidate_new ("B", "b", NULL, "{\"ok\": true}");
+  g_autoptr(EsCandidateEvent) c = es_test_candidate_new ("C", "c", NULL, "[\"not an object\"]");
   EsCandidateEvent *batch[] = { a, b, c };
   g_autoptr(GError) error = NULL;
 
@@ -521,8 +476,8 @@ case_zero_events (Fixture *fixture)
 static void
 case_all_keys_already_stored (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) a = event_new ("Seeded", "different", "seed-0", NULL);
-  g_autoptr(EsCandidateEvent) b = event_new ("Seeded", "different", "seed-2", NULL);
+  g_autoptr(EsCandidateEvent) a = es_test_candidate_new ("Seeded", "different", "seed-0", NULL);
+  g_autoptr(EsCandidateEvent) b = es_test_candidate_new ("Seeded", "different", "seed-2", NULL);
   EsCandidateEvent *batch[] = { a, b, a };
   g_autoptr(GError) error = NULL;
 
@@ -535,7 +490,7 @@ static void
 case_cancelled_write (Fixture *fixture)
 {
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GError) error = NULL;
 
   g_cancellable_cancel (cancellable);
@@ -551,7 +506,7 @@ case_cancelled_write (Fixture *fixture)
 static void
 case_expected_version_minus_two (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   expect_write_error (fixture, event, -2, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -559,7 +514,7 @@ case_expected_version_minus_two (Fixture *fixture)
 static void
 case_expected_version_min (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   expect_write_error (fixture, event, G_MININT64, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
 }
@@ -567,7 +522,7 @@ case_expected_version_min (Fixture *fixture)
 static void
 case_expected_version_max (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   expect_write_error (fixture, event, G_MAXINT64, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
 }
@@ -575,7 +530,7 @@ case_expected_version_max (Fixture *fixture)
 static void
 case_expected_version_ahead (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GError) error = NULL;
 
   g_assert_cmpint (write_one (fixture->stream, event, 4, &error), ==, -1);
@@ -589,7 +544,7 @@ case_expected_version_ahead (Fixture *fixture)
 static void
 case_expected_no_stream_on_existing (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   expect_write_error (fixture, event, ES_VERSION_NO_STREAM, ES_ERROR,
                       ES_ERROR_WRONG_EXPECTED_VERSION);
@@ -598,17 +553,17 @@ case_expected_no_stream_on_existing (Fixture *fixture)
 static void
 case_read_after_end (Fixture *fixture)
 {
-  g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
+  g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
 
   g_assert_cmpuint (count_matches (fixture, NULL, NULL), ==, 3);
   {
     g_autoptr(GError) error = NULL;
-    g_autoptr(GPtrArray) events = read_all (fixture->stream, G_MAXINT64, NULL, &error);
+    g_autoptr(GPtrArray) events = es_test_read_all (fixture->stream, G_MAXINT64, NULL, &error);
 
     g_assert_no_error (error);
     g_assert_cmpuint (events->len, ==, 0);
     g_clear_pointer (&events, g_ptr_array_unref);
-    events = read_all (all, G_MAXINT64, NULL, &error);
+    events = es_test_read_all (all, G_MAXINT64, NULL, &error);
     g_assert_no_error (error);
     g_assert_cmpuint (events->len, ==, 0);
   }
@@ -773,7 +728,7 @@ case_filter_sql_in_values (Fixture *fixture)
     g_autoptr(GPtrArray) events = NULL;
 
     es_event_filter_add_equals (filter, "metadata.n')) OR 1=1 --", g_variant_new_int32 (1));
-    events = read_all (fixture->stream, 0, filter, &error);
+    events = es_test_read_all (fixture->stream, 0, filter, &error);
     if (events == NULL)
       g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
     else
@@ -826,14 +781,14 @@ case_filter_in_json_metacharacters (Fixture *fixture)
   const char *values[] = { "\"", "\\", "\\\"", "a\"b", "\n", "\t\x01", "caf\xc3\xa9",
                            "\xf0\x9f\x98\x80", "]", "[1]", "null", "1", "true",
                            "' OR 1=1 --", "\\u0041", "A", "", " " };
-  g_autoptr(EsStream) stream = open_stream (fixture->factory, "json");
+  g_autoptr(EsStream) stream = es_test_open_stream (fixture->factory, "json");
   guint i;
 
   for (i = 0; i < G_N_ELEMENTS (values); i++)
     {
       g_autofree char *quoted = json_quote (values[i]);
       g_autofree char *metadata = g_strdup_printf ("{\"q\": %s}", quoted);
-      g_autoptr(EsCandidateEvent) event = event_new ("Json", "x", NULL, metadata);
+      g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("Json", "x", NULL, metadata);
       g_autoptr(GError) error = NULL;
 
       write_one (stream, event, ES_VERSION_ANY, &error);
@@ -859,7 +814,7 @@ case_filter_in_json_metacharacters (Fixture *fixture)
       es_event_filter_add_in (filter, "metadata.q",
                               g_variant_new_strv ((const char * const *) strings->pdata,
                                                   strings->len));
-      events = read_all (stream, 0, filter, &error);
+      events = es_test_read_all (stream, 0, filter, &error);
       g_assert_no_error (error);
       g_assert_cmpuint (events->len, ==, i == G_N_ELEMENTS (values) ? G_N_ELEMENTS (values) : 1);
       if (i < G_N_ELEMENTS (values))
@@ -882,7 +837,7 @@ case_sql_metacharacters_stored_verbatim (Fixture *fixture)
   const char data[] = "\0'\";--\n%_\\\x01";
   g_autoptr(GBytes) bytes = g_bytes_new (data, sizeof data);
   g_autoptr(EsCandidateEvent) event = es_candidate_event_new (type, bytes);
-  g_autoptr(EsStream) stream = open_stream (fixture->factory, stream_id);
+  g_autoptr(EsStream) stream = es_test_open_stream (fixture->factory, stream_id);
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) state = g_bytes_new_static ("'; DROP TABLE events; --", 24);
@@ -896,7 +851,7 @@ case_sql_metacharacters_stored_verbatim (Fixture *fixture)
   g_assert_true (es_stream_snapshot (stream, state, 1, "p'); --", NULL, &error));
   g_assert_no_error (error);
 
-  events = read_all (stream, 0, NULL, &error);
+  events = es_test_read_all (stream, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (events->len, ==, 1);
   stored = events->pdata[0];
@@ -912,7 +867,7 @@ case_sql_metacharacters_stored_verbatim (Fixture *fixture)
 
   /* The filters find it by those values, and only it. */
   {
-    g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
+    g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
     g_autoptr(EsEventFilter) by_stream = es_event_filter_new ();
     g_autoptr(EsEventFilter) by_type = es_event_filter_new ();
     g_autoptr(EsEventFilter) by_meta = es_event_filter_new ();
@@ -931,7 +886,7 @@ case_sql_metacharacters_stored_verbatim (Fixture *fixture)
 
   /* Nothing else was touched: 6 seeded events + this one. */
   {
-    g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
+    g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
     g_autoptr(EsStreamMetrics) metrics = es_stream_get_metrics (all, NULL, &error);
 
     g_assert_no_error (error);
@@ -950,7 +905,7 @@ case_huge_payload (Fixture *fixture)
   guint8 *data = g_malloc (size);
   g_autoptr(GBytes) bytes = NULL;
   g_autoptr(EsCandidateEvent) event = NULL;
-  g_autoptr(EsStream) stream = open_stream (fixture->factory, "huge");
+  g_autoptr(EsStream) stream = es_test_open_stream (fixture->factory, "huge");
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
   gsize i;
@@ -962,7 +917,7 @@ case_huge_payload (Fixture *fixture)
 
   g_assert_cmpint (write_one (stream, event, ES_VERSION_NO_STREAM, &error), ==, 1);
   g_assert_no_error (error);
-  events = read_all (stream, 0, NULL, &error);
+  events = es_test_read_all (stream, 0, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (events->len, ==, 1);
   g_assert_cmpuint (g_bytes_get_size (es_stored_event_get_data (events->pdata[0])), ==, size);
@@ -979,7 +934,7 @@ case_null_data (Fixture *fixture)
   g_assert_nonnull (es_candidate_event_get_data (event));
   g_assert_cmpint (write_one (fixture->stream, event, 3, &error), ==, 4);
   g_assert_no_error (error);
-  events = read_all (fixture->stream, 3, NULL, &error);
+  events = es_test_read_all (fixture->stream, 3, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpuint (g_bytes_get_size (es_stored_event_get_data (events->pdata[0])), ==, 0);
 }
@@ -987,7 +942,7 @@ case_null_data (Fixture *fixture)
 static void
 case_null_metadata_and_key (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", "k", "{}");
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", "k", "{}");
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GError) error = NULL;
   EsStoredEvent *stored;
@@ -998,7 +953,7 @@ case_null_metadata_and_key (Fixture *fixture)
   g_assert_null (es_candidate_event_get_idempotency_key (event));
   g_assert_cmpint (write_one (fixture->stream, event, 3, &error), ==, 4);
   g_assert_no_error (error);
-  events = read_all (fixture->stream, 3, NULL, &error);
+  events = es_test_read_all (fixture->stream, 3, NULL, &error);
   g_assert_no_error (error);
   stored = events->pdata[0];
   g_assert_null (es_stored_event_get_metadata (stored));
@@ -1032,10 +987,10 @@ case_in_memory_null_path (Fixture *fixture)
   g_autoptr(GError) error = NULL;
   g_autoptr(EsSqliteStreamFactory) factory = es_sqlite_stream_factory_new (NULL, NULL, &error);
   g_autoptr(EsStream) stream = NULL;
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   g_assert_no_error (error);
-  stream = open_stream (ES_STREAM_FACTORY (factory), "s");
+  stream = es_test_open_stream (ES_STREAM_FACTORY (factory), "s");
   g_assert_cmpint (write_one (stream, event, 0, &error), ==, 1);
   g_assert_no_error (error);
   g_assert_true (es_stream_factory_close (ES_STREAM_FACTORY (factory), NULL, &error));
@@ -1051,8 +1006,8 @@ case_snapshot_beyond_stream (Fixture *fixture)
 {
   g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
   g_autoptr(GError) error = NULL;
-  g_autoptr(EsStream) all = open_stream (fixture->factory, ES_ALL_STREAM);
-  g_autoptr(EsStream) empty = open_stream (fixture->factory, "empty");
+  g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
+  g_autoptr(EsStream) empty = es_test_open_stream (fixture->factory, "empty");
 
   g_assert_false (es_stream_snapshot (fixture->stream, state, 4, "p", NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -1099,7 +1054,7 @@ static void
 case_operations_after_close (Fixture *fixture)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
   g_autoptr(EsEventEnumerator) enumerator = NULL;
   g_autoptr(EsStreamMetrics) metrics = NULL;
@@ -1150,13 +1105,13 @@ case_enumerator_outlives_close (Fixture *fixture)
   g_autoptr(GError) error = NULL;
   g_autoptr(EsEventEnumerator) enumerator = NULL;
   g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(EsStream) stream = open_stream (fixture->factory, "long");
+  g_autoptr(EsStream) stream = es_test_open_stream (fixture->factory, "long");
   EsStoredEvent *event;
   guint n = 0;
   guint i;
 
   for (i = 0; i < 1500; i++)
-    g_ptr_array_add (batch, event_new ("Long", "l", NULL, NULL));
+    g_ptr_array_add (batch, es_test_candidate_new ("Long", "l", NULL, NULL));
   g_assert_cmpint (es_stream_write (stream, (EsCandidateEvent **) batch->pdata, batch->len,
                                     ES_VERSION_NO_STREAM, NULL, &error), ==, 1500);
   g_assert_no_error (error);
@@ -1270,12 +1225,12 @@ case_truncated_database (Fixture *fixture)
   factory = es_sqlite_stream_factory_new (path, NULL, &error);
   g_assert_no_error (error);
   {
-    g_autoptr(EsStream) stream = open_stream (ES_STREAM_FACTORY (factory), "t");
+    g_autoptr(EsStream) stream = es_test_open_stream (ES_STREAM_FACTORY (factory), "t");
     g_autofree char *big = g_strnfill (3000, 'z');
 
     for (i = 0; i < 50; i++)
       {
-        g_autoptr(EsCandidateEvent) event = event_new ("T", big, NULL, NULL);
+        g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", big, NULL, NULL);
 
         g_assert_cmpint (write_one (stream, event, i, &error), ==, i + 1);
         g_assert_no_error (error);
@@ -1305,8 +1260,8 @@ case_truncated_database (Fixture *fixture)
       /* SQLite only notices the missing pages when it reads them: the
        * reads fail cleanly, or find what is left. */
       {
-        g_autoptr(EsStream) all = open_stream (ES_STREAM_FACTORY (opened), ES_ALL_STREAM);
-        g_autoptr(GPtrArray) events = read_all (all, 0, NULL, &error);
+        g_autoptr(EsStream) all = es_test_open_stream (ES_STREAM_FACTORY (opened), ES_ALL_STREAM);
+        g_autoptr(GPtrArray) events = es_test_read_all (all, 0, NULL, &error);
 
         if (events == NULL)
           {
@@ -1362,12 +1317,12 @@ case_empty_file (Fixture *fixture)
   g_autoptr(GError) error = NULL;
   g_autoptr(EsSqliteStreamFactory) factory = NULL;
   g_autoptr(EsStream) stream = NULL;
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   g_assert_true (g_file_set_contents (path, "", 0, NULL));
   factory = es_sqlite_stream_factory_new (path, NULL, &error);
   g_assert_no_error (error);
-  stream = open_stream (ES_STREAM_FACTORY (factory), "s");
+  stream = es_test_open_stream (ES_STREAM_FACTORY (factory), "s");
   g_assert_cmpint (write_one (stream, event, 0, &error), ==, 1);
   g_assert_no_error (error);
   g_assert_true (es_stream_factory_close (ES_STREAM_FACTORY (factory), NULL, &error));
@@ -1381,7 +1336,7 @@ case_empty_file (Fixture *fixture)
 static void
 pe_write_null_stream (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
 
   g_assert_cmpint (es_stream_write (NULL, &event, 1, ES_VERSION_ANY, NULL, NULL), ==, -1);
 }
@@ -1395,7 +1350,7 @@ pe_write_null_events (Fixture *fixture)
 static void
 pe_write_null_event_in_batch (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   EsCandidateEvent *batch[] = { event, NULL };
 
   g_assert_cmpint (es_stream_write (fixture->stream, batch, 2, ES_VERSION_ANY, NULL, NULL), ==, -1);
@@ -1459,7 +1414,7 @@ pe_snapshot_null_state (Fixture *fixture)
 static void
 pe_read_with_non_filter (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) not_a_filter = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) not_a_filter = es_test_candidate_new ("T", "x", NULL, NULL);
 
   g_assert_null (es_stream_read (fixture->stream, 0, (EsEventFilter *) not_a_filter, NULL, NULL));
 }
@@ -1479,7 +1434,7 @@ pe_factory_new_null_storage (Fixture *fixture)
 static void
 pe_error_already_set (Fixture *fixture)
 {
-  g_autoptr(EsCandidateEvent) event = event_new ("T", "x", NULL, NULL);
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new ("T", "x", NULL, NULL);
   g_autoptr(GError) error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_FAILED, "earlier");
 
   g_assert_cmpint (write_one (fixture->stream, event, ES_VERSION_ANY, &error), ==, -1);
