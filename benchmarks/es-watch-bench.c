@@ -16,7 +16,7 @@
 
 #include <glib/gstdio.h>
 
-#include "es-glib/es-sqlite-private.h"
+#include "es-glib/sqlite/es-sqlite-private.h"
 
 typedef struct
 {

@@ -11,7 +11,7 @@
 
 #include <glib/gstdio.h>
 
-#include "es-glib/es-sqlite-private.h"
+#include "es-glib/sqlite/es-sqlite-private.h"
 #include "es-glib/backend/es-write-queue-private.h"
 
 #include "es-test-utils.h"

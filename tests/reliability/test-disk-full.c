@@ -11,7 +11,7 @@
 
 #include <glib/gstdio.h>
 
-#include "es-glib/es-sqlite-private.h"
+#include "es-glib/sqlite/es-sqlite-private.h"
 
 static EsCandidateEvent *
 make_event (guint n)

@@ -8,7 +8,7 @@
 
 #include <gio/gio.h>
 
-#include "es-stream-factory.h"
+#include <es-glib/es-stream-factory.h>
 
 G_BEGIN_DECLS
 

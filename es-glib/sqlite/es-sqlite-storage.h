@@ -8,7 +8,7 @@
 
 #include <gio/gio.h>
 
-#include "es-types.h"
+#include <es-glib/es-types.h>
 
 G_BEGIN_DECLS
 

@@ -4,7 +4,7 @@
 
 #include <sqlite3.h>
 
-#include "es-private.h"
+#include "es-glib/es-private.h"
 
 G_BEGIN_DECLS
 

@@ -8,8 +8,8 @@
 
 #include <gio/gio.h>
 
-#include "es-sqlite-storage.h"
-#include "es-storage-notifier.h"
+#include <es-glib/es-sqlite-storage.h>
+#include <es-glib/es-storage-notifier.h>
 
 G_BEGIN_DECLS
 
