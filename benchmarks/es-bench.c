@@ -5,8 +5,8 @@
  *
  * Every figure is the median of R runs (default 3). The raw SQLite side
  * uses sqlite3 directly, on its own file, with the schema es-glib creates
- * (copied below from es-sqlite-storage.c), the same pragmas (WAL,
- * synchronous NORMAL or FULL, foreign_keys OFF, an 8 MiB page cache), the
+ * (copied below from es-glib/sqlite/es-sqlite-schema.c), the same pragmas
+ * (WAL, synchronous NORMAL or FULL, foreign_keys OFF, an 8 MiB page cache), the
  * same values and prepared statements. What es-glib does on top (the
  * writer thread and its queue, the expected-version lookup, idempotency
  * keys, one GObject per event read, paging) is what the ratio measures.
@@ -35,7 +35,7 @@
 
 #include "es-bench-common.h"
 
-/* Copied from es-sqlite-storage.c (schema_v1). */
+/* Copied from es-glib/sqlite/es-sqlite-schema.c (schema_v1). */
 static const char raw_schema[] =
   "CREATE TABLE events ("
   "  sequence_id     INTEGER PRIMARY KEY,"

@@ -1,10 +1,13 @@
-/* es-sqlite-private.h: what the SQLite backend's files share.
+/* es-sqlite-private.h: what the SQLite backend's files share (and what
+ * tests and benchmarks reach of its internals).
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
 #include <sqlite3.h>
 
 #include "es-glib/es-private.h"
+#include "es-glib/backend/es-pool-private.h"
+#include "es-glib/backend/es-write-queue-private.h"
 
 G_BEGIN_DECLS
 
@@ -17,6 +20,177 @@ G_BEGIN_DECLS
 #define ES_SQLITE_MIN_CACHE_SIZE_KIB     64
 #define ES_SQLITE_MAX_CACHE_SIZE_KIB     G_MAXINT
 #define ES_SQLITE_DEFAULT_CACHE_SIZE_KIB 8192
+
+/* The schema version this es-glib writes and reads (es-sqlite-schema.c:
+ * one migration per version). */
+#define ES_SQLITE_SCHEMA_VERSION ((gint64) 1)
+
+/* The stream id snapshots of @all are stored under (the storage handle
+ * receives NULL for @all; no valid stream id starts with '@'). */
+#define ALL_STREAM_KEY ES_ALL_STREAM
+
+/* One SQLite connection and its prepared statements. A connection is used
+ * by one thread at a time (it is opened SQLITE_OPEN_NOMUTEX): the write
+ * connection by the writer thread, a read connection by whoever borrowed it
+ * from the pool. */
+typedef struct
+{
+  sqlite3    *db;
+  GHashTable *stmts;         /* (owned) SQL text → (owned) sqlite3_stmt */
+  char       *where;         /* (owned) the database, as errors name it */
+  guint       busy_timeout;  /* milliseconds */
+} EsConnection;
+
+/* What the database says about itself, read without writing anything. */
+typedef struct
+{
+  gint64 application_id;
+  gint64 user_version;
+  gint64 n_objects;  /* tables, indexes... in sqlite_master: 0 when empty */
+} DbHeader;
+
+/* The storage's state, shared by the files of the backend:
+ * es-sqlite-storage.c owns it, es-sqlite-writer.c and es-sqlite-query.c
+ * use its writer queue and read pool. */
+struct _EsSqliteStorage
+{
+  GObject       parent_instance;
+
+  /* Construct-only properties. */
+  char         *path;            /* (owned) (nullable) as given */
+  guint         pool_size;
+  guint         cache_size_kib;
+  guint         busy_timeout;    /* milliseconds */
+  EsDurability  durability;
+  gboolean      read_only;
+
+  /* Set by init, constant afterwards. */
+  gboolean      init_done;
+  gboolean      init_ok;
+  gboolean      in_memory;
+  char         *uri;             /* (owned) what connections open */
+  char         *where;           /* (owned) the database as errors name it */
+  guint         created_files;   /* read-only: the SIDE_* files the open created */
+  char         *file_key;        /* (owned) (nullable) counted in open_files */
+
+  EsWriteQueue *writer;          /* (owned) shared with the writer thread */
+
+  /* The read connections (es-pool-private.h); closed until init succeeds. */
+  EsPool        pool;
+
+  /* Held for the whole of a close, so a second close waits for the first
+   * to finish. Taken before the pool's lock (_es_pool_close()) and the writer queue's
+   * lock (_es_write_queue_stop()), never after them. */
+  GMutex        close_lock;
+  gboolean      closed;          /* guarded by close_lock */
+};
+
+/* es-sqlite-connection.c: errors, connections, the statement cache. */
+void          _es_sqlite_set_error (GError     **error,
+                                    sqlite3     *db,
+                                    int          rc,
+                                    const char  *operation,
+                                    const char  *where,
+                                    guint        busy_timeout);
+void          _es_sqlite_set_closed_error (GError **error);
+void          _es_sqlite_set_read_only_error (const char  *where,
+                                              GError     **error);
+void          _es_sqlite_connection_set_error (EsConnection  *conn,
+                                               int            rc,
+                                               const char    *operation,
+                                               GError       **error);
+void          _es_sqlite_connection_close (gpointer data);
+EsConnection *_es_sqlite_connection_open (const char  *uri,
+                                          int          flags,
+                                          const char  *where,
+                                          guint        busy_timeout,
+                                          GError     **error);
+gboolean      _es_sqlite_connection_exec (EsConnection  *conn,
+                                          const char    *sql,
+                                          const char    *operation,
+                                          GError       **error);
+gboolean      _es_sqlite_connection_query_int64 (EsConnection  *conn,
+                                                 const char    *sql,
+                                                 gint64        *out_value,
+                                                 const char    *operation,
+                                                 GError       **error);
+sqlite3_stmt *_es_sqlite_connection_get_stmt (EsConnection  *conn,
+                                              const char    *sql,
+                                              const char    *operation,
+                                              GError       **error);
+void          _es_sqlite_stmt_done (sqlite3_stmt *stmt);
+int           _es_sqlite_bind_bytes (sqlite3_stmt *stmt,
+                                     int           index,
+                                     GBytes       *bytes);
+
+/* es-sqlite-schema.c: the database's header, the schema, migrations. */
+gboolean _es_sqlite_read_header (EsConnection  *conn,
+                                 DbHeader      *header,
+                                 GError       **error);
+gboolean _es_sqlite_check_header (const DbHeader  *header,
+                                  const char      *display_path,
+                                  GError         **error);
+gboolean _es_sqlite_prepare_schema (EsConnection  *conn,
+                                    const char    *display_path,
+                                    GError       **error);
+gboolean _es_sqlite_probe_pages (EsConnection  *conn,
+                                 GError       **error);
+
+/* es-sqlite-writer.c: the writer thread's jobs and the write methods of the
+ * storage handle. */
+gboolean      _es_sqlite_storage_append (EsStorageHandle          *handle,
+                                         const char               *stream_id,
+                                         gint64                    expected_version,
+                                         EsCandidateEvent * const *events,
+                                         guint                     n_events,
+                                         gint64                   *out_version,
+                                         GCancellable             *cancellable,
+                                         GError                  **error);
+void          _es_sqlite_storage_append_async (EsStorageHandle          *handle,
+                                               const char               *stream_id,
+                                               gint64                    expected_version,
+                                               EsCandidateEvent * const *events,
+                                               guint                     n_events,
+                                               GCancellable             *cancellable,
+                                               GAsyncReadyCallback       callback,
+                                               gpointer                  user_data);
+gboolean      _es_sqlite_storage_append_finish (EsStorageHandle  *handle,
+                                                GAsyncResult     *result,
+                                                gint64           *out_version,
+                                                GError          **error);
+gboolean      _es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
+                                                const char       *stream_id,
+                                                const char       *projection_name,
+                                                gint64            version,
+                                                GBytes           *state,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
+EsWriteQueue *_es_sqlite_writer_start (EsConnection  *conn,
+                                       GError       **error);
+
+/* es-sqlite-query.c: the read pool, filters to SQL, the read methods of the
+ * storage handle. */
+GPtrArray       *_es_sqlite_storage_read_page (EsStorageHandle  *handle,
+                                               const char       *stream_id,
+                                               gint64            after,
+                                               EsEventFilter    *filter,
+                                               guint             limit,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+gboolean         _es_sqlite_storage_get_version (EsStorageHandle  *handle,
+                                                 const char       *stream_id,
+                                                 gint64           *out_version,
+                                                 GCancellable     *cancellable,
+                                                 GError          **error);
+EsStreamMetrics *_es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
+                                                 const char       *stream_id,
+                                                 GCancellable     *cancellable,
+                                                 GError          **error);
+EsSnapshot      *_es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
+                                                   const char       *stream_id,
+                                                   const char       *projection_name,
+                                                   GCancellable     *cancellable,
+                                                   GError          **error);
 
 /* Opens one more read-only connection on the storage's database (the
  * same in-memory database for an in-memory storage), with the storage's

@@ -1,0 +1,982 @@
+/* es-sqlite-query.c: the SQLite backend's reads: the read pool
+ * (borrowing a connection, cancelling a long query), event filters
+ * translated into SQL, and the storage handle's read methods (pages of
+ * events, versions, metrics, snapshots).
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "es-sqlite-private.h"
+#include "backend/es-time-private.h"
+
+/* ---------------------------------------------------------------------- *
+ * The read pool                                                           *
+ * ---------------------------------------------------------------------- */
+
+/* The pool of read connections is es-glib/backend/es-pool.c: all of them
+ * opened by init (no open function), and closed as they come back once the
+ * storage is closed. */
+
+static void
+interrupt_connection (GCancellable *cancellable,
+                      gpointer      data)
+{
+  /* Thread-safe: makes the statement running on that connection return
+   * SQLITE_INTERRUPT; SQLite clears it before the next statement starts. */
+  sqlite3_interrupt (data);
+}
+
+/* Starts a read: borrows a connection and connects @cancellable to
+ * sqlite3_interrupt() on it, so a cancellation stops a long query. */
+static EsConnection *
+read_begin (EsSqliteStorage  *self,
+            GCancellable     *cancellable,
+            gulong           *out_handler,
+            GError          **error)
+{
+  EsConnection *conn = _es_pool_acquire (&self->pool, cancellable, error);
+
+  *out_handler = 0;
+  if (conn != NULL && cancellable != NULL)
+    *out_handler = g_cancellable_connect (cancellable, G_CALLBACK (interrupt_connection),
+                                          conn->db, NULL);
+  return conn;
+}
+
+static void
+read_end (EsSqliteStorage *self,
+          EsConnection    *conn,
+          GCancellable    *cancellable,
+          gulong           handler)
+{
+  if (handler != 0)
+    g_cancellable_disconnect (cancellable, handler);
+  _es_pool_release (&self->pool, conn);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Filters                                                                 *
+ * ---------------------------------------------------------------------- */
+
+/* Translates an EsEventFilter into SQL. The SQL text holds only column
+ * names, operators and '?' placeholders; every value of the filter and
+ * every metadata JSON path is a bound parameter.
+ *
+ * For example, reading stream 'cart-7' with the clauses
+ *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
+ * gives
+ *   SELECT ... FROM events WHERE stream_id = ? AND version > ?
+ *     AND event_type IN (?, ?)
+ *     AND CASE WHEN json_valid(metadata) THEN
+ *           (json_type(metadata, ?) IN ('integer', 'real')
+ *            AND json_extract(metadata, ?) = ?) END
+ *     ORDER BY version LIMIT ?
+ * bound to 'cart-7', the last version read, 'Added', 'Removed',
+ * '$."user"."id"' (twice), 42 and the page size.
+ *
+ * An `in` list longer than IN_LIST_INLINE_MAX values is bound as one
+ * parameter, a JSON array read back with json_each(), whatever its length:
+ *   event_type IN (SELECT value FROM json_each(?))
+ * SQLite materializes the subquery once per statement run, in a temporary
+ * index. The clauses are AND-ed as a balanced tree of parentheses, so the
+ * expression depth grows with the logarithm of their number: SQLite
+ * refuses expressions deeper than 1000 ("Expression tree is too large").
+ * The filter's validation caps the number of clauses (see
+ * es-event-filter.c), which keeps the number of parameters below
+ * SQLite's limit.
+ *
+ * The statement comes from the connection's cache, found by its SQL text,
+ * which is known only once the whole filter is translated; so the
+ * translation first collects the values to bind, in placeholder order, and
+ * binds them after. */
+
+typedef enum
+{
+  BIND_TEXT,
+  BIND_INT64,
+  BIND_DOUBLE,
+} BindKind;
+
+typedef struct
+{
+  BindKind kind;
+  union
+  {
+    const char *text;  /* points into the filter, `values` or `paths` */
+    gint64      int64;
+    double      dbl;
+  } v;
+} Bind;
+
+/* `in` lists up to this length are written as IN (?, ?...) (on a
+ * metadata path, as ORs of add_metadata_equals()): for a few values that is
+ * a little faster than building the temporary index of a json_each()
+ * subquery. Only in filters of at most INLINE_MAX_CLAUSES clauses, so that
+ * a statement never has more than 32766 parameters, the default limit of
+ * SQLite builds since 3.32: inline, a clause takes up to 3 *
+ * IN_LIST_INLINE_MAX of them; otherwise at most 5. */
+#define IN_LIST_INLINE_MAX 16
+#define INLINE_MAX_CLAUSES 512
+
+typedef struct
+{
+  GString   *sql;
+  GArray    *binds;   /* (element-type Bind) in placeholder order */
+  GPtrArray *paths;   /* (element-type utf8) JSON paths and JSON arrays bound as text */
+  GPtrArray *values;  /* (element-type GVariant) elements of `in` arrays */
+  gsize      inline_max;  /* longest `in` list written inline */
+} QueryBuilder;
+
+static void
+query_builder_init (QueryBuilder *builder,
+                    const char   *start)
+{
+  builder->sql = g_string_new (start);
+  builder->binds = g_array_new (FALSE, FALSE, sizeof (Bind));
+  builder->paths = g_ptr_array_new_with_free_func (g_free);
+  builder->values = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+}
+
+static void
+query_builder_clear (QueryBuilder *builder)
+{
+  if (builder->sql == NULL)
+    return;
+  g_string_free (builder->sql, TRUE);
+  g_array_unref (builder->binds);
+  g_ptr_array_unref (builder->paths);
+  g_ptr_array_unref (builder->values);
+  builder->sql = NULL;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (QueryBuilder, query_builder_clear)
+
+static void
+bind_text (QueryBuilder *builder,
+           const char   *text)
+{
+  Bind bind = { BIND_TEXT, { .text = text } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+static void
+bind_int64 (QueryBuilder *builder,
+            gint64        value)
+{
+  Bind bind = { BIND_INT64, { .int64 = value } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+static void
+bind_double (QueryBuilder *builder,
+             double        value)
+{
+  Bind bind = { BIND_DOUBLE, { .dbl = value } };
+
+  g_array_append_val (builder->binds, bind);
+}
+
+/* Binds a scalar value of a column clause; the filter was validated, so
+ * it is a string for text columns and an integer for integer ones. */
+static void
+bind_scalar (QueryBuilder *builder,
+             GVariant     *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean))
+    {
+    case ES_FILTER_VALUE_STRING:
+      bind_text (builder, string);
+      break;
+    case ES_FILTER_VALUE_INT64:
+      bind_int64 (builder, int64);
+      break;
+    case ES_FILTER_VALUE_DOUBLE:
+      bind_double (builder, dbl);
+      break;
+    case ES_FILTER_VALUE_BOOLEAN:
+      bind_int64 (builder, boolean ? 1 : 0);
+      break;
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      bind_text (builder, NULL);  /* NULL: equal to nothing */
+      break;
+    }
+}
+
+/* The elements of an `in` array; kept alive by the builder, since bound
+ * strings point into them. */
+static GVariant *
+builder_child (QueryBuilder *builder,
+               GVariant     *array,
+               gsize         index)
+{
+  GVariant *child = g_variant_get_child_value (array, index);
+
+  g_ptr_array_add (builder->values, child);
+  return child;
+}
+
+static void
+append_json_string (GString    *json,
+                    const char *string)
+{
+  const char *p;
+
+  g_string_append_c (json, '"');
+  for (p = string; *p != '\0'; p++)
+    {
+      if (*p == '"' || *p == '\\')
+        {
+          g_string_append_c (json, '\\');
+          g_string_append_c (json, *p);
+        }
+      else if ((guchar) *p < 0x20)
+        g_string_append_printf (json, "\\u%04x", (guint) (guchar) *p);
+      else
+        g_string_append_c (json, *p);
+    }
+  g_string_append_c (json, '"');
+}
+
+/* The strings and numbers of an `in` array as a JSON array, for
+ * json_each(), which gives them back as TEXT, INTEGER and REAL values with
+ * no affinity: a string never equals a number, and numbers compare by
+ * value (1 = 1.0, exactly: 2^53 + 1 is not 2^53 as a double).
+ *
+ * Integers are written as they are. So is a double with an integral value
+ * that fits in 64 bits (it equals the same numbers as that integer); any
+ * other finite double takes 17 significant digits, which SQLite's parser
+ * reads back as the same double (checked on 400,000 random doubles with
+ * SQLite 3.40); infinities as 9e999, which SQLite reads as infinite, as
+ * its JSON functions read them in metadata; NaN equals nothing and is
+ * left out. Booleans do not go in the array (json_each() would give 1 and
+ * 0): @has_true and @has_false tell whether the array held them.
+ *
+ * Returns: the number of values written; the text is kept by @builder */
+static guint
+add_json_array (QueryBuilder  *builder,
+                GVariant      *array,
+                const char   **out_json,
+                gboolean      *has_true,
+                gboolean      *has_false)
+{
+  GString *json = g_string_new ("[");
+  gsize n = g_variant_n_children (array);
+  guint n_written = 0;
+  gsize i;
+
+  *has_true = *has_false = FALSE;
+
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (array, i);
+      const char *string = NULL;
+      gint64 int64 = 0;
+      double dbl = 0.0;
+      gboolean boolean = FALSE;
+      char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+      gsize before = json->len;
+
+      if (n_written > 0)
+        g_string_append_c (json, ',');
+
+      switch (es_event_filter_classify_value (child, &string, &int64, &dbl, &boolean))
+        {
+        case ES_FILTER_VALUE_STRING:
+          append_json_string (json, string);
+          break;
+
+        case ES_FILTER_VALUE_INT64:
+          g_string_append_printf (json, "%" G_GINT64_FORMAT, int64);
+          break;
+
+        case ES_FILTER_VALUE_DOUBLE:
+          if (isnan (dbl))
+            {
+              g_string_truncate (json, before);
+              continue;
+            }
+          if (isinf (dbl))
+            g_string_append (json, dbl > 0 ? "9e999" : "-9e999");
+          else if (dbl >= -9223372036854775808.0 && dbl < 9223372036854775808.0 &&
+                   (double) (gint64) dbl == dbl)
+            g_string_append_printf (json, "%" G_GINT64_FORMAT, (gint64) dbl);
+          else
+            g_string_append (json, g_ascii_formatd (buffer, sizeof buffer, "%.17g", dbl));
+          break;
+
+        case ES_FILTER_VALUE_BOOLEAN:
+          if (boolean)
+            *has_true = TRUE;
+          else
+            *has_false = TRUE;
+          g_string_truncate (json, before);
+          continue;
+
+        case ES_FILTER_VALUE_INVALID:
+        default:
+          g_string_truncate (json, before);
+          continue;
+        }
+
+      n_written++;
+    }
+
+  g_string_append_c (json, ']');
+  g_ptr_array_add (builder->paths, g_string_free (json, FALSE));
+  *out_json = g_ptr_array_index (builder->paths, builder->paths->len - 1);
+  return n_written;
+}
+
+static void
+add_column_clause (QueryBuilder     *builder,
+                   const char       *column,
+                   EsFilterOperator  op,
+                   GVariant         *value)
+{
+  gsize n;
+  gsize i;
+
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_IN:
+      n = g_variant_n_children (value);
+      if (n > builder->inline_max)
+        {
+          const char *json = NULL;
+          gboolean has_true;
+          gboolean has_false;
+
+          /* The filter was validated: strings for text columns, integers
+           * for integer ones, so nothing is left out of the array. */
+          add_json_array (builder, value, &json, &has_true, &has_false);
+          g_string_append_printf (builder->sql, "%s IN (SELECT value FROM json_each(?))",
+                                  column);
+          bind_text (builder, json);
+          break;
+        }
+      g_string_append_printf (builder->sql, "%s IN (", column);
+      for (i = 0; i < n; i++)
+        {
+          g_string_append (builder->sql, i == 0 ? "?" : ", ?");
+          bind_scalar (builder, builder_child (builder, value, i));
+        }
+      g_string_append_c (builder->sql, ')');
+      break;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      g_string_append_printf (builder->sql, "%s LIKE ?", column);
+      bind_scalar (builder, value);
+      break;
+
+    case ES_FILTER_OPERATOR_EQUALS:
+    default:
+      g_string_append_printf (builder->sql, "%s = ?", column);
+      bind_scalar (builder, value);
+      break;
+    }
+}
+
+/* A metadata path equals a value: a JSON string equals a string, a JSON
+ * number a numerically equal integer or double, JSON true/false a boolean;
+ * nothing else matches, and a missing path never does. json_type() tells
+ * the kinds apart: json_extract() alone would make the string '1' equal
+ * the number 1 and true equal 1. SQLite caches the parsed metadata within a
+ * row, so the second JSON call does not parse it again. */
+static void
+add_metadata_equals (QueryBuilder *builder,
+                     const char   *path,
+                     GVariant     *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+
+  EsFilterValueKind kind = es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean);
+
+  switch (kind)
+    {
+    case ES_FILTER_VALUE_STRING:
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_text (builder, string);
+      break;
+
+    case ES_FILTER_VALUE_INT64:
+    case ES_FILTER_VALUE_DOUBLE:
+      /* SQLite compares INTEGER and REAL by value: 1 = 1.0. */
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) IN ('integer', 'real')"
+                       " AND json_extract(metadata, ?) = ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      if (kind == ES_FILTER_VALUE_INT64)
+        bind_int64 (builder, int64);
+      else
+        bind_double (builder, dbl);
+      break;
+
+    case ES_FILTER_VALUE_BOOLEAN:
+      g_string_append (builder->sql, boolean ? "json_type(metadata, ?) = 'true'"
+                                             : "json_type(metadata, ?) = 'false'");
+      bind_text (builder, path);
+      break;
+
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      g_string_append (builder->sql, "0");
+      break;
+    }
+}
+
+/* A long `in` list on a metadata path: the strings and numbers in one
+ * JSON array (add_json_array()), compared with the value at the path when
+ * it is a JSON string or number (json_type() keeps true, false and objects
+ * out, as in add_metadata_equals()); booleans through json_type() alone. */
+static void
+add_metadata_in_json (QueryBuilder *builder,
+                      const char   *path,
+                      GVariant     *values)
+{
+  const char *json = NULL;
+  gboolean has_true;
+  gboolean has_false;
+  gboolean first = TRUE;
+
+  g_string_append_c (builder->sql, '(');
+  if (add_json_array (builder, values, &json, &has_true, &has_false) > 0)
+    {
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) IN ('text', 'integer', 'real')"
+                       " AND json_extract(metadata, ?) IN (SELECT value FROM json_each(?)))");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_text (builder, json);
+      first = FALSE;
+    }
+  if (has_true)
+    {
+      g_string_append (builder->sql, first ? "json_type(metadata, ?) = 'true'"
+                                           : " OR json_type(metadata, ?) = 'true'");
+      bind_text (builder, path);
+      first = FALSE;
+    }
+  if (has_false)
+    {
+      g_string_append (builder->sql, first ? "json_type(metadata, ?) = 'false'"
+                                           : " OR json_type(metadata, ?) = 'false'");
+      bind_text (builder, path);
+      first = FALSE;
+    }
+  if (first)
+    g_string_append_c (builder->sql, '0');  /* only NaNs: equal to nothing */
+  g_string_append_c (builder->sql, ')');
+}
+
+/* "metadata.a.b" → the JSON path $."a"."b". Quoted labels take any key;
+ * the filter's validation rejects keys holding '"'. SQLite compares a
+ * label with the key's text as written in the JSON, escapes included, so a
+ * backslash is written the way JSON writers escape it. */
+static const char *
+metadata_json_path (QueryBuilder *builder,
+                    char * const *keys)
+{
+  GString *path = g_string_new ("$");
+  guint i;
+
+  for (i = 0; keys[i] != NULL; i++)
+    {
+      const char *p;
+
+      g_string_append (path, ".\"");
+      for (p = keys[i]; *p != '\0'; p++)
+        {
+          if (*p == '\\')
+            g_string_append_c (path, '\\');
+          g_string_append_c (path, *p);
+        }
+      g_string_append_c (path, '"');
+    }
+
+  g_ptr_array_add (builder->paths, g_string_free (path, FALSE));
+  return g_ptr_array_index (builder->paths, builder->paths->len - 1);
+}
+
+static void
+add_metadata_clause (QueryBuilder     *builder,
+                     char * const     *keys,
+                     EsFilterOperator  op,
+                     GVariant         *value)
+{
+  const char *path = metadata_json_path (builder, keys);
+  gsize n;
+  gsize i;
+
+  /* The stream layer validates metadata with json-glib, which accepts
+   * text SQLite's JSON functions refuse (comments, single quotes, hex
+   * numbers...): on such a row, json_type() would fail the whole read.
+   * json_valid() first, in a CASE (which, unlike AND, is sure to evaluate
+   * lazily), makes that row simply not match. It costs about 15% on a
+   * metadata scan: SQLite keeps the parse for the calls that follow. */
+  g_string_append (builder->sql, "CASE WHEN json_valid(metadata) THEN ");
+
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_IN:
+      n = g_variant_n_children (value);
+      if (n <= builder->inline_max)
+        {
+          g_string_append_c (builder->sql, '(');
+          for (i = 0; i < n; i++)
+            {
+              if (i > 0)
+                g_string_append (builder->sql, " OR ");
+              add_metadata_equals (builder, path, builder_child (builder, value, i));
+            }
+          g_string_append_c (builder->sql, ')');
+        }
+      else
+        add_metadata_in_json (builder, path, value);
+      break;
+
+    case ES_FILTER_OPERATOR_LIKE:
+      /* LIKE matches string values only. */
+      g_string_append (builder->sql,
+                       "(json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) LIKE ?)");
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_scalar (builder, value);
+      break;
+
+    case ES_FILTER_OPERATOR_EQUALS:
+    default:
+      add_metadata_equals (builder, path, value);
+      break;
+    }
+
+  g_string_append (builder->sql, " END");
+}
+
+/* Appends clauses @first to @last - 1 of @filter, AND-ed, as a balanced
+ * tree: "((c0 AND c1) AND (c2 AND c3))". A flat "c0 AND c1 AND ..." is a
+ * tree as deep as the number of clauses, and SQLite refuses expressions
+ * deeper than 1000. The clauses keep their order, and so do their
+ * parameters. */
+static void
+add_clauses (QueryBuilder  *builder,
+             EsEventFilter *filter,
+             guint          first,
+             guint          last)
+{
+  g_auto(GStrv) keys = NULL;
+  EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+  GVariant *value = NULL;
+  const char *field;
+  EsFilterField kind;
+
+  if (last - first > 1)
+    {
+      guint middle = first + (last - first) / 2;
+
+      g_string_append_c (builder->sql, '(');
+      add_clauses (builder, filter, first, middle);
+      g_string_append (builder->sql, " AND ");
+      add_clauses (builder, filter, middle, last);
+      g_string_append_c (builder->sql, ')');
+      return;
+    }
+
+  field = es_event_filter_get_clause (filter, first, &op, &value);
+  kind = es_event_filter_parse_field (field, &keys);
+
+  switch (kind)
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+      add_column_clause (builder, "stream_id", op, value);
+      break;
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      add_column_clause (builder, "event_type", op, value);
+      break;
+    case ES_FILTER_FIELD_VERSION:
+      add_column_clause (builder, "version", op, value);
+      break;
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      add_column_clause (builder, "sequence_id", op, value);
+      break;
+    case ES_FILTER_FIELD_METADATA:
+      add_metadata_clause (builder, keys, op, value);
+      break;
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      /* Validation rejects these; should one get here, it selects
+       * nothing rather than everything. */
+      g_string_append (builder->sql, "0");
+      break;
+    }
+}
+
+/* Appends " AND <clauses>" for @filter, which the storage handle's
+ * wrapper has validated (it has at least one clause). */
+static void
+add_filter (QueryBuilder  *builder,
+            EsEventFilter *filter)
+{
+  guint n_clauses = es_event_filter_get_n_clauses (filter);
+
+  builder->inline_max = n_clauses <= INLINE_MAX_CLAUSES ? IN_LIST_INLINE_MAX : 0;
+  g_string_append (builder->sql, " AND ");
+  add_clauses (builder, filter, 0, n_clauses);
+}
+
+static int
+apply_binds (sqlite3_stmt *stmt,
+             int           index,
+             GArray       *binds)
+{
+  guint i;
+  int rc = SQLITE_OK;
+
+  for (i = 0; i < binds->len && rc == SQLITE_OK; i++, index++)
+    {
+      const Bind *bind = &g_array_index (binds, Bind, i);
+
+      switch (bind->kind)
+        {
+        case BIND_TEXT:
+          rc = sqlite3_bind_text (stmt, index, bind->v.text, -1, SQLITE_STATIC);
+          break;
+        case BIND_INT64:
+          rc = sqlite3_bind_int64 (stmt, index, bind->v.int64);
+          break;
+        case BIND_DOUBLE:
+        default:
+          rc = sqlite3_bind_double (stmt, index, bind->v.dbl);
+          break;
+        }
+    }
+
+  return rc;
+}
+
+#define READ_STREAM_SELECT \
+  "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata" \
+  " FROM events WHERE stream_id = ? AND version > ?"
+#define READ_STREAM_ORDER " ORDER BY version LIMIT ?"
+#define READ_ALL_SELECT \
+  "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata," \
+  " stream_id FROM events WHERE sequence_id > ?"
+#define READ_ALL_ORDER " ORDER BY sequence_id LIMIT ?"
+
+/* Builds a stored event from the current row. @stream_ref holds the
+ * GRefString of the previous row's stream: consecutive rows of one stream
+ * (all of a stream read) share it instead of each copying the id. */
+static EsStoredEvent *
+event_from_row (sqlite3_stmt  *stmt,
+                char         **stream_ref,
+                gboolean       all_streams)
+{
+  const char *type, *key, *metadata;
+  const void *blob;
+  int n_type, n_key, n_metadata, n_blob;
+
+  if (all_streams)
+    {
+      const char *stream_id = (const char *) sqlite3_column_text (stmt, 7);
+
+      if (stream_id == NULL)
+        stream_id = "";
+      if (*stream_ref == NULL || strcmp (*stream_ref, stream_id) != 0)
+        {
+          g_clear_pointer (stream_ref, g_ref_string_release);
+          *stream_ref = g_ref_string_new (stream_id);
+        }
+    }
+
+  /* One allocation for the row's strings and data (see
+   * _es_stored_event_new_packed()). Each text is fetched before its length,
+   * as SQLite documents. Empty data is a zero-length blob: NULL here. */
+  type = (const char *) sqlite3_column_text (stmt, 3);
+  n_type = sqlite3_column_bytes (stmt, 3);
+  key = (const char *) sqlite3_column_text (stmt, 2);
+  n_key = sqlite3_column_bytes (stmt, 2);
+  metadata = (const char *) sqlite3_column_text (stmt, 6);
+  n_metadata = sqlite3_column_bytes (stmt, 6);
+  blob = sqlite3_column_blob (stmt, 5);
+  n_blob = sqlite3_column_bytes (stmt, 5);
+
+  return _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
+                                      sqlite3_column_int64 (stmt, 0),
+                                      sqlite3_column_int64 (stmt, 1),
+                                      sqlite3_column_int64 (stmt, 4),
+                                      type != NULL ? type : "", n_type,
+                                      blob, n_blob,
+                                      key, n_key,
+                                      metadata, n_metadata);
+}
+
+GPtrArray *
+_es_sqlite_storage_read_page (EsStorageHandle  *handle,
+                              const char       *stream_id,
+                              gint64            after,
+                              EsEventFilter    *filter,
+                              guint             limit,
+                              GCancellable     *cancellable,
+                              GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading events");
+  g_auto(QueryBuilder) builder = { NULL, };
+  g_autoptr(GPtrArray) events = NULL;
+  gboolean all_streams = stream_id == NULL;
+  char *stream_ref = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  const char *sql;
+  gulong handler;
+  int index = 1;
+  int rc;
+
+  /* Keyset paging: each page starts after the last version (or sequence
+   * id) of the previous one, so every page is an index range scan. */
+  if (filter != NULL && es_event_filter_get_n_clauses (filter) > 0)
+    {
+      query_builder_init (&builder, all_streams ? READ_ALL_SELECT : READ_STREAM_SELECT);
+      add_filter (&builder, filter);
+      g_string_append (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER);
+      sql = builder.sql->str;
+    }
+  else
+    sql = all_streams ? READ_ALL_SELECT READ_ALL_ORDER : READ_STREAM_SELECT READ_STREAM_ORDER;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = _es_sqlite_connection_get_stmt (conn, sql, operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  /* Placeholders in SQL order: the stream, the keyset bound, the filter's
+   * values, the limit. @stream_id, the filter and the builder outlive the
+   * steps, hence SQLITE_STATIC. A stream's page shares one GRefString for
+   * the stream id of all its events. */
+  if (!all_streams)
+    {
+      rc = sqlite3_bind_text (stmt, index++, stream_id, -1, SQLITE_STATIC);
+      stream_ref = g_ref_string_new (stream_id);
+    }
+  else
+    rc = SQLITE_OK;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, after);
+  if (rc == SQLITE_OK && builder.binds != NULL)
+    {
+      rc = apply_binds (stmt, index, builder.binds);
+      index += builder.binds->len;
+    }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, limit);
+
+  events = g_ptr_array_new_full (MIN (limit, ES_READ_PAGE_SIZE), g_object_unref);
+
+  if (rc == SQLITE_OK)
+    {
+      while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        {
+          /* The interrupt stops a query that scans without returning rows;
+           * this stops one that returns many. */
+          if (g_cancellable_is_cancelled (cancellable))
+            {
+              rc = SQLITE_INTERRUPT;
+              break;
+            }
+          g_ptr_array_add (events, event_from_row (stmt, &stream_ref, all_streams));
+        }
+    }
+
+  /* A partial page is not returned: the caller would take it for the end
+   * of the stream. */
+  if (rc != SQLITE_DONE)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&events, g_ptr_array_unref);
+    }
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+  g_clear_pointer (&stream_ref, g_ref_string_release);
+
+  return g_steal_pointer (&events);
+}
+
+gboolean
+_es_sqlite_storage_get_version (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                gint64           *out_version,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading the stream version");
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gint64 version = 0;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return FALSE;
+
+  /* Both served by the end of an index: (stream_id, version), the rowid. */
+  stmt = _es_sqlite_connection_get_stmt (conn,
+                                         stream_id != NULL
+                                           ? "SELECT max(version) FROM events WHERE stream_id = ?"
+                                           : "SELECT max(sequence_id) FROM events",
+                                         operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return FALSE;
+    }
+
+  if (stream_id != NULL)
+    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    version = sqlite3_column_int64 (stmt, 0);  /* max() of nothing: NULL, read as 0 */
+  else
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (rc == SQLITE_ROW && out_version != NULL)
+    *out_version = version;
+  return rc == SQLITE_ROW;
+}
+
+EsStreamMetrics *
+_es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading stream metrics");
+  g_autoptr(GDateTime) last_timestamp = NULL;
+  gint64 version = 0;
+  gint64 count = 0;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  const char *sql;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  /* One statement, so one consistent snapshot of the database. A stream's
+   * versions run 1..N, so its count is its version; @all's count is a
+   * count(*), the one full index scan here. No row: empty. */
+  sql = stream_id != NULL
+          ? "SELECT version, version, timestamp FROM events"
+            " WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
+          : "SELECT sequence_id, (SELECT count(*) FROM events), timestamp"
+            " FROM events ORDER BY sequence_id DESC LIMIT 1";
+  stmt = _es_sqlite_connection_get_stmt (conn, sql, operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  if (stream_id != NULL)
+    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      version = sqlite3_column_int64 (stmt, 0);
+      count = sqlite3_column_int64 (stmt, 1);
+      last_timestamp = _es_date_time_new_from_usec (sqlite3_column_int64 (stmt, 2));
+    }
+  else if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return NULL;
+  return es_stream_metrics_new (version, count, last_timestamp);
+}
+
+EsSnapshot *
+_es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
+                                  const char       *stream_id,
+                                  const char       *projection_name,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Loading a snapshot");
+  EsSnapshot *snapshot = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = _es_sqlite_connection_get_stmt (conn,
+                                         "SELECT version, state, timestamp FROM snapshots"
+                                         " WHERE stream_id = ? AND projection_name = ?",
+                                         operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  sqlite3_bind_text (stmt, 1, stream_id != NULL ? stream_id : ALL_STREAM_KEY, -1,
+                     SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, projection_name, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      g_autoptr(GBytes) state = NULL;
+      const void *blob = sqlite3_column_blob (stmt, 1);
+      int n_blob = sqlite3_column_bytes (stmt, 1);
+
+      state = g_bytes_new (n_blob > 0 ? blob : NULL, n_blob);
+      snapshot = _es_snapshot_new_usec (stream_id, projection_name,
+                                        sqlite3_column_int64 (stmt, 0), state,
+                                        sqlite3_column_int64 (stmt, 2));
+    }
+  else if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  /* No row: no snapshot, and no error. */
+  return snapshot;
+}

@@ -1,0 +1,212 @@
+/* es-sqlite-schema.c: the SQLite backend's schema: the tables and
+ * indexes of an es-glib database, the migrations from one schema version
+ * to the next, and the checks of a database's header (application id,
+ * user version) before anything is written to it.
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include "es-sqlite-private.h"
+
+/* "ESG1": marks a database as es-glib's, in the SQLite header's
+ * application id field (PRAGMA application_id). */
+#define ES_SQLITE_APPLICATION_ID 0x45534731
+
+/* ---------------------------------------------------------------------- *
+ * Schema                                                                  *
+ * ---------------------------------------------------------------------- */
+
+/* Version 1.
+ *
+ * events: the sequence id is the rowid (INTEGER PRIMARY KEY without
+ * AUTOINCREMENT, which costs a lookup in sqlite_sequence per insert): a
+ * new row gets max(rowid) + 1, and rows are never deleted, so sequence ids
+ * grow strictly and @all reads walk the table in storage order.
+ * UNIQUE (stream_id, version) is the index that serves stream reads, the
+ * max(version) lookup of each append, and a last line of defence against
+ * two events taking one version. Idempotency keys are unique per stream,
+ * through a partial index that costs nothing for events without a key.
+ * (event_type, sequence_id) serves @all reads filtered on the event type.
+ *
+ * snapshots: one row per (stream, projection); @all's are stored under
+ * stream_id '@all'. WITHOUT ROWID: the primary key is the only access
+ * path, so the row lives in the key's b-tree. */
+static const char schema_v1[] =
+  "CREATE TABLE events ("
+  "  sequence_id     INTEGER PRIMARY KEY,"
+  "  stream_id       TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  idempotency_key TEXT,"
+  "  event_type      TEXT    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"  /* microseconds since the Unix epoch, UTC */
+  "  data            BLOB    NOT NULL,"
+  "  metadata        TEXT,"              /* a JSON object, as written */
+  "  UNIQUE (stream_id, version)"
+  ");"
+  "CREATE UNIQUE INDEX events_idempotency_key ON events (stream_id, idempotency_key)"
+  "  WHERE idempotency_key IS NOT NULL;"
+  "CREATE INDEX events_event_type ON events (event_type, sequence_id);"
+  "CREATE TABLE snapshots ("
+  "  stream_id       TEXT    NOT NULL,"
+  "  projection_name TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  state           BLOB    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"
+  "  PRIMARY KEY (stream_id, projection_name)"
+  ") WITHOUT ROWID;";
+
+/* A step of the schema's history: upgrades a database from version N to
+ * N + 1, inside the caller's transaction. */
+typedef gboolean (*EsMigration) (EsConnection  *conn,
+                                 GError       **error);
+
+static gboolean
+migrate_0_to_1 (EsConnection  *conn,
+                GError       **error)
+{
+  return _es_sqlite_connection_exec (conn, schema_v1, _("Creating the database schema"), error);
+}
+
+/* migrations[N] upgrades version N to N + 1; version 0 is an empty
+ * database. A schema change appends its step here, and nothing else: the
+ * length of this table is the schema version this code writes. */
+static const EsMigration migrations[] = {
+  migrate_0_to_1,
+};
+
+#define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))
+G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == ES_SQLITE_SCHEMA_VERSION);
+
+gboolean
+_es_sqlite_read_header (EsConnection  *conn,
+                        DbHeader      *header,
+                        GError       **error)
+{
+  const char *operation = _("Reading the database header");
+
+  /* The first read of a file that is not a database (or is damaged,
+   * unreadable...) fails here with SQLite's reason. */
+  return _es_sqlite_connection_query_int64 (conn, "PRAGMA application_id",
+                                            &header->application_id, operation, error) &&
+         _es_sqlite_connection_query_int64 (conn, "PRAGMA user_version",
+                                            &header->user_version, operation, error) &&
+         _es_sqlite_connection_query_int64 (conn, "SELECT count(*) FROM sqlite_master",
+                                            &header->n_objects, operation, error);
+}
+
+/* Whether es-glib may use (and if need be upgrade) this database. */
+gboolean
+_es_sqlite_check_header (const DbHeader  *header,
+                         const char      *display_path,
+                         GError         **error)
+{
+  gboolean ours = header->application_id == ES_SQLITE_APPLICATION_ID;
+
+  /* Another application's database; or, with our id but tables and no
+   * schema version, something damaged. An empty database without an id is
+   * fair game: that is how SQLite creates them. */
+  if ((!ours && (header->n_objects > 0 || header->application_id != 0)) ||
+      (ours && header->n_objects > 0 && header->user_version < 1))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   _("'%s' is not an es-glib database"), display_path);
+      return FALSE;
+    }
+
+  if (header->user_version > SCHEMA_VERSION)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path, the numbers schema versions */
+                   _("'%s' has es-glib schema version %lld, newer than version %lld "
+                     "that this es-glib knows; it needs a newer es-glib"),
+                   display_path, (long long) header->user_version,
+                   (long long) SCHEMA_VERSION);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Brings the database to SCHEMA_VERSION: creates the schema in an empty
+ * one, runs the missing migrations on an older one, does nothing to an
+ * up-to-date one. Nothing is written unless the header checks pass. */
+gboolean
+_es_sqlite_prepare_schema (EsConnection  *conn,
+                           const char    *display_path,
+                           GError       **error)
+{
+  DbHeader header = { 0, };
+  g_autofree char *set_header = NULL;
+  gint64 version;
+
+  if (!_es_sqlite_read_header (conn, &header, error) ||
+      !_es_sqlite_check_header (&header, display_path, error))
+    return FALSE;
+
+  /* A file that SQLite could only open read-only (permissions): say so
+   * now rather than with the first write. */
+  if (sqlite3_db_readonly (conn->db, "main") == 1)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %s is a file path */
+                   _("'%s' cannot be written to"), display_path);
+      return FALSE;
+    }
+
+  if (header.n_objects > 0 && header.user_version == SCHEMA_VERSION)
+    return TRUE;
+
+  /* Another process may be creating or upgrading the same file right now:
+   * take the write lock, then look again. */
+  if (!_es_sqlite_connection_exec (conn, "BEGIN IMMEDIATE", _("Creating the database schema"),
+                                   error))
+    return FALSE;
+
+  if (!_es_sqlite_read_header (conn, &header, error) ||
+      !_es_sqlite_check_header (&header, display_path, error))
+    goto rollback;
+
+  for (version = header.n_objects == 0 ? 0 : header.user_version;
+       version < SCHEMA_VERSION;
+       version++)
+    {
+      if (!migrations[version] (conn, error))
+        goto rollback;
+    }
+
+  /* Constants only: nothing from outside reaches this SQL. */
+  set_header = g_strdup_printf ("PRAGMA application_id = %d; PRAGMA user_version = %d;",
+                                ES_SQLITE_APPLICATION_ID, (int) SCHEMA_VERSION);
+  if (!_es_sqlite_connection_exec (conn, set_header, _("Creating the database schema"), error) ||
+      !_es_sqlite_connection_exec (conn, "COMMIT", _("Creating the database schema"), error))
+    goto rollback;
+
+  return TRUE;
+
+rollback:
+  if (!sqlite3_get_autocommit (conn->db))
+    sqlite3_exec (conn->db, "ROLLBACK", NULL, NULL, NULL);
+  return FALSE;
+}
+
+/* Reads the root page and the rightmost pages of every table and index,
+ * which the first read or write of each would reach anyway: a file whose
+ * damage is there fails to open (SQLITE_CORRUPT, see _es_sqlite_set_error())
+ * rather than at its first use. It costs a few page reads whatever the
+ * size of the file; damage elsewhere shows when a read or write reaches
+ * it (checking every page, PRAGMA quick_check, takes time in proportion
+ * to the file). */
+gboolean
+_es_sqlite_probe_pages (EsConnection  *conn,
+                        GError       **error)
+{
+  const char *sql =
+    "SELECT coalesce((SELECT max(sequence_id) FROM events), 0)"
+    " + length(coalesce((SELECT max(stream_id) FROM events), ''))"
+    " + length(coalesce((SELECT max(event_type) FROM events), ''))"
+    " + length(coalesce((SELECT max(stream_id) FROM snapshots), ''))";
+  gint64 ignored = 0;
+
+  return _es_sqlite_connection_query_int64 (conn, sql, &ignored, _("Opening the database"),
+                                            error);
+}
