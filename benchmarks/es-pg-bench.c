@@ -16,7 +16,7 @@
  * measured in the same run, each side first in every other run. The
  * plain libpq side does what the backend does, as a program written
  * directly against libpq would, in its own schema with the same tables and
- * indexes and the same statements (copied below from es-pg-storage.c),
+ * indexes and the same statements (copied below from es-pg-schema.c),
  * sent the same way: per append one transaction in two pipelined round
  * trips, BEGIN and the stream's transaction-scoped advisory lock, then one
  * statement (version lookup and check, idempotency lookup, UPDATE ...
@@ -106,7 +106,7 @@ open_factory (const char *schema)
  * Plain libpq side                                                        *
  * ---------------------------------------------------------------------- */
 
-/* Copied from es-pg-storage.c (schema_v1, its APPEND_SQL and the read
+/* Copied from es-pg-schema.c (schema_v1, its APPEND_SQL and the read
  * statement of a stream without a filter); {S} stands for the schema. */
 static const char raw_ddl[] =
   "CREATE SCHEMA {S};"

@@ -1,4 +1,16 @@
-/* es-pg-private.h: what the PostgreSQL backend's files share.
+/* es-pg-private.h: what the PostgreSQL backend's files share (not
+ * installed): the storage's instance struct, a pooled connection and the
+ * statements it runs, the ids of the fixed statements, and the _es_pg_*
+ * functions one file of the backend offers the others.
+ *
+ *   es-pg-connection.c     errors, connecting, connections, pipeline runs
+ *   es-pg-schema.c         the schema, its migrations, the fixed statements
+ *   es-pg-writer.c         appends (one, and the group-commit writer), snapshots
+ *   es-pg-query.c          values, filters to SQL, reads
+ *   es-pg-storage.c        EsPgStorage: GObject, initable, pool, handle methods
+ *   es-pg-notifier.c       EsPgNotifier
+ *   es-pg-stream-factory.c EsPgStreamFactory
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
@@ -9,11 +21,17 @@
  * of the same version only. */
 #include "es-private.h"
 #include "es-pg.h"
+#include "es-glib/backend/es-pool-private.h"
+#include "es-glib/backend/es-write-queue-private.h"
 
 G_BEGIN_DECLS
 
 /* Default schema (PostgreSQL namespace) of the backend's tables. */
 #define ES_PG_DEFAULT_SCHEMA "es_glib"
+
+/* ---------------------------------------------------------------------- *
+ * Errors and connecting (es-pg-connection.c), shared with the notifier   *
+ * ---------------------------------------------------------------------- */
 
 /* Opens a connection with @conninfo, blocking (call it off the main
  * context). On failure sets %ES_ERROR_STORAGE carrying libpq's or the
@@ -29,6 +47,147 @@ void        _es_pg_set_error              (GError        **error,
                                            const PGresult *result,
                                            const char     *context);
 
+/* ---------------------------------------------------------------------- *
+ * Connections of the pool (es-pg-connection.c)                            *
+ * ---------------------------------------------------------------------- */
+
+/* One server connection of the pool, used by one thread at a time. */
+typedef struct
+{
+  PGconn     *conn;
+  PGcancel   *cancel;       /* (owned) for PQcancel() */
+  gboolean    cancel_sent;  /* a cancel request went out during this use */
+  gboolean    unusable;     /* left in a state we cannot use again */
+  gboolean    lost;         /* the server ended the session, or the link broke */
+  GHashTable *prepared;     /* (owned) SQL text → (owned) statement name */
+  guint       n_names;      /* statement names given so far */
+} EsPgConnection;
+
+/* One statement of a pipeline: SQL with $n parameters in text format
+ * unless @formats says binary (bytea, arrays); results in binary format
+ * when @binary is set. */
+typedef struct
+{
+  const char         *sql;
+  int                 n_params;
+  const char * const *values;
+  const int          *lengths;
+  const int          *formats;
+  gboolean            binary;
+} EsPgStatement;
+
+EsPgConnection *_es_pg_connection_open       (const char            *conninfo,
+                                              GCancellable          *cancellable,
+                                              GError               **error);
+void            _es_pg_connection_close      (gpointer               data);
+gboolean        _es_pg_connection_is_alive   (EsPgConnection        *c);
+gboolean        _es_pg_connection_run        (EsPgConnection        *c,
+                                              const EsPgStatement   *statements,
+                                              guint                  n_statements,
+                                              PGresult             **results,
+                                              int                   *out_failed,
+                                              GCancellable          *cancellable,
+                                              const char            *context,
+                                              GError               **error);
+PGresult       *_es_pg_connection_run_one    (EsPgConnection        *c,
+                                              const EsPgStatement   *statement,
+                                              GCancellable          *cancellable,
+                                              const char            *context,
+                                              GError               **error);
+gboolean        _es_pg_connection_run_script (EsPgConnection        *c,
+                                              const char            *sql,
+                                              GCancellable          *cancellable,
+                                              const char            *context,
+                                              GError               **error);
+void            _es_pg_connection_rollback   (EsPgConnection        *c);
+gboolean        _es_pg_result_has_state      (const PGresult        *result,
+                                              const char            *state);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (EsPgConnection, _es_pg_connection_close)
+
+/* ---------------------------------------------------------------------- *
+ * The storage (es-pg-storage.c) and its fixed statements (es-pg-schema.c) *
+ * ---------------------------------------------------------------------- */
+
+/* The fixed statements, made for the storage's schema at construction
+ * (their text is in es-pg-schema.c). */
+typedef enum
+{
+  SQL_INSPECT,
+  SQL_LOCK,
+  SQL_LOCK_MANY,
+  SQL_EXISTING_KEYS,
+  SQL_READ_VERSION_TABLE,
+  SQL_WRITE_VERSION_TABLE,
+  SQL_APPEND,
+  SQL_READ_STREAM,
+  SQL_READ_ALL,
+  SQL_STREAM_VERSION,
+  SQL_LAST_SEQUENCE_ID,
+  SQL_STREAM_METRICS,
+  SQL_ALL_METRICS,
+  SQL_SAVE_SNAPSHOT,
+  SQL_LOAD_SNAPSHOT,
+  N_SQL
+} SqlId;
+
+/* Reads of events: the fixed ones (SQL_READ_STREAM, SQL_READ_ALL) and the
+ * filtered ones es-pg-query.c builds from the same start and end. */
+#define EVENT_COLUMNS \
+  "sequence_id, version, idempotency_key, event_type, recorded_at, data, metadata"
+
+#define READ_STREAM_SELECT \
+  "SELECT " EVENT_COLUMNS " FROM {S}.events WHERE stream_id = $1::text AND version > $2::int8"
+#define READ_STREAM_ORDER " ORDER BY version LIMIT $%u::int8"
+#define READ_ALL_SELECT \
+  "SELECT " EVENT_COLUMNS ", stream_id FROM {S}.events WHERE sequence_id > $1::int8"
+#define READ_ALL_ORDER " ORDER BY sequence_id LIMIT $%u::int8"
+
+/* The stream id snapshots of @all are stored under (the storage handle
+ * receives NULL for @all; no valid stream id starts with '@'). */
+#define ALL_STREAM_KEY ES_ALL_STREAM
+
+struct _EsPgStorage
+{
+  GObject    parent_instance;
+
+  /* Construct-only properties. */
+  char      *conninfo;       /* (owned) (nullable) as given */
+  char      *schema;         /* (owned) */
+  guint      pool_size;
+
+  /* Set at construction or by init, constant afterwards. */
+  gboolean   init_done;
+  gboolean   init_ok;
+  char      *quoted_schema;  /* (owned) "name", for SQL */
+  char      *channel;        /* (owned) <schema>_events */
+  char      *sql[N_SQL];     /* (owned) sql_templates for this schema */
+
+  /* The pool (es-pool-private.h), up to @pool_size connections; closed
+   * until init succeeds. */
+  EsPool     pool;
+
+  /* Asynchronous appends: the group-commit writer (es-pg-writer.c). */
+  EsWriteQueue       *writer;         /* (owned) (nullable) set by init */
+};
+
+/* An operation on one borrowed connection. It sets *@retry when it failed
+ * before anything of it could have taken effect (a read, or a write whose
+ * transaction was not yet committing): if the connection turns out broken,
+ * the operation then runs again, once, on another connection. */
+typedef gboolean (*EsPgOperation) (EsPgStorage     *self,
+                                   EsPgConnection  *c,
+                                   gpointer         data,
+                                   gboolean        *retry,
+                                   GCancellable    *cancellable,
+                                   GError         **error);
+
+gboolean    _es_pg_storage_run_operation  (EsPgStorage    *self,
+                                           EsPgOperation   operation,
+                                           gpointer        data,
+                                           GCancellable   *cancellable,
+                                           GError        **error);
+
 /* The storage's settings, for the notifier. */
 const char *_es_pg_storage_get_conninfo   (EsPgStorage    *self);
 /* The LISTEN/NOTIFY channel of the storage's schema (not quoted: a
@@ -36,6 +195,81 @@ const char *_es_pg_storage_get_conninfo   (EsPgStorage    *self);
  * NOTIFY on it, in the append's transaction; the payload is the last
  * sequence id of the append, in decimal. */
 const char *_es_pg_storage_get_channel    (EsPgStorage    *self);
+
+/* ---------------------------------------------------------------------- *
+ * The schema (es-pg-schema.c)                                             *
+ * ---------------------------------------------------------------------- */
+
+char       *_es_pg_schema_sql             (EsPgStorage    *self,
+                                           const char     *template);
+void        _es_pg_schema_make_statements (EsPgStorage    *self);
+gboolean    _es_pg_schema_name_is_valid   (const char     *name);
+gboolean    _es_pg_schema_prepare         (EsPgStorage    *self,
+                                           EsPgConnection *c,
+                                           GCancellable   *cancellable,
+                                           GError        **error);
+
+/* ---------------------------------------------------------------------- *
+ * The storage handle's methods (es-pg-writer.c, es-pg-query.c)            *
+ * ---------------------------------------------------------------------- */
+
+/* The group-commit writer of asynchronous appends, not started. */
+EsWriteQueue *_es_pg_writer_new           (void);
+
+gboolean    _es_pg_storage_append         (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    expected_version,
+                                           EsCandidateEvent * const *events,
+                                           guint                     n_events,
+                                           gint64                   *out_version,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+void        _es_pg_storage_append_async   (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    expected_version,
+                                           EsCandidateEvent * const *events,
+                                           guint                     n_events,
+                                           GCancellable             *cancellable,
+                                           GAsyncReadyCallback       callback,
+                                           gpointer                  user_data);
+gboolean    _es_pg_storage_append_finish  (EsStorageHandle          *handle,
+                                           GAsyncResult             *result,
+                                           gint64                   *out_version,
+                                           GError                  **error);
+gboolean    _es_pg_storage_save_snapshot  (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           const char               *projection_name,
+                                           gint64                    version,
+                                           GBytes                   *state,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+
+GPtrArray  *_es_pg_storage_read_page      (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    after,
+                                           EsEventFilter            *filter,
+                                           guint                     limit,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gboolean    _es_pg_storage_get_version    (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                   *out_version,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+EsStreamMetrics *
+            _es_pg_storage_get_metrics    (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+EsSnapshot *_es_pg_storage_load_snapshot  (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           const char               *projection_name,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+
+/* ---------------------------------------------------------------------- *
+ * The notifier (es-pg-notifier.c)                                         *
+ * ---------------------------------------------------------------------- */
 
 /* Tests: connections the notifier has (re)opened since it started. */
 guint       _es_pg_notifier_get_n_connects (EsPgNotifier  *self);

@@ -1,0 +1,714 @@
+/* es-pg-query.c: reading from PostgreSQL.
+ *
+ * Values of result rows in binary format (int8, timestamptz); filters
+ * (EsEventFilter) translated into SQL with every value a parameter, with
+ * the SQLite backend's results; reads of events in keyset pages, and the
+ * one-row queries: a stream's version, its metrics, a snapshot.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "config.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "es-pg-private.h"
+#include "es-glib/backend/es-time-private.h"
+
+/* ---------------------------------------------------------------------- *
+ * Values                                                                  *
+ * ---------------------------------------------------------------------- */
+
+/* Microseconds between the Unix epoch and PostgreSQL's, 2000-01-01 UTC: a
+ * timestamptz in binary format counts from the latter. */
+#define PG_EPOCH_USEC G_GINT64_CONSTANT (946684800000000)
+
+static inline gint64
+get_int8 (const PGresult *result,
+          int             row,
+          int             column)
+{
+  guint64 value;
+
+  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
+  return (gint64) GUINT64_FROM_BE (value);
+}
+
+static inline gint64
+get_timestamp_usec (const PGresult *result,
+                    int             row,
+                    int             column)
+{
+  return get_int8 (result, row, column) + PG_EPOCH_USEC;
+}
+
+/* ---------------------------------------------------------------------- *
+ * Filters                                                                 *
+ * ---------------------------------------------------------------------- */
+
+/* Translates an EsEventFilter into SQL, with the same results as the SQLite
+ * backend. The SQL text holds only column names, operators, constants and
+ * $n placeholders; every value of the filter and every metadata key is a
+ * parameter, in text format.
+ *
+ * For example, reading stream 'cart-7' with the clauses
+ *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
+ * gives
+ *   SELECT ... FROM "schema".events WHERE stream_id = $1::text AND version > $2::int8
+ *     AND event_type IN ($3::text, $4::text)
+ *     AND "schema".metadata_jsonb(metadata) -> $5::text -> $6::text = $7::jsonb
+ *     ORDER BY version LIMIT $8::int8
+ * with $5, $6 = 'user', 'id' and $7 = '42'.
+ *
+ * Metadata values compare as jsonb: a JSON string equals a string, a JSON
+ * number a numerically equal integer or double (1 = 1.0), true and false
+ * the booleans, and nothing else matches; a path that runs through an
+ * array or a scalar finds nothing (`->` with a text key), as SQLite's
+ * object path does. `like` matches strings only, ignoring ASCII case with
+ * no escape character, as SQLite's LIKE does: both sides are lowercased in
+ * ASCII only (translate() on the column, g_ascii_strdown() on the
+ * pattern), and ESCAPE '' turns off PostgreSQL's default escape. */
+
+/* `in` lists up to this length are written as IN ($a, $b...), in filters
+ * of at most INLINE_MAX_CLAUSES clauses; longer lists, or any list in a
+ * bigger filter, are one jsonb parameter: `x IN (SELECT
+ * jsonb_array_elements($n::jsonb))`, which PostgreSQL hashes whatever the
+ * plan (generic or custom). The clause limit keeps the inline form within
+ * the protocol's 65,535 parameters. */
+#define IN_LIST_INLINE_MAX 16
+#define INLINE_MAX_CLAUSES 512
+#define MAX_PARAMS         65535
+
+typedef struct
+{
+  GString   *sql;
+  GPtrArray *values;  /* (element-type utf8) (owned) parameters in $n order */
+  guint      first;   /* the number of values[0] */
+  guint      inline_max;  /* longest `in` list written inline */
+} QueryBuilder;
+
+static void
+query_builder_clear (QueryBuilder *builder)
+{
+  if (builder->sql != NULL)
+    g_string_free (builder->sql, TRUE);
+  g_clear_pointer (&builder->values, g_ptr_array_unref);
+  builder->sql = NULL;
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (QueryBuilder, query_builder_clear)
+
+/* Appends "$n::@cast" to the SQL and takes @value as the parameter. */
+static void
+add_param (QueryBuilder *builder,
+           char         *value,
+           const char   *cast)
+{
+  g_ptr_array_add (builder->values, value);
+  g_string_append_printf (builder->sql, "$%u::%s", builder->first + builder->values->len - 1,
+                          cast);
+}
+
+#define ASCII_UPPER "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#define ASCII_LOWER "abcdefghijklmnopqrstuvwxyz"
+
+static void
+add_like (QueryBuilder *builder,
+          const char   *subject,
+          const char   *pattern)
+{
+  g_string_append_printf (builder->sql, "translate(%s, '" ASCII_UPPER "', '" ASCII_LOWER "')"
+                          " LIKE ", subject);
+  add_param (builder, g_ascii_strdown (pattern, -1), "text");
+  g_string_append (builder->sql, " ESCAPE ''");
+}
+
+/* A double as the shortest decimal that reads back as the same double. */
+static char *
+double_to_json (double value)
+{
+  char buffer[G_ASCII_DTOSTR_BUF_SIZE];
+
+  for (int precision = 15; precision <= 17; precision++)
+    {
+      g_autofree char *format = g_strdup_printf ("%%.%dg", precision);
+
+      g_ascii_formatd (buffer, sizeof buffer, format, value);
+      if (precision == 17 || g_ascii_strtod (buffer, NULL) == value)
+        break;
+    }
+  return g_strdup (buffer);
+}
+
+/* A filter value as JSON text for a jsonb comparison, or NULL for a value
+ * no JSON value equals (not a number, infinite, invalid). */
+static char *
+value_to_json (GVariant *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  gboolean boolean = FALSE;
+  GString *json;
+
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, &boolean))
+    {
+    case ES_FILTER_VALUE_STRING:
+      json = g_string_new ("\"");
+      for (const char *p = string; *p != '\0'; p++)
+        {
+          if (*p == '"' || *p == '\\')
+            g_string_append_printf (json, "\\%c", *p);
+          else if ((guchar) *p < 0x20)
+            g_string_append_printf (json, "\\u%04x", (guint) (guchar) *p);
+          else
+            g_string_append_c (json, *p);
+        }
+      g_string_append_c (json, '"');
+      return g_string_free (json, FALSE);
+
+    case ES_FILTER_VALUE_INT64:
+      return g_strdup_printf ("%" G_GINT64_FORMAT, int64);
+
+    case ES_FILTER_VALUE_DOUBLE:
+      return isfinite (dbl) ? double_to_json (dbl) : NULL;
+
+    case ES_FILTER_VALUE_BOOLEAN:
+      return g_strdup (boolean ? "true" : "false");
+
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return NULL;
+    }
+}
+
+/* A scalar of a column clause as text, with its cast; the filter was
+ * validated, so it is a string for text columns and an integer for
+ * integer ones. NULL for anything else: it equals nothing. */
+static char *
+value_to_text (GVariant *value,
+               gboolean  integer)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+
+  switch (es_event_filter_classify_value (value, &string, &int64, NULL, NULL))
+    {
+    case ES_FILTER_VALUE_STRING:
+      return integer ? NULL : g_strdup (string);
+    case ES_FILTER_VALUE_INT64:
+      return integer ? g_strdup_printf ("%" G_GINT64_FORMAT, int64) : NULL;
+    case ES_FILTER_VALUE_DOUBLE:
+    case ES_FILTER_VALUE_BOOLEAN:
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return NULL;
+    }
+}
+
+/* "@subject = $n" or "@subject IN ($a, $b...)" with the values (one, or
+ * the elements of an `in` array) that can match: as JSON text for a jsonb
+ * @subject, else as text for a text or bigint column. FALSE when none
+ * can. */
+static void
+add_equals_or_in (QueryBuilder     *builder,
+                  const char       *subject,
+                  EsFilterOperator  op,
+                  GVariant         *value,
+                  gboolean          json,
+                  gboolean          integer)
+{
+  g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+  const char *cast = json ? "jsonb" : integer ? "int8" : "text";
+
+  if (op == ES_FILTER_OPERATOR_IN)
+    {
+      gsize n = g_variant_n_children (value);
+
+      for (gsize i = 0; i < n; i++)
+        {
+          g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+          char *text = json ? value_to_json (child) : value_to_text (child, integer);
+
+          if (text != NULL)
+            g_ptr_array_add (texts, text);
+        }
+    }
+  else
+    {
+      char *text = json ? value_to_json (value) : value_to_text (value, integer);
+
+      if (text != NULL)
+        g_ptr_array_add (texts, text);
+    }
+
+  if (texts->len == 0)
+    {
+      g_string_append (builder->sql, "FALSE");
+      return;
+    }
+
+  if (texts->len == 1)
+    {
+      g_string_append_printf (builder->sql, "%s = ", subject);
+      add_param (builder, g_ptr_array_steal_index (texts, 0), cast);
+      return;
+    }
+
+  if (texts->len > builder->inline_max)
+    {
+      GString *array = g_string_new ("[");
+
+      /* One jsonb array: its elements are JSON already for a jsonb
+       * @subject; for a column, the texts are turned back into JSON (a
+       * string quoted, a number as is) and read out as text. */
+      for (guint i = 0; i < texts->len; i++)
+        {
+          const char *text = g_ptr_array_index (texts, i);
+
+          if (i > 0)
+            g_string_append_c (array, ',');
+          if (json || integer)
+            g_string_append (array, text);
+          else
+            {
+              g_autoptr(GVariant) string = g_variant_ref_sink (g_variant_new_string (text));
+              g_autofree char *quoted = value_to_json (string);
+
+              g_string_append (array, quoted);
+            }
+        }
+      g_string_append_c (array, ']');
+
+      g_string_append_printf (builder->sql, "%s IN (SELECT %s(", subject,
+                              json ? "jsonb_array_elements" : "jsonb_array_elements_text");
+      add_param (builder, g_string_free (array, FALSE), "jsonb");
+      g_string_append_printf (builder->sql, ")%s)", integer ? "::int8" : "");
+      return;
+    }
+
+  g_string_append_printf (builder->sql, "%s IN (", subject);
+  for (guint i = 0; i < texts->len; i++)
+    {
+      if (i > 0)
+        g_string_append (builder->sql, ", ");
+      add_param (builder, g_strdup (g_ptr_array_index (texts, i)), cast);
+    }
+  g_string_append_c (builder->sql, ')');
+}
+
+static void
+add_column_clause (QueryBuilder     *builder,
+                   const char       *column,
+                   gboolean          integer,
+                   EsFilterOperator  op,
+                   GVariant         *value)
+{
+  if (op == ES_FILTER_OPERATOR_LIKE)
+    {
+      if (integer || !g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+        g_string_append (builder->sql, "FALSE");
+      else
+        add_like (builder, column, g_variant_get_string (value, NULL));
+      return;
+    }
+
+  add_equals_or_in (builder, column, op, value, FALSE, integer);
+}
+
+static void
+add_metadata_clause (QueryBuilder     *builder,
+                     EsPgStorage      *self,
+                     char * const     *keys,
+                     EsFilterOperator  op,
+                     GVariant         *value)
+{
+  g_autoptr(GString) subject = g_string_new (NULL);
+
+  /* The value at the path, as jsonb: -> with text keys walks objects
+   * only. The keys are parameters too. */
+  g_string_append_printf (subject, "%s.metadata_jsonb(metadata)", self->quoted_schema);
+  for (guint i = 0; keys[i] != NULL; i++)
+    {
+      g_ptr_array_add (builder->values, g_strdup (keys[i]));
+      g_string_append_printf (subject, " -> $%u::text",
+                              builder->first + builder->values->len - 1);
+    }
+
+  g_string_append_c (builder->sql, '(');
+  if (op == ES_FILTER_OPERATOR_LIKE)
+    {
+      g_autofree char *text = g_strdup_printf ("((%s) #>> '{}')", subject->str);
+
+      if (!g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
+        g_string_append (builder->sql, "FALSE");
+      else
+        {
+          g_string_append_printf (builder->sql, "jsonb_typeof(%s) = 'string' AND ",
+                                  subject->str);
+          add_like (builder, text, g_variant_get_string (value, NULL));
+        }
+    }
+  else
+    {
+      g_autofree char *parenthesized = g_strdup_printf ("(%s)", subject->str);
+
+      add_equals_or_in (builder, parenthesized, op, value, TRUE, FALSE);
+    }
+  g_string_append_c (builder->sql, ')');
+}
+
+/* Appends clauses @first to @last - 1 of @filter, AND-ed as a balanced
+ * tree of parentheses, in order: PostgreSQL recurses over a flat chain of
+ * thousands of ANDs deep enough to hit its stack depth limit. */
+static void
+add_clauses (QueryBuilder  *builder,
+             EsPgStorage   *self,
+             EsEventFilter *filter,
+             guint          first,
+             guint          last)
+{
+  g_auto(GStrv) keys = NULL;
+  EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+  GVariant *value = NULL;
+  const char *field;
+
+  if (last - first > 1)
+    {
+      guint middle = first + (last - first) / 2;
+
+      g_string_append_c (builder->sql, '(');
+      add_clauses (builder, self, filter, first, middle);
+      g_string_append (builder->sql, " AND ");
+      add_clauses (builder, self, filter, middle, last);
+      g_string_append_c (builder->sql, ')');
+      return;
+    }
+
+  field = es_event_filter_get_clause (filter, first, &op, &value);
+
+  switch (es_event_filter_parse_field (field, &keys))
+    {
+    case ES_FILTER_FIELD_STREAM_ID:
+      add_column_clause (builder, "stream_id", FALSE, op, value);
+      break;
+    case ES_FILTER_FIELD_EVENT_TYPE:
+      add_column_clause (builder, "event_type", FALSE, op, value);
+      break;
+    case ES_FILTER_FIELD_VERSION:
+      add_column_clause (builder, "version", TRUE, op, value);
+      break;
+    case ES_FILTER_FIELD_SEQUENCE_ID:
+      add_column_clause (builder, "sequence_id", TRUE, op, value);
+      break;
+    case ES_FILTER_FIELD_METADATA:
+      add_metadata_clause (builder, self, keys, op, value);
+      break;
+    case ES_FILTER_FIELD_INVALID:
+    default:
+      /* Validation rejects these; should one get here, it selects
+       * nothing rather than everything. */
+      g_string_append (builder->sql, "FALSE");
+      break;
+    }
+}
+
+/* Appends " AND <clauses>" for @filter, which the storage handle's
+ * wrapper has validated (it has at least one clause, at most 4,096).
+ * Fails, before anything is sent, when the clauses need more parameters
+ * than the protocol allows (metadata paths of many keys). */
+static gboolean
+add_filter (QueryBuilder   *builder,
+            EsPgStorage    *self,
+            EsEventFilter  *filter,
+            GError        **error)
+{
+  guint n_clauses = es_event_filter_get_n_clauses (filter);
+
+  builder->inline_max = n_clauses <= INLINE_MAX_CLAUSES ? IN_LIST_INLINE_MAX : 0;
+  g_string_append (builder->sql, " AND ");
+  add_clauses (builder, self, filter, 0, n_clauses);
+
+  /* The stream, the keyset bound and the limit take 3 more. */
+  if (builder->values->len + 3 > MAX_PARAMS)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first number is a count of query parameters,
+                    * the second of filter clauses, the third is 65535 */
+                   _("The filter needs %u query parameters for its %u clauses (each key "
+                     "of a metadata path is one), more than PostgreSQL's limit of %u"),
+                   builder->values->len + 3, n_clauses, (guint) MAX_PARAMS);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------------- *
+ * Reading                                                                 *
+ * ---------------------------------------------------------------------- */
+
+typedef struct
+{
+  const char    *stream_id;  /* NULL: @all */
+  gint64         after;
+  EsEventFilter *filter;     /* (nullable) */
+  guint          limit;
+  GPtrArray     *events;     /* (owned) the result */
+} ReadOp;
+
+/* Builds the stored event of row @row. Consecutive rows of one stream
+ * share the GRefString in *@stream_ref instead of each copying the id. */
+static EsStoredEvent *
+event_from_row (const PGresult  *result,
+                int              row,
+                char           **stream_ref,
+                gboolean         all_streams)
+{
+  const char *key = NULL, *metadata = NULL;
+  gsize n_key = 0, n_metadata = 0;
+
+  if (all_streams)
+    {
+      const char *stream_id = PQgetvalue (result, row, 7);
+
+      if (*stream_ref == NULL || strcmp (*stream_ref, stream_id) != 0)
+        {
+          g_clear_pointer (stream_ref, g_ref_string_release);
+          *stream_ref = g_ref_string_new (stream_id);
+        }
+    }
+
+  if (!PQgetisnull (result, row, 2))
+    {
+      key = PQgetvalue (result, row, 2);
+      n_key = PQgetlength (result, row, 2);
+    }
+  if (!PQgetisnull (result, row, 6))
+    {
+      metadata = PQgetvalue (result, row, 6);
+      n_metadata = PQgetlength (result, row, 6);
+    }
+
+  /* Binary format: text and bytea are their bytes, bigint eight bytes in
+   * network order, timestamptz microseconds since 2000. One allocation
+   * holds the strings and the data (see _es_stored_event_new_packed()). */
+  return _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
+                                      get_int8 (result, row, 0),
+                                      get_int8 (result, row, 1),
+                                      get_timestamp_usec (result, row, 4),
+                                      PQgetvalue (result, row, 3), PQgetlength (result, row, 3),
+                                      PQgetvalue (result, row, 5), PQgetlength (result, row, 5),
+                                      key, n_key,
+                                      metadata, n_metadata);
+}
+
+static gboolean
+read_operation (EsPgStorage    *self,
+                EsPgConnection *c,
+                gpointer        data,
+                gboolean       *retry,
+                GCancellable   *cancellable,
+                GError        **error)
+{
+  ReadOp *op = data;
+  gboolean all_streams = op->stream_id == NULL;
+  g_auto(QueryBuilder) builder = { NULL, };
+  g_autofree char *after = g_strdup_printf ("%" G_GINT64_FORMAT, op->after);
+  g_autofree char *limit = g_strdup_printf ("%u", op->limit);
+  g_autofree const char **values = NULL;
+  g_autofree char *sql = NULL;
+  char *stream_ref = NULL;
+  EsPgStatement statement = { NULL, 0, NULL, NULL, NULL, TRUE };
+  PGresult *result;
+  guint n = 0;
+  int n_rows;
+
+  /* Reading twice does no harm. */
+  *retry = TRUE;
+
+  /* Keyset paging: each page starts after the last version (or sequence
+   * id) of the previous one, so every page is an index range scan. */
+  builder.sql = g_string_new (NULL);
+  builder.values = g_ptr_array_new_with_free_func (g_free);
+  builder.first = all_streams ? 2 : 3;
+  if (op->filter != NULL && es_event_filter_get_n_clauses (op->filter) > 0)
+    {
+      g_autofree char *start = _es_pg_schema_sql (self, all_streams ? READ_ALL_SELECT
+                                                                    : READ_STREAM_SELECT);
+
+      g_string_append (builder.sql, start);
+      if (!add_filter (&builder, self, op->filter, error))
+        {
+          *retry = FALSE;
+          return FALSE;
+        }
+      g_string_append_printf (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER,
+                              builder.first + builder.values->len);
+      statement.sql = builder.sql->str;
+    }
+  else
+    statement.sql = self->sql[all_streams ? SQL_READ_ALL : SQL_READ_STREAM];
+
+  /* Parameters in $n order: the stream, the keyset bound, the filter's
+   * values, the limit. */
+  values = g_new0 (const char *, builder.values->len + 3);
+  if (!all_streams)
+    values[n++] = op->stream_id;
+  values[n++] = after;
+  for (guint i = 0; i < builder.values->len; i++)
+    values[n++] = g_ptr_array_index (builder.values, i);
+  values[n++] = limit;
+  statement.n_params = n;
+  statement.values = values;
+
+  result = _es_pg_connection_run_one (c, &statement, cancellable, _("Reading events"), error);
+  if (result == NULL)
+    return FALSE;
+
+  n_rows = PQntuples (result);
+  op->events = g_ptr_array_new_full (n_rows, g_object_unref);
+  if (!all_streams)
+    stream_ref = g_ref_string_new (op->stream_id);
+  for (int row = 0; row < n_rows; row++)
+    g_ptr_array_add (op->events, event_from_row (result, row, &stream_ref, all_streams));
+  g_clear_pointer (&stream_ref, g_ref_string_release);
+  PQclear (result);
+  return TRUE;
+}
+
+GPtrArray *
+_es_pg_storage_read_page (EsStorageHandle  *handle,
+                          const char       *stream_id,
+                          gint64            after,
+                          EsEventFilter    *filter,
+                          guint             limit,
+                          GCancellable     *cancellable,
+                          GError          **error)
+{
+  ReadOp op = { stream_id, after, filter, limit, NULL };
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
+                                     error))
+    {
+      g_clear_pointer (&op.events, g_ptr_array_unref);
+      return NULL;
+    }
+  return op.events;
+}
+
+/* A query of one row (or none) of binary int8 and timestamptz columns: the
+ * stream version, the metrics, a snapshot. */
+typedef struct
+{
+  SqlId       sql;
+  const char *values[2];
+  int         n_params;
+  const char *context;
+  PGresult   *result;   /* (owned) */
+} QueryOp;
+
+static gboolean
+query_operation (EsPgStorage    *self,
+                 EsPgConnection *c,
+                 gpointer        data,
+                 gboolean       *retry,
+                 GCancellable   *cancellable,
+                 GError        **error)
+{
+  QueryOp *op = data;
+  EsPgStatement statement = { self->sql[op->sql], op->n_params, op->values, NULL, NULL, TRUE };
+
+  *retry = TRUE;
+  g_clear_pointer (&op->result, PQclear);
+  op->result = _es_pg_connection_run_one (c, &statement, cancellable, op->context, error);
+  return op->result != NULL;
+}
+
+gboolean
+_es_pg_storage_get_version (EsStorageHandle  *handle,
+                            const char       *stream_id,
+                            gint64           *out_version,
+                            GCancellable     *cancellable,
+                            GError          **error)
+{
+  QueryOp op = { 0, };
+
+  op.sql = stream_id != NULL ? SQL_STREAM_VERSION : SQL_LAST_SEQUENCE_ID;
+  op.values[0] = stream_id;
+  op.n_params = stream_id != NULL ? 1 : 0;
+  op.context = _("Reading the stream version");
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), query_operation, &op, cancellable,
+                                     error))
+    return FALSE;
+
+  if (out_version != NULL)
+    *out_version = get_int8 (op.result, 0, 0);
+  PQclear (op.result);
+  return TRUE;
+}
+
+EsStreamMetrics *
+_es_pg_storage_get_metrics (EsStorageHandle  *handle,
+                            const char       *stream_id,
+                            GCancellable     *cancellable,
+                            GError          **error)
+{
+  g_autoptr(GDateTime) last_timestamp = NULL;
+  QueryOp op = { 0, };
+  gint64 version = 0;
+  gint64 count = 0;
+
+  /* One statement, so one consistent snapshot of the database. */
+  op.sql = stream_id != NULL ? SQL_STREAM_METRICS : SQL_ALL_METRICS;
+  op.values[0] = stream_id;
+  op.n_params = stream_id != NULL ? 1 : 0;
+  op.context = _("Reading stream metrics");
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), query_operation, &op, cancellable,
+                                     error))
+    return NULL;
+
+  if (PQntuples (op.result) > 0)
+    {
+      version = get_int8 (op.result, 0, 0);
+      count = get_int8 (op.result, 0, 1);
+      last_timestamp = _es_date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
+    }
+  PQclear (op.result);
+
+  return es_stream_metrics_new (version, count, last_timestamp);
+}
+
+EsSnapshot *
+_es_pg_storage_load_snapshot (EsStorageHandle  *handle,
+                              const char       *stream_id,
+                              const char       *projection_name,
+                              GCancellable     *cancellable,
+                              GError          **error)
+{
+  EsSnapshot *snapshot = NULL;
+  QueryOp op = { 0, };
+
+  op.sql = SQL_LOAD_SNAPSHOT;
+  op.values[0] = stream_id != NULL ? stream_id : ALL_STREAM_KEY;
+  op.values[1] = projection_name;
+  op.n_params = 2;
+  op.context = _("Loading a snapshot");
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), query_operation, &op, cancellable,
+                                     error))
+    return NULL;
+
+  /* No row: no snapshot, and no error. */
+  if (PQntuples (op.result) > 0)
+    {
+      g_autoptr(GBytes) state = g_bytes_new (PQgetvalue (op.result, 0, 1),
+                                             PQgetlength (op.result, 0, 1));
+
+      snapshot = _es_snapshot_new_usec (stream_id, projection_name,
+                                        get_int8 (op.result, 0, 0), state,
+                                        get_timestamp_usec (op.result, 0, 2));
+    }
+  PQclear (op.result);
+  return snapshot;
+}
