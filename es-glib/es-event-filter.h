@@ -16,6 +16,16 @@ G_BEGIN_DECLS
  * @ES_FILTER_OPERATOR_IN: the field equals one of the values of an array
  * @ES_FILTER_OPERATOR_LIKE: the field matches an SQL `LIKE` pattern
  *   (`%` any run of characters, `_` one character, ASCII case-insensitive)
+ * @ES_FILTER_OPERATOR_LESS: the field is smaller than the value (since 0.2)
+ * @ES_FILTER_OPERATOR_LESS_OR_EQUAL: the field is smaller than or equal to
+ *   the value (since 0.2)
+ * @ES_FILTER_OPERATOR_GREATER: the field is greater than the value (since 0.2)
+ * @ES_FILTER_OPERATOR_GREATER_OR_EQUAL: the field is greater than or equal
+ *   to the value (since 0.2)
+ *
+ * The four comparisons apply to `version`, `sequence_id`, `timestamp` and
+ * to numeric `metadata.<path>` values (a metadata value that is not a
+ * number never matches a comparison).
  *
  * How a clause of an [class@Es.EventFilter] compares its field.
  */
@@ -24,6 +34,10 @@ typedef enum
   ES_FILTER_OPERATOR_EQUALS,
   ES_FILTER_OPERATOR_IN,
   ES_FILTER_OPERATOR_LIKE,
+  ES_FILTER_OPERATOR_LESS,
+  ES_FILTER_OPERATOR_LESS_OR_EQUAL,
+  ES_FILTER_OPERATOR_GREATER,
+  ES_FILTER_OPERATOR_GREATER_OR_EQUAL,
 } EsFilterOperator;
 
 /**
@@ -35,6 +49,9 @@ typedef enum
  * @ES_FILTER_FIELD_SEQUENCE_ID: `sequence_id`
  * @ES_FILTER_FIELD_METADATA: `metadata.<key>[.<key>...]`, a value inside
  *   the metadata JSON object
+ * @ES_FILTER_FIELD_TIMESTAMP: `timestamp`, the time of the write in
+ *   microseconds since the Unix epoch (UTC); compared with an integer
+ *   (since 0.2)
  *
  * What the field of a filter clause names; see
  * [func@Es.EventFilter.parse_field].
@@ -49,6 +66,7 @@ typedef enum
   ES_FILTER_FIELD_VERSION,
   ES_FILTER_FIELD_SEQUENCE_ID,
   ES_FILTER_FIELD_METADATA,
+  ES_FILTER_FIELD_TIMESTAMP,
 } EsFilterField;
 
 /**
@@ -92,6 +110,15 @@ ES_AVAILABLE_IN_ALL
 void           es_event_filter_add_like      (EsEventFilter     *self,
                                               const char        *field,
                                               const char        *pattern);
+ES_AVAILABLE_IN_ALL
+void           es_event_filter_add_compare   (EsEventFilter     *self,
+                                              const char        *field,
+                                              EsFilterOperator   op,
+                                              GVariant          *value);
+ES_AVAILABLE_IN_ALL
+void           es_event_filter_add_time_range (EsEventFilter    *self,
+                                              GDateTime         *since,
+                                              GDateTime         *until);
 ES_AVAILABLE_IN_ALL
 guint          es_event_filter_get_n_clauses (EsEventFilter     *self);
 ES_AVAILABLE_IN_ALL

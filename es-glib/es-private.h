@@ -113,6 +113,11 @@ EsStoredEvent  *_es_stored_event_new_packed (char       *stream_id,
                                              const char *metadata,
                                              gsize       metadata_len);
 
+/* Marks an event a backend just built (erased, tombstone marker). */
+ES_PRIVATE_API
+void            _es_stored_event_set_flags  (EsStoredEvent      *self,
+                                             EsStoredEventFlags  flags);
+
 ES_PRIVATE_API
 EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
                                             const char        *projection_name,

@@ -492,3 +492,545 @@ es_storage_handle_close (EsStorageHandle  *self,
 
   return ES_STORAGE_HANDLE_GET_IFACE (self)->close (self, cancellable, error);
 }
+
+/* ---------------------------------------------------------------------- *
+ * Stream life cycle (0.2)                                                 *
+ * ---------------------------------------------------------------------- */
+
+static gboolean
+not_supported (EsStorageHandle  *self,
+               const char       *what,
+               GError          **error)
+{
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               /* Translators: the first %s is a backend's type name, the second an operation */
+               _("Storage backend %s does not support %s"),
+               G_OBJECT_TYPE_NAME (self), what);
+  return FALSE;
+}
+
+/* The life-cycle operations change one named stream: @all (or NULL) is
+ * refused with a message saying what was attempted. */
+static gboolean
+check_named_stream (const char  *stream_id,
+                    const char  *what,
+                    GError     **error)
+{
+  if (stream_id == NULL || g_str_equal (stream_id, ES_ALL_STREAM))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %s is "@all", the second an operation */
+                   _("Stream '%s' cannot be the target of %s: it holds the events of "
+                     "every stream"),
+                   ES_ALL_STREAM, what);
+      return FALSE;
+    }
+
+  return _es_validate_stream_id (stream_id, FALSE, error);
+}
+
+/**
+ * es_storage_handle_read_page_full:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: (nullable): a valid stream id, or %NULL for every stream
+ * @position: forwards, return events after this version (for all streams:
+ *   this sequence id); with %ES_READ_FLAGS_BACKWARDS, events before it,
+ *   %G_MAXINT64 meaning from the newest
+ * @flags: the direction, and whether tombstone markers are wanted
+ * @filter: (nullable): clauses the events must match
+ * @limit: the most events to return, at least 1
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads one page of events in either direction: oldest first as
+ * [method@Es.StorageHandle.read_page] does, or newest first with
+ * %ES_READ_FLAGS_BACKWARDS (versions, or sequence ids, strictly smaller
+ * than @position, in decreasing order). Reading the newest page of a
+ * stream costs the same whatever the stream's length.
+ *
+ * With %ES_READ_FLAGS_INCLUDE_TOMBSTONES and a %NULL @stream_id, the marker
+ * of each hard-deleted stream is returned at its position among the
+ * events, as an [class@Es.StoredEvent] with
+ * %ES_STORED_EVENT_FLAGS_TOMBSTONE; @filter does not apply to markers.
+ * Reads never return them otherwise.
+ *
+ * A backend that leaves the virtual method %NULL serves forward reads
+ * through its `read_page`; other reads then fail with
+ * %G_IO_ERROR_NOT_SUPPORTED.
+ *
+ * Returns: (transfer container) (element-type EsStoredEvent): the events,
+ *   empty at the end
+ *
+ * Since: 0.2
+ */
+GPtrArray *
+es_storage_handle_read_page_full (EsStorageHandle  *self,
+                                  const char       *stream_id,
+                                  gint64            position,
+                                  EsReadFlags       flags,
+                                  EsEventFilter    *filter,
+                                  guint             limit,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter), NULL);
+  g_return_val_if_fail (limit > 0, NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (filter != NULL && !es_event_filter_validate (filter, error))
+    return NULL;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->read_page_full != NULL)
+    return iface->read_page_full (self, stream_id, position, flags, filter, limit,
+                                  cancellable, error);
+
+  if ((flags & ES_READ_FLAGS_BACKWARDS) != 0)
+    {
+      not_supported (self, _("reading backwards"), error);
+      return NULL;
+    }
+
+  return iface->read_page (self, stream_id, position, filter, limit, cancellable, error);
+}
+
+/**
+ * es_storage_handle_get_stream_info:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: (nullable): a valid stream id, or %NULL for the whole
+ *   database
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Looks up what is known of a stream without reading its events: see
+ * [class@Es.StreamInfo] for each field. A stream nobody wrote to is
+ * active, at version 0, without events.
+ *
+ * For %NULL (the <code>@<!-- -->all</code> stream) the stream id is
+ * `@all`, the current version the last position used (the last sequence
+ * id, or the position of the last life-cycle operation), the event count
+ * and timestamps those of every stream together, and the retention policy
+ * the database-wide one.
+ *
+ * Returns: (transfer full): the information
+ *
+ * Since: 0.2
+ */
+EsStreamInfo *
+es_storage_handle_get_stream_info (EsStorageHandle  *self,
+                                   const char       *stream_id,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (stream_id != NULL && g_str_equal (stream_id, ES_ALL_STREAM))
+    stream_id = NULL;
+  if (stream_id != NULL && !_es_validate_stream_id (stream_id, FALSE, error))
+    return NULL;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->get_stream_info == NULL)
+    {
+      not_supported (self, _("stream information"), error);
+      return NULL;
+    }
+
+  return iface->get_stream_info (self, stream_id, cancellable, error);
+}
+
+/**
+ * es_storage_handle_list_streams:
+ * @self: an [iface@Es.StorageHandle]
+ * @prefix: (nullable): only list stream ids that start with this (compared
+ *   byte for byte, case-sensitively), or %NULL for all
+ * @after_stream_id: (nullable): only list stream ids greater than this one
+ *   (byte-wise order), or %NULL to start at the first
+ * @flags: whether deleted streams are listed
+ * @limit: the most streams to return, at least 1
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads one page of a listing of streams, in byte-wise order of their ids.
+ * An [class@Es.StreamInfoEnumerator] calls it repeatedly, passing the last
+ * id it got as @after_stream_id. The backend reads what it keeps per
+ * stream, never the streams' events: a page costs the same whatever the
+ * streams hold.
+ *
+ * Returns: (transfer container) (element-type EsStreamInfo): the streams,
+ *   empty at the end
+ *
+ * Since: 0.2
+ */
+GPtrArray *
+es_storage_handle_list_streams (EsStorageHandle     *self,
+                                const char          *prefix,
+                                const char          *after_stream_id,
+                                EsListStreamsFlags   flags,
+                                guint                limit,
+                                GCancellable        *cancellable,
+                                GError             **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (limit > 0, NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (prefix != NULL && *prefix == '\0')
+    prefix = NULL;
+  if (prefix != NULL && !g_utf8_validate (prefix, -1, NULL))
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           _("A stream id prefix must be valid UTF-8"));
+      return NULL;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->list_streams == NULL)
+    {
+      not_supported (self, _("listing streams"), error);
+      return NULL;
+    }
+
+  return iface->list_streams (self, prefix, after_stream_id, flags, limit, cancellable, error);
+}
+
+/**
+ * es_storage_handle_delete_stream:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: the stream to delete, not <code>@<!-- -->all</code>
+ * @expected_version: the version the stream must be at, or
+ *   %ES_VERSION_ANY
+ * @flags: %ES_DELETE_FLAGS_TOMBSTONE for a hard delete
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Deletes a stream's events, in one transaction with the expected-version
+ * check (%ES_ERROR_WRONG_EXPECTED_VERSION: nothing changed). The events
+ * are removed from the database, not hidden: their bytes are overwritten
+ * (see [method@Es.StorageHandle.compact] for giving the space back). The
+ * stream's snapshots are deleted with them.
+ *
+ * A soft delete keeps the stream's version: the next append continues
+ * from it, and expects it. A hard delete (%ES_DELETE_FLAGS_TOMBSTONE)
+ * also leaves a tombstone: appends fail with %ES_ERROR_STREAM_DELETED
+ * forever, and readers of <code>@<!-- -->all</code> that ask for it see the
+ * marker (%ES_READ_FLAGS_INCLUDE_TOMBSTONES). Hard-deleting a tombstoned
+ * stream again succeeds and changes nothing; soft-deleting one fails with
+ * %ES_ERROR_STREAM_DELETED. Deleting a stream nobody wrote to succeeds
+ * (a tombstone then reserves the name).
+ *
+ * Every delete takes a position in the global order (a sequence id no
+ * event gets), so that sequence ids are never used twice even when the
+ * newest events go, and notifiers see that the database changed.
+ *
+ * Idempotency keys of deleted events go with them: a retry of a deleted
+ * append adds its events again.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_delete_stream (EsStorageHandle  *self,
+                                 const char       *stream_id,
+                                 gint64            expected_version,
+                                 EsDeleteFlags     flags,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_named_stream (stream_id, _("a delete"), error))
+    return FALSE;
+  if (expected_version < ES_VERSION_ANY)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is the version given */
+                   _("Expected version %lld is not valid: it must be -1 (any) or at least 0"),
+                   (long long) expected_version);
+      return FALSE;
+    }
+  if ((flags & ~ES_DELETE_FLAGS_TOMBSTONE) != 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %#x is a number in hexadecimal */
+                   _("Delete flags %#x are not known"), (guint) flags);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->delete_stream == NULL)
+    return not_supported (self, _("deleting streams"), error);
+
+  return iface->delete_stream (self, stream_id, expected_version, flags, cancellable, error);
+}
+
+/**
+ * es_storage_handle_truncate_stream:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: the stream to truncate, not <code>@<!-- -->all</code>
+ * @before_version: remove the events with a version smaller than this,
+ *   from 1 to the stream's current version
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Removes a stream's oldest events, typically those a snapshot already
+ * folds: every event with a version smaller than @before_version. Versions
+ * do not change; the newest event always stays. Removed events are gone
+ * from the database as with a delete. Snapshots of the stream at a
+ * version smaller than `before_version - 1` are deleted, since the events
+ * that follow them are no longer all there; the others stay valid.
+ *
+ * A @before_version beyond the stream's current version fails with
+ * %ES_ERROR_INVALID_ARGUMENT naming both, and changes nothing; so does
+ * a tombstoned stream, with %ES_ERROR_STREAM_DELETED. Truncating before a
+ * version already truncated succeeds and changes nothing.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_truncate_stream (EsStorageHandle  *self,
+                                   const char       *stream_id,
+                                   gint64            before_version,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_named_stream (stream_id, _("a truncation"), error))
+    return FALSE;
+  if (before_version < 1)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is the version given */
+                   _("Cannot truncate before version %lld: versions start at 1"),
+                   (long long) before_version);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->truncate_stream == NULL)
+    return not_supported (self, _("truncating streams"), error);
+
+  return iface->truncate_stream (self, stream_id, before_version, cancellable, error);
+}
+
+/**
+ * es_storage_handle_erase_event:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: the event's stream, not <code>@<!-- -->all</code>
+ * @version: the event's version in @stream_id
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Erases one event, for privacy requests: its data and metadata are
+ * overwritten in the database; its stream, version, sequence id, type,
+ * timestamp and idempotency key remain, and reads return it with
+ * %ES_STORED_EVENT_FLAGS_ERASED, an empty payload and no metadata, so
+ * positions, projections and checkpoints keep working. Erasing an erased
+ * event succeeds and changes nothing.
+ *
+ * An event that is not stored (a version beyond the stream's, or removed
+ * by a delete, a truncation or retention) fails with %ES_ERROR_NOT_FOUND
+ * naming the stream and version.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_erase_event (EsStorageHandle  *self,
+                               const char       *stream_id,
+                               gint64            version,
+                               GCancellable     *cancellable,
+                               GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_named_stream (stream_id, _("an erasure"), error))
+    return FALSE;
+  if (version < 1)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is the version given */
+                   _("Cannot erase the event at version %lld: versions start at 1"),
+                   (long long) version);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->erase_event == NULL)
+    return not_supported (self, _("erasing events"), error);
+
+  return iface->erase_event (self, stream_id, version, cancellable, error);
+}
+
+/**
+ * es_storage_handle_set_retention:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: (nullable): a stream, or %NULL (or `@all`) for the
+ *   database-wide policy
+ * @max_age: keep events younger than this many microseconds, 0 for no
+ *   limit
+ * @max_count: keep at most this many of the newest events, 0 for no limit
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Stores a retention policy, replacing the previous one, and enforces it
+ * at once. A stream's policy is stored with the stream; the database-wide
+ * one applies to every stream, and when both exist the stricter limit
+ * wins. Policies are enforced on every append (on the stream appended to)
+ * and by [method@Es.StorageHandle.sweep].
+ *
+ * A count always keeps the newest event of a stream; an age may remove
+ * every event of a stream, which then stays active at its version, like
+ * a truncated stream. Removed events go as with a truncation, and so do
+ * the snapshots they leave stale.
+ *
+ * Negative values fail with %ES_ERROR_INVALID_ARGUMENT naming them.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_set_retention (EsStorageHandle  *self,
+                                 const char       *stream_id,
+                                 GTimeSpan         max_age,
+                                 gint64            max_count,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (stream_id != NULL && g_str_equal (stream_id, ES_ALL_STREAM))
+    stream_id = NULL;
+  if (stream_id != NULL && !_es_validate_stream_id (stream_id, FALSE, error))
+    return FALSE;
+  if (max_age < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is a duration in microseconds */
+                   _("Maximum age %lld µs is negative: use 0 for no limit"),
+                   (long long) max_age);
+      return FALSE;
+    }
+  if (max_count < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is a number of events */
+                   _("Maximum count %lld is negative: use 0 for no limit"),
+                   (long long) max_count);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->set_retention == NULL)
+    return not_supported (self, _("retention policies"), error);
+
+  return iface->set_retention (self, stream_id, max_age, max_count, cancellable, error);
+}
+
+/**
+ * es_storage_handle_sweep:
+ * @self: an [iface@Es.StorageHandle]
+ * @now_usec: the current time in microseconds since the Unix epoch (UTC),
+ *   against which ages are measured
+ * @out_has_age_policy: (out) (optional): whether any policy has a maximum
+ *   age, so that sweeping again later may remove more
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Enforces every retention policy now: removes the events older than
+ * their stream's (or the database's) maximum age and beyond their
+ * stream's maximum count, in transactions small enough not to hold up
+ * writers, each complete or not done at all.
+ *
+ * Returns: the number of events removed, or -1 on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_storage_handle_sweep (EsStorageHandle  *self,
+                         gint64            now_usec,
+                         gboolean         *out_has_age_policy,
+                         GCancellable     *cancellable,
+                         GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), -1);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->sweep == NULL)
+    {
+      not_supported (self, _("retention policies"), error);
+      return -1;
+    }
+
+  return iface->sweep (self, now_usec, out_has_age_policy, cancellable, error);
+}
+
+/**
+ * es_storage_handle_compact:
+ * @self: an [iface@Es.StorageHandle]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Gives the space of deleted events back to the file system (SQLite:
+ * the free pages of the file; PostgreSQL: `VACUUM` of the tables). It may
+ * take time in proportion to the database and, on SQLite, waits for
+ * other writers.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_compact (EsStorageHandle  *self,
+                           GCancellable     *cancellable,
+                           GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->compact == NULL)
+    return not_supported (self, _("compaction"), error);
+
+  return iface->compact (self, cancellable, error);
+}

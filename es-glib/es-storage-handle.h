@@ -28,12 +28,35 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  * @save_snapshot: stores a snapshot, replacing the previous one
  * @load_snapshot: loads a snapshot
  * @close: releases every resource; later calls fail with %ES_ERROR_CLOSED
+ * @read_page_full: reads one page in either direction, see
+ *   [method@Es.StorageHandle.read_page_full] (since 0.2)
+ * @get_stream_info: what is known of a stream, see
+ *   [method@Es.StorageHandle.get_stream_info] (since 0.2)
+ * @list_streams: one page of a listing of streams, see
+ *   [method@Es.StorageHandle.list_streams] (since 0.2)
+ * @delete_stream: soft or hard delete, see
+ *   [method@Es.StorageHandle.delete_stream] (since 0.2)
+ * @truncate_stream: drops the oldest events, see
+ *   [method@Es.StorageHandle.truncate_stream] (since 0.2)
+ * @erase_event: redacts one event, see
+ *   [method@Es.StorageHandle.erase_event] (since 0.2)
+ * @set_retention: stores a retention policy, see
+ *   [method@Es.StorageHandle.set_retention] (since 0.2)
+ * @sweep: enforces the retention policies, see
+ *   [method@Es.StorageHandle.sweep] (since 0.2)
+ * @compact: gives the space of deleted events back, see
+ *   [method@Es.StorageHandle.compact] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
  * implementation must be thread-safe. A @stream_id of %NULL means every
  * stream in sequence-id order (the <code>@<!-- -->all</code> stream); stream ids reaching a
  * backend are already validated.
+ *
+ * The methods added in 0.2 may be left %NULL by a backend that does not
+ * support them: their wrappers then fail with %G_IO_ERROR_NOT_SUPPORTED,
+ * except @read_page_full, whose wrapper falls back on @read_page for
+ * forward reads.
  */
 struct _EsStorageHandleInterface
 {
@@ -90,6 +113,56 @@ struct _EsStorageHandleInterface
   gboolean         (*close)         (EsStorageHandle         *self,
                                      GCancellable            *cancellable,
                                      GError                 **error);
+
+  GPtrArray       *(*read_page_full)  (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       gint64                 position,
+                                       EsReadFlags            flags,
+                                       EsEventFilter         *filter,
+                                       guint                  limit,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  EsStreamInfo    *(*get_stream_info) (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  GPtrArray       *(*list_streams)    (EsStorageHandle       *self,
+                                       const char            *prefix,
+                                       const char            *after_stream_id,
+                                       EsListStreamsFlags     flags,
+                                       guint                  limit,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gboolean         (*delete_stream)   (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       gint64                 expected_version,
+                                       EsDeleteFlags          flags,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gboolean         (*truncate_stream) (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       gint64                 before_version,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gboolean         (*erase_event)     (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       gint64                 version,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gboolean         (*set_retention)   (EsStorageHandle       *self,
+                                       const char            *stream_id,
+                                       GTimeSpan              max_age,
+                                       gint64                 max_count,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gint64           (*sweep)           (EsStorageHandle       *self,
+                                       gint64                 now_usec,
+                                       gboolean              *out_has_age_policy,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
+  gboolean         (*compact)         (EsStorageHandle       *self,
+                                       GCancellable          *cancellable,
+                                       GError               **error);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -152,5 +225,64 @@ ES_AVAILABLE_IN_ALL
 gboolean         es_storage_handle_close         (EsStorageHandle          *self,
                                                   GCancellable             *cancellable,
                                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+GPtrArray       *es_storage_handle_read_page_full  (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    gint64              position,
+                                                    EsReadFlags         flags,
+                                                    EsEventFilter      *filter,
+                                                    guint               limit,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+EsStreamInfo    *es_storage_handle_get_stream_info (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+GPtrArray       *es_storage_handle_list_streams    (EsStorageHandle    *self,
+                                                    const char         *prefix,
+                                                    const char         *after_stream_id,
+                                                    EsListStreamsFlags  flags,
+                                                    guint               limit,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_delete_stream   (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    gint64              expected_version,
+                                                    EsDeleteFlags       flags,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_truncate_stream (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    gint64              before_version,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_erase_event     (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    gint64              version,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_set_retention   (EsStorageHandle    *self,
+                                                    const char         *stream_id,
+                                                    GTimeSpan           max_age,
+                                                    gint64              max_count,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gint64           es_storage_handle_sweep           (EsStorageHandle    *self,
+                                                    gint64              now_usec,
+                                                    gboolean           *out_has_age_policy,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_compact         (EsStorageHandle    *self,
+                                                    GCancellable       *cancellable,
+                                                    GError            **error);
 
 G_END_DECLS

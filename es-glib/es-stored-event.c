@@ -37,6 +37,7 @@ struct _EsStoredEvent
   gint64      sequence_id;
   gint64      version;
   gint64      timestamp_usec;   /* since the Unix epoch, UTC */
+  EsStoredEventFlags flags;
   gboolean    packed;           /* event_type, idempotency_key and metadata
                                  * point into the block data owns, and are
                                  * not freed on their own */
@@ -59,6 +60,7 @@ enum
   PROP_EVENT_TYPE,
   PROP_DATA,
   PROP_METADATA,
+  PROP_FLAGS,
   N_PROPS
 };
 
@@ -133,6 +135,10 @@ es_stored_event_get_property (GObject    *object,
 
     case PROP_METADATA:
       g_value_set_string (value, self->metadata);
+      break;
+
+    case PROP_FLAGS:
+      g_value_set_flags (value, self->flags);
       break;
 
     default:
@@ -283,6 +289,19 @@ es_stored_event_class_init (EsStoredEventClass *klass)
                          NULL,
                          (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
+  /**
+   * EsStoredEvent:flags:
+   *
+   * What kind of stored event this is: an event as written, an erased
+   * event, or the marker of a hard-deleted stream.
+   *
+   * Since: 0.2
+   */
+  properties[PROP_FLAGS] =
+    g_param_spec_flags ("flags", NULL, NULL,
+                        ES_TYPE_STORED_EVENT_FLAGS, ES_STORED_EVENT_FLAGS_NONE,
+                        (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+
   g_object_class_install_properties (object_class, N_PROPS, properties);
 }
 
@@ -421,6 +440,53 @@ es_stored_event_new (const char *stream_id,
                                     data != NULL ? g_bytes_ref (data) : NULL,
                                     g_strdup (idempotency_key),
                                     g_strdup (metadata));
+}
+
+/**
+ * es_stored_event_new_full:
+ * @stream_id: the stream the event belongs to
+ * @sequence_id: the global position of the event
+ * @version: the 1-based position of the event in @stream_id
+ * @timestamp: when the event was written
+ * @event_type: the type of the event
+ * @data: (nullable): the payload, or %NULL for an empty one
+ * @idempotency_key: (nullable): the idempotency key, or %NULL
+ * @metadata: (nullable): the metadata (the text of a JSON object), or %NULL
+ * @flags: whether the event is erased, or a tombstone marker
+ *
+ * Creates a stored event with flags, as [ctor@Es.StoredEvent.new] does:
+ * for storage backends implemented outside es-glib that support erasing
+ * events and hard deletes.
+ *
+ * Returns: (transfer full): a new [class@Es.StoredEvent]
+ *
+ * Since: 0.2
+ */
+EsStoredEvent *
+es_stored_event_new_full (const char         *stream_id,
+                          gint64              sequence_id,
+                          gint64              version,
+                          GDateTime          *timestamp,
+                          const char         *event_type,
+                          GBytes             *data,
+                          const char         *idempotency_key,
+                          const char         *metadata,
+                          EsStoredEventFlags  flags)
+{
+  EsStoredEvent *self = es_stored_event_new (stream_id, sequence_id, version, timestamp,
+                                             event_type, data, idempotency_key, metadata);
+
+  if (self != NULL)
+    self->flags = flags;
+  return self;
+}
+
+/* Backends mark the events they build, before anyone else sees them. */
+void
+_es_stored_event_set_flags (EsStoredEvent      *self,
+                            EsStoredEventFlags  flags)
+{
+  self->flags = flags;
 }
 
 /**
@@ -651,4 +717,43 @@ es_stored_event_get_metadata (EsStoredEvent *self)
   g_return_val_if_fail (ES_IS_STORED_EVENT (self), NULL);
 
   return self->metadata;
+}
+
+/**
+ * es_stored_event_get_flags:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets what kind of stored event this is: see [flags@Es.StoredEventFlags].
+ *
+ * Returns: the flags, %ES_STORED_EVENT_FLAGS_NONE for an event as written
+ *
+ * Since: 0.2
+ */
+EsStoredEventFlags
+es_stored_event_get_flags (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), ES_STORED_EVENT_FLAGS_NONE);
+
+  return self->flags;
+}
+
+/**
+ * es_stored_event_get_erased:
+ * @self: an [class@Es.StoredEvent]
+ *
+ * Gets whether the event was erased (see
+ * [method@Es.StreamFactory.erase_event]): its payload is then empty and
+ * its metadata %NULL, while its position, type, timestamp and idempotency
+ * key are those it was written with.
+ *
+ * Returns: %TRUE if the event was erased
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stored_event_get_erased (EsStoredEvent *self)
+{
+  g_return_val_if_fail (ES_IS_STORED_EVENT (self), FALSE);
+
+  return (self->flags & ES_STORED_EVENT_FLAGS_ERASED) != 0;
 }

@@ -24,6 +24,16 @@ EsStoredEvent *es_stored_event_new                (const char    *stream_id,
                                                    const char    *idempotency_key,
                                                    const char    *metadata);
 ES_AVAILABLE_IN_ALL
+EsStoredEvent *es_stored_event_new_full           (const char    *stream_id,
+                                                   gint64         sequence_id,
+                                                   gint64         version,
+                                                   GDateTime     *timestamp,
+                                                   const char    *event_type,
+                                                   GBytes        *data,
+                                                   const char    *idempotency_key,
+                                                   const char    *metadata,
+                                                   EsStoredEventFlags flags);
+ES_AVAILABLE_IN_ALL
 const char    *es_stored_event_get_id             (EsStoredEvent *self);
 ES_AVAILABLE_IN_ALL
 const char    *es_stored_event_get_idempotency_key (EsStoredEvent *self);
@@ -43,5 +53,9 @@ ES_AVAILABLE_IN_ALL
 GBytes        *es_stored_event_get_data           (EsStoredEvent *self);
 ES_AVAILABLE_IN_ALL
 const char    *es_stored_event_get_metadata       (EsStoredEvent *self);
+ES_AVAILABLE_IN_ALL
+EsStoredEventFlags es_stored_event_get_flags      (EsStoredEvent *self);
+ES_AVAILABLE_IN_ALL
+gboolean       es_stored_event_get_erased         (EsStoredEvent *self);
 
 G_END_DECLS

@@ -74,4 +74,158 @@ void             es_stream_factory_set_backend       (EsStreamFactory      *self
                                                       EsStorageHandle      *storage,
                                                       EsNotifier           *notifier);
 
+ES_AVAILABLE_IN_ALL
+EsStreamInfoEnumerator *es_stream_factory_list_streams (EsStreamFactory         *self,
+                                                        const char              *prefix,
+                                                        EsListStreamsFlags       flags,
+                                                        GCancellable            *cancellable,
+                                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_list_streams_async (EsStreamFactory         *self,
+                                           const char              *prefix,
+                                           EsListStreamsFlags       flags,
+                                           GCancellable            *cancellable,
+                                           GAsyncReadyCallback      callback,
+                                           gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+EsStreamInfoEnumerator *es_stream_factory_list_streams_finish (EsStreamFactory         *self,
+                                                               GAsyncResult            *result,
+                                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsStreamInfo *es_stream_factory_get_stream_info (EsStreamFactory         *self,
+                                                 const char              *stream_id,
+                                                 GCancellable            *cancellable,
+                                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_get_stream_info_async (EsStreamFactory         *self,
+                                              const char              *stream_id,
+                                              GCancellable            *cancellable,
+                                              GAsyncReadyCallback      callback,
+                                              gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+EsStreamInfo *es_stream_factory_get_stream_info_finish (EsStreamFactory         *self,
+                                                        GAsyncResult            *result,
+                                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_delete_stream (EsStreamFactory         *self,
+                                          const char              *stream_id,
+                                          gint64                   expected_version,
+                                          EsDeleteFlags            flags,
+                                          GCancellable            *cancellable,
+                                          GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_delete_stream_async (EsStreamFactory         *self,
+                                            const char              *stream_id,
+                                            gint64                   expected_version,
+                                            EsDeleteFlags            flags,
+                                            GCancellable            *cancellable,
+                                            GAsyncReadyCallback      callback,
+                                            gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_delete_stream_finish (EsStreamFactory         *self,
+                                                 GAsyncResult            *result,
+                                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_truncate_stream (EsStreamFactory         *self,
+                                            const char              *stream_id,
+                                            gint64                   before_version,
+                                            GCancellable            *cancellable,
+                                            GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_truncate_stream_async (EsStreamFactory         *self,
+                                              const char              *stream_id,
+                                              gint64                   before_version,
+                                              GCancellable            *cancellable,
+                                              GAsyncReadyCallback      callback,
+                                              gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_truncate_stream_finish (EsStreamFactory         *self,
+                                                   GAsyncResult            *result,
+                                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_erase_event (EsStreamFactory         *self,
+                                        const char              *stream_id,
+                                        gint64                   version,
+                                        GCancellable            *cancellable,
+                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_erase_event_async (EsStreamFactory         *self,
+                                          const char              *stream_id,
+                                          gint64                   version,
+                                          GCancellable            *cancellable,
+                                          GAsyncReadyCallback      callback,
+                                          gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_erase_event_finish (EsStreamFactory         *self,
+                                               GAsyncResult            *result,
+                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_set_retention (EsStreamFactory         *self,
+                                          const char              *stream_id,
+                                          GTimeSpan                max_age,
+                                          gint64                   max_count,
+                                          GCancellable            *cancellable,
+                                          GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_set_retention_async (EsStreamFactory         *self,
+                                            const char              *stream_id,
+                                            GTimeSpan                max_age,
+                                            gint64                   max_count,
+                                            GCancellable            *cancellable,
+                                            GAsyncReadyCallback      callback,
+                                            gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_set_retention_finish (EsStreamFactory         *self,
+                                                 GAsyncResult            *result,
+                                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_sweep (EsStreamFactory         *self,
+                                GCancellable            *cancellable,
+                                GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_sweep_async (EsStreamFactory         *self,
+                                    GCancellable            *cancellable,
+                                    GAsyncReadyCallback      callback,
+                                    gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_sweep_finish (EsStreamFactory         *self,
+                                       GAsyncResult            *result,
+                                       GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_compact (EsStreamFactory         *self,
+                                    GCancellable            *cancellable,
+                                    GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_compact_async (EsStreamFactory         *self,
+                                      GCancellable            *cancellable,
+                                      GAsyncReadyCallback      callback,
+                                      gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_compact_finish (EsStreamFactory         *self,
+                                           GAsyncResult            *result,
+                                           GError                  **error);
+
 G_END_DECLS

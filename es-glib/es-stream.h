@@ -42,6 +42,9 @@ G_DECLARE_INTERFACE (EsStream, es_stream, ES, STREAM, GObject)
  * @query_version_async: asynchronous @query_version; the default runs it in
  *   a thread (since 0.2)
  * @query_version_finish: finishes @query_version_async (since 0.2)
+ * @read_backwards: starts reading newest first, see
+ *   [method@Es.Stream.read_backwards] (since 0.2); the asynchronous
+ *   variant runs it in a thread
  *
  * The virtual methods of [iface@Es.Stream]. The synchronous methods must be
  * safe to call from several threads at once. Arguments reaching them have
@@ -139,6 +142,12 @@ struct _EsStreamInterface
                                               gpointer                 user_data);
   gint64             (*query_version_finish) (EsStream                *self,
                                               GAsyncResult            *result,
+                                              GError                 **error);
+
+  EsEventEnumerator *(*read_backwards)       (EsStream                *self,
+                                              gint64                   before_version,
+                                              EsEventFilter           *filter,
+                                              GCancellable            *cancellable,
                                               GError                 **error);
 };
 
@@ -250,6 +259,24 @@ void               es_stream_query_version_async  (EsStream                 *sel
                                                    gpointer                  user_data);
 ES_AVAILABLE_IN_ALL
 gint64             es_stream_query_version_finish (EsStream                 *self,
+                                                   GAsyncResult             *result,
+                                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsEventEnumerator *es_stream_read_backwards        (EsStream                 *self,
+                                                   gint64                    before_version,
+                                                   EsEventFilter            *filter,
+                                                   GCancellable             *cancellable,
+                                                   GError                  **error);
+ES_AVAILABLE_IN_ALL
+void               es_stream_read_backwards_async  (EsStream                 *self,
+                                                   gint64                    before_version,
+                                                   EsEventFilter            *filter,
+                                                   GCancellable             *cancellable,
+                                                   GAsyncReadyCallback       callback,
+                                                   gpointer                  user_data);
+ES_AVAILABLE_IN_ALL
+EsEventEnumerator *es_stream_read_backwards_finish (EsStream                 *self,
                                                    GAsyncResult             *result,
                                                    GError                  **error);
 

@@ -52,6 +52,11 @@ G_BEGIN_DECLS
  * @ES_ERROR_CLOSED: the factory (and so its streams) is closed
  * @ES_ERROR_STORAGE: the database failed: I/O error, corrupt or foreign
  *   file, disk full, busy for too long
+ * @ES_ERROR_STREAM_DELETED: the stream was hard-deleted (tombstoned, see
+ *   [method@Es.StreamFactory.delete_stream]): it can never be written
+ *   again, and watches of it end with this error (Since: 0.2)
+ * @ES_ERROR_NOT_FOUND: the event, stream or other object named does not
+ *   exist, or no longer does (Since: 0.2)
  *
  * Error codes in the %ES_ERROR domain. Codes are only ever appended.
  */
@@ -62,7 +67,120 @@ typedef enum
   ES_ERROR_WRONG_EXPECTED_VERSION,
   ES_ERROR_CLOSED,
   ES_ERROR_STORAGE,
+  ES_ERROR_STREAM_DELETED,
+  ES_ERROR_NOT_FOUND,
 } EsError;
+
+/**
+ * ES_READ_FROM_END:
+ *
+ * A position for [method@Es.Stream.read_backwards] meaning "from the
+ * newest event".
+ *
+ * Since: 0.2
+ */
+#define ES_READ_FROM_END (-1)
+
+/**
+ * EsStreamState:
+ * @ES_STREAM_STATE_ACTIVE: the stream can be read and written; a stream
+ *   nobody wrote to yet is active, with version 0
+ * @ES_STREAM_STATE_DELETED: the stream was soft-deleted and has not been
+ *   written since: it holds no events, its version is kept, and a write
+ *   makes it active again, continuing from that version
+ * @ES_STREAM_STATE_TOMBSTONED: the stream was hard-deleted: it holds no
+ *   events and can never be written again
+ *
+ * The life-cycle state of a stream, see [class@Es.StreamInfo].
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  ES_STREAM_STATE_ACTIVE,
+  ES_STREAM_STATE_DELETED,
+  ES_STREAM_STATE_TOMBSTONED,
+} EsStreamState;
+
+/**
+ * EsDeleteFlags:
+ * @ES_DELETE_FLAGS_NONE: a soft delete: the events go, the version stays,
+ *   and the stream may be written again
+ * @ES_DELETE_FLAGS_TOMBSTONE: a hard delete: the events go and the stream
+ *   can never be written again (%ES_ERROR_STREAM_DELETED)
+ *
+ * How [method@Es.StreamFactory.delete_stream] deletes.
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_DELETE_FLAGS_NONE      = 0,
+  ES_DELETE_FLAGS_TOMBSTONE = 1 << 0,
+} EsDeleteFlags;
+
+/**
+ * EsListStreamsFlags:
+ * @ES_LIST_STREAMS_FLAGS_NONE: list the streams that hold events or were
+ *   written to (active streams, including those emptied by truncation or
+ *   retention)
+ * @ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED: list soft-deleted and
+ *   tombstoned streams too
+ *
+ * What [method@Es.StreamFactory.list_streams] lists.
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_LIST_STREAMS_FLAGS_NONE            = 0,
+  ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED = 1 << 0,
+} EsListStreamsFlags;
+
+/**
+ * EsReadFlags:
+ * @ES_READ_FLAGS_NONE: read oldest first, stored events only
+ * @ES_READ_FLAGS_BACKWARDS: read newest first: positions smaller than the
+ *   one given, in decreasing order
+ * @ES_READ_FLAGS_INCLUDE_TOMBSTONES: only meaningful for the
+ *   <code>@<!-- -->all</code> stream: also return, at its position, a
+ *   marker for each hard-deleted stream (an [class@Es.StoredEvent] with
+ *   %ES_STORED_EVENT_FLAGS_TOMBSTONE); notifiers read with it, so that
+ *   watches learn about hard deletes made by other processes
+ *
+ * Options of [method@Es.StorageHandle.read_page_full].
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_READ_FLAGS_NONE               = 0,
+  ES_READ_FLAGS_BACKWARDS          = 1 << 0,
+  ES_READ_FLAGS_INCLUDE_TOMBSTONES = 1 << 1,
+} EsReadFlags;
+
+/**
+ * EsStoredEventFlags:
+ * @ES_STORED_EVENT_FLAGS_NONE: an event as written
+ * @ES_STORED_EVENT_FLAGS_ERASED: the event was erased
+ *   ([method@Es.StreamFactory.erase_event]): its data is empty and its
+ *   metadata %NULL; its position, type and idempotency key remain
+ * @ES_STORED_EVENT_FLAGS_TOMBSTONE: not an event but the marker of a hard
+ *   delete, only returned by reads with %ES_READ_FLAGS_INCLUDE_TOMBSTONES
+ *   and given to notifier subscribers: its stream id is the stream
+ *   deleted, its version the stream's last version, its event type
+ *   `$tombstone`, its data empty
+ *
+ * What kind of stored event an [class@Es.StoredEvent] is.
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_STORED_EVENT_FLAGS_NONE      = 0,
+  ES_STORED_EVENT_FLAGS_ERASED    = 1 << 0,
+  ES_STORED_EVENT_FLAGS_TOMBSTONE = 1 << 1,
+} EsStoredEventFlags;
 
 ES_AVAILABLE_IN_ALL
 GQuark es_error_quark (void);
@@ -71,6 +189,8 @@ typedef struct _EsCandidateEvent  EsCandidateEvent;
 typedef struct _EsStoredEvent     EsStoredEvent;
 typedef struct _EsSnapshot        EsSnapshot;
 typedef struct _EsStreamMetrics   EsStreamMetrics;
+typedef struct _EsStreamInfo      EsStreamInfo;
+typedef struct _EsStreamInfoEnumerator EsStreamInfoEnumerator;
 typedef struct _EsEventFilter     EsEventFilter;
 typedef struct _EsEventEnumerator EsEventEnumerator;
 typedef struct _EsStorageHandle   EsStorageHandle;
