@@ -129,9 +129,21 @@ EsEventEnumerator *_es_event_enumerator_new (EsStorageHandle   *storage,
                                              const char        *stream_id,
                                              gint64             after,
                                              EsEventFilter     *filter);
+EsEventEnumerator *_es_event_enumerator_new_full (EsStorageHandle   *storage,
+                                                  const char        *stream_id,
+                                                  gint64             position,
+                                                  EsReadFlags        flags,
+                                                  EsEventFilter     *filter);
 gboolean        _es_event_enumerator_fill  (EsEventEnumerator *self,
                                             GCancellable      *cancellable,
                                             GError           **error);
+
+EsStreamInfoEnumerator *_es_stream_info_enumerator_new  (EsStorageHandle        *storage,
+                                                          const char             *prefix,
+                                                          EsListStreamsFlags      flags);
+gboolean        _es_stream_info_enumerator_fill (EsStreamInfoEnumerator *self,
+                                                 GCancellable           *cancellable,
+                                                 GError                **error);
 
 EsStream       *_es_stream_impl_new        (EsStreamFactory   *factory,
                                             const char        *stream_id,
