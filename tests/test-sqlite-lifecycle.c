@@ -853,6 +853,146 @@ test_time_window_reads (Fixture       *f,
   storage_close (storage);
 }
 
+/* ------------------------------------------------------------------ */
+/* Sweeps, cancellation, read-only                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+test_sweep_batches (Fixture       *f,
+                    gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  gboolean has_age = TRUE;
+  sqlite3 *db;
+  gint64 removed;
+
+  g_test_summary ("A sweep removing more than a batch (10,000 events) goes through "
+                  "several transactions and removes exactly what the policies say; a "
+                  "sweep cancelled before it starts removes nothing and says CANCELLED");
+
+  storage = storage_open (f->path);
+  for (guint i = 0; i < 25; i++)
+    append_n (storage, "big", 1000, NULL, NULL);    /* 25,000 events */
+  append_n (storage, "a", 5, NULL, NULL);
+  append_n (storage, "b", 2, NULL, NULL);
+  storage_close (storage);
+
+  /* A database-wide policy written behind the library's back, so that
+   * only the sweep enforces it. */
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 3)");
+  sqlite3_close (db);
+
+  storage = storage_open (f->path);
+  g_cancellable_cancel (cancellable);
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), NULL, cancellable, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (removed, ==, -1);
+  g_clear_error (&error);
+  info = info_of (storage, "big");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 25000);
+  g_clear_object (&info);
+
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, (25000 - 3) + (5 - 3));
+  g_assert_false (has_age);
+
+  info = info_of (storage, "big");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 3);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, 24998);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 25000);
+  g_clear_object (&info);
+  info = info_of (storage, "a");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 3);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, 3);
+  g_clear_object (&info);
+  info = info_of (storage, "b");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 2);
+  g_clear_object (&info);
+  {
+    g_autoptr(GPtrArray) events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+
+    g_assert_cmpuint (events->len, ==, 8);
+  }
+
+  /* Nothing left to do. */
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 0);
+
+  /* An age policy of a stream makes the sweep say so. */
+  ASSERT_OK (es_storage_handle_set_retention (storage, "b", G_TIME_SPAN_HOUR, 0, NULL,
+                                              &error));
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 0);
+  g_assert_true (has_age);
+  storage_close (storage);
+
+  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 8 + 0);
+}
+
+static void
+test_read_only_refuses (Fixture       *f,
+                        gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(EsSqliteStorage) reader = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStorageHandle *handle;
+
+  g_test_summary ("A read-only storage refuses every life-cycle write with the read-only "
+                  "error, and lists and describes streams");
+
+  storage = storage_open (f->path);
+  append_n (storage, "s", 2, NULL, NULL);
+  storage_close (storage);
+
+  reader = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
+                           "read-only", TRUE, NULL);
+  g_assert_no_error (error);
+  handle = ES_STORAGE_HANDLE (reader);
+
+  g_assert_false (es_storage_handle_delete_stream (handle, "s", ES_VERSION_ANY,
+                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "read-only"));
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_truncate_stream (handle, "s", 2, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_erase_event (handle, "s", 1, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_set_retention (handle, NULL, 0, 5, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpint (es_storage_handle_sweep (handle, g_get_real_time (), NULL, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_compact (handle, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  {
+    g_autoptr(EsStreamInfo) info = info_of (handle, "s");
+    g_autoptr(GPtrArray) listed = es_storage_handle_list_streams (handle, NULL, NULL,
+                                                                  ES_LIST_STREAMS_FLAGS_NONE,
+                                                                  10, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (es_stream_info_get_event_count (info), ==, 2);
+    g_assert_cmpuint (listed->len, ==, 1);
+  }
+  ASSERT_OK (es_storage_handle_close (handle, NULL, &error));
+  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 2);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -873,6 +1013,11 @@ main (int    argc,
               fixture_setup, test_query_plans, fixture_teardown);
   g_test_add ("/sqlite-lifecycle/time-window-reads", Fixture, NULL,
               fixture_setup, test_time_window_reads, fixture_teardown);
+
+  g_test_add ("/sqlite-lifecycle/sweep-batches", Fixture, NULL,
+              fixture_setup, test_sweep_batches, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/read-only-refuses", Fixture, NULL,
+              fixture_setup, test_read_only_refuses, fixture_teardown);
 
   return g_test_run ();
 }
