@@ -21,6 +21,14 @@
 /* Events (and streams) per page of an enumerator. */
 #define PAGE_SIZE 1024
 
+/* A call that must succeed: its error, if any, is shown. */
+#define assert_ok(call) \
+  G_STMT_START { \
+    gboolean _ok = (call); \
+    g_assert_no_error (error); \
+    g_assert_true (_ok); \
+  } G_STMT_END
+
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -268,8 +276,7 @@ save_snapshot (Fixture    *f,
   g_autoptr(GBytes) state = g_bytes_new_static ("state", 5);
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (es_stream_snapshot (stream, state, version, projection, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_snapshot (stream, state, version, projection, NULL, &error));
 }
 
 static void
@@ -358,8 +365,7 @@ test_list_order_and_info (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpuint (batch->len, ==, 1);
   g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (batch, 0)), ==, "a-1");
-  g_assert_true (es_stream_info_enumerator_close (streams, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_info_enumerator_close (streams, NULL, &error));
   g_assert_true (es_stream_info_enumerator_is_closed (streams));
   g_assert_null (es_stream_info_enumerator_next (streams, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
@@ -456,12 +462,11 @@ test_list_pages (Fixture       *f,
     {
       g_autofree char *id = g_strdup_printf ("s-%05u", i);
 
-      g_assert_true (es_stream_factory_delete_stream (f->factory, id, ES_VERSION_ANY,
+      assert_ok (es_stream_factory_delete_stream (f->factory, id, ES_VERSION_ANY,
                                                       i % 100 == 0
                                                         ? ES_DELETE_FLAGS_TOMBSTONE
                                                         : ES_DELETE_FLAGS_NONE,
                                                       NULL, &error));
-      g_assert_no_error (error);
     }
 
   /* Async, in batches that do not divide a page. */
@@ -585,8 +590,7 @@ test_list_bad_input (Fixture       *f,
                                             &error);
   g_assert_no_error (error);
 
-  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
 
   g_assert_null (es_stream_factory_list_streams (f->factory, NULL, ES_LIST_STREAMS_FLAGS_NONE,
                                                  NULL, &error));
@@ -627,9 +631,8 @@ test_delete_soft (Fixture       *f,
   save_snapshot (f, ES_ALL_STREAM, "everything", 7);
   position = last_position (f);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "gone", 5, ES_DELETE_FLAGS_NONE,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", 5, ES_DELETE_FLAGS_NONE,
                                                   NULL, &error));
-  g_assert_no_error (error);
 
   assert_versions (f, "gone", NULL, "");
   assert_versions (f, ES_ALL_STREAM, NULL, "kept:1,kept:2");
@@ -666,13 +669,11 @@ test_delete_soft (Fixture       *f,
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_NONE, "gone,kept");
 
   /* Soft-deleting again works, and keeps the version again. */
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
   assert_info (f, "gone", ES_STREAM_STATE_DELETED, 6, 0, 0);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "gone", 6,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", 6,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
   assert_info (f, "gone", ES_STREAM_STATE_DELETED, 6, 0, 0);
 }
 
@@ -723,9 +724,8 @@ test_delete_idempotency_keys (Fixture       *f,
   g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 1);
   g_assert_no_error (error);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "s", 1, ES_DELETE_FLAGS_NONE,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "s", 1, ES_DELETE_FLAGS_NONE,
                                                   NULL, &error));
-  g_assert_no_error (error);
 
   g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 2);
   g_assert_no_error (error);
@@ -751,9 +751,8 @@ test_delete_never_written (Fixture       *f,
   g_test_summary ("Deleting a stream nobody wrote to succeeds: a soft delete leaves it "
                   "writable from version 0, a tombstone reserves the name");
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "nobody", ES_VERSION_NO_STREAM,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "nobody", ES_VERSION_NO_STREAM,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
   assert_info (f, "nobody", ES_STREAM_STATE_DELETED, 0, 0, 0);
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_NONE, "");
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED, "nobody(D)");
@@ -763,9 +762,8 @@ test_delete_never_written (Fixture       *f,
   g_assert_no_error (error);
   assert_info (f, "nobody", ES_STREAM_STATE_ACTIVE, 1, 1, 1);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "reserved", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "reserved", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   assert_info (f, "reserved", ES_STREAM_STATE_TOMBSTONED, 0, 0, 0);
   g_clear_object (&stream);
   stream = open_stream (f, "reserved");
@@ -850,9 +848,8 @@ test_delete_tombstone (Fixture       *f,
   write_to (f, "other", 1);
   save_snapshot (f, "t", NULL, 3);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "t", 3,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "t", 3,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   position = last_position (f);
 
   assert_versions (f, "t", NULL, "");
@@ -885,9 +882,8 @@ test_delete_tombstone (Fixture       *f,
   g_clear_error (&error);
 
   /* Tombstoning again succeeds, whatever it expects, and takes no position. */
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   g_assert_cmpint (last_position (f), ==, position);
 
   reopened = open_stream (f, "t");
@@ -920,9 +916,8 @@ test_delete_tombstone_marker (Fixture       *f,
   write_to (f, "t", 3);
   write_to (f, "b", 1);
   before = g_get_real_time ();
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   position = last_position (f);
   g_assert_cmpint (position, >, 6);
   write_to (f, "a", 1);
@@ -1014,9 +1009,8 @@ test_positions_never_reused (Fixture       *f,
 
   /* The newest events go: the next ones still come after them, and after
    * the delete's own position. */
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "x", 3, ES_DELETE_FLAGS_NONE,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "x", 3, ES_DELETE_FLAGS_NONE,
                                                   NULL, &error));
-  g_assert_no_error (error);
   position = last_position (f);
   g_assert_cmpint (position, >, newest);
   g_assert_cmpint (max_sequence_id (f), ==, 0);
@@ -1026,24 +1020,21 @@ test_positions_never_reused (Fixture       *f,
 
   /* A soft delete of a stream never written moves the position too. */
   position = last_position (f);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "z", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "z", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
   g_assert_cmpint (last_position (f), >, position);
 
   /* Retention removing every event of the database: the same. */
   newest = max_sequence_id (f);
-  g_assert_true (es_stream_factory_set_retention (f->factory, NULL, G_TIME_SPAN_HOUR, 0, NULL,
+  assert_ok (es_stream_factory_set_retention (f->factory, NULL, G_TIME_SPAN_HOUR, 0, NULL,
                                                   &error));
-  g_assert_no_error (error);
   g_assert_cmpint (es_storage_handle_sweep (storage_of (f),
                                             g_get_real_time () + 2 * G_TIME_SPAN_HOUR,
                                             &has_age, NULL, &error), ==, 1);
   g_assert_no_error (error);
   g_assert_true (has_age);
   g_assert_cmpint (max_sequence_id (f), ==, 0);
-  g_assert_true (es_stream_factory_set_retention (f->factory, NULL, 0, 0, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_set_retention (f->factory, NULL, 0, 0, NULL, &error));
   write_to (f, "w", 1);
   g_assert_cmpint (max_sequence_id (f), >, newest);
   g_assert_cmpint (max_sequence_id (f), >, position);
@@ -1074,8 +1065,7 @@ test_truncate (Fixture       *f,
   save_snapshot (f, ES_ALL_STREAM, "pall", 3);
   position = last_position (f);
 
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
   assert_versions (f, "s", NULL, "6,7,8,9,10");
   assert_versions (f, ES_ALL_STREAM, NULL, "s:6,s:7,s:8,s:9,s:10,other:1,other:2");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 5, 6);
@@ -1091,17 +1081,14 @@ test_truncate (Fixture       *f,
   g_assert_cmpint (last_position (f), ==, position);
 
   /* Already truncated further: success, no change. */
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
   assert_versions (f, "s", NULL, "6,7,8,9,10");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 5, 6);
   g_assert_true (has_snapshot (f, "s", "p5"));
 
   /* Up to the current version: the newest event stays. */
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 10, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 10, NULL, &error));
   assert_versions (f, "s", NULL, "10");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 1, 10);
   g_assert_false (has_snapshot (f, "s", "p5"));
@@ -1178,8 +1165,7 @@ test_erase (Fixture       *f,
   write_to (f, "other", 1);
   before = read_events (f, "s", NULL);
 
-  g_assert_true (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
 
   after = read_events (f, "s", NULL);
   g_assert_cmpuint (after->len, ==, 3);
@@ -1218,8 +1204,7 @@ test_erase (Fixture       *f,
   assert_versions (f, "s", by_type, "1,2,3");
 
   /* Erasing again: success, no change. The count keeps it. */
-  g_assert_true (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
   assert_versions (f, "s", NULL, "1,2,3");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 3, 3, 1);
 
@@ -1240,11 +1225,9 @@ test_erase_not_found (Fixture       *f,
 
   write_to (f, "s", 5);
   write_to (f, "d", 2);
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "d", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
+  assert_ok (es_stream_factory_delete_stream (f->factory, "d", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
 
   g_assert_false (es_stream_factory_erase_event (f->factory, "s", 6, NULL, &error));
   assert_error_names (error, ES_ERROR, ES_ERROR_NOT_FOUND, "'s'", "6");
@@ -1302,9 +1285,8 @@ set_retention_ok (Fixture    *f,
 {
   g_autoptr(GError) error = NULL;
 
-  g_assert_true (es_stream_factory_set_retention (f->factory, stream_id, max_age, max_count,
+  assert_ok (es_stream_factory_set_retention (f->factory, stream_id, max_age, max_count,
                                                   NULL, &error));
-  g_assert_no_error (error);
 }
 
 static void
@@ -1701,8 +1683,7 @@ test_backwards_stream (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "long", n - 5, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "long", n - 5, NULL, &error));
   events = read_backwards (f, "long", ES_READ_FROM_END, NULL, 10, &error);
   g_assert_no_error (error);
   assert_descending (events, n, n - 5, 1);
@@ -1742,9 +1723,8 @@ test_backwards_all (Fixture       *f,
       write_to (f, "b", 300);
     }
   write_to (f, "gone", 10);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   write_to (f, "a", 1);
 
   forwards = read_events (f, ES_ALL_STREAM, NULL);
@@ -1784,8 +1764,7 @@ test_backwards_all (Fixture       *f,
   g_clear_error (&error);
   g_clear_object (&result);
 
-  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_null (es_stream_read_backwards (all, ES_READ_FROM_END, NULL, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
 }
@@ -2036,8 +2015,7 @@ test_filter_compare_metadata (Fixture       *f,
   {
     g_autoptr(GError) error = NULL;
 
-    g_assert_true (es_stream_factory_erase_event (f->factory, "m", 6, NULL, &error));
-    g_assert_no_error (error);
+    assert_ok (es_stream_factory_erase_event (f->factory, "m", 6, NULL, &error));
     assert_compare (f, "m", "metadata.n", ES_FILTER_OPERATOR_GREATER, g_variant_new_int64 (2),
                     "2");
   }
@@ -2155,9 +2133,8 @@ check_watch_tombstone (Fixture         *f,
   es_test_recorder_wait_caught_up (all_recorder);
   g_assert_cmpuint (recorder->events->len, ==, 3);
 
-  g_assert_true (es_stream_factory_delete_stream (deleter, "s", 3, ES_DELETE_FLAGS_TOMBSTONE,
+  assert_ok (es_stream_factory_delete_stream (deleter, "s", 3, ES_DELETE_FLAGS_TOMBSTONE,
                                                   NULL, &error));
-  g_assert_no_error (error);
 
   es_test_recorder_wait_error (recorder);
   assert_error_names (recorder->error, ES_ERROR, ES_ERROR_STREAM_DELETED, "'s'", NULL);
@@ -2228,9 +2205,8 @@ test_watch_started_on_tombstoned (Fixture       *f,
     return;
 
   es_test_write_n (stream, 2, "Gone");
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
 
   watch = es_stream_watch (stream, 0);
   es_test_recorder_connect (from_start, watch);
@@ -2264,16 +2240,13 @@ test_watch_survives_soft_changes (Fixture       *f,
   es_test_recorder_connect (recorder, watch);
   es_test_recorder_wait_caught_up (recorder);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "s", 3, ES_DELETE_FLAGS_NONE,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "s", 3, ES_DELETE_FLAGS_NONE,
                                                   NULL, &error));
-  g_assert_no_error (error);
   es_test_write_n (stream, 2, "After");
   es_test_recorder_wait_events (recorder, 5);
 
-  g_assert_true (es_stream_factory_truncate_stream (f->factory, "s", 5, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (es_stream_factory_erase_event (f->factory, "s", 5, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 5, NULL, &error));
+  assert_ok (es_stream_factory_erase_event (f->factory, "s", 5, NULL, &error));
   es_test_write_n (stream, 1, "Last");
   es_test_recorder_wait_events (recorder, 6);
   es_test_spin (50);
@@ -2303,21 +2276,18 @@ test_watch_all_skips_deleted (Fixture       *f,
   write_to (f, "a", 3);
   write_to (f, "b", 2);
   write_to (f, "c", 1);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "a", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "a", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "c", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "c", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
-  g_assert_no_error (error);
 
   watch = es_stream_watch (all, 0);
   es_test_recorder_connect (recorder, watch);
   es_test_recorder_wait_caught_up (recorder);
   g_assert_cmpuint (recorder->events->len, ==, 2);
 
-  g_assert_true (es_stream_factory_delete_stream (f->factory, "b", ES_VERSION_ANY,
+  assert_ok (es_stream_factory_delete_stream (f->factory, "b", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  g_assert_no_error (error);
   write_to (f, "d", 1);
   es_test_recorder_wait_events (recorder, 3);
   es_test_spin (50);
@@ -2364,8 +2334,7 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_truncate_stream_async (f->factory, "s", 3, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  g_assert_true (es_stream_factory_truncate_stream_finish (f->factory, result, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_truncate_stream_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_versions (f, "s", NULL, "3,4,5,6");
 
@@ -2378,8 +2347,7 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_erase_event_async (f->factory, "s", 4, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  g_assert_true (es_stream_factory_erase_event_finish (f->factory, result, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_erase_event_finish (f->factory, result, &error));
   g_clear_object (&result);
   {
     g_autoptr(GPtrArray) events = read_events (f, "s", NULL);
@@ -2389,16 +2357,14 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_set_retention_async (f->factory, "s", 0, 2, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  g_assert_true (es_stream_factory_set_retention_finish (f->factory, result, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_set_retention_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_versions (f, "s", NULL, "5,6");
 
   es_stream_factory_delete_stream_async (f->factory, "d", 2, ES_DELETE_FLAGS_TOMBSTONE, NULL,
                                          store_cb, &result);
   es_test_wait_result (&result);
-  g_assert_true (es_stream_factory_delete_stream_finish (f->factory, result, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_delete_stream_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_info (f, "d", ES_STREAM_STATE_TOMBSTONED, 2, 0, 0);
 
@@ -2410,16 +2376,13 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_compact_async (f->factory, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  g_assert_true (es_stream_factory_compact_finish (f->factory, result, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_compact_finish (f->factory, result, &error));
   g_clear_object (&result);
-  g_assert_true (es_stream_factory_compact (f->factory, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_compact (f->factory, NULL, &error));
   assert_versions (f, "s", NULL, "5,6");
   assert_versions (f, ES_ALL_STREAM, NULL, "s:5,s:6");
 
-  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
   es_stream_factory_delete_stream_async (f->factory, "s", ES_VERSION_ANY,
                                          ES_DELETE_FLAGS_NONE, NULL, store_cb, &result);
   es_test_wait_result (&result);
@@ -2442,8 +2405,7 @@ test_closed_factory (Fixture       *f,
   g_test_summary ("Every life-cycle operation fails with CLOSED after the factory closed");
 
   write_to (f, "s", 2);
-  g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
-  g_assert_no_error (error);
+  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
 
 #define ASSERT_CLOSED(call) \
   G_STMT_START { \
