@@ -232,6 +232,7 @@ test_deleted_bytes_gone (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) kept = NULL;
   g_autofree char *big = NULL;
+  g_autofree char *filler = NULL;
 
   g_test_summary ("The data and metadata of a soft-deleted, a hard-deleted, a truncated "
                   "and an erased event are overwritten in the file and gone from its WAL, "
@@ -242,7 +243,8 @@ test_deleted_bytes_gone (Fixture       *f,
   append_n (storage, "soft", 2, "SOFT-SECRET-DATA", "{\"note\": \"SOFT-SECRET-META\"}");
   append_n (storage, "hard", 2, "HARD-SECRET-DATA", "{\"note\": \"HARD-SECRET-META\"}");
   /* Over a page: the data lives on overflow pages. */
-  big = g_strdup_printf ("BIG-SECRET-DATA%s", g_strnfill (9000, 'b'));
+  filler = g_strnfill (9000, 'b');
+  big = g_strdup_printf ("BIG-SECRET-DATA%s", filler);
   append_n (storage, "big", 1, big, NULL);
   append_n (storage, "trunc", 1, "TRUNC-SECRET-DATA", "{\"note\": \"TRUNC-SECRET-META\"}");
   append_n (storage, "trunc", 1, "TRUNC-KEPT-DATA", NULL);
