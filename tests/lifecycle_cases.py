@@ -631,37 +631,49 @@ class LifecycleCases:
         loop = GLib.MainLoop()
         outcome = []
 
-        def step(call, finish, *args):
+        def step(start, finish):
             def done(source, result, *_user_data):
                 try:
                     outcome.append(finish(result))
                 except GLib.Error as error:
                     outcome.append(error)
                 loop.quit()
-            call(*args, None, done, None)
+            start(done)
             loop.run()
             return outcome.pop()
 
         f = self.factory
-        info = step(f.get_stream_info_async, f.get_stream_info_finish, "cb")
+        info = step(lambda cb: f.get_stream_info_async("cb", None, cb, None),
+                    lambda r: f.get_stream_info_finish(r))
         self.assertEqual(info.get_event_count(), 4)
-        enumerator = step(f.list_streams_async, f.list_streams_finish, "c",
-                          Es.ListStreamsFlags.NONE)
-        page = step(enumerator.next_batch_async, enumerator.next_batch_finish, 5)
+        enumerator = step(lambda cb: f.list_streams_async("c", Es.ListStreamsFlags.NONE, None,
+                                                          cb, None),
+                          lambda r: f.list_streams_finish(r))
+        page = step(lambda cb: enumerator.next_batch_async(5, None, cb, None),
+                    lambda r: enumerator.next_batch_finish(r))
         self.assertEqual([i.get_stream_id() for i in page], ["cb"])
-        self.assertTrue(step(f.truncate_stream_async, f.truncate_stream_finish, "cb", 2))
-        self.assertTrue(step(f.erase_event_async, f.erase_event_finish, "cb", 3))
-        self.assertTrue(step(f.set_retention_async, f.set_retention_finish, "cb", 0, 2))
+        self.assertTrue(step(lambda cb: f.truncate_stream_async("cb", 2, None, cb, None),
+                             lambda r: f.truncate_stream_finish(r)))
+        self.assertTrue(step(lambda cb: f.erase_event_async("cb", 3, None, cb, None),
+                             lambda r: f.erase_event_finish(r)))
+        self.assertTrue(step(lambda cb: f.set_retention_async("cb", 0, 2, None, cb, None),
+                             lambda r: f.set_retention_finish(r)))
         self.assertEqual(self.versions("cb"), [3, 4])
-        self.assertEqual(step(f.sweep_async, f.sweep_finish), 0)
+        self.assertTrue(self.read("cb")[0].get_erased())
+        self.assertEqual(step(lambda cb: f.sweep_async(None, cb, None),
+                              lambda r: f.sweep_finish(r)), 0)
         stream = f.open_stream("cb", None)
-        backwards = step(stream.read_backwards_async, stream.read_backwards_finish,
-                         Es.READ_FROM_END, None)
+        backwards = step(lambda cb: stream.read_backwards_async(Es.READ_FROM_END, None, None,
+                                                                cb, None),
+                         lambda r: stream.read_backwards_finish(r))
         self.assertEqual([e.get_version() for e in drain(backwards)], [4, 3])
-        error = step(f.delete_stream_async, f.delete_stream_finish, "cb", 1,
-                     Es.DeleteFlags.NONE)
+        error = step(lambda cb: f.delete_stream_async("cb", 1, Es.DeleteFlags.NONE, None,
+                                                      cb, None),
+                     lambda r: f.delete_stream_finish(r))
         self.assertEsError(error, Es.Error.WRONG_EXPECTED_VERSION, "cb")
-        self.assertTrue(step(f.delete_stream_async, f.delete_stream_finish, "cb", 4,
-                             Es.DeleteFlags.NONE))
-        self.assertTrue(step(f.compact_async, f.compact_finish))
+        self.assertTrue(step(lambda cb: f.delete_stream_async("cb", 4, Es.DeleteFlags.NONE, None,
+                                                              cb, None),
+                             lambda r: f.delete_stream_finish(r)))
+        self.assertTrue(step(lambda cb: f.compact_async(None, cb, None),
+                             lambda r: f.compact_finish(r)))
         self.assertEqual(self.info("cb").get_state(), Es.StreamState.DELETED)
