@@ -8,9 +8,11 @@
  * EsEventEnumerator:
  *
  * Returns the events of a read ([method@Es.Stream.read]) one at a time or
- * in batches, oldest first. It fetches them from the database a page at a
- * time (keyset paging on the version, or the sequence id for <code>@<!-- -->all</code>), so
- * memory stays flat however long the stream is.
+ * in batches, oldest first (newest first for
+ * [method@Es.Stream.read_backwards]). It fetches them from the database a
+ * page at a time (keyset paging on the version, or the sequence id for
+ * <code>@<!-- -->all</code>), so memory stays flat however long the stream
+ * is.
  *
  * ```c
  * g_autoptr(EsEventEnumerator) events = es_stream_read (stream, 0, NULL, NULL, &error);
@@ -24,6 +26,11 @@
  * if (error != NULL)
  *   ...
  * ```
+ *
+ * Each page is read as the database is when it is fetched: events that a
+ * delete, a truncation or retention removes while the enumerator is in
+ * use are missing from the pages not fetched yet, an event erased
+ * meanwhile comes erased, and no event is returned twice or out of order.
  *
  * An enumerator is used from one thread at a time; while an
  * [method@Es.EventEnumerator.next_batch_async] is pending, other calls
@@ -40,7 +47,9 @@ struct _EsEventEnumerator
   EsStorageHandle *storage;     /* (owned) */
   char            *stream_id;   /* (owned) (nullable): NULL reads every stream */
   EsEventFilter   *filter;      /* (owned) (nullable) */
-  gint64           after;       /* version (or sequence id) of the last event fetched */
+  EsReadFlags      flags;       /* the direction */
+  gint64           after;       /* version (or sequence id) of the last event fetched:
+                                 * the next page starts after it (before it backwards) */
 
   gpointer        *page;        /* (owned) (array length=page_len): EsStoredEvent, NULL once handed out */
   guint            page_len;
@@ -105,12 +114,33 @@ _es_event_enumerator_new (EsStorageHandle *storage,
                           gint64           after,
                           EsEventFilter   *filter)
 {
+  return _es_event_enumerator_new_full (storage, stream_id, after, ES_READ_FLAGS_NONE, filter);
+}
+
+/*
+ * _es_event_enumerator_new_full:
+ * @position: forwards, start after this version (sequence id when
+ *   @stream_id is %NULL); with %ES_READ_FLAGS_BACKWARDS, before it
+ *   (%G_MAXINT64: from the newest; 0 or less: nothing)
+ * @flags: the direction
+ */
+EsEventEnumerator *
+_es_event_enumerator_new_full (EsStorageHandle *storage,
+                               const char      *stream_id,
+                               gint64           position,
+                               EsReadFlags      flags,
+                               EsEventFilter   *filter)
+{
   EsEventEnumerator *self = g_object_new (ES_TYPE_EVENT_ENUMERATOR, NULL);
 
   self->storage = g_object_ref (storage);
   self->stream_id = g_strdup (stream_id);
-  self->after = after;
+  self->after = position;
+  self->flags = flags;
   self->filter = filter != NULL ? g_object_ref (filter) : NULL;
+  /* Nothing comes before the first version. */
+  if ((flags & ES_READ_FLAGS_BACKWARDS) != 0 && position <= 1)
+    self->at_end = TRUE;
   return self;
 }
 
@@ -134,8 +164,9 @@ _es_event_enumerator_fill (EsEventEnumerator  *self,
   if (g_cancellable_set_error_if_cancelled (cancellable, error))
     return FALSE;
 
-  events = es_storage_handle_read_page (self->storage, self->stream_id, self->after,
-                                        self->filter, ES_READ_PAGE_SIZE, cancellable, error);
+  events = es_storage_handle_read_page_full (self->storage, self->stream_id, self->after,
+                                             self->flags, self->filter, ES_READ_PAGE_SIZE,
+                                             cancellable, error);
   if (events == NULL)
     return FALSE;
 
@@ -148,6 +179,9 @@ _es_event_enumerator_fill (EsEventEnumerator  *self,
 
       self->after = self->stream_id != NULL ? es_stored_event_get_version (last)
                                             : es_stored_event_get_sequence_id (last);
+      /* Backwards, nothing comes before the first version. */
+      if ((self->flags & ES_READ_FLAGS_BACKWARDS) != 0 && self->after <= 1)
+        self->at_end = TRUE;
     }
 
   g_ptr_array_set_free_func (events, NULL);

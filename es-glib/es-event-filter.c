@@ -8,6 +8,7 @@
 #include <json-glib/json-glib.h>
 
 #include "es-private.h"
+#include "backend/es-time-private.h"
 
 /**
  * EsEventFilter:
@@ -21,6 +22,9 @@
  *   [method@Es.EventFilter.add_like];
  * - `version` and `sequence_id` take integer values (any GVariant integer
  *   type: `x`, `i`, `u`, `t`...);
+ * - `timestamp` (since 0.2) takes integers: the time of the write in
+ *   microseconds since the Unix epoch, UTC (see
+ *   [method@Es.EventFilter.add_time_range] for [struct@GLib.DateTime]s);
  * - `metadata.<key>[.<key>...]` names a value inside the event's metadata
  *   (a dotted path of keys through JSON objects) and takes strings,
  *   integers, doubles (`d`) or booleans (`b`). A JSON string equals a
@@ -29,11 +33,22 @@
  *   event without a value at the path never matches. `like` matches JSON
  *   strings.
  *
+ * Since 0.2, [method@Es.EventFilter.add_compare] adds comparisons (less,
+ * less or equal, greater, greater or equal) on `version`, `sequence_id`
+ * and `timestamp` with an integer, and on `metadata.` paths with an
+ * integer or a double: a metadata value that is not a JSON number never
+ * matches a comparison, and numbers compare exactly (an integer and a
+ * double by their mathematical values). An erased event (see
+ * [method@Es.StreamFactory.erase_event]) has no metadata, so no metadata
+ * clause matches it.
+ *
  * ```c
  * g_autoptr(EsEventFilter) filter = es_event_filter_new ();
  *
  * es_event_filter_add_like (filter, "event_type", "Item%");
  * es_event_filter_add_equals (filter, "metadata.user.id", g_variant_new_int64 (7));
+ * es_event_filter_add_compare (filter, "metadata.score", ES_FILTER_OPERATOR_GREATER_OR_EQUAL,
+ *                              g_variant_new_double (0.5));
  * es_event_filter_add_in (filter, "metadata.tenant",
  *                         g_variant_new_parsed ("['acme', 'globex']"));
  * ```
@@ -50,8 +65,8 @@
  * `json_each()`, PostgreSQL as a `jsonb` array), so a list of 100,000
  * stream ids or sequence ids is one clause, read in one pass.
  *
- * A filter holds at most 4,096 clauses (`equals`, `in` and `like` count
- * one each, whatever the length of an `in` list); a filter with more fails
+ * A filter holds at most 4,096 clauses (`equals`, `in`, `like` and each
+ * comparison count one each, whatever the length of an `in` list); a filter with more fails
  * validation with %ES_ERROR_INVALID_ARGUMENT, on every backend, before any
  * query runs. The limit keeps every backend's query within its own limits
  * (SQLite's 32,766 parameters and expression depth of 1,000, PostgreSQL's
@@ -192,6 +207,8 @@ es_event_filter_parse_field (const char   *field,
     return ES_FILTER_FIELD_VERSION;
   if (g_str_equal (field, "sequence_id"))
     return ES_FILTER_FIELD_SEQUENCE_ID;
+  if (g_str_equal (field, "timestamp"))
+    return ES_FILTER_FIELD_TIMESTAMP;
   if (!g_str_has_prefix (field, prefix))
     return ES_FILTER_FIELD_INVALID;
 
@@ -330,8 +347,9 @@ add_clause (EsEventFilter    *self,
  * es_event_filter_new:
  *
  * Creates an empty filter, which every event satisfies. Add clauses with
- * [method@Es.EventFilter.add_equals], [method@Es.EventFilter.add_in] and
- * [method@Es.EventFilter.add_like].
+ * [method@Es.EventFilter.add_equals], [method@Es.EventFilter.add_in],
+ * [method@Es.EventFilter.add_like], [method@Es.EventFilter.add_compare]
+ * and [method@Es.EventFilter.add_time_range].
  *
  * Returns: (transfer full): a new [class@Es.EventFilter]
  *
@@ -347,7 +365,8 @@ es_event_filter_new (void)
  * es_event_filter_add_equals:
  * @self: an [class@Es.EventFilter]
  * @field: the field to compare: `stream_id`, `event_type`, `version`,
- *   `sequence_id` or `metadata.` followed by a dotted path of keys
+ *   `sequence_id`, `timestamp` (since 0.2) or `metadata.` followed by a
+ *   dotted path of keys
  * @value: the value the field must equal: a string, an integer, a double
  *   or a boolean, as the field allows; if it is floating, it is consumed
  *
@@ -439,6 +458,78 @@ es_event_filter_add_like (EsEventFilter *self,
 }
 
 /**
+ * es_event_filter_add_compare:
+ * @self: an [class@Es.EventFilter]
+ * @field: the field to compare: `version`, `sequence_id`, `timestamp` or a
+ *   `metadata.` path
+ * @op: the comparison: %ES_FILTER_OPERATOR_LESS,
+ *   %ES_FILTER_OPERATOR_LESS_OR_EQUAL, %ES_FILTER_OPERATOR_GREATER or
+ *   %ES_FILTER_OPERATOR_GREATER_OR_EQUAL (the other operators work as
+ *   their own `add_` methods do)
+ * @value: the value to compare with: an integer (any GVariant integer
+ *   type), or for a `metadata.` path an integer or a double; if it is
+ *   floating, it is consumed
+ *
+ * Adds a clause that selects the events whose @field compares to @value
+ * as @op says: `field < value` for %ES_FILTER_OPERATOR_LESS, and so on.
+ * On a `metadata.` path, only JSON numbers match; an integer and a double
+ * compare by their exact values.
+ *
+ * The clause is checked when the filter is validated, not here: a
+ * comparison on `stream_id` or `event_type`, a string or boolean value,
+ * a double on a field other than a metadata path, or a value that is not
+ * a finite number makes [method@Es.EventFilter.validate] fail with
+ * %ES_ERROR_INVALID_ARGUMENT naming the field and the value.
+ *
+ * Since: 0.2
+ */
+void
+es_event_filter_add_compare (EsEventFilter    *self,
+                             const char       *field,
+                             EsFilterOperator  op,
+                             GVariant         *value)
+{
+  g_return_if_fail (ES_IS_EVENT_FILTER (self));
+  g_return_if_fail (field != NULL);
+  g_return_if_fail (value != NULL);
+
+  add_clause (self, op, field, value);
+}
+
+/**
+ * es_event_filter_add_time_range:
+ * @self: an [class@Es.EventFilter]
+ * @since: (nullable): select events written at or after this time, or
+ *   %NULL for no lower bound
+ * @until: (nullable): select events written before this time, or %NULL
+ *   for no upper bound
+ *
+ * Adds clauses on `timestamp` that select the events written in the
+ * half-open interval [@since, @until): `timestamp >= since` and
+ * `timestamp < until`, at microsecond precision, whatever the time zones
+ * of @since and @until. With both %NULL, nothing is added.
+ *
+ * Reading <code>@<!-- -->all</code> with such a filter uses an index on
+ * the timestamps: its cost is in proportion to what it returns.
+ *
+ * Since: 0.2
+ */
+void
+es_event_filter_add_time_range (EsEventFilter *self,
+                                GDateTime     *since,
+                                GDateTime     *until)
+{
+  g_return_if_fail (ES_IS_EVENT_FILTER (self));
+
+  if (since != NULL)
+    add_clause (self, ES_FILTER_OPERATOR_GREATER_OR_EQUAL, "timestamp",
+                g_variant_new_int64 (_es_date_time_to_usec (since)));
+  if (until != NULL)
+    add_clause (self, ES_FILTER_OPERATOR_LESS, "timestamp",
+                g_variant_new_int64 (_es_date_time_to_usec (until)));
+}
+
+/**
  * es_event_filter_get_n_clauses:
  * @self: an [class@Es.EventFilter]
  *
@@ -463,8 +554,8 @@ es_event_filter_get_n_clauses (EsEventFilter *self)
  *   [method@Es.EventFilter.get_n_clauses]
  * @op: (out) (optional): return location for the operator of the clause
  * @value: (out) (optional) (transfer none): return location for the value
- *   of the clause: the value of `equals`, the array of `in`, the pattern
- *   of `like` (a string)
+ *   of the clause: the value of `equals` or of a comparison, the array of
+ *   `in`, the pattern of `like` (a string)
  *
  * Gets a clause of the filter, in the order they were added. Storage
  * backends use this to translate a filter into their own query language.
@@ -505,6 +596,7 @@ field_accepts (EsFilterField     kind,
 
     case ES_FILTER_FIELD_VERSION:
     case ES_FILTER_FIELD_SEQUENCE_ID:
+    case ES_FILTER_FIELD_TIMESTAMP:
       return value_kind == ES_FILTER_VALUE_INT64;
 
     case ES_FILTER_FIELD_METADATA:
@@ -544,6 +636,79 @@ validate_value (const Clause  *clause,
                 * second a GVariant type string such as 's' or 'ax' */
                _("Filter field '%s' does not accept a value of type '%s'"),
                shown_field, g_variant_get_type_string (value));
+  return FALSE;
+}
+
+static const char *
+operator_symbol (EsFilterOperator op)
+{
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_LESS:
+      return "<";
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+      return "<=";
+    case ES_FILTER_OPERATOR_GREATER:
+      return ">";
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return ">=";
+    case ES_FILTER_OPERATOR_EQUALS:
+    case ES_FILTER_OPERATOR_IN:
+    case ES_FILTER_OPERATOR_LIKE:
+    default:
+      return "?";
+    }
+}
+
+/* A comparison takes one number: an integer on version, sequence_id and
+ * timestamp, an integer or a finite double on a metadata path. */
+static gboolean
+validate_comparison (const Clause  *clause,
+                     const char    *shown_field,
+                     GError       **error)
+{
+  g_autofree char *shown_value = g_variant_print (clause->value, FALSE);
+  const char *symbol = operator_symbol (clause->op);
+  double dbl = 0.0;
+  EsFilterValueKind value_kind;
+
+  if (clause->kind == ES_FILTER_FIELD_STREAM_ID || clause->kind == ES_FILTER_FIELD_EVENT_TYPE)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %s is a filter field such as 'stream_id',
+                    * the second an operator such as '<', the third a value */
+                   _("Filter field '%s' holds strings and does not support the "
+                     "comparison '%s' %s"),
+                   shown_field, symbol, shown_value);
+      return FALSE;
+    }
+
+  value_kind = es_event_filter_classify_value (clause->value, NULL, NULL, &dbl, NULL);
+  if (value_kind == ES_FILTER_VALUE_INT64 ||
+      (value_kind == ES_FILTER_VALUE_DOUBLE && clause->kind == ES_FILTER_FIELD_METADATA &&
+       isfinite (dbl)))
+    return TRUE;
+
+  if (value_kind == ES_FILTER_VALUE_DOUBLE && clause->kind == ES_FILTER_FIELD_METADATA)
+    g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                 /* Translators: the first %s is a value such as 'nan', the second a
+                  * filter field, the third an operator such as '<' */
+                 _("Filter value %s on field '%s' is not a finite number and cannot be "
+                   "compared with '%s'"),
+                 shown_value, shown_field, symbol);
+  else if (clause->kind == ES_FILTER_FIELD_METADATA)
+    g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                 /* Translators: the first %s is an operator such as '<', the second a
+                  * filter field, the third a value, the fourth a GVariant type string */
+                 _("The comparison '%s' on field '%s' needs an integer or a double, "
+                   "not %s (type '%s')"),
+                 symbol, shown_field, shown_value, g_variant_get_type_string (clause->value));
+  else
+    g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                 /* Translators: the first %s is an operator such as '<', the second a
+                  * filter field, the third a value, the fourth a GVariant type string */
+                 _("The comparison '%s' on field '%s' needs an integer, not %s (type '%s')"),
+                 symbol, shown_field, shown_value, g_variant_get_type_string (clause->value));
   return FALSE;
 }
 
@@ -606,9 +771,16 @@ validate_clause (const Clause  *clause,
         }
       return TRUE;
 
+    case ES_FILTER_OPERATOR_LESS:
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+    case ES_FILTER_OPERATOR_GREATER:
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return validate_comparison (clause, shown_field, error);
+
     case ES_FILTER_OPERATOR_LIKE:
       if (clause->kind == ES_FILTER_FIELD_VERSION ||
-          clause->kind == ES_FILTER_FIELD_SEQUENCE_ID)
+          clause->kind == ES_FILTER_FIELD_SEQUENCE_ID ||
+          clause->kind == ES_FILTER_FIELD_TIMESTAMP)
         {
           g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
                        /* Translators: %s is a filter field such as 'version' */
@@ -642,7 +814,9 @@ validate_clause (const Clause  *clause,
  *
  * Checks every clause of the filter: its field must be known, its values
  * of types the field accepts (see [class@Es.EventFilter]), an `in` array
- * non-empty, and `like` used on a string field or a metadata path only.
+ * non-empty, `like` used on a string field or a metadata path only, and
+ * a comparison given a finite number on a numeric field or a metadata
+ * path.
  * It also checks that the filter holds at most 4,096 clauses (see
  * "Limits" in [class@Es.EventFilter]).
  *
@@ -702,6 +876,74 @@ int64_equals_double (gint64 i,
 
   truncated = (gint64) d;
   return truncated == i && (double) truncated == d;
+}
+
+/* -1, 0 or 1 as @i is smaller than, equal to or greater than @d, exactly
+ * (as SQLite compares INTEGER with REAL); @d is not NaN. */
+static int
+compare_int64_double (gint64 i,
+                      double d)
+{
+  gint64 truncated;
+
+  if (d >= 9223372036854775808.0)
+    return -1;
+  if (d < -9223372036854775808.0)
+    return 1;
+
+  /* Truncation toward zero is exact in both directions here. */
+  truncated = (gint64) d;
+  if (i != truncated)
+    return i < truncated ? -1 : 1;
+  if ((double) truncated == d)
+    return 0;
+  return (double) truncated < d ? -1 : 1;
+}
+
+/* Whether @subject satisfies `subject op value`: only numbers compare. */
+static gboolean
+subject_compares (const Subject    *subject,
+                  EsFilterOperator  op,
+                  GVariant         *value)
+{
+  gint64 int64 = 0;
+  double dbl = 0.0;
+  EsFilterValueKind kind;
+  int cmp;
+
+  kind = es_event_filter_classify_value (value, NULL, &int64, &dbl, NULL);
+  if (kind == ES_FILTER_VALUE_DOUBLE && isnan (dbl))
+    return FALSE;
+
+  if (subject->kind == ES_FILTER_VALUE_INT64 && kind == ES_FILTER_VALUE_INT64)
+    cmp = subject->int64 < int64 ? -1 : subject->int64 > int64 ? 1 : 0;
+  else if (subject->kind == ES_FILTER_VALUE_INT64 && kind == ES_FILTER_VALUE_DOUBLE)
+    cmp = compare_int64_double (subject->int64, dbl);
+  else if (subject->kind == ES_FILTER_VALUE_DOUBLE && !isnan (subject->dbl) &&
+           kind == ES_FILTER_VALUE_INT64)
+    cmp = -compare_int64_double (int64, subject->dbl);
+  else if (subject->kind == ES_FILTER_VALUE_DOUBLE && !isnan (subject->dbl) &&
+           kind == ES_FILTER_VALUE_DOUBLE)
+    cmp = subject->dbl < dbl ? -1 : subject->dbl > dbl ? 1 : 0;
+  else
+    return FALSE;
+
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_LESS:
+      return cmp < 0;
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+      return cmp <= 0;
+    case ES_FILTER_OPERATOR_GREATER:
+      return cmp > 0;
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return cmp >= 0;
+    case ES_FILTER_OPERATOR_EQUALS:
+    case ES_FILTER_OPERATOR_IN:
+    case ES_FILTER_OPERATOR_LIKE:
+    default:
+      return FALSE;
+    }
 }
 
 static gboolean
@@ -972,6 +1214,11 @@ clause_matches (const Clause  *clause,
       subject.int64 = es_stored_event_get_sequence_id (event);
       break;
 
+    case ES_FILTER_FIELD_TIMESTAMP:
+      subject.kind = ES_FILTER_VALUE_INT64;
+      subject.int64 = es_stored_event_get_timestamp_usec (event);
+      break;
+
     case ES_FILTER_FIELD_METADATA:
       subject_from_json (&subject, lookup_path (metadata, clause->path));
       break;
@@ -1014,6 +1261,12 @@ clause_matches (const Clause  *clause,
       return subject.kind == ES_FILTER_VALUE_STRING &&
              g_variant_is_of_type (clause->value, G_VARIANT_TYPE_STRING) &&
              like_matches (g_variant_get_string (clause->value, NULL), subject.string);
+
+    case ES_FILTER_OPERATOR_LESS:
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+    case ES_FILTER_OPERATOR_GREATER:
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return subject_compares (&subject, clause->op, clause->value);
 
     default:
       return FALSE;

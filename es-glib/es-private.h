@@ -129,9 +129,21 @@ EsEventEnumerator *_es_event_enumerator_new (EsStorageHandle   *storage,
                                              const char        *stream_id,
                                              gint64             after,
                                              EsEventFilter     *filter);
+EsEventEnumerator *_es_event_enumerator_new_full (EsStorageHandle   *storage,
+                                                  const char        *stream_id,
+                                                  gint64             position,
+                                                  EsReadFlags        flags,
+                                                  EsEventFilter     *filter);
 gboolean        _es_event_enumerator_fill  (EsEventEnumerator *self,
                                             GCancellable      *cancellable,
                                             GError           **error);
+
+EsStreamInfoEnumerator *_es_stream_info_enumerator_new  (EsStorageHandle        *storage,
+                                                          const char             *prefix,
+                                                          EsListStreamsFlags      flags);
+gboolean        _es_stream_info_enumerator_fill (EsStreamInfoEnumerator *self,
+                                                 GCancellable           *cancellable,
+                                                 GError                **error);
 
 EsStream       *_es_stream_impl_new        (EsStreamFactory   *factory,
                                             const char        *stream_id,
@@ -210,5 +222,15 @@ void            _es_stream_factory_remove_watch (EsStreamFactory *self,
                                                  EsWatch         *watch);
 gboolean        _es_stream_factory_check_open  (EsStreamFactory *self,
                                                 GError         **error);
+/* Tests: background sweeps completed, and whether the sweeper runs. */
+guint           _es_stream_factory_get_n_sweeps (EsStreamFactory *self,
+                                                 gboolean        *out_armed);
+/* Tests: waits for @n background sweeps and, if @until_idle, for the
+ * sweeper thread to end. */
+void            _es_stream_factory_wait_sweeps  (EsStreamFactory *self,
+                                                 guint            n,
+                                                 gboolean         until_idle);
+/* The watch's stream was hard-deleted: it fails with STREAM_DELETED. */
+void            _es_watch_stream_tombstoned     (EsWatch         *self);
 
 G_END_DECLS

@@ -419,6 +419,42 @@ es_stream_impl_read (EsStream       *stream,
   return g_steal_pointer (&enumerator);
 }
 
+static EsEventEnumerator *
+es_stream_impl_read_backwards (EsStream       *stream,
+                               gint64          before_version,
+                               EsEventFilter  *filter,
+                               GCancellable   *cancellable,
+                               GError        **error)
+{
+  EsStreamImpl *self = ES_STREAM_IMPL (stream);
+  g_autoptr(EsEventEnumerator) enumerator = NULL;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  if (before_version < ES_READ_FROM_END)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, %lld the version given; -1 is literal */
+                   _("Cannot read stream '%s' backwards from before version %lld: use a "
+                     "version, or -1 for the newest events"),
+                   self->stream_id, (long long) before_version);
+      return NULL;
+    }
+
+  if (filter != NULL && !es_event_filter_validate (filter, error))
+    return NULL;
+
+  enumerator = _es_event_enumerator_new_full (self->storage, storage_stream_id (self),
+                                              before_version == ES_READ_FROM_END
+                                                ? G_MAXINT64 : before_version,
+                                              ES_READ_FLAGS_BACKWARDS, filter);
+  if (!_es_event_enumerator_fill (enumerator, cancellable, error))
+    return NULL;
+
+  return g_steal_pointer (&enumerator);
+}
+
 static const char *
 projection_or_default (const char *projection_name)
 {
@@ -601,6 +637,7 @@ es_stream_impl_iface_init (EsStreamInterface *iface)
   iface->write_async = es_stream_impl_write_async;
   iface->write_finish = es_stream_impl_write_finish;
   iface->read = es_stream_impl_read;
+  iface->read_backwards = es_stream_impl_read_backwards;
   iface->snapshot = es_stream_impl_snapshot;
   iface->load_snapshot = es_stream_impl_load_snapshot;
   iface->get_metrics = es_stream_impl_get_metrics;

@@ -53,7 +53,7 @@
 G_DEFINE_INTERFACE (EsStream, es_stream, G_TYPE_OBJECT)
 
 /* The default _async methods run the synchronous vfunc in GTask's thread
- * pool; one operation record and one thread function serve all five. */
+ * pool; one operation record and one thread function serve them all. */
 typedef enum
 {
   OP_WRITE,
@@ -62,6 +62,7 @@ typedef enum
   OP_LOAD_SNAPSHOT,
   OP_GET_METRICS,
   OP_QUERY_VERSION,
+  OP_READ_BACKWARDS,
 } OpKind;
 
 typedef struct
@@ -141,6 +142,14 @@ stream_op_in_thread (GTask        *task,
         gint64 version = iface->query_version (self, cancellable, &error);
         if (error == NULL)
           _es_task_return_int64 (task, version);
+      }
+      break;
+    case OP_READ_BACKWARDS:
+      {
+        EsEventEnumerator *enumerator = iface->read_backwards (self, op->version, op->filter,
+                                                               cancellable, &error);
+        if (error == NULL)
+          g_task_return_pointer (task, enumerator, g_object_unref);
       }
       break;
     default:
@@ -993,4 +1002,135 @@ es_stream_query_version_finish (EsStream      *self,
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   return ES_STREAM_GET_IFACE (self)->query_version_finish (self, result, error);
+}
+
+static gboolean
+check_read_backwards (EsStream  *self,
+                      GError   **error)
+{
+  if (ES_STREAM_GET_IFACE (self)->read_backwards != NULL)
+    return TRUE;
+
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+               /* Translators: %s is a type name */
+               _("Stream implementation %s does not support reading backwards"),
+               G_OBJECT_TYPE_NAME (self));
+  return FALSE;
+}
+
+/**
+ * es_stream_read_backwards:
+ * @self: an [iface@Es.Stream]
+ * @before_version: return events with a version smaller than this (for
+ *   <code>@<!-- -->all</code>: a sequence id smaller than this);
+ *   %ES_READ_FROM_END (-1) for the newest events, 0 for none
+ * @filter: (nullable): clauses the events must match
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads the stream's events before @before_version, newest first, through
+ * an enumerator that pages through the result as [method@Es.Stream.read]
+ * does. Reading the last 50 events of a stream of a million costs what it
+ * costs on a stream of a hundred. Events appended while the enumerator is
+ * in use are not returned (they come after its starting point).
+ *
+ * ```c
+ * // The ten newest events
+ * g_autoptr(EsEventEnumerator) events =
+ *   es_stream_read_backwards (stream, ES_READ_FROM_END, NULL, NULL, &error);
+ * g_autoptr(GPtrArray) newest = es_event_enumerator_next_batch (events, 10, NULL, &error);
+ * ```
+ *
+ * Fails with %ES_ERROR_INVALID_ARGUMENT for a @before_version below -1 or
+ * a bad @filter, with %ES_ERROR_CLOSED after the factory is closed.
+ *
+ * Returns: (transfer full): an enumerator, or %NULL on error
+ *
+ * Since: 0.2
+ */
+EsEventEnumerator *
+es_stream_read_backwards (EsStream       *self,
+                          gint64          before_version,
+                          EsEventFilter  *filter,
+                          GCancellable   *cancellable,
+                          GError        **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM (self), NULL);
+  g_return_val_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_read_backwards (self, error))
+    return NULL;
+
+  return ES_STREAM_GET_IFACE (self)->read_backwards (self, before_version, filter,
+                                                     cancellable, error);
+}
+
+/**
+ * es_stream_read_backwards_async:
+ * @self: an [iface@Es.Stream]
+ * @before_version: return events before this version (or sequence id for
+ *   <code>@<!-- -->all</code>); %ES_READ_FROM_END (-1) for the newest
+ * @filter: (nullable): clauses the events must match
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called when the read has started
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.Stream.read_backwards] without blocking: the first
+ * page is read in a worker thread.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_read_backwards_async (EsStream            *self,
+                                gint64               before_version,
+                                EsEventFilter       *filter,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  StreamOp *op;
+  GError *error = NULL;
+
+  g_return_if_fail (ES_IS_STREAM (self));
+  g_return_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  if (!check_read_backwards (self, &error))
+    {
+      g_task_report_error (self, callback, user_data, es_stream_read_backwards_async, error);
+      return;
+    }
+
+  op = g_new0 (StreamOp, 1);
+  op->kind = OP_READ_BACKWARDS;
+  op->version = before_version;
+  op->filter = filter != NULL ? g_object_ref (filter) : NULL;
+  run_stream_op (self, op, es_stream_read_backwards_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_read_backwards_finish:
+ * @self: an [iface@Es.Stream]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.Stream.read_backwards_async].
+ *
+ * Returns: (transfer full): an enumerator, or %NULL on error
+ *
+ * Since: 0.2
+ */
+EsEventEnumerator *
+es_stream_read_backwards_finish (EsStream      *self,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, es_stream_read_backwards_async), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

@@ -75,6 +75,19 @@
  * [property@Es.Watch:active] then is %FALSE, announced by
  * `notify::active` (in the thread that ended the watch).
  *
+ * ## Deleted streams
+ *
+ * A watch of a stream that is hard-deleted
+ * ([method@Es.StreamFactory.delete_stream] with
+ * %ES_DELETE_FLAGS_TOMBSTONE), by this process or another, emits
+ * [signal@Es.Watch::error] with %ES_ERROR_STREAM_DELETED naming the stream
+ * and stops; events it had not emitted yet are not emitted (they are
+ * deleted). A watch started on a stream already hard-deleted does so at
+ * once. Soft deletes, truncations and erasures do not disturb a watch: it
+ * goes on, and a soft-deleted stream written again continues its
+ * versions. A watch of <code>@<!-- -->all</code> never emits the markers of hard
+ * deletes, and deleted events are simply not read.
+ *
  * ## Failures
  *
  * A watch that cannot go on emits [signal@Es.Watch::error] once and
@@ -107,6 +120,7 @@ typedef struct
   GQueue        pending;          /* (element-type EsStoredEvent) guarded by lock */
   gboolean      overflow;         /* guarded by lock: pending was dropped */
   gboolean      notifier_gone;    /* guarded by lock: the notifier stopped */
+  gboolean      tombstoned;       /* guarded by lock: the stream was hard-deleted */
   GSource      *dispatch_source;  /* (owned) (nullable) guarded by lock */
 } WatchCore;
 
@@ -128,6 +142,7 @@ struct _EsWatch
   GError          *start_error;   /* (owned) (nullable) reported from the main context */
   gboolean         fetching;
   gboolean         caught_up;
+  gboolean         state_checked; /* the first fetch looked for a tombstone */
   gboolean         stopped;       /* guarded by emit_lock */
 };
 
@@ -224,12 +239,27 @@ on_notifier_events (GPtrArray *events,
   gboolean added = FALSE;
 
   g_mutex_lock (&core->lock);
-  for (guint i = 0; i < events->len && !core->overflow; i++)
+  for (guint i = 0; i < events->len; i++)
     {
       EsStoredEvent *event = g_ptr_array_index (events, i);
 
       if (core->stream_id != NULL &&
           !g_str_equal (core->stream_id, es_stored_event_get_stream_id (event)))
+        continue;
+
+      /* The marker of a hard delete: it ends a watch of that stream and
+       * is nothing a watch of @all emits. */
+      if ((es_stored_event_get_flags (event) & ES_STORED_EVENT_FLAGS_TOMBSTONE) != 0)
+        {
+          if (core->stream_id != NULL && !core->tombstoned)
+            {
+              core->tombstoned = TRUE;
+              added = TRUE;
+            }
+          continue;
+        }
+
+      if (core->overflow || core->tombstoned)
         continue;
 
       if (core->pending.length >= ES_WATCH_MAX_PENDING)
@@ -260,6 +290,27 @@ on_notifier_gone (gpointer user_data)
   g_mutex_unlock (&core->lock);
 
   watch_core_release (core);
+}
+
+static GError *
+stream_deleted_error (EsWatch *self)
+{
+  return g_error_new (ES_ERROR, ES_ERROR_STREAM_DELETED,
+                      /* Translators: %s is a stream id */
+                      _("Stream '%s' was deleted for good (tombstoned): the watch ends"),
+                      self->stream_id);
+}
+
+/* Whether the watch learnt that its stream was hard-deleted. */
+static gboolean
+is_tombstoned (EsWatch *self)
+{
+  gboolean tombstoned;
+
+  g_mutex_lock (&self->core->lock);
+  tombstoned = self->core->tombstoned;
+  g_mutex_unlock (&self->core->lock);
+  return tombstoned;
 }
 
 /* Stops without emitting anything; safe from any thread. */
@@ -423,6 +474,14 @@ dispatch (EsWatch *self)
   if (self->stopped)
     return;
 
+  if (is_tombstoned (self))
+    {
+      g_autoptr(GError) error = stream_deleted_error (self);
+
+      fail (self, error);
+      return;
+    }
+
   g_mutex_lock (&core->lock);
   notifier_gone = core->notifier_gone;
   if (self->phase != PHASE_LIVE)
@@ -494,9 +553,10 @@ dispatch (EsWatch *self)
 
 typedef struct
 {
-  EsStorageHandle *storage;    /* (owned) */
-  char            *stream_id;  /* (owned) (nullable) */
+  EsStorageHandle *storage;     /* (owned) */
+  char            *stream_id;   /* (owned) (nullable) */
   gint64           after;
+  gboolean         check_state; /* the first fetch: is the stream tombstoned? */
 } FetchData;
 
 static void
@@ -518,6 +578,32 @@ fetch_in_thread (GTask        *task,
   FetchData *fetch = task_data;
   GPtrArray *events;
   GError *error = NULL;
+
+  /* A watch started on a stream already hard-deleted ends at once: its
+   * tombstone marker came before the watch subscribed. A backend without
+   * stream information has no tombstones. */
+  if (fetch->check_state && fetch->stream_id != NULL)
+    {
+      g_autoptr(EsStreamInfo) info = NULL;
+      g_autoptr(GError) info_error = NULL;
+
+      info = es_storage_handle_get_stream_info (fetch->storage, fetch->stream_id,
+                                                cancellable, &info_error);
+      if (info == NULL && !g_error_matches (info_error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED))
+        {
+          g_task_return_error (task, g_steal_pointer (&info_error));
+          return;
+        }
+      if (info != NULL && es_stream_info_get_state (info) == ES_STREAM_STATE_TOMBSTONED)
+        {
+          g_task_return_new_error (task, ES_ERROR, ES_ERROR_STREAM_DELETED,
+                                   /* Translators: %s is a stream id */
+                                   _("Stream '%s' was deleted for good (tombstoned): the "
+                                     "watch ends"),
+                                   fetch->stream_id);
+          return;
+        }
+    }
 
   events = es_storage_handle_read_page (fetch->storage, fetch->stream_id, fetch->after, NULL,
                                         ES_READ_PAGE_SIZE, cancellable, &error);
@@ -546,6 +632,14 @@ fetch_done (GObject      *source,
 
   if (self->stopped)
     return;
+
+  if (events != NULL && is_tombstoned (self))
+    {
+      g_autoptr(GError) deleted = stream_deleted_error (self);
+
+      fail (self, deleted);
+      return;
+    }
 
   if (events == NULL)
     {
@@ -591,6 +685,8 @@ fetch_next (EsWatch *self)
   fetch->storage = g_object_ref (es_stream_factory_get_storage (self->factory));
   fetch->stream_id = g_strdup (self->core->stream_id);
   fetch->after = self->last_version;
+  fetch->check_state = !self->state_checked;
+  self->state_checked = TRUE;
 
   task = g_task_new (NULL, self->cancellable, fetch_done, g_atomic_rc_box_acquire (self->core));
   g_task_set_source_tag (task, fetch_next);
@@ -701,6 +797,20 @@ report_error:
     g_source_unref (source);
   }
   return self;
+}
+
+/* The factory hard-deleted the watched stream: the watch learns it now
+ * rather than when the notifier delivers the marker. Any thread. */
+void
+_es_watch_stream_tombstoned (EsWatch *self)
+{
+  g_mutex_lock (&self->core->lock);
+  if (self->core->stream_id != NULL)
+    {
+      self->core->tombstoned = TRUE;
+      schedule_dispatch_locked (self->core);
+    }
+  g_mutex_unlock (&self->core->lock);
 }
 
 guint
@@ -852,7 +962,8 @@ es_watch_class_init (EsWatchClass *klass)
    * when the database could not be read or became unusable (the file was
    * deleted, replaced or damaged, the server stayed unreachable past the
    * notifier's give-up timeout), %ES_ERROR_INVALID_ARGUMENT for a bad
-   * start version, %ES_ERROR_CLOSED when the factory was already closed.
+   * start version, %ES_ERROR_CLOSED when the factory was already closed,
+   * %ES_ERROR_STREAM_DELETED when the stream was hard-deleted (since 0.2).
    * Closing the factory or stopping the watch does not emit it.
    *
    * Since: 0.1

@@ -40,6 +40,19 @@ FRAGMENTS = {
     "the file was deleted",
     "the file was replaced by another file",
     "the file is no longer an SQLite database (it was truncated or overwritten)",
+    # es-storage-handle.c: the operation in "Storage backend %s does not
+    # support %s" and "Stream '%s' cannot be the target of %s: ..."
+    "reading backwards",
+    "stream information",
+    "listing streams",
+    "a delete",
+    "deleting streams",
+    "a truncation",
+    "truncating streams",
+    "an erasure",
+    "erasing events",
+    "retention policies",
+    "compaction",
 }
 
 STRING = r'"(?:[^"\\]|\\.)*"'
