@@ -15,11 +15,18 @@ G_BEGIN_DECLS
 /**
  * EsNotifierFunc:
  * @events: (element-type EsStoredEvent): newly committed events of every
- *   stream, in sequence-id order, with no gap since the previous call
+ *   stream, in sequence-id order, none missed since the previous call
  * @user_data: the data given to [method@Es.Notifier.subscribe]
  *
  * Receives newly committed events. It is called from the notifier's own
  * thread, never from an application's main context, and must not block.
+ *
+ * Since 0.2, @events also holds the marker of each hard delete (an
+ * [class@Es.StoredEvent] with %ES_STORED_EVENT_FLAGS_TOMBSTONE, see
+ * %ES_READ_FLAGS_INCLUDE_TOMBSTONES) at its position: subscribers that
+ * want only events skip those. Sequence ids may have gaps: events
+ * deleted before they were delivered are not, and each delete takes a
+ * position no event gets.
  */
 typedef void (*EsNotifierFunc) (GPtrArray *events,
                                 gpointer   user_data);

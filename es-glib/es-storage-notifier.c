@@ -172,8 +172,12 @@ es_storage_notifier_deliver (EsStorageNotifier  *self,
         }
 
       g_atomic_int_inc (&priv->n_reads);
-      events = es_storage_handle_read_page (priv->storage, NULL, cursor, NULL,
-                                            ES_READ_PAGE_SIZE, priv->cancellable, &local_error);
+      /* With the markers of hard deletes, so that watches of a stream
+       * tombstoned by another process learn it (see EsNotifierFunc). */
+      events = es_storage_handle_read_page_full (priv->storage, NULL, cursor,
+                                                 ES_READ_FLAGS_INCLUDE_TOMBSTONES, NULL,
+                                                 ES_READ_PAGE_SIZE, priv->cancellable,
+                                                 &local_error);
       if (events == NULL || events->len == 0)
         break;
 

@@ -10,11 +10,16 @@
  * The size and position of a stream, returned by
  * [method@Es.Stream.get_metrics].
  *
- * For an ordinary stream, [property@Es.StreamMetrics:current-version] and
- * [property@Es.StreamMetrics:event-count] are equal, as versions run from 1
- * without gaps. For the <code>@<!-- -->all</code> stream, the current version is the last
- * sequence id and the event count the total number of events of every
- * stream; the two may differ.
+ * [property@Es.StreamMetrics:current-version] is the stream's version,
+ * which only ever grows, and [property@Es.StreamMetrics:event-count] the
+ * number of its events still stored. The two are equal for a stream that
+ * only ever grew, as versions run from 1 without gaps; since 0.2, a
+ * delete, a truncation or retention removes events and keeps the version,
+ * so the count may be smaller (0 for a deleted stream, whose version is
+ * kept). For the <code>@<!-- -->all</code> stream, the current version is the last
+ * position used (sequence id) and the event count the total number of
+ * events of every stream; the two may differ. See [class@Es.StreamInfo]
+ * for more about a stream, without reading it.
  *
  * Metrics are immutable: they describe the stream when they were taken.
  *
@@ -92,8 +97,10 @@ es_stream_metrics_class_init (EsStreamMetricsClass *klass)
   /**
    * EsStreamMetrics:current-version:
    *
-   * The version of the stream's last event, 0 when the stream is empty.
-   * For the <code>@<!-- -->all</code> stream, the sequence id of the last event of any stream.
+   * The stream's version: that of its last event written, 0 for a stream
+   * never written. Deleting or truncating the stream keeps it. For the
+   * <code>@<!-- -->all</code> stream, the last position used (the sequence id of the last
+   * event of any stream, or of a later delete).
    *
    * Since: 0.1
    */
@@ -105,8 +112,9 @@ es_stream_metrics_class_init (EsStreamMetricsClass *klass)
   /**
    * EsStreamMetrics:event-count:
    *
-   * The number of events in the stream. For the <code>@<!-- -->all</code> stream, the total
-   * number of events of every stream.
+   * The number of events stored in the stream: fewer than its version
+   * once events were deleted, truncated or expired. For the
+   * <code>@<!-- -->all</code> stream, the total number of events of every stream.
    *
    * Since: 0.1
    */
@@ -118,8 +126,8 @@ es_stream_metrics_class_init (EsStreamMetricsClass *klass)
   /**
    * EsStreamMetrics:last-timestamp:
    *
-   * When the stream's last event was written, or %NULL when the stream is
-   * empty.
+   * When the stream's last event still stored was written, or %NULL when
+   * the stream holds no events.
    *
    * Since: 0.1
    */
@@ -138,10 +146,10 @@ es_stream_metrics_init (EsStreamMetrics *self)
 
 /**
  * es_stream_metrics_new:
- * @current_version: the version of the stream's last event (for <code>@<!-- -->all</code>,
- *   the last sequence id), 0 when empty
- * @event_count: the number of events of the stream (for <code>@<!-- -->all</code>, the total
- *   number of events)
+ * @current_version: the stream's version, kept when events are deleted
+ *   (for <code>@<!-- -->all</code>, the last position used), 0 for a stream never written
+ * @event_count: the number of events stored in the stream (for
+ *   <code>@<!-- -->all</code>, the total number of events)
  * @last_timestamp: (nullable): when the last event was written, or %NULL
  *   when the stream is empty
  *
@@ -171,9 +179,10 @@ es_stream_metrics_new (gint64     current_version,
  * es_stream_metrics_get_current_version:
  * @self: an [class@Es.StreamMetrics]
  *
- * Gets the version of the stream's last event, 0 when the stream is empty.
- * For the <code>@<!-- -->all</code> stream, this is the sequence id of the last event of any
- * stream.
+ * Gets the stream's version: that of its last event written, 0 for a
+ * stream never written, kept when events are deleted, truncated or
+ * expired. For the <code>@<!-- -->all</code> stream, this is the last position used (the
+ * sequence id of the last event of any stream, or of a later delete).
  *
  * Returns: the current version
  *
@@ -191,8 +200,9 @@ es_stream_metrics_get_current_version (EsStreamMetrics *self)
  * es_stream_metrics_get_event_count:
  * @self: an [class@Es.StreamMetrics]
  *
- * Gets the number of events in the stream. For the <code>@<!-- -->all</code> stream, this is
- * the total number of events of every stream.
+ * Gets the number of events stored in the stream (fewer than its version
+ * once events were deleted, truncated or expired). For the
+ * <code>@<!-- -->all</code> stream, this is the total number of events of every stream.
  *
  * Returns: the number of events
  *

@@ -1,10 +1,18 @@
 /* es-memory-storage.c: an in-memory EsStorageHandle, for tests.
  *
- * Everything lives in memory under one mutex: a global array of the
- * stored events (sequence id i at index i - 1), one entry per stream
- * (its events, version i at index i - 1, and its idempotency keys) and
- * the snapshots. It uses nothing but the public API of es-glib, and so
- * shows what a third-party backend has to do.
+ * Everything lives in memory under one mutex: the log (every stored event
+ * and tombstone marker, in sequence-id order), one entry per stream (its
+ * row: state, kept version, policy; its events in version order; its
+ * idempotency keys), the snapshots and the database-wide policy. It uses
+ * nothing but the public API of es-glib, and so shows what a third-party
+ * backend has to do.
+ *
+ * It is also the reference implementation of the life-cycle rules of
+ * 0.2 (see the wrappers in es-storage-handle.c): the conformance tests
+ * run on it as on SQLite and PostgreSQL. Each operation happens under the
+ * lock, so it is done or not done, like a transaction. Positions come
+ * from a high-water mark that only grows: an event or a delete takes the
+ * next one, and none is ever used twice.
  *
  * append_async/append_finish are left to the interface's default, which
  * runs append in a thread.
@@ -17,11 +25,19 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "es-memory-storage.h"
 
+#include <string.h>
+
+#define TOMBSTONE_EVENT_TYPE "$tombstone"
+
 typedef struct
 {
-  char       *stream_id;  /* (owned) */
-  GPtrArray  *events;     /* (owned) (element-type EsStoredEvent): version i at index i - 1 */
-  GHashTable *keys;       /* (owned) (element-type utf8 utf8): idempotency keys stored */
+  char          *stream_id;  /* (owned) */
+  GPtrArray     *events;     /* (owned) (element-type EsStoredEvent): by version */
+  GHashTable    *keys;       /* (owned) (element-type utf8): idempotency keys stored */
+  EsStreamState  state;
+  gint64         version;    /* only grows */
+  GTimeSpan      max_age;
+  gint64         max_count;
 } MemoryStream;
 
 struct _EsTestMemoryStorage
@@ -29,11 +45,14 @@ struct _EsTestMemoryStorage
   GObject     parent_instance;
 
   GMutex      lock;
-  GPtrArray  *events;     /* guarded by lock (element-type EsStoredEvent):
-                           * sequence id i at index i - 1 */
-  GHashTable *streams;    /* guarded by lock: stream id -> MemoryStream */
-  GHashTable *snapshots;  /* guarded by lock: snapshot_key() -> EsSnapshot */
-  gboolean    closed;     /* guarded by lock */
+  GPtrArray  *log;            /* guarded by lock (element-type EsStoredEvent):
+                               * events and tombstone markers by sequence id */
+  gint64      last_position;  /* guarded by lock: the last position used */
+  GHashTable *streams;        /* guarded by lock: stream id -> MemoryStream */
+  GHashTable *snapshots;      /* guarded by lock: snapshot_key() -> EsSnapshot */
+  GTimeSpan   max_age;        /* guarded by lock: the database-wide policy */
+  gint64      max_count;
+  gboolean    closed;         /* guarded by lock */
 };
 
 static void es_test_memory_storage_iface_init (EsStorageHandleInterface *iface);
@@ -50,6 +69,7 @@ memory_stream_new (const char *stream_id)
   stream->stream_id = g_strdup (stream_id);
   stream->events = g_ptr_array_new_with_free_func (g_object_unref);
   stream->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  stream->state = ES_STREAM_STATE_ACTIVE;
   return stream;
 }
 
@@ -82,6 +102,12 @@ date_time_new_from_usec (gint64 usec)
   return g_date_time_add (seconds, usec % G_USEC_PER_SEC);
 }
 
+static gboolean
+is_marker (EsStoredEvent *event)
+{
+  return (es_stored_event_get_flags (event) & ES_STORED_EVENT_FLAGS_TOMBSTONE) != 0;
+}
+
 /* Called with the lock held. */
 static gboolean
 check_usable (EsTestMemoryStorage  *self,
@@ -96,6 +122,169 @@ check_usable (EsTestMemoryStorage  *self,
       return FALSE;
     }
   return TRUE;
+}
+
+/* Called with the lock held: the stream's row, created if asked. */
+static MemoryStream *
+lookup_stream (EsTestMemoryStorage *self,
+               const char          *stream_id,
+               gboolean             create)
+{
+  MemoryStream *stream = g_hash_table_lookup (self->streams, stream_id);
+
+  if (stream == NULL && create)
+    {
+      stream = memory_stream_new (stream_id);
+      g_hash_table_insert (self->streams, stream->stream_id, stream);
+    }
+  return stream;
+}
+
+static gboolean
+tombstoned_error (const char  *stream_id,
+                  GError     **error)
+{
+  g_set_error (error, ES_ERROR, ES_ERROR_STREAM_DELETED,
+               "Stream '%s' was deleted for good (tombstoned) and cannot be written to",
+               stream_id);
+  return FALSE;
+}
+
+/* The first index of @array (sorted by @position_of) whose position is
+ * greater than @position. */
+static guint
+upper_bound (GPtrArray *array,
+             gint64     position,
+             gboolean   by_version)
+{
+  guint lo = 0, hi = array->len;
+
+  while (lo < hi)
+    {
+      guint mid = lo + (hi - lo) / 2;
+      EsStoredEvent *event = g_ptr_array_index (array, mid);
+      gint64 p = by_version ? es_stored_event_get_version (event)
+                            : es_stored_event_get_sequence_id (event);
+
+      if (p <= position)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+  return lo;
+}
+
+/* Called with the lock held: removes @doomed (a set of events of
+ * @stream) from the stream, the log and the keys. */
+static void
+remove_events (EsTestMemoryStorage *self,
+               MemoryStream        *stream,
+               GHashTable          *doomed)
+{
+  guint kept = 0;
+
+  if (g_hash_table_size (doomed) == 0)
+    return;
+
+  for (guint i = 0; i < self->log->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (self->log, i);
+
+      if (g_hash_table_contains (doomed, event))
+        g_object_unref (event);
+      else
+        self->log->pdata[kept++] = event;
+    }
+  self->log->len = kept;
+  kept = 0;
+  for (guint i = 0; i < stream->events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (stream->events, i);
+
+      if (g_hash_table_contains (doomed, event))
+        {
+          const char *key = es_stored_event_get_idempotency_key (event);
+
+          if (key != NULL)
+            g_hash_table_remove (stream->keys, key);
+          g_object_unref (event);
+        }
+      else
+        stream->events->pdata[kept++] = event;
+    }
+  stream->events->len = kept;
+}
+
+/* Called with the lock held: drops the snapshots of @stream that the
+ * stored events no longer follow: a snapshot stays iff every event after
+ * its version is still stored. Snapshots of @all are never touched. */
+static void
+prune_snapshots (EsTestMemoryStorage *self,
+                 MemoryStream        *stream,
+                 gboolean             all)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->snapshots);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      EsSnapshot *snapshot = value;
+      gint64 version = es_snapshot_get_version (snapshot);
+      gint64 stored_after;
+
+      if (!g_str_equal (es_snapshot_get_stream_id (snapshot), stream->stream_id))
+        continue;
+      stored_after = (gint64) stream->events->len - upper_bound (stream->events, version, TRUE);
+      if (all || stored_after != stream->version - version)
+        g_hash_table_iter_remove (&iter);
+    }
+}
+
+static gint64
+smaller_limit (gint64 a,
+               gint64 b)
+{
+  if (a == 0)
+    return b;
+  if (b == 0)
+    return a;
+  return MIN (a, b);
+}
+
+/* Called with the lock held: enforces the effective policy of @stream
+ * (for each of age and count, the smaller non-zero of the stream's and
+ * the database's) against @now_usec. Returns the number removed. */
+static gint64
+enforce (EsTestMemoryStorage *self,
+         MemoryStream        *stream,
+         gint64               now_usec)
+{
+  g_autoptr(GHashTable) doomed = g_hash_table_new (NULL, NULL);
+  GTimeSpan max_age = smaller_limit (stream->max_age, self->max_age);
+  gint64 max_count = smaller_limit (stream->max_count, self->max_count);
+  guint n;
+
+  if (max_count > 0 && stream->events->len > (guint64) max_count)
+    for (guint i = 0; i < stream->events->len - (guint) max_count; i++)
+      g_hash_table_add (doomed, g_ptr_array_index (stream->events, i));
+
+  if (max_age > 0)
+    for (guint i = 0; i < stream->events->len; i++)
+      {
+        EsStoredEvent *event = g_ptr_array_index (stream->events, i);
+
+        if (es_stored_event_get_timestamp_usec (event) < now_usec - max_age)
+          g_hash_table_add (doomed, event);
+      }
+
+  n = g_hash_table_size (doomed);
+  if (n > 0)
+    {
+      remove_events (self, stream, doomed);
+      prune_snapshots (self, stream, FALSE);
+    }
+  return n;
 }
 
 static gboolean
@@ -119,8 +308,11 @@ es_test_memory_storage_append (EsStorageHandle          *storage,
   if (!check_usable (self, cancellable, error))
     return FALSE;
 
-  stream = g_hash_table_lookup (self->streams, stream_id);
-  current = stream != NULL ? (gint64) stream->events->len : 0;
+  stream = lookup_stream (self, stream_id, FALSE);
+  /* A tombstone comes before anything else, idempotency included. */
+  if (stream != NULL && stream->state == ES_STREAM_STATE_TOMBSTONED)
+    return tombstoned_error (stream_id, error);
+  current = stream != NULL ? stream->version : 0;
 
   /* Idempotency first: skip keys already stored in this stream (and, to
    * be robust, keys repeated in the batch, which the stream layer drops). */
@@ -154,13 +346,11 @@ es_test_memory_storage_append (EsStorageHandle          *storage,
 
   if (accepted->len > 0)
     {
-      if (stream == NULL)
-        {
-          stream = memory_stream_new (stream_id);
-          g_hash_table_insert (self->streams, stream->stream_id, stream);
-        }
+      gint64 now = g_get_real_time ();
 
-      timestamp = date_time_new_from_usec (g_get_real_time ());
+      stream = lookup_stream (self, stream_id, TRUE);
+      stream->state = ES_STREAM_STATE_ACTIVE;
+      timestamp = date_time_new_from_usec (now);
       for (guint i = 0; i < accepted->len; i++)
         {
           EsCandidateEvent *candidate = g_ptr_array_index (accepted, i);
@@ -168,23 +358,87 @@ es_test_memory_storage_append (EsStorageHandle          *storage,
           EsStoredEvent *event;
 
           event = es_stored_event_new (stream->stream_id,
-                                       (gint64) self->events->len + 1,
+                                       ++self->last_position,
                                        ++current,
                                        timestamp,
                                        es_candidate_event_get_event_type (candidate),
                                        es_candidate_event_get_data (candidate),
                                        key,
                                        es_candidate_event_get_metadata (candidate));
-          g_ptr_array_add (self->events, event);
+          g_ptr_array_add (self->log, event);
           g_ptr_array_add (stream->events, g_object_ref (event));
           if (key != NULL)
             g_hash_table_add (stream->keys, g_strdup (key));
         }
+      stream->version = current;
+
+      /* Retention, in the same "transaction": the events just written are
+       * not older than now. */
+      enforce (self, stream, now);
     }
 
   if (out_version != NULL)
     *out_version = current;
   return TRUE;
+}
+
+static GPtrArray *
+es_test_memory_storage_read_page_full (EsStorageHandle  *storage,
+                                       const char       *stream_id,
+                                       gint64            position,
+                                       EsReadFlags       flags,
+                                       EsEventFilter    *filter,
+                                       guint             limit,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GPtrArray) page = g_ptr_array_new_with_free_func (g_object_unref);
+  gboolean backwards = (flags & ES_READ_FLAGS_BACKWARDS) != 0;
+  gboolean markers = stream_id == NULL && (flags & ES_READ_FLAGS_INCLUDE_TOMBSTONES) != 0;
+  GPtrArray *source = NULL;
+  gint64 i;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  if (stream_id == NULL)
+    source = self->log;
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+
+      if (stream != NULL)
+        source = stream->events;
+    }
+  if (source == NULL)
+    return g_steal_pointer (&page);
+
+  /* Forwards from the first position after @position; backwards from the
+   * last position before it. */
+  if (backwards)
+    i = (gint64) upper_bound (source, position == G_MAXINT64 ? G_MAXINT64 : position - 1,
+                              stream_id != NULL) - 1;
+  else
+    i = upper_bound (source, position, stream_id != NULL);
+
+  for (; i >= 0 && i < (gint64) source->len && page->len < limit; i += backwards ? -1 : 1)
+    {
+      EsStoredEvent *event = g_ptr_array_index (source, i);
+
+      if (is_marker (event))
+        {
+          /* Filters never see markers, and only this read returns them. */
+          if (markers)
+            g_ptr_array_add (page, g_object_ref (event));
+          continue;
+        }
+      if (filter == NULL || es_event_filter_matches (filter, event))
+        g_ptr_array_add (page, g_object_ref (event));
+    }
+
+  return g_steal_pointer (&page);
 }
 
 static GPtrArray *
@@ -196,50 +450,8 @@ es_test_memory_storage_read_page (EsStorageHandle  *storage,
                                   GCancellable     *cancellable,
                                   GError          **error)
 {
-  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
-  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
-  g_autoptr(GPtrArray) page = g_ptr_array_new_with_free_func (g_object_unref);
-  GPtrArray *source = NULL;
-
-  if (!check_usable (self, cancellable, error))
-    return NULL;
-
-  if (stream_id == NULL)
-    source = self->events;
-  else
-    {
-      MemoryStream *stream = g_hash_table_lookup (self->streams, stream_id);
-
-      if (stream != NULL)
-        source = stream->events;
-    }
-
-  /* Versions and sequence ids are dense, so "after" is also an index. */
-  if (source != NULL)
-    {
-      for (gint64 i = MAX (after, 0); i < (gint64) source->len && page->len < limit; i++)
-        {
-          EsStoredEvent *event = g_ptr_array_index (source, i);
-
-          if (filter == NULL || es_event_filter_matches (filter, event))
-            g_ptr_array_add (page, g_object_ref (event));
-        }
-    }
-
-  return g_steal_pointer (&page);
-}
-
-/* Called with the lock held. */
-static GPtrArray *
-events_of (EsTestMemoryStorage *self,
-           const char          *stream_id)
-{
-  MemoryStream *stream;
-
-  if (stream_id == NULL)
-    return self->events;
-  stream = g_hash_table_lookup (self->streams, stream_id);
-  return stream != NULL ? stream->events : NULL;
+  return es_test_memory_storage_read_page_full (storage, stream_id, after, ES_READ_FLAGS_NONE,
+                                                filter, limit, cancellable, error);
 }
 
 static gboolean
@@ -251,15 +463,45 @@ es_test_memory_storage_get_version (EsStorageHandle  *storage,
 {
   EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
-  GPtrArray *events;
+  gint64 version = 0;
 
   if (!check_usable (self, cancellable, error))
     return FALSE;
 
-  events = events_of (self, stream_id);
+  if (stream_id == NULL)
+    version = self->last_position;
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+
+      version = stream != NULL ? stream->version : 0;
+    }
   if (out_version != NULL)
-    *out_version = events != NULL ? (gint64) events->len : 0;
+    *out_version = version;
   return TRUE;
+}
+
+/* Called with the lock held: the events (not markers) of the whole log. */
+static gint64
+count_log_events (EsTestMemoryStorage  *self,
+                  EsStoredEvent       **out_first,
+                  EsStoredEvent       **out_last)
+{
+  gint64 count = 0;
+
+  *out_first = *out_last = NULL;
+  for (guint i = 0; i < self->log->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (self->log, i);
+
+      if (is_marker (event))
+        continue;
+      if (*out_first == NULL)
+        *out_first = event;
+      *out_last = event;
+      count++;
+    }
+  return count;
 }
 
 static EsStreamMetrics *
@@ -270,19 +512,31 @@ es_test_memory_storage_get_metrics (EsStorageHandle  *storage,
 {
   EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
-  GPtrArray *events;
-  EsStoredEvent *last = NULL;
-  gint64 count;
+  EsStoredEvent *first = NULL, *last = NULL;
+  gint64 version = 0, count = 0;
 
   if (!check_usable (self, cancellable, error))
     return NULL;
 
-  events = events_of (self, stream_id);
-  count = events != NULL ? (gint64) events->len : 0;
-  if (count > 0)
-    last = g_ptr_array_index (events, count - 1);
+  if (stream_id == NULL)
+    {
+      count = count_log_events (self, &first, &last);
+      version = self->last_position;
+    }
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
 
-  return es_stream_metrics_new (count, count,
+      if (stream != NULL)
+        {
+          version = stream->version;
+          count = stream->events->len;
+          if (count > 0)
+            last = g_ptr_array_index (stream->events, count - 1);
+        }
+    }
+
+  return es_stream_metrics_new (version, count,
                                 last != NULL ? es_stored_event_get_timestamp (last) : NULL);
 }
 
@@ -344,10 +598,364 @@ es_test_memory_storage_close (EsStorageHandle  *storage,
 
   /* Closing twice is harmless; the data goes with the first close. */
   self->closed = TRUE;
-  g_ptr_array_set_size (self->events, 0);
+  g_ptr_array_set_size (self->log, 0);
   g_hash_table_remove_all (self->streams);
   g_hash_table_remove_all (self->snapshots);
   return TRUE;
+}
+
+/* Called with the lock held. */
+static EsStreamInfo *
+stream_info_of (MemoryStream *stream)
+{
+  EsStoredEvent *first = NULL, *last = NULL;
+
+  if (stream->events->len > 0)
+    {
+      first = g_ptr_array_index (stream->events, 0);
+      last = g_ptr_array_index (stream->events, stream->events->len - 1);
+    }
+
+  return es_stream_info_new (stream->stream_id, stream->state, stream->version,
+                             stream->events->len,
+                             first != NULL ? es_stored_event_get_version (first) : 0,
+                             first != NULL ? es_stored_event_get_timestamp_usec (first) : 0,
+                             last != NULL ? es_stored_event_get_timestamp_usec (last) : 0,
+                             stream->max_age, stream->max_count);
+}
+
+static EsStreamInfo *
+es_test_memory_storage_get_stream_info (EsStorageHandle  *storage,
+                                        const char       *stream_id,
+                                        GCancellable     *cancellable,
+                                        GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  MemoryStream *stream;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  if (stream_id == NULL)
+    {
+      EsStoredEvent *first = NULL, *last = NULL;
+      gint64 count = count_log_events (self, &first, &last);
+
+      return es_stream_info_new (ES_ALL_STREAM, ES_STREAM_STATE_ACTIVE, self->last_position,
+                                 count,
+                                 first != NULL ? es_stored_event_get_sequence_id (first) : 0,
+                                 first != NULL ? es_stored_event_get_timestamp_usec (first) : 0,
+                                 last != NULL ? es_stored_event_get_timestamp_usec (last) : 0,
+                                 self->max_age, self->max_count);
+    }
+
+  stream = lookup_stream (self, stream_id, FALSE);
+  if (stream == NULL)
+    return es_stream_info_new (stream_id, ES_STREAM_STATE_ACTIVE, 0, 0, 0, 0, 0, 0, 0);
+  return stream_info_of (stream);
+}
+
+static int
+compare_ids (gconstpointer a,
+             gconstpointer b)
+{
+  /* Byte-wise, as the backends order them. */
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static GPtrArray *
+es_test_memory_storage_list_streams (EsStorageHandle     *storage,
+                                     const char          *prefix,
+                                     const char          *after_stream_id,
+                                     EsListStreamsFlags   flags,
+                                     guint                limit,
+                                     GCancellable        *cancellable,
+                                     GError             **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GPtrArray) page = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) ids = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  g_hash_table_iter_init (&iter, self->streams);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      const char *id = key;
+
+      if (prefix != NULL && strncmp (id, prefix, strlen (prefix)) != 0)
+        continue;
+      if (after_stream_id != NULL && strcmp (id, after_stream_id) <= 0)
+        continue;
+      g_ptr_array_add (ids, key);
+    }
+  g_ptr_array_sort (ids, compare_ids);
+
+  for (guint i = 0; i < ids->len && page->len < limit; i++)
+    {
+      MemoryStream *stream = g_hash_table_lookup (self->streams, g_ptr_array_index (ids, i));
+
+      if (stream->state != ES_STREAM_STATE_ACTIVE &&
+          (flags & ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED) == 0)
+        continue;
+      g_ptr_array_add (page, stream_info_of (stream));
+    }
+
+  return g_steal_pointer (&page);
+}
+
+static gboolean
+es_test_memory_storage_delete_stream (EsStorageHandle  *storage,
+                                      const char       *stream_id,
+                                      gint64            expected_version,
+                                      EsDeleteFlags     flags,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GHashTable) doomed = g_hash_table_new (NULL, NULL);
+  gboolean tombstone = (flags & ES_DELETE_FLAGS_TOMBSTONE) != 0;
+  MemoryStream *stream;
+  gint64 current;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  stream = lookup_stream (self, stream_id, FALSE);
+  if (stream != NULL && stream->state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      /* Tombstoning again changes nothing; anything else is refused. */
+      if (tombstone)
+        return TRUE;
+      return tombstoned_error (stream_id, error);
+    }
+
+  current = stream != NULL ? stream->version : 0;
+  if (expected_version != ES_VERSION_ANY && expected_version != current)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                   "Expected version %" G_GINT64_FORMAT " but stream '%s' is at version %"
+                   G_GINT64_FORMAT, expected_version, stream_id, current);
+      return FALSE;
+    }
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  stream = lookup_stream (self, stream_id, TRUE);
+  for (guint i = 0; i < stream->events->len; i++)
+    g_hash_table_add (doomed, g_ptr_array_index (stream->events, i));
+  remove_events (self, stream, doomed);
+  prune_snapshots (self, stream, TRUE);
+
+  /* Every delete takes a position, which no event gets; a hard delete
+   * puts its marker there. */
+  self->last_position++;
+  if (tombstone)
+    {
+      g_autoptr(GDateTime) now = date_time_new_from_usec (g_get_real_time ());
+      g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
+
+      stream->state = ES_STREAM_STATE_TOMBSTONED;
+      g_ptr_array_add (self->log,
+                       es_stored_event_new_full (stream_id, self->last_position,
+                                                 stream->version, now, TOMBSTONE_EVENT_TYPE,
+                                                 empty, NULL, NULL,
+                                                 ES_STORED_EVENT_FLAGS_TOMBSTONE));
+    }
+  else
+    stream->state = ES_STREAM_STATE_DELETED;
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_truncate_stream (EsStorageHandle  *storage,
+                                        const char       *stream_id,
+                                        gint64            before_version,
+                                        GCancellable     *cancellable,
+                                        GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GHashTable) doomed = g_hash_table_new (NULL, NULL);
+  MemoryStream *stream;
+  gint64 current;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  stream = lookup_stream (self, stream_id, FALSE);
+  if (stream != NULL && stream->state == ES_STREAM_STATE_TOMBSTONED)
+    return tombstoned_error (stream_id, error);
+
+  current = stream != NULL ? stream->version : 0;
+  if (before_version > current)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   "Cannot truncate stream '%s' before version %" G_GINT64_FORMAT
+                   ": it is at version %" G_GINT64_FORMAT,
+                   stream_id, before_version, current);
+      return FALSE;
+    }
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  for (guint i = 0; i < stream->events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (stream->events, i);
+
+      if (es_stored_event_get_version (event) >= before_version)
+        break;
+      g_hash_table_add (doomed, event);
+    }
+  remove_events (self, stream, doomed);
+  prune_snapshots (self, stream, FALSE);
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_erase_event (EsStorageHandle  *storage,
+                                    const char       *stream_id,
+                                    gint64            version,
+                                    GCancellable     *cancellable,
+                                    GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GBytes) empty = NULL;
+  EsStoredEvent *event = NULL, *erased;
+  MemoryStream *stream;
+  guint index = 0, log_index;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  stream = lookup_stream (self, stream_id, FALSE);
+  if (stream != NULL)
+    {
+      index = upper_bound (stream->events, version - 1, TRUE);
+      if (index < stream->events->len &&
+          es_stored_event_get_version (g_ptr_array_index (stream->events, index)) == version)
+        event = g_ptr_array_index (stream->events, index);
+    }
+  if (event == NULL)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                   "Event %" G_GINT64_FORMAT " of stream '%s' is not stored", version,
+                   stream_id);
+      return FALSE;
+    }
+  if (es_stored_event_get_erased (event))
+    return TRUE;
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  /* Everything but the payload and the metadata stays. */
+  empty = g_bytes_new (NULL, 0);
+  erased = es_stored_event_new_full (stream_id, es_stored_event_get_sequence_id (event),
+                                     version, es_stored_event_get_timestamp (event),
+                                     es_stored_event_get_event_type (event), empty,
+                                     es_stored_event_get_idempotency_key (event), NULL,
+                                     ES_STORED_EVENT_FLAGS_ERASED);
+  log_index = upper_bound (self->log, es_stored_event_get_sequence_id (event) - 1, FALSE);
+  g_assert (g_ptr_array_index (self->log, log_index) == event);
+  self->log->pdata[log_index] = g_object_ref (erased);
+  g_object_unref (event);
+  stream->events->pdata[index] = erased;
+  g_object_unref (event);
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_set_retention (EsStorageHandle  *storage,
+                                      const char       *stream_id,
+                                      GTimeSpan         max_age,
+                                      gint64            max_count,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  gint64 now = g_get_real_time ();
+  MemoryStream *stream;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  if (stream_id == NULL)
+    {
+      GHashTableIter iter;
+      gpointer value;
+
+      self->max_age = max_age;
+      self->max_count = max_count;
+      g_hash_table_iter_init (&iter, self->streams);
+      while (g_hash_table_iter_next (&iter, NULL, &value))
+        enforce (self, value, now);
+      return TRUE;
+    }
+
+  stream = lookup_stream (self, stream_id, FALSE);
+  if (stream != NULL && stream->state == ES_STREAM_STATE_TOMBSTONED)
+    return tombstoned_error (stream_id, error);
+
+  stream = lookup_stream (self, stream_id, TRUE);
+  stream->max_age = max_age;
+  stream->max_count = max_count;
+  enforce (self, stream, now);
+  return TRUE;
+}
+
+static gint64
+es_test_memory_storage_sweep (EsStorageHandle  *storage,
+                              gint64            now_usec,
+                              gboolean         *out_has_age_policy,
+                              GCancellable     *cancellable,
+                              GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  gboolean has_age_policy = self->max_age > 0;
+  gint64 removed = 0;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (!check_usable (self, cancellable, error))
+    return -1;
+
+  g_hash_table_iter_init (&iter, self->streams);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      MemoryStream *stream = value;
+
+      if (stream->max_age > 0)
+        has_age_policy = TRUE;
+      removed += enforce (self, stream, now_usec);
+    }
+
+  if (out_has_age_policy != NULL)
+    *out_has_age_policy = has_age_policy;
+  return removed;
+}
+
+static gboolean
+es_test_memory_storage_compact (EsStorageHandle  *storage,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  /* Memory given back as it is deleted: nothing to do. */
+  return check_usable (self, cancellable, error);
 }
 
 static void
@@ -360,6 +968,15 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->save_snapshot = es_test_memory_storage_save_snapshot;
   iface->load_snapshot = es_test_memory_storage_load_snapshot;
   iface->close = es_test_memory_storage_close;
+  iface->read_page_full = es_test_memory_storage_read_page_full;
+  iface->get_stream_info = es_test_memory_storage_get_stream_info;
+  iface->list_streams = es_test_memory_storage_list_streams;
+  iface->delete_stream = es_test_memory_storage_delete_stream;
+  iface->truncate_stream = es_test_memory_storage_truncate_stream;
+  iface->erase_event = es_test_memory_storage_erase_event;
+  iface->set_retention = es_test_memory_storage_set_retention;
+  iface->sweep = es_test_memory_storage_sweep;
+  iface->compact = es_test_memory_storage_compact;
 }
 
 static void
@@ -367,7 +984,7 @@ es_test_memory_storage_finalize (GObject *object)
 {
   EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (object);
 
-  g_ptr_array_unref (self->events);
+  g_ptr_array_unref (self->log);
   g_hash_table_unref (self->streams);
   g_hash_table_unref (self->snapshots);
   g_mutex_clear (&self->lock);
@@ -385,7 +1002,7 @@ static void
 es_test_memory_storage_init (EsTestMemoryStorage *self)
 {
   g_mutex_init (&self->lock);
-  self->events = g_ptr_array_new_with_free_func (g_object_unref);
+  self->log = g_ptr_array_new_with_free_func (g_object_unref);
   self->streams = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, memory_stream_free);
   self->snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
 }

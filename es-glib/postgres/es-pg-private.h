@@ -7,6 +7,7 @@
  *   es-pg-schema.c         the schema, its migrations, the fixed statements
  *   es-pg-writer.c         appends (one, and the group-commit writer), snapshots
  *   es-pg-query.c          values, filters to SQL, reads
+ *   es-pg-lifecycle.c      deletes, truncation, erasure, retention, listing
  *   es-pg-storage.c        EsPgStorage: GObject, initable, pool, handle methods
  *   es-pg-notifier.c       EsPgNotifier
  *   es-pg-stream-factory.c EsPgStreamFactory
@@ -120,6 +121,7 @@ typedef enum
   SQL_READ_VERSION_TABLE,
   SQL_WRITE_VERSION_TABLE,
   SQL_APPEND,
+  SQL_RETAIN,
   SQL_READ_STREAM,
   SQL_READ_ALL,
   SQL_STREAM_VERSION,
@@ -134,14 +136,12 @@ typedef enum
 /* Reads of events: the fixed ones (SQL_READ_STREAM, SQL_READ_ALL) and the
  * filtered ones es-pg-query.c builds from the same start and end. */
 #define EVENT_COLUMNS \
-  "sequence_id, version, idempotency_key, event_type, recorded_at, data, metadata"
+  "sequence_id, version, idempotency_key, event_type, recorded_at, data, metadata, flags"
 
 #define READ_STREAM_SELECT \
   "SELECT " EVENT_COLUMNS " FROM {S}.events WHERE stream_id = $1::text AND version > $2::int8"
-#define READ_STREAM_ORDER " ORDER BY version LIMIT $%u::int8"
 #define READ_ALL_SELECT \
   "SELECT " EVENT_COLUMNS ", stream_id FROM {S}.events WHERE sequence_id > $1::int8"
-#define READ_ALL_ORDER " ORDER BY sequence_id LIMIT $%u::int8"
 
 /* The stream id snapshots of @all are stored under (the storage handle
  * receives NULL for @all; no valid stream id starts with '@'). */
@@ -266,6 +266,63 @@ EsSnapshot *_es_pg_storage_load_snapshot  (EsStorageHandle          *handle,
                                            const char               *projection_name,
                                            GCancellable             *cancellable,
                                            GError                  **error);
+
+/* The stream life cycle (es-pg-query.c: reads; es-pg-lifecycle.c: the
+ * rest). */
+GPtrArray  *_es_pg_storage_read_page_full (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    position,
+                                           EsReadFlags               flags,
+                                           EsEventFilter            *filter,
+                                           guint                     limit,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+EsStreamInfo *
+            _es_pg_storage_get_stream_info (EsStorageHandle         *handle,
+                                            const char              *stream_id,
+                                            GCancellable            *cancellable,
+                                            GError                 **error);
+GPtrArray  *_es_pg_storage_list_streams   (EsStorageHandle          *handle,
+                                           const char               *prefix,
+                                           const char               *after_stream_id,
+                                           EsListStreamsFlags        flags,
+                                           guint                     limit,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gboolean    _es_pg_storage_delete_stream  (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    expected_version,
+                                           EsDeleteFlags             flags,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gboolean    _es_pg_storage_truncate_stream (EsStorageHandle         *handle,
+                                            const char              *stream_id,
+                                            gint64                   before_version,
+                                            GCancellable            *cancellable,
+                                            GError                 **error);
+gboolean    _es_pg_storage_erase_event    (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    version,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gboolean    _es_pg_storage_set_retention  (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           GTimeSpan                 max_age,
+                                           gint64                    max_count,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gint64      _es_pg_storage_sweep          (EsStorageHandle          *handle,
+                                           gint64                    now_usec,
+                                           gboolean                 *out_has_age_policy,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gboolean    _es_pg_storage_compact        (EsStorageHandle          *handle,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+
+/* The error of an append to a tombstoned stream. */
+void        _es_pg_set_tombstoned_error   (GError                  **error,
+                                           const char               *stream_id);
 
 /* ---------------------------------------------------------------------- *
  * The notifier (es-pg-notifier.c)                                         *

@@ -33,6 +33,17 @@ get_int8 (const PGresult *result,
   return (gint64) GUINT64_FROM_BE (value);
 }
 
+static inline gint32
+get_int4 (const PGresult *result,
+          int             row,
+          int             column)
+{
+  guint32 value;
+
+  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
+  return (gint32) GUINT32_FROM_BE (value);
+}
+
 static inline gint64
 get_timestamp_usec (const PGresult *result,
                     int             row,
@@ -209,13 +220,53 @@ value_to_text (GVariant *value,
  * the elements of an `in` array) that can match: as JSON text for a jsonb
  * @subject, else as text for a text or bigint column. FALSE when none
  * can. */
+/* An integer parameter of a `timestamp` clause (microseconds since the
+ * Unix epoch, UTC) as the timestamptz it stands for, exactly (no
+ * floating point), so that the clause is a range of events_recorded_at. */
+#define TIMESTAMP_WRAP "(TIMESTAMPTZ 'epoch' + %s * INTERVAL '1 microsecond')"
+
+/* Appends @wrap with its one "%s" replaced by @inner. */
+static void
+append_wrapped (GString    *sql,
+                const char *wrap,
+                const char *inner)
+{
+  const char *hole = strstr (wrap, "%s");
+
+  g_assert (hole != NULL);
+  g_string_append_len (sql, wrap, hole - wrap);
+  g_string_append (sql, inner);
+  g_string_append (sql, hole + 2);
+}
+
+/* add_param(), the placeholder inside @wrap (a format with one %s) when
+ * given. */
+static void
+add_param_wrapped (QueryBuilder *builder,
+                   char         *value,
+                   const char   *cast,
+                   const char   *wrap)
+{
+  g_autofree char *placeholder = NULL;
+
+  if (wrap == NULL)
+    {
+      add_param (builder, value, cast);
+      return;
+    }
+  g_ptr_array_add (builder->values, value);
+  placeholder = g_strdup_printf ("$%u::%s", builder->first + builder->values->len - 1, cast);
+  append_wrapped (builder->sql, wrap, placeholder);
+}
+
 static void
 add_equals_or_in (QueryBuilder     *builder,
                   const char       *subject,
                   EsFilterOperator  op,
                   GVariant         *value,
                   gboolean          json,
-                  gboolean          integer)
+                  gboolean          integer,
+                  const char       *wrap)
 {
   g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
   const char *cast = json ? "jsonb" : integer ? "int8" : "text";
@@ -250,7 +301,7 @@ add_equals_or_in (QueryBuilder     *builder,
   if (texts->len == 1)
     {
       g_string_append_printf (builder->sql, "%s = ", subject);
-      add_param (builder, g_ptr_array_steal_index (texts, 0), cast);
+      add_param_wrapped (builder, g_ptr_array_steal_index (texts, 0), cast, wrap);
       return;
     }
 
@@ -279,6 +330,15 @@ add_equals_or_in (QueryBuilder     *builder,
         }
       g_string_append_c (array, ']');
 
+      if (wrap != NULL)
+        {
+          g_string_append_printf (builder->sql, "%s IN (SELECT ", subject);
+          append_wrapped (builder->sql, wrap, "x.v::int8");
+          g_string_append (builder->sql, " FROM jsonb_array_elements_text(");
+          add_param (builder, g_string_free (array, FALSE), "jsonb");
+          g_string_append (builder->sql, ") AS x (v))");
+          return;
+        }
       g_string_append_printf (builder->sql, "%s IN (SELECT %s(", subject,
                               json ? "jsonb_array_elements" : "jsonb_array_elements_text");
       add_param (builder, g_string_free (array, FALSE), "jsonb");
@@ -291,18 +351,46 @@ add_equals_or_in (QueryBuilder     *builder,
     {
       if (i > 0)
         g_string_append (builder->sql, ", ");
-      add_param (builder, g_strdup (g_ptr_array_index (texts, i)), cast);
+      add_param_wrapped (builder, g_strdup (g_ptr_array_index (texts, i)), cast, wrap);
     }
   g_string_append_c (builder->sql, ')');
 }
 
+/* The SQL operator of a comparison, or NULL for another operator. */
+static const char *
+comparison_operator (EsFilterOperator op)
+{
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_LESS:
+      return "<";
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+      return "<=";
+    case ES_FILTER_OPERATOR_GREATER:
+      return ">";
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return ">=";
+    case ES_FILTER_OPERATOR_EQUALS:
+    case ES_FILTER_OPERATOR_IN:
+    case ES_FILTER_OPERATOR_LIKE:
+    default:
+      return NULL;
+    }
+}
+
+/* A clause on a column; @wrap (nullable) turns an integer parameter into
+ * the column's type (TIMESTAMP_WRAP). Comparisons take an integer (the
+ * filter was validated): the column's own order, so an index range. */
 static void
 add_column_clause (QueryBuilder     *builder,
                    const char       *column,
                    gboolean          integer,
+                   const char       *wrap,
                    EsFilterOperator  op,
                    GVariant         *value)
 {
+  const char *comparison = comparison_operator (op);
+
   if (op == ES_FILTER_OPERATOR_LIKE)
     {
       if (integer || !g_variant_is_of_type (value, G_VARIANT_TYPE_STRING))
@@ -312,7 +400,63 @@ add_column_clause (QueryBuilder     *builder,
       return;
     }
 
-  add_equals_or_in (builder, column, op, value, FALSE, integer);
+  if (comparison != NULL)
+    {
+      char *text = value_to_text (value, integer);
+
+      if (text == NULL)
+        {
+          g_string_append (builder->sql, "FALSE");
+          return;
+        }
+      g_string_append_printf (builder->sql, "%s %s ", column, comparison);
+      add_param_wrapped (builder, text, integer ? "int8" : "text", wrap);
+      return;
+    }
+
+  add_equals_or_in (builder, column, op, value, FALSE, integer, wrap);
+}
+
+/* A comparison of the metadata value @subject (jsonb) with a number: only
+ * a JSON number matches (the CASE keeps the cast from seeing anything
+ * else), compared as a double when the filter's value is one, exactly
+ * (numeric) when it is an integer, as the watches' matching does. */
+static void
+add_metadata_comparison (QueryBuilder *builder,
+                         const char   *subject,
+                         const char   *comparison,
+                         GVariant     *value)
+{
+  gint64 int64 = 0;
+  double dbl = 0.0;
+
+  g_string_append_printf (builder->sql, "CASE WHEN jsonb_typeof(%s) = 'number' THEN ", subject);
+  switch (es_event_filter_classify_value (value, NULL, &int64, &dbl, NULL))
+    {
+    case ES_FILTER_VALUE_INT64:
+      g_string_append_printf (builder->sql, "(%s)::numeric %s ", subject, comparison);
+      add_param (builder, g_strdup_printf ("%" G_GINT64_FORMAT, int64), "numeric");
+      break;
+    case ES_FILTER_VALUE_DOUBLE:
+      if (isnan (dbl))
+        {
+          g_string_append (builder->sql, "FALSE");
+          break;
+        }
+      g_string_append_printf (builder->sql, "(%s)::float8 %s ", subject, comparison);
+      add_param (builder, isfinite (dbl) ? double_to_json (dbl)
+                                         : g_strdup (dbl > 0 ? "Infinity" : "-Infinity"),
+                 "float8");
+      break;
+    case ES_FILTER_VALUE_STRING:
+    case ES_FILTER_VALUE_BOOLEAN:
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      /* Validation refuses these. */
+      g_string_append (builder->sql, "FALSE");
+      break;
+    }
+  g_string_append (builder->sql, " ELSE FALSE END");
 }
 
 static void
@@ -348,11 +492,17 @@ add_metadata_clause (QueryBuilder     *builder,
           add_like (builder, text, g_variant_get_string (value, NULL));
         }
     }
+  else if (comparison_operator (op) != NULL)
+    {
+      g_autofree char *parenthesized = g_strdup_printf ("(%s)", subject->str);
+
+      add_metadata_comparison (builder, parenthesized, comparison_operator (op), value);
+    }
   else
     {
       g_autofree char *parenthesized = g_strdup_printf ("(%s)", subject->str);
 
-      add_equals_or_in (builder, parenthesized, op, value, TRUE, FALSE);
+      add_equals_or_in (builder, parenthesized, op, value, TRUE, FALSE, NULL);
     }
   g_string_append_c (builder->sql, ')');
 }
@@ -389,16 +539,19 @@ add_clauses (QueryBuilder  *builder,
   switch (es_event_filter_parse_field (field, &keys))
     {
     case ES_FILTER_FIELD_STREAM_ID:
-      add_column_clause (builder, "stream_id", FALSE, op, value);
+      add_column_clause (builder, "stream_id", FALSE, NULL, op, value);
       break;
     case ES_FILTER_FIELD_EVENT_TYPE:
-      add_column_clause (builder, "event_type", FALSE, op, value);
+      add_column_clause (builder, "event_type", FALSE, NULL, op, value);
       break;
     case ES_FILTER_FIELD_VERSION:
-      add_column_clause (builder, "version", TRUE, op, value);
+      add_column_clause (builder, "version", TRUE, NULL, op, value);
       break;
     case ES_FILTER_FIELD_SEQUENCE_ID:
-      add_column_clause (builder, "sequence_id", TRUE, op, value);
+      add_column_clause (builder, "sequence_id", TRUE, NULL, op, value);
+      break;
+    case ES_FILTER_FIELD_TIMESTAMP:
+      add_column_clause (builder, "recorded_at", TRUE, TIMESTAMP_WRAP, op, value);
       break;
     case ES_FILTER_FIELD_METADATA:
       add_metadata_clause (builder, self, keys, op, value);
@@ -449,7 +602,8 @@ add_filter (QueryBuilder   *builder,
 typedef struct
 {
   const char    *stream_id;  /* NULL: @all */
-  gint64         after;
+  gint64         after;      /* the position: after it, or before it backwards */
+  EsReadFlags    flags;
   EsEventFilter *filter;     /* (nullable) */
   guint          limit;
   GPtrArray     *events;     /* (owned) the result */
@@ -465,10 +619,12 @@ event_from_row (const PGresult  *result,
 {
   const char *key = NULL, *metadata = NULL;
   gsize n_key = 0, n_metadata = 0;
+  EsStoredEvent *event;
+  gint32 flags;
 
   if (all_streams)
     {
-      const char *stream_id = PQgetvalue (result, row, 7);
+      const char *stream_id = PQgetvalue (result, row, 8);
 
       if (*stream_ref == NULL || strcmp (*stream_ref, stream_id) != 0)
         {
@@ -491,15 +647,26 @@ event_from_row (const PGresult  *result,
   /* Binary format: text and bytea are their bytes, bigint eight bytes in
    * network order, timestamptz microseconds since 2000. One allocation
    * holds the strings and the data (see _es_stored_event_new_packed()). */
-  return _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
-                                      get_int8 (result, row, 0),
-                                      get_int8 (result, row, 1),
-                                      get_timestamp_usec (result, row, 4),
-                                      PQgetvalue (result, row, 3), PQgetlength (result, row, 3),
-                                      PQgetvalue (result, row, 5), PQgetlength (result, row, 5),
-                                      key, n_key,
-                                      metadata, n_metadata);
+  event = _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
+                                       get_int8 (result, row, 0),
+                                       get_int8 (result, row, 1),
+                                       get_timestamp_usec (result, row, 4),
+                                       PQgetvalue (result, row, 3), PQgetlength (result, row, 3),
+                                       PQgetvalue (result, row, 5), PQgetlength (result, row, 5),
+                                       key, n_key,
+                                       metadata, n_metadata);
+  flags = get_int4 (result, row, 7);
+  if (flags != 0)
+    _es_stored_event_set_flags (event, (EsStoredEventFlags) flags);
+  return event;
 }
+
+/* The markers of hard-deleted streams, shaped as EVENT_COLUMNS plus the
+ * stream id: the event type "$tombstone", no data, no metadata, the flag
+ * ES_STORED_EVENT_FLAGS_TOMBSTONE (2). */
+#define TOMBSTONE_SELECT \
+  "SELECT sequence_id, version, NULL::text, '$tombstone'::text, recorded_at, ''::bytea," \
+  " NULL::text, 2, stream_id FROM {S}.tombstones WHERE sequence_id"
 
 static gboolean
 read_operation (EsPgStorage    *self,
@@ -511,11 +678,13 @@ read_operation (EsPgStorage    *self,
 {
   ReadOp *op = data;
   gboolean all_streams = op->stream_id == NULL;
+  gboolean backwards = (op->flags & ES_READ_FLAGS_BACKWARDS) != 0;
+  gboolean tombstones = all_streams && (op->flags & ES_READ_FLAGS_INCLUDE_TOMBSTONES) != 0;
+  gboolean filtered = op->filter != NULL && es_event_filter_get_n_clauses (op->filter) > 0;
   g_auto(QueryBuilder) builder = { NULL, };
   g_autofree char *after = g_strdup_printf ("%" G_GINT64_FORMAT, op->after);
   g_autofree char *limit = g_strdup_printf ("%u", op->limit);
   g_autofree const char **values = NULL;
-  g_autofree char *sql = NULL;
   char *stream_ref = NULL;
   EsPgStatement statement = { NULL, 0, NULL, NULL, NULL, TRUE };
   PGresult *result;
@@ -526,23 +695,47 @@ read_operation (EsPgStorage    *self,
   *retry = TRUE;
 
   /* Keyset paging: each page starts after the last version (or sequence
-   * id) of the previous one, so every page is an index range scan. */
+   * id) of the previous one (before it, backwards), so every page is an
+   * index range scan, in either direction. */
   builder.sql = g_string_new (NULL);
   builder.values = g_ptr_array_new_with_free_func (g_free);
   builder.first = all_streams ? 2 : 3;
-  if (op->filter != NULL && es_event_filter_get_n_clauses (op->filter) > 0)
+  if (filtered || backwards || tombstones)
     {
+      const char *column = all_streams ? "sequence_id" : "version";
       g_autofree char *start = _es_pg_schema_sql (self, all_streams ? READ_ALL_SELECT
                                                                     : READ_STREAM_SELECT);
 
+      if (tombstones)
+        g_string_append (builder.sql, "SELECT * FROM ((");
       g_string_append (builder.sql, start);
-      if (!add_filter (&builder, self, op->filter, error))
+      if (backwards)
+        {
+          /* READ_*_SELECT end with "<column> > $n::int8": turned round. */
+          char *gt = strrchr (builder.sql->str, '>');
+
+          g_assert (gt != NULL);
+          *gt = '<';
+        }
+      if (filtered && !add_filter (&builder, self, op->filter, error))
         {
           *retry = FALSE;
           return FALSE;
         }
-      g_string_append_printf (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER,
-                              builder.first + builder.values->len);
+      g_string_append_printf (builder.sql, " ORDER BY %s%s LIMIT $%u::int8", column,
+                              backwards ? " DESC" : "", builder.first + builder.values->len);
+      if (tombstones)
+        {
+          g_autofree char *markers = _es_pg_schema_sql (self, TOMBSTONE_SELECT);
+
+          g_string_append (builder.sql, ") UNION ALL (");
+          g_string_append (builder.sql, markers);
+          g_string_append_printf (builder.sql, " %s $1::int8 ORDER BY sequence_id%s LIMIT $%u::int8",
+                                  backwards ? "<" : ">", backwards ? " DESC" : "",
+                                  builder.first + builder.values->len);
+          g_string_append_printf (builder.sql, ")) AS u ORDER BY sequence_id%s LIMIT $%u::int8",
+                                  backwards ? " DESC" : "", builder.first + builder.values->len);
+        }
       statement.sql = builder.sql->str;
     }
   else
@@ -576,15 +769,16 @@ read_operation (EsPgStorage    *self,
 }
 
 GPtrArray *
-_es_pg_storage_read_page (EsStorageHandle  *handle,
-                          const char       *stream_id,
-                          gint64            after,
-                          EsEventFilter    *filter,
-                          guint             limit,
-                          GCancellable     *cancellable,
-                          GError          **error)
+_es_pg_storage_read_page_full (EsStorageHandle  *handle,
+                               const char       *stream_id,
+                               gint64            position,
+                               EsReadFlags       flags,
+                               EsEventFilter    *filter,
+                               guint             limit,
+                               GCancellable     *cancellable,
+                               GError          **error)
 {
-  ReadOp op = { stream_id, after, filter, limit, NULL };
+  ReadOp op = { stream_id, position, flags, filter, limit, NULL };
 
   if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
                                      error))
@@ -593,6 +787,19 @@ _es_pg_storage_read_page (EsStorageHandle  *handle,
       return NULL;
     }
   return op.events;
+}
+
+GPtrArray *
+_es_pg_storage_read_page (EsStorageHandle  *handle,
+                          const char       *stream_id,
+                          gint64            after,
+                          EsEventFilter    *filter,
+                          guint             limit,
+                          GCancellable     *cancellable,
+                          GError          **error)
+{
+  return _es_pg_storage_read_page_full (handle, stream_id, after, ES_READ_FLAGS_NONE, filter,
+                                        limit, cancellable, error);
 }
 
 /* A query of one row (or none) of binary int8 and timestamptz columns: the
@@ -672,7 +879,10 @@ _es_pg_storage_get_metrics (EsStorageHandle  *handle,
     {
       version = get_int8 (op.result, 0, 0);
       count = get_int8 (op.result, 0, 1);
-      last_timestamp = _es_date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
+      /* NULL: no event stored (a deleted or emptied stream keeps its
+       * version). */
+      if (!PQgetisnull (op.result, 0, 2))
+        last_timestamp = _es_date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
     }
   PQclear (op.result);
 

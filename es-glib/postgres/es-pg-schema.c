@@ -83,12 +83,230 @@ static const char schema_v1[] =
   "  RETURN NULL;"
   "END $$;";
 
+/* Version 2: the stream life cycle (issue 16).
+ *
+ * events.flags: 1 = erased (data emptied, metadata NULL). Adding a column
+ * with a constant default rewrites nothing (PostgreSQL 11 and later).
+ *
+ * streams: one row per stream ever written, deleted or given a policy,
+ * updated by every append in its transaction (APPEND_SQL): the version
+ * (never decreases), the number of events stored, the first stored
+ * version and the timestamps of the oldest and newest stored events, the
+ * state (0 active, 1 deleted, 2 tombstoned: EsStreamState) and the
+ * stream's retention policy. Appends read their version and the
+ * tombstone here; listing and stream information read only this table.
+ * Its ids sort byte-wise (COLLATE "C"), as SQLite's do, so that listing
+ * pages and prefixes are ranges of the primary key.
+ *
+ * settings: one row, the database-wide retention policy.
+ *
+ * tombstones: the marker of each hard-deleted stream, at a position taken
+ * from global_position like the events' (readers of @all asking for
+ * markers merge the two tables in sequence-id order). Soft deletes take a
+ * position too, without a row: a documented gap.
+ *
+ * events_recorded_at: time ranges of @all read only their range.
+ *
+ * The functions below run the life-cycle operations inside one statement
+ * (so inside the caller's transaction), after the caller took the
+ * stream's advisory lock (LOCK_SQL), as appends do. Each checks
+ * before it writes: a refusal (status > 0) has changed nothing. */
+static const char schema_v2[] =
+  "ALTER TABLE {S}.events ADD COLUMN flags integer NOT NULL DEFAULT 0;"
+  "CREATE TABLE {S}.streams ("
+  "  stream_id     text COLLATE \"C\" PRIMARY KEY,"
+  "  version       bigint      NOT NULL DEFAULT 0,"
+  "  event_count   bigint      NOT NULL DEFAULT 0,"
+  "  first_version bigint      NOT NULL DEFAULT 0,"
+  "  first_at      timestamptz,"
+  "  last_at       timestamptz,"
+  "  state         smallint    NOT NULL DEFAULT 0,"
+  "  max_age       bigint      NOT NULL DEFAULT 0,"
+  "  max_count     bigint      NOT NULL DEFAULT 0"
+  ");"
+  "INSERT INTO {S}.streams (stream_id, version, event_count, first_version, first_at, last_at)"
+  "  SELECT stream_id, max(version), count(*), min(version), min(recorded_at), max(recorded_at)"
+  "  FROM {S}.events GROUP BY stream_id;"
+  "CREATE INDEX streams_age_policy ON {S}.streams (stream_id) WHERE max_age > 0;"
+  "CREATE TABLE {S}.settings ("
+  "  id        boolean PRIMARY KEY DEFAULT TRUE CHECK (id),"
+  "  max_age   bigint  NOT NULL DEFAULT 0,"
+  "  max_count bigint  NOT NULL DEFAULT 0"
+  ");"
+  "INSERT INTO {S}.settings DEFAULT VALUES;"
+  "CREATE TABLE {S}.tombstones ("
+  "  sequence_id bigint      PRIMARY KEY,"
+  "  stream_id   text        NOT NULL UNIQUE,"
+  "  version     bigint      NOT NULL,"
+  "  recorded_at timestamptz NOT NULL"
+  ");"
+  "CREATE INDEX events_recorded_at ON {S}.events (recorded_at);"
+  /* The stricter of two limits, 0 meaning none. */
+  "CREATE FUNCTION {S}.stricter (a bigint, b bigint) RETURNS bigint"
+  "  LANGUAGE sql IMMUTABLE AS"
+  "  'SELECT CASE WHEN a = 0 THEN b WHEN b = 0 THEN a ELSE least (a, b) END';"
+  /* After events of a stream went: its first version and timestamps
+   * again, its count less @removed, and the snapshots the removal made
+   * stale (a snapshot stays iff every event after its version is still
+   * stored: the stored versions run from first_version on). */
+  "CREATE FUNCTION {S}.removed_events (p_stream text, p_removed bigint) RETURNS void"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  fv bigint; fat timestamptz; v bigint;"
+  "BEGIN"
+  "  SELECT e.version, e.recorded_at INTO fv, fat FROM {S}.events e"
+  "    WHERE e.stream_id = p_stream ORDER BY e.version LIMIT 1;"
+  "  UPDATE {S}.streams s SET event_count = s.event_count - p_removed,"
+  "      first_version = coalesce (fv, 0), first_at = fat,"
+  "      last_at = CASE WHEN fv IS NULL THEN NULL ELSE s.last_at END"
+  "    WHERE s.stream_id = p_stream RETURNING s.version INTO v;"
+  "  DELETE FROM {S}.snapshots sn WHERE sn.stream_id = p_stream"
+  "    AND sn.version < coalesce (fv, v + 1) - 1;"
+  "END $$;"
+  /* Enforces the effective policy of one stream at @p_now, removing at
+   * most @p_limit events (NULL: no limit). Count: keep the newest
+   * max_count. Age: remove the events before the first one written at or
+   * after p_now - max_age. Returns how many went. */
+  "CREATE FUNCTION {S}.apply_retention (p_stream text, p_now timestamptz, p_limit bigint)"
+  "  RETURNS bigint LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  s {S}.streams%ROWTYPE; g {S}.settings%ROWTYPE;"
+  "  age bigint; cnt bigint; cut bigint := 0; acut bigint; n bigint := 0;"
+  "BEGIN"
+  "  SELECT * INTO s FROM {S}.streams WHERE stream_id = p_stream;"
+  "  IF NOT FOUND OR s.event_count = 0 OR s.state = 2 THEN RETURN 0; END IF;"
+  "  SELECT * INTO g FROM {S}.settings;"
+  "  age := {S}.stricter (s.max_age, g.max_age);"
+  "  cnt := {S}.stricter (s.max_count, g.max_count);"
+  "  IF cnt > 0 AND s.event_count > cnt THEN"
+  "    IF s.event_count = s.version - s.first_version + 1 THEN"
+  "      cut := s.version - cnt + 1;"
+  "    ELSE"
+  "      SELECT e.version INTO cut FROM {S}.events e WHERE e.stream_id = p_stream"
+  "        ORDER BY e.version DESC OFFSET cnt - 1 LIMIT 1;"
+  "    END IF;"
+  "  END IF;"
+  "  IF age > 0 AND s.first_at < p_now - age * INTERVAL '1 microsecond' THEN"
+  "    SELECT coalesce (min (e.version), s.version + 1) INTO acut FROM {S}.events e"
+  "      WHERE e.stream_id = p_stream"
+  "        AND e.recorded_at >= p_now - age * INTERVAL '1 microsecond';"
+  "    cut := greatest (cut, acut);"
+  "  END IF;"
+  "  IF cut <= s.first_version THEN RETURN 0; END IF;"
+  "  DELETE FROM {S}.events WHERE sequence_id IN ("
+  "    SELECT e.sequence_id FROM {S}.events e WHERE e.stream_id = p_stream AND e.version < cut"
+  "    ORDER BY e.version LIMIT p_limit);"
+  "  GET DIAGNOSTICS n = ROW_COUNT;"
+  "  IF n > 0 THEN PERFORM {S}.removed_events (p_stream, n); END IF;"
+  "  RETURN n;"
+  "END $$;"
+  /* Deletes a stream: status 0 done (or a tombstone again: nothing to
+   * do), 1 wrong expected version, 2 tombstoned (a soft delete of it);
+   * found: the version checked. The position comes last, so that the
+   * counter row is locked only from there to the COMMIT. */
+  "CREATE FUNCTION {S}.delete_stream (p_stream text, p_expected bigint, p_tombstone boolean,"
+  "                                   p_channel text, OUT status integer, OUT found bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  st smallint; pos bigint; now timestamptz := clock_timestamp ();"
+  "BEGIN"
+  "  SELECT s.version, s.state INTO found, st FROM {S}.streams s WHERE s.stream_id = p_stream"
+  "    FOR UPDATE;"
+  "  found := coalesce (found, 0); st := coalesce (st, 0);"
+  "  IF st = 2 THEN"
+  "    status := CASE WHEN p_tombstone THEN 0 ELSE 2 END;"
+  "    RETURN;"
+  "  END IF;"
+  "  IF p_expected >= 0 AND p_expected <> found THEN status := 1; RETURN; END IF;"
+  "  DELETE FROM {S}.events WHERE stream_id = p_stream;"
+  "  DELETE FROM {S}.snapshots WHERE stream_id = p_stream;"
+  "  INSERT INTO {S}.streams AS s (stream_id, version, state)"
+  "    VALUES (p_stream, found, CASE WHEN p_tombstone THEN 2 ELSE 1 END)"
+  "    ON CONFLICT (stream_id) DO UPDATE SET state = excluded.state, event_count = 0,"
+  "      first_version = 0, first_at = NULL, last_at = NULL;"
+  "  UPDATE {S}.global_position SET last_sequence_id = last_sequence_id + 1"
+  "    RETURNING last_sequence_id INTO pos;"
+  "  IF p_tombstone THEN"
+  "    INSERT INTO {S}.tombstones (sequence_id, stream_id, version, recorded_at)"
+  "      VALUES (pos, p_stream, found, now);"
+  "  END IF;"
+  "  PERFORM pg_catalog.pg_notify (p_channel, pos::text);"
+  "  status := 0;"
+  "END $$;"
+  /* Truncates: status 0 done, 2 tombstoned, 3 @p_before beyond the
+   * version (found). */
+  "CREATE FUNCTION {S}.truncate_stream (p_stream text, p_before bigint,"
+  "                                     OUT status integer, OUT found bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  st smallint; n bigint;"
+  "BEGIN"
+  "  SELECT s.version, s.state INTO found, st FROM {S}.streams s WHERE s.stream_id = p_stream"
+  "    FOR UPDATE;"
+  "  found := coalesce (found, 0); st := coalesce (st, 0);"
+  "  IF st = 2 THEN status := 2; RETURN; END IF;"
+  "  IF p_before > found THEN status := 3; RETURN; END IF;"
+  "  DELETE FROM {S}.events WHERE stream_id = p_stream AND version < p_before;"
+  "  GET DIAGNOSTICS n = ROW_COUNT;"
+  "  IF n > 0 THEN PERFORM {S}.removed_events (p_stream, n); END IF;"
+  "  status := 0;"
+  "END $$;"
+  /* Stores a stream's policy and enforces it: status 0 done, 2
+   * tombstoned; found: the events removed. */
+  "CREATE FUNCTION {S}.set_retention (p_stream text, p_age bigint, p_count bigint,"
+  "                                   OUT status integer, OUT found bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "BEGIN"
+  "  IF EXISTS (SELECT FROM {S}.streams s WHERE s.stream_id = p_stream AND s.state = 2) THEN"
+  "    status := 2; found := 0; RETURN;"
+  "  END IF;"
+  "  INSERT INTO {S}.streams AS s (stream_id, max_age, max_count)"
+  "    VALUES (p_stream, p_age, p_count)"
+  "    ON CONFLICT (stream_id) DO UPDATE SET max_age = excluded.max_age,"
+  "      max_count = excluded.max_count;"
+  "  found := {S}.apply_retention (p_stream, clock_timestamp (), NULL);"
+  "  status := 0;"
+  "END $$;"
+  /* One transaction of a sweep: the streams from @p_from on whose
+   * effective policy may remove something at @p_now, until @p_limit
+   * events went. A stream whose advisory lock another transaction holds
+   * (an append, which enforces the policy itself) is skipped rather than
+   * waited for, so a sweep never waits on a writer nor deadlocks with
+   * one. Returns the events removed and the stream to start the next
+   * transaction from (NULL: done). */
+  "CREATE FUNCTION {S}.sweep (p_now timestamptz, p_limit bigint, p_from text, p_lock_prefix text,"
+  "                           OUT removed bigint, OUT next_from text)"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  r record; n bigint;"
+  "BEGIN"
+  "  removed := 0; next_from := NULL;"
+  "  FOR r IN SELECT s.stream_id FROM {S}.streams s, {S}.settings g"
+  "      WHERE s.stream_id >= coalesce (p_from, '') AND s.event_count > 0 AND s.state <> 2"
+  "        AND (({S}.stricter (s.max_count, g.max_count) > 0"
+  "              AND s.event_count > {S}.stricter (s.max_count, g.max_count))"
+  "          OR ({S}.stricter (s.max_age, g.max_age) > 0"
+  "              AND s.first_at < p_now - {S}.stricter (s.max_age, g.max_age)"
+  "                                      * INTERVAL '1 microsecond'))"
+  "      ORDER BY s.stream_id LOOP"
+  "    IF pg_catalog.pg_try_advisory_xact_lock ("
+  "         pg_catalog.hashtextextended (p_lock_prefix || r.stream_id, 0)) THEN"
+  "      n := {S}.apply_retention (r.stream_id, p_now, p_limit - removed);"
+  "      removed := removed + n;"
+  /* Full: this stream may have more to remove; the next transaction
+   * starts with it. */
+  "      IF removed >= p_limit THEN next_from := r.stream_id; RETURN; END IF;"
+  "    END IF;"
+  "  END LOOP;"
+  "END $$;";
+
 /* migrations[N] upgrades schema version N to N + 1, inside the caller's
  * transaction; version 0 is an empty schema. A schema change appends its
  * step here and nothing else: the length of this table is the version
  * this code writes. */
 static const char * const migrations[] = {
   schema_v1,
+  schema_v2,
 };
 
 #define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))
@@ -131,18 +349,25 @@ typedef struct
   "  FROM unnest($1::text[]) AS u (t) ORDER BY k" \
   ") AS s"
 
+/* Reads the stream's row (version, state) in a snapshot taken after the
+ * stream's lock; a tombstoned stream accepts nothing (state 2, checked
+ * before the idempotency keys). Inserts the events, takes their positions
+ * and brings the stream's row up to date, in one statement. */
 #define APPEND_SQL \
   "WITH input AS (" \
   "  SELECT * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[])" \
   "    WITH ORDINALITY AS t (idempotency_key, event_type, data, metadata, ord)" \
+  "), st AS (" \
+  "  SELECT coalesce(max(s.version), 0) AS version, coalesce(max(s.state), 0) AS state" \
+  "  FROM {S}.streams s WHERE s.stream_id = $1::text" \
   "), head AS (" \
-  "  SELECT coalesce(max(version), 0) AS version, clock_timestamp() AS now," \
-  "         ($2::int8 < 0 OR $2::int8 = coalesce(max(version), 0) OR NOT EXISTS (" \
+  "  SELECT st.version, st.state, clock_timestamp() AS now," \
+  "         (st.state <> 2 AND ($2::int8 < 0 OR $2::int8 = st.version OR NOT EXISTS (" \
   "           SELECT FROM input i WHERE i.idempotency_key IS NULL OR NOT EXISTS (" \
   "             SELECT FROM {S}.events e" \
   "             WHERE e.stream_id = $1::text AND e.idempotency_key = i.idempotency_key)" \
-  "         )) AS accepted" \
-  "  FROM {S}.events WHERE stream_id = $1::text" \
+  "         ))) AS accepted" \
+  "  FROM st" \
   "), fresh AS (" \
   "  SELECT i.*, row_number() OVER (ORDER BY i.ord) AS n FROM input i, head h" \
   "  WHERE h.accepted AND (i.idempotency_key IS NULL OR NOT EXISTS (" \
@@ -160,11 +385,29 @@ typedef struct
   "  SELECT p.last_sequence_id - c.n + f.n, $1::text, h.version + f.n, f.idempotency_key," \
   "         f.event_type, h.now, f.data, f.metadata" \
   "  FROM fresh f, pos p, counted c, head h" \
+  "), upsert AS (" \
+  "  INSERT INTO {S}.streams AS s (stream_id, version, event_count, first_version, first_at," \
+  "                               last_at, state)" \
+  "  SELECT $1::text, h.version + c.n, c.n, h.version + 1, h.now, h.now, 0" \
+  "  FROM head h, counted c WHERE c.n > 0" \
+  "  ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version," \
+  "    event_count = s.event_count + excluded.event_count," \
+  "    first_version = CASE WHEN s.event_count = 0 THEN excluded.first_version" \
+  "                         ELSE s.first_version END," \
+  "    first_at = CASE WHEN s.event_count = 0 THEN excluded.first_at ELSE s.first_at END," \
+  "    last_at = excluded.last_at, state = 0" \
   ")" \
   " SELECT h.version, h.accepted, c.n, p.last_sequence_id," \
   "  CASE WHEN p.last_sequence_id IS NOT NULL" \
-  "       THEN pg_catalog.pg_notify($7::text, p.last_sequence_id::text) END" \
+  "       THEN pg_catalog.pg_notify($7::text, p.last_sequence_id::text) END," \
+  "  h.state" \
   " FROM head h CROSS JOIN counted c LEFT JOIN pos p ON TRUE"
+
+/* The retention policies of the streams of the text[] $1, enforced after
+ * their appends in the same transaction (under their locks). */
+#define RETAIN_SQL \
+  "SELECT coalesce(sum({S}.apply_retention(u.s, clock_timestamp(), NULL)), 0)::int8" \
+  " FROM (SELECT DISTINCT unnest($1::text[]) AS s) AS u"
 
 /* The fixed statements (SqlId, es-pg-private.h), made for the storage's
  * schema at construction. */
@@ -179,15 +422,19 @@ static const char * const sql_templates[N_SQL] = {
   [SQL_READ_STREAM] = READ_STREAM_SELECT " ORDER BY version LIMIT $3::int8",
   [SQL_READ_ALL] = READ_ALL_SELECT " ORDER BY sequence_id LIMIT $2::int8",
   /* Both served by the end of an index. */
-  [SQL_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM {S}.events"
+  [SQL_RETAIN] = RETAIN_SQL,
+  /* The kept version of a deleted stream too. */
+  [SQL_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM {S}.streams"
                          " WHERE stream_id = $1::text",
-  [SQL_LAST_SEQUENCE_ID] = "SELECT coalesce(max(sequence_id), 0) FROM {S}.events",
-  /* A stream's versions run 1..N, so its count is its version; @all's
-   * count is a count(*). No row: empty. */
-  [SQL_STREAM_METRICS] = "SELECT version, version, recorded_at FROM {S}.events"
-                         " WHERE stream_id = $1::text ORDER BY version DESC LIMIT 1",
-  [SQL_ALL_METRICS] = "SELECT sequence_id, (SELECT count(*) FROM {S}.events), recorded_at"
-                      " FROM {S}.events ORDER BY sequence_id DESC LIMIT 1",
+  /* The last position used, by an event or a delete. */
+  [SQL_LAST_SEQUENCE_ID] = "SELECT last_sequence_id FROM {S}.global_position",
+  /* From the stream's row: no row, empty. */
+  [SQL_STREAM_METRICS] = "SELECT version, event_count, last_at FROM {S}.streams"
+                         " WHERE stream_id = $1::text",
+  [SQL_ALL_METRICS] = "SELECT g.last_sequence_id,"
+                      " (SELECT coalesce(sum(event_count), 0)::int8 FROM {S}.streams),"
+                      " (SELECT recorded_at FROM {S}.events ORDER BY sequence_id DESC LIMIT 1)"
+                      " FROM {S}.global_position g",
   [SQL_SAVE_SNAPSHOT] = "INSERT INTO {S}.snapshots (stream_id, projection_name, version, state,"
                         " recorded_at) VALUES ($1::text, $2::text, $3::int8, $4::bytea,"
                         " clock_timestamp()) ON CONFLICT (stream_id, projection_name) DO UPDATE"

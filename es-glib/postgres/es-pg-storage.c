@@ -302,6 +302,15 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->save_snapshot = _es_pg_storage_save_snapshot;
   iface->load_snapshot = _es_pg_storage_load_snapshot;
   iface->close = es_pg_storage_close;
+  iface->read_page_full = _es_pg_storage_read_page_full;
+  iface->get_stream_info = _es_pg_storage_get_stream_info;
+  iface->list_streams = _es_pg_storage_list_streams;
+  iface->delete_stream = _es_pg_storage_delete_stream;
+  iface->truncate_stream = _es_pg_storage_truncate_stream;
+  iface->erase_event = _es_pg_storage_erase_event;
+  iface->set_retention = _es_pg_storage_set_retention;
+  iface->sweep = _es_pg_storage_sweep;
+  iface->compact = _es_pg_storage_compact;
 }
 
 /* ---------------------------------------------------------------------- *

@@ -119,6 +119,7 @@ typedef struct
   BinaryArray  types;             /* text[] */
   BinaryArray  data;              /* bytea[] */
   BinaryArray  metadata;          /* text[] */
+  BinaryArray  streams;           /* text[] of the one stream, for SQL_RETAIN */
   gint64       out_version;
 } AppendOp;
 
@@ -131,6 +132,7 @@ append_op_clear (AppendOp *op)
   binary_array_clear (&op->types);
   binary_array_clear (&op->data);
   binary_array_clear (&op->metadata);
+  binary_array_clear (&op->streams);
 }
 
 /* One append: two round trips to the server.
@@ -139,15 +141,19 @@ append_op_clear (AppendOp *op)
  *    to one stream, from any connection of any process, take turns from
  *    here to their COMMIT, so the version each one reads next is exact.
  *
- * 2. One statement (APPEND_SQL) that reads the stream's version (in a
- *    snapshot taken after the lock, so it sees the previous append),
+ * 2. One statement (APPEND_SQL) that reads the stream's version and state
+ *    from its row of the streams table (in a snapshot taken after the
+ *    lock, so it sees the previous append; a tombstoned stream accepts
+ *    nothing: ES_ERROR_STREAM_DELETED),
  *    checks the expected version (accepting any when every event's
  *    idempotency key is already stored: a retry of a stored batch, which
  *    then writes nothing), leaves out the events whose idempotency
  *    key the stream already holds, takes as many sequence ids from the
  *    global_position row as there are events left (UPDATE ... RETURNING),
- *    inserts them at the next versions and NOTIFYs the channel with the
- *    last sequence id; then COMMIT.
+ *    inserts them at the next versions, brings the stream's row up to
+ *    date and NOTIFYs the channel with the last sequence id; then
+ *    RETAIN_SQL enforces the stream's retention policy (if any) in the
+ *    same transaction; then COMMIT.
  *
  * No skipped events in @all: the UPDATE of global_position locks its one
  * row until the transaction ends, so an append takes its sequence ids only
@@ -193,12 +199,16 @@ append_operation (EsPgStorage    *self,
     0,
   };
   const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  const char *retain_values[] = { (const char *) op->streams.bytes->data };
+  const int retain_lengths[] = { op->streams.bytes->len };
+  static const int retain_formats[] = { 1 };
   const EsPgStatement insert[] = {
     { self->sql[SQL_APPEND], G_N_ELEMENTS (values), values, lengths, formats, FALSE },
+    { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths, retain_formats, FALSE },
     { "COMMIT", 0, NULL, NULL, NULL, FALSE },
   };
-  PGresult *results[2] = { NULL, NULL };
-  gboolean accepted;
+  PGresult *results[3] = { NULL, NULL, NULL };
+  gboolean accepted, tombstoned;
   gint64 version, n_inserted;
   int failed = -1;
   guint i;
@@ -251,8 +261,16 @@ append_operation (EsPgStorage    *self,
   version = g_ascii_strtoll (PQgetvalue (results[0], 0, 0), NULL, 10);
   accepted = g_str_equal (PQgetvalue (results[0], 0, 1), "t");
   n_inserted = g_ascii_strtoll (PQgetvalue (results[0], 0, 2), NULL, 10);
+  tombstoned = g_ascii_strtoll (PQgetvalue (results[0], 0, 5), NULL, 10) == ES_STREAM_STATE_TOMBSTONED;
   for (i = 0; i < G_N_ELEMENTS (insert); i++)
     PQclear (results[i]);
+
+  if (tombstoned)
+    {
+      /* Nothing was written. */
+      _es_pg_set_tombstoned_error (error, op->stream_id);
+      return FALSE;
+    }
 
   if (!accepted)
     {
@@ -331,6 +349,10 @@ append_op_init (EsPgStorage              *self,
       binary_array_add (&op->data, data_size > 0 ? data_bytes : "", data_size);
       binary_array_add (&op->metadata, metadata, -1);
     }
+
+  binary_array_init (&op->streams, TEXT_OID, 0);
+  binary_array_add (&op->streams, stream_id, -1);
+  binary_array_finish (&op->streams);
 
   binary_array_finish (&op->keys);
   binary_array_finish (&op->types);
@@ -586,7 +608,9 @@ group_operation (EsPgStorage    *self,
   const char *lock_values[1];
   int lock_lengths[1];
   EsPgStatement commit = { "COMMIT", 0, NULL, NULL, NULL, FALSE };
-  BinaryArray lock_keys;
+  BinaryArray lock_keys, retain_streams;
+  const char *retain_values[1];
+  int retain_lengths[1];
   PGresult *result;
   int failed = -1;
   gboolean ok;
@@ -607,6 +631,7 @@ group_operation (EsPgStorage    *self,
 
       n_statements += (run->n_jobs > 1 && run->has_keys) ? 2 : 1;
     }
+  n_statements++;  /* RETAIN_SQL */
   statements = g_new0 (EsPgStatement, n_statements);
   results = g_new0 (PGresult *, n_statements);
 
@@ -616,6 +641,14 @@ group_operation (EsPgStorage    *self,
   binary_array_finish (&lock_keys);
   lock_values[0] = (const char *) lock_keys.bytes->data;
   lock_lengths[0] = lock_keys.bytes->len;
+
+  /* The retention policies of the group's streams, after all the runs. */
+  binary_array_init (&retain_streams, TEXT_OID, 0);
+  for (i = 0; i < n; i++)
+    binary_array_add (&retain_streams, group->jobs[i]->stream_id, -1);
+  binary_array_finish (&retain_streams);
+  retain_values[0] = (const char *) retain_streams.bytes->data;
+  retain_lengths[0] = retain_streams.bytes->len;
 
   statements[0] = (EsPgStatement) { "BEGIN", 0, NULL, NULL, NULL, FALSE };
   /* APPEND_SQL is planned for its parameters at each run (a custom plan).
@@ -698,6 +731,8 @@ group_operation (EsPgStorage    *self,
       statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 7, run->values, run->lengths,
                                       formats, FALSE };
     }
+  statements[s++] = (EsPgStatement) { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths,
+                                      lock_formats, FALSE };
   g_assert (s == n_statements);
 
   /* Round trip 1: nothing is committed yet, a lost connection may retry. */
@@ -705,6 +740,7 @@ group_operation (EsPgStorage    *self,
   ok = _es_pg_connection_run (c, statements, n_statements, results, &failed, cancellable, context,
                               error);
   binary_array_clear (&lock_keys);
+  binary_array_clear (&retain_streams);
 
   if (!ok)
     {
@@ -751,7 +787,12 @@ group_operation (EsPgStorage    *self,
           /* Accepted: the new version. Not: nothing was written for it,
            * and it reports the version found with the conflict. */
           job->base.out_version = accepted ? version + n_inserted : version;
-          if (!accepted)
+          if (g_ascii_strtoll (PQgetvalue (rr, 0, 5), NULL, 10) == ES_STREAM_STATE_TOMBSTONED)
+            {
+              job->base.out_version = -1;
+              _es_pg_set_tombstoned_error (&job->base.error, job->stream_id);
+            }
+          else if (!accepted)
             g_set_error (&job->base.error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
                          /* Translators: the numbers are stream versions, %s a stream id */
                          _("Expected version %lld but stream '%s' is at version %lld"),

@@ -23,7 +23,18 @@ G_BEGIN_DECLS
 
 /* The schema version this es-glib writes and reads (es-sqlite-schema.c:
  * one migration per version). */
-#define ES_SQLITE_SCHEMA_VERSION ((gint64) 1)
+#define ES_SQLITE_SCHEMA_VERSION ((gint64) 2)
+
+/* events.flags beyond the public EsStoredEventFlags (es-sqlite-schema.c):
+ * the row holding the last position used, under a stream id no valid
+ * stream id can be. Event reads keep flags < ES_SQLITE_FLAGS_MARKERS
+ * (events, erased or not); reads with tombstones flags < POSITION. */
+#define ES_SQLITE_FLAGS_MARKERS  2
+#define ES_SQLITE_FLAG_POSITION  256
+#define ES_SQLITE_POSITION_KEY   "@position"
+
+/* Removals a sweep makes at most per transaction. */
+#define ES_SQLITE_SWEEP_BATCH    10000
 
 /* The stream id snapshots of @all are stored under (the storage handle
  * receives NULL for @all; no valid stream id starts with '@'). */
@@ -165,6 +176,36 @@ gboolean      _es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
                                                 GBytes           *state,
                                                 GCancellable     *cancellable,
                                                 GError          **error);
+gboolean      _es_sqlite_storage_delete_stream (EsStorageHandle  *handle,
+                                                const char       *stream_id,
+                                                gint64            expected_version,
+                                                EsDeleteFlags     flags,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
+gboolean      _es_sqlite_storage_truncate_stream (EsStorageHandle  *handle,
+                                                  const char       *stream_id,
+                                                  gint64            before_version,
+                                                  GCancellable     *cancellable,
+                                                  GError          **error);
+gboolean      _es_sqlite_storage_erase_event (EsStorageHandle  *handle,
+                                              const char       *stream_id,
+                                              gint64            version,
+                                              GCancellable     *cancellable,
+                                              GError          **error);
+gboolean      _es_sqlite_storage_set_retention (EsStorageHandle  *handle,
+                                                const char       *stream_id,
+                                                GTimeSpan         max_age,
+                                                gint64            max_count,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
+gint64        _es_sqlite_storage_sweep (EsStorageHandle  *handle,
+                                        gint64            now_usec,
+                                        gboolean         *out_has_age_policy,
+                                        GCancellable     *cancellable,
+                                        GError          **error);
+gboolean      _es_sqlite_storage_compact (EsStorageHandle  *handle,
+                                          GCancellable     *cancellable,
+                                          GError          **error);
 EsWriteQueue *_es_sqlite_writer_start (EsConnection  *conn,
                                        GError       **error);
 
@@ -186,6 +227,25 @@ EsStreamMetrics *_es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
                                                  const char       *stream_id,
                                                  GCancellable     *cancellable,
                                                  GError          **error);
+GPtrArray       *_es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
+                                                    const char       *stream_id,
+                                                    gint64            position,
+                                                    EsReadFlags       flags,
+                                                    EsEventFilter    *filter,
+                                                    guint             limit,
+                                                    GCancellable     *cancellable,
+                                                    GError          **error);
+EsStreamInfo    *_es_sqlite_storage_get_stream_info (EsStorageHandle  *handle,
+                                                     const char       *stream_id,
+                                                     GCancellable     *cancellable,
+                                                     GError          **error);
+GPtrArray       *_es_sqlite_storage_list_streams (EsStorageHandle     *handle,
+                                                  const char          *prefix,
+                                                  const char          *after_stream_id,
+                                                  EsListStreamsFlags   flags,
+                                                  guint                limit,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
 EsSnapshot      *_es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
                                                    const char       *stream_id,
                                                    const char       *projection_name,

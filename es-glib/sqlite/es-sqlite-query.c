@@ -337,6 +337,28 @@ add_json_array (QueryBuilder  *builder,
   return n_written;
 }
 
+/* The SQL operator of a comparison. */
+static const char *
+comparison_sql (EsFilterOperator op)
+{
+  switch (op)
+    {
+    case ES_FILTER_OPERATOR_LESS:
+      return "<";
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+      return "<=";
+    case ES_FILTER_OPERATOR_GREATER:
+      return ">";
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      return ">=";
+    case ES_FILTER_OPERATOR_EQUALS:
+    case ES_FILTER_OPERATOR_IN:
+    case ES_FILTER_OPERATOR_LIKE:
+    default:
+      return "=";
+    }
+}
+
 static void
 add_column_clause (QueryBuilder     *builder,
                    const char       *column,
@@ -375,6 +397,14 @@ add_column_clause (QueryBuilder     *builder,
 
     case ES_FILTER_OPERATOR_LIKE:
       g_string_append_printf (builder->sql, "%s LIKE ?", column);
+      bind_scalar (builder, value);
+      break;
+
+    case ES_FILTER_OPERATOR_LESS:
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+    case ES_FILTER_OPERATOR_GREATER:
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      g_string_append_printf (builder->sql, "%s %s ?", column, comparison_sql (op));
       bind_scalar (builder, value);
       break;
 
@@ -560,6 +590,21 @@ add_metadata_clause (QueryBuilder     *builder,
       bind_scalar (builder, value);
       break;
 
+    case ES_FILTER_OPERATOR_LESS:
+    case ES_FILTER_OPERATOR_LESS_OR_EQUAL:
+    case ES_FILTER_OPERATOR_GREATER:
+    case ES_FILTER_OPERATOR_GREATER_OR_EQUAL:
+      /* Numbers only: a string, a boolean, an object never compares.
+       * SQLite compares INTEGER and REAL by value. */
+      g_string_append_printf (builder->sql,
+                              "(json_type(metadata, ?) IN ('integer', 'real')"
+                              " AND json_extract(metadata, ?) %s ?)",
+                              comparison_sql (op));
+      bind_text (builder, path);
+      bind_text (builder, path);
+      bind_scalar (builder, value);
+      break;
+
     case ES_FILTER_OPERATOR_EQUALS:
     default:
       add_metadata_equals (builder, path, value);
@@ -614,6 +659,9 @@ add_clauses (QueryBuilder  *builder,
       break;
     case ES_FILTER_FIELD_SEQUENCE_ID:
       add_column_clause (builder, "sequence_id", op, value);
+      break;
+    case ES_FILTER_FIELD_TIMESTAMP:
+      add_column_clause (builder, "timestamp", op, value);
       break;
     case ES_FILTER_FIELD_METADATA:
       add_metadata_clause (builder, keys, op, value);
@@ -670,14 +718,13 @@ apply_binds (sqlite3_stmt *stmt,
   return rc;
 }
 
-#define READ_STREAM_SELECT \
-  "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata" \
-  " FROM events WHERE stream_id = ? AND version > ?"
-#define READ_STREAM_ORDER " ORDER BY version LIMIT ?"
-#define READ_ALL_SELECT \
+/* Event rows: flags < 2 (ES_SQLITE_FLAGS_MARKERS) are events, erased or
+ * not; a tombstone marker has flags 2, the position row 256 (see
+ * es-sqlite-schema.c). */
+#define READ_COLUMNS \
   "SELECT sequence_id, version, idempotency_key, event_type, timestamp, data, metadata," \
-  " stream_id FROM events WHERE sequence_id > ?"
-#define READ_ALL_ORDER " ORDER BY sequence_id LIMIT ?"
+  " flags, stream_id FROM events"
+#define EVENTS_ONLY " AND flags < " G_STRINGIFY (ES_SQLITE_FLAGS_MARKERS)
 
 /* Builds a stored event from the current row. @stream_ref holds the
  * GRefString of the previous row's stream: consecutive rows of one stream
@@ -690,10 +737,12 @@ event_from_row (sqlite3_stmt  *stmt,
   const char *type, *key, *metadata;
   const void *blob;
   int n_type, n_key, n_metadata, n_blob;
+  EsStoredEvent *event;
+  gint64 flags;
 
   if (all_streams)
     {
-      const char *stream_id = (const char *) sqlite3_column_text (stmt, 7);
+      const char *stream_id = (const char *) sqlite3_column_text (stmt, 8);
 
       if (stream_id == NULL)
         stream_id = "";
@@ -716,55 +765,82 @@ event_from_row (sqlite3_stmt  *stmt,
   blob = sqlite3_column_blob (stmt, 5);
   n_blob = sqlite3_column_bytes (stmt, 5);
 
-  return _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
-                                      sqlite3_column_int64 (stmt, 0),
-                                      sqlite3_column_int64 (stmt, 1),
-                                      sqlite3_column_int64 (stmt, 4),
-                                      type != NULL ? type : "", n_type,
-                                      blob, n_blob,
-                                      key, n_key,
-                                      metadata, n_metadata);
+  event = _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
+                                       sqlite3_column_int64 (stmt, 0),
+                                       sqlite3_column_int64 (stmt, 1),
+                                       sqlite3_column_int64 (stmt, 4),
+                                       type != NULL ? type : "", n_type,
+                                       blob, n_blob,
+                                       key, n_key,
+                                       metadata, n_metadata);
+  flags = sqlite3_column_int64 (stmt, 7);
+  if (flags != 0)
+    _es_stored_event_set_flags (event, (EsStoredEventFlags) (flags & (ES_STORED_EVENT_FLAGS_ERASED |
+                                                                      ES_STORED_EVENT_FLAGS_TOMBSTONE)));
+  return event;
 }
 
 GPtrArray *
-_es_sqlite_storage_read_page (EsStorageHandle  *handle,
-                              const char       *stream_id,
-                              gint64            after,
-                              EsEventFilter    *filter,
-                              guint             limit,
-                              GCancellable     *cancellable,
-                              GError          **error)
+_es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
+                                   const char       *stream_id,
+                                   gint64            position,
+                                   EsReadFlags       flags,
+                                   EsEventFilter    *filter,
+                                   guint             limit,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
 {
   EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
   const char *operation = _("Reading events");
   g_auto(QueryBuilder) builder = { NULL, };
   g_autoptr(GPtrArray) events = NULL;
   gboolean all_streams = stream_id == NULL;
+  gboolean backwards = (flags & ES_READ_FLAGS_BACKWARDS) != 0;
+  gboolean tombstones = all_streams && (flags & ES_READ_FLAGS_INCLUDE_TOMBSTONES) != 0;
+  gboolean filtered = filter != NULL && es_event_filter_get_n_clauses (filter) > 0;
+  const char *key_column = all_streams ? "sequence_id" : "version";
   char *stream_ref = NULL;
   EsConnection *conn;
   sqlite3_stmt *stmt;
-  const char *sql;
   gulong handler;
   int index = 1;
   int rc;
 
-  /* Keyset paging: each page starts after the last version (or sequence
-   * id) of the previous one, so every page is an index range scan. */
-  if (filter != NULL && es_event_filter_get_n_clauses (filter) > 0)
+  /* Keyset paging: each page starts after (backwards: before) the last
+   * version (or sequence id) of the previous one, so every page is an
+   * index range scan, in either direction:
+   *   SELECT ... FROM events WHERE stream_id = ? AND version < ?
+   *     AND flags < 2 [AND <filter>] ORDER BY version DESC LIMIT ?
+   * With tombstones, the markers (flags 2) pass whatever the filter. */
+  query_builder_init (&builder, READ_COLUMNS);
+  g_string_append_printf (builder.sql, " WHERE %s%s %s ?",
+                          all_streams ? "" : "stream_id = ? AND ",
+                          key_column, backwards ? "<" : ">");
+  if (tombstones)
     {
-      query_builder_init (&builder, all_streams ? READ_ALL_SELECT : READ_STREAM_SELECT);
-      add_filter (&builder, filter);
-      g_string_append (builder.sql, all_streams ? READ_ALL_ORDER : READ_STREAM_ORDER);
-      sql = builder.sql->str;
+      g_string_append (builder.sql, " AND flags < " G_STRINGIFY (ES_SQLITE_FLAG_POSITION));
+      if (filtered)
+        {
+          g_string_append (builder.sql, " AND (flags = "
+                           G_STRINGIFY (ES_STORED_EVENT_FLAGS_TOMBSTONE) " OR (1");
+          add_filter (&builder, filter);
+          g_string_append (builder.sql, "))");
+        }
     }
   else
-    sql = all_streams ? READ_ALL_SELECT READ_ALL_ORDER : READ_STREAM_SELECT READ_STREAM_ORDER;
+    {
+      g_string_append (builder.sql, EVENTS_ONLY);
+      if (filtered)
+        add_filter (&builder, filter);
+    }
+  g_string_append_printf (builder.sql, " ORDER BY %s%s LIMIT ?", key_column,
+                          backwards ? " DESC" : "");
 
   conn = read_begin (self, cancellable, &handler, error);
   if (conn == NULL)
     return NULL;
 
-  stmt = _es_sqlite_connection_get_stmt (conn, sql, operation, error);
+  stmt = _es_sqlite_connection_get_stmt (conn, builder.sql->str, operation, error);
   if (stmt == NULL)
     {
       read_end (self, conn, cancellable, handler);
@@ -783,8 +859,8 @@ _es_sqlite_storage_read_page (EsStorageHandle  *handle,
   else
     rc = SQLITE_OK;
   if (rc == SQLITE_OK)
-    rc = sqlite3_bind_int64 (stmt, index++, after);
-  if (rc == SQLITE_OK && builder.binds != NULL)
+    rc = sqlite3_bind_int64 (stmt, index++, position);
+  if (rc == SQLITE_OK && builder.binds->len > 0)
     {
       rc = apply_binds (stmt, index, builder.binds);
       index += builder.binds->len;
@@ -824,18 +900,37 @@ _es_sqlite_storage_read_page (EsStorageHandle  *handle,
   return g_steal_pointer (&events);
 }
 
-gboolean
-_es_sqlite_storage_get_version (EsStorageHandle  *handle,
-                                const char       *stream_id,
-                                gint64           *out_version,
-                                GCancellable     *cancellable,
-                                GError          **error)
+GPtrArray *
+_es_sqlite_storage_read_page (EsStorageHandle  *handle,
+                              const char       *stream_id,
+                              gint64            after,
+                              EsEventFilter    *filter,
+                              guint             limit,
+                              GCancellable     *cancellable,
+                              GError          **error)
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
-  const char *operation = _("Reading the stream version");
+  return _es_sqlite_storage_read_page_full (handle, stream_id, after, ES_READ_FLAGS_NONE, filter,
+                                            limit, cancellable, error);
+}
+
+/* Runs @sql, binding @text (if not NULL) to its first parameter, and hands
+ * its only row to @row_func; no row is not an error (@row_func is not
+ * called). */
+typedef void (*RowFunc) (sqlite3_stmt *stmt,
+                         gpointer      user_data);
+
+static gboolean
+read_one_row (EsSqliteStorage  *self,
+              const char       *sql,
+              const char       *text,
+              RowFunc           row_func,
+              gpointer          user_data,
+              const char       *operation,
+              GCancellable     *cancellable,
+              GError          **error)
+{
   EsConnection *conn;
   sqlite3_stmt *stmt;
-  gint64 version = 0;
   gulong handler;
   int rc;
 
@@ -843,32 +938,120 @@ _es_sqlite_storage_get_version (EsStorageHandle  *handle,
   if (conn == NULL)
     return FALSE;
 
-  /* Both served by the end of an index: (stream_id, version), the rowid. */
-  stmt = _es_sqlite_connection_get_stmt (conn,
-                                         stream_id != NULL
-                                           ? "SELECT max(version) FROM events WHERE stream_id = ?"
-                                           : "SELECT max(sequence_id) FROM events",
-                                         operation, error);
+  stmt = _es_sqlite_connection_get_stmt (conn, sql, operation, error);
   if (stmt == NULL)
     {
       read_end (self, conn, cancellable, handler);
       return FALSE;
     }
 
-  if (stream_id != NULL)
-    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  if (text != NULL)
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
   rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW)
-    version = sqlite3_column_int64 (stmt, 0);  /* max() of nothing: NULL, read as 0 */
-  else
+    row_func (stmt, user_data);
+  else if (rc != SQLITE_DONE)
     _es_sqlite_connection_set_error (conn, rc, operation, error);
 
   _es_sqlite_stmt_done (stmt);
   read_end (self, conn, cancellable, handler);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
 
-  if (rc == SQLITE_ROW && out_version != NULL)
+static void
+read_int64_row (sqlite3_stmt *stmt,
+                gpointer      user_data)
+{
+  *(gint64 *) user_data = sqlite3_column_int64 (stmt, 0);  /* NULL reads as 0 */
+}
+
+gboolean
+_es_sqlite_storage_get_version (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                gint64           *out_version,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  gint64 version = 0;
+
+  /* A stream's version is kept in its row, deleted or not; @all's is the
+   * last position used, the end of the rowid b-tree (tombstones and the
+   * position row included). */
+  if (!read_one_row (ES_SQLITE_STORAGE (handle),
+                     stream_id != NULL ? "SELECT version FROM streams WHERE stream_id = ?"
+                                       : "SELECT max(sequence_id) FROM events",
+                     stream_id, read_int64_row, &version,
+                     _("Reading the stream version"), cancellable, error))
+    return FALSE;
+
+  if (out_version != NULL)
     *out_version = version;
-  return rc == SQLITE_ROW;
+  return TRUE;
+}
+
+/* The columns of a stream's information, in this order, whether read from
+ * its row or computed for @all. */
+typedef struct
+{
+  gboolean found;
+  gint64   version;
+  gint64   event_count;
+  gint64   first_version;
+  gint64   first_timestamp;
+  gint64   last_timestamp;
+  gint64   state;
+  gint64   max_age;
+  gint64   max_count;
+} InfoRow;
+
+#define INFO_COLUMNS \
+  "version, event_count, first_version, first_timestamp, last_timestamp, state, max_age," \
+  " max_count"
+
+/* One statement, so one consistent snapshot: the last position, the
+ * events of every stream, the first and last events in sequence order,
+ * the database-wide policy. */
+#define ALL_INFO_SQL \
+  "SELECT (SELECT max(sequence_id) FROM events)," \
+  " (SELECT coalesce(sum(event_count), 0) FROM streams)," \
+  " (SELECT sequence_id FROM events WHERE 1" EVENTS_ONLY " ORDER BY sequence_id LIMIT 1)," \
+  " (SELECT timestamp FROM events WHERE 1" EVENTS_ONLY " ORDER BY sequence_id LIMIT 1)," \
+  " (SELECT timestamp FROM events WHERE 1" EVENTS_ONLY " ORDER BY sequence_id DESC LIMIT 1)," \
+  " 0," \
+  " (SELECT value FROM settings WHERE name = 'max_age')," \
+  " (SELECT value FROM settings WHERE name = 'max_count')"
+
+static void
+read_info_row (sqlite3_stmt *stmt,
+               gpointer      user_data)
+{
+  InfoRow *row = user_data;
+
+  row->found = TRUE;
+  row->version = sqlite3_column_int64 (stmt, 0);
+  row->event_count = sqlite3_column_int64 (stmt, 1);
+  row->first_version = sqlite3_column_int64 (stmt, 2);
+  row->first_timestamp = sqlite3_column_int64 (stmt, 3);
+  row->last_timestamp = sqlite3_column_int64 (stmt, 4);
+  row->state = sqlite3_column_int64 (stmt, 5);
+  row->max_age = sqlite3_column_int64 (stmt, 6);
+  row->max_count = sqlite3_column_int64 (stmt, 7);
+}
+
+static gboolean
+read_info (EsSqliteStorage  *self,
+           const char       *stream_id,
+           InfoRow          *row,
+           const char       *operation,
+           GCancellable     *cancellable,
+           GError          **error)
+{
+  memset (row, 0, sizeof *row);
+  return read_one_row (self,
+                       stream_id != NULL
+                         ? "SELECT " INFO_COLUMNS " FROM streams WHERE stream_id = ?"
+                         : ALL_INFO_SQL,
+                       stream_id, read_info_row, row, operation, cancellable, error);
 }
 
 EsStreamMetrics *
@@ -877,54 +1060,150 @@ _es_sqlite_storage_get_metrics (EsStorageHandle  *handle,
                                 GCancellable     *cancellable,
                                 GError          **error)
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
-  const char *operation = _("Reading stream metrics");
   g_autoptr(GDateTime) last_timestamp = NULL;
-  gint64 version = 0;
-  gint64 count = 0;
+  InfoRow row;
+
+  /* What the streams table keeps (for @all, sums): never a scan of the
+   * events. A deleted stream keeps its version, without events. */
+  if (!read_info (ES_SQLITE_STORAGE (handle), stream_id, &row, _("Reading stream metrics"),
+                  cancellable, error))
+    return NULL;
+
+  if (row.event_count > 0)
+    last_timestamp = _es_date_time_new_from_usec (row.last_timestamp);
+  return es_stream_metrics_new (row.version, row.event_count, last_timestamp);
+}
+
+static EsStreamInfo *
+info_from_row (const char    *stream_id,
+               const InfoRow *row)
+{
+  EsStreamState state = row->state == ES_STREAM_STATE_DELETED ? ES_STREAM_STATE_DELETED
+                        : row->state == ES_STREAM_STATE_TOMBSTONED ? ES_STREAM_STATE_TOMBSTONED
+                        : ES_STREAM_STATE_ACTIVE;
+  gboolean empty = row->event_count == 0;
+
+  return es_stream_info_new (stream_id, state, row->version, row->event_count,
+                             empty ? 0 : row->first_version,
+                             empty ? 0 : row->first_timestamp,
+                             empty ? 0 : row->last_timestamp,
+                             row->max_age, row->max_count);
+}
+
+EsStreamInfo *
+_es_sqlite_storage_get_stream_info (EsStorageHandle  *handle,
+                                    const char       *stream_id,
+                                    GCancellable     *cancellable,
+                                    GError          **error)
+{
+  InfoRow row;
+
+  /* A stream without a row was never written: active, zeros. */
+  if (!read_info (ES_SQLITE_STORAGE (handle), stream_id, &row, _("Reading stream information"),
+                  cancellable, error))
+    return NULL;
+
+  return info_from_row (stream_id != NULL ? stream_id : ES_ALL_STREAM, &row);
+}
+
+/* The smallest string greater than every string starting with @prefix,
+ * byte-wise: @prefix with its last byte incremented (UTF-8 never holds
+ * 0xff, so there is no carry). */
+static char *
+prefix_successor (const char *prefix)
+{
+  char *successor = g_strdup (prefix);
+  gsize len = strlen (successor);
+
+  successor[len - 1] = (char) ((guchar) successor[len - 1] + 1);
+  return successor;
+}
+
+GPtrArray *
+_es_sqlite_storage_list_streams (EsStorageHandle     *handle,
+                                 const char          *prefix,
+                                 const char          *after_stream_id,
+                                 EsListStreamsFlags   flags,
+                                 guint                limit,
+                                 GCancellable        *cancellable,
+                                 GError             **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Listing streams");
+  gboolean deleted = (flags & ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED) != 0;
+  g_autofree char *upper = NULL;
+  g_autoptr(GPtrArray) infos = NULL;
+  g_autoptr(GString) sql = NULL;
   EsConnection *conn;
   sqlite3_stmt *stmt;
-  const char *sql;
   gulong handler;
+  int index = 1;
   int rc;
+
+  /* A range of the primary key, whose BINARY order is byte-wise: after
+   * the last id of the previous page, within [prefix, successor). */
+  sql = g_string_new ("SELECT stream_id, " INFO_COLUMNS " FROM streams WHERE stream_id > ?");
+  if (prefix != NULL)
+    {
+      upper = prefix_successor (prefix);
+      g_string_append (sql, " AND stream_id >= ? AND stream_id < ?");
+    }
+  if (!deleted)
+    g_string_append (sql, " AND state = 0");
+  g_string_append (sql, " ORDER BY stream_id LIMIT ?");
 
   conn = read_begin (self, cancellable, &handler, error);
   if (conn == NULL)
     return NULL;
 
-  /* One statement, so one consistent snapshot of the database. A stream's
-   * versions run 1..N, so its count is its version; @all's count is a
-   * count(*), the one full index scan here. No row: empty. */
-  sql = stream_id != NULL
-          ? "SELECT version, version, timestamp FROM events"
-            " WHERE stream_id = ? ORDER BY version DESC LIMIT 1"
-          : "SELECT sequence_id, (SELECT count(*) FROM events), timestamp"
-            " FROM events ORDER BY sequence_id DESC LIMIT 1";
-  stmt = _es_sqlite_connection_get_stmt (conn, sql, operation, error);
+  stmt = _es_sqlite_connection_get_stmt (conn, sql->str, operation, error);
   if (stmt == NULL)
     {
       read_end (self, conn, cancellable, handler);
       return NULL;
     }
 
-  if (stream_id != NULL)
-    sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
+  sqlite3_bind_text (stmt, index++, after_stream_id != NULL ? after_stream_id : "", -1,
+                     SQLITE_STATIC);
+  if (prefix != NULL)
     {
-      version = sqlite3_column_int64 (stmt, 0);
-      count = sqlite3_column_int64 (stmt, 1);
-      last_timestamp = _es_date_time_new_from_usec (sqlite3_column_int64 (stmt, 2));
+      sqlite3_bind_text (stmt, index++, prefix, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, index++, upper, -1, SQLITE_STATIC);
     }
-  else if (rc != SQLITE_DONE)
-    _es_sqlite_connection_set_error (conn, rc, operation, error);
+  sqlite3_bind_int64 (stmt, index++, limit);
+
+  infos = g_ptr_array_new_full (MIN (limit, ES_READ_PAGE_SIZE), g_object_unref);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      const char *stream_id = (const char *) sqlite3_column_text (stmt, 0);
+      InfoRow row;
+
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          rc = SQLITE_INTERRUPT;
+          break;
+        }
+      row.found = TRUE;
+      row.version = sqlite3_column_int64 (stmt, 1);
+      row.event_count = sqlite3_column_int64 (stmt, 2);
+      row.first_version = sqlite3_column_int64 (stmt, 3);
+      row.first_timestamp = sqlite3_column_int64 (stmt, 4);
+      row.last_timestamp = sqlite3_column_int64 (stmt, 5);
+      row.state = sqlite3_column_int64 (stmt, 6);
+      row.max_age = sqlite3_column_int64 (stmt, 7);
+      row.max_count = sqlite3_column_int64 (stmt, 8);
+      g_ptr_array_add (infos, info_from_row (stream_id != NULL ? stream_id : "", &row));
+    }
+
+  if (rc != SQLITE_DONE)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&infos, g_ptr_array_unref);
+    }
 
   _es_sqlite_stmt_done (stmt);
   read_end (self, conn, cancellable, handler);
-
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    return NULL;
-  return es_stream_metrics_new (version, count, last_timestamp);
+  return g_steal_pointer (&infos);
 }
 
 EsSnapshot *

@@ -54,6 +54,60 @@ static const char schema_v1[] =
   "  PRIMARY KEY (stream_id, projection_name)"
   ") WITHOUT ROWID;";
 
+/* Version 2 (es-glib 0.2: the life cycle of streams).
+ *
+ * events.flags: ES_STORED_EVENT_FLAGS_ERASED (1) on an erased event;
+ * ES_STORED_EVENT_FLAGS_TOMBSTONE (2) on the marker row a hard delete
+ * leaves at its position ('$tombstone', the stream's kept version);
+ * ES_SQLITE_FLAG_POSITION (256) on the one row, stream '@position',
+ * that holds the last position used when no event does (after a soft
+ * delete, or when the newest events went): a new row takes max(rowid) + 1,
+ * so without it sequence ids would be used again. Reads of events keep
+ * `flags < 2`; reads with tombstones `flags < 4`. Adding a column with a
+ * constant default rewrites nothing.
+ *
+ * streams: one row per stream ever written, deleted or given a policy,
+ * maintained by every write in its transaction: listing and stream
+ * information read only this. Its stored events are always the versions
+ * first_version..version (deletions remove a prefix, or all), so
+ * event_count is version - first_version + 1 when it is not 0. state is
+ * an EsStreamState. WITHOUT ROWID: the id is the only access path, and
+ * its BINARY order is the byte-wise order listings promise. The partial
+ * index lists the streams with a policy of their own, for sweeps.
+ *
+ * settings: the database-wide retention policy ('max_age', 'max_count').
+ *
+ * events_timestamp: time-range reads of @all. */
+static const char schema_v2[] =
+  "ALTER TABLE events ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+  "CREATE TABLE streams ("
+  "  stream_id       TEXT    NOT NULL PRIMARY KEY,"
+  "  version         INTEGER NOT NULL,"
+  "  event_count     INTEGER NOT NULL,"
+  "  first_version   INTEGER NOT NULL,"
+  "  first_timestamp INTEGER NOT NULL,"
+  "  last_timestamp  INTEGER NOT NULL,"
+  "  state           INTEGER NOT NULL DEFAULT 0,"
+  "  max_age         INTEGER NOT NULL DEFAULT 0,"  /* microseconds, 0: none */
+  "  max_count       INTEGER NOT NULL DEFAULT 0"   /* 0: none */
+  ") WITHOUT ROWID;"
+  "CREATE INDEX streams_policy ON streams (stream_id)"
+  "  WHERE max_age > 0 OR max_count > 0;"
+  "CREATE TABLE settings ("
+  "  name            TEXT    NOT NULL PRIMARY KEY,"
+  "  value           INTEGER NOT NULL"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX events_timestamp ON events (timestamp);"
+  /* Every stream of a version-1 file holds versions 1..N; the GROUP BY
+   * walks the (stream_id, version) index once. */
+  "INSERT INTO streams (stream_id, version, event_count, first_version,"
+  "                     first_timestamp, last_timestamp)"
+  "  SELECT g.stream_id, g.last, g.n, g.first,"
+  "    (SELECT timestamp FROM events WHERE stream_id = g.stream_id AND version = g.first),"
+  "    (SELECT timestamp FROM events WHERE stream_id = g.stream_id AND version = g.last)"
+  "  FROM (SELECT stream_id, max(version) AS last, min(version) AS first, count(*) AS n"
+  "        FROM events GROUP BY stream_id) AS g;";
+
 /* A step of the schema's history: upgrades a database from version N to
  * N + 1, inside the caller's transaction. */
 typedef gboolean (*EsMigration) (EsConnection  *conn,
@@ -66,11 +120,20 @@ migrate_0_to_1 (EsConnection  *conn,
   return _es_sqlite_connection_exec (conn, schema_v1, _("Creating the database schema"), error);
 }
 
+static gboolean
+migrate_1_to_2 (EsConnection  *conn,
+                GError       **error)
+{
+  return _es_sqlite_connection_exec (conn, schema_v2, _("Upgrading the database schema"),
+                                     error);
+}
+
 /* migrations[N] upgrades version N to N + 1; version 0 is an empty
  * database. A schema change appends its step here, and nothing else: the
  * length of this table is the schema version this code writes. */
 static const EsMigration migrations[] = {
   migrate_0_to_1,
+  migrate_1_to_2,
 };
 
 #define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))
@@ -156,6 +219,16 @@ _es_sqlite_prepare_schema (EsConnection  *conn,
   if (header.n_objects > 0 && header.user_version == SCHEMA_VERSION)
     return TRUE;
 
+  /* A new file is created in incremental auto-vacuum mode, so that
+   * compaction gives free pages back without rewriting the file. SQLite
+   * only takes the mode before the first table exists: set it on the
+   * connection before anything is created (on a file that another
+   * process fills meanwhile, it does nothing). */
+  if (header.n_objects == 0 &&
+      !_es_sqlite_connection_exec (conn, "PRAGMA auto_vacuum = INCREMENTAL",
+                                   _("Creating the database schema"), error))
+    return FALSE;
+
   /* Another process may be creating or upgrading the same file right now:
    * take the write lock, then look again. */
   if (!_es_sqlite_connection_exec (conn, "BEGIN IMMEDIATE", _("Creating the database schema"),
@@ -204,7 +277,8 @@ _es_sqlite_probe_pages (EsConnection  *conn,
     "SELECT coalesce((SELECT max(sequence_id) FROM events), 0)"
     " + length(coalesce((SELECT max(stream_id) FROM events), ''))"
     " + length(coalesce((SELECT max(event_type) FROM events), ''))"
-    " + length(coalesce((SELECT max(stream_id) FROM snapshots), ''))";
+    " + length(coalesce((SELECT max(stream_id) FROM snapshots), ''))"
+    " + length(coalesce((SELECT max(stream_id) FROM streams), ''))";
   gint64 ignored = 0;
 
   return _es_sqlite_connection_query_int64 (conn, sql, &ignored, _("Opening the database"),

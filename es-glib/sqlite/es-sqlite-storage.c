@@ -93,6 +93,7 @@ open_reader (EsSqliteStorage  *self,
     return NULL;
 
   pragmas = g_strdup_printf ("PRAGMA query_only = 1;"
+                             "PRAGMA secure_delete = ON;"
                              "PRAGMA foreign_keys = OFF;"
                              "PRAGMA cache_size = -%u;",
                              self->cache_size_kib);
@@ -153,6 +154,7 @@ configure_writer (EsSqliteStorage  *self,
     return FALSE;
 
   pragmas = g_strdup_printf ("PRAGMA synchronous = %s;"
+                             "PRAGMA secure_delete = ON;"
                              "PRAGMA foreign_keys = OFF;"
                              "PRAGMA cache_size = -%u;",
                              self->durability == ES_DURABILITY_FULL ? "FULL" : "NORMAL",
@@ -649,6 +651,15 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->save_snapshot = _es_sqlite_storage_save_snapshot;
   iface->load_snapshot = _es_sqlite_storage_load_snapshot;
   iface->close = es_sqlite_storage_close;
+  iface->read_page_full = _es_sqlite_storage_read_page_full;
+  iface->get_stream_info = _es_sqlite_storage_get_stream_info;
+  iface->list_streams = _es_sqlite_storage_list_streams;
+  iface->delete_stream = _es_sqlite_storage_delete_stream;
+  iface->truncate_stream = _es_sqlite_storage_truncate_stream;
+  iface->erase_event = _es_sqlite_storage_erase_event;
+  iface->set_retention = _es_sqlite_storage_set_retention;
+  iface->sweep = _es_sqlite_storage_sweep;
+  iface->compact = _es_sqlite_storage_compact;
 }
 
 /* ---------------------------------------------------------------------- *

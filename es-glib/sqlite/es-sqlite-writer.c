@@ -22,6 +22,12 @@ typedef enum
   JOB_APPEND,
   JOB_SAVE_SNAPSHOT,
   JOB_SET_MAX_PAGE_COUNT,  /* tests only: job->version is the limit */
+  JOB_DELETE,              /* job->version: the expected version */
+  JOB_TRUNCATE,            /* job->version: before this version */
+  JOB_ERASE,               /* job->version: the event's */
+  JOB_SET_RETENTION,       /* stream_id NULL: the database-wide policy */
+  JOB_SWEEP,               /* one batch of a sweep */
+  JOB_COMPACT,             /* runs outside any transaction */
 } JobKind;
 
 /* One write, queued to the writer thread (es-write-queue-private.h).
@@ -42,8 +48,19 @@ typedef struct
   EsCandidateEvent * const *events;            /* append */
   guint                     n_events;          /* append */
   const char               *projection_name;   /* snapshot */
-  gint64                    version;           /* snapshot */
+  gint64                    version;           /* snapshot, life cycle */
   GBytes                   *state;             /* snapshot */
+  EsDeleteFlags             delete_flags;      /* delete */
+  GTimeSpan                 max_age;           /* set_retention */
+  gint64                    max_count;         /* set_retention */
+  gint64                    now;               /* sweep */
+  const char               *sweep_from;        /* sweep: first stream id to look at */
+
+  /* Output of the life-cycle jobs. */
+  gint64                    removed;           /* events removed */
+  gboolean                  more;              /* sweep: stopped at the batch limit */
+  gboolean                  has_age_policy;    /* sweep */
+  char                     *sweep_next;        /* (owned) sweep: where the next batch starts */
 } Job;
 
 /* What the writer thread reuses: one prepared statement each. */
@@ -55,7 +72,6 @@ typedef enum
   W_SAVEPOINT,
   W_RELEASE,
   W_ROLLBACK_TO,
-  W_MAX_VERSION,
   W_KEY_STORED,
   W_INSERT,
   W_SAVE_SNAPSHOT,
@@ -69,7 +85,6 @@ static const char * const writer_sql[N_WRITER_STMTS] = {
   [W_SAVEPOINT] = "SAVEPOINT job",
   [W_RELEASE] = "RELEASE job",
   [W_ROLLBACK_TO] = "ROLLBACK TO job",
-  [W_MAX_VERSION] = "SELECT max(version) FROM events WHERE stream_id = ?",
   /* Served by the unique (stream_id, idempotency_key) index. */
   [W_KEY_STORED] = "SELECT EXISTS (SELECT 1 FROM events WHERE stream_id = ?"
                    " AND idempotency_key = ?)",
@@ -92,6 +107,8 @@ typedef struct
   EsConnection *conn;      /* (owned) the write connection; only the writer
                             * thread touches it once the thread runs */
   sqlite3_stmt *stmts[N_WRITER_STMTS];  /* (owned) on conn */
+  gboolean      checkpoint_wanted;      /* a job removed data: truncate the WAL
+                                         * after the commit */
 } EsWriter;
 
 /* Closes the write connection: statements first, as sqlite3_close() wants. */
@@ -246,6 +263,780 @@ writer_all_stored (EsWriter  *writer,
   return TRUE;
 }
 
+/* ---------------------------------------------------------------------- *
+ * The streams table and the life cycle (schema version 2)                 *
+ * ---------------------------------------------------------------------- */
+
+/* A stream's row of the streams table, as the writer reads and rewrites
+ * it inside a transaction, with the database-wide policy read along. */
+typedef struct
+{
+  gboolean      exists;
+  gint64        version;
+  gint64        event_count;
+  gint64        first_version;
+  gint64        first_timestamp;
+  gint64        last_timestamp;
+  EsStreamState state;
+  GTimeSpan     max_age;
+  gint64        max_count;
+  GTimeSpan     db_max_age;
+  gint64        db_max_count;
+} StreamRow;
+
+/* A statement of the write connection's cache: each is stepped and reset
+ * before the next is taken (the cache may be emptied when it fills). */
+static sqlite3_stmt *
+writer_stmt (EsWriter    *writer,
+             const char  *sql,
+             const char  *operation,
+             GError     **error)
+{
+  return _es_sqlite_connection_get_stmt (writer->conn, sql, operation, error);
+}
+
+/* Steps a statement that returns no row, then resets it. */
+static gboolean
+writer_step_done (EsWriter      *writer,
+                  sqlite3_stmt  *stmt,
+                  const char    *operation,
+                  GError       **error)
+{
+  int rc = sqlite3_step (stmt);
+
+  if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  return rc == SQLITE_DONE;
+}
+
+/* Runs a query returning one integer (NULL, or no row: @fallback). */
+static gboolean
+writer_query_int64 (EsWriter    *writer,
+                    const char  *sql,
+                    const char  *text,
+                    gint64       fallback,
+                    gint64      *out_value,
+                    const char  *operation,
+                    GError     **error)
+{
+  sqlite3_stmt *stmt = writer_stmt (writer, sql, operation, error);
+  int rc;
+
+  if (stmt == NULL)
+    return FALSE;
+  if (text != NULL)
+    sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW && sqlite3_column_type (stmt, 0) != SQLITE_NULL)
+    *out_value = sqlite3_column_int64 (stmt, 0);
+  else
+    *out_value = fallback;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+/* Reads @stream_id's row (a stream never written: active, zeros) and the
+ * database-wide policy, in one statement. */
+static gboolean
+writer_read_stream (EsWriter    *writer,
+                    const char  *stream_id,
+                    StreamRow   *row,
+                    const char  *operation,
+                    GError     **error)
+{
+  sqlite3_stmt *stmt;
+  int rc;
+
+  stmt = writer_stmt (writer,
+                      "SELECT s.version, s.event_count, s.first_version, s.first_timestamp,"
+                      " s.last_timestamp, s.state, s.max_age, s.max_count,"
+                      " (SELECT value FROM settings WHERE name = 'max_age'),"
+                      " (SELECT value FROM settings WHERE name = 'max_count')"
+                      " FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+
+  memset (row, 0, sizeof *row);
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      row->exists = sqlite3_column_type (stmt, 0) != SQLITE_NULL;
+      row->version = sqlite3_column_int64 (stmt, 0);
+      row->event_count = sqlite3_column_int64 (stmt, 1);
+      row->first_version = sqlite3_column_int64 (stmt, 2);
+      row->first_timestamp = sqlite3_column_int64 (stmt, 3);
+      row->last_timestamp = sqlite3_column_int64 (stmt, 4);
+      row->state = (EsStreamState) sqlite3_column_int (stmt, 5);
+      row->max_age = sqlite3_column_int64 (stmt, 6);
+      row->max_count = sqlite3_column_int64 (stmt, 7);
+      row->db_max_age = sqlite3_column_int64 (stmt, 8);
+      row->db_max_count = sqlite3_column_int64 (stmt, 9);
+    }
+  else
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  return rc == SQLITE_ROW;
+}
+
+static gboolean
+writer_write_stream (EsWriter         *writer,
+                     const char       *stream_id,
+                     const StreamRow  *row,
+                     const char       *operation,
+                     GError          **error)
+{
+  sqlite3_stmt *stmt;
+
+  stmt = writer_stmt (writer,
+                      "INSERT INTO streams (stream_id, version, event_count, first_version,"
+                      " first_timestamp, last_timestamp, state, max_age, max_count)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                      " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,"
+                      " event_count = excluded.event_count,"
+                      " first_version = excluded.first_version,"
+                      " first_timestamp = excluded.first_timestamp,"
+                      " last_timestamp = excluded.last_timestamp, state = excluded.state,"
+                      " max_age = excluded.max_age, max_count = excluded.max_count",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, row->version);
+  sqlite3_bind_int64 (stmt, 3, row->event_count);
+  sqlite3_bind_int64 (stmt, 4, row->first_version);
+  sqlite3_bind_int64 (stmt, 5, row->first_timestamp);
+  sqlite3_bind_int64 (stmt, 6, row->last_timestamp);
+  sqlite3_bind_int (stmt, 7, (int) row->state);
+  sqlite3_bind_int64 (stmt, 8, row->max_age);
+  sqlite3_bind_int64 (stmt, 9, row->max_count);
+  return writer_step_done (writer, stmt, operation, error);
+}
+
+static void
+set_tombstoned_error (const char  *stream_id,
+                      GError     **error)
+{
+  g_set_error (error, ES_ERROR, ES_ERROR_STREAM_DELETED,
+               /* Translators: %s is a stream id */
+               _("Stream '%s' was deleted for good (tombstoned) and cannot be written to"),
+               stream_id);
+}
+
+/* The last position used: the largest sequence id of any row (events,
+ * tombstones, the position row). */
+static gboolean
+writer_last_position (EsWriter  *writer,
+                      gint64    *out_position,
+                      GError   **error)
+{
+  return writer_query_int64 (writer, "SELECT max(sequence_id) FROM events", NULL, 0,
+                             out_position, _("Reading the last position"), error);
+}
+
+/* Replaces the position row (see es-sqlite-schema.c) by one at @position. */
+static gboolean
+writer_set_position_row (EsWriter    *writer,
+                         gint64       position,
+                         const char  *operation,
+                         GError     **error)
+{
+  sqlite3_stmt *stmt;
+
+  stmt = writer_stmt (writer, "DELETE FROM events WHERE stream_id = '" ES_SQLITE_POSITION_KEY "'",
+                      operation, error);
+  if (stmt == NULL || !writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+  if (position <= 0)
+    return TRUE;
+
+  stmt = writer_stmt (writer,
+                      "INSERT INTO events (sequence_id, stream_id, version, event_type,"
+                      " timestamp, data, flags) VALUES (?, '" ES_SQLITE_POSITION_KEY "', 0,"
+                      " '$position', ?, x'', " G_STRINGIFY (ES_SQLITE_FLAG_POSITION) ")",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, position);
+  sqlite3_bind_int64 (stmt, 2, g_get_real_time ());
+  return writer_step_done (writer, stmt, operation, error);
+}
+
+/* After a removal: if the newest rows went, the position row keeps
+ * @old_last, so that the next event does not take a sequence id used
+ * before. */
+static gboolean
+writer_keep_position (EsWriter    *writer,
+                      gint64       old_last,
+                      const char  *operation,
+                      GError     **error)
+{
+  gint64 last = 0;
+
+  if (!writer_last_position (writer, &last, error))
+    return FALSE;
+  if (last >= old_last)
+    return TRUE;
+  return writer_set_position_row (writer, old_last, operation, error);
+}
+
+/* Removes @stream_id's events with a version smaller than @before (its
+ * stored events are a run of versions: this removes a prefix) and the
+ * snapshots they leave stale; updates @row (the caller writes it). */
+static gboolean
+writer_remove_prefix (EsWriter    *writer,
+                      const char  *stream_id,
+                      StreamRow   *row,
+                      gint64       before,
+                      const char  *operation,
+                      gint64      *out_removed,
+                      GError     **error)
+{
+  sqlite3_stmt *stmt;
+  gint64 old_last = 0;
+  gint64 removed;
+  int rc;
+
+  *out_removed = 0;
+  if (row->event_count == 0 || before <= row->first_version)
+    return TRUE;
+
+  /* Every event of the stream goes: the newest of the database may be
+   * among them. */
+  if (before > row->version && !writer_last_position (writer, &old_last, error))
+    return FALSE;
+
+  stmt = writer_stmt (writer, "DELETE FROM events WHERE stream_id = ? AND version < ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, before);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+  removed = sqlite3_changes64 (writer->conn->db);
+
+  row->event_count = MAX (row->event_count - removed, 0);
+  row->first_version = 0;
+  row->first_timestamp = 0;
+  if (row->event_count > 0)
+    {
+      stmt = writer_stmt (writer,
+                          "SELECT version, timestamp FROM events WHERE stream_id = ?"
+                          " AND flags < " G_STRINGIFY (ES_SQLITE_FLAGS_MARKERS)
+                          " ORDER BY version LIMIT 1",
+                          operation, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        {
+          row->first_version = sqlite3_column_int64 (stmt, 0);
+          row->first_timestamp = sqlite3_column_int64 (stmt, 1);
+        }
+      else if (rc == SQLITE_DONE)
+        row->event_count = 0;
+      else
+        _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+      _es_sqlite_stmt_done (stmt);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return FALSE;
+    }
+  if (row->event_count == 0)
+    row->last_timestamp = 0;
+
+  /* A snapshot stays while every event after it is stored: the removed
+   * ones go up to before - 1. */
+  stmt = writer_stmt (writer, "DELETE FROM snapshots WHERE stream_id = ? AND version < ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, MIN (before, row->version + 1) - 1);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+
+  if (old_last > 0 && !writer_keep_position (writer, old_last, operation, error))
+    return FALSE;
+
+  *out_removed = removed;
+  if (removed > 0)
+    writer->checkpoint_wanted = TRUE;
+  return TRUE;
+}
+
+/* The smaller limit that is not 0 (no limit). */
+static gint64
+effective_limit (gint64 a,
+                 gint64 b)
+{
+  if (a <= 0)
+    return MAX (b, 0);
+  if (b <= 0)
+    return a;
+  return MIN (a, b);
+}
+
+/* Enforces the stream's effective retention policy at @now, removing at
+ * most @budget events (its oldest); updates @row. Count keeps the newest
+ * @max_count; age removes the oldest events up to the first one that is
+ * young enough (timestamps of a stream grow with its versions, unless
+ * the clock went back). */
+static gboolean
+writer_apply_retention (EsWriter    *writer,
+                        const char  *stream_id,
+                        StreamRow   *row,
+                        gint64       now,
+                        gint64       budget,
+                        const char  *operation,
+                        gint64      *out_removed,
+                        GError     **error)
+{
+  gint64 max_age = effective_limit (row->max_age, row->db_max_age);
+  gint64 max_count = effective_limit (row->max_count, row->db_max_count);
+  gint64 before = row->first_version;
+  gint64 limit;
+
+  *out_removed = 0;
+  if (row->state != ES_STREAM_STATE_ACTIVE || row->event_count == 0 || budget <= 0)
+    return TRUE;
+
+  limit = budget >= G_MAXINT64 - row->first_version ? G_MAXINT64 : row->first_version + budget;
+
+  if (max_count > 0 && row->event_count > max_count)
+    before = row->version - max_count + 1;
+
+  if (max_age > 0 && row->first_timestamp < now - max_age)
+    {
+      sqlite3_stmt *stmt;
+      gint64 hi = MIN (limit, row->version + 1);
+      gint64 young = hi;
+      int rc;
+
+      /* The first event young enough, looking at no more than @budget
+       * events (the index walks the stream in version order). */
+      stmt = writer_stmt (writer,
+                          "SELECT version FROM events WHERE stream_id = ? AND version >= ?"
+                          " AND version < ? AND timestamp >= ? ORDER BY version LIMIT 1",
+                          operation, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 2, MAX (before, row->first_version));
+      sqlite3_bind_int64 (stmt, 3, hi);
+      sqlite3_bind_int64 (stmt, 4, now - max_age);
+      rc = sqlite3_step (stmt);
+      if (rc == SQLITE_ROW)
+        young = sqlite3_column_int64 (stmt, 0);
+      else if (rc != SQLITE_DONE)
+        _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+      _es_sqlite_stmt_done (stmt);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return FALSE;
+      before = MAX (before, young);
+    }
+
+  before = MIN (before, limit);
+  return writer_remove_prefix (writer, stream_id, row, before, operation, out_removed, error);
+}
+
+static gboolean
+writer_delete (EsWriter  *writer,
+               Job       *job,
+               GError   **error)
+{
+  const char *operation = _("Deleting a stream");
+  gboolean tombstone = (job->delete_flags & ES_DELETE_FLAGS_TOMBSTONE) != 0;
+  sqlite3_stmt *stmt;
+  StreamRow row;
+  gint64 position = 0;
+
+  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+    return FALSE;
+
+  if (row.state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      if (tombstone)
+        return TRUE;
+      set_tombstoned_error (job->stream_id, error);
+      return FALSE;
+    }
+
+  if (job->version != ES_VERSION_ANY && job->version != row.version)
+    {
+      job->base.out_version = row.version;
+      g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                   /* Translators: the numbers are stream versions, %s a stream id */
+                   _("Expected version %lld but stream '%s' is at version %lld"),
+                   (long long) job->version, job->stream_id, (long long) row.version);
+      return FALSE;
+    }
+
+  /* The delete's own position, taken before the newest rows may go. */
+  if (!writer_last_position (writer, &position, error))
+    return FALSE;
+  position++;
+
+  stmt = writer_stmt (writer, "DELETE FROM events WHERE stream_id = ?", operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+  job->removed = sqlite3_changes64 (writer->conn->db);
+
+  stmt = writer_stmt (writer, "DELETE FROM snapshots WHERE stream_id = ?", operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+
+  if (tombstone)
+    {
+      /* The marker takes the position; the position row is stale. */
+      if (!writer_set_position_row (writer, 0, operation, error))
+        return FALSE;
+      stmt = writer_stmt (writer,
+                          "INSERT INTO events (sequence_id, stream_id, version, event_type,"
+                          " timestamp, data, flags) VALUES (?, ?, ?, '$tombstone', ?, x'', "
+                          G_STRINGIFY (ES_STORED_EVENT_FLAGS_TOMBSTONE) ")",
+                          operation, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_int64 (stmt, 1, position);
+      sqlite3_bind_text (stmt, 2, job->stream_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 3, row.version);
+      sqlite3_bind_int64 (stmt, 4, g_get_real_time ());
+      if (!writer_step_done (writer, stmt, operation, error))
+        return FALSE;
+    }
+  else if (!writer_set_position_row (writer, position, operation, error))
+    return FALSE;
+
+  row.state = tombstone ? ES_STREAM_STATE_TOMBSTONED : ES_STREAM_STATE_DELETED;
+  row.event_count = 0;
+  row.first_version = 0;
+  row.first_timestamp = 0;
+  row.last_timestamp = 0;
+  if (!writer_write_stream (writer, job->stream_id, &row, operation, error))
+    return FALSE;
+
+  writer->checkpoint_wanted = TRUE;
+  return TRUE;
+}
+
+static gboolean
+writer_truncate (EsWriter  *writer,
+                 Job       *job,
+                 GError   **error)
+{
+  const char *operation = _("Truncating a stream");
+  StreamRow row;
+
+  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+    return FALSE;
+
+  if (row.state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      set_tombstoned_error (job->stream_id, error);
+      return FALSE;
+    }
+  if (job->version > row.version)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, the numbers versions */
+                   _("Cannot truncate stream '%s' before version %lld: it is at version %lld"),
+                   job->stream_id, (long long) job->version, (long long) row.version);
+      return FALSE;
+    }
+
+  if (!writer_remove_prefix (writer, job->stream_id, &row, job->version, operation,
+                             &job->removed, error))
+    return FALSE;
+  if (job->removed == 0)
+    return TRUE;
+  return writer_write_stream (writer, job->stream_id, &row, operation, error);
+}
+
+static gboolean
+writer_erase (EsWriter  *writer,
+              Job       *job,
+              GError   **error)
+{
+  const char *operation = _("Erasing an event");
+  sqlite3_stmt *stmt;
+  gint64 flags = -1;
+  int rc;
+
+  stmt = writer_stmt (writer,
+                      "SELECT flags FROM events WHERE stream_id = ? AND version = ?"
+                      " AND flags < " G_STRINGIFY (ES_SQLITE_FLAGS_MARKERS),
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, job->version);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    flags = sqlite3_column_int64 (stmt, 0);
+  else if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    return FALSE;
+
+  if (flags < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                   /* Translators: %s is a stream id, %lld a version */
+                   _("Stream '%s' has no event at version %lld to erase"),
+                   job->stream_id, (long long) job->version);
+      return FALSE;
+    }
+  if (flags & ES_STORED_EVENT_FLAGS_ERASED)
+    return TRUE;
+
+  /* The row is rewritten smaller; secure_delete zeroes the bytes it
+   * leaves (and the overflow pages it frees). */
+  stmt = writer_stmt (writer,
+                      "UPDATE events SET data = x'', metadata = NULL, flags = flags | "
+                      G_STRINGIFY (ES_STORED_EVENT_FLAGS_ERASED)
+                      " WHERE stream_id = ? AND version = ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, job->version);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+
+  writer->checkpoint_wanted = TRUE;
+  return TRUE;
+}
+
+static gboolean
+writer_set_setting (EsWriter    *writer,
+                    const char  *name,
+                    gint64       value,
+                    const char  *operation,
+                    GError     **error)
+{
+  sqlite3_stmt *stmt;
+
+  stmt = writer_stmt (writer,
+                      value > 0 ? "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)"
+                                : "DELETE FROM settings WHERE name = ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+  if (value > 0)
+    sqlite3_bind_int64 (stmt, 2, value);
+  return writer_step_done (writer, stmt, operation, error);
+}
+
+/* A stream's policy: stored in its row, enforced at once. The
+ * database-wide one (NULL) is only stored here: the caller sweeps. */
+static gboolean
+writer_set_retention (EsWriter  *writer,
+                      Job       *job,
+                      GError   **error)
+{
+  const char *operation = _("Setting a retention policy");
+  StreamRow row;
+
+  if (job->stream_id == NULL)
+    return writer_set_setting (writer, "max_age", job->max_age, operation, error) &&
+           writer_set_setting (writer, "max_count", job->max_count, operation, error);
+
+  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+    return FALSE;
+  if (row.state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      set_tombstoned_error (job->stream_id, error);
+      return FALSE;
+    }
+
+  row.max_age = job->max_age;
+  row.max_count = job->max_count;
+  return writer_apply_retention (writer, job->stream_id, &row, g_get_real_time (), G_MAXINT64,
+                                 operation, &job->removed, error) &&
+         writer_write_stream (writer, job->stream_id, &row, operation, error);
+}
+
+/* The streams a sweep looks at, a page at a time. */
+typedef struct
+{
+  char      *stream_id;
+  StreamRow  row;
+} SweepCandidate;
+
+static void
+sweep_candidate_free (gpointer data)
+{
+  SweepCandidate *candidate = data;
+
+  g_free (candidate->stream_id);
+  g_free (candidate);
+}
+
+#define SWEEP_PAGE 512
+
+/* One batch of a sweep: walks the active streams with events (all of
+ * them under a database-wide policy, else those with a policy of their
+ * own) from job->sweep_from, removing at most ES_SQLITE_SWEEP_BATCH
+ * events; job->more and job->sweep_next say where to go on. */
+static gboolean
+writer_sweep (EsWriter  *writer,
+              Job       *job,
+              GError   **error)
+{
+  const char *operation = _("Enforcing retention policies");
+  g_autofree char *from = g_strdup (job->sweep_from != NULL ? job->sweep_from : "");
+  gboolean first_page = TRUE;
+  gint64 budget = ES_SQLITE_SWEEP_BATCH;
+  gint64 db_max_age = 0;
+  gint64 db_max_count = 0;
+  gint64 stream_age = 0;
+  gboolean db_policy;
+
+  if (!writer_query_int64 (writer, "SELECT value FROM settings WHERE name = 'max_age'", NULL,
+                           0, &db_max_age, operation, error) ||
+      !writer_query_int64 (writer, "SELECT value FROM settings WHERE name = 'max_count'", NULL,
+                           0, &db_max_count, operation, error) ||
+      !writer_query_int64 (writer,
+                           "SELECT EXISTS (SELECT 1 FROM streams"
+                           " WHERE (max_age > 0 OR max_count > 0) AND max_age > 0"
+                           " AND state = 0)",
+                           NULL, 0, &stream_age, operation, error))
+    return FALSE;
+  job->has_age_policy = db_max_age > 0 || stream_age != 0;
+  db_policy = db_max_age > 0 || db_max_count > 0;
+
+  for (;;)
+    {
+      g_autoptr(GPtrArray) candidates = g_ptr_array_new_with_free_func (sweep_candidate_free);
+      sqlite3_stmt *stmt;
+      guint i;
+      int rc;
+
+      stmt = writer_stmt (writer,
+                          db_policy
+                            ? "SELECT stream_id, version, event_count, first_version,"
+                              " first_timestamp, last_timestamp, max_age, max_count FROM streams"
+                              " WHERE stream_id >= ? AND state = 0 AND event_count > 0"
+                              " ORDER BY stream_id LIMIT ?"
+                            : "SELECT stream_id, version, event_count, first_version,"
+                              " first_timestamp, last_timestamp, max_age, max_count FROM streams"
+                              " WHERE (max_age > 0 OR max_count > 0) AND stream_id >= ?"
+                              " AND state = 0 AND event_count > 0"
+                              " ORDER BY stream_id LIMIT ?",
+                          operation, error);
+      if (stmt == NULL)
+        return FALSE;
+      sqlite3_bind_text (stmt, 1, from, -1, SQLITE_STATIC);
+      sqlite3_bind_int (stmt, 2, SWEEP_PAGE);
+      while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+        {
+          SweepCandidate *candidate = g_new0 (SweepCandidate, 1);
+
+          candidate->stream_id = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+          candidate->row.exists = TRUE;
+          candidate->row.version = sqlite3_column_int64 (stmt, 1);
+          candidate->row.event_count = sqlite3_column_int64 (stmt, 2);
+          candidate->row.first_version = sqlite3_column_int64 (stmt, 3);
+          candidate->row.first_timestamp = sqlite3_column_int64 (stmt, 4);
+          candidate->row.last_timestamp = sqlite3_column_int64 (stmt, 5);
+          candidate->row.state = ES_STREAM_STATE_ACTIVE;
+          candidate->row.max_age = sqlite3_column_int64 (stmt, 6);
+          candidate->row.max_count = sqlite3_column_int64 (stmt, 7);
+          candidate->row.db_max_age = db_max_age;
+          candidate->row.db_max_count = db_max_count;
+          g_ptr_array_add (candidates, candidate);
+        }
+      if (rc != SQLITE_DONE)
+        _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+      _es_sqlite_stmt_done (stmt);
+      if (rc != SQLITE_DONE)
+        return FALSE;
+
+      for (i = 0; i < candidates->len; i++)
+        {
+          SweepCandidate *candidate = g_ptr_array_index (candidates, i);
+          gint64 removed = 0;
+
+          /* The first row of a page after the first is the last of the
+           * previous page (>=): already done. */
+          if (i == 0 && !first_page)
+            continue;
+
+          if (!writer_apply_retention (writer, candidate->stream_id, &candidate->row, job->now,
+                                       budget, operation, &removed, error))
+            return FALSE;
+          if (removed == 0)
+            continue;
+          if (!writer_write_stream (writer, candidate->stream_id, &candidate->row, operation,
+                                    error))
+            return FALSE;
+          job->removed += removed;
+          budget -= removed;
+          if (budget <= 0)
+            {
+              /* The next batch starts with this stream, which may hold more. */
+              job->more = TRUE;
+              job->sweep_next = g_strdup (candidate->stream_id);
+              return TRUE;
+            }
+        }
+
+      if (candidates->len < SWEEP_PAGE)
+        return TRUE;
+      g_free (from);
+      from = g_strdup (((SweepCandidate *) g_ptr_array_index (candidates,
+                                                              candidates->len - 1))->stream_id);
+      first_page = FALSE;
+    }
+}
+
+/* Gives the free pages back: PRAGMA incremental_vacuum on a file in
+ * incremental mode; otherwise (a file from before 0.2) VACUUM, which
+ * rewrites it and switches it to incremental mode. Outside any
+ * transaction; the WAL is then checkpointed and truncated, which is when
+ * the file shrinks. */
+static gboolean
+writer_compact (EsWriter  *writer,
+                Job       *job,
+                GError   **error)
+{
+  const char *operation = _("Compacting the database");
+  gint64 mode = 0;
+
+  if (!_es_sqlite_connection_query_int64 (writer->conn, "PRAGMA auto_vacuum", &mode,
+                                          operation, error))
+    return FALSE;
+
+  if (mode == 2)
+    {
+      if (!_es_sqlite_connection_exec (writer->conn, "PRAGMA incremental_vacuum", operation,
+                                       error))
+        return FALSE;
+    }
+  else if (!_es_sqlite_connection_exec (writer->conn,
+                                        "PRAGMA auto_vacuum = INCREMENTAL; VACUUM",
+                                        operation, error))
+    return FALSE;
+
+  sqlite3_wal_checkpoint_v2 (writer->conn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+  return TRUE;
+}
+
 /* The body of an append, inside the group's transaction (and the job's
  * savepoint): the idempotency lookups, the expected-version check, the
  * inserts (see es_storage_handle_append() for the order). On failure the
@@ -255,24 +1046,27 @@ writer_append (EsWriter  *writer,
                Job       *job,
                GError   **error)
 {
-  sqlite3_stmt *stmt = writer->stmts[W_MAX_VERSION];
+  const char *operation = _("Appending events");
   gint64 timestamp = g_get_real_time ();
   gint64 version = 0;
+  gint64 first_written = 0;
+  gint64 n_written = 0;
+  gint64 removed = 0;
+  StreamRow row;
   guint i;
   int rc;
 
-  /* Versions run 1..N without gaps: the stream's version is its largest,
-   * found at the end of the (stream_id, version) index; NULL (0) when the
-   * stream is empty. */
-  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
-  rc = sqlite3_step (stmt);
-  if (rc == SQLITE_ROW)
-    version = sqlite3_column_int64 (stmt, 0);
-  else
-    _es_sqlite_connection_set_error (writer->conn, rc, _("Appending events"), error);
-  _es_sqlite_stmt_done (stmt);
-  if (rc != SQLITE_ROW)
+  /* The stream's row holds its version (kept through deletes and
+   * retention) and whether it was tombstoned: that comes before anything
+   * else, retries included. */
+  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
     return FALSE;
+  if (row.state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      set_tombstoned_error (job->stream_id, error);
+      return FALSE;
+    }
+  version = row.version;
 
   /* The lookups come first in the contract; looking the keys up only on a
    * mismatch gives the same answers, and spares the lookups otherwise. */
@@ -314,6 +1108,8 @@ writer_append (EsWriter  *writer,
       if (key != NULL && sqlite3_changes (writer->conn->db) == 0)
         continue;
       version++;
+      if (n_written++ == 0)
+        first_written = version;
     }
 
   /* Drop the pointers into this job's events. */
@@ -322,7 +1118,29 @@ writer_append (EsWriter  *writer,
     return FALSE;
 
   job->base.out_version = version;
-  return TRUE;
+  if (n_written == 0)
+    return TRUE;
+
+  /* The stream's row, in the same transaction; a deleted stream is
+   * active again. */
+  if (row.event_count == 0)
+    {
+      row.first_version = first_written;
+      row.first_timestamp = timestamp;
+    }
+  row.version = version;
+  row.event_count += n_written;
+  row.last_timestamp = timestamp;
+  row.state = ES_STREAM_STATE_ACTIVE;
+
+  /* Retention, on the stream written to: the events just written are the
+   * newest, and not older than now. */
+  if ((row.max_age > 0 || row.max_count > 0 || row.db_max_age > 0 || row.db_max_count > 0) &&
+      !writer_apply_retention (writer, job->stream_id, &row, timestamp, G_MAXINT64, operation,
+                               &removed, error))
+    return FALSE;
+
+  return writer_write_stream (writer, job->stream_id, &row, operation, error);
 }
 
 static gboolean
@@ -382,12 +1200,37 @@ writer_run_job (EsWriter *writer,
 {
   gboolean ok;
 
-  if (job->kind == JOB_APPEND)
-    ok = writer_append (writer, job, &job->base.error);
-  else if (job->kind == JOB_SET_MAX_PAGE_COUNT)
-    ok = writer_set_max_page_count (writer, job, &job->base.error);
-  else
-    ok = writer_save_snapshot (writer, job, &job->base.error);
+  switch (job->kind)
+    {
+    case JOB_APPEND:
+      ok = writer_append (writer, job, &job->base.error);
+      break;
+    case JOB_SET_MAX_PAGE_COUNT:
+      ok = writer_set_max_page_count (writer, job, &job->base.error);
+      break;
+    case JOB_DELETE:
+      ok = writer_delete (writer, job, &job->base.error);
+      break;
+    case JOB_TRUNCATE:
+      ok = writer_truncate (writer, job, &job->base.error);
+      break;
+    case JOB_ERASE:
+      ok = writer_erase (writer, job, &job->base.error);
+      break;
+    case JOB_SET_RETENTION:
+      ok = writer_set_retention (writer, job, &job->base.error);
+      break;
+    case JOB_SWEEP:
+      ok = writer_sweep (writer, job, &job->base.error);
+      break;
+    case JOB_COMPACT:
+      ok = writer_compact (writer, job, &job->base.error);
+      break;
+    case JOB_SAVE_SNAPSHOT:
+    default:
+      ok = writer_save_snapshot (writer, job, &job->base.error);
+      break;
+    }
 
   /* Cancelled while it ran: it is still undone, as it is not committed. */
   return ok && !job_cancelled (job);
@@ -418,13 +1261,11 @@ job_free_async (EsWriteJob *base)
  * A group of one job, the usual case when a single thread writes, needs no
  * savepoint: when it fails, the whole transaction is rolled back. */
 static void
-writer_run_group (EsWriteJob **base_jobs,
-                  guint        n_jobs,
-                  GError     **out_group_error,
-                  gpointer     user_data)
+writer_run_transaction (EsWriter  *writer,
+                        Job      **jobs,
+                        guint      n_jobs,
+                        GError   **out_group_error)
 {
-  EsWriter *writer = user_data;
-  Job **jobs = (Job **) base_jobs;
   g_autoptr(GError) group_error = NULL;
   gboolean savepoints = n_jobs > 1;
   const char *operation = _("Writing to the database");
@@ -472,14 +1313,66 @@ writer_run_group (EsWriteJob **base_jobs,
     }
 
   if (group_error == NULL && writer_exec (writer, W_COMMIT, operation, &group_error))
-    goto complete;
+    {
+      /* A job removed data: its old bytes may still be in the WAL (the
+       * main file's pages are overwritten, secure_delete): copy the log
+       * into the file and empty it, once readers are done with it. */
+      if (writer->checkpoint_wanted)
+        sqlite3_wal_checkpoint_v2 (writer->conn->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+                                   NULL, NULL);
+      writer->checkpoint_wanted = FALSE;
+      goto complete;
+    }
 
   writer_rollback (writer);
 
 complete:
+  writer->checkpoint_wanted = FALSE;
   /* Every job without an error of its own gets this one: not written. */
   if (group_error != NULL)
     g_propagate_error (out_group_error, g_steal_pointer (&group_error));
+}
+
+/* Runs the queue's group: runs of ordinary jobs in one transaction each
+ * (writer_run_transaction()), a compaction on its own, outside any
+ * transaction (VACUUM cannot run in one). A transaction that fails as a
+ * whole fails its jobs only. */
+static void
+writer_run_group (EsWriteJob **base_jobs,
+                  guint        n_jobs,
+                  GError     **out_group_error,
+                  gpointer     user_data)
+{
+  EsWriter *writer = user_data;
+  Job **jobs = (Job **) base_jobs;
+  guint start = 0;
+
+  while (start < n_jobs)
+    {
+      g_autoptr(GError) group_error = NULL;
+      guint end = start;
+      guint i;
+
+      if (jobs[start]->kind == JOB_COMPACT)
+        {
+          if (!job_cancelled (jobs[start]))
+            writer_compact (writer, jobs[start], &jobs[start]->base.error);
+          start++;
+          continue;
+        }
+
+      while (end < n_jobs && jobs[end]->kind != JOB_COMPACT)
+        end++;
+
+      writer_run_transaction (writer, jobs + start, end - start, &group_error);
+      for (i = start; group_error != NULL && i < end; i++)
+        if (jobs[i]->base.error == NULL)
+          {
+            jobs[i]->base.error = g_error_copy (group_error);
+            jobs[i]->base.out_version = -1;
+          }
+      start = end;
+    }
 }
 
 /* Queues a synchronous job and blocks until the writer has done it. */
@@ -656,6 +1549,194 @@ _es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
   job.base.cancellable = cancellable;
 
   return writer_run_sync (self->writer, &job, error);
+}
+
+/* The writer queue, or why there is none: the storage is read-only, or
+ * closed. */
+static EsWriteQueue *
+writer_queue (EsSqliteStorage  *self,
+              GError          **error)
+{
+  if (self->writer == NULL)
+    {
+      if (self->read_only)
+        _es_sqlite_set_read_only_error (self->where, error);
+      else
+        _es_sqlite_set_closed_error (error);
+    }
+  return self->writer;
+}
+
+gboolean
+_es_sqlite_storage_delete_stream (EsStorageHandle  *handle,
+                                  const char       *stream_id,
+                                  gint64            expected_version,
+                                  EsDeleteFlags     flags,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_DELETE;
+  job.stream_id = stream_id;
+  job.version = expected_version;
+  job.delete_flags = flags;
+  job.base.cancellable = cancellable;
+  job.base.out_version = -1;
+  return writer_run_sync (queue, &job, error);
+}
+
+gboolean
+_es_sqlite_storage_truncate_stream (EsStorageHandle  *handle,
+                                    const char       *stream_id,
+                                    gint64            before_version,
+                                    GCancellable     *cancellable,
+                                    GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_TRUNCATE;
+  job.stream_id = stream_id;
+  job.version = before_version;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
+}
+
+gboolean
+_es_sqlite_storage_erase_event (EsStorageHandle  *handle,
+                                const char       *stream_id,
+                                gint64            version,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_ERASE;
+  job.stream_id = stream_id;
+  job.version = version;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
+}
+
+/* Sweeps in batches of at most ES_SQLITE_SWEEP_BATCH removals, one job
+ * (one transaction) each, so that appends queued meanwhile go in between.
+ * A cancellation stops between batches: it is reported only when no batch
+ * removed anything; otherwise the count so far is. */
+static gint64
+sweep_batches (EsWriteQueue  *queue,
+               gint64         now_usec,
+               gboolean      *out_has_age_policy,
+               GCancellable  *cancellable,
+               GError       **error)
+{
+  g_autofree char *from = NULL;
+  gint64 total = 0;
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      Job job = { 0, };
+
+      job.kind = JOB_SWEEP;
+      job.now = now_usec;
+      job.sweep_from = from;
+      if (total > 0 && g_cancellable_is_cancelled (cancellable))
+        break;
+      job.base.cancellable = cancellable;
+
+      if (!writer_run_sync (queue, &job, &local_error))
+        {
+          g_free (job.sweep_next);
+          if (total > 0 && g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+            break;
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return -1;
+        }
+
+      total += job.removed;
+      if (out_has_age_policy != NULL)
+        *out_has_age_policy = job.has_age_policy;
+      g_free (from);
+      from = job.sweep_next;
+      if (!job.more)
+        break;
+    }
+
+  return total;
+}
+
+gboolean
+_es_sqlite_storage_set_retention (EsStorageHandle  *handle,
+                                  const char       *stream_id,
+                                  GTimeSpan         max_age,
+                                  gint64            max_count,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_SET_RETENTION;
+  job.stream_id = stream_id;
+  job.max_age = max_age;
+  job.max_count = max_count;
+  job.base.cancellable = cancellable;
+  if (!writer_run_sync (queue, &job, error))
+    return FALSE;
+
+  /* The database-wide policy is stored: enforcing it may take several
+   * transactions, which the cancellable no longer stops (the policy is
+   * written). */
+  if (stream_id == NULL)
+    return sweep_batches (queue, g_get_real_time (), NULL, NULL, error) >= 0;
+  return TRUE;
+}
+
+gint64
+_es_sqlite_storage_sweep (EsStorageHandle  *handle,
+                          gint64            now_usec,
+                          gboolean         *out_has_age_policy,
+                          GCancellable     *cancellable,
+                          GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+
+  if (out_has_age_policy != NULL)
+    *out_has_age_policy = FALSE;
+  if (queue == NULL)
+    return -1;
+  return sweep_batches (queue, now_usec, out_has_age_policy, cancellable, error);
+}
+
+gboolean
+_es_sqlite_storage_compact (EsStorageHandle  *handle,
+                            GCancellable     *cancellable,
+                            GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_COMPACT;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
 }
 
 /* Starts the writer thread on @conn (taken: the writer thread owns it

@@ -264,6 +264,10 @@ version_column (Fixture    *f,
   return column;
 }
 
+/* The schema version this es-glib writes (1: 0.1; 2: the stream life
+ * cycle, issue 16). */
+#define SCHEMA_VERSION 2
+
 /* The schema version es-glib recorded in @schema; the test fails when
  * there is no such record. */
 static gint64
@@ -638,7 +642,7 @@ test_schema_create (Fixture       *f,
   version = schema_version (f, f->schema, &table, &column);
   g_test_message ("Schema version %" G_GINT64_FORMAT " recorded in %s.%s", version, table,
                   column);
-  g_assert_cmpint (version, ==, 1);
+  g_assert_cmpint (version, ==, SCHEMA_VERSION);
 
   stream = es_test_open_stream (factory, "persisted");
   write_one (stream, "A", "1", ES_VERSION_NO_STREAM);
@@ -654,7 +658,7 @@ test_schema_create (Fixture       *f,
   events = es_test_read_all_ok (stream, 0, NULL);
   g_assert_cmpuint (events->len, ==, 3);
   g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (events, 2)), ==, "C");
-  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, SCHEMA_VERSION);
   g_clear_object (&stream);
   es_test_factory_close_and_free (factory);
 
@@ -675,7 +679,7 @@ test_schema_existing_empty (Fixture       *f,
 
   admin_exec (f, sql);
   factory = factory_new (f, 1);
-  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, 1);
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, SCHEMA_VERSION);
   stream = es_test_open_stream (factory, "s");
   g_assert_cmpint (write_one (stream, "A", "", ES_VERSION_NO_STREAM), ==, 1);
   g_clear_object (&stream);
@@ -750,7 +754,7 @@ test_schema_concurrent_create (Fixture       *f,
         }
       barrier_clear (&barrier);
 
-      g_assert_cmpint (schema_version (f, schema, NULL, NULL), ==, 1);
+      g_assert_cmpint (schema_version (f, schema, NULL, NULL), ==, SCHEMA_VERSION);
       factory = pg_factory_new (f->conninfo, schema, 1, NULL);
       g_assert_nonnull (factory);
       all = es_test_open_stream (factory, ES_ALL_STREAM);
@@ -823,7 +827,7 @@ test_schema_newer (Fixture       *f,
   g_clear_object (&stream);
   es_test_factory_close_and_free (factory);
 
-  g_assert_cmpint (schema_version (f, f->schema, &table, &column), ==, 1);
+  g_assert_cmpint (schema_version (f, f->schema, &table, &column), ==, SCHEMA_VERSION);
   qtable = quote_ident (f->admin, table);
   qcolumn = quote_ident (f->admin, column);
   sql = g_strdup_printf ("UPDATE %s.%s SET %s = 1000", qschema, qtable, qcolumn);
