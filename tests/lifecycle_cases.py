@@ -631,7 +631,9 @@ class LifecycleCases:
         loop = GLib.MainLoop()
         outcome = []
 
-        def step(start, finish):
+        def step(start, finish, fails=False):
+            """Runs one call; returns its result, or its GLib.Error when
+            `fails` (and raises it otherwise)."""
             def done(source, result, *_user_data):
                 try:
                     outcome.append(finish(result))
@@ -640,7 +642,12 @@ class LifecycleCases:
                 loop.quit()
             start(done)
             loop.run()
-            return outcome.pop()
+            value = outcome.pop()
+            if isinstance(value, GLib.Error) and not fails:
+                raise value
+            if fails:
+                self.assertIsInstance(value, GLib.Error)
+            return value
 
         f = self.factory
         info = step(lambda cb: f.get_stream_info_async("cb", None, cb, None),
@@ -669,7 +676,7 @@ class LifecycleCases:
         self.assertEqual([e.get_version() for e in drain(backwards)], [4, 3])
         error = step(lambda cb: f.delete_stream_async("cb", 1, Es.DeleteFlags.NONE, None,
                                                       cb, None),
-                     lambda r: f.delete_stream_finish(r))
+                     lambda r: f.delete_stream_finish(r), fails=True)
         self.assertEsError(error, Es.Error.WRONG_EXPECTED_VERSION, "cb")
         self.assertTrue(step(lambda cb: f.delete_stream_async("cb", 4, Es.DeleteFlags.NONE, None,
                                                               cb, None),
