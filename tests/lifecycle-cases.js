@@ -15,7 +15,12 @@
 import GLib from 'gi://GLib';
 import Gio from 'gi://Gio';
 import Es from 'gi://Es?version=1.0';
+import {promisifyAll} from '../introspection/gjs/es-async.js';
 
+// The GJS helper: every pair awaitable, both enumerators async-iterable.
+// The pairs are also named one by one, as an application without the
+// helper would (GJS skips a pair promisified already).
+promisifyAll(Es);
 Gio._promisify(Es.StreamFactory.prototype, 'list_streams_async', 'list_streams_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'get_stream_info_async', 'get_stream_info_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'delete_stream_async', 'delete_stream_finish');
