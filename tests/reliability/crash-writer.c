@@ -32,10 +32,12 @@
  *       continues the versions), and hard deletes every other one
  *       (TOMB STREAM), checking that writes and truncations of it then
  *       fail with ES_ERROR_STREAM_DELETED;
- *     - "retention": sets the policies (RET STREAM MAX_AGE MAX_COUNT, STREAM
- *       @all for the database-wide one: count 200 everywhere, 10 on
- *       count-0, an age of 100 ms on age-0), then appends to count-0 and
- *       age-0 in turn and sweeps every 8th round (SWEEP REMOVED).
+ *     - "retention": appends to count-0 and age-0 in turn and sweeps every
+ *       8th round (SWEEP REMOVED).
+ *     Before the threads start, the main thread sets the retention policies
+ *     (RET STREAM MAX_AGE MAX_COUNT, STREAM @all for the database-wide
+ *     one): a count of 200 everywhere, 10 on count-0, an age of 100 ms on
+ *     age-0.
  *     Each line is printed after the operation returned.
  *
  *   crash-writer race DATABASE ITERATIONS
@@ -431,10 +433,6 @@ life_retention_thread (gpointer data)
   gint64 counted_version, aged_version;
   guint64 n;
 
-  life_set_retention (NULL, 0, 200);
-  life_set_retention ("count-0", 0, 10);
-  life_set_retention ("age-0", 100 * G_TIME_SPAN_MILLISECOND, 0);
-
   counted = es_stream_factory_open_stream (factory, "count-0", NULL, &error);
   if (counted == NULL)
     fail ("open_stream", error);
@@ -561,6 +559,15 @@ main (int   argc,
 
   if (lifecycle)
     {
+      /* The policies first, before any write: setting them enforces them
+       * at once, so age-0's events, older than 100 ms by now and perhaps
+       * the newest of the database when the previous writer was killed,
+       * all go before anything else is written: the next event must not
+       * take their sequence ids again. */
+      life_set_retention (NULL, 0, 200);
+      life_set_retention ("count-0", 0, 10);
+      life_set_retention ("age-0", 100 * G_TIME_SPAN_MILLISECOND, 0);
+
       n_threads = 3;
       threads[0] = g_thread_new ("trunc", life_trunc_thread, NULL);
       threads[1] = g_thread_new ("delete", life_delete_thread, NULL);
