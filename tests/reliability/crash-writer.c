@@ -312,7 +312,10 @@ life_trunc_thread (gpointer data)
         }
       if (n % 6 == 5)
         {
-          gint64 before = MAX (1, versions[s] - g_rand_int_range (rand, 0, 9));
+          /* Not inside MAX(), which would draw twice. */
+          gint64 before = versions[s] - g_rand_int_range (rand, 0, 9);
+
+          before = MAX (1, before);
 
           if (!es_stream_factory_truncate_stream (factory, id, before, NULL, &error))
             fail ("truncate", error);
