@@ -158,7 +158,7 @@ _es_pg_storage_delete_stream (EsStorageHandle  *handle,
   /* Translators: %s is a stream id */
   context = g_strdup_printf (_("Deleting stream '%s'"), stream_id);
   op.stream_id = stream_id;
-  op.template = "SELECT status, found FROM {S}.delete_stream ($1::text, $2::int8, $3::boolean,"
+  op.template = "SELECT status, found_version FROM {S}.delete_stream ($1::text, $2::int8, $3::boolean,"
                 " $4::text)";
   op.values[0] = stream_id;
   op.values[1] = expected;
@@ -208,7 +208,7 @@ _es_pg_storage_truncate_stream (EsStorageHandle  *handle,
   /* Translators: %s is a stream id */
   context = g_strdup_printf (_("Truncating stream '%s'"), stream_id);
   op.stream_id = stream_id;
-  op.template = "SELECT status, found FROM {S}.truncate_stream ($1::text, $2::int8)";
+  op.template = "SELECT status, found_version FROM {S}.truncate_stream ($1::text, $2::int8)";
   op.values[0] = stream_id;
   op.values[1] = before;
   op.n_params = 2;
@@ -368,7 +368,7 @@ _es_pg_storage_set_retention (EsStorageHandle  *handle,
   /* Translators: %s is a stream id */
   context = g_strdup_printf (_("Setting the retention policy of stream '%s'"), stream_id);
   op.stream_id = stream_id;
-  op.template = "SELECT status, found FROM {S}.set_retention ($1::text, $2::int8, $3::int8)";
+  op.template = "SELECT status, found_version FROM {S}.set_retention ($1::text, $2::int8, $3::int8)";
   op.values[0] = stream_id;
   op.values[1] = age;
   op.values[2] = count;

@@ -3002,6 +3002,934 @@ test_completion_batching (Fixture       *f,
   es_test_factory_close_and_free (factory);
 }
 
+/* ------------------------------------------------------------------ */
+/* The stream life cycle (issue 16)                                    */
+/* ------------------------------------------------------------------ */
+
+/* The schema of es-glib 0.1 (schema version 1), as its es-pg-schema.c
+ * created it: a database written by 0.1, which the migration to version 2
+ * must carry over. */
+static const char v1_schema_sql[] =
+  "CREATE TABLE {S}.es_glib_version ("
+  "  version integer NOT NULL"
+  ");"
+  "INSERT INTO {S}.es_glib_version (version) VALUES (0);"
+  "CREATE TABLE {S}.events ("
+  "  sequence_id     bigint      PRIMARY KEY,"
+  "  stream_id       text        NOT NULL,"
+  "  version         bigint      NOT NULL,"
+  "  idempotency_key text,"
+  "  event_type      text        NOT NULL,"
+  "  recorded_at     timestamptz NOT NULL,"
+  "  data            bytea       NOT NULL,"
+  "  metadata        text,"
+  "  UNIQUE (stream_id, version)"
+  ");"
+  "CREATE UNIQUE INDEX events_idempotency_key ON {S}.events (stream_id, idempotency_key)"
+  "  WHERE idempotency_key IS NOT NULL;"
+  "CREATE INDEX events_event_type ON {S}.events (event_type, sequence_id);"
+  "CREATE TABLE {S}.snapshots ("
+  "  stream_id       text        NOT NULL,"
+  "  projection_name text        NOT NULL,"
+  "  version         bigint      NOT NULL,"
+  "  state           bytea       NOT NULL,"
+  "  recorded_at     timestamptz NOT NULL,"
+  "  PRIMARY KEY (stream_id, projection_name)"
+  ");"
+  "CREATE TABLE {S}.global_position ("
+  "  id               boolean PRIMARY KEY DEFAULT TRUE CHECK (id),"
+  "  last_sequence_id bigint  NOT NULL"
+  ");"
+  "INSERT INTO {S}.global_position (last_sequence_id) VALUES (0);"
+  "CREATE FUNCTION {S}.metadata_jsonb (metadata text) RETURNS jsonb"
+  "  LANGUAGE plpgsql IMMUTABLE STRICT AS $$"
+  "BEGIN"
+  "  RETURN metadata::jsonb;"
+  "EXCEPTION WHEN data_exception OR program_limit_exceeded THEN"
+  "  RETURN NULL;"
+  "END $$;";
+
+
+/* Checks a call that sets &error: the error first, for its message. */
+#define ASSERT_OK(call) G_STMT_START { \
+    gboolean ok_ = (call); \
+    g_assert_no_error (error); \
+    g_assert_true (ok_); \
+  } G_STMT_END
+
+static EsStorageHandle *
+factory_storage (EsStreamFactory *factory)
+{
+  return es_stream_factory_get_storage (factory);
+}
+
+static EsStreamInfo *
+info_ok (EsStorageHandle *storage,
+         const char      *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamInfo *info = es_storage_handle_get_stream_info (storage, stream_id, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (info);
+  return info;
+}
+
+/* The ids of a listing, one page of at most @limit after @after. */
+static char *
+list_ids (EsStorageHandle    *storage,
+          const char         *prefix,
+          const char         *after,
+          EsListStreamsFlags  flags,
+          guint               limit)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) infos = es_storage_handle_list_streams (storage, prefix, after, flags,
+                                                              limit, NULL, &error);
+  GString *ids = g_string_new (NULL);
+
+  g_assert_no_error (error);
+  for (guint i = 0; i < infos->len; i++)
+    g_string_append_printf (ids, "%s%s", i > 0 ? " " : "",
+                            es_stream_info_get_stream_id (g_ptr_array_index (infos, i)));
+  return g_string_free (ids, FALSE);
+}
+
+static GPtrArray *
+read_page_ok (EsStorageHandle *storage,
+              const char      *stream_id,
+              gint64           position,
+              EsReadFlags      flags,
+              EsEventFilter   *filter,
+              guint            limit)
+{
+  g_autoptr(GError) error = NULL;
+  GPtrArray *events = es_storage_handle_read_page_full (storage, stream_id, position, flags,
+                                                        filter, limit, NULL, &error);
+
+  g_assert_no_error (error);
+  g_assert_nonnull (events);
+  return events;
+}
+
+static gint64
+dt_usec (GDateTime *dt)
+{
+  return g_date_time_to_unix (dt) * G_USEC_PER_SEC + g_date_time_get_microsecond (dt);
+}
+
+static gint64
+usec_of (int    year,
+         int    month,
+         int    day,
+         int    hour,
+         int    minute,
+         int    seconds,
+         int    usec)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_utc (year, month, day, hour, minute, seconds);
+
+  return dt_usec (dt) + usec;
+}
+
+static void
+test_lifecycle_migration (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *create = g_strdup_printf ("CREATE SCHEMA %s", qschema);
+  GString *v1 = g_string_new (v1_schema_sql);
+  g_autofree char *v1_sql = NULL;
+  g_autofree char *inserts = NULL;
+  /* sequence id, stream, version, key, type, time, data, metadata */
+  static const struct
+  {
+    const char *stream;
+    gint64      version;
+    const char *key;
+    const char *type;
+    const char *at;
+    const char *data;
+    const char *metadata;
+  } rows[] = {
+    { "order-1", 1, NULL, "Created", "2024-01-02 03:04:05.123456+00", "o1-a", NULL },
+    { "order-2", 1, "k-1", "Created", "2024-01-02 03:04:06+00", "o2-a", "{\"user\": 7}" },
+    { "order-1", 2, NULL, "Paid", "2024-01-03 00:00:00.000001+00", "o1-b", NULL },
+    { "cart-\xc3\xa9", 1, "k-2", "Added", "2024-01-04 00:00:00+00", "c-a", "{\"n\": 1.5}" },
+    { "order-2", 2, NULL, "Shipped", "2024-01-05 00:00:00+00", "o2-b", NULL },
+    { "order-1", 3, NULL, "Shipped", "2024-01-06 12:00:00+00", "o1-c", NULL },
+  };
+  EsStreamFactory *factory;
+  EsStorageHandle *storage;
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *ids = NULL;
+  gint64 version = -1;
+
+  g_test_summary ("A schema of es-glib 0.1 (version 1) holding events in several streams "
+                  "is migrated: every event is read back as it was, the streams table "
+                  "describes each stream, listing works, and appends continue at the "
+                  "right versions with new sequence ids");
+
+  g_string_replace (v1, "{S}", qschema, 0);
+  v1_sql = g_string_free (v1, FALSE);
+  admin_exec (f, create);
+  admin_exec (f, v1_sql);
+  inserts = g_strdup_printf ("UPDATE %s.es_glib_version SET version = 1", qschema);
+  admin_exec (f, inserts);
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    {
+      g_autofree char *seq = g_strdup_printf ("%u", i + 1);
+      g_autofree char *ver = g_strdup_printf ("%" G_GINT64_FORMAT, rows[i].version);
+      g_autofree char *sql = g_strdup_printf (
+        "INSERT INTO %s.events (sequence_id, stream_id, version, idempotency_key, event_type,"
+        " recorded_at, data, metadata) VALUES ($1, $2, $3, $4, $5, $6, convert_to($7, 'UTF8'),"
+        " $8)", qschema);
+      const char *params[] = { seq, rows[i].stream, ver, rows[i].key, rows[i].type, rows[i].at,
+                               rows[i].data, rows[i].metadata };
+
+      PQclear (admin_query (f, sql, G_N_ELEMENTS (params), params));
+    }
+  g_free (inserts);
+  inserts = g_strdup_printf ("UPDATE %s.global_position SET last_sequence_id = 6;"
+                             "INSERT INTO %s.snapshots VALUES ('order-1', 'total', 2, 'st',"
+                             " now())", qschema, qschema);
+  admin_exec (f, inserts);
+
+  factory = factory_new (f, 2);
+  storage = factory_storage (factory);
+  g_assert_cmpint (schema_version (f, f->schema, NULL, NULL), ==, SCHEMA_VERSION);
+
+  /* Every event, as it was. */
+  all = read_page_ok (storage, NULL, 0, ES_READ_FLAGS_NONE, NULL, 100);
+  g_assert_cmpuint (all->len, ==, G_N_ELEMENTS (rows));
+  for (guint i = 0; i < all->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (all, i);
+      g_autofree char *text = event_text (event);
+      g_autoptr(GDateTime) at = g_date_time_new_from_iso8601 (rows[i].at, NULL);
+
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), ==, i + 1);
+      g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, rows[i].stream);
+      g_assert_cmpint (es_stored_event_get_version (event), ==, rows[i].version);
+      g_assert_cmpstr (es_stored_event_get_idempotency_key (event), ==, rows[i].key);
+      g_assert_cmpstr (es_stored_event_get_event_type (event), ==, rows[i].type);
+      g_assert_cmpstr (text, ==, rows[i].data);
+      g_assert_cmpstr (es_stored_event_get_metadata (event), ==, rows[i].metadata);
+      g_assert_cmpint (dt_usec (es_stored_event_get_timestamp (event)), ==, dt_usec (at));
+      g_assert_cmpint (es_stored_event_get_flags (event), ==, ES_STORED_EVENT_FLAGS_NONE);
+    }
+
+  /* The streams table, from the events. */
+  {
+    g_autoptr(EsStreamInfo) o1 = info_ok (storage, "order-1");
+    g_autoptr(EsStreamInfo) o2 = info_ok (storage, "order-2");
+    g_autoptr(EsStreamInfo) whole = info_ok (storage, NULL);
+
+    g_assert_cmpint (es_stream_info_get_state (o1), ==, ES_STREAM_STATE_ACTIVE);
+    g_assert_cmpint (es_stream_info_get_current_version (o1), ==, 3);
+    g_assert_cmpint (es_stream_info_get_event_count (o1), ==, 3);
+    g_assert_cmpint (es_stream_info_get_first_version (o1), ==, 1);
+    g_assert_cmpint (es_stream_info_get_first_timestamp_usec (o1), ==,
+                     usec_of (2024, 1, 2, 3, 4, 5, 123456));
+    g_assert_cmpint (es_stream_info_get_last_timestamp_usec (o1), ==,
+                     usec_of (2024, 1, 6, 12, 0, 0, 0));
+    g_assert_cmpint (es_stream_info_get_current_version (o2), ==, 2);
+    g_assert_cmpint (es_stream_info_get_event_count (o2), ==, 2);
+    g_assert_cmpint (es_stream_info_get_current_version (whole), ==, 6);
+    g_assert_cmpint (es_stream_info_get_event_count (whole), ==, 6);
+    g_assert_cmpint (es_stream_info_get_first_version (whole), ==, 1);
+  }
+  ids = list_ids (storage, NULL, NULL, ES_LIST_STREAMS_FLAGS_NONE, 10);
+  g_assert_cmpstr (ids, ==, "cart-\xc3\xa9 order-1 order-2");
+
+  /* Appends continue: versions from the stream, sequence ids after 6. */
+  {
+    g_autoptr(EsCandidateEvent) event = candidate_text ("Returned", "o2-c", NULL, NULL);
+    g_autoptr(EsCandidateEvent) retry = candidate_text ("Created", "o2-a", "k-1", NULL);
+    g_autoptr(EsCandidateEvent) late = candidate_text ("Again", "", NULL, NULL);
+    g_autoptr(GPtrArray) tail = NULL;
+
+    ASSERT_OK (es_storage_handle_append (storage, "order-2", 2, &event, 1, &version, NULL,
+                                             &error));
+    g_assert_cmpint (version, ==, 3);
+    /* The idempotency key written by 0.1 is still known. */
+    ASSERT_OK (es_storage_handle_append (storage, "order-2", ES_VERSION_ANY, &retry, 1,
+                                             &version, NULL, &error));
+    g_assert_cmpint (version, ==, 3);
+    g_assert_false (es_storage_handle_append (storage, "order-1", ES_VERSION_NO_STREAM, &late, 1,
+                                              &version, NULL, &error));
+    g_assert_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+    g_assert_cmpint (version, ==, 3);
+    g_clear_error (&error);
+
+    tail = read_page_ok (storage, NULL, 6, ES_READ_FLAGS_NONE, NULL, 100);
+    g_assert_cmpuint (tail->len, ==, 1);
+    g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (tail, 0)), ==, 7);
+    g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (tail, 0)), ==, 3);
+  }
+  {
+    g_autoptr(EsStreamInfo) o2 = info_ok (storage, "order-2");
+    g_autoptr(EsSnapshot) snapshot = es_storage_handle_load_snapshot (storage, "order-1", "total",
+                                                                     NULL, &error);
+
+    g_assert_cmpint (es_stream_info_get_current_version (o2), ==, 3);
+    g_assert_cmpint (es_stream_info_get_event_count (o2), ==, 3);
+    g_assert_no_error (error);
+    g_assert_nonnull (snapshot);
+    g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 2);
+  }
+
+  es_test_factory_close_and_free (factory);
+}
+
+/* The NOTIFY of a delete, and the marker a reader of @all gets. */
+static void
+test_lifecycle_notify_delete (Fixture       *f,
+                              gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  EsStorageHandle *storage = factory_storage (factory);
+  g_autofree char *channel = g_strdup_printf ("%s_events", f->schema);
+  g_autofree char *quoted = quote_ident (f->admin, channel);
+  g_autofree char *listen = g_strdup_printf ("LISTEN %s", quoted);
+  g_autoptr(EsStream) doomed = es_test_open_stream (factory, "doomed");
+  g_autoptr(EsStream) other = es_test_open_stream (factory, "other");
+  g_autoptr(GPtrArray) markers = NULL;
+  g_autoptr(GPtrArray) plain = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStoredEvent *marker;
+  PGnotify *notify;
+
+  g_test_summary ("A delete NOTIFYs the channel with its position, which a reader of "
+                  "@all asking for tombstones finds the marker at");
+
+  write_one (doomed, "A", "a", ES_VERSION_ANY);
+  write_one (doomed, "B", "b", ES_VERSION_ANY);
+  write_one (other, "C", "c", ES_VERSION_ANY);
+  admin_exec (f, listen);
+
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "doomed", 2,
+                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  notify = admin_wait_notify (f);
+  g_assert_nonnull (notify);
+  g_assert_cmpstr (notify->extra, ==, "4");
+  PQfreemem (notify);
+
+  markers = read_page_ok (storage, NULL, 0, ES_READ_FLAGS_INCLUDE_TOMBSTONES, NULL, 100);
+  g_assert_cmpuint (markers->len, ==, 2);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (markers, 0)), ==, 3);
+  marker = g_ptr_array_index (markers, 1);
+  g_assert_cmpint (es_stored_event_get_sequence_id (marker), ==, 4);
+  g_assert_cmpint (es_stored_event_get_flags (marker), ==, ES_STORED_EVENT_FLAGS_TOMBSTONE);
+  g_assert_cmpstr (es_stored_event_get_stream_id (marker), ==, "doomed");
+  g_assert_cmpint (es_stored_event_get_version (marker), ==, 2);
+  g_assert_cmpstr (es_stored_event_get_event_type (marker), ==, "$tombstone");
+  g_assert_null (es_stored_event_get_metadata (marker));
+  g_assert_cmpuint (g_bytes_get_size (es_stored_event_get_data (marker)), ==, 0);
+  plain = read_page_ok (storage, NULL, 0, ES_READ_FLAGS_NONE, NULL, 100);
+  g_assert_cmpuint (plain->len, ==, 1);
+
+  /* A soft delete takes a position too (no marker), and notifies it. */
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "other", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  notify = admin_wait_notify (f);
+  g_assert_nonnull (notify);
+  g_assert_cmpstr (notify->extra, ==, "5");
+  PQfreemem (notify);
+
+  g_clear_object (&doomed);
+  g_clear_object (&other);
+  es_test_factory_close_and_free (factory);
+}
+
+/* A watch of this process ends when another connection (another
+ * factory: its own pool and notifier) tombstones the stream: the NOTIFY
+ * wakes this process's notifier, which reads the marker. */
+static void
+test_lifecycle_watch_remote_delete (Fixture       *f,
+                                    gconstpointer  data)
+{
+  EsStreamFactory *watching = factory_new (f, 1);
+  EsStreamFactory *deleting = factory_new (f, 1);
+  g_autoptr(EsStream) stream = es_test_open_stream (watching, "watched");
+  g_autoptr(EsStream) all = es_test_open_stream (watching, ES_ALL_STREAM);
+  g_autoptr(EsTestRecorder) recorder = es_test_recorder_new ();
+  g_autoptr(EsTestRecorder) all_recorder = es_test_recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) all_watch = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Another connection's hard delete ends this process's watch of the "
+                  "stream with STREAM_DELETED naming it; an @all watch emits no marker");
+
+  write_one (stream, "A", "a", ES_VERSION_ANY);
+  watch = es_stream_watch (stream, 0);
+  es_test_recorder_connect (recorder, watch);
+  all_watch = es_stream_watch (all, 0);
+  es_test_recorder_connect (all_recorder, all_watch);
+  es_test_recorder_wait_events (recorder, 1);
+  es_test_recorder_wait_events (all_recorder, 1);
+
+  ASSERT_OK (es_storage_handle_delete_stream (factory_storage (deleting), "watched", 1,
+                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+
+  es_test_recorder_wait_error (recorder);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STREAM_DELETED);
+  g_assert_nonnull (strstr (recorder->error->message, "watched"));
+  g_assert_cmpuint (recorder->events->len, ==, 1);
+
+  /* The @all watch goes on, and skips the marker: the next event it
+   * emits is one written after the delete. */
+  {
+    g_autoptr(EsStream) later = es_test_open_stream (deleting, "later");
+
+    write_one (later, "L", "l", ES_VERSION_ANY);
+  }
+  es_test_recorder_wait_events (all_recorder, 2);
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (all_recorder->events, 1)),
+                   ==, "later");
+  g_assert_no_error (all_recorder->error);
+
+  g_clear_object (&watch);
+  g_clear_object (&all_watch);
+  g_clear_object (&stream);
+  g_clear_object (&all);
+  es_test_factory_close_and_free (deleting);
+  es_test_factory_close_and_free (watching);
+}
+
+typedef struct
+{
+  EsStorageHandle *storage;
+  const char      *stream_id;
+  gboolean         tombstone;
+  gboolean         is_delete;
+  gboolean         ok;
+  GError          *error;
+  gint64           version;
+} RaceOp;
+
+static gpointer
+race_thread (gpointer data)
+{
+  RaceOp *op = data;
+
+  if (op->is_delete)
+    op->ok = es_storage_handle_delete_stream (op->storage, op->stream_id, 3,
+                                              op->tombstone ? ES_DELETE_FLAGS_TOMBSTONE
+                                                            : ES_DELETE_FLAGS_NONE,
+                                              NULL, &op->error);
+  else
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Racing", "", NULL, NULL);
+
+      op->ok = es_storage_handle_append (op->storage, op->stream_id, 3, &event, 1, &op->version,
+                                         NULL, &op->error);
+    }
+  return NULL;
+}
+
+/* How many sessions wait for an advisory lock. */
+static gint64
+advisory_waiters (Fixture *f)
+{
+  return admin_query_int (f, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                             " AND NOT granted", NULL);
+}
+
+static void
+test_lifecycle_concurrent_delete (Fixture       *f,
+                                  gconstpointer  data)
+{
+  EsStreamFactory *first = factory_new (f, 2);
+  EsStreamFactory *second = factory_new (f, 2);
+  g_autofree char *lock = NULL;
+
+  g_test_summary ("An append and a delete of one stream, both expecting version 3, from two "
+                  "connections at once: the stream's lock serialises them, the second one "
+                  "checks against what the first did (never both on version 3 of the "
+                  "same events), and the stored state agrees");
+
+  lock = g_strdup_printf ("SELECT pg_advisory_lock(hashtextextended('es-glib stream %s.' || $1,"
+                          " 0))", f->schema);
+
+  for (guint round = 0; round < 6; round++)
+    {
+      g_autofree char *id = g_strdup_printf ("race-%u", round);
+      g_autoptr(EsStream) stream = es_test_open_stream (first, id);
+      EsStorageHandle *a = factory_storage (first);
+      gboolean tombstone = round % 2 == 0;
+      RaceOp append = { a, id, tombstone, FALSE, FALSE, NULL, -1 };
+      RaceOp del = { factory_storage (second), id, tombstone, TRUE, FALSE, NULL, -1 };
+      const char *params[] = { id };
+      GThread *threads[2];
+      g_autoptr(EsStreamInfo) info = NULL;
+      g_autoptr(GPtrArray) events = NULL;
+
+      write_one (stream, "A", "", ES_VERSION_ANY);
+      write_one (stream, "B", "", ES_VERSION_ANY);
+      write_one (stream, "C", "", ES_VERSION_ANY);
+
+      /* Both block on the stream's lock, held here, and go when it is
+       * released: which one wins is up to the server. */
+      PQclear (admin_query (f, lock, 1, params));
+      threads[0] = g_thread_new ("append", race_thread, &append);
+      threads[1] = g_thread_new ("delete", race_thread, &del);
+      while (advisory_waiters (f) < 2)
+        g_usleep (1000);
+      PQclear (admin_query (f, "SELECT pg_advisory_unlock_all()", 0, NULL));
+      g_thread_join (threads[0]);
+      g_thread_join (threads[1]);
+
+      info = info_ok (a, id);
+      events = read_page_ok (a, id, 0, ES_READ_FLAGS_NONE, NULL, 100);
+      if (append.ok && del.ok)
+        {
+          /* Soft delete first, then the append expecting the kept
+           * version 3: version 4, one event. */
+          g_assert_false (tombstone);
+          g_assert_cmpint (append.version, ==, 4);
+          g_assert_cmpint (es_stream_info_get_state (info), ==, ES_STREAM_STATE_ACTIVE);
+          g_assert_cmpint (es_stream_info_get_event_count (info), ==, 1);
+          g_assert_cmpuint (events->len, ==, 1);
+          g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 0)), ==, 4);
+        }
+      else if (append.ok)
+        {
+          /* Append first: the delete found version 4. */
+          g_assert_cmpint (append.version, ==, 4);
+          g_assert_error (del.error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION);
+          g_assert_cmpint (es_stream_info_get_current_version (info), ==, 4);
+          g_assert_cmpint (es_stream_info_get_event_count (info), ==, 4);
+          g_assert_cmpuint (events->len, ==, 4);
+        }
+      else
+        {
+          /* Tombstone first: the append is refused. */
+          g_assert_true (tombstone);
+          g_assert_true (del.ok);
+          g_assert_error (append.error, ES_ERROR, ES_ERROR_STREAM_DELETED);
+          g_assert_cmpint (es_stream_info_get_state (info), ==, ES_STREAM_STATE_TOMBSTONED);
+          g_assert_cmpint (es_stream_info_get_current_version (info), ==, 3);
+          g_assert_cmpuint (events->len, ==, 0);
+        }
+      g_test_message ("round %u (%s): append %s, delete %s", round,
+                      tombstone ? "hard" : "soft", append.ok ? "ok" : append.error->message,
+                      del.ok ? "ok" : del.error->message);
+      g_clear_error (&append.error);
+      g_clear_error (&del.error);
+    }
+
+  es_test_factory_close_and_free (second);
+  es_test_factory_close_and_free (first);
+}
+
+typedef struct
+{
+  EsStorageHandle *storage;
+  guint            n;
+} StressOp;
+
+static gpointer
+stress_append_thread (gpointer data)
+{
+  StressOp *op = data;
+
+  for (guint i = 0; i < op->n; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Tick", "", NULL, NULL);
+      g_autoptr(GError) error = NULL;
+
+      es_storage_handle_append (op->storage, "busy", ES_VERSION_ANY, &event, 1, NULL, NULL,
+                                &error);
+      g_assert_no_error (error);
+    }
+  return NULL;
+}
+
+static void
+test_lifecycle_concurrent_stress (Fixture       *f,
+                                  gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 4);
+  EsStreamFactory *deleter = factory_new (f, 1);
+  EsStorageHandle *storage = factory_storage (factory);
+  StressOp op = { storage, 40 };
+  GThread *threads[3];
+  g_autoptr(EsStreamInfo) info = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+  gint64 last_position;
+
+  g_test_summary ("Appends from three connections while another one soft-deletes the "
+                  "stream over and over: versions are never reused, the stream's row "
+                  "agrees with its events, and no position is used twice");
+
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    threads[i] = g_thread_new ("append", stress_append_thread, &op);
+  for (guint i = 0; i < 10; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      es_storage_handle_delete_stream (factory_storage (deleter), "busy", ES_VERSION_ANY,
+                                       ES_DELETE_FLAGS_NONE, NULL, &error);
+      g_assert_no_error (error);
+      g_usleep (2000);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+    g_thread_join (threads[i]);
+
+  info = info_ok (storage, "busy");
+  events = read_page_ok (storage, "busy", 0, ES_READ_FLAGS_NONE, NULL, 1000);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 3 * op.n);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, events->len);
+  if (events->len > 0)
+    {
+      g_assert_cmpint (es_stream_info_get_first_version (info), ==,
+                       es_stored_event_get_version (g_ptr_array_index (events, 0)));
+      es_test_assert_consecutive (events, es_stream_info_get_first_version (info) - 1, FALSE);
+      g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events,
+                                                                       events->len - 1)),
+                       ==, 3 * op.n);
+    }
+
+  /* 120 appends and 10 deletes: 130 positions, each once. */
+  {
+    g_autoptr(EsStreamInfo) whole = info_ok (storage, NULL);
+
+    last_position = es_stream_info_get_current_version (whole);
+    g_assert_cmpint (last_position, ==, 3 * op.n + 10);
+  }
+  all = read_page_ok (storage, NULL, 0, ES_READ_FLAGS_NONE, NULL, 1000);
+  for (guint i = 0; i < all->len; i++)
+    {
+      gint64 seq = es_stored_event_get_sequence_id (g_ptr_array_index (all, i));
+
+      g_assert_true (g_hash_table_add (seen, GSIZE_TO_POINTER (seq)));
+      g_assert_cmpint (seq, <=, last_position);
+    }
+
+  es_test_factory_close_and_free (deleter);
+  es_test_factory_close_and_free (factory);
+}
+
+/* Stream ids that byte order and linguistic orders sort differently. */
+static const char * const order_ids[] = {
+  "Zebra", "apple", "\xc3\xa9t\xc3\xa9", "eta", "\xc3\xa9" "a", "\xc3\xaa", "e\xcc\x81t",
+  "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9f\x98\x80", "_x", "A-1", "a-1", "\xc3\xa9",
+};
+
+static int
+compare_bytes (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The same ids listed by SQLite: its BINARY collation is byte order. */
+static char *
+sqlite_listing (const char *prefix)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStorageHandle) storage = NULL;
+  g_autoptr(EsStreamFactory) factory = NULL;
+  g_autoptr(GPtrArray) infos = NULL;
+  GString *ids = g_string_new (NULL);
+
+  storage = ES_STORAGE_HANDLE (es_sqlite_storage_new (":memory:", 1, NULL, &error));
+  g_assert_no_error (error);
+  for (guint i = 0; i < G_N_ELEMENTS (order_ids); i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("E", "", NULL, NULL);
+
+      es_storage_handle_append (storage, order_ids[i], ES_VERSION_ANY, &event, 1, NULL, NULL,
+                                &error);
+      g_assert_no_error (error);
+    }
+  infos = es_storage_handle_list_streams (storage, prefix, NULL, ES_LIST_STREAMS_FLAGS_NONE, 100,
+                                          NULL, &error);
+  if (infos == NULL && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED))
+    {
+      g_string_free (ids, TRUE);
+      return NULL;
+    }
+  g_assert_no_error (error);
+  for (guint i = 0; i < infos->len; i++)
+    g_string_append_printf (ids, "%s%s", i > 0 ? " " : "",
+                            es_stream_info_get_stream_id (g_ptr_array_index (infos, i)));
+  es_storage_handle_close (storage, NULL, NULL);
+  return g_string_free (ids, FALSE);
+}
+
+/* A fresh database whose default collation is linguistic (ICU, English),
+ * where a plain ORDER BY stream_id would not be byte order; NULL when the
+ * server has no ICU. Its name is in *@out_name. */
+static char *
+icu_database_conninfo (Fixture  *f,
+                       char    **out_name)
+{
+  g_autofree char *has_icu = admin_query_text (f, "SELECT 1 FROM pg_collation"
+                                                  " WHERE collprovider = 'i' LIMIT 1", NULL);
+  g_autofree char *sql = NULL;
+  char *name;
+
+  if (has_icu == NULL || PQserverVersion (f->admin) < 150000)
+    return NULL;
+  name = g_strdup_printf ("%s_icu", f->schema);
+  sql = g_strdup_printf ("CREATE DATABASE %s TEMPLATE template0 ENCODING 'UTF8'"
+                         " LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'", name);
+  admin_exec (f, sql);
+  *out_name = name;
+  return g_strdup_printf ("%s dbname=%s", f->conninfo, name);
+}
+
+static void
+test_lifecycle_list_order (Fixture       *f,
+                           gconstpointer  data)
+{
+  g_autofree char *icu_name = NULL;
+  g_autofree char *icu_conninfo = icu_database_conninfo (f, &icu_name);
+  const char *conninfo = icu_conninfo != NULL ? icu_conninfo : f->conninfo;
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory;
+  EsStorageHandle *storage;
+  const char *sorted[G_N_ELEMENTS (order_ids)];
+  g_autofree char *expected = NULL;
+  g_autofree char *listed = NULL;
+  g_autofree char *sqlite = NULL;
+  g_autofree char *paged = NULL;
+  GString *pages = g_string_new (NULL);
+  char *after = NULL;
+
+  g_test_summary ("Streams list in byte order of their ids, as on SQLite, also in a "
+                  "database whose default collation is linguistic (ICU); non-ASCII "
+                  "prefixes are byte prefixes; pages follow one another");
+
+  if (icu_conninfo == NULL)
+    g_test_message ("No ICU on this server: the database's own collation is used");
+
+  factory = pg_factory_new (conninfo, f->schema, 1, &error);
+  g_assert_no_error (error);
+  storage = factory_storage (factory);
+  for (guint i = 0; i < G_N_ELEMENTS (order_ids); i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("E", "", NULL, NULL);
+
+      es_storage_handle_append (storage, order_ids[i], ES_VERSION_ANY, &event, 1, NULL, NULL,
+                                &error);
+      g_assert_no_error (error);
+    }
+
+  memcpy (sorted, order_ids, sizeof sorted);
+  qsort (sorted, G_N_ELEMENTS (sorted), sizeof sorted[0], compare_bytes);
+  {
+    GString *e = g_string_new (NULL);
+
+    for (guint i = 0; i < G_N_ELEMENTS (sorted); i++)
+      g_string_append_printf (e, "%s%s", i > 0 ? " " : "", sorted[i]);
+    expected = g_string_free (e, FALSE);
+  }
+
+  listed = list_ids (storage, NULL, NULL, ES_LIST_STREAMS_FLAGS_NONE, 100);
+  g_assert_cmpstr (listed, ==, expected);
+
+  sqlite = sqlite_listing (NULL);
+  if (sqlite != NULL)
+    g_assert_cmpstr (listed, ==, sqlite);
+
+  /* Pages of 3, each after the last id of the previous one. */
+  for (;;)
+    {
+      g_autoptr(GPtrArray) infos = es_storage_handle_list_streams (storage, NULL, after,
+                                                                  ES_LIST_STREAMS_FLAGS_NONE, 3,
+                                                                  NULL, &error);
+
+      g_assert_no_error (error);
+      if (infos->len == 0)
+        break;
+      for (guint i = 0; i < infos->len; i++)
+        g_string_append_printf (pages, "%s%s", pages->len > 0 ? " " : "",
+                                es_stream_info_get_stream_id (g_ptr_array_index (infos, i)));
+      g_free (after);
+      after = g_strdup (es_stream_info_get_stream_id (g_ptr_array_index (infos,
+                                                                         infos->len - 1)));
+    }
+  g_free (after);
+  paged = g_string_free (pages, FALSE);
+  g_assert_cmpstr (paged, ==, expected);
+
+  /* Byte prefixes: "é" (C3 A9) takes "é", "éa", "été", not "ê" (C3 AA)
+   * nor "é" written e + U+0301. */
+  {
+    g_autofree char *e_acute = list_ids (storage, "\xc3\xa9", NULL, ES_LIST_STREAMS_FLAGS_NONE,
+                                         100);
+    g_autofree char *a = list_ids (storage, "a", NULL, ES_LIST_STREAMS_FLAGS_NONE, 100);
+    g_autofree char *sqlite_prefix = sqlite_listing ("\xc3\xa9");
+
+    g_assert_cmpstr (e_acute, ==, "\xc3\xa9 \xc3\xa9" "a \xc3\xa9t\xc3\xa9");
+    if (sqlite_prefix != NULL)
+      g_assert_cmpstr (e_acute, ==, sqlite_prefix);
+    g_assert_cmpstr (a, ==, "a-1 apple");
+  }
+
+  es_test_factory_close_and_free (factory);
+  if (icu_name != NULL)
+    {
+      g_autofree char *drop = g_strdup_printf ("DROP DATABASE %s WITH (FORCE)", icu_name);
+
+      admin_exec (f, drop);
+    }
+}
+
+/* The plans the backend's reads get for what the issue says is cheap. */
+static char *
+explain (Fixture    *f,
+         const char *sql)
+{
+  g_autofree char *full = g_strdup_printf ("EXPLAIN (COSTS OFF) %s", sql);
+  PGresult *result = admin_query (f, full, 0, NULL);
+  GString *plan = g_string_new (NULL);
+
+  for (int i = 0; i < PQntuples (result); i++)
+    g_string_append_printf (plan, "%s\n", PQgetvalue (result, i, 0));
+  PQclear (result);
+  return g_string_free (plan, FALSE);
+}
+
+static void
+test_lifecycle_time_range (Fixture       *f,
+                           gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  EsStorageHandle *storage = factory_storage (factory);
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *spread = NULL;
+  g_autofree char *analyze = NULL;
+  g_autofree char *plan = NULL;
+  g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+  g_autoptr(GPtrArray) window = NULL;
+  g_autoptr(GPtrArray) newest = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 since, until;
+
+  g_test_summary ("A time range of @all is answered from events_recorded_at: exactly the "
+                  "events in [since, until), exact to the microsecond, in sequence-id "
+                  "order; backwards too");
+
+  /* 3,000 events, one a minute from 2024-01-01 on (timestamps set by hand
+   * after the appends, then ANALYZE so the planner knows). */
+  {
+    EsCandidateEvent *batch[100];
+
+    for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
+      batch[i] = candidate_text ("Tick", "", NULL, NULL);
+    for (guint round = 0; round < 30; round++)
+      {
+        es_storage_handle_append (storage, round % 2 ? "odd" : "even", ES_VERSION_ANY, batch,
+                                  G_N_ELEMENTS (batch), NULL, NULL, &error);
+        g_assert_no_error (error);
+      }
+    for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
+      g_object_unref (batch[i]);
+  }
+  spread = g_strdup_printf ("UPDATE %s.events SET recorded_at = TIMESTAMPTZ '2024-01-01 00:00:00+00'"
+                            " + (sequence_id - 1) * INTERVAL '1 minute'", qschema);
+  admin_exec (f, spread);
+  analyze = g_strdup_printf ("ANALYZE %s.events", qschema);
+  admin_exec (f, analyze);
+
+  /* [01:00:00.000001, 02:00:00.000001): minutes 61 (exclusive) .. 120
+   * (inclusive) after the first, sequence ids 62..121. */
+  since = usec_of (2024, 1, 1, 1, 0, 0, 1);
+  until = usec_of (2024, 1, 1, 2, 0, 0, 1);
+  es_event_filter_add_compare (filter, "timestamp", ES_FILTER_OPERATOR_GREATER_OR_EQUAL,
+                               g_variant_new_int64 (since));
+  es_event_filter_add_compare (filter, "timestamp", ES_FILTER_OPERATOR_LESS,
+                               g_variant_new_int64 (until));
+  window = read_page_ok (storage, NULL, 0, ES_READ_FLAGS_NONE, filter, 1000);
+  g_assert_cmpuint (window->len, ==, 60);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (window, 0)), ==, 62);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (window, 59)), ==, 121);
+  newest = read_page_ok (storage, NULL, G_MAXINT64, ES_READ_FLAGS_BACKWARDS, filter, 5);
+  g_assert_cmpuint (newest->len, ==, 5);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (newest, 0)), ==, 121);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (newest, 4)), ==, 117);
+
+  /* The plan of that read: the timestamp index, not a scan of @all. */
+  {
+    g_autofree char *sql = g_strdup_printf (
+      "SELECT sequence_id FROM %s.events WHERE sequence_id > 0"
+      " AND (recorded_at >= (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8 * INTERVAL '1 microsecond')"
+      " AND recorded_at < (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8 * INTERVAL '1 microsecond'))"
+      " ORDER BY sequence_id LIMIT 1000", qschema, since, until);
+
+    plan = explain (f, sql);
+    g_test_message ("%s", plan);
+    g_assert_nonnull (strstr (plan, "events_recorded_at"));
+  }
+
+  es_test_factory_close_and_free (factory);
+}
+
+/* What is on the rows after an erase, a truncation and a delete. */
+static void
+test_lifecycle_rows (Fixture       *f,
+                     gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  EsStorageHandle *storage = factory_storage (factory);
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *sql = NULL;
+  g_autofree char *row = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("Erase empties the row's data and metadata and sets the flag; "
+                  "truncation and deletes remove rows; compact (VACUUM) leaves no dead "
+                  "row versions in the events table");
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Secret", "top-secret-payload",
+                                                          NULL, "{\"who\": \"alice\"}");
+
+      es_storage_handle_append (storage, "private", ES_VERSION_ANY, &event, 1, NULL, NULL,
+                                &error);
+      g_assert_no_error (error);
+    }
+
+  ASSERT_OK (es_storage_handle_erase_event (storage, "private", 4, NULL, &error));
+  sql = g_strdup_printf ("SELECT octet_length(data) || ' ' || coalesce(metadata, 'null') || ' '"
+                         " || flags || ' ' || event_type FROM %s.events"
+                         " WHERE stream_id = 'private' AND version = 4", qschema);
+  row = admin_query_text (f, sql, NULL);
+  g_assert_cmpstr (row, ==, "0 null 1 Secret");
+
+  ASSERT_OK (es_storage_handle_truncate_stream (storage, "private", 3, NULL, &error));
+  g_free (sql);
+  sql = g_strdup_printf ("SELECT string_agg(version::text, ',' ORDER BY version) FROM %s.events",
+                         qschema);
+  g_free (row);
+  row = admin_query_text (f, sql, NULL);
+  g_assert_cmpstr (row, ==, "3,4");
+
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "private", 4, ES_DELETE_FLAGS_NONE,
+                                                  NULL, &error));
+  g_free (row);
+  row = admin_query_text (f, sql, NULL);
+  g_assert_null (row);
+
+  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  g_free (sql);
+  sql = g_strdup_printf ("SELECT n_dead_tup FROM pg_stat_user_tables"
+                         " WHERE schemaname = '%s' AND relname = 'events'", f->schema);
+  /* The statistics arrive asynchronously; VACUUM reports them itself. */
+  g_assert_cmpint (admin_query_int (f, sql, NULL), ==, 0);
+
+  es_test_factory_close_and_free (factory);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -3035,6 +3963,14 @@ main (int   argc,
     { "/pg/data/large-payload", (GTestFixtureFunc) test_large_payload },
     { "/pg/data/verbatim", (GTestFixtureFunc) test_verbatim },
     { "/pg/close", (GTestFixtureFunc) test_close },
+    { "/pg/lifecycle/migration", (GTestFixtureFunc) test_lifecycle_migration },
+    { "/pg/lifecycle/notify-delete", (GTestFixtureFunc) test_lifecycle_notify_delete },
+    { "/pg/lifecycle/watch-remote-delete", (GTestFixtureFunc) test_lifecycle_watch_remote_delete },
+    { "/pg/lifecycle/concurrent-delete", (GTestFixtureFunc) test_lifecycle_concurrent_delete },
+    { "/pg/lifecycle/concurrent-stress", (GTestFixtureFunc) test_lifecycle_concurrent_stress },
+    { "/pg/lifecycle/list-order", (GTestFixtureFunc) test_lifecycle_list_order },
+    { "/pg/lifecycle/time-range", (GTestFixtureFunc) test_lifecycle_time_range },
+    { "/pg/lifecycle/rows", (GTestFixtureFunc) test_lifecycle_rows },
   };
   const char *reason = NULL;
 
