@@ -4293,6 +4293,7 @@ main (int   argc,
   if (only_backend == NULL || g_str_equal (only_backend, "memory"))
     g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
   add_watch_tests ();
+  add_lifecycle_tests ();
 
   return g_test_run ();
 }

@@ -29,6 +29,10 @@ G_BEGIN_DECLS
  * the row holding the last position used, under a stream id no valid
  * stream id can be. Event reads keep flags < ES_SQLITE_FLAGS_MARKERS
  * (events, erased or not); reads with tombstones flags < POSITION. */
+#define ES_SQLITE_FLAG_ERASED    1  /* ES_STORED_EVENT_FLAGS_ERASED, for SQL text */
+#define ES_SQLITE_FLAG_TOMBSTONE 2  /* ES_STORED_EVENT_FLAGS_TOMBSTONE */
+G_STATIC_ASSERT (ES_SQLITE_FLAG_ERASED == ES_STORED_EVENT_FLAGS_ERASED);
+G_STATIC_ASSERT (ES_SQLITE_FLAG_TOMBSTONE == ES_STORED_EVENT_FLAGS_TOMBSTONE);
 #define ES_SQLITE_FLAGS_MARKERS  2
 #define ES_SQLITE_FLAG_POSITION  256
 #define ES_SQLITE_POSITION_KEY   "@position"

@@ -780,6 +780,79 @@ event_from_row (sqlite3_stmt  *stmt,
   return event;
 }
 
+/* Time windows of @all. SQLite, without statistics, prefers to walk the
+ * rowid range of the keyset and test every row's timestamp, which costs
+ * in proportion to the whole table for a one-hour window. The timestamp
+ * index finds the window's rows directly, but then sorts them: each page
+ * costs in proportion to the window. So when the filter bounds the
+ * timestamp, a probe counts the window's remaining rows in the index, up
+ * to TIME_WINDOW_MAX: a window smaller than that is read through the index,
+ * a bigger one the usual way (where its rows are dense enough). */
+#define TIME_WINDOW_MAX (4 * ES_READ_PAGE_SIZE)
+
+/* Appends " AND <clause>" for each top-level timestamp clause of
+ * @filter that the index can serve; returns how many. */
+static guint
+add_timestamp_clauses (QueryBuilder  *builder,
+                       EsEventFilter *filter)
+{
+  guint n = es_event_filter_get_n_clauses (filter);
+  guint found = 0;
+  guint i;
+
+  for (i = 0; i < n; i++)
+    {
+      EsFilterOperator op = ES_FILTER_OPERATOR_EQUALS;
+      GVariant *value = NULL;
+      const char *field = es_event_filter_get_clause (filter, i, &op, &value);
+
+      if (es_event_filter_parse_field (field, NULL) != ES_FILTER_FIELD_TIMESTAMP ||
+          op == ES_FILTER_OPERATOR_LIKE || op == ES_FILTER_OPERATOR_IN)
+        continue;
+      g_string_append (builder->sql, " AND ");
+      add_column_clause (builder, "timestamp", op, value);
+      found++;
+    }
+  return found;
+}
+
+/* Whether a read of @all at @position through @filter should use the
+ * timestamp index (see TIME_WINDOW_MAX). */
+static gboolean
+use_time_index (EsConnection  *conn,
+                gint64         position,
+                gboolean       backwards,
+                EsEventFilter *filter,
+                GError       **error)
+{
+  g_auto(QueryBuilder) probe = { NULL, };
+  sqlite3_stmt *stmt;
+  gint64 count = 0;
+  int rc;
+
+  query_builder_init (&probe, "SELECT count(*) FROM (SELECT 1 FROM events"
+                              " INDEXED BY events_timestamp WHERE ");
+  g_string_append (probe.sql, backwards ? "sequence_id < ?" : "sequence_id > ?");
+  if (add_timestamp_clauses (&probe, filter) == 0)
+    return FALSE;
+  g_string_append (probe.sql, " LIMIT " G_STRINGIFY (TIME_WINDOW_MAX) ")");
+
+  stmt = _es_sqlite_connection_get_stmt (conn, probe.sql->str, _("Reading events"), error);
+  if (stmt == NULL)
+    return FALSE;
+  rc = sqlite3_bind_int64 (stmt, 1, position);
+  if (rc == SQLITE_OK)
+    rc = apply_binds (stmt, 2, probe.binds);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    count = sqlite3_column_int64 (stmt, 0);
+  _es_sqlite_stmt_done (stmt);
+  /* Should the probe fail, the read goes the usual way, and reports its
+   * own error if there is one. */
+  return rc == SQLITE_ROW && count < TIME_WINDOW_MAX;
+}
+
 GPtrArray *
 _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
                                    const char       *stream_id,
@@ -812,7 +885,14 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
    *   SELECT ... FROM events WHERE stream_id = ? AND version < ?
    *     AND flags < 2 [AND <filter>] ORDER BY version DESC LIMIT ?
    * With tombstones, the markers (flags 2) pass whatever the filter. */
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
   query_builder_init (&builder, READ_COLUMNS);
+  if (all_streams && filtered && !tombstones &&
+      use_time_index (conn, position, backwards, filter, NULL))
+    g_string_append (builder.sql, " INDEXED BY events_timestamp");
   g_string_append_printf (builder.sql, " WHERE %s%s %s ?",
                           all_streams ? "" : "stream_id = ? AND ",
                           key_column, backwards ? "<" : ">");
@@ -822,7 +902,7 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
       if (filtered)
         {
           g_string_append (builder.sql, " AND (flags = "
-                           G_STRINGIFY (ES_STORED_EVENT_FLAGS_TOMBSTONE) " OR (1");
+                           G_STRINGIFY (ES_SQLITE_FLAG_TOMBSTONE) " OR (1");
           add_filter (&builder, filter);
           g_string_append (builder.sql, "))");
         }
@@ -835,10 +915,6 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
     }
   g_string_append_printf (builder.sql, " ORDER BY %s%s LIMIT ?", key_column,
                           backwards ? " DESC" : "");
-
-  conn = read_begin (self, cancellable, &handler, error);
-  if (conn == NULL)
-    return NULL;
 
   stmt = _es_sqlite_connection_get_stmt (conn, builder.sql->str, operation, error);
   if (stmt == NULL)

@@ -706,7 +706,7 @@ writer_delete (EsWriter  *writer,
       stmt = writer_stmt (writer,
                           "INSERT INTO events (sequence_id, stream_id, version, event_type,"
                           " timestamp, data, flags) VALUES (?, ?, ?, '$tombstone', ?, x'', "
-                          G_STRINGIFY (ES_STORED_EVENT_FLAGS_TOMBSTONE) ")",
+                          G_STRINGIFY (ES_SQLITE_FLAG_TOMBSTONE) ")",
                           operation, error);
       if (stmt == NULL)
         return FALSE;
@@ -807,7 +807,7 @@ writer_erase (EsWriter  *writer,
    * leaves (and the overflow pages it frees). */
   stmt = writer_stmt (writer,
                       "UPDATE events SET data = x'', metadata = NULL, flags = flags | "
-                      G_STRINGIFY (ES_STORED_EVENT_FLAGS_ERASED)
+                      G_STRINGIFY (ES_SQLITE_FLAG_ERASED)
                       " WHERE stream_id = ? AND version = ?",
                       operation, error);
   if (stmt == NULL)

@@ -1,0 +1,1023 @@
+/* test-sqlite-lifecycle.c: what only the SQLite backend promises about
+ * the life cycle of streams (issue 16): deleted and erased bytes are gone
+ * from the file and its WAL, compaction gives space back (incremental
+ * files and files from before 0.2), a schema-1 file is upgraded with
+ * everything in it, sequence ids are never used twice, and the reads use
+ * their indexes. The rules every backend follows are in
+ * test-conformance-lifecycle.c. sqlite3 is used directly only to prepare
+ * and inspect files.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later */
+#define _GNU_SOURCE  /* memmem */
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include <es-glib/es-glib.h>
+
+#include "es-test-utils.h"
+
+/* A call that takes &error succeeds: the error shows if not. */
+#define ASSERT_OK(call) \
+  G_STMT_START { gboolean ok_ = (call); g_assert_no_error (error); g_assert_true (ok_); } G_STMT_END
+
+typedef struct
+{
+  char *tmpdir;   /* (owned) */
+  char *path;     /* (owned) tmpdir/events.db, not created */
+} Fixture;
+
+static void
+fixture_setup (Fixture       *f,
+               gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->tmpdir = g_dir_make_tmp ("es-sqlite-lc-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
+}
+
+static void
+fixture_teardown (Fixture       *f,
+                  gconstpointer  data)
+{
+  es_test_remove_tree (f->tmpdir);
+  g_clear_pointer (&f->tmpdir, g_free);
+  g_clear_pointer (&f->path, g_free);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static EsStorageHandle *
+storage_open (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  EsSqliteStorage *storage = es_sqlite_storage_new (path, 0, NULL, &error);
+
+  g_assert_no_error (error);
+  return ES_STORAGE_HANDLE (storage);
+}
+
+static void
+storage_close (EsStorageHandle *storage)
+{
+  g_autoptr(GError) error = NULL;
+
+  ASSERT_OK (es_storage_handle_close (storage, NULL, &error));
+  g_assert_no_error (error);
+  g_object_unref (storage);
+}
+
+/* Appends @n events to @stream_id, each with @data (or a small default)
+ * and @metadata; returns the stream's version. */
+static gint64
+append_n (EsStorageHandle *storage,
+          const char      *stream_id,
+          guint            n,
+          const char      *data,
+          const char      *metadata)
+{
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GBytes) bytes = g_bytes_new (data != NULL ? data : "{}",
+                                         strlen (data != NULL ? data : "{}"));
+  g_autoptr(GError) error = NULL;
+  gint64 version = -1;
+
+  for (guint i = 0; i < n; i++)
+    {
+      EsCandidateEvent *event = es_candidate_event_new ("Happened", bytes);
+
+      if (metadata != NULL)
+        es_candidate_event_set_metadata (event, metadata);
+      g_ptr_array_add (events, event);
+    }
+
+  ASSERT_OK (es_storage_handle_append (storage, stream_id, ES_VERSION_ANY,
+                                           (EsCandidateEvent * const *) events->pdata,
+                                           events->len, &version, NULL, &error));
+  g_assert_no_error (error);
+  return version;
+}
+
+/* Every event of @stream_id (NULL: @all) through the storage, forwards. */
+static GPtrArray *
+read_all (EsStorageHandle *storage,
+          const char      *stream_id,
+          EsReadFlags      flags)
+{
+  g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func (g_object_unref);
+  gint64 position = 0;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GPtrArray) page = es_storage_handle_read_page_full (storage, stream_id, position,
+                                                                    flags, NULL, 100, NULL,
+                                                                    &error);
+
+      g_assert_no_error (error);
+      if (page->len == 0)
+        break;
+      for (guint i = 0; i < page->len; i++)
+        g_ptr_array_add (all, g_object_ref (g_ptr_array_index (page, i)));
+      position = stream_id != NULL
+        ? es_stored_event_get_version (g_ptr_array_index (page, page->len - 1))
+        : es_stored_event_get_sequence_id (g_ptr_array_index (page, page->len - 1));
+    }
+  return g_steal_pointer (&all);
+}
+
+static EsStreamInfo *
+info_of (EsStorageHandle *storage,
+         const char      *stream_id)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamInfo *info = es_storage_handle_get_stream_info (storage, stream_id, NULL, &error);
+
+  g_assert_no_error (error);
+  return info;
+}
+
+static sqlite3 *
+sqlite_open (const char *path)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, 5000);
+  return db;
+}
+
+static void
+sqlite_exec (sqlite3    *db,
+             const char *sql)
+{
+  char *message = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s: %s", sql, message);
+}
+
+static gint64
+sqlite_int (const char *path,
+            const char *sql)
+{
+  sqlite3 *db = sqlite_open (path);
+  sqlite3_stmt *stmt = NULL;
+  gint64 value;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return value;
+}
+
+/* Copies the WAL into the file and empties it, from another connection,
+ * as any reader of the file could. */
+static void
+checkpoint (const char *path)
+{
+  sqlite3 *db = sqlite_open (path);
+
+  sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close (db);
+}
+
+/* Whether @needle appears in the file @path (absent file: no). */
+static gboolean
+file_contains (const char *path,
+               const char *needle)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+
+  if (!g_file_get_contents (path, &contents, &length, NULL))
+    return FALSE;
+  return memmem (contents, length, needle, strlen (needle)) != NULL;
+}
+
+static gboolean
+db_or_wal_contains (const char *path,
+                    const char *needle)
+{
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+
+  return file_contains (path, needle) || file_contains (wal, needle);
+}
+
+static gint64
+file_size (const char *path)
+{
+  GStatBuf st;
+
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  return st.st_size;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bytes gone                                                          */
+/* ------------------------------------------------------------------ */
+
+static void
+test_deleted_bytes_gone (Fixture       *f,
+                         gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) kept = NULL;
+  g_autofree char *big = NULL;
+
+  g_test_summary ("The data and metadata of a soft-deleted, a hard-deleted, a truncated "
+                  "and an erased event are overwritten in the file and gone from its WAL, "
+                  "small and spilling onto overflow pages alike; other events stay");
+
+  storage = storage_open (f->path);
+  append_n (storage, "keep", 3, "KEEP-ME-DATA", "{\"note\": \"KEEP-ME-META\"}");
+  append_n (storage, "soft", 2, "SOFT-SECRET-DATA", "{\"note\": \"SOFT-SECRET-META\"}");
+  append_n (storage, "hard", 2, "HARD-SECRET-DATA", "{\"note\": \"HARD-SECRET-META\"}");
+  /* Over a page: the data lives on overflow pages. */
+  big = g_strdup_printf ("BIG-SECRET-DATA%s", g_strnfill (9000, 'b'));
+  append_n (storage, "big", 1, big, NULL);
+  append_n (storage, "trunc", 1, "TRUNC-SECRET-DATA", "{\"note\": \"TRUNC-SECRET-META\"}");
+  append_n (storage, "trunc", 1, "TRUNC-KEPT-DATA", NULL);
+  append_n (storage, "erase", 1, "ERASE-SECRET-DATA", "{\"note\": \"ERASE-SECRET-META\"}");
+  append_n (storage, "erase", 1, "ERASE-KEPT-DATA", NULL);
+
+  /* Everything is in the file to begin with, so the test can fail. */
+  checkpoint (f->path);
+  g_assert_true (db_or_wal_contains (f->path, "SOFT-SECRET-DATA"));
+  g_assert_true (db_or_wal_contains (f->path, "SOFT-SECRET-META"));
+  g_assert_true (db_or_wal_contains (f->path, "HARD-SECRET-META"));
+  g_assert_true (db_or_wal_contains (f->path, "BIG-SECRET-DATA"));
+  g_assert_true (db_or_wal_contains (f->path, "TRUNC-SECRET-META"));
+  g_assert_true (db_or_wal_contains (f->path, "ERASE-SECRET-DATA"));
+  g_assert_true (db_or_wal_contains (f->path, "ERASE-SECRET-META"));
+
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "soft", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "hard", 2, ES_DELETE_FLAGS_TOMBSTONE,
+                                                  NULL, &error));
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "big", 1, ES_DELETE_FLAGS_NONE,
+                                                  NULL, &error));
+  ASSERT_OK (es_storage_handle_truncate_stream (storage, "trunc", 2, NULL, &error));
+  ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 1, NULL, &error));
+  g_assert_no_error (error);
+
+  /* While the storage is open, and after it closed. */
+  checkpoint (f->path);
+  for (guint round = 0; round < 2; round++)
+    {
+      const char *gone[] = { "SOFT-SECRET-DATA", "SOFT-SECRET-META", "HARD-SECRET-DATA",
+                             "HARD-SECRET-META", "BIG-SECRET-DATA", "bbbbbbbbbbbbbbbbbbbbbbbb",
+                             "TRUNC-SECRET-DATA", "TRUNC-SECRET-META", "ERASE-SECRET-DATA",
+                             "ERASE-SECRET-META" };
+
+      for (guint i = 0; i < G_N_ELEMENTS (gone); i++)
+        if (db_or_wal_contains (f->path, gone[i]))
+          g_error ("%s is still in the database file or its WAL", gone[i]);
+      g_assert_true (db_or_wal_contains (f->path, "KEEP-ME-DATA"));
+      g_assert_true (db_or_wal_contains (f->path, "KEEP-ME-META"));
+      g_assert_true (db_or_wal_contains (f->path, "TRUNC-KEPT-DATA"));
+      g_assert_true (db_or_wal_contains (f->path, "ERASE-KEPT-DATA"));
+
+      if (round == 0)
+        storage_close (storage);
+    }
+
+  /* What the library reads back agrees. */
+  storage = storage_open (f->path);
+  kept = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+  g_assert_cmpuint (kept->len, ==, 3 + 1 + 2);
+  storage_close (storage);
+}
+
+/* ------------------------------------------------------------------ */
+/* Compaction                                                          */
+/* ------------------------------------------------------------------ */
+
+/* Fills @stream_id with @n events of about 1 KiB. */
+static void
+fill (EsStorageHandle *storage,
+      const char      *stream_id,
+      guint            n)
+{
+  g_autofree char *payload = g_strnfill (1000, 'z');
+
+  for (guint i = 0; i < n; i += 100)
+    append_n (storage, stream_id, 100, payload, NULL);
+}
+
+static void
+test_compact_incremental (Fixture       *f,
+                          gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = NULL;
+  gint64 full, after_delete, compacted;
+
+  g_test_summary ("A new file is in incremental auto-vacuum mode; deleting a big stream "
+                  "and compacting shrinks it, and the rest is intact");
+
+  storage = storage_open (f->path);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+  fill (storage, "small", 100);
+  fill (storage, "big", 3000);
+  checkpoint (f->path);
+  full = file_size (f->path);
+
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "big", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_no_error (error);
+  checkpoint (f->path);
+  after_delete = file_size (f->path);
+
+  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  g_assert_no_error (error);
+  checkpoint (f->path);
+  compacted = file_size (f->path);
+  g_test_message ("file: %" G_GINT64_FORMAT " bytes full, %" G_GINT64_FORMAT " after the "
+                  "delete, %" G_GINT64_FORMAT " compacted", full, after_delete, compacted);
+
+  g_assert_cmpint (after_delete, >=, full * 9 / 10);  /* the delete alone frees pages */
+  g_assert_cmpint (compacted, <, full / 10);
+  info = info_of (storage, "small");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 100);
+  g_clear_object (&info);
+  info = info_of (storage, "big");
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 3000);
+  g_assert_cmpint (es_stream_info_get_state (info), ==, ES_STREAM_STATE_DELETED);
+  storage_close (storage);
+
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA integrity_check = 1") , ==, 0);
+}
+
+/* The schema of es-glib 0.1 (schema version 1), as it created files. */
+static const char schema_v1[] =
+  "CREATE TABLE events ("
+  "  sequence_id     INTEGER PRIMARY KEY,"
+  "  stream_id       TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  idempotency_key TEXT,"
+  "  event_type      TEXT    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"
+  "  data            BLOB    NOT NULL,"
+  "  metadata        TEXT,"
+  "  UNIQUE (stream_id, version)"
+  ");"
+  "CREATE UNIQUE INDEX events_idempotency_key ON events (stream_id, idempotency_key)"
+  "  WHERE idempotency_key IS NOT NULL;"
+  "CREATE INDEX events_event_type ON events (event_type, sequence_id);"
+  "CREATE TABLE snapshots ("
+  "  stream_id       TEXT    NOT NULL,"
+  "  projection_name TEXT    NOT NULL,"
+  "  version         INTEGER NOT NULL,"
+  "  state           BLOB    NOT NULL,"
+  "  timestamp       INTEGER NOT NULL,"
+  "  PRIMARY KEY (stream_id, projection_name)"
+  ") WITHOUT ROWID;"
+  "PRAGMA application_id = 1163085617;"  /* 0x45534731, "ESG1" */
+  "PRAGMA user_version = 1;";
+
+#define V1_BASE_TIME G_GINT64_CONSTANT (1700000000000000)
+
+/* Writes a schema-1 file as es-glib 0.1 did: events of streams "a" (3),
+ * "b" (2), "c" (1) interleaved, plus @n_filler events of "filler" with
+ * @filler_size bytes each, and a snapshot of "a". Timestamps are
+ * V1_BASE_TIME + sequence id seconds. */
+static void
+create_v1_file (const char *path,
+                guint       n_filler,
+                gsize       filler_size)
+{
+  sqlite3 *db = sqlite_open (path);
+  sqlite3_stmt *stmt = NULL;
+  const char *order[] = { "a", "b", "a", "c", "b", "a" };
+  g_autofree char *filler = g_strnfill (filler_size, 'f');
+  gint64 versions[3] = { 0, 0, 0 };
+  gint64 sequence_id = 0;
+
+  sqlite_exec (db, "PRAGMA journal_mode = WAL");
+  sqlite_exec (db, schema_v1);
+  sqlite_exec (db, "BEGIN");
+  g_assert_cmpint (sqlite3_prepare_v2 (db,
+                                       "INSERT INTO events (stream_id, version, idempotency_key,"
+                                       " event_type, timestamp, data, metadata)"
+                                       " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                       -1, &stmt, NULL), ==, SQLITE_OK);
+  for (guint i = 0; i < G_N_ELEMENTS (order); i++)
+    {
+      gint64 version = ++versions[order[i][0] - 'a'];
+      g_autofree char *key = g_strdup_printf ("key-%s-%" G_GINT64_FORMAT, order[i], version);
+      g_autofree char *payload = g_strdup_printf ("{\"n\": %u}", i);
+
+      sequence_id++;
+      sqlite3_bind_text (stmt, 1, order[i], -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 2, version);
+      sqlite3_bind_text (stmt, 3, key, -1, SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 4, "Old", -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 5, V1_BASE_TIME + sequence_id * G_USEC_PER_SEC);
+      sqlite3_bind_blob (stmt, 6, payload, strlen (payload), SQLITE_STATIC);
+      sqlite3_bind_text (stmt, 7, "{\"who\": \"v1\"}", -1, SQLITE_STATIC);
+      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+      sqlite3_reset (stmt);
+    }
+  for (guint i = 0; i < n_filler; i++)
+    {
+      sequence_id++;
+      sqlite3_bind_text (stmt, 1, "filler", -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 2, i + 1);
+      sqlite3_bind_null (stmt, 3);
+      sqlite3_bind_text (stmt, 4, "Filler", -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (stmt, 5, V1_BASE_TIME + sequence_id * G_USEC_PER_SEC);
+      sqlite3_bind_blob (stmt, 6, filler, filler_size, SQLITE_STATIC);
+      sqlite3_bind_null (stmt, 7);
+      g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_DONE);
+      sqlite3_reset (stmt);
+    }
+  sqlite3_finalize (stmt);
+  sqlite_exec (db, "INSERT INTO snapshots VALUES ('a', 'proj', 2, x'01', 0)");
+  sqlite_exec (db, "COMMIT");
+  sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
+  sqlite3_close (db);
+}
+
+static void
+test_compact_old_file (Fixture       *f,
+                       gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  gint64 full, compacted;
+
+  g_test_summary ("A file from before 0.2 (no auto-vacuum) is compacted with VACUUM, "
+                  "which shrinks it and switches it to incremental mode");
+
+  create_v1_file (f->path, 3000, 1000);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 0);
+
+  storage = storage_open (f->path);
+  checkpoint (f->path);
+  full = file_size (f->path);
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "filler", 3000,
+                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  g_assert_no_error (error);
+  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  g_assert_no_error (error);
+  checkpoint (f->path);
+  compacted = file_size (f->path);
+  g_test_message ("v1 file: %" G_GINT64_FORMAT " bytes, %" G_GINT64_FORMAT " compacted",
+                  full, compacted);
+  g_assert_cmpint (compacted, <, full / 10);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+
+  events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+  g_assert_cmpuint (events->len, ==, 6);
+  storage_close (storage);
+
+  /* A second compaction takes the incremental path, and works too. */
+  storage = storage_open (f->path);
+  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  g_assert_no_error (error);
+  storage_close (storage);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration                                                           */
+/* ------------------------------------------------------------------ */
+
+static void
+assert_info (EsStreamInfo *info,
+             const char   *stream_id,
+             gint64        version,
+             gint64        count,
+             gint64        first_version,
+             gint64        first_timestamp,
+             gint64        last_timestamp)
+{
+  g_assert_cmpstr (es_stream_info_get_stream_id (info), ==, stream_id);
+  g_assert_cmpint (es_stream_info_get_state (info), ==, ES_STREAM_STATE_ACTIVE);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, version);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, count);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, first_version);
+  g_assert_cmpint (es_stream_info_get_first_timestamp_usec (info), ==, first_timestamp);
+  g_assert_cmpint (es_stream_info_get_last_timestamp_usec (info), ==, last_timestamp);
+}
+
+static void
+test_migration_v1 (Fixture       *f,
+                   gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) listed = NULL;
+  g_autoptr(EsStreamInfo) info = NULL;
+  g_autoptr(EsSnapshot) snapshot = NULL;
+  const char *expected_streams[] = { "a", "b", "a", "c", "b", "a" };
+  const gint64 expected_versions[] = { 1, 1, 2, 1, 2, 3 };
+  gint64 version = 0;
+
+  g_test_summary ("A schema-1 file is upgraded when opened: every event reads back as "
+                  "it was, stream information and listing come from the new streams "
+                  "table, and appends continue the versions with new sequence ids");
+
+  create_v1_file (f->path, 0, 0);
+  storage = storage_open (f->path);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 2);
+
+  events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+  g_assert_cmpuint (events->len, ==, 6);
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+      g_autofree char *key = g_strdup_printf ("key-%s-%" G_GINT64_FORMAT, expected_streams[i],
+                                              expected_versions[i]);
+      g_autofree char *payload = g_strdup_printf ("{\"n\": %u}", i);
+      GBytes *bytes = es_stored_event_get_data (event);
+
+      g_assert_cmpint (es_stored_event_get_sequence_id (event), ==, i + 1);
+      g_assert_cmpstr (es_stored_event_get_stream_id (event), ==, expected_streams[i]);
+      g_assert_cmpint (es_stored_event_get_version (event), ==, expected_versions[i]);
+      g_assert_cmpstr (es_stored_event_get_event_type (event), ==, "Old");
+      g_assert_cmpstr (es_stored_event_get_idempotency_key (event), ==, key);
+      g_assert_cmpstr (es_stored_event_get_metadata (event), ==, "{\"who\": \"v1\"}");
+      g_assert_cmpint (es_stored_event_get_flags (event), ==, ES_STORED_EVENT_FLAGS_NONE);
+      g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes),
+                       payload, strlen (payload));
+    }
+
+  info = info_of (storage, "a");
+  assert_info (info, "a", 3, 3, 1, V1_BASE_TIME + 1 * G_USEC_PER_SEC,
+               V1_BASE_TIME + 6 * G_USEC_PER_SEC);
+  g_clear_object (&info);
+  info = info_of (storage, "b");
+  assert_info (info, "b", 2, 2, 1, V1_BASE_TIME + 2 * G_USEC_PER_SEC,
+               V1_BASE_TIME + 5 * G_USEC_PER_SEC);
+  g_clear_object (&info);
+  info = info_of (storage, "c");
+  assert_info (info, "c", 1, 1, 1, V1_BASE_TIME + 4 * G_USEC_PER_SEC,
+               V1_BASE_TIME + 4 * G_USEC_PER_SEC);
+  g_clear_object (&info);
+  info = info_of (storage, NULL);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 6);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 6);
+  g_clear_object (&info);
+
+  listed = es_storage_handle_list_streams (storage, NULL, NULL, ES_LIST_STREAMS_FLAGS_NONE, 10,
+                                           NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (listed->len, ==, 3);
+  g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (listed, 0)), ==, "a");
+  g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (listed, 2)), ==, "c");
+
+  snapshot = es_storage_handle_load_snapshot (storage, "a", "proj", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (snapshot);
+  g_assert_cmpint (es_snapshot_get_version (snapshot), ==, 2);
+
+  /* A stored key is still found: the retry writes nothing. */
+  {
+    g_autoptr(GBytes) bytes = g_bytes_new_static ("{}", 2);
+    g_autoptr(EsCandidateEvent) retry = es_candidate_event_new ("Old", bytes);
+
+    es_candidate_event_set_idempotency_key (retry, "key-b-2");
+    ASSERT_OK (es_storage_handle_append (storage, "b", 0, &retry, 1, &version, NULL,
+                                             &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (version, ==, 2);
+  }
+
+  version = append_n (storage, "a", 2, NULL, NULL);
+  g_assert_cmpint (version, ==, 5);
+  version = append_n (storage, "d", 1, NULL, NULL);
+  g_assert_cmpint (version, ==, 1);
+  g_clear_pointer (&events, g_ptr_array_unref);
+  events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+  g_assert_cmpuint (events->len, ==, 9);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (events, 6)), ==, 7);
+  g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (events, 7)), ==, 5);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (events, 8)), ==, 9);
+  info = info_of (storage, "a");
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 5);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 5);
+  g_clear_object (&info);
+  storage_close (storage);
+
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA integrity_check = 1"), ==, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Positions                                                           */
+/* ------------------------------------------------------------------ */
+
+static gint64
+last_sequence_id (EsStorageHandle *storage)
+{
+  g_autoptr(GPtrArray) events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+
+  g_assert_cmpuint (events->len, >, 0);
+  return es_stored_event_get_sequence_id (g_ptr_array_index (events, events->len - 1));
+}
+
+static void
+test_sequence_ids_not_reused (Fixture       *f,
+                              gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = NULL;
+  gint64 removed;
+
+  g_test_summary ("Deleting, truncating or expiring the newest events of the database "
+                  "never lets a later event take their sequence ids, across reopening");
+
+  storage = storage_open (f->path);
+  append_n (storage, "old", 1, NULL, NULL);          /* 1 */
+  append_n (storage, "new", 3, NULL, NULL);          /* 2..4 */
+
+  /* A soft delete of the newest: its own position is 5. */
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "new", 3, ES_DELETE_FLAGS_NONE,
+                                                  NULL, &error));
+  g_assert_no_error (error);
+  info = info_of (storage, NULL);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 5);
+  g_clear_object (&info);
+  storage_close (storage);
+
+  storage = storage_open (f->path);
+  append_n (storage, "other", 1, NULL, NULL);
+  g_assert_cmpint (last_sequence_id (storage), ==, 6);
+
+  /* The newest events expire (every event is older than a second from
+   * "now"): nothing is left, the position stays. */
+  ASSERT_OK (es_storage_handle_set_retention (storage, NULL, G_USEC_PER_SEC, 0, NULL,
+                                                  &error));
+  g_assert_no_error (error);
+  removed = es_storage_handle_sweep (storage, g_get_real_time () + G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC, NULL,
+                                     NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 2);
+  info = info_of (storage, NULL);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 0);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 6);
+  g_clear_object (&info);
+  ASSERT_OK (es_storage_handle_set_retention (storage, NULL, 0, 0, NULL, &error));
+  storage_close (storage);
+
+  storage = storage_open (f->path);
+  append_n (storage, "after", 1, NULL, NULL);
+  g_assert_cmpint (last_sequence_id (storage), ==, 7);
+
+  /* A hard delete of the newest: the tombstone holds position 8. */
+  ASSERT_OK (es_storage_handle_delete_stream (storage, "after", 1, ES_DELETE_FLAGS_TOMBSTONE,
+                                                  NULL, &error));
+  g_assert_no_error (error);
+  storage_close (storage);
+
+  storage = storage_open (f->path);
+  append_n (storage, "last", 1, NULL, NULL);
+  g_assert_cmpint (last_sequence_id (storage), ==, 9);
+  {
+    g_autoptr(GPtrArray) with_markers = read_all (storage, NULL,
+                                                  ES_READ_FLAGS_INCLUDE_TOMBSTONES);
+
+    g_assert_cmpuint (with_markers->len, ==, 2);
+    g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (with_markers, 0)),
+                     ==, 8);
+    g_assert_cmpint (es_stored_event_get_flags (g_ptr_array_index (with_markers, 0)), ==,
+                     ES_STORED_EVENT_FLAGS_TOMBSTONE);
+  }
+  storage_close (storage);
+}
+
+/* ------------------------------------------------------------------ */
+/* Query plans                                                         */
+/* ------------------------------------------------------------------ */
+
+/* The plan of @sql as one string, its lines joined with " | ". */
+static char *
+query_plan (const char *path,
+            const char *sql)
+{
+  sqlite3 *db = sqlite_open (path);
+  g_autofree char *explain = g_strconcat ("EXPLAIN QUERY PLAN ", sql, NULL);
+  GString *plan = g_string_new (NULL);
+  sqlite3_stmt *stmt = NULL;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (db, explain, -1, &stmt, NULL), ==, SQLITE_OK);
+  while (sqlite3_step (stmt) == SQLITE_ROW)
+    g_string_append_printf (plan, "%s%s", plan->len > 0 ? " | " : "",
+                            (const char *) sqlite3_column_text (stmt, 3));
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return g_string_free (plan, FALSE);
+}
+
+static void
+test_query_plans (Fixture       *f,
+                  gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autofree char *listing = NULL;
+  g_autofree char *prefix = NULL;
+  g_autofree char *backwards = NULL;
+  g_autofree char *window = NULL;
+
+  g_test_summary ("The statements of listing, backward reads and time windows of @all "
+                  "(as es-sqlite-query.c writes them) use their indexes, without a sort "
+                  "where the index gives the order");
+
+  storage = storage_open (f->path);
+  append_n (storage, "s", 10, NULL, NULL);
+  storage_close (storage);
+
+  listing = query_plan (f->path,
+                        "SELECT stream_id, version FROM streams WHERE stream_id > ?"
+                        " AND state = 0 ORDER BY stream_id LIMIT ?");
+  g_test_message ("listing: %s", listing);
+  g_assert_nonnull (strstr (listing, "SEARCH streams USING PRIMARY KEY (stream_id>?)"));
+  g_assert_null (strstr (listing, "TEMP B-TREE"));
+
+  prefix = query_plan (f->path,
+                       "SELECT stream_id, version FROM streams WHERE stream_id > ?"
+                       " AND stream_id >= ? AND stream_id < ? ORDER BY stream_id LIMIT ?");
+  g_test_message ("prefix: %s", prefix);
+  g_assert_nonnull (strstr (prefix, "USING PRIMARY KEY (stream_id>? AND stream_id<?)"));
+
+  backwards = query_plan (f->path,
+                          "SELECT sequence_id FROM events WHERE stream_id = ? AND version < ?"
+                          " AND flags < 2 ORDER BY version DESC LIMIT ?");
+  g_test_message ("backwards: %s", backwards);
+  g_assert_nonnull (strstr (backwards, "USING INDEX sqlite_autoindex_events_1 "
+                                       "(stream_id=? AND version<?)"));
+  g_assert_null (strstr (backwards, "TEMP B-TREE"));
+
+  window = query_plan (f->path,
+                       "SELECT sequence_id FROM events INDEXED BY events_timestamp"
+                       " WHERE sequence_id > ? AND flags < 2"
+                       " AND (timestamp >= ? AND timestamp < ?) ORDER BY sequence_id LIMIT ?");
+  g_test_message ("window: %s", window);
+  g_assert_nonnull (strstr (window, "USING INDEX events_timestamp (timestamp>? AND timestamp<?)"));
+}
+
+/* A time window of @all read through the library returns the window's
+ * events in sequence order, both ways, whichever plan it takes (a small
+ * window through the timestamp index, a big one through the rowid). */
+static void
+test_time_window_reads (Fixture       *f,
+                        gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  sqlite3 *db;
+  gint64 base;
+
+  g_test_summary ("Reads of @all with a time range return exactly the window's events "
+                  "in sequence order, forwards and backwards, for a small and a big window");
+
+  storage = storage_open (f->path);
+  append_n (storage, "s", 1, NULL, NULL);
+  storage_close (storage);
+
+  /* 10,000 events one second apart, but with timestamps shuffled in
+   * blocks so that sequence order and time order differ. */
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "BEGIN");
+  sqlite_exec (db, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 10001)"
+                   " INSERT INTO events (stream_id, version, event_type, timestamp, data)"
+                   " SELECT 's', i, 'T', 1700000000000000 + ((i * 7919) % 10000) * 1000000, x''"
+                   " FROM n");
+  sqlite_exec (db, "UPDATE streams SET version = 10001, event_count = 10001"
+                   " WHERE stream_id = 's'");
+  sqlite_exec (db, "COMMIT");
+  sqlite3_close (db);
+  base = G_GINT64_CONSTANT (1700000000000000);
+
+  storage = storage_open (f->path);
+  for (guint window = 0; window < 2; window++)
+    {
+      /* 100 seconds, then 8000. */
+      gint64 since = base + 1000 * G_USEC_PER_SEC;
+      gint64 until = since + (gint64) (window == 0 ? 100 : 8000) * G_USEC_PER_SEC;
+      g_autoptr(GDateTime) since_dt = g_date_time_new_from_unix_utc (since / G_USEC_PER_SEC);
+      g_autoptr(GDateTime) until_dt = g_date_time_new_from_unix_utc (until / G_USEC_PER_SEC);
+      g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+
+      es_event_filter_add_time_range (filter, since_dt, until_dt);
+      for (guint direction = 0; direction < 2; direction++)
+        {
+          EsReadFlags flags = direction == 0 ? ES_READ_FLAGS_NONE : ES_READ_FLAGS_BACKWARDS;
+          gint64 position = direction == 0 ? 0 : G_MAXINT64;
+          gint64 previous = direction == 0 ? 0 : G_MAXINT64;
+          guint n = 0;
+
+          for (;;)
+            {
+              g_autoptr(GError) error = NULL;
+              g_autoptr(GPtrArray) page = NULL;
+
+              page = es_storage_handle_read_page_full (storage, NULL, position, flags, filter,
+                                                       500, NULL, &error);
+              g_assert_no_error (error);
+              if (page->len == 0)
+                break;
+              for (guint i = 0; i < page->len; i++)
+                {
+                  EsStoredEvent *event = g_ptr_array_index (page, i);
+                  gint64 id = es_stored_event_get_sequence_id (event);
+                  gint64 ts = es_stored_event_get_timestamp_usec (event);
+
+                  g_assert_cmpint (ts, >=, since);
+                  g_assert_cmpint (ts, <, until);
+                  if (direction == 0)
+                    g_assert_cmpint (id, >, previous);
+                  else
+                    g_assert_cmpint (id, <, previous);
+                  previous = id;
+                  n++;
+                }
+              position = previous;
+            }
+          g_test_message ("window %u direction %u: %u events", window, direction, n);
+          g_assert_cmpuint (n, ==, (window == 0 ? 100u : 8000u));
+        }
+    }
+  storage_close (storage);
+}
+
+/* ------------------------------------------------------------------ */
+/* Sweeps, cancellation, read-only                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+test_sweep_batches (Fixture       *f,
+                    gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = NULL;
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  gboolean has_age = TRUE;
+  sqlite3 *db;
+  gint64 removed;
+
+  g_test_summary ("A sweep removing more than a batch (10,000 events) goes through "
+                  "several transactions and removes exactly what the policies say; a "
+                  "sweep cancelled before it starts removes nothing and says CANCELLED");
+
+  storage = storage_open (f->path);
+  for (guint i = 0; i < 25; i++)
+    append_n (storage, "big", 1000, NULL, NULL);    /* 25,000 events */
+  append_n (storage, "a", 5, NULL, NULL);
+  append_n (storage, "b", 2, NULL, NULL);
+  storage_close (storage);
+
+  /* A database-wide policy written behind the library's back, so that
+   * only the sweep enforces it. */
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 3)");
+  sqlite3_close (db);
+
+  storage = storage_open (f->path);
+  g_cancellable_cancel (cancellable);
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), NULL, cancellable, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_cmpint (removed, ==, -1);
+  g_clear_error (&error);
+  info = info_of (storage, "big");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 25000);
+  g_clear_object (&info);
+
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, (25000 - 3) + (5 - 3));
+  g_assert_false (has_age);
+
+  info = info_of (storage, "big");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 3);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, 24998);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, 25000);
+  g_clear_object (&info);
+  info = info_of (storage, "a");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 3);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, 3);
+  g_clear_object (&info);
+  info = info_of (storage, "b");
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, 2);
+  g_clear_object (&info);
+  {
+    g_autoptr(GPtrArray) events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
+
+    g_assert_cmpuint (events->len, ==, 8);
+  }
+
+  /* Nothing left to do. */
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 0);
+
+  /* An age policy of a stream makes the sweep say so. */
+  ASSERT_OK (es_storage_handle_set_retention (storage, "b", G_TIME_SPAN_HOUR, 0, NULL,
+                                              &error));
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 0);
+  g_assert_true (has_age);
+  storage_close (storage);
+
+  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 8 + 0);
+}
+
+static void
+test_read_only_refuses (Fixture       *f,
+                        gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(EsSqliteStorage) reader = NULL;
+  g_autoptr(GError) error = NULL;
+  EsStorageHandle *handle;
+
+  g_test_summary ("A read-only storage refuses every life-cycle write with the read-only "
+                  "error, and lists and describes streams");
+
+  storage = storage_open (f->path);
+  append_n (storage, "s", 2, NULL, NULL);
+  storage_close (storage);
+
+  reader = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
+                           "read-only", TRUE, NULL);
+  g_assert_no_error (error);
+  handle = ES_STORAGE_HANDLE (reader);
+
+  g_assert_false (es_storage_handle_delete_stream (handle, "s", ES_VERSION_ANY,
+                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "read-only"));
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_truncate_stream (handle, "s", 2, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_erase_event (handle, "s", 1, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_set_retention (handle, NULL, 0, 5, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_cmpint (es_storage_handle_sweep (handle, g_get_real_time (), NULL, NULL, &error),
+                   ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_false (es_storage_handle_compact (handle, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  {
+    g_autoptr(EsStreamInfo) info = info_of (handle, "s");
+    g_autoptr(GPtrArray) listed = es_storage_handle_list_streams (handle, NULL, NULL,
+                                                                  ES_LIST_STREAMS_FLAGS_NONE,
+                                                                  10, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (es_stream_info_get_event_count (info), ==, 2);
+    g_assert_cmpuint (listed->len, ==, 1);
+  }
+  ASSERT_OK (es_storage_handle_close (handle, NULL, &error));
+  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 2);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add ("/sqlite-lifecycle/deleted-bytes-gone", Fixture, NULL,
+              fixture_setup, test_deleted_bytes_gone, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/compact-incremental", Fixture, NULL,
+              fixture_setup, test_compact_incremental, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/compact-old-file", Fixture, NULL,
+              fixture_setup, test_compact_old_file, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/migration-v1", Fixture, NULL,
+              fixture_setup, test_migration_v1, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/sequence-ids-not-reused", Fixture, NULL,
+              fixture_setup, test_sequence_ids_not_reused, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/query-plans", Fixture, NULL,
+              fixture_setup, test_query_plans, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/time-window-reads", Fixture, NULL,
+              fixture_setup, test_time_window_reads, fixture_teardown);
+
+  g_test_add ("/sqlite-lifecycle/sweep-batches", Fixture, NULL,
+              fixture_setup, test_sweep_batches, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/read-only-refuses", Fixture, NULL,
+              fixture_setup, test_read_only_refuses, fixture_teardown);
+
+  return g_test_run ();
+}
