@@ -1013,6 +1013,11 @@ es_storage_handle_sweep (EsStorageHandle  *self,
  * take time in proportion to the database and, on SQLite, waits for
  * other writers.
  *
+ * On PostgreSQL, which has no `secure_delete`, `VACUUM` makes the space of
+ * deleted and erased rows reusable and drops their index entries, but does
+ * not overwrite their bytes, and the write-ahead log, archives and
+ * backups keep what was written: see the documentation of `EsPgStorage`.
+ *
  * Returns: %TRUE on success
  *
  * Since: 0.2

@@ -406,9 +406,11 @@ typedef struct
   " FROM head h CROSS JOIN counted c LEFT JOIN pos p ON TRUE"
 
 /* The retention policies of the streams of the text[] $1, enforced after
- * their appends in the same transaction (under their locks). */
+ * their appends in the same transaction (under their locks). Ages count
+ * from the start of the transaction (now()), which is no later than the
+ * timestamps of the events just written: those are never too old. */
 #define RETAIN_SQL \
-  "SELECT coalesce(sum({S}.apply_retention(u.s, clock_timestamp(), NULL)), 0)::int8" \
+  "SELECT coalesce(sum({S}.apply_retention(u.s, now(), NULL)), 0)::int8" \
   " FROM (SELECT DISTINCT unnest($1::text[]) AS s) AS u"
 
 /* The fixed statements (SqlId, es-pg-private.h), made for the storage's

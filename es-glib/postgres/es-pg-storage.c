@@ -63,13 +63,45 @@
  *
  * Sequence ids come from a one-row counter that each append updates in
  * its transaction, just before it inserts. The row stays locked until the
- * transaction ends, so appends commit in sequence-id order and ids have no
- * holes: a reader or a watch that has seen sequence id N never later
- * finds a committed event with a smaller id. (With ids from a sequence,
- * a transaction that took id 5 could commit after one that took id 6, and
- * a reader that had moved past 6 would miss 5 for ever.) The cost is that
- * the insert-and-commit step of appends is serial in one schema: batches
- * of events are the way to write fast.
+ * transaction ends, so appends commit in sequence-id order: a reader or a
+ * watch that has seen sequence id N never later finds a committed event
+ * with a smaller id. (With ids from a sequence, a transaction that took
+ * id 5 could commit after one that took id 6, and a reader that had moved
+ * past 6 would miss 5 for ever.) The cost is that the insert-and-commit
+ * step of appends is serial in one schema: batches of events are the way
+ * to write fast.
+ *
+ * Ids are never used twice, but since 0.2 they have gaps: each delete of
+ * a stream takes an id of the same counter (the position of the tombstone
+ * marker of a hard delete; nothing for a soft one), and the ids of deleted
+ * or expired events are gone with them.
+ *
+ * ## Stream life cycle and privacy
+ *
+ * Each stream has a row in the `streams` table, kept up to date by every
+ * append in its transaction: listing streams and stream information read
+ * only that table, in byte order of the ids (`COLLATE "C"`, whatever the
+ * database's collation). Deletes, truncations and retention policies run
+ * in one transaction each, under the same per-stream lock as appends; a
+ * delete sends a `NOTIFY` like an append, so that the watches of other
+ * processes learn about it. The sweep removes at most 10,000 events per
+ * transaction and skips the streams an append holds at that moment (the
+ * append enforces the policy itself).
+ *
+ * PostgreSQL has nothing like SQLite's `secure_delete`. A deleted,
+ * truncated, expired or erased event (an erasure updates the row, which
+ * leaves the old row version behind) stays in the table's data files as a
+ * dead row version until `VACUUM` (or autovacuum) reclaims it, and
+ * [method@Es.StorageHandle.compact] runs `VACUUM` on the backend's tables.
+ * `VACUUM` removes the dead rows' index entries, marks their space free
+ * for new rows and gives empty pages at the end of a table back to the
+ * file system; it does not overwrite the bytes of the dead rows, which
+ * remain on disk until new rows reuse the space. Nor does anything in
+ * es-glib reach the write-ahead log (which holds every row as written
+ * until its segments are recycled), WAL archives, backups or replicas.
+ * Where erased data must not survive on the server's disks, combine
+ * `VACUUM FULL` (which rewrites each table into new files, under an
+ * exclusive lock) with encrypted storage and a backup policy.
  *
  * Since: 0.1
  */

@@ -3930,6 +3930,92 @@ test_lifecycle_rows (Fixture       *f,
   es_test_factory_close_and_free (factory);
 }
 
+static void
+append_many (EsStorageHandle *storage,
+             const char      *stream_id,
+             guint            n)
+{
+  EsCandidateEvent *batch[1000];
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
+    batch[i] = candidate_text ("Tick", "", NULL, NULL);
+  for (guint done = 0; done < n; done += G_N_ELEMENTS (batch))
+    {
+      es_storage_handle_append (storage, stream_id, ES_VERSION_ANY, batch,
+                                MIN (G_N_ELEMENTS (batch), n - done), NULL, NULL, &error);
+      g_assert_no_error (error);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
+    g_object_unref (batch[i]);
+}
+
+static void
+test_lifecycle_sweep_batches (Fixture       *f,
+                              gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 2);
+  EsStorageHandle *storage = factory_storage (factory);
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *policy = NULL;
+  g_autofree char *batch = NULL;
+  g_autofree char *lock = NULL;
+  g_autofree char *row = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *params[1];
+  gboolean has_age = TRUE;
+  gint64 removed;
+
+  g_test_summary ("A sweep removes at most 10,000 events per transaction and carries on "
+                  "where the previous one stopped; it skips, without waiting, a stream "
+                  "whose lock a writer holds");
+
+  append_many (storage, "a", 12000);
+  append_many (storage, "b", 5000);
+  append_many (storage, "c", 10);
+  /* Policies stored behind the library's back, so that nothing enforced
+   * them yet: keep the newest event of each stream. */
+  policy = g_strdup_printf ("UPDATE %s.streams SET max_count = 1", qschema);
+  admin_exec (f, policy);
+
+  /* One transaction of the sweep: 10,000 of a's events, and the next one
+   * starts with a again. */
+  batch = g_strdup_printf ("SELECT removed || ' ' || coalesce(next_from, '-') FROM %s.sweep"
+                           " (now(), 10000, NULL, 'es-glib stream %s.')", qschema, f->schema);
+  row = admin_query_text (f, batch, NULL);
+  g_assert_cmpstr (row, ==, "10000 a");
+
+  /* c is locked by a "writer": skipped. */
+  lock = g_strdup_printf ("SELECT pg_advisory_lock(hashtextextended('es-glib stream %s.' || $1,"
+                          " 0))", f->schema);
+  params[0] = "c";
+  PQclear (admin_query (f, lock, 1, params));
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 1999 + 4999);
+  g_assert_false (has_age);
+  {
+    g_autoptr(EsStreamInfo) a = info_ok (storage, "a");
+    g_autoptr(EsStreamInfo) b = info_ok (storage, "b");
+    g_autoptr(EsStreamInfo) c = info_ok (storage, "c");
+
+    g_assert_cmpint (es_stream_info_get_event_count (a), ==, 1);
+    g_assert_cmpint (es_stream_info_get_first_version (a), ==, 12000);
+    g_assert_cmpint (es_stream_info_get_event_count (b), ==, 1);
+    g_assert_cmpint (es_stream_info_get_event_count (c), ==, 10);
+  }
+  PQclear (admin_query (f, "SELECT pg_advisory_unlock_all()", 0, NULL));
+
+  removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (removed, ==, 9);
+  g_free (policy);
+  policy = g_strdup_printf ("SELECT count(*) FROM %s.events", qschema);
+  g_assert_cmpint (admin_query_int (f, policy, NULL), ==, 3);
+
+  es_test_factory_close_and_free (factory);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -3971,6 +4057,7 @@ main (int   argc,
     { "/pg/lifecycle/list-order", (GTestFixtureFunc) test_lifecycle_list_order },
     { "/pg/lifecycle/time-range", (GTestFixtureFunc) test_lifecycle_time_range },
     { "/pg/lifecycle/rows", (GTestFixtureFunc) test_lifecycle_rows },
+    { "/pg/lifecycle/sweep-batches", (GTestFixtureFunc) test_lifecycle_sweep_batches },
   };
   const char *reason = NULL;
 
