@@ -937,6 +937,48 @@ test_sweep_batches (Fixture       *f,
 }
 
 static void
+test_sweep_idle_no_lock (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean has_age = TRUE;
+  sqlite3 *db;
+
+  g_test_summary ("A sweep of a database without retention policies (what a factory's "
+                  "background sweep meets) takes no write lock: it succeeds while another "
+                  "connection holds it");
+
+  storage = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
+                            "busy-timeout", 100, NULL);
+  g_assert_no_error (error);
+  append_n (ES_STORAGE_HANDLE (storage), "s", 3, NULL, NULL);
+
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "BEGIN IMMEDIATE");
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            &has_age, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+  g_assert_false (has_age);
+
+  /* With a policy, the sweep needs the lock (and says busy here). */
+  sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 1)");
+  sqlite_exec (db, "COMMIT");
+  sqlite_exec (db, "BEGIN IMMEDIATE");
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            NULL, NULL, &error), ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_clear_error (&error);
+  sqlite_exec (db, "ROLLBACK");
+  sqlite3_close (db);
+
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            NULL, NULL, &error), ==, 2);
+  g_assert_no_error (error);
+  ASSERT_OK (es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, &error));
+}
+
+static void
 test_read_only_refuses (Fixture       *f,
                         gconstpointer  data)
 {
@@ -1016,6 +1058,8 @@ main (int    argc,
 
   g_test_add ("/sqlite-lifecycle/sweep-batches", Fixture, NULL,
               fixture_setup, test_sweep_batches, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/sweep-idle-no-lock", Fixture, NULL,
+              fixture_setup, test_sweep_idle_no_lock, fixture_teardown);
   g_test_add ("/sqlite-lifecycle/read-only-refuses", Fixture, NULL,
               fixture_setup, test_read_only_refuses, fixture_teardown);
 

@@ -1335,3 +1335,42 @@ _es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
   /* No row: no snapshot, and no error. */
   return snapshot;
 }
+
+static void
+read_policies_row (sqlite3_stmt *stmt,
+                   gpointer      user_data)
+{
+  gint64 *values = user_data;
+
+  values[0] = sqlite3_column_int64 (stmt, 0);
+  values[1] = sqlite3_column_int64 (stmt, 1);
+}
+
+gboolean
+_es_sqlite_storage_read_policies (EsSqliteStorage  *self,
+                                  gboolean         *out_any,
+                                  gboolean         *out_age,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  gint64 values[2] = { 0, 0 };
+
+  /* The database-wide policy, then the streams with one of their own
+   * (the partial index streams_policy lists exactly those). */
+  if (!read_one_row (self,
+                     "SELECT (SELECT count(*) FROM settings"
+                     "         WHERE name IN ('max_age', 'max_count') AND value > 0)"
+                     "       + (SELECT count(*) FROM (SELECT 1 FROM streams"
+                     "          WHERE (max_age > 0 OR max_count > 0) AND state = 0 LIMIT 1)),"
+                     " (SELECT count(*) FROM settings WHERE name = 'max_age' AND value > 0)"
+                     "       + (SELECT count(*) FROM (SELECT 1 FROM streams"
+                     "          WHERE (max_age > 0 OR max_count > 0) AND max_age > 0"
+                     "          AND state = 0 LIMIT 1))",
+                     NULL, read_policies_row, values, _("Reading retention policies"),
+                     cancellable, error))
+    return FALSE;
+
+  *out_any = values[0] > 0;
+  *out_age = values[1] > 0;
+  return TRUE;
+}

@@ -1714,12 +1714,28 @@ _es_sqlite_storage_sweep (EsStorageHandle  *handle,
                           GCancellable     *cancellable,
                           GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  EsWriteQueue *queue = writer_queue (self, error);
+  gboolean any = FALSE;
+  gboolean age = FALSE;
 
   if (out_has_age_policy != NULL)
     *out_has_age_policy = FALSE;
   if (queue == NULL)
     return -1;
+
+  /* Without any policy (the usual case, which a factory's background
+   * sweep meets), a read says so: no write transaction, no lock taken
+   * from other writers. */
+  if (!_es_sqlite_storage_read_policies (self, &any, &age, cancellable, error))
+    return -1;
+  if (!any)
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return -1;
+      return 0;
+    }
+
   return sweep_batches (queue, now_usec, out_has_age_policy, cancellable, error);
 }
 
