@@ -1016,7 +1016,9 @@ es_storage_handle_sweep (EsStorageHandle  *self,
  * On PostgreSQL, which has no `secure_delete`, `VACUUM` makes the space of
  * deleted and erased rows reusable and drops their index entries, but does
  * not overwrite their bytes, and the write-ahead log, archives and
- * backups keep what was written: see the documentation of `EsPgStorage`.
+ * backups keep what was written: see the guide page
+ * [Privacy and retention](privacy-and-retention.html) and the PostgreSQL
+ * library's reference.
  *
  * Returns: %TRUE on success
  *
