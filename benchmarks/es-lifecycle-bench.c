@@ -189,6 +189,7 @@ bench_list (void)
 {
   g_autofree char *path = new_database ("list.db");
   g_autofree double *times = g_new0 (double, n_runs);
+  g_autofree char *label = NULL;
   EsStorageHandle *storage;
   sqlite3 *db;
   double start;
@@ -235,8 +236,8 @@ bench_list (void)
         g_error ("listed %u streams, not %u", listed, n_streams);
     }
   storage_close (storage);
-  printf ("list %u streams (pages of 1024):                 %8.1f ms\n", n_streams,
-          median (times, n_runs) * 1e3);
+  label = g_strdup_printf ("list %u streams (pages of 1024)", n_streams);
+  printf ("%-58s %10.1f ms\n", label, median (times, n_runs) * 1e3);
 }
 
 /* The median time of @n_reads reads of the newest 50 events of @stream_id. */
@@ -314,8 +315,12 @@ bench_reads (gboolean backwards,
       double big = time_last_50 (storage, "big", n_big);
       double small = time_last_50 (storage, "small", 100);
 
-      printf ("last 50 events of a %u-event stream:           %8.1f µs\n", n_big, big * 1e6);
-      printf ("last 50 events of a 100-event stream:            %8.1f µs\n", small * 1e6);
+      g_autofree char *label = g_strdup_printf ("last 50 events of a %u-event stream, newest first",
+                                                n_big);
+
+      printf ("%-58s %10.1f µs\n", label, big * 1e6);
+      printf ("%-58s %10.1f µs\n", "last 50 events of a 100-event stream, newest first",
+              small * 1e6);
     }
 
   if (window)
@@ -328,6 +333,8 @@ bench_reads (gboolean backwards,
       g_autoptr(GDateTime) since_dt = g_date_time_new_from_unix_utc (since / G_USEC_PER_SEC);
       g_autoptr(GDateTime) until_dt = g_date_time_new_from_unix_utc (until / G_USEC_PER_SEC);
       g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+      g_autofree char *label = NULL;
+      g_autofree char *all_label = NULL;
       guint expected = 0;
       sqlite3_stmt *stmt = NULL;
 
@@ -374,12 +381,13 @@ bench_reads (gboolean backwards,
           all_times[run] = now () - start;
         }
 
-      printf ("one-hour window of @all (%u events of %u, %u days): %8.2f ms\n", expected,
-              n_big + 100, n_days, median (times, n_runs) * 1e3);
-      printf ("  same window, SQLite's own plan (raw, rowid scan): %8.2f ms\n",
+      label = g_strdup_printf ("one-hour window of @all (%u of %u events, %u days)",
+                               expected, n_big + 100, n_days);
+      all_label = g_strdup_printf ("whole of @all (%u events)", n_big + 100);
+      printf ("%-58s %10.2f ms\n", label, median (times, n_runs) * 1e3);
+      printf ("%-58s %10.2f ms\n", "  same window, SQLite's own plan (raw rowid scan)",
               median (raw_times, n_runs) * 1e3);
-      printf ("whole of @all (%u events):                    %8.1f ms\n", n_big + 100,
-              median (all_times, n_runs) * 1e3);
+      printf ("%-58s %10.1f ms\n", all_label, median (all_times, n_runs) * 1e3);
     }
 
   sqlite3_close (db);
@@ -404,6 +412,7 @@ bench_delete (void)
                                                " \"note\": \"a line of text about it\"}", 84);
   EsStorageHandle *storage;
   GError *error = NULL;
+  g_autofree char *label = NULL;
   gint64 full, deleted, compacted;
   double start, delete_time, compact_time;
 
@@ -443,12 +452,14 @@ bench_delete (void)
   compacted = file_size (path);
   storage_close (storage);
 
-  printf ("file with a %u-event stream:                   %8.1f MiB\n", n_big,
-          full / 1048576.0);
-  printf ("  after soft-deleting it (%.2f s):                %8.1f MiB\n", delete_time,
-          deleted / 1048576.0);
-  printf ("  after compact() (%.2f s):                       %8.1f MiB\n", compact_time,
-          compacted / 1048576.0);
+  label = g_strdup_printf ("file with a %u-event stream", n_big);
+  printf ("%-58s %10.1f MiB\n", label, full / 1048576.0);
+  g_free (label);
+  label = g_strdup_printf ("  after soft-deleting it (%.2f s)", delete_time);
+  printf ("%-58s %10.1f MiB\n", label, deleted / 1048576.0);
+  g_free (label);
+  label = g_strdup_printf ("  after compact() (%.2f s)", compact_time);
+  printf ("%-58s %10.1f MiB\n", label, compacted / 1048576.0);
 }
 
 int

@@ -38,6 +38,7 @@ REQUIRED_PAGES = [
     "tutorial.html",
     "backend.html",
     "operations.html",
+    "privacy-and-retention.html",
     "python.html",
     "const.ALL_STREAM.html",
     "iface.Stream.html",

@@ -225,11 +225,6 @@ gboolean        _es_stream_factory_check_open  (EsStreamFactory *self,
 /* Tests: background sweeps completed, and whether the sweeper runs. */
 guint           _es_stream_factory_get_n_sweeps (EsStreamFactory *self,
                                                  gboolean        *out_armed);
-/* Tests: waits for @n background sweeps and, if @until_idle, for the
- * sweeper thread to end. */
-void            _es_stream_factory_wait_sweeps  (EsStreamFactory *self,
-                                                 guint            n,
-                                                 gboolean         until_idle);
 /* The watch's stream was hard-deleted: it fails with STREAM_DELETED. */
 void            _es_watch_stream_tombstoned     (EsWatch         *self);
 

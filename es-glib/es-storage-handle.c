@@ -610,8 +610,8 @@ es_storage_handle_read_page_full (EsStorageHandle  *self,
  * [class@Es.StreamInfo] for each field. A stream nobody wrote to is
  * active, at version 0, without events.
  *
- * For %NULL (the <code>@<!-- -->all</code> stream) the stream id is
- * `@all`, the current version the last position used (the last sequence
+ * For %NULL (the <code>@<!-- -->all</code> stream) the stream id is %ES_ALL_STREAM,
+ * the current version the last position used (the last sequence
  * id, or the position of the last life-cycle operation), the event count
  * and timestamps those of every stream together, and the retention policy
  * the database-wide one.
@@ -893,7 +893,7 @@ es_storage_handle_erase_event (EsStorageHandle  *self,
 /**
  * es_storage_handle_set_retention:
  * @self: an [iface@Es.StorageHandle]
- * @stream_id: (nullable): a stream, or %NULL (or `@all`) for the
+ * @stream_id: (nullable): a stream, or %NULL (or %ES_ALL_STREAM) for the
  *   database-wide policy
  * @max_age: keep events younger than this many microseconds, 0 for no
  *   limit

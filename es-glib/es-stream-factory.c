@@ -516,21 +516,6 @@ _es_stream_factory_get_n_sweeps (EsStreamFactory *self,
   return n;
 }
 
-/* For tests: waits until @n background sweeps completed and, if
- * @until_idle, the sweeper thread is not running. */
-void
-_es_stream_factory_wait_sweeps (EsStreamFactory *self,
-                                guint            n,
-                                gboolean         until_idle)
-{
-  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
-
-  g_mutex_lock (&priv->sweep_lock);
-  while (priv->n_sweeps < n || (until_idle && priv->sweeper_running))
-    g_cond_wait (&priv->sweep_cond, &priv->sweep_lock);
-  g_mutex_unlock (&priv->sweep_lock);
-}
-
 static void
 weak_ref_free (gpointer data)
 {

@@ -18,7 +18,7 @@
  * still stored, from [property@Es.StreamInfo:first-version] to the
  * current version (erased events included: they keep their place).
  *
- * For the <code>@<!-- -->all</code> stream (a %NULL or `"@all"` stream id),
+ * For the <code>@<!-- -->all</code> stream (a %NULL or %ES_ALL_STREAM stream id),
  * the current version is the last position used, the count and
  * timestamps cover every stream, and the retention limits are the
  * database-wide policy.
@@ -142,7 +142,7 @@ es_stream_info_class_init (EsStreamInfoClass *klass)
   /**
    * EsStreamInfo:stream-id:
    *
-   * The stream's id; `@all` for the whole database.
+   * The stream's id; %ES_ALL_STREAM for the whole database.
    *
    * Since: 0.2
    */
@@ -258,7 +258,7 @@ es_stream_info_init (EsStreamInfo *self)
 
 /**
  * es_stream_info_new:
- * @stream_id: the stream's id (`@all` for the whole database)
+ * @stream_id: the stream's id (%ES_ALL_STREAM for the whole database)
  * @state: the stream's life-cycle state
  * @current_version: the version of the last event ever appended, 0 if none
  * @event_count: the number of events stored

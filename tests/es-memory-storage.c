@@ -52,6 +52,7 @@ struct _EsTestMemoryStorage
   GHashTable *snapshots;      /* guarded by lock: snapshot_key() -> EsSnapshot */
   GTimeSpan   max_age;        /* guarded by lock: the database-wide policy */
   gint64      max_count;
+  GTimeSpan   clock_offset;   /* guarded by lock: added to the real time */
   gboolean    closed;         /* guarded by lock */
 };
 
@@ -346,7 +347,7 @@ es_test_memory_storage_append (EsStorageHandle          *storage,
 
   if (accepted->len > 0)
     {
-      gint64 now = g_get_real_time ();
+      gint64 now = g_get_real_time () + self->clock_offset;
 
       stream = lookup_stream (self, stream_id, TRUE);
       stream->state = ES_STREAM_STATE_ACTIVE;
@@ -884,7 +885,7 @@ es_test_memory_storage_set_retention (EsStorageHandle  *storage,
 {
   EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
   g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
-  gint64 now = g_get_real_time ();
+  gint64 now = g_get_real_time () + self->clock_offset;
   MemoryStream *stream;
 
   if (!check_usable (self, cancellable, error))
@@ -1016,6 +1017,25 @@ EsTestMemoryStorage *
 es_test_memory_storage_new (void)
 {
   return g_object_new (ES_TYPE_TEST_MEMORY_STORAGE, NULL);
+}
+
+/**
+ * es_test_memory_storage_set_clock_offset:
+ * @self: the storage
+ * @offset: what to add to the real time
+ *
+ * The storage's own clock (timestamps of appends, "now" of the retention
+ * it enforces on append and on set_retention) runs @offset off the real
+ * time; sweeps measure against the time they are given. Tests make
+ * events old this way, without waiting.
+ */
+void
+es_test_memory_storage_set_clock_offset (EsTestMemoryStorage *self,
+                                         GTimeSpan            offset)
+{
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  self->clock_offset = offset;
 }
 
 /* The notifier (see es-memory-storage.h). */

@@ -14,6 +14,8 @@ G_BEGIN_DECLS
 G_DECLARE_FINAL_TYPE (EsTestMemoryStorage, es_test_memory_storage, ES, TEST_MEMORY_STORAGE, GObject)
 
 EsTestMemoryStorage *es_test_memory_storage_new (void);
+void                 es_test_memory_storage_set_clock_offset (EsTestMemoryStorage *self,
+                                                              GTimeSpan            offset);
 
 /* Its notifier: an EsStorageNotifier with nothing of its own. The only
  * writer of an in-memory store is this process, whose commits reach the

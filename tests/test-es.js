@@ -8,6 +8,8 @@ import GObject from 'gi://GObject';
 import Es from 'gi://Es?version=1.0';
 import System from 'system';
 
+import {lifecycleTests} from './lifecycle-cases.js';
+
 Gio._promisify(Es.Stream.prototype, 'write_async', 'write_finish');
 Gio._promisify(Es.Stream.prototype, 'read_async', 'read_finish');
 Gio._promisify(Es.Stream.prototype, 'snapshot_async', 'snapshot_finish');
@@ -630,6 +632,59 @@ Object.assign(tests, {
         removeTree(dir);
     },
 });
+
+// The stream life cycle (issue 16): the value types here, the operations
+// in tests/lifecycle-cases.js (shared with the PostgreSQL tests).
+Object.assign(tests, {
+    'stream info and stored event flags'() {
+        const first = GLib.DateTime.new_utc(2024, 5, 1, 12, 0, 0.25);
+        const firstUsec = first.to_unix() * 1000000 + 250000;
+        const info = Es.StreamInfo.new('cart-1', Es.StreamState.DELETED, 12, 0, 0, firstUsec,
+            firstUsec + 1000000, 90 * GLib.TIME_SPAN_DAY, 1000);
+        assertEqual(info.get_stream_id(), 'cart-1', 'stream id');
+        assertEqual(info.get_state(), Es.StreamState.DELETED, 'state');
+        assertEqual(info.get_current_version(), 12, 'version');
+        assertEqual(info.get_event_count(), 0, 'count');
+        assertEqual(info.get_first_version(), 0, 'first version');
+        assertEqual(info.get_first_timestamp_usec(), firstUsec, 'first usec');
+        assertEqual(info.get_last_timestamp_usec(), firstUsec + 1000000, 'last usec');
+        assertEqual(info.get_first_timestamp().get_microsecond(), 250000, 'first GDateTime');
+        assertEqual(info.get_last_timestamp().get_second(), 1, 'last GDateTime');
+        assertEqual(info.get_max_age(), 90 * GLib.TIME_SPAN_DAY, 'max age');
+        assertEqual(info.get_max_count(), 1000, 'max count');
+        assertEqual(info.stream_id, 'cart-1', 'property');
+        assertEqual(Es.StreamInfo.new('x', 0, 0, 0, 0, 0, 0, 0, 0).get_first_timestamp(), null,
+            'no timestamp');
+
+        const erased = Es.StoredEvent.new_full('s', 4, 2, first, 'Visit', null, 'k', null,
+            Es.StoredEventFlags.ERASED);
+        assertEqual(erased.get_flags(), Es.StoredEventFlags.ERASED, 'flags');
+        assert(erased.get_erased(), 'erased');
+        assertEqual(erased.flags, Es.StoredEventFlags.ERASED, 'flags property');
+        assertEqual(erased.get_idempotency_key(), 'k', 'key kept');
+        const plain = Es.StoredEvent.new('s', 1, 1, first, 'T', null, null, null);
+        assertEqual(plain.get_flags(), Es.StoredEventFlags.NONE, 'no flags');
+        assert(!plain.get_erased(), 'not erased');
+        assertEqual(Es.READ_FROM_END, -1, 'READ_FROM_END');
+        assert(Es.Error.STREAM_DELETED !== Es.Error.NOT_FOUND, 'new error codes');
+    },
+});
+
+Object.assign(tests, lifecycleTests({
+    newFactory() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        factory._dir = dir;
+        return factory;
+    },
+    secondFactory(factory) {
+        return Es.SqliteStreamFactory.new(factory.get_path(), null);
+    },
+    cleanup(factory) {
+        factory.close(null);
+        removeTree(factory._dir);
+    },
+}));
 
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;

@@ -51,6 +51,18 @@ AWAITED = {
     ("EventEnumerator", "next_batch_async"),
     ("StorageHandle", "append_async"),
     ("Stream", "query_version_async"),  # since 0.2, when the typelib has it
+    # The stream life cycle (since 0.2): TestLifeCycle below, and
+    # tests/lifecycle_cases.py on every backend.
+    ("StreamFactory", "list_streams_async"),
+    ("StreamFactory", "get_stream_info_async"),
+    ("StreamFactory", "delete_stream_async"),
+    ("StreamFactory", "truncate_stream_async"),
+    ("StreamFactory", "erase_event_async"),
+    ("StreamFactory", "set_retention_async"),
+    ("StreamFactory", "sweep_async"),
+    ("StreamFactory", "compact_async"),
+    ("StreamInfoEnumerator", "next_batch_async"),
+    ("Stream", "read_backwards_async"),
 }
 
 
@@ -291,6 +303,88 @@ class TestAwaitables(AsyncTestCase):
         self.assertEqual(run(main()), ([50] * 4, 200))
 
 
+class TestLifeCycle(AsyncTestCase):
+    """The life-cycle awaitables (since 0.2), and async for over a listing."""
+
+    def test_life_cycle_awaitables(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(self.path) as factory:
+                for name in ("log-a", "log-b", "other"):
+                    stream = await factory.open_stream_async(name)
+                    await stream.write_async(events("A", "B", "C", "D"), Es.VERSION_NO_STREAM)
+                # async for straight on the call: the enumerator is closed after.
+                listed = [(info.get_stream_id(), info.get_event_count()) async for info in
+                          factory.list_streams_async("log-", Es.ListStreamsFlags.NONE)]
+                enumerator = await factory.list_streams_async(None, Es.ListStreamsFlags.NONE)
+                first_page = await enumerator.next_batch_async(2)
+                async with enumerator:
+                    rest = [info.get_stream_id() async for info in enumerator]
+                closed = enumerator.is_closed()
+
+                stream = await factory.open_stream_async("log-a")
+                newest = [e.get_event_type() async for e in
+                          stream.read_backwards_async(Es.READ_FROM_END)]
+                await factory.truncate_stream_async("log-a", 3)
+                await factory.erase_event_async("log-a", 3)
+                await factory.set_retention_async("log-b", 0, 1)
+                await factory.set_retention_async(None, 0, 3)
+                removed = await factory.sweep_async()
+                await factory.delete_stream_async("other", 4, Es.DeleteFlags.TOMBSTONE)
+                try:
+                    await (await factory.open_stream_async("other")).write_async(
+                        events("E"), Es.VERSION_ANY)
+                    refused = None
+                except GLib.Error as error:
+                    refused = error
+                await factory.compact_async()
+                infos = [await factory.get_stream_info_async(name)
+                         for name in ("log-a", "log-b", "other")]
+                kept = [(e.get_version(), e.get_erased()) async for e in stream.read_async(0)]
+                return (listed, [i.get_stream_id() for i in first_page], rest, closed, newest,
+                        removed, refused, [(i.get_state(), i.get_event_count()) for i in infos],
+                        kept)
+
+        (listed, first_page, rest, closed, newest, removed, refused, infos,
+         kept) = run(main())
+        self.assertEqual(listed, [("log-a", 4), ("log-b", 4)])
+        self.assertEqual(first_page, ["log-a", "log-b"])
+        self.assertEqual(rest, ["other"])
+        self.assertTrue(closed)
+        self.assertEqual(newest, ["D", "C", "B", "A"])
+        self.assertEqual(removed, 0)  # set_retention enforced both policies at once
+        self.assertTrue(refused.matches(Es.error_quark(), Es.Error.STREAM_DELETED))
+        self.assertIn("other", refused.message)
+        self.assertEqual(infos, [(Es.StreamState.ACTIVE, 2), (Es.StreamState.ACTIVE, 1),
+                                 (Es.StreamState.TOMBSTONED, 0)])
+        self.assertEqual(kept, [(3, True), (4, False)])
+
+    def test_cancelled_delete_deletes_nothing(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(self.path) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async(events("A", "B"), Es.VERSION_NO_STREAM)
+                cancellable = Gio.Cancellable.new()
+                cancellable.cancel()
+                try:
+                    await factory.delete_stream_async("s", Es.VERSION_ANY, Es.DeleteFlags.NONE,
+                                                      cancellable)
+                    outcome = "deleted"
+                except asyncio.CancelledError:
+                    outcome = "cancelled"
+                except GLib.Error as error:
+                    outcome = "cancelled" if is_cancelled_error(error) else error.message
+                info = await factory.get_stream_info_async("s")
+                return outcome, info.get_state(), info.get_event_count()
+
+        outcome, state, count = run(main())
+        # Either the cancellation came first and nothing changed, or the
+        # delete was past the point of no return and is complete.
+        if outcome == "cancelled":
+            self.assertEqual((state, count), (Es.StreamState.ACTIVE, 2))
+        else:
+            self.assertEqual((outcome, state, count), ("deleted", Es.StreamState.DELETED, 0))
+
+
 class TestStub(unittest.TestCase):
     def test_stub_declares_the_override(self):
         import ast
@@ -301,9 +395,17 @@ class TestStub(unittest.TestCase):
         classes = {node.name: {item.name for item in node.body
                                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
                    for node in tree.body if isinstance(node, ast.ClassDef)}
-        for name in ("EventLoopPolicy", "GLibEventLoop", "Stream", "EventEnumerator", "Watch"):
+        for name in ("EventLoopPolicy", "GLibEventLoop", "Stream", "EventEnumerator", "Watch",
+                     "StreamInfo", "StreamInfoEnumerator"):
             self.assertTrue(hasattr(Es, name), name)
         self.assertIn("write_async", classes["Stream"])
+        self.assertIn("read_backwards_async", classes["Stream"])
+        self.assertIn("__aiter__", classes["StreamInfoEnumerator"])
+        for name in ("list_streams_async", "get_stream_info_async", "delete_stream_async",
+                     "truncate_stream_async", "erase_event_async", "set_retention_async",
+                     "sweep_async", "compact_async"):
+            self.assertIn(name, classes["StreamFactory"])
+        self.assertIn("add_time_range", classes["EventFilter"])
         self.assertIn("__aiter__", classes["Watch"])
         self.assertIn("__aexit__", classes["StreamFactory"])
 

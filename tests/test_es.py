@@ -19,6 +19,8 @@ gi.require_version("GLib", "2.0")
 gi.require_version("Es", "1.0")
 from gi.repository import Es, GLib  # noqa: E402
 
+from lifecycle_cases import LifecycleCases  # noqa: E402
+
 
 def candidate(event_type, data=b"", key=None, metadata=None):
     event = Es.CandidateEvent(event_type=event_type, data=GLib.Bytes.new(data))
@@ -637,6 +639,71 @@ class TestWatchContracts(EsTestCase):
         self.assertFalse(watch.get_active())
         self.assertEqual(notifier.get_error().message, errors[0].message)
         factory.close(None)
+
+
+class TestLifecycleSqlite(LifecycleCases, EsTestCase):
+    """The stream life cycle (issue 16): tests/lifecycle_cases.py, on a
+    SQLite file, and what SQLite alone can show: the bytes on disk."""
+
+    def second_factory(self):
+        return Es.SqliteStreamFactory.new(self.path, None)
+
+    def file_bytes(self):
+        data = b""
+        for suffix in ("", "-wal"):
+            if os.path.exists(self.path + suffix):
+                with open(self.path + suffix, "rb") as f:
+                    data += f.read()
+        return data
+
+    def test_deleted_bytes_leave_the_file(self):
+        secret = b"my-secret-diary-entry-%d"
+        stream = self.open("diary")
+        stream.write([candidate("Entry", secret % i, metadata='{"secret-meta": %d}' % i)
+                      for i in range(20)], Es.VERSION_NO_STREAM, None)
+        kept = self.open("kept")
+        kept.write([candidate("Entry", b"my-kept-entry")], Es.VERSION_NO_STREAM, None)
+        erased = self.open("erased")
+        erased.write([candidate("Entry", b"my-erased-entry", metadata='{"who": "my-erased-meta"}')],
+                     Es.VERSION_NO_STREAM, None)
+        self.factory.close(None)
+        self.assertIn(b"my-secret-diary-entry-7", self.file_bytes())
+        self.assertIn(b"my-erased-meta", self.file_bytes())
+
+        self.factory = Es.SqliteStreamFactory.new(self.path, None)
+        self.assertTrue(self.factory.delete_stream("diary", 20, Es.DeleteFlags.TOMBSTONE, None))
+        self.assertTrue(self.factory.erase_event("erased", 1, None))
+        self.factory.close(None)
+        # Overwritten (secure_delete), not only unlinked from the tree.
+        data = self.file_bytes()
+        self.assertNotIn(b"my-secret-diary-entry", data)
+        self.assertNotIn(b"secret-meta", data)
+        self.assertNotIn(b"my-erased-entry", data)
+        self.assertNotIn(b"my-erased-meta", data)
+        self.assertIn(b"my-kept-entry", data)
+
+    def test_compact_gives_space_back(self):
+        stream = self.open("big")
+        for _ in range(10):
+            stream.write([candidate("Blob", os.urandom(2000)) for _ in range(100)],
+                         Es.VERSION_ANY, None)
+        self.open("small").write([candidate("E", b"still here")], Es.VERSION_ANY, None)
+        self.factory.close(None)
+        before = os.path.getsize(self.path)
+        self.assertGreater(before, 2000000)
+
+        self.factory = Es.SqliteStreamFactory.new(self.path, None)
+        self.assertTrue(self.factory.delete_stream("big", Es.VERSION_ANY, Es.DeleteFlags.NONE,
+                                                   None))
+        self.assertTrue(self.factory.compact(None))
+        self.factory.close(None)
+        after = os.path.getsize(self.path)
+        self.assertLess(after, before // 4, "%d bytes before, %d after" % (before, after))
+
+        self.factory = Es.SqliteStreamFactory.new(self.path, None)
+        self.assertEqual([e.get_data().get_data() for e in read_all(self.open("small"))],
+                         [b"still here"])
+        self.assertEqual(self.factory.get_stream_info("big", None).get_current_version(), 1000)
 
 
 if __name__ == "__main__":

@@ -519,7 +519,7 @@ writer_remove_prefix (EsWriter    *writer,
   sqlite3_bind_int64 (stmt, 2, before);
   if (!writer_step_done (writer, stmt, operation, error))
     return FALSE;
-  removed = sqlite3_changes64 (writer->conn->db);
+  removed = sqlite3_changes (writer->conn->db);
 
   row->event_count = MAX (row->event_count - removed, 0);
   row->first_version = 0;
@@ -689,7 +689,7 @@ writer_delete (EsWriter  *writer,
   sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
   if (!writer_step_done (writer, stmt, operation, error))
     return FALSE;
-  job->removed = sqlite3_changes64 (writer->conn->db);
+  job->removed = sqlite3_changes (writer->conn->db);
 
   stmt = writer_stmt (writer, "DELETE FROM snapshots WHERE stream_id = ?", operation, error);
   if (stmt == NULL)

@@ -14,16 +14,21 @@
 // namespace that has a FOO_finish twin in the typelib and hands each pair
 // to Gio._promisify(), so that FOO_async without a callback returns a
 // Promise; API added later is covered too. It also makes
-// Es.EventEnumerator async-iterable (`for await`), fetching pages with
-// next_batch_async(). Rejections are GLib.Error, with their domain and
-// code (error.matches(Es.error_quark(), Es.Error.CLOSED)).
+// Es.EventEnumerator and Es.StreamInfoEnumerator async-iterable
+// (`for await`), fetching pages with next_batch_async():
+//
+//   for await (const info of await factory.list_streams_async('cart-', 0, null))
+//       print(info.get_stream_id(), info.get_event_count());
+//
+// Rejections are GLib.Error, with their domain and code
+// (error.matches(Es.error_quark(), Es.Error.CLOSED)).
 //
 // SPDX-License-Identifier: LGPL-2.1-or-later
 
 import Gio from 'gi://Gio';
 import GIRepository from 'gi://GIRepository?version=2.0';
 
-/** How many events a `for await` over an enumerator fetches at a time. */
+/** How many items a `for await` over an enumerator fetches at a time. */
 export const READ_BATCH = 1024;
 
 function methodsOf(info) {
@@ -73,8 +78,11 @@ export function promisifyAll(namespace, name = 'Es') {
         }
     }
 
-    if (namespace.EventEnumerator) {
-        namespace.EventEnumerator.prototype[Symbol.asyncIterator] = async function* () {
+    // Es.EventEnumerator and (since 0.2) Es.StreamInfoEnumerator.
+    for (const enumerator of ['EventEnumerator', 'StreamInfoEnumerator']) {
+        if (!namespace[enumerator])
+            continue;
+        namespace[enumerator].prototype[Symbol.asyncIterator] = async function* () {
             for (;;) {
                 // eslint-disable-next-line no-await-in-loop
                 const page = await this.next_batch_async(READ_BATCH, null);

@@ -121,6 +121,54 @@ class TestValueTypes(Base):
             stored.get_property(name)
         self.assertEqual(stored.props.timestamp_usec, stored.get_timestamp_usec())
 
+    def test_stored_event_flags(self):
+        when = GLib.DateTime.new_utc(2024, 5, 1, 12, 0, 0.5)
+        erased = Es.StoredEvent.new_full("s-1", 9, 2, when, "Visit", None, "k", None,
+                                         Es.StoredEventFlags.ERASED)
+        self.assertEqual(erased.get_flags(), Es.StoredEventFlags.ERASED)
+        self.assertTrue(erased.get_erased())
+        self.assertEqual(erased.props.flags, Es.StoredEventFlags.ERASED)
+        self.assertEqual((erased.get_stream_id(), erased.get_sequence_id(), erased.get_version(),
+                          erased.get_event_type(), erased.get_idempotency_key()),
+                         ("s-1", 9, 2, "Visit", "k"))
+        self.assertEqual(erased.get_data().get_size(), 0)
+        marker = Es.StoredEvent.new_full("gone", 12, 4, when, "$tombstone", None, None, None,
+                                         Es.StoredEventFlags.TOMBSTONE)
+        self.assertEqual(marker.get_flags(), Es.StoredEventFlags.TOMBSTONE)
+        self.assertFalse(marker.get_erased())
+        plain = Es.StoredEvent.new("s-1", 1, 1, when, "T", None, None, None)
+        self.assertEqual(plain.get_flags(), Es.StoredEventFlags.NONE)
+        self.assertFalse(plain.get_erased())
+
+    def test_stream_info(self):
+        first = GLib.DateTime.new_utc(2024, 5, 1, 12, 0, 0.25)
+        last = GLib.DateTime.new_utc(2024, 5, 2, 8, 30, 1.5)
+        first_usec = first.to_unix() * 1000000 + 250000
+        last_usec = last.to_unix() * 1000000 + 500000
+        info = Es.StreamInfo.new("cart-1", Es.StreamState.ACTIVE, 12, 5, 8, first_usec,
+                                 last_usec, 90 * GLib.TIME_SPAN_DAY, 1000)
+        self.assertEqual(info.get_stream_id(), "cart-1")
+        self.assertEqual(info.get_state(), Es.StreamState.ACTIVE)
+        self.assertEqual(info.get_current_version(), 12)
+        self.assertEqual(info.get_event_count(), 5)
+        self.assertEqual(info.get_first_version(), 8)
+        self.assertEqual(info.get_first_timestamp_usec(), first_usec)
+        self.assertEqual(info.get_last_timestamp_usec(), last_usec)
+        self.assertEqual(info.get_first_timestamp().to_unix(), first.to_unix())
+        self.assertEqual(info.get_first_timestamp().get_microsecond(), 250000)
+        self.assertEqual(info.get_last_timestamp().get_hour(), 8)
+        self.assertEqual(info.get_max_age(), 90 * GLib.TIME_SPAN_DAY)
+        self.assertEqual(info.get_max_count(), 1000)
+        for pspec in info.list_properties():
+            info.get_property(pspec.name)
+        self.assertEqual(info.props.stream_id, "cart-1")
+        self.assertEqual(info.props.event_count, 5)
+        # No events: no timestamps.
+        empty = Es.StreamInfo.new("gone", Es.StreamState.TOMBSTONED, 3, 0, 0, 0, 0, 0, 0)
+        self.assertEqual(empty.get_state(), Es.StreamState.TOMBSTONED)
+        self.assertIsNone(empty.get_first_timestamp())
+        self.assertIsNone(empty.get_last_timestamp())
+
     def test_snapshot_and_metrics(self):
         when = GLib.DateTime.new_now_utc()
         snapshot = Es.Snapshot.new("s", "totals", 4, GLib.Bytes.new(b"st"), when)
@@ -383,6 +431,50 @@ class TestBackends(Base):
         self.assertEqual(storage.load_snapshot(None, "all", None).get_version(), 2)
 
         self.assertEqual(self.factory.open_stream("s", None).get_version(), 2)
+
+    def test_storage_life_cycle(self):
+        """The storage handle's life-cycle methods, called directly (what
+        the factory's methods of the same names call)."""
+        storage = self.factory.get_storage()
+        for stream_id, n in (("a-1", 3), ("a-2", 2), ("b-1", 4)):
+            storage.append(stream_id, Es.VERSION_ANY, [event("E") for _ in range(n)], None)
+
+        page = storage.list_streams("a-", None, Es.ListStreamsFlags.NONE, 1, None)
+        self.assertEqual([i.get_stream_id() for i in page], ["a-1"])
+        page = storage.list_streams("a-", "a-1", Es.ListStreamsFlags.NONE, 10, None)
+        self.assertEqual([(i.get_stream_id(), i.get_event_count()) for i in page], [("a-2", 2)])
+        self.assertEqual(storage.get_stream_info("b-1", None).get_event_count(), 4)
+        self.assertEqual(storage.get_stream_info(None, None).get_event_count(), 9)
+
+        page = storage.read_page_full("b-1", GLib.MAXINT64, Es.ReadFlags.BACKWARDS, None, 2, None)
+        self.assertEqual([e.get_version() for e in page], [4, 3])
+        page = storage.read_page_full("b-1", 1, Es.ReadFlags.NONE, None, 10, None)
+        self.assertEqual([e.get_version() for e in page], [2, 3, 4])
+
+        self.assertTrue(storage.truncate_stream("b-1", 3, None))
+        self.assertEqual(storage.get_stream_info("b-1", None).get_first_version(), 3)
+        self.assertTrue(storage.erase_event("b-1", 4, None))
+        self.assertTrue(storage.read_page("b-1", 3, None, 10, None)[0].get_erased())
+        self.assertTrue(storage.set_retention("a-1", 0, 1, None))
+        self.assertEqual([e.get_version() for e in storage.read_page("a-1", 0, None, 10, None)],
+                         [3])
+        self.assertTrue(storage.delete_stream("a-2", 2, Es.DeleteFlags.TOMBSTONE, None))
+        with self.assertRaises(GLib.Error) as caught:
+            storage.append("a-2", Es.VERSION_ANY, [event("E")], None)
+        self.assertEsError(caught.exception, Es.Error.STREAM_DELETED)
+        self.assertIn("a-2", caught.exception.message)
+        marker = storage.read_page_full(None, 0, Es.ReadFlags.INCLUDE_TOMBSTONES, None, 100,
+                                        None)[-1]
+        self.assertEqual((marker.get_flags(), marker.get_stream_id()),
+                         (Es.StoredEventFlags.TOMBSTONE, "a-2"))
+        removed, has_age = storage.sweep(GLib.get_real_time(), None)
+        self.assertEqual((removed, has_age), (0, False))
+        self.assertTrue(storage.compact(None))
+        total = storage.get_stream_info(None, None)
+        self.assertEqual(total.get_event_count(), 3)
+
+        # The factory's property.
+        self.assertEqual(self.factory.props.sweep_interval, 3600)
 
     def test_notifier(self):
         notifier = self.factory.get_notifier()

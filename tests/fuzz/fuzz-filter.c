@@ -1,8 +1,9 @@
 /* fuzz-filter.c: fuzzed filter fields and values.
  *
- * Input: a header byte (operator, value type), the field up to the first
- * newline, then the value's bytes (a serialized GVariant of the chosen
- * type, untrusted; or the LIKE pattern). A filter that
+ * Input: a header byte (operator: equals, in, like or one of the four
+ * comparisons; value type), the field up to the first newline, then the
+ * value's bytes (a serialized GVariant of the chosen type, untrusted; or
+ * the LIKE pattern). A filter that
  * es_event_filter_validate() refuses must fail the read with
  * ES_ERROR_INVALID_ARGUMENT; one it accepts must read, and the SQLite
  * backend must return exactly the events es_event_filter_matches() (the
@@ -149,8 +150,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
   if (size < 1)
     return 0;
-  op = data[0] % 3;
-  type_index = (data[0] / 3) % G_N_ELEMENTS (types);
+  op = data[0] % 7;
+  type_index = (data[0] / 7) % G_N_ELEMENTS (types);
   newline = memchr (data + 1, '\n', size - 1);
   if (newline == NULL)
     return 0;
@@ -175,8 +176,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
       if (op == 1)
         es_event_filter_add_in (filter, field, variant);
-      else
+      else if (op == 0)
         es_event_filter_add_equals (filter, field, variant);
+      else
+        es_event_filter_add_compare (filter, field, ES_FILTER_OPERATOR_LESS + (op - 3),
+                                     variant);
     }
 
   if (!es_event_filter_validate (filter, &error))

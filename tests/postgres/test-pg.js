@@ -17,6 +17,7 @@ import EsPg from 'gi://EsPg?version=1.0';
 import System from 'system';
 
 import {PgTestServer} from './es-pg-test-server.js';
+import {lifecycleTests} from '../lifecycle-cases.js';
 
 const SERVER = new PgTestServer();
 const CONNINFO = SERVER.start();
@@ -278,6 +279,13 @@ const tests = {
             'stream closed');
     },
 };
+
+// The stream life cycle (issue 16), as on SQLite (tests/lifecycle-cases.js).
+Object.assign(tests, lifecycleTests({
+    newFactory: () => newFactory(freshSchema()),
+    secondFactory: factory => newFactory(factory.get_schema()),
+    cleanup: factory => factory.close(null),
+}));
 
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;

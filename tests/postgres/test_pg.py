@@ -36,6 +36,10 @@ from gi.repository import Es, EsPg, GLib  # noqa: E402
 
 from es_pg_test_server import PgTestServer  # noqa: E402
 
+# The life-cycle cases shared with the SQLite tests (tests/lifecycle_cases.py).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lifecycle_cases import LifecycleCases  # noqa: E402
+
 SERVER = PgTestServer()
 # Set by setUpModule().
 CONNINFO = None
@@ -126,6 +130,14 @@ class PgTestCase(unittest.TestCase):
     def assertEsError(self, error, code):
         self.assertTrue(error.matches(Es.error_quark(), code),
                         "%s is not Es.Error %s" % (error, code))
+
+
+class TestLifecycle(LifecycleCases, PgTestCase):
+    """The stream life cycle (issue 16) on PostgreSQL: the cases of
+    tests/lifecycle_cases.py."""
+
+    def second_factory(self):
+        return self.new_factory()
 
 
 class TestConstruction(PgTestCase):

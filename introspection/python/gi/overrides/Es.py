@@ -8,6 +8,7 @@
 #
 # SPDX-License-Identifier: LGPL-2.1-or-later
 
+import datetime
 import json
 
 from gi.repository import GLib
@@ -110,20 +111,19 @@ StoredEvent = override(StoredEvent)
 __all__.append("StoredEvent")
 
 
-class EventEnumerator(Es.EventEnumerator):
-    """Iterable: `for event in stream.read(0, None, None): ...`, and in
-    asyncio programs `async for event in enumerator` (pages of
-    next_batch_async() underneath). Leaving a `with` or `async with`
-    block closes it."""
+class _Enumerator:
+    """Iteration for the enumerators: `for x in enumerator`, `async for`
+    (pages of next_batch_async() underneath), and `with` / `async with`,
+    which close the enumerator on exit."""
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        event = self.next(None)
-        if event is None:
+        item = self.next(None)
+        if item is None:
             raise StopIteration
-        return event
+        return item
 
     def __enter__(self):
         return self
@@ -144,8 +144,25 @@ class EventEnumerator(Es.EventEnumerator):
         return False
 
 
+class EventEnumerator(_Enumerator, Es.EventEnumerator):
+    """Iterable: `for event in stream.read(0, None, None): ...`, and in
+    asyncio programs `async for event in enumerator` (pages of
+    next_batch_async() underneath). Leaving a `with` or `async with`
+    block closes it."""
+
+
 EventEnumerator = override(EventEnumerator)
 __all__.append("EventEnumerator")
+
+
+class StreamInfoEnumerator(_Enumerator, Es.StreamInfoEnumerator):
+    """Iterable like EventEnumerator:
+    `for info in factory.list_streams("cart-", Es.ListStreamsFlags.NONE, None)`,
+    `async for info in factory.list_streams_async("cart-", 0)`."""
+
+
+StreamInfoEnumerator = override(StreamInfoEnumerator)
+__all__.append("StreamInfoEnumerator")
 
 
 class _ClosingFactory:
@@ -176,22 +193,56 @@ StreamFactory = override(StreamFactory)
 __all__.append("StreamFactory")
 
 
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def _usec(value):
+    """Microseconds since the Unix epoch (UTC) of a GLib.DateTime or a
+    datetime.datetime (a naive one is local time, as datetime.timestamp()
+    takes it)."""
+    if isinstance(value, GLib.DateTime):
+        return value.to_unix() * 1000000 + value.get_microsecond()
+    if value.tzinfo is None:
+        value = value.astimezone()
+    return (value - _EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def _to_date_time(value, what):
+    """A GLib.DateTime (or None) from a GLib.DateTime, a datetime.datetime
+    or None."""
+    if value is None or isinstance(value, GLib.DateTime):
+        return value
+    if isinstance(value, datetime.datetime):
+        seconds, microseconds = divmod(_usec(value), 1000000)
+        return GLib.DateTime.new_from_unix_utc(seconds).add(microseconds)
+    raise TypeError("EventFilter %s must be GLib.DateTime, datetime.datetime or None, not %s"
+                    % (what, type(value).__name__))
+
+
 def _to_variant(value, what="value"):
     """A filter value as the GVariant es-glib takes: str 's', bool 'b',
-    int 'x', float 'd', or a GLib.Variant as it is."""
+    int 'x', float 'd', a time (GLib.DateTime or datetime.datetime) as 'x'
+    microseconds since the epoch, or a GLib.Variant as it is."""
     if isinstance(value, GLib.Variant):
         return value
+    if isinstance(value, (GLib.DateTime, datetime.datetime)):
+        return GLib.Variant("x", _usec(value))
     for python_type, variant_type in ((bool, "b"), (int, "x"), (float, "d"), (str, "s")):
         if isinstance(value, python_type):
             return GLib.Variant(variant_type, value)
-    raise TypeError("EventFilter %s must be str, int, float, bool or GLib.Variant, not %s"
+    raise TypeError("EventFilter %s must be str, int, float, bool, a time (GLib.DateTime, "
+                    "datetime.datetime) or GLib.Variant, not %s"
                     % (what, type(value).__name__))
 
 
 class EventFilter(Es.EventFilter):
     """Clauses AND-ed together; values may be plain Python values:
     `f.add_equals("event_type", "Increment")`,
-    `f.add_in("metadata.region", ["EMEA", "APAC"])`."""
+    `f.add_in("metadata.region", ["EMEA", "APAC"])`,
+    `f.add_compare("metadata.amount", Es.FilterOperator.GREATER, 100)`,
+    `f.add_time_range(datetime.now(timezone.utc) - timedelta(hours=1), None)`.
+    Times (GLib.DateTime, datetime.datetime) compare with `timestamp` as
+    microseconds since the epoch."""
 
     def add_equals(self, field, value):
         Es.EventFilter.add_equals(self, field, _to_variant(value))
@@ -209,6 +260,13 @@ class EventFilter(Es.EventFilter):
             element = types.pop() if types else "s"
             values = GLib.Variant("a" + element, [v.unpack() for v in variants])
         Es.EventFilter.add_in(self, field, values)
+
+    def add_compare(self, field, op, value):
+        Es.EventFilter.add_compare(self, field, op, _to_variant(value, "compare value"))
+
+    def add_time_range(self, since, until):
+        Es.EventFilter.add_time_range(self, _to_date_time(since, "since"),
+                                      _to_date_time(until, "until"))
 
 
 EventFilter = override(EventFilter)
