@@ -16,7 +16,9 @@
  *   - the last 50 events of "big" and of "small"
  *     (es_storage_handle_read_page_full, BACKWARDS from the end);
  *   - a one-hour window of @all in the middle of the 30 days (a filter
- *     timestamp >= since AND timestamp < until), read in pages of 1,024.
+ *     timestamp >= since AND timestamp < until), read in pages of 1,024;
+ *   - then, once: a hard delete of "big" and compact (VACUUM), with the
+ *     size of the events table before and after each.
  *
  * Each figure is the median of R runs (default 11), after one warm-up.
  * Without --conninfo it uses ES_TEST_PG_CONNINFO:
@@ -72,6 +74,20 @@ static double
 now_ms (void)
 {
   return g_get_monotonic_time () / 1000.0;
+}
+
+/* pg_total_relation_size() of the events table, in bytes. */
+static gint64
+relation_size (PGconn *conn)
+{
+  PGresult *result = PQexec (conn, "SELECT pg_total_relation_size('" SCHEMA ".events')");
+  gint64 size;
+
+  if (PQresultStatus (result) != PGRES_TUPLES_OK)
+    g_error ("%s", PQresultErrorMessage (result));
+  size = g_ascii_strtoll (PQgetvalue (result, 0, 0), NULL, 10);
+  PQclear (result);
+  return size;
 }
 
 static gint64
@@ -254,6 +270,28 @@ main (int   argc,
     }
   g_print ("  one hour of @all (%" G_GINT64_FORMAT " of %" G_GINT64_FORMAT " events over 30 "
            "days): %.2f ms\n", n, n_big + 100 + n_streams, median (times, n_runs));
+
+  /* Deleting the big stream, then compact (VACUUM): the time each takes
+   * and the size of the events table (with its indexes and TOAST). */
+  {
+    gint64 before = relation_size (conn), after_delete, after_compact;
+    double delete_ms, compact_ms;
+
+    t0 = now_ms ();
+    es_storage_handle_delete_stream (storage, "big", ES_VERSION_ANY, ES_DELETE_FLAGS_TOMBSTONE,
+                                     NULL, &error);
+    g_assert_no_error (error);
+    delete_ms = now_ms () - t0;
+    after_delete = relation_size (conn);
+    t0 = now_ms ();
+    es_storage_handle_compact (storage, NULL, &error);
+    g_assert_no_error (error);
+    compact_ms = now_ms () - t0;
+    after_compact = relation_size (conn);
+    g_print ("  hard delete of 'big': %.0f ms; compact: %.0f ms; events table %.1f MB before,"
+             " %.1f MB after the delete, %.1f MB after compact (once)\n", delete_ms, compact_ms,
+             before / 1e6, after_delete / 1e6, after_compact / 1e6);
+  }
 
   es_storage_handle_close (storage, NULL, NULL);
   exec_or_die (conn, "DROP SCHEMA " SCHEMA " CASCADE");

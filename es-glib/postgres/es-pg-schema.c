@@ -408,10 +408,13 @@ typedef struct
 /* The retention policies of the streams of the text[] $1, enforced after
  * their appends in the same transaction (under their locks). Ages count
  * from the start of the transaction (now()), which is no later than the
- * timestamps of the events just written: those are never too old. */
+ * timestamps of the events just written: those are never too old. The
+ * function is called only for streams under a policy: without one, an
+ * append pays one primary-key lookup. */
 #define RETAIN_SQL \
-  "SELECT coalesce(sum({S}.apply_retention(u.s, now(), NULL)), 0)::int8" \
-  " FROM (SELECT DISTINCT unnest($1::text[]) AS s) AS u"
+  "SELECT coalesce(sum({S}.apply_retention(s.stream_id, now(), NULL)), 0)::int8" \
+  " FROM {S}.streams s, {S}.settings g WHERE s.stream_id = ANY ($1::text[])" \
+  " AND (s.max_age > 0 OR s.max_count > 0 OR g.max_age > 0 OR g.max_count > 0)"
 
 /* The fixed statements (SqlId, es-pg-private.h), made for the storage's
  * schema at construction. */
