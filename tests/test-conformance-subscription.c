@@ -609,6 +609,7 @@ test_batch_count (Fixture       *f,
   es_subscription_set_checkpoint_batch (sub, 10);
   write_to (f, "s", 25, "E");
   start_ok (sub);
+  rec->checkpoint_notifies = 0;
   rec_wait_events (rec, 25);
   /* Two batches full: 10 then 20 (saves may coalesce); 21..25 pending. */
   wait_checkpoint (sub, 20);
@@ -958,6 +959,13 @@ test_exclusive_two_factories (Fixture       *f,
   g_assert_cmpint (stored_checkpoint (other, "taken"), ==, 5);
   g_assert_cmpint (stored_checkpoint (f->factory, "taken"), ==, 5);
 
+  /* They hold the factory. */
+  g_clear_object (&result);
+  g_clear_object (&cancelled_result);
+  g_clear_pointer (&rec_waiting, rec_free);
+  g_clear_object (&failing);
+  g_clear_object (&waiting);
+  g_clear_object (&cancelled);
   es_test_factory_close_and_free (g_steal_pointer (&other));
 }
 
