@@ -16,6 +16,7 @@
 #include <es-glib/es-stream-metrics.h>
 #include <es-glib/es-stream-info.h>
 #include <es-glib/es-stream-info-enumerator.h>
+#include <es-glib/es-subscription-info.h>
 #include <es-glib/es-event-filter.h>
 #include <es-glib/es-event-enumerator.h>
 #include <es-glib/es-storage-handle.h>

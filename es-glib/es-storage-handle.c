@@ -2,6 +2,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
+#include <string.h>
+
 #include "es-private.h"
 
 /**
@@ -1016,7 +1018,9 @@ es_storage_handle_sweep (EsStorageHandle  *self,
  * On PostgreSQL, which has no `secure_delete`, `VACUUM` makes the space of
  * deleted and erased rows reusable and drops their index entries, but does
  * not overwrite their bytes, and the write-ahead log, archives and
- * backups keep what was written: see the documentation of `EsPgStorage`.
+ * backups keep what was written: see the guide page
+ * [Privacy and retention](privacy-and-retention.html) and the PostgreSQL
+ * library's reference.
  *
  * Returns: %TRUE on success
  *
@@ -1038,4 +1042,352 @@ es_storage_handle_compact (EsStorageHandle  *self,
     return not_supported (self, _("compaction"), error);
 
   return iface->compact (self, cancellable, error);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Durable subscriptions (0.2)                                             *
+ * ---------------------------------------------------------------------- */
+
+/* A subscription name: non-empty UTF-8 of at most
+ * ES_SUBSCRIPTION_NAME_MAX_BYTES bytes. */
+static gboolean
+check_subscription_name (const char  *name,
+                         GError     **error)
+{
+  gsize len;
+
+  if (name == NULL || *name == '\0')
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           _("A subscription name must not be empty"));
+      return FALSE;
+    }
+
+  len = strlen (name);
+  if (!g_utf8_validate_len (name, len, NULL))
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           _("A subscription name must be valid UTF-8"));
+      return FALSE;
+    }
+
+  if (len > ES_SUBSCRIPTION_NAME_MAX_BYTES)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %u is a length in bytes, the second the limit */
+                   _("A subscription name of %u bytes is longer than the limit of %u bytes"),
+                   (guint) len, (guint) ES_SUBSCRIPTION_NAME_MAX_BYTES);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * es_storage_handle_get_subscription:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads a durable subscription as stored: the stream it follows, its
+ * checkpoint, its lag (positions between the checkpoint and the head of
+ * its stream: for a stream, its current version minus the checkpoint; for
+ * <code>@<!-- -->all</code>, the last position used minus the checkpoint)
+ * and its state.
+ *
+ * Returns: (transfer full) (nullable): the subscription, or %NULL without
+ *   an error when none of that name is stored
+ *
+ * Since: 0.2
+ */
+EsSubscriptionInfo *
+es_storage_handle_get_subscription (EsStorageHandle  *self,
+                                    const char       *name,
+                                    GCancellable     *cancellable,
+                                    GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (!check_subscription_name (name, error))
+    return NULL;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->get_subscription == NULL)
+    {
+      not_supported (self, _("durable subscriptions"), error);
+      return NULL;
+    }
+
+  return iface->get_subscription (self, name, cancellable, error);
+}
+
+/**
+ * es_storage_handle_list_subscriptions:
+ * @self: an [iface@Es.StorageHandle]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Lists every stored durable subscription, in byte-wise order of their
+ * names, with checkpoint and lag as
+ * [method@Es.StorageHandle.get_subscription] gives them, but without their
+ * states ([method@Es.SubscriptionInfo.get_state] is %NULL), which may be
+ * large.
+ *
+ * Returns: (transfer container) (element-type EsSubscriptionInfo): the
+ *   subscriptions
+ *
+ * Since: 0.2
+ */
+GPtrArray *
+es_storage_handle_list_subscriptions (EsStorageHandle  *self,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->list_subscriptions == NULL)
+    {
+      not_supported (self, _("durable subscriptions"), error);
+      return NULL;
+    }
+
+  return iface->list_subscriptions (self, cancellable, error);
+}
+
+/**
+ * es_storage_handle_save_checkpoint:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the subscription's name
+ * @stream_id: (nullable): the stream it follows, %NULL (or `@all`) for
+ *   every stream
+ * @position: the checkpoint: the last version (for
+ *   <code>@<!-- -->all</code>, sequence id) consumed, 0 for none
+ * @state: (nullable): the consumer's state to store with the checkpoint,
+ *   or %NULL to leave the stored state as it is
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Stores a subscription's checkpoint (creating the subscription the first
+ * time), and its state when one is given, in one transaction: both or
+ * neither, so a consumer that folds events into a state and saves both
+ * together applies each event exactly once across crashes.
+ *
+ * Only the consumer that holds the subscription (see
+ * [method@Es.StorageHandle.acquire_subscription]) saves. A checkpoint
+ * never moves back but through
+ * [method@Es.StorageHandle.reset_subscription]: a @position smaller than
+ * the stored one fails with %ES_ERROR_INVALID_ARGUMENT naming both, and so
+ * does a @stream_id other than the one stored; nothing is stored then.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_save_checkpoint (EsStorageHandle  *self,
+                                   const char       *name,
+                                   const char       *stream_id,
+                                   gint64            position,
+                                   GBytes           *state,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_subscription_name (name, error))
+    return FALSE;
+  if (stream_id != NULL && g_str_equal (stream_id, ES_ALL_STREAM))
+    stream_id = NULL;
+  if (stream_id != NULL && !_es_validate_stream_id (stream_id, FALSE, error))
+    return FALSE;
+  if (position < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is a position, %s a subscription name */
+                   _("Checkpoint %lld of subscription '%s' is negative"),
+                   (long long) position, name);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->save_checkpoint == NULL)
+    return not_supported (self, _("durable subscriptions"), error);
+
+  return iface->save_checkpoint (self, name, stream_id, position, state, cancellable, error);
+}
+
+/**
+ * es_storage_handle_reset_subscription:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the subscription's name
+ * @position: the new checkpoint, from 0 (consume everything again) to the
+ *   head of the subscription's stream
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Moves a stored subscription's checkpoint, backwards or forwards (seek),
+ * and drops its stored state, which no longer matches the checkpoint. The
+ * next start of the subscription resumes after @position.
+ *
+ * Fails with %ES_ERROR_NOT_FOUND when no subscription of that name is
+ * stored, %ES_ERROR_BUSY while a consumer holds it (stop it first), and
+ * %ES_ERROR_INVALID_ARGUMENT when @position is negative or beyond the head
+ * of its stream; nothing changes then.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_reset_subscription (EsStorageHandle  *self,
+                                      const char       *name,
+                                      gint64            position,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_subscription_name (name, error))
+    return FALSE;
+  if (position < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %lld is a position, %s a subscription name */
+                   _("Cannot reset subscription '%s' to position %lld: positions start at 0"),
+                   name, (long long) position);
+      return FALSE;
+    }
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->reset_subscription == NULL)
+    return not_supported (self, _("durable subscriptions"), error);
+
+  return iface->reset_subscription (self, name, position, cancellable, error);
+}
+
+/**
+ * es_storage_handle_delete_subscription:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Forgets a stored subscription: its checkpoint and state. Its next start
+ * begins as a new subscription. Fails with %ES_ERROR_NOT_FOUND when none
+ * of that name is stored and %ES_ERROR_BUSY while a consumer holds it.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_delete_subscription (EsStorageHandle  *self,
+                                       const char       *name,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_subscription_name (name, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->delete_subscription == NULL)
+    return not_supported (self, _("durable subscriptions"), error);
+
+  return iface->delete_subscription (self, name, cancellable, error);
+}
+
+/**
+ * es_storage_handle_acquire_subscription:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the subscription's name
+ * @wait: whether to wait while another consumer holds it
+ * @cancellable: (nullable): a [class@Gio.Cancellable], which ends a wait
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Makes the caller the one consumer of a subscription, across every
+ * process and machine that uses the database. Another holder makes this
+ * fail with %ES_ERROR_BUSY, or with @wait, blocks until the holder
+ * releases it, stops or dies (then takes over within the backend's
+ * documented bound), or until @cancellable is cancelled.
+ *
+ * Holding needs no heartbeat: the backend ties it to something the
+ * operating system or the server releases when the holder's process
+ * dies (a file lock; a database session). A second acquisition of one name
+ * through the same storage object fails with %ES_ERROR_BUSY at once,
+ * @wait or not, since it could only wait for itself.
+ *
+ * Returns: %TRUE when the caller holds the subscription
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_acquire_subscription (EsStorageHandle  *self,
+                                        const char       *name,
+                                        gboolean          wait,
+                                        GCancellable     *cancellable,
+                                        GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (!check_subscription_name (name, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->acquire_subscription == NULL)
+    return not_supported (self, _("durable subscriptions"), error);
+
+  return iface->acquire_subscription (self, name, wait, cancellable, error);
+}
+
+/**
+ * es_storage_handle_release_subscription:
+ * @self: an [iface@Es.StorageHandle]
+ * @name: the name of a subscription the caller holds
+ *
+ * Stops holding a subscription acquired with
+ * [method@Es.StorageHandle.acquire_subscription], so that a waiting
+ * consumer takes over. Releasing a name not held does nothing.
+ *
+ * Since: 0.2
+ */
+void
+es_storage_handle_release_subscription (EsStorageHandle *self,
+                                        const char      *name)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_if_fail (ES_IS_STORAGE_HANDLE (self));
+  g_return_if_fail (name != NULL);
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->release_subscription != NULL)
+    iface->release_subscription (self, name);
 }

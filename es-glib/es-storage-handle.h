@@ -46,6 +46,20 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  *   [method@Es.StorageHandle.sweep] (since 0.2)
  * @compact: gives the space of deleted events back, see
  *   [method@Es.StorageHandle.compact] (since 0.2)
+ * @get_subscription: a stored durable subscription, see
+ *   [method@Es.StorageHandle.get_subscription] (since 0.2)
+ * @list_subscriptions: every stored durable subscription, see
+ *   [method@Es.StorageHandle.list_subscriptions] (since 0.2)
+ * @save_checkpoint: stores a checkpoint, see
+ *   [method@Es.StorageHandle.save_checkpoint] (since 0.2)
+ * @reset_subscription: moves a checkpoint, see
+ *   [method@Es.StorageHandle.reset_subscription] (since 0.2)
+ * @delete_subscription: forgets a subscription, see
+ *   [method@Es.StorageHandle.delete_subscription] (since 0.2)
+ * @acquire_subscription: becomes the one consumer of a subscription, see
+ *   [method@Es.StorageHandle.acquire_subscription] (since 0.2)
+ * @release_subscription: stops being its consumer, see
+ *   [method@Es.StorageHandle.release_subscription] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
@@ -163,6 +177,37 @@ struct _EsStorageHandleInterface
   gboolean         (*compact)         (EsStorageHandle       *self,
                                        GCancellable          *cancellable,
                                        GError               **error);
+
+  EsSubscriptionInfo *(*get_subscription)     (EsStorageHandle  *self,
+                                               const char       *name,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  GPtrArray          *(*list_subscriptions)   (EsStorageHandle  *self,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gboolean            (*save_checkpoint)      (EsStorageHandle  *self,
+                                               const char       *name,
+                                               const char       *stream_id,
+                                               gint64            position,
+                                               GBytes           *state,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gboolean            (*reset_subscription)   (EsStorageHandle  *self,
+                                               const char       *name,
+                                               gint64            position,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gboolean            (*delete_subscription)  (EsStorageHandle  *self,
+                                               const char       *name,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gboolean            (*acquire_subscription) (EsStorageHandle  *self,
+                                               const char       *name,
+                                               gboolean          wait,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  void                (*release_subscription) (EsStorageHandle  *self,
+                                               const char       *name);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -284,5 +329,43 @@ ES_AVAILABLE_IN_ALL
 gboolean         es_storage_handle_compact         (EsStorageHandle    *self,
                                                     GCancellable       *cancellable,
                                                     GError            **error);
+
+ES_AVAILABLE_IN_ALL
+EsSubscriptionInfo *es_storage_handle_get_subscription     (EsStorageHandle  *self,
+                                                            const char       *name,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+GPtrArray          *es_storage_handle_list_subscriptions   (EsStorageHandle  *self,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+gboolean            es_storage_handle_save_checkpoint      (EsStorageHandle  *self,
+                                                            const char       *name,
+                                                            const char       *stream_id,
+                                                            gint64            position,
+                                                            GBytes           *state,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+gboolean            es_storage_handle_reset_subscription   (EsStorageHandle  *self,
+                                                            const char       *name,
+                                                            gint64            position,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+gboolean            es_storage_handle_delete_subscription  (EsStorageHandle  *self,
+                                                            const char       *name,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+gboolean            es_storage_handle_acquire_subscription (EsStorageHandle  *self,
+                                                            const char       *name,
+                                                            gboolean          wait,
+                                                            GCancellable     *cancellable,
+                                                            GError          **error);
+ES_AVAILABLE_IN_ALL
+void                es_storage_handle_release_subscription (EsStorageHandle  *self,
+                                                            const char       *name);
 
 G_END_DECLS

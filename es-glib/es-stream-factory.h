@@ -228,4 +228,76 @@ gboolean es_stream_factory_compact_finish (EsStreamFactory         *self,
                                            GAsyncResult            *result,
                                            GError                  **error);
 
+ES_AVAILABLE_IN_ALL
+GPtrArray *es_stream_factory_list_subscriptions (EsStreamFactory         *self,
+                                                 GCancellable            *cancellable,
+                                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_list_subscriptions_async (EsStreamFactory         *self,
+                                                 GCancellable            *cancellable,
+                                                 GAsyncReadyCallback      callback,
+                                                 gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+GPtrArray *es_stream_factory_list_subscriptions_finish (EsStreamFactory         *self,
+                                                        GAsyncResult            *result,
+                                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsSubscriptionInfo *es_stream_factory_get_subscription_info (EsStreamFactory         *self,
+                                                             const char              *name,
+                                                             GCancellable            *cancellable,
+                                                             GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_get_subscription_info_async (EsStreamFactory         *self,
+                                                    const char              *name,
+                                                    GCancellable            *cancellable,
+                                                    GAsyncReadyCallback      callback,
+                                                    gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+EsSubscriptionInfo *es_stream_factory_get_subscription_info_finish (EsStreamFactory         *self,
+                                                                    GAsyncResult            *result,
+                                                                    GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_reset_subscription (EsStreamFactory         *self,
+                                               const char              *name,
+                                               gint64                   position,
+                                               GCancellable            *cancellable,
+                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_reset_subscription_async (EsStreamFactory         *self,
+                                                 const char              *name,
+                                                 gint64                   position,
+                                                 GCancellable            *cancellable,
+                                                 GAsyncReadyCallback      callback,
+                                                 gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_reset_subscription_finish (EsStreamFactory         *self,
+                                                      GAsyncResult            *result,
+                                                      GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_delete_subscription (EsStreamFactory         *self,
+                                                const char              *name,
+                                                GCancellable            *cancellable,
+                                                GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_delete_subscription_async (EsStreamFactory         *self,
+                                                  const char              *name,
+                                                  GCancellable            *cancellable,
+                                                  GAsyncReadyCallback      callback,
+                                                  gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_delete_subscription_finish (EsStreamFactory         *self,
+                                                       GAsyncResult            *result,
+                                                       GError                  **error);
+
 G_END_DECLS

@@ -57,6 +57,8 @@ G_BEGIN_DECLS
  *   again, and watches of it end with this error (Since: 0.2)
  * @ES_ERROR_NOT_FOUND: the event, stream or other object named does not
  *   exist, or no longer does (Since: 0.2)
+ * @ES_ERROR_BUSY: someone else holds what was asked for: a durable
+ *   subscription already consumed by another handle (Since: 0.2)
  *
  * Error codes in the %ES_ERROR domain. Codes are only ever appended.
  */
@@ -69,6 +71,7 @@ typedef enum
   ES_ERROR_STORAGE,
   ES_ERROR_STREAM_DELETED,
   ES_ERROR_NOT_FOUND,
+  ES_ERROR_BUSY,
 } EsError;
 
 /**
@@ -182,6 +185,63 @@ typedef enum /*< flags >*/
   ES_STORED_EVENT_FLAGS_TOMBSTONE = 1 << 1,
 } EsStoredEventFlags;
 
+/**
+ * ES_SUBSCRIPTION_NAME_MAX_BYTES:
+ *
+ * The longest subscription name accepted, in bytes.
+ *
+ * Since: 0.2
+ */
+#define ES_SUBSCRIPTION_NAME_MAX_BYTES 256
+
+/**
+ * EsSubscriptionStart:
+ * @ES_SUBSCRIPTION_START_BEGINNING: from the first event
+ * @ES_SUBSCRIPTION_START_END: from the events committed after the first
+ *   start, skipping the stored history
+ * @ES_SUBSCRIPTION_START_POSITION: after
+ *   [property@Es.Subscription:start-position] (a version, or for
+ *   <code>@<!-- -->all</code> a sequence id)
+ *
+ * Where a durable subscription that has no stored checkpoint yet starts.
+ * Once it has one, it always resumes after its checkpoint.
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  ES_SUBSCRIPTION_START_BEGINNING,
+  ES_SUBSCRIPTION_START_END,
+  ES_SUBSCRIPTION_START_POSITION,
+} EsSubscriptionStart;
+
+/**
+ * EsSubscriptionFlags:
+ * @ES_SUBSCRIPTION_FLAGS_NONE: at-least-once: the checkpoint advances past
+ *   an event once the handlers of [signal@Es.Subscription::event] for it
+ *   have returned, stored in batches
+ * @ES_SUBSCRIPTION_FLAGS_MANUAL_ACK: the checkpoint advances only to
+ *   positions given to [method@Es.Subscription.acknowledge]
+ * @ES_SUBSCRIPTION_FLAGS_KEEP_STATE: exactly-once: the checkpoint advances
+ *   only with [method@Es.Subscription.save_state], which stores the
+ *   consumer's state with it in one transaction, and
+ *   [property@Es.Subscription:state] restores it on start
+ * @ES_SUBSCRIPTION_FLAGS_FAIL_IF_TAKEN: when another process consumes the
+ *   subscription, starting fails with %ES_ERROR_BUSY instead of waiting
+ *   to take over
+ *
+ * How a durable subscription checkpoints and starts.
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_SUBSCRIPTION_FLAGS_NONE          = 0,
+  ES_SUBSCRIPTION_FLAGS_MANUAL_ACK    = 1 << 0,
+  ES_SUBSCRIPTION_FLAGS_KEEP_STATE    = 1 << 1,
+  ES_SUBSCRIPTION_FLAGS_FAIL_IF_TAKEN = 1 << 2,
+} EsSubscriptionFlags;
+
 ES_AVAILABLE_IN_ALL
 GQuark es_error_quark (void);
 
@@ -191,6 +251,8 @@ typedef struct _EsSnapshot        EsSnapshot;
 typedef struct _EsStreamMetrics   EsStreamMetrics;
 typedef struct _EsStreamInfo      EsStreamInfo;
 typedef struct _EsStreamInfoEnumerator EsStreamInfoEnumerator;
+typedef struct _EsSubscription    EsSubscription;
+typedef struct _EsSubscriptionInfo EsSubscriptionInfo;
 typedef struct _EsEventFilter     EsEventFilter;
 typedef struct _EsEventEnumerator EsEventEnumerator;
 typedef struct _EsStorageHandle   EsStorageHandle;

@@ -2091,6 +2091,113 @@ test_filter_compare_invalid (Fixture       *f,
 }
 
 /* ------------------------------------------------------------------ */
+/* Enumerators meet the life cycle                                     */
+/* ------------------------------------------------------------------ */
+
+static void
+test_coherent_enumerator (Fixture       *f,
+                          gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStream) stream = open_stream (f, "s");
+  g_autoptr(EsEventEnumerator) forwards = NULL;
+  g_autoptr(EsEventEnumerator) backwards = NULL;
+  g_autoptr(GPtrArray) first = NULL;
+  g_autoptr(GPtrArray) rest = NULL;
+  g_autoptr(GPtrArray) back_first = NULL;
+  g_autoptr(GPtrArray) back_rest = NULL;
+  guint n = 2 * PAGE_SIZE + 100;
+
+  g_test_summary ("An enumerator reads page by page: a truncation or an erasure between "
+                  "pages shows in the pages not read yet, never as a duplicate or out of "
+                  "order");
+
+  for (guint done = 0; done < n; done += 500)
+    es_test_write_n (stream, MIN (500, n - done), "Counted");
+
+  forwards = es_stream_read (stream, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+  first = es_event_enumerator_next_batch (forwards, PAGE_SIZE, NULL, &error);
+  g_assert_no_error (error);
+  backwards = es_stream_read_backwards (stream, ES_READ_FROM_END, NULL, NULL, &error);
+  g_assert_no_error (error);
+  back_first = es_event_enumerator_next_batch (backwards, PAGE_SIZE, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (first->len, ==, PAGE_SIZE);
+  g_assert_cmpuint (back_first->len, ==, PAGE_SIZE);
+
+  /* Between pages: the oldest 2000 go, one more is erased. */
+  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 2001, NULL, &error));
+  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2050, NULL, &error));
+
+  rest = es_event_enumerator_next_batch (forwards, 10 * PAGE_SIZE, NULL, &error);
+  g_assert_no_error (error);
+  assert_descending (first, 1, PAGE_SIZE, -1);
+  g_assert_cmpuint (rest->len, ==, n - 2000);
+  for (guint i = 0; i < rest->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (rest, i);
+
+      g_assert_cmpint (es_stored_event_get_version (event), ==, 2001 + i);
+      g_assert_cmpint (es_stored_event_get_erased (event), ==,
+                       es_stored_event_get_version (event) == 2050);
+    }
+
+  /* Backwards, the page read is kept; what follows it was truncated. */
+  back_rest = es_event_enumerator_next_batch (backwards, 10 * PAGE_SIZE, NULL, &error);
+  g_assert_no_error (error);
+  assert_descending (back_first, n, n - PAGE_SIZE + 1, 1);
+  g_assert_cmpuint (back_rest->len, ==, 0);
+}
+
+static void
+test_coherent_listing (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfoEnumerator) streams = NULL;
+  g_autoptr(GPtrArray) first = NULL;
+  g_autoptr(GPtrArray) rest = NULL;
+  guint n = PAGE_SIZE + 10;
+
+  g_test_summary ("A listing reads page by page: streams deleted between pages are missing "
+                  "from the pages not read yet, streams created after its position show");
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("s-%05u", i);
+
+      write_to (f, id, 1);
+    }
+
+  streams = es_stream_factory_list_streams (f->factory, NULL, ES_LIST_STREAMS_FLAGS_NONE, NULL,
+                                            &error);
+  g_assert_no_error (error);
+  first = es_stream_info_enumerator_next_batch (streams, PAGE_SIZE, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (first->len, ==, PAGE_SIZE);
+
+  /* One stream already listed and one not yet go; a new one comes last. */
+  assert_ok (es_stream_factory_delete_stream (f->factory, "s-00000", ES_VERSION_ANY,
+                                              ES_DELETE_FLAGS_NONE, NULL, &error));
+  assert_ok (es_stream_factory_delete_stream (f->factory, "s-01030", ES_VERSION_ANY,
+                                              ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  write_to (f, "t-new", 1);
+
+  rest = es_stream_info_enumerator_next_batch (streams, 100, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (first, 0)), ==, "s-00000");
+  g_assert_cmpuint (rest->len, ==, 10);
+  for (guint i = 0; i < 9; i++)
+    {
+      g_autofree char *id = g_strdup_printf ("s-%05u", PAGE_SIZE + i + (PAGE_SIZE + i >= 1030));
+
+      g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (rest, i)), ==, id);
+    }
+  g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (rest, 9)), ==, "t-new");
+}
+
+/* ------------------------------------------------------------------ */
 /* Watches meet the life cycle                                         */
 /* ------------------------------------------------------------------ */
 
@@ -2454,6 +2561,8 @@ add_lifecycle_tests (void)
   add_test ("lifecycle/filter/compare-timestamp", test_filter_compare_timestamp);
   add_test ("lifecycle/filter/compare-metadata", test_filter_compare_metadata);
   add_test ("lifecycle/filter/compare-invalid", test_filter_compare_invalid);
+  add_test ("lifecycle/coherent/enumerator", test_coherent_enumerator);
+  add_test ("lifecycle/coherent/listing", test_coherent_listing);
   add_test ("lifecycle/watch/tombstone-same-factory", test_watch_tombstone_same_factory);
   add_test ("lifecycle/watch/tombstone-other-factory", test_watch_tombstone_other_factory);
   add_test ("lifecycle/watch/started-on-tombstoned", test_watch_started_on_tombstoned);

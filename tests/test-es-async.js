@@ -40,7 +40,13 @@ async function main() {
     for (const pair of ['SqliteStreamFactory.new_async', 'StreamFactory.open_stream_async',
         'StreamFactory.close_async', 'Stream.write_async', 'Stream.read_async',
         'Stream.snapshot_async', 'Stream.load_snapshot_async', 'Stream.get_metrics_async',
-        'EventEnumerator.next_batch_async', 'StorageHandle.append_async'])
+        'EventEnumerator.next_batch_async', 'StorageHandle.append_async',
+        // The stream life cycle (since 0.2).
+        'StreamFactory.list_streams_async', 'StreamFactory.get_stream_info_async',
+        'StreamFactory.delete_stream_async', 'StreamFactory.truncate_stream_async',
+        'StreamFactory.erase_event_async', 'StreamFactory.set_retention_async',
+        'StreamFactory.sweep_async', 'StreamFactory.compact_async',
+        'StreamInfoEnumerator.next_batch_async', 'Stream.read_backwards_async'])
         assert(pairs.includes(pair), `${pair} promisified`);
 
     const dir = GLib.dir_make_tmp('es-gjs-async-XXXXXX');
@@ -84,6 +90,23 @@ async function main() {
     cancellable.cancel();
     await assertRejects(stream.get_metrics_async(cancellable),
         Gio.io_error_quark(), Gio.IOErrorEnum.CANCELLED, 'cancelled');
+
+    // The listing and newest-first reads are async-iterable too.
+    const listed = [];
+    for await (const info of await factory.list_streams_async(null, Es.ListStreamsFlags.NONE, null))
+        listed.push(`${info.get_stream_id()}:${info.get_event_count()}`);
+    assertEqual(listed.join(), 'counter:2500,direct:1', 'for await over the listing');
+    const newest = [];
+    for await (const stored of await stream.read_backwards_async(Es.READ_FROM_END, null, null)) {
+        newest.push(stored.get_version());
+        if (newest.length === 3)
+            break;
+    }
+    assertEqual(newest.join(), '2500,2499,2498', 'newest first');
+    assert(await factory.delete_stream_async('direct', 1, Es.DeleteFlags.TOMBSTONE, null),
+        'tombstone');
+    await assertRejects(factory.get_storage().append_async('direct', -1, [event('D')], null),
+        Es.error_quark(), Es.Error.STREAM_DELETED, 'tombstoned');
 
     assert(await factory.close_async(null), 'close');
     await assertRejects(factory.open_stream_async('x', null),

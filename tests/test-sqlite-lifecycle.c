@@ -232,6 +232,7 @@ test_deleted_bytes_gone (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) kept = NULL;
   g_autofree char *big = NULL;
+  g_autofree char *filler = NULL;
 
   g_test_summary ("The data and metadata of a soft-deleted, a hard-deleted, a truncated "
                   "and an erased event are overwritten in the file and gone from its WAL, "
@@ -242,12 +243,16 @@ test_deleted_bytes_gone (Fixture       *f,
   append_n (storage, "soft", 2, "SOFT-SECRET-DATA", "{\"note\": \"SOFT-SECRET-META\"}");
   append_n (storage, "hard", 2, "HARD-SECRET-DATA", "{\"note\": \"HARD-SECRET-META\"}");
   /* Over a page: the data lives on overflow pages. */
-  big = g_strdup_printf ("BIG-SECRET-DATA%s", g_strnfill (9000, 'b'));
+  filler = g_strnfill (9000, 'b');
+  big = g_strdup_printf ("BIG-SECRET-DATA%s", filler);
   append_n (storage, "big", 1, big, NULL);
   append_n (storage, "trunc", 1, "TRUNC-SECRET-DATA", "{\"note\": \"TRUNC-SECRET-META\"}");
   append_n (storage, "trunc", 1, "TRUNC-KEPT-DATA", NULL);
   append_n (storage, "erase", 1, "ERASE-SECRET-DATA", "{\"note\": \"ERASE-SECRET-META\"}");
   append_n (storage, "erase", 1, "ERASE-KEPT-DATA", NULL);
+  g_free (big);
+  big = g_strdup_printf ("ERASEBIG-SECRET-DATA%s", filler);
+  append_n (storage, "erase", 1, big, NULL);
 
   /* Everything is in the file to begin with, so the test can fail. */
   checkpoint (f->path);
@@ -258,6 +263,7 @@ test_deleted_bytes_gone (Fixture       *f,
   g_assert_true (db_or_wal_contains (f->path, "TRUNC-SECRET-META"));
   g_assert_true (db_or_wal_contains (f->path, "ERASE-SECRET-DATA"));
   g_assert_true (db_or_wal_contains (f->path, "ERASE-SECRET-META"));
+  g_assert_true (db_or_wal_contains (f->path, "ERASEBIG-SECRET-DATA"));
 
   ASSERT_OK (es_storage_handle_delete_stream (storage, "soft", ES_VERSION_ANY,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
@@ -267,7 +273,7 @@ test_deleted_bytes_gone (Fixture       *f,
                                                   NULL, &error));
   ASSERT_OK (es_storage_handle_truncate_stream (storage, "trunc", 2, NULL, &error));
   ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 1, NULL, &error));
-  g_assert_no_error (error);
+  ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 3, NULL, &error));
 
   /* While the storage is open, and after it closed. */
   checkpoint (f->path);
@@ -276,7 +282,7 @@ test_deleted_bytes_gone (Fixture       *f,
       const char *gone[] = { "SOFT-SECRET-DATA", "SOFT-SECRET-META", "HARD-SECRET-DATA",
                              "HARD-SECRET-META", "BIG-SECRET-DATA", "bbbbbbbbbbbbbbbbbbbbbbbb",
                              "TRUNC-SECRET-DATA", "TRUNC-SECRET-META", "ERASE-SECRET-DATA",
-                             "ERASE-SECRET-META" };
+                             "ERASE-SECRET-META", "ERASEBIG-SECRET-DATA" };
 
       for (guint i = 0; i < G_N_ELEMENTS (gone); i++)
         if (db_or_wal_contains (f->path, gone[i]))
@@ -293,7 +299,7 @@ test_deleted_bytes_gone (Fixture       *f,
   /* What the library reads back agrees. */
   storage = storage_open (f->path);
   kept = read_all (storage, NULL, ES_READ_FLAGS_NONE);
-  g_assert_cmpuint (kept->len, ==, 3 + 1 + 2);
+  g_assert_cmpuint (kept->len, ==, 3 + 1 + 3);
   storage_close (storage);
 }
 
@@ -937,6 +943,48 @@ test_sweep_batches (Fixture       *f,
 }
 
 static void
+test_sweep_idle_no_lock (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean has_age = TRUE;
+  sqlite3 *db;
+
+  g_test_summary ("A sweep of a database without retention policies (what a factory's "
+                  "background sweep meets) takes no write lock: it succeeds while another "
+                  "connection holds it");
+
+  storage = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
+                            "busy-timeout", 100, NULL);
+  g_assert_no_error (error);
+  append_n (ES_STORAGE_HANDLE (storage), "s", 3, NULL, NULL);
+
+  db = sqlite_open (f->path);
+  sqlite_exec (db, "BEGIN IMMEDIATE");
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            &has_age, NULL, &error), ==, 0);
+  g_assert_no_error (error);
+  g_assert_false (has_age);
+
+  /* With a policy, the sweep needs the lock (and says busy here). */
+  sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 1)");
+  sqlite_exec (db, "COMMIT");
+  sqlite_exec (db, "BEGIN IMMEDIATE");
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            NULL, NULL, &error), ==, -1);
+  g_assert_error (error, ES_ERROR, ES_ERROR_STORAGE);
+  g_clear_error (&error);
+  sqlite_exec (db, "ROLLBACK");
+  sqlite3_close (db);
+
+  g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
+                                            NULL, NULL, &error), ==, 2);
+  g_assert_no_error (error);
+  ASSERT_OK (es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, &error));
+}
+
+static void
 test_read_only_refuses (Fixture       *f,
                         gconstpointer  data)
 {
@@ -1016,6 +1064,8 @@ main (int    argc,
 
   g_test_add ("/sqlite-lifecycle/sweep-batches", Fixture, NULL,
               fixture_setup, test_sweep_batches, fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/sweep-idle-no-lock", Fixture, NULL,
+              fixture_setup, test_sweep_idle_no_lock, fixture_teardown);
   g_test_add ("/sqlite-lifecycle/read-only-refuses", Fixture, NULL,
               fixture_setup, test_read_only_refuses, fixture_teardown);
 

@@ -1,4 +1,6 @@
-/* test-sweep.c: the factory's background sweep (EsStreamFactory:sweep-interval).
+/* test-sweep.c: the factory's background sweep (EsStreamFactory:sweep-interval),
+ * and the other effects the factory has on its own (a hard delete ends
+ * its watches of the stream without waiting for the notifier).
  *
  * On the in-memory backend, whose clock can run behind the real one so
  * that events are old without waiting, and through the library's
@@ -265,6 +267,51 @@ test_read_only_sqlite (void)
   es_test_remove_tree (dir);
 }
 
+static void
+test_tombstone_ends_own_watches (void)
+{
+  g_autoptr(EsTestMemoryStorage) storage = es_test_memory_storage_new ();
+  /* Never started: it delivers nothing, so only the factory can tell. */
+  g_autoptr(EsNotifier) notifier = es_test_memory_notifier_new (storage);
+  g_autoptr(EsStreamFactory) factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage),
+                                                              notifier);
+  g_autoptr(EsTestRecorder) recorder = es_test_recorder_new ();
+  g_autoptr(EsTestRecorder) other_recorder = es_test_recorder_new ();
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, "s");
+  g_autoptr(EsStream) other = es_test_open_stream (factory, "other");
+  g_autoptr(EsWatch) watch = NULL;
+  g_autoptr(EsWatch) other_watch = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A hard delete through a factory ends the factory's watches of that "
+                  "stream at once, not waiting for its notifier, and no other watch");
+
+  es_test_write_n (stream, 2, "Before");
+  es_test_write_n (other, 1, "Other");
+  watch = es_stream_watch (stream, 0);
+  es_test_recorder_connect (recorder, watch);
+  other_watch = es_stream_watch (other, 0);
+  es_test_recorder_connect (other_recorder, other_watch);
+  es_test_recorder_wait_caught_up (recorder);
+  es_test_recorder_wait_caught_up (other_recorder);
+
+  g_assert_true (es_stream_factory_delete_stream (factory, "s", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  g_assert_no_error (error);
+  es_test_recorder_wait_error (recorder);
+  g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STREAM_DELETED);
+  g_assert_cmpuint (recorder->events->len, ==, 2);
+  g_assert_false (es_watch_get_active (watch));
+
+  /* A soft delete ends nothing. */
+  g_assert_true (es_stream_factory_delete_stream (factory, "other", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_no_error (error);
+  es_test_spin (50);
+  g_assert_null (other_recorder->error);
+  g_assert_true (es_watch_get_active (other_watch));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -276,6 +323,7 @@ main (int   argc,
   g_test_add_func ("/sweep/interval-zero-never", test_interval_zero_never);
   g_test_add_func ("/sweep/interval-property", test_interval_property);
   g_test_add_func ("/sweep/read-only-sqlite", test_read_only_sqlite);
+  g_test_add_func ("/factory/tombstone-ends-own-watches", test_tombstone_ends_own_watches);
 
   return g_test_run ();
 }

@@ -667,20 +667,23 @@ class TestLifecycleSqlite(LifecycleCases, EsTestCase):
         erased.write([candidate("Entry", b"my-erased-entry", metadata='{"who": "my-erased-meta"}')],
                      Es.VERSION_NO_STREAM, None)
         self.factory.close(None)
-        self.assertIn(b"my-secret-diary-entry-7", self.file_bytes())
-        self.assertIn(b"my-erased-meta", self.file_bytes())
+        self.assertTrue(b"my-secret-diary-entry-7" in self.file_bytes())
+        self.assertTrue(b"my-erased-meta" in self.file_bytes())
 
         self.factory = Es.SqliteStreamFactory.new(self.path, None)
         self.assertTrue(self.factory.delete_stream("diary", 20, Es.DeleteFlags.TOMBSTONE, None))
         self.assertTrue(self.factory.erase_event("erased", 1, None))
-        self.factory.close(None)
-        # Overwritten (secure_delete), not only unlinked from the tree.
-        data = self.file_bytes()
-        self.assertNotIn(b"my-secret-diary-entry", data)
-        self.assertNotIn(b"secret-meta", data)
-        self.assertNotIn(b"my-erased-entry", data)
-        self.assertNotIn(b"my-erased-meta", data)
-        self.assertIn(b"my-kept-entry", data)
+        # Overwritten (secure_delete), not only unlinked from the tree, and
+        # out of the write-ahead log (checkpointed after the removal) while
+        # the database is still open; and after closing.
+        for moment in ("open", "closed"):
+            data = self.file_bytes()
+            for gone in (b"my-secret-diary-entry", b"secret-meta", b"my-erased-entry",
+                         b"my-erased-meta"):
+                # Not assertNotIn: it would print the whole file.
+                self.assertFalse(gone in data, "%s is still in the file (%s)" % (gone, moment))
+            self.assertTrue(b"my-kept-entry" in data)
+            self.factory.close(None)
 
     def test_compact_gives_space_back(self):
         stream = self.open("big")

@@ -256,6 +256,14 @@ EsSnapshot      *_es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
                                                    GCancellable     *cancellable,
                                                    GError          **error);
 
+/* Whether any retention policy exists, and any with a maximum age: a
+ * sweep without policies takes no write lock at all. */
+gboolean         _es_sqlite_storage_read_policies (EsSqliteStorage  *self,
+                                                   gboolean         *out_any,
+                                                   gboolean         *out_age,
+                                                   GCancellable     *cancellable,
+                                                   GError          **error);
+
 /* Opens one more read-only connection on the storage's database (the
  * same in-memory database for an in-memory storage), with the storage's
  * busy timeout; the caller owns it and closes it with sqlite3_close(). */

@@ -783,11 +783,14 @@ event_from_row (sqlite3_stmt  *stmt,
 /* Time windows of @all. SQLite, without statistics, prefers to walk the
  * rowid range of the keyset and test every row's timestamp, which costs
  * in proportion to the whole table for a one-hour window. The timestamp
- * index finds the window's rows directly, but then sorts them: each page
- * costs in proportion to the window. So when the filter bounds the
- * timestamp, a probe counts the window's remaining rows in the index, up
- * to TIME_WINDOW_MAX: a window smaller than that is read through the index,
- * a bigger one the usual way (where its rows are dense enough). */
+ * index finds the window's rows directly, but then sorts them, and each
+ * page goes through the whole window again (the index is in time order,
+ * the pages in sequence order). So when the filter bounds the timestamp, a
+ * probe counts the window's rows in the index, up to TIME_WINDOW_MAX: a
+ * smaller window is read through the index, a bigger one the usual way,
+ * where its rows are dense enough. The probe and each page of a small
+ * window cost at most TIME_WINDOW_MAX index entries, whatever the size of
+ * the table or the position of the page. */
 #define TIME_WINDOW_MAX (4 * ES_READ_PAGE_SIZE)
 
 /* Appends " AND <clause>" for each top-level timestamp clause of
@@ -816,12 +819,10 @@ add_timestamp_clauses (QueryBuilder  *builder,
   return found;
 }
 
-/* Whether a read of @all at @position through @filter should use the
- * timestamp index (see TIME_WINDOW_MAX). */
+/* Whether a read of @all through @filter should use the timestamp index
+ * (see TIME_WINDOW_MAX). */
 static gboolean
 use_time_index (EsConnection  *conn,
-                gint64         position,
-                gboolean       backwards,
                 EsEventFilter *filter,
                 GError       **error)
 {
@@ -831,8 +832,7 @@ use_time_index (EsConnection  *conn,
   int rc;
 
   query_builder_init (&probe, "SELECT count(*) FROM (SELECT 1 FROM events"
-                              " INDEXED BY events_timestamp WHERE ");
-  g_string_append (probe.sql, backwards ? "sequence_id < ?" : "sequence_id > ?");
+                              " INDEXED BY events_timestamp WHERE 1");
   if (add_timestamp_clauses (&probe, filter) == 0)
     return FALSE;
   g_string_append (probe.sql, " LIMIT " G_STRINGIFY (TIME_WINDOW_MAX) ")");
@@ -840,9 +840,7 @@ use_time_index (EsConnection  *conn,
   stmt = _es_sqlite_connection_get_stmt (conn, probe.sql->str, _("Reading events"), error);
   if (stmt == NULL)
     return FALSE;
-  rc = sqlite3_bind_int64 (stmt, 1, position);
-  if (rc == SQLITE_OK)
-    rc = apply_binds (stmt, 2, probe.binds);
+  rc = apply_binds (stmt, 1, probe.binds);
   if (rc == SQLITE_OK)
     rc = sqlite3_step (stmt);
   if (rc == SQLITE_ROW)
@@ -891,7 +889,7 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
 
   query_builder_init (&builder, READ_COLUMNS);
   if (all_streams && filtered && !tombstones &&
-      use_time_index (conn, position, backwards, filter, NULL))
+      use_time_index (conn, filter, NULL))
     g_string_append (builder.sql, " INDEXED BY events_timestamp");
   g_string_append_printf (builder.sql, " WHERE %s%s %s ?",
                           all_streams ? "" : "stream_id = ? AND ",
@@ -1334,4 +1332,43 @@ _es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
 
   /* No row: no snapshot, and no error. */
   return snapshot;
+}
+
+static void
+read_policies_row (sqlite3_stmt *stmt,
+                   gpointer      user_data)
+{
+  gint64 *values = user_data;
+
+  values[0] = sqlite3_column_int64 (stmt, 0);
+  values[1] = sqlite3_column_int64 (stmt, 1);
+}
+
+gboolean
+_es_sqlite_storage_read_policies (EsSqliteStorage  *self,
+                                  gboolean         *out_any,
+                                  gboolean         *out_age,
+                                  GCancellable     *cancellable,
+                                  GError          **error)
+{
+  gint64 values[2] = { 0, 0 };
+
+  /* The database-wide policy, then the streams with one of their own
+   * (the partial index streams_policy lists exactly those). */
+  if (!read_one_row (self,
+                     "SELECT (SELECT count(*) FROM settings"
+                     "         WHERE name IN ('max_age', 'max_count') AND value > 0)"
+                     "       + (SELECT count(*) FROM (SELECT 1 FROM streams"
+                     "          WHERE (max_age > 0 OR max_count > 0) AND state = 0 LIMIT 1)),"
+                     " (SELECT count(*) FROM settings WHERE name = 'max_age' AND value > 0)"
+                     "       + (SELECT count(*) FROM (SELECT 1 FROM streams"
+                     "          WHERE (max_age > 0 OR max_count > 0) AND max_age > 0"
+                     "          AND state = 0 LIMIT 1))",
+                     NULL, read_policies_row, values, _("Reading retention policies"),
+                     cancellable, error))
+    return FALSE;
+
+  *out_any = values[0] > 0;
+  *out_age = values[1] > 0;
+  return TRUE;
 }

@@ -19,8 +19,9 @@
  *
  * events: the sequence id is the rowid (INTEGER PRIMARY KEY without
  * AUTOINCREMENT, which costs a lookup in sqlite_sequence per insert): a
- * new row gets max(rowid) + 1, and rows are never deleted, so sequence ids
- * grow strictly and @all reads walk the table in storage order.
+ * new row gets max(rowid) + 1, so sequence ids grow strictly and @all
+ * reads walk the table in storage order (rows deleted since version 2
+ * leave the position row behind when they were the newest: see below).
  * UNIQUE (stream_id, version) is the index that serves stream reads, the
  * max(version) lookup of each append, and a last line of defence against
  * two events taking one version. Idempotency keys are unique per stream,

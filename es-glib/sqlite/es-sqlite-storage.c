@@ -44,6 +44,22 @@
  * untouched. An empty or missing file gets the es-glib schema; a file from
  * an older es-glib is upgraded in place.
  *
+ * Deleting, truncating, expiring and erasing events (see
+ * [method@Es.StreamFactory.delete_stream] and the methods next to it) run
+ * on the writer thread like appends, each in one transaction (a sweep in
+ * several, of at most 10,000 removals each). Every connection runs with
+ * SQLite's `secure_delete`, so removed and erased bytes are overwritten in
+ * the file; after such a write the write-ahead log is checkpointed and
+ * emptied, so that they do not stay in it either (if another connection
+ * is still reading an older state of the database, the log is emptied by
+ * a later checkpoint). Files created by es-glib 0.2 use incremental
+ * auto-vacuum: [method@Es.StorageHandle.compact] gives their free pages
+ * back at once; an older file is rewritten by its first compaction
+ * (`VACUUM`, which needs free disk space as large as the file) and then
+ * uses incremental auto-vacuum too. Every delete takes a sequence id of
+ * its own, and sequence ids are never used twice: a read of
+ * <code>@<!-- -->all</code> may skip some.
+ *
  * Since: 0.1
  */
 
@@ -848,9 +864,10 @@ es_sqlite_storage_class_init (EsSqliteStorageClass *klass)
    * cannot write (a backup, a file on read-only media) or must not.
    *
    * Reads, metrics, snapshot loads and watches work as usual, and see what
-   * other processes commit to the file. Appends and snapshot saves fail
-   * with %ES_ERROR_INVALID_ARGUMENT ("the database was opened
-   * read-only"). Nothing is ever written to the file: the open fails with
+   * other processes commit to the file. Appends, snapshot saves and the
+   * life-cycle writes (deletes, truncations, erasures, retention policies,
+   * sweeps, compaction) fail with %ES_ERROR_INVALID_ARGUMENT ("the
+   * database was opened read-only"). Nothing is ever written to the file: the open fails with
    * %ES_ERROR_STORAGE, leaving it untouched, when the file does not exist,
    * is empty, is not an es-glib database or needs a schema upgrade. An
    * in-memory database cannot be read-only.

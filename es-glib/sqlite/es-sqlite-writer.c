@@ -75,6 +75,8 @@ typedef enum
   W_KEY_STORED,
   W_INSERT,
   W_SAVE_SNAPSHOT,
+  W_READ_STREAM,
+  W_WRITE_STREAM,
   N_WRITER_STMTS
 } WriterStmt;
 
@@ -97,6 +99,22 @@ static const char * const writer_sql[N_WRITER_STMTS] = {
                " DO NOTHING",
   [W_SAVE_SNAPSHOT] = "INSERT OR REPLACE INTO snapshots (stream_id, projection_name,"
                       " version, state, timestamp) VALUES (?, ?, ?, ?, ?)",
+  /* Every append, delete... reads and rewrites its stream's row, with the
+   * database-wide policy (es-sqlite-schema.c). */
+  [W_READ_STREAM] = "SELECT s.version, s.event_count, s.first_version, s.first_timestamp,"
+                    " s.last_timestamp, s.state, s.max_age, s.max_count,"
+                    " (SELECT value FROM settings WHERE name = 'max_age'),"
+                    " (SELECT value FROM settings WHERE name = 'max_count')"
+                    " FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?",
+  [W_WRITE_STREAM] = "INSERT INTO streams (stream_id, version, event_count, first_version,"
+                     " first_timestamp, last_timestamp, state, max_age, max_count)"
+                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                     " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,"
+                     " event_count = excluded.event_count,"
+                     " first_version = excluded.first_version,"
+                     " first_timestamp = excluded.first_timestamp,"
+                     " last_timestamp = excluded.last_timestamp, state = excluded.state,"
+                     " max_age = excluded.max_age, max_count = excluded.max_count",
 };
 
 /* What the writer thread works with: the write connection and its
@@ -350,15 +368,7 @@ writer_read_stream (EsWriter    *writer,
   sqlite3_stmt *stmt;
   int rc;
 
-  stmt = writer_stmt (writer,
-                      "SELECT s.version, s.event_count, s.first_version, s.first_timestamp,"
-                      " s.last_timestamp, s.state, s.max_age, s.max_count,"
-                      " (SELECT value FROM settings WHERE name = 'max_age'),"
-                      " (SELECT value FROM settings WHERE name = 'max_count')"
-                      " FROM (SELECT 1) LEFT JOIN streams AS s ON s.stream_id = ?",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
+  stmt = writer->stmts[W_READ_STREAM];
 
   memset (row, 0, sizeof *row);
   sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
@@ -392,19 +402,7 @@ writer_write_stream (EsWriter         *writer,
 {
   sqlite3_stmt *stmt;
 
-  stmt = writer_stmt (writer,
-                      "INSERT INTO streams (stream_id, version, event_count, first_version,"
-                      " first_timestamp, last_timestamp, state, max_age, max_count)"
-                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                      " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,"
-                      " event_count = excluded.event_count,"
-                      " first_version = excluded.first_version,"
-                      " first_timestamp = excluded.first_timestamp,"
-                      " last_timestamp = excluded.last_timestamp, state = excluded.state,"
-                      " max_age = excluded.max_age, max_count = excluded.max_count",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
+  stmt = writer->stmts[W_WRITE_STREAM];
 
   sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (stmt, 2, row->version);
@@ -1714,12 +1712,28 @@ _es_sqlite_storage_sweep (EsStorageHandle  *handle,
                           GCancellable     *cancellable,
                           GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  EsWriteQueue *queue = writer_queue (self, error);
+  gboolean any = FALSE;
+  gboolean age = FALSE;
 
   if (out_has_age_policy != NULL)
     *out_has_age_policy = FALSE;
   if (queue == NULL)
     return -1;
+
+  /* Without any policy (the usual case, which a factory's background
+   * sweep meets), a read says so: no write transaction, no lock taken
+   * from other writers. */
+  if (!_es_sqlite_storage_read_policies (self, &any, &age, cancellable, error))
+    return -1;
+  if (!any)
+    {
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return -1;
+      return 0;
+    }
+
   return sweep_batches (queue, now_usec, out_has_age_policy, cancellable, error);
 }
 
