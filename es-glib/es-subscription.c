@@ -40,15 +40,17 @@
  * ## At-least-once (the default)
  *
  * Once the handlers of [signal@Es.Subscription::event] for an event have
- * returned, the checkpoint may move past it. It is stored in batches: when
- * [property@Es.Subscription:checkpoint-batch] events are pending, or
- * [property@Es.Subscription:checkpoint-delay] milliseconds after the first
- * pending one (a timer that exists only while something is pending), one
- * save at a time, in a worker thread. [method@Es.Subscription.stop] and
- * [method@Es.Subscription.flush] store what is pending at once. After a
- * crash the events after the stored checkpoint are emitted again: at most
- * a batch, plus what arrives within the delay. Make handlers idempotent,
- * or use %ES_SUBSCRIPTION_FLAGS_KEEP_STATE.
+ * returned, the checkpoint may move past it. It is stored in batches:
+ * when [property@Es.Subscription:checkpoint-batch] positions are pending,
+ * before the next event is emitted (the commit happens in the
+ * subscription's thread, so its main loop waits for it, once per batch);
+ * and [property@Es.Subscription:checkpoint-delay] milliseconds after the
+ * first pending one, in a worker thread (a timer that exists only while
+ * something is pending: an idle subscription does nothing).
+ * [method@Es.Subscription.stop] and [method@Es.Subscription.flush] store
+ * what is pending at once. After a crash the events after the stored
+ * checkpoint are emitted again: never more than a batch. Make handlers
+ * idempotent, or use %ES_SUBSCRIPTION_FLAGS_KEEP_STATE.
  *
  * ```c
  * static void
@@ -200,7 +202,6 @@ struct _EsSubscription
   gint64               checkpoint;      /* last stored */
   gint64               pending;         /* where the checkpoint may move */
   gint64               save_target;     /* what the next save stores */
-  guint64              n_pending;       /* positions pending since the last save request */
   gint64               head;
   gint64               lag;
   gboolean             caught_up;
@@ -430,6 +431,8 @@ save_now (EsSubscription  *self,
 }
 
 static void request_save (EsSubscription *self);
+static void fail         (EsSubscription *self,
+                          const GError   *error);
 
 static void
 save_in_thread (GTask        *task,
@@ -468,10 +471,7 @@ save_done (GObject      *source,
   if (error != NULL)
     {
       if (active)
-        {
-          g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
-          stop_internal (self, FALSE, NULL);
-        }
+        fail (self, error);
       return;
     }
 
@@ -535,7 +535,6 @@ timer_cb (gpointer user_data)
   g_clear_pointer (&self->timer, g_source_unref);
   active = self->status == STATUS_ACTIVE;
   self->save_target = self->pending;
-  self->n_pending = 0;
   g_mutex_unlock (&self->lock);
 
   if (active)
@@ -543,8 +542,28 @@ timer_cb (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* The checkpoint may move to @position: save when a batch is full, or arm
- * the timer for the first pending position. From the subscription's
+/* Emits ::error and stops, without storing what is pending. */
+static void
+fail (EsSubscription *self,
+      const GError   *error)
+{
+  gboolean active;
+
+  g_mutex_lock (&self->lock);
+  active = self->status == STATUS_ACTIVE;
+  g_mutex_unlock (&self->lock);
+
+  if (!active)
+    return;
+  g_signal_emit (self, signals[SIGNAL_ERROR], 0, error);
+  stop_internal (self, FALSE, NULL);
+}
+
+/* The checkpoint may move to @position. When that makes a batch (the
+ * pending checkpoint checkpoint-batch positions past the stored one), it
+ * is stored now, in this thread, before the next event is emitted: a
+ * crash never emits more than a batch again. Otherwise the timer is
+ * armed for the first pending position. From the subscription's
  * context. */
 static void
 move_pending (EsSubscription *self,
@@ -559,13 +578,11 @@ move_pending (EsSubscription *self,
       g_mutex_unlock (&self->lock);
       return;
     }
-  self->n_pending += (guint64) (position - self->pending);
   self->pending = position;
-  if (self->n_pending >= self->checkpoint_batch)
+  if ((guint64) (self->pending - self->checkpoint) >= self->checkpoint_batch)
     {
       batch_full = TRUE;
       self->save_target = self->pending;
-      self->n_pending = 0;
     }
   else if (self->checkpoint_delay > 0 && self->timer == NULL)
     {
@@ -578,9 +595,16 @@ move_pending (EsSubscription *self,
 
   if (batch_full)
     {
-      /* The save covers every pending position: no timer until the next. */
+      g_autoptr(GError) error = NULL;
+      gboolean changed;
+
+      /* The save covers every pending position: no timer until the next.
+       * It waits for a delayed save in flight, if any. */
       clear_timer (self);
-      request_save (self);
+      if (!save_now (self, NULL, 0, &changed, NULL, &error))
+        fail (self, error);
+      else if (changed)
+        g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_CHECKPOINT]);
     }
   else if (arm)
     {
@@ -818,7 +842,6 @@ prepare (EsSubscription  *self,
   self->checkpoint = start;
   self->pending = start;
   self->save_target = start;
-  self->n_pending = 0;
   self->head = MAX (head, start);
   self->lag = self->head - start;
   self->caught_up = FALSE;
@@ -977,7 +1000,6 @@ stop_internal (EsSubscription  *self,
     {
       g_mutex_lock (&self->lock);
       self->save_target = self->pending;
-      self->n_pending = 0;
       g_mutex_unlock (&self->lock);
       save_now (self, NULL, 0, &changed, NULL, error);
     }
@@ -1287,7 +1309,9 @@ es_subscription_class_init (EsSubscriptionClass *klass)
    * EsSubscription:checkpoint-batch:
    *
    * How many positions may be pending before the checkpoint is stored
-   * (at least 1; 1 stores after every event).
+   * (at least 1; 1 stores after every event): the most events a crash
+   * makes the subscription emit again. The store happens before the next
+   * event is emitted.
    *
    * Since: 0.2
    */
@@ -2004,10 +2028,7 @@ es_subscription_flush (EsSubscription  *self,
   g_mutex_lock (&self->lock);
   active = self->status == STATUS_ACTIVE;
   if (active)
-    {
-      self->save_target = self->pending;
-      self->n_pending = 0;
-    }
+    self->save_target = self->pending;
   g_mutex_unlock (&self->lock);
 
   if (!active)

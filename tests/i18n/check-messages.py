@@ -43,6 +43,7 @@ FRAGMENTS = {
     # es-storage-handle.c: the operation in "Storage backend %s does not
     # support %s" and "Stream '%s' cannot be the target of %s: ..."
     "reading backwards",
+    "durable subscriptions",
     "stream information",
     "listing streams",
     "a delete",
