@@ -158,8 +158,8 @@ _es_pg_storage_delete_stream (EsStorageHandle  *handle,
   /* Translators: %s is a stream id */
   context = g_strdup_printf (_("Deleting stream '%s'"), stream_id);
   op.stream_id = stream_id;
-  op.template = "SELECT status, found_version FROM {S}.delete_stream ($1::text, $2::int8, $3::boolean,"
-                " $4::text)";
+  op.template = "SELECT status, found_version FROM {S}.delete_stream ($1::text, $2::int8,"
+                " $3::boolean, $4::text)";
   op.values[0] = stream_id;
   op.values[1] = expected;
   op.values[2] = (flags & ES_DELETE_FLAGS_TOMBSTONE) != 0 ? "true" : "false";
@@ -188,6 +188,7 @@ _es_pg_storage_delete_stream (EsStorageHandle  *handle,
       return FALSE;
     default:
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %d is a status code of a database function */
                    _("Unexpected answer %d from the database"), op.status);
       return FALSE;
     }
@@ -235,6 +236,7 @@ _es_pg_storage_truncate_stream (EsStorageHandle  *handle,
       return FALSE;
     default:
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %d is a status code of a database function */
                    _("Unexpected answer %d from the database"), op.status);
       return FALSE;
     }
@@ -368,7 +370,8 @@ _es_pg_storage_set_retention (EsStorageHandle  *handle,
   /* Translators: %s is a stream id */
   context = g_strdup_printf (_("Setting the retention policy of stream '%s'"), stream_id);
   op.stream_id = stream_id;
-  op.template = "SELECT status, found_version FROM {S}.set_retention ($1::text, $2::int8, $3::int8)";
+  op.template = "SELECT status, found_version FROM {S}.set_retention ($1::text, $2::int8,"
+                " $3::int8)";
   op.values[0] = stream_id;
   op.values[1] = age;
   op.values[2] = count;
@@ -389,6 +392,7 @@ _es_pg_storage_set_retention (EsStorageHandle  *handle,
   if (op.status != STATUS_DONE)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                   /* Translators: %d is a status code of a database function */
                    _("Unexpected answer %d from the database"), op.status);
       return FALSE;
     }

@@ -730,7 +730,8 @@ read_operation (EsPgStorage    *self,
 
           g_string_append (builder.sql, ") UNION ALL (");
           g_string_append (builder.sql, markers);
-          g_string_append_printf (builder.sql, " %s $1::int8 ORDER BY sequence_id%s LIMIT $%u::int8",
+          g_string_append_printf (builder.sql,
+                                  " %s $1::int8 ORDER BY sequence_id%s LIMIT $%u::int8",
                                   backwards ? "<" : ">", backwards ? " DESC" : "",
                                   builder.first + builder.values->len);
           g_string_append_printf (builder.sql, ")) AS u ORDER BY sequence_id%s LIMIT $%u::int8",

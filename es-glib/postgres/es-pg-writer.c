@@ -261,7 +261,8 @@ append_operation (EsPgStorage    *self,
   version = g_ascii_strtoll (PQgetvalue (results[0], 0, 0), NULL, 10);
   accepted = g_str_equal (PQgetvalue (results[0], 0, 1), "t");
   n_inserted = g_ascii_strtoll (PQgetvalue (results[0], 0, 2), NULL, 10);
-  tombstoned = g_ascii_strtoll (PQgetvalue (results[0], 0, 5), NULL, 10) == ES_STREAM_STATE_TOMBSTONED;
+  tombstoned = g_ascii_strtoll (PQgetvalue (results[0], 0, 5), NULL, 10) ==
+               ES_STREAM_STATE_TOMBSTONED;
   for (i = 0; i < G_N_ELEMENTS (insert); i++)
     PQclear (results[i]);
 

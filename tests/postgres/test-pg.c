@@ -3834,7 +3834,8 @@ test_lifecycle_time_range (Fixture       *f,
     for (guint i = 0; i < G_N_ELEMENTS (batch); i++)
       g_object_unref (batch[i]);
   }
-  spread = g_strdup_printf ("UPDATE %s.events SET recorded_at = TIMESTAMPTZ '2024-01-01 00:00:00+00'"
+  spread = g_strdup_printf ("UPDATE %s.events"
+                            " SET recorded_at = TIMESTAMPTZ '2024-01-01 00:00:00+00'"
                             " + (sequence_id - 1) * INTERVAL '1 minute'", qschema);
   admin_exec (f, spread);
   analyze = g_strdup_printf ("ANALYZE %s.events", qschema);
@@ -3861,8 +3862,10 @@ test_lifecycle_time_range (Fixture       *f,
   {
     g_autofree char *sql = g_strdup_printf (
       "SELECT sequence_id FROM %s.events WHERE sequence_id > 0"
-      " AND (recorded_at >= (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8 * INTERVAL '1 microsecond')"
-      " AND recorded_at < (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8 * INTERVAL '1 microsecond'))"
+      " AND (recorded_at >= (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8"
+      "                      * INTERVAL '1 microsecond')"
+      " AND recorded_at < (TIMESTAMPTZ 'epoch' + %" G_GINT64_FORMAT "::int8"
+      "                    * INTERVAL '1 microsecond'))"
       " ORDER BY sequence_id LIMIT 1000", qschema, since, until);
 
     plan = explain (f, sql);
