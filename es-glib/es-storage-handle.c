@@ -1133,7 +1133,7 @@ es_storage_handle_list_subscriptions (EsStorageHandle  *self,
  * es_storage_handle_save_checkpoint:
  * @self: an [iface@Es.StorageHandle]
  * @name: the subscription's name
- * @stream_id: (nullable): the stream it follows, %NULL (or `@all`) for
+ * @stream_id: (nullable): the stream it follows, %NULL (or <code>@<!-- -->all</code>) for
  *   every stream
  * @position: the checkpoint: the last version (for
  *   <code>@<!-- -->all</code>, sequence id) consumed, 0 for none

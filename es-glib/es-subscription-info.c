@@ -121,7 +121,7 @@ es_subscription_info_class_init (EsSubscriptionInfoClass *klass)
   /**
    * EsSubscriptionInfo:stream-id:
    *
-   * The stream the subscription follows; `@all` for every stream.
+   * The stream the subscription follows; <code>@<!-- -->all</code> for every stream.
    *
    * Since: 0.2
    */
@@ -187,7 +187,7 @@ es_subscription_info_init (EsSubscriptionInfo *self)
 /**
  * es_subscription_info_new:
  * @name: the subscription's name
- * @stream_id: the stream it follows (`@all` for every stream)
+ * @stream_id: the stream it follows (<code>@<!-- -->all</code> for every stream)
  * @checkpoint: the last position consumed, 0 for none
  * @lag: positions between the checkpoint and the head of the stream
  * @state: (nullable): the stored state, or %NULL
@@ -249,7 +249,7 @@ es_subscription_info_get_name (EsSubscriptionInfo *self)
  *
  * Gets the stream the subscription follows.
  *
- * Returns: (transfer none): the stream id, `@all` for every stream
+ * Returns: (transfer none): the stream id, <code>@<!-- -->all</code> for every stream
  *
  * Since: 0.2
  */
