@@ -538,7 +538,7 @@ test_migration_v1 (Fixture       *f,
 
   create_v1_file (f->path, 0, 0);
   storage = storage_open (f->path);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
 
   events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
   g_assert_cmpuint (events->len, ==, 6);

@@ -23,7 +23,7 @@ G_BEGIN_DECLS
 
 /* The schema version this es-glib writes and reads (es-sqlite-schema.c:
  * one migration per version). */
-#define ES_SQLITE_SCHEMA_VERSION ((gint64) 2)
+#define ES_SQLITE_SCHEMA_VERSION ((gint64) 3)
 
 /* events.flags beyond the public EsStoredEventFlags (es-sqlite-schema.c):
  * the row holding the last position used, under a stream id no valid
@@ -98,6 +98,12 @@ struct _EsSqliteStorage
    * lock (_es_write_queue_stop()), never after them. */
   GMutex        close_lock;
   gboolean      closed;          /* guarded by close_lock */
+
+  /* Durable subscriptions held through this storage
+   * (es-sqlite-subscription.c), guarded by that file's process-wide lock. */
+  GHashTable   *held;            /* (owned) name → (owned) gint64 byte offset */
+  int           lock_fd;         /* the side file `<path>-eslock`, or -1 */
+  gboolean      locks_closed;    /* closed: no more acquisitions */
 };
 
 /* es-sqlite-connection.c: errors, connections, the statement cache. */
@@ -213,6 +219,48 @@ gboolean      _es_sqlite_storage_compact (EsStorageHandle  *handle,
 EsWriteQueue *_es_sqlite_writer_start (EsConnection  *conn,
                                        GError       **error);
 
+/* es-sqlite-writer.c: the subscriptions' writes. */
+gboolean      _es_sqlite_storage_save_checkpoint (EsStorageHandle  *handle,
+                                                  const char       *name,
+                                                  const char       *stream_id,
+                                                  gint64            position,
+                                                  GBytes           *state,
+                                                  GCancellable     *cancellable,
+                                                  GError          **error);
+gboolean      _es_sqlite_writer_reset_subscription (EsSqliteStorage  *self,
+                                                    const char       *name,
+                                                    gint64            position,
+                                                    GCancellable     *cancellable,
+                                                    GError          **error);
+gboolean      _es_sqlite_writer_delete_subscription (EsSqliteStorage  *self,
+                                                     const char       *name,
+                                                     GCancellable     *cancellable,
+                                                     GError          **error);
+
+/* es-sqlite-subscription.c: who consumes a subscription (a lock on a byte
+ * of `<database>-eslock`), reset and delete. */
+gboolean      _es_sqlite_storage_acquire_subscription (EsStorageHandle  *handle,
+                                                       const char       *name,
+                                                       gboolean          wait,
+                                                       GCancellable     *cancellable,
+                                                       GError          **error);
+void          _es_sqlite_storage_release_subscription (EsStorageHandle *handle,
+                                                       const char      *name);
+gboolean      _es_sqlite_storage_reset_subscription (EsStorageHandle  *handle,
+                                                     const char       *name,
+                                                     gint64            position,
+                                                     GCancellable     *cancellable,
+                                                     GError          **error);
+gboolean      _es_sqlite_storage_delete_subscription (EsStorageHandle  *handle,
+                                                      const char       *name,
+                                                      GCancellable     *cancellable,
+                                                      GError          **error);
+void          _es_sqlite_subscriptions_init  (EsSqliteStorage *self);
+void          _es_sqlite_subscriptions_close (EsSqliteStorage *self);
+void          _es_sqlite_subscriptions_clear (EsSqliteStorage *self);
+/* Tests only: the byte of the side file that @name's holder locks. */
+gint64        _es_sqlite_subscription_lock_offset (const char *name);
+
 /* es-sqlite-query.c: the read pool, filters to SQL, the read methods of the
  * storage handle. */
 GPtrArray       *_es_sqlite_storage_read_page (EsStorageHandle  *handle,
@@ -255,6 +303,14 @@ EsSnapshot      *_es_sqlite_storage_load_snapshot (EsStorageHandle  *handle,
                                                    const char       *projection_name,
                                                    GCancellable     *cancellable,
                                                    GError          **error);
+
+EsSubscriptionInfo *_es_sqlite_storage_get_subscription (EsStorageHandle  *handle,
+                                                        const char       *name,
+                                                        GCancellable     *cancellable,
+                                                        GError          **error);
+GPtrArray       *_es_sqlite_storage_list_subscriptions (EsStorageHandle  *handle,
+                                                        GCancellable     *cancellable,
+                                                        GError          **error);
 
 /* Whether any retention policy exists, and any with a maximum age: a
  * sweep without policies takes no write lock at all. */

@@ -1372,3 +1372,104 @@ _es_sqlite_storage_read_policies (EsSqliteStorage  *self,
   *out_age = values[1] > 0;
   return TRUE;
 }
+
+/* ---------------------------------------------------------------------- *
+ * Durable subscriptions                                                   *
+ * ---------------------------------------------------------------------- */
+
+/* A subscription with its lag, computed in the same statement from the
+ * streams table (a stream's version, kept by deletions) or, for @all, the
+ * last position used: never a scan of the events. */
+#define SUBSCRIPTION_SQL(state_column) \
+  "SELECT s.name, s.stream_id, s.position, " state_column ", s.updated," \
+  " CASE WHEN s.stream_id = '" ES_ALL_STREAM "'" \
+  "   THEN coalesce ((SELECT max(sequence_id) FROM events), 0)" \
+  "   ELSE coalesce ((SELECT version FROM streams WHERE stream_id = s.stream_id), 0)" \
+  " END - s.position" \
+  " FROM subscriptions AS s"
+
+static EsSubscriptionInfo *
+subscription_from_row (sqlite3_stmt *stmt,
+                       gboolean      with_state)
+{
+  g_autoptr(GBytes) state = NULL;
+
+  if (with_state && sqlite3_column_type (stmt, 3) != SQLITE_NULL)
+    state = g_bytes_new (sqlite3_column_blob (stmt, 3), sqlite3_column_bytes (stmt, 3));
+  return es_subscription_info_new ((const char *) sqlite3_column_text (stmt, 0),
+                                   (const char *) sqlite3_column_text (stmt, 1),
+                                   sqlite3_column_int64 (stmt, 2),
+                                   sqlite3_column_int64 (stmt, 5),
+                                   state,
+                                   sqlite3_column_int64 (stmt, 4));
+}
+
+static void
+read_subscription_row (sqlite3_stmt *stmt,
+                       gpointer      user_data)
+{
+  *(EsSubscriptionInfo **) user_data = subscription_from_row (stmt, TRUE);
+}
+
+EsSubscriptionInfo *
+_es_sqlite_storage_get_subscription (EsStorageHandle  *handle,
+                                     const char       *name,
+                                     GCancellable     *cancellable,
+                                     GError          **error)
+{
+  EsSubscriptionInfo *info = NULL;
+
+  if (!read_one_row (ES_SQLITE_STORAGE (handle), SUBSCRIPTION_SQL ("s.state") " WHERE s.name = ?",
+                     name, read_subscription_row, &info, _("Reading a subscription"),
+                     cancellable, error))
+    return NULL;
+  return info;
+}
+
+GPtrArray *
+_es_sqlite_storage_list_subscriptions (EsStorageHandle  *handle,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Listing subscriptions");
+  g_autoptr(GPtrArray) infos = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  /* The primary key's BINARY order is byte-wise; states are not read. */
+  stmt = _es_sqlite_connection_get_stmt (conn, SUBSCRIPTION_SQL ("NULL") " ORDER BY s.name",
+                                         operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  infos = g_ptr_array_new_with_free_func (g_object_unref);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      if (g_cancellable_is_cancelled (cancellable))
+        {
+          rc = SQLITE_INTERRUPT;
+          break;
+        }
+      g_ptr_array_add (infos, subscription_from_row (stmt, FALSE));
+    }
+
+  if (rc != SQLITE_DONE)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&infos, g_ptr_array_unref);
+    }
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+  return g_steal_pointer (&infos);
+}

@@ -109,6 +109,25 @@ static const char schema_v2[] =
   "  FROM (SELECT stream_id, max(version) AS last, min(version) AS first, count(*) AS n"
   "        FROM events GROUP BY stream_id) AS g;";
 
+/* Version 3 (es-glib 0.2: durable subscriptions).
+ *
+ * subscriptions: one row per durable subscription, written by its
+ * consumer (the checkpoint: the last version, or for '@all' sequence id,
+ * consumed; its state when the consumer keeps one) and by reset/delete.
+ * stream_id is '@all' for a subscription to every stream. Who consumes a
+ * subscription is not stored: a lock on a byte of the side file
+ * `<database>-eslock` says it (es-sqlite-storage.c). WITHOUT ROWID: the
+ * name is the only access path, and its BINARY order is the order
+ * listings promise. */
+static const char schema_v3[] =
+  "CREATE TABLE subscriptions ("
+  "  name            TEXT    NOT NULL PRIMARY KEY,"
+  "  stream_id       TEXT    NOT NULL,"
+  "  position        INTEGER NOT NULL,"
+  "  state           BLOB,"
+  "  updated         INTEGER NOT NULL"   /* microseconds since the Unix epoch, UTC */
+  ") WITHOUT ROWID;";
+
 /* A step of the schema's history: upgrades a database from version N to
  * N + 1, inside the caller's transaction. */
 typedef gboolean (*EsMigration) (EsConnection  *conn,
@@ -129,12 +148,21 @@ migrate_1_to_2 (EsConnection  *conn,
                                      error);
 }
 
+static gboolean
+migrate_2_to_3 (EsConnection  *conn,
+                GError       **error)
+{
+  return _es_sqlite_connection_exec (conn, schema_v3, _("Upgrading the database schema"),
+                                     error);
+}
+
 /* migrations[N] upgrades version N to N + 1; version 0 is an empty
  * database. A schema change appends its step here, and nothing else: the
  * length of this table is the schema version this code writes. */
 static const EsMigration migrations[] = {
   migrate_0_to_1,
   migrate_1_to_2,
+  migrate_2_to_3,
 };
 
 #define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))

@@ -617,6 +617,10 @@ es_sqlite_storage_shutdown (EsSqliteStorage *self)
     {
       self->closed = TRUE;
 
+      /* Releases every subscription held through this storage: a
+       * consumer waiting elsewhere takes over. */
+      _es_sqlite_subscriptions_close (self);
+
       /* Readers first, so the writer's connection is the database's last:
        * closing it checkpoints the WAL and removes the -wal and -shm
        * files, leaving one self-contained file behind. */
@@ -676,6 +680,13 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = _es_sqlite_storage_set_retention;
   iface->sweep = _es_sqlite_storage_sweep;
   iface->compact = _es_sqlite_storage_compact;
+  iface->get_subscription = _es_sqlite_storage_get_subscription;
+  iface->list_subscriptions = _es_sqlite_storage_list_subscriptions;
+  iface->save_checkpoint = _es_sqlite_storage_save_checkpoint;
+  iface->reset_subscription = _es_sqlite_storage_reset_subscription;
+  iface->delete_subscription = _es_sqlite_storage_delete_subscription;
+  iface->acquire_subscription = _es_sqlite_storage_acquire_subscription;
+  iface->release_subscription = _es_sqlite_storage_release_subscription;
 }
 
 /* ---------------------------------------------------------------------- *
@@ -702,6 +713,7 @@ es_sqlite_storage_finalize (GObject *object)
   g_free (self->uri);
   g_free (self->where);
   g_free (self->file_key);
+  _es_sqlite_subscriptions_clear (self);
   g_mutex_clear (&self->close_lock);
 
   G_OBJECT_CLASS (es_sqlite_storage_parent_class)->finalize (object);
@@ -904,6 +916,7 @@ es_sqlite_storage_init (EsSqliteStorage *self)
   self->busy_timeout = DEFAULT_BUSY_TIMEOUT;
 
   g_mutex_init (&self->close_lock);
+  _es_sqlite_subscriptions_init (self);
   /* Until init succeeds, nothing can be borrowed. */
   _es_pool_init (&self->pool, 0, NULL, NULL, NULL, _es_sqlite_connection_close, NULL);
 }

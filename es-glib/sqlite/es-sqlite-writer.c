@@ -28,6 +28,9 @@ typedef enum
   JOB_SET_RETENTION,       /* stream_id NULL: the database-wide policy */
   JOB_SWEEP,               /* one batch of a sweep */
   JOB_COMPACT,             /* runs outside any transaction */
+  JOB_SAVE_CHECKPOINT,     /* name, stream_id ('@all'), version: the position, state */
+  JOB_RESET_SUBSCRIPTION,  /* name, version: the position */
+  JOB_DELETE_SUBSCRIPTION, /* name */
 } JobKind;
 
 /* One write, queued to the writer thread (es-write-queue-private.h).
@@ -55,6 +58,7 @@ typedef struct
   gint64                    max_count;         /* set_retention */
   gint64                    now;               /* sweep */
   const char               *sweep_from;        /* sweep: first stream id to look at */
+  const char               *name;              /* subscriptions */
 
   /* Output of the life-cycle jobs. */
   gint64                    removed;           /* events removed */
@@ -1178,6 +1182,185 @@ writer_set_max_page_count (EsWriter  *writer,
   return _es_sqlite_connection_exec (writer->conn, sql, "Setting the page limit", error);
 }
 
+/* ---------------------------------------------------------------------- *
+ * Durable subscriptions (schema version 3)                                *
+ * ---------------------------------------------------------------------- */
+
+/* Reads subscription @name's stream and checkpoint; *out_found FALSE when
+ * none is stored. @out_stream_id is set only when found. */
+static gboolean
+writer_read_subscription (EsWriter    *writer,
+                          const char  *name,
+                          gboolean    *out_found,
+                          char       **out_stream_id,
+                          gint64      *out_position,
+                          const char  *operation,
+                          GError     **error)
+{
+  sqlite3_stmt *stmt;
+  int rc;
+
+  stmt = writer_stmt (writer, "SELECT stream_id, position FROM subscriptions WHERE name = ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+  rc = sqlite3_step (stmt);
+  *out_found = rc == SQLITE_ROW;
+  if (rc == SQLITE_ROW)
+    {
+      *out_stream_id = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+      *out_position = sqlite3_column_int64 (stmt, 1);
+    }
+  else if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+static void
+set_subscription_not_found_error (const char  *name,
+                                  GError     **error)
+{
+  g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+               /* Translators: %s is a subscription name */
+               _("No subscription named '%s' is stored"), name);
+}
+
+/* The upsert of a checkpoint: the stored stream and a checkpoint that
+ * never moves back are checked first, in the same transaction, so two
+ * savers cannot interleave between the check and the write. */
+static gboolean
+writer_save_checkpoint (EsWriter  *writer,
+                        Job       *job,
+                        GError   **error)
+{
+  const char *operation = _("Saving a subscription checkpoint");
+  g_autofree char *stored_stream = NULL;
+  gint64 stored_position = 0;
+  gboolean found = FALSE;
+  sqlite3_stmt *stmt;
+
+  if (!writer_read_subscription (writer, job->name, &found, &stored_stream, &stored_position,
+                                 operation, error))
+    return FALSE;
+
+  if (found && !g_str_equal (stored_stream, job->stream_id))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %s is a subscription name, the others stream ids */
+                   _("Subscription '%s' follows stream '%s', not '%s'"),
+                   job->name, stored_stream, job->stream_id);
+      return FALSE;
+    }
+  if (found && job->version < stored_position)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a subscription name, the %lld positions */
+                   _("Subscription '%s' cannot move its checkpoint back from %lld to %lld "
+                     "(reset it instead)"),
+                   job->name, (long long) stored_position, (long long) job->version);
+      return FALSE;
+    }
+
+  stmt = writer_stmt (writer,
+                      "INSERT INTO subscriptions (name, stream_id, position, state, updated)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5)"
+                      " ON CONFLICT (name) DO UPDATE SET position = excluded.position,"
+                      " state = CASE WHEN ?6 THEN excluded.state ELSE subscriptions.state END,"
+                      " updated = excluded.updated",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text (stmt, 2, job->stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 3, job->version);
+  if (job->state != NULL)
+    _es_sqlite_bind_bytes (stmt, 4, job->state);
+  else
+    sqlite3_bind_null (stmt, 4);
+  sqlite3_bind_int64 (stmt, 5, g_get_real_time ());
+  sqlite3_bind_int (stmt, 6, job->state != NULL);
+  return writer_step_done (writer, stmt, operation, error);
+}
+
+static gboolean
+writer_reset_subscription (EsWriter  *writer,
+                           Job       *job,
+                           GError   **error)
+{
+  const char *operation = _("Resetting a subscription");
+  g_autofree char *stream_id = NULL;
+  gint64 position = 0;
+  gint64 head = 0;
+  gboolean found = FALSE;
+  sqlite3_stmt *stmt;
+
+  if (!writer_read_subscription (writer, job->name, &found, &stream_id, &position,
+                                 operation, error))
+    return FALSE;
+  if (!found)
+    {
+      set_subscription_not_found_error (job->name, error);
+      return FALSE;
+    }
+
+  /* The head: the stream's version (kept by a deletion), or for @all the
+   * last position used. */
+  if (g_str_equal (stream_id, ES_ALL_STREAM))
+    {
+      if (!writer_last_position (writer, &head, error))
+        return FALSE;
+    }
+  else if (!writer_query_int64 (writer, "SELECT version FROM streams WHERE stream_id = ?",
+                                stream_id, 0, &head, operation, error))
+    return FALSE;
+
+  if (job->version > head)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %s is a subscription name, the second a
+                    * stream id; the %lld are positions */
+                   _("Cannot reset subscription '%s' to position %lld: the head of '%s' "
+                     "is %lld"),
+                   job->name, (long long) job->version, stream_id, (long long) head);
+      return FALSE;
+    }
+
+  stmt = writer_stmt (writer,
+                      "UPDATE subscriptions SET position = ?, state = NULL, updated = ?"
+                      " WHERE name = ?",
+                      operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (stmt, 1, job->version);
+  sqlite3_bind_int64 (stmt, 2, g_get_real_time ());
+  sqlite3_bind_text (stmt, 3, job->name, -1, SQLITE_STATIC);
+  return writer_step_done (writer, stmt, operation, error);
+}
+
+static gboolean
+writer_delete_subscription (EsWriter  *writer,
+                            Job       *job,
+                            GError   **error)
+{
+  const char *operation = _("Deleting a subscription");
+  sqlite3_stmt *stmt;
+
+  stmt = writer_stmt (writer, "DELETE FROM subscriptions WHERE name = ?", operation, error);
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, job->name, -1, SQLITE_STATIC);
+  if (!writer_step_done (writer, stmt, operation, error))
+    return FALSE;
+  if (sqlite3_changes (writer->conn->db) == 0)
+    {
+      set_subscription_not_found_error (job->name, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Fails @job with G_IO_ERROR_CANCELLED if its cancellable was cancelled. */
 static gboolean
 job_cancelled (Job *job)
@@ -1223,6 +1406,15 @@ writer_run_job (EsWriter *writer,
       break;
     case JOB_COMPACT:
       ok = writer_compact (writer, job, &job->base.error);
+      break;
+    case JOB_SAVE_CHECKPOINT:
+      ok = writer_save_checkpoint (writer, job, &job->base.error);
+      break;
+    case JOB_RESET_SUBSCRIPTION:
+      ok = writer_reset_subscription (writer, job, &job->base.error);
+      break;
+    case JOB_DELETE_SUBSCRIPTION:
+      ok = writer_delete_subscription (writer, job, &job->base.error);
       break;
     case JOB_SAVE_SNAPSHOT:
     default:
@@ -1624,6 +1816,70 @@ _es_sqlite_storage_erase_event (EsStorageHandle  *handle,
   job.kind = JOB_ERASE;
   job.stream_id = stream_id;
   job.version = version;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
+}
+
+gboolean
+_es_sqlite_storage_save_checkpoint (EsStorageHandle  *handle,
+                                    const char       *name,
+                                    const char       *stream_id,
+                                    gint64            position,
+                                    GBytes           *state,
+                                    GCancellable     *cancellable,
+                                    GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_SAVE_CHECKPOINT;
+  job.name = name;
+  job.stream_id = stream_id != NULL ? stream_id : ES_ALL_STREAM;
+  job.version = position;
+  job.state = state;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
+}
+
+/* The writes of reset and delete, once the caller made sure nobody
+ * consumes the subscription (es-sqlite-subscription.c). */
+gboolean
+_es_sqlite_writer_reset_subscription (EsSqliteStorage  *self,
+                                      const char       *name,
+                                      gint64            position,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (self, error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_RESET_SUBSCRIPTION;
+  job.name = name;
+  job.version = position;
+  job.base.cancellable = cancellable;
+  return writer_run_sync (queue, &job, error);
+}
+
+gboolean
+_es_sqlite_writer_delete_subscription (EsSqliteStorage  *self,
+                                       const char       *name,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (self, error);
+  Job job = { 0, };
+
+  if (queue == NULL)
+    return FALSE;
+
+  job.kind = JOB_DELETE_SUBSCRIPTION;
+  job.name = name;
   job.base.cancellable = cancellable;
   return writer_run_sync (queue, &job, error);
 }
