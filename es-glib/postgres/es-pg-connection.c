@@ -192,6 +192,26 @@ _es_pg_connect (const char    *conninfo,
                 GCancellable  *cancellable,
                 GError       **error)
 {
+  return _es_pg_connect_with_defaults (conninfo, NULL, cancellable, error);
+}
+
+/* Whether @options (parsed) gives @keyword a value. */
+static gboolean
+option_is_set (const PQconninfoOption *options,
+               const char             *keyword)
+{
+  for (const PQconninfoOption *option = options; option->keyword != NULL; option++)
+    if (g_str_equal (option->keyword, keyword))
+      return option->val != NULL;
+  return FALSE;
+}
+
+PGconn *
+_es_pg_connect_with_defaults (const char          *conninfo,
+                              const char * const  *defaults,
+                              GCancellable        *cancellable,
+                              GError             **error)
+{
   PQconninfoOption *options;
   PQconninfoOption *option;
   g_autoptr(GPtrArray) keywords = g_ptr_array_new ();
@@ -227,6 +247,12 @@ _es_pg_connect (const char    *conninfo,
   g_ptr_array_add (values, (gpointer) "UTF8");
   g_ptr_array_add (keywords, (gpointer) "fallback_application_name");
   g_ptr_array_add (values, (gpointer) "es-glib");
+  for (guint i = 0; defaults != NULL && defaults[i] != NULL; i += 2)
+    if (!option_is_set (options, defaults[i]))
+      {
+        g_ptr_array_add (keywords, (gpointer) defaults[i]);
+        g_ptr_array_add (values, (gpointer) defaults[i + 1]);
+      }
   g_ptr_array_add (keywords, NULL);
   g_ptr_array_add (values, NULL);
 
@@ -271,13 +297,14 @@ _es_pg_connection_close (gpointer data)
 }
 
 EsPgConnection *
-_es_pg_connection_open (const char    *conninfo,
-                        GCancellable  *cancellable,
-                        GError       **error)
+_es_pg_connection_open (const char          *conninfo,
+                        const char * const  *defaults,
+                        GCancellable        *cancellable,
+                        GError             **error)
 {
   g_autoptr(EsPgConnection) c = g_new0 (EsPgConnection, 1);
 
-  c->conn = _es_pg_connect (conninfo, cancellable, error);
+  c->conn = _es_pg_connect_with_defaults (conninfo, defaults, cancellable, error);
   if (c->conn == NULL)
     return NULL;
 

@@ -9,6 +9,7 @@
  *   es-pg-query.c          values, filters to SQL, reads
  *   es-pg-lifecycle.c      deletes, truncation, erasure, retention, listing
  *   es-pg-storage.c        EsPgStorage: GObject, initable, pool, handle methods
+ *   es-pg-subscription.c   durable subscriptions: stored, held
  *   es-pg-notifier.c       EsPgNotifier
  *   es-pg-stream-factory.c EsPgStreamFactory
  *
@@ -40,6 +41,13 @@ G_BEGIN_DECLS
 PGconn     *_es_pg_connect                (const char     *conninfo,
                                            GCancellable   *cancellable,
                                            GError        **error);
+
+/* The same, with @defaults (keyword, value, ..., NULL) for the settings
+ * @conninfo leaves out. */
+PGconn     *_es_pg_connect_with_defaults  (const char          *conninfo,
+                                           const char * const  *defaults,
+                                           GCancellable        *cancellable,
+                                           GError             **error);
 
 /* Sets %ES_ERROR_STORAGE: "@context: <server's message>", from @result
  * when given (its primary message), else from PQerrorMessage (@conn). */
@@ -77,7 +85,9 @@ typedef struct
   gboolean            binary;
 } EsPgStatement;
 
+/* @defaults: see _es_pg_connect_with_defaults(), or NULL. */
 EsPgConnection *_es_pg_connection_open       (const char            *conninfo,
+                                              const char * const    *defaults,
                                               GCancellable          *cancellable,
                                               GError               **error);
 void            _es_pg_connection_close      (gpointer               data);
@@ -169,6 +179,12 @@ struct _EsPgStorage
 
   /* Asynchronous appends: the group-commit writer (es-pg-writer.c). */
   EsWriteQueue       *writer;         /* (owned) (nullable) set by init */
+
+  /* Durable subscriptions (es-pg-subscription.c): those this storage
+   * holds or is acquiring, by name; refused once closed. */
+  GMutex              subs_mutex;
+  GHashTable         *holds;          /* (owned) name → Hold */
+  gboolean            subs_closed;
 };
 
 /* An operation on one borrowed connection. It sets *@retry when it failed
@@ -319,6 +335,54 @@ gint64      _es_pg_storage_sweep          (EsStorageHandle          *handle,
 gboolean    _es_pg_storage_compact        (EsStorageHandle          *handle,
                                            GCancellable             *cancellable,
                                            GError                  **error);
+
+/* Durable subscriptions (es-pg-subscription.c). */
+void        _es_pg_subscriptions_init     (EsPgStorage              *self);
+void        _es_pg_subscriptions_shutdown (EsPgStorage              *self);
+void        _es_pg_subscriptions_clear    (EsPgStorage              *self);
+EsSubscriptionInfo *
+            _es_pg_storage_get_subscription (EsStorageHandle        *handle,
+                                             const char             *name,
+                                             GCancellable           *cancellable,
+                                             GError                **error);
+GPtrArray  *_es_pg_storage_list_subscriptions (EsStorageHandle      *handle,
+                                               GCancellable         *cancellable,
+                                               GError              **error);
+gboolean    _es_pg_storage_save_checkpoint (EsStorageHandle         *handle,
+                                            const char              *name,
+                                            const char              *stream_id,
+                                            gint64                   position,
+                                            GBytes                  *state,
+                                            GCancellable            *cancellable,
+                                            GError                 **error);
+gboolean    _es_pg_storage_reset_subscription (EsStorageHandle      *handle,
+                                               const char           *name,
+                                               gint64                position,
+                                               GCancellable         *cancellable,
+                                               GError              **error);
+gboolean    _es_pg_storage_delete_subscription (EsStorageHandle     *handle,
+                                                const char          *name,
+                                                GCancellable        *cancellable,
+                                                GError             **error);
+gboolean    _es_pg_storage_acquire_subscription (EsStorageHandle    *handle,
+                                                 const char         *name,
+                                                 gboolean            wait,
+                                                 GCancellable       *cancellable,
+                                                 GError            **error);
+void        _es_pg_storage_release_subscription (EsStorageHandle    *handle,
+                                                 const char         *name);
+
+/* Tests: the server process id of the session that holds @name for this
+ * storage (0: not held); a query's first value on that session (not
+ * while a save runs); a connection setting of it (PQconninfo). */
+int         _es_pg_storage_get_subscription_pid (EsPgStorage        *self,
+                                                 const char         *name);
+char       *_es_pg_storage_query_subscription_session (EsPgStorage  *self,
+                                                       const char   *name,
+                                                       const char   *sql);
+char       *_es_pg_storage_get_subscription_conninfo (EsPgStorage   *self,
+                                                      const char    *name,
+                                                      const char    *keyword);
 
 /* The error of an append to a tombstoned stream. */
 void        _es_pg_set_tombstoned_error   (GError                  **error,

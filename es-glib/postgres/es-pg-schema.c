@@ -302,6 +302,92 @@ static const char schema_v2[] =
   "  END LOOP;"
   "END $$;";
 
+/* Version 3: durable subscriptions (issue 17).
+ *
+ * subscriptions: one row per stored subscription: the stream it follows
+ * ('@all' for every stream: no stream id starts with '@'), its checkpoint
+ * (the last version, or for '@all' sequence id, consumed), the consumer's
+ * state (NULL: none) and when it was last saved. Names sort byte-wise
+ * (COLLATE "C"), as SQLite's do.
+ *
+ * Holding a subscription is a session advisory lock on the two-int key
+ * (1702061932, hashtext (p_lock_key)), taken on a connection of its own
+ * (es-pg-subscription.c); the functions below take the same key as a
+ * transaction lock, without waiting, so that they never run while
+ * another session holds the subscription (their own holder's session
+ * may: advisory locks are re-entrant within a session). Each checks
+ * before it writes: a refusal (status > 0) has changed nothing.
+ *
+ * save_checkpoint: status 0 saved (created the first time), 1 another
+ * stream is stored (found_stream), 2 the checkpoint would move back
+ * (found_position), 3 held by another session. p_set_state false keeps
+ * the stored state. */
+static const char schema_v3[] =
+  "CREATE TABLE {S}.subscriptions ("
+  "  name      text COLLATE \"C\" PRIMARY KEY,"
+  "  stream_id text        NOT NULL,"
+  "  position  bigint      NOT NULL CHECK (position >= 0),"
+  "  state     bytea,"
+  "  updated   timestamptz NOT NULL"
+  ");"
+  /* The head of a subscription's stream: the stream's version, or for
+   * '@all' the last position used. */
+  "CREATE FUNCTION {S}.subscription_head (p_stream text) RETURNS bigint"
+  "  LANGUAGE sql STABLE AS $$"
+  "SELECT CASE WHEN p_stream = '@all'"
+  "  THEN (SELECT g.last_sequence_id FROM {S}.global_position g)"
+  "  ELSE coalesce ((SELECT t.version FROM {S}.streams t WHERE t.stream_id = p_stream), 0)"
+  "END $$;"
+  "CREATE FUNCTION {S}.save_checkpoint (p_name text, p_lock_key text, p_stream text,"
+  "                                     p_position bigint, p_state bytea, p_set_state boolean,"
+  "                                     OUT status integer, OUT found_stream text,"
+  "                                     OUT found_position bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "BEGIN"
+  "  status := 0;"
+  "  IF NOT pg_catalog.pg_try_advisory_xact_lock (1702061932, pg_catalog.hashtext (p_lock_key))"
+  "  THEN status := 3; RETURN; END IF;"
+  "  SELECT s.stream_id, s.position INTO found_stream, found_position"
+  "    FROM {S}.subscriptions s WHERE s.name = p_name FOR UPDATE;"
+  "  IF NOT FOUND THEN"
+  "    INSERT INTO {S}.subscriptions (name, stream_id, position, state, updated)"
+  "      VALUES (p_name, p_stream, p_position, CASE WHEN p_set_state THEN p_state END,"
+  "              clock_timestamp ());"
+  "    RETURN;"
+  "  END IF;"
+  "  IF found_stream <> p_stream THEN status := 1; RETURN; END IF;"
+  "  IF p_position < found_position THEN status := 2; RETURN; END IF;"
+  "  UPDATE {S}.subscriptions s SET position = p_position,"
+  "      state = CASE WHEN p_set_state THEN p_state ELSE s.state END,"
+  "      updated = clock_timestamp ()"
+  "    WHERE s.name = p_name;"
+  "END $$;"
+  /* Moves a checkpoint (p_delete false) and drops the state, or forgets
+   * the subscription (p_delete true): status 0 done, 3 held by another
+   * session, 4 no such subscription, 5 p_position beyond the head
+   * (found_head). */
+  "CREATE FUNCTION {S}.change_subscription (p_name text, p_lock_key text, p_position bigint,"
+  "                                         p_delete boolean, OUT status integer,"
+  "                                         OUT found_head bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  st text;"
+  "BEGIN"
+  "  status := 0; found_head := 0;"
+  "  IF NOT pg_catalog.pg_try_advisory_xact_lock (1702061932, pg_catalog.hashtext (p_lock_key))"
+  "  THEN status := 3; RETURN; END IF;"
+  "  SELECT s.stream_id INTO st FROM {S}.subscriptions s WHERE s.name = p_name FOR UPDATE;"
+  "  IF NOT FOUND THEN status := 4; RETURN; END IF;"
+  "  IF p_delete THEN"
+  "    DELETE FROM {S}.subscriptions WHERE name = p_name;"
+  "    RETURN;"
+  "  END IF;"
+  "  found_head := {S}.subscription_head (st);"
+  "  IF p_position > found_head THEN status := 5; RETURN; END IF;"
+  "  UPDATE {S}.subscriptions SET position = p_position, state = NULL,"
+  "      updated = clock_timestamp () WHERE name = p_name;"
+  "END $$;";
+
 /* migrations[N] upgrades schema version N to N + 1, inside the caller's
  * transaction; version 0 is an empty schema. A schema change appends its
  * step here and nothing else: the length of this table is the version
@@ -309,6 +395,7 @@ static const char schema_v2[] =
 static const char * const migrations[] = {
   schema_v1,
   schema_v2,
+  schema_v3,
 };
 
 #define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))

@@ -148,7 +148,8 @@ pool_open_connection (gpointer       user_data,
 {
   EsPgStorage *self = user_data;
 
-  return _es_pg_connection_open (self->conninfo != NULL ? self->conninfo : "", cancellable, error);
+  return _es_pg_connection_open (self->conninfo != NULL ? self->conninfo : "", NULL, cancellable,
+                                 error);
 }
 
 /* An idle connection closed by the server while it waited (a restart) is
@@ -260,7 +261,8 @@ es_pg_storage_initable_init (GInitable     *initable,
       return FALSE;
     }
 
-  c = _es_pg_connection_open (self->conninfo != NULL ? self->conninfo : "", cancellable, error);
+  c = _es_pg_connection_open (self->conninfo != NULL ? self->conninfo : "", NULL, cancellable,
+                              error);
   if (c == NULL || !_es_pg_schema_prepare (self, c, cancellable, error))
     return FALSE;
 
@@ -303,6 +305,7 @@ initable_iface_init (GInitableIface *iface)
 static void
 es_pg_storage_shutdown (EsPgStorage *self)
 {
+  _es_pg_subscriptions_shutdown (self);
   _es_pool_close (&self->pool);
 
   /* The writer runs the jobs queued before the stop mark: the storage is
@@ -343,6 +346,13 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = _es_pg_storage_set_retention;
   iface->sweep = _es_pg_storage_sweep;
   iface->compact = _es_pg_storage_compact;
+  iface->get_subscription = _es_pg_storage_get_subscription;
+  iface->list_subscriptions = _es_pg_storage_list_subscriptions;
+  iface->save_checkpoint = _es_pg_storage_save_checkpoint;
+  iface->reset_subscription = _es_pg_storage_reset_subscription;
+  iface->delete_subscription = _es_pg_storage_delete_subscription;
+  iface->acquire_subscription = _es_pg_storage_acquire_subscription;
+  iface->release_subscription = _es_pg_storage_release_subscription;
 }
 
 /* ---------------------------------------------------------------------- *
@@ -376,6 +386,7 @@ es_pg_storage_finalize (GObject *object)
   EsPgStorage *self = ES_PG_STORAGE (object);
 
   _es_pool_clear (&self->pool);
+  _es_pg_subscriptions_clear (self);
   g_clear_pointer (&self->writer, _es_write_queue_unref);
   g_free (self->conninfo);
   g_free (self->schema);
@@ -504,6 +515,8 @@ es_pg_storage_init (EsPgStorage *self)
 {
   self->schema = g_strdup (ES_PG_DEFAULT_SCHEMA);
   self->pool_size = DEFAULT_POOL_SIZE;
+
+  _es_pg_subscriptions_init (self);
 
   /* Until init succeeds, nothing can be borrowed. */
   _es_pool_init (&self->pool, DEFAULT_POOL_SIZE, pool_open_connection, pool_connection_is_alive,

@@ -265,8 +265,8 @@ version_column (Fixture    *f,
 }
 
 /* The schema version this es-glib writes (1: 0.1; 2: the stream life
- * cycle, issue 16). */
-#define SCHEMA_VERSION 2
+ * cycle, issue 16; 3: durable subscriptions, issue 17). */
+#define SCHEMA_VERSION 3
 
 /* The schema version es-glib recorded in @schema; the test fails when
  * there is no such record. */
