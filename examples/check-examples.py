@@ -75,6 +75,9 @@ def main():
     # (name, command, lines the output must contain, extra environment)
     checks = [
         ("demo (C)", [os.path.join(builddir, "examples", "es-demo")], [], {}),
+        ("read-model (C)", [os.path.join(builddir, "examples", "es-read-model")],
+         ['after the restart: applied 6 events: {"Added":5,"CheckedOut":2,"Removed":2}',
+          "the read model equals a fold of all 9 events"], {}),
     ]
     if "--python" in languages:
         checks += [
