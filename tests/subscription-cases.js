@@ -288,10 +288,12 @@ export function subscriptionTests(env) {
                     Es.Error.INVALID_ARGUMENT, 'lower', ['1', '3']);
                 assertEqual(storage.list_subscriptions(null).map(i => i.get_name()),
                     ['direct'], 'listed');
+                assertThrowsEs(() => storage.reset_subscription('direct', 0, null),
+                    Es.Error.BUSY, 'reset while held', ['direct']);
+                storage.release_subscription('direct');
                 assert(storage.reset_subscription('direct', 0, null), 'reset');
                 assertEqual(storage.get_subscription('direct', null).get_checkpoint(), 0,
                     'reset stored');
-                storage.release_subscription('direct');
                 assert(storage.delete_subscription('direct', null), 'delete');
                 assertEqual(storage.list_subscriptions(null).length, 0, 'deleted');
 

@@ -438,10 +438,13 @@ class SubscriptionCases:
         self.assertSubscriptionError(Es.Error.INVALID_ARGUMENT, storage.save_checkpoint,
                                      "direct", "t", 3, None, None, named=("s", "t"))
         self.assertEqual([i.get_checkpoint() for i in storage.list_subscriptions(None)], [3])
+        # Reset and delete refuse while it is held, even by this storage.
+        self.assertSubscriptionError(Es.Error.BUSY, storage.reset_subscription, "direct", 1,
+                                     None, named=("direct",))
+        storage.release_subscription("direct")
         self.assertTrue(storage.reset_subscription("direct", 1, None))
         info = storage.get_subscription("direct", None)
         self.assertEqual((info.get_checkpoint(), info.get_state()), (1, None))
-        storage.release_subscription("direct")
         self.assertTrue(storage.acquire_subscription("direct", False, None))
         storage.release_subscription("direct")
         self.assertTrue(storage.delete_subscription("direct", None))
