@@ -158,6 +158,9 @@ EsWatch        *_es_watch_new              (EsStreamFactory   *factory,
                                             gint64             after_version);
 /* Events the watch holds in memory, waiting for its main context. */
 guint           _es_watch_get_n_pending    (EsWatch           *self);
+/* The position of the last event the watch holds in memory, 0 for none:
+ * how far the notifier has seen. */
+gint64          _es_watch_get_pending_last (EsWatch           *self);
 /* Most events a watch holds before it drops them and catches up from
  * the storage instead. */
 #define ES_WATCH_MAX_PENDING 1024

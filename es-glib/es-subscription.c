@@ -603,15 +603,18 @@ event_position (EsSubscription *self,
                        : es_stored_event_get_version (event);
 }
 
-/* Lag as it stands: during catch-up the head read at start (moved up by
- * what was delivered since) minus the position; live, what the watch holds
- * pending. Called with @lock held. */
+/* Lag as it stands: positions between the position and the head, the
+ * head being the greatest of what was read at start, what was delivered
+ * since, and the last event the watch holds from the notifier (once
+ * caught up, that is what remains to emit). Called with @lock held. */
 static gint64
 compute_lag_locked (EsSubscription *self)
 {
-  if (self->caught_up && self->watch != NULL)
-    return _es_watch_get_n_pending (self->watch);
-  return MAX (self->head - self->position, 0);
+  gint64 head = self->head;
+
+  if (self->watch != NULL)
+    head = MAX (head, _es_watch_get_pending_last (self->watch));
+  return MAX (head - self->position, 0);
 }
 
 static void
@@ -1333,10 +1336,11 @@ es_subscription_class_init (EsSubscriptionClass *klass)
    * EsSubscription:lag:
    *
    * How many positions the subscription is behind the head of its stream:
-   * while it catches up, the head (read at start, and moved up by what is
-   * delivered) minus [property@Es.Subscription:position]; once caught up,
-   * the events waiting to be emitted. Notified at most once per main-loop
-   * dispatch.
+   * the head (read at start, moved up by what is delivered and by the
+   * events committed since that wait to be emitted) minus
+   * [property@Es.Subscription:position]. For a stream that is the number
+   * of events behind; for <code>@<!-- -->all</code>, of sequence ids. Notified at most
+   * once per main-loop dispatch.
    *
    * Since: 0.2
    */

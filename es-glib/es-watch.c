@@ -824,6 +824,20 @@ _es_watch_get_n_pending (EsWatch *self)
   return n;
 }
 
+gint64
+_es_watch_get_pending_last (EsWatch *self)
+{
+  gint64 last = 0;
+  EsStoredEvent *event;
+
+  g_mutex_lock (&self->core->lock);
+  event = g_queue_peek_tail (&self->core->pending);
+  if (event != NULL)
+    last = event_position (self->core, event);
+  g_mutex_unlock (&self->core->lock);
+  return last;
+}
+
 static void
 es_watch_dispose (GObject *object)
 {

@@ -54,7 +54,29 @@ struct _EsTestMemoryStorage
   gint64      max_count;
   GTimeSpan   clock_offset;   /* guarded by lock: added to the real time */
   gboolean    closed;         /* guarded by lock */
+  GHashTable *subscriptions;  /* guarded by lock: name -> MemorySubscription */
+  GHashTable *held;           /* guarded by lock: (element-type utf8) names held */
 };
+
+typedef struct
+{
+  char   *name;       /* (owned) */
+  char   *stream_id;  /* (owned) ES_ALL_STREAM for every stream */
+  gint64  position;
+  GBytes *state;      /* (owned) (nullable) */
+  gint64  updated;    /* usec since the epoch */
+} MemorySubscription;
+
+static void
+memory_subscription_free (gpointer data)
+{
+  MemorySubscription *sub = data;
+
+  g_free (sub->name);
+  g_free (sub->stream_id);
+  g_clear_pointer (&sub->state, g_bytes_unref);
+  g_free (sub);
+}
 
 static void es_test_memory_storage_iface_init (EsStorageHandleInterface *iface);
 
@@ -602,6 +624,7 @@ es_test_memory_storage_close (EsStorageHandle  *storage,
   g_ptr_array_set_size (self->log, 0);
   g_hash_table_remove_all (self->streams);
   g_hash_table_remove_all (self->snapshots);
+  g_hash_table_remove_all (self->subscriptions);
   return TRUE;
 }
 
@@ -959,6 +982,245 @@ es_test_memory_storage_compact (EsStorageHandle  *storage,
   return check_usable (self, cancellable, error);
 }
 
+/* Durable subscriptions (0.2). The storage is one database that only this
+ * process sees, used through this one object: a name held is held by a
+ * handle of this storage, so a second acquisition fails with BUSY at once
+ * (it could only wait for itself), and nobody is ever waited for. */
+
+/* Called with the lock held: the head of a subscription's stream. */
+static gint64
+subscription_head (EsTestMemoryStorage *self,
+                   const char          *stream_id)
+{
+  MemoryStream *stream;
+
+  if (stream_id == NULL || g_str_equal (stream_id, ES_ALL_STREAM))
+    return self->last_position;
+  stream = lookup_stream (self, stream_id, FALSE);
+  return stream != NULL ? stream->version : 0;
+}
+
+/* Called with the lock held. */
+static EsSubscriptionInfo *
+subscription_info_of (EsTestMemoryStorage *self,
+                      MemorySubscription  *sub,
+                      gboolean             with_state)
+{
+  gint64 lag = subscription_head (self, sub->stream_id) - sub->position;
+
+  return es_subscription_info_new (sub->name, sub->stream_id, sub->position, MAX (lag, 0),
+                                   with_state ? sub->state : NULL, sub->updated);
+}
+
+static EsSubscriptionInfo *
+es_test_memory_storage_get_subscription (EsStorageHandle  *storage,
+                                         const char       *name,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  MemorySubscription *sub;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  sub = g_hash_table_lookup (self->subscriptions, name);
+  return sub != NULL ? subscription_info_of (self, sub, TRUE) : NULL;
+}
+
+static int
+compare_subscriptions (gconstpointer a,
+                       gconstpointer b)
+{
+  EsSubscriptionInfo *x = *(EsSubscriptionInfo **) a;
+  EsSubscriptionInfo *y = *(EsSubscriptionInfo **) b;
+
+  return strcmp (es_subscription_info_get_name (x), es_subscription_info_get_name (y));
+}
+
+static GPtrArray *
+es_test_memory_storage_list_subscriptions (EsStorageHandle  *storage,
+                                           GCancellable     *cancellable,
+                                           GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  GPtrArray *list;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  list = g_ptr_array_new_with_free_func (g_object_unref);
+  g_hash_table_iter_init (&iter, self->subscriptions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (list, subscription_info_of (self, value, FALSE));
+  g_ptr_array_sort (list, compare_subscriptions);
+  return list;
+}
+
+static gboolean
+es_test_memory_storage_save_checkpoint (EsStorageHandle  *storage,
+                                        const char       *name,
+                                        const char       *stream_id,
+                                        gint64            position,
+                                        GBytes           *state,
+                                        GCancellable     *cancellable,
+                                        GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  const char *id = stream_id != NULL ? stream_id : ES_ALL_STREAM;
+  MemorySubscription *sub;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  sub = g_hash_table_lookup (self->subscriptions, name);
+  if (sub != NULL && !g_str_equal (sub->stream_id, id))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   "Subscription '%s' follows stream '%s', not '%s'", name, sub->stream_id, id);
+      return FALSE;
+    }
+  if (sub != NULL && position < sub->position)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   "Checkpoint %" G_GINT64_FORMAT " of subscription '%s' is before the stored "
+                   "checkpoint %" G_GINT64_FORMAT, position, name, sub->position);
+      return FALSE;
+    }
+
+  if (sub == NULL)
+    {
+      sub = g_new0 (MemorySubscription, 1);
+      sub->name = g_strdup (name);
+      sub->stream_id = g_strdup (id);
+      g_hash_table_insert (self->subscriptions, sub->name, sub);
+    }
+  sub->position = position;
+  if (state != NULL)
+    {
+      g_clear_pointer (&sub->state, g_bytes_unref);
+      sub->state = g_bytes_ref (state);
+    }
+  sub->updated = g_get_real_time () + self->clock_offset;
+  return TRUE;
+}
+
+/* Called with the lock held: the stored subscription nobody holds. */
+static MemorySubscription *
+lookup_free_subscription (EsTestMemoryStorage  *self,
+                          const char           *name,
+                          GError              **error)
+{
+  MemorySubscription *sub = g_hash_table_lookup (self->subscriptions, name);
+
+  if (sub == NULL)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND, "No subscription '%s' is stored", name);
+      return NULL;
+    }
+  if (g_hash_table_contains (self->held, name))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_BUSY,
+                   "Subscription '%s' is being consumed: stop it first", name);
+      return NULL;
+    }
+  return sub;
+}
+
+static gboolean
+es_test_memory_storage_reset_subscription (EsStorageHandle  *storage,
+                                           const char       *name,
+                                           gint64            position,
+                                           GCancellable     *cancellable,
+                                           GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  MemorySubscription *sub;
+  gint64 head;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  sub = lookup_free_subscription (self, name, error);
+  if (sub == NULL)
+    return FALSE;
+
+  head = subscription_head (self, sub->stream_id);
+  if (position > head)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   "Cannot reset subscription '%s' to position %" G_GINT64_FORMAT ": the head "
+                   "of stream '%s' is %" G_GINT64_FORMAT, name, position, sub->stream_id, head);
+      return FALSE;
+    }
+
+  sub->position = position;
+  g_clear_pointer (&sub->state, g_bytes_unref);
+  sub->updated = g_get_real_time () + self->clock_offset;
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_delete_subscription (EsStorageHandle  *storage,
+                                            const char       *name,
+                                            GCancellable     *cancellable,
+                                            GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  if (lookup_free_subscription (self, name, error) == NULL)
+    return FALSE;
+
+  g_hash_table_remove (self->subscriptions, name);
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_acquire_subscription (EsStorageHandle  *storage,
+                                             const char       *name,
+                                             gboolean          wait,
+                                             GCancellable     *cancellable,
+                                             GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  /* Only this storage's own handles can hold it: waiting would be
+   * waiting for ourselves. */
+  if (g_hash_table_contains (self->held, name))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_BUSY,
+                   "Subscription '%s' is already consumed through this storage", name);
+      return FALSE;
+    }
+
+  g_hash_table_add (self->held, g_strdup (name));
+  return TRUE;
+}
+
+static void
+es_test_memory_storage_release_subscription (EsStorageHandle *storage,
+                                             const char      *name)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  g_hash_table_remove (self->held, name);
+}
+
 static void
 es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
 {
@@ -978,6 +1240,13 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = es_test_memory_storage_set_retention;
   iface->sweep = es_test_memory_storage_sweep;
   iface->compact = es_test_memory_storage_compact;
+  iface->get_subscription = es_test_memory_storage_get_subscription;
+  iface->list_subscriptions = es_test_memory_storage_list_subscriptions;
+  iface->save_checkpoint = es_test_memory_storage_save_checkpoint;
+  iface->reset_subscription = es_test_memory_storage_reset_subscription;
+  iface->delete_subscription = es_test_memory_storage_delete_subscription;
+  iface->acquire_subscription = es_test_memory_storage_acquire_subscription;
+  iface->release_subscription = es_test_memory_storage_release_subscription;
 }
 
 static void
@@ -988,6 +1257,8 @@ es_test_memory_storage_finalize (GObject *object)
   g_ptr_array_unref (self->log);
   g_hash_table_unref (self->streams);
   g_hash_table_unref (self->snapshots);
+  g_hash_table_unref (self->subscriptions);
+  g_hash_table_unref (self->held);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (es_test_memory_storage_parent_class)->finalize (object);
@@ -1006,6 +1277,9 @@ es_test_memory_storage_init (EsTestMemoryStorage *self)
   self->log = g_ptr_array_new_with_free_func (g_object_unref);
   self->streams = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, memory_stream_free);
   self->snapshots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_object_unref);
+  self->subscriptions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
+                                               memory_subscription_free);
+  self->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 /**

@@ -48,3 +48,6 @@ void             add_watch_tests            (void);
 
 /* test-conformance-lifecycle.c */
 void             add_lifecycle_tests        (void);
+
+/* test-conformance-subscription.c */
+void             add_subscription_tests     (void);

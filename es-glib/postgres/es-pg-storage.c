@@ -103,6 +103,20 @@
  * `VACUUM FULL` (which rewrites each table into new files, under an
  * exclusive lock) with encrypted storage and a backup policy.
  *
+ * ## Durable subscriptions
+ *
+ * Checkpoints and states are rows of the `subscriptions` table, each save
+ * one transaction. Holding a subscription
+ * ([method@Es.StorageHandle.acquire_subscription]) is a session advisory
+ * lock on a connection of its own, with TCP keepalives, which the server
+ * releases when the holder's session ends: at once when its process dies,
+ * within about 25 s when its machine stops answering. Waiting blocks in
+ * `pg_advisory_lock()`, which the server ends as soon as the lock is
+ * free, and a cancellable ends with a cancel request. The holder's saves
+ * run in the lock's session, so a holder whose session ended cannot store
+ * anything: its saves fail with %ES_ERROR_STORAGE. Closing the storage
+ * releases what it holds. The PostgreSQL guide describes the lock keys.
+ *
  * Since: 0.1
  */
 
