@@ -1068,6 +1068,170 @@ test_terminated_holder (Fixture       *f,
   storage_close_and_free (a);
 }
 
+/* What an EsSubscription emitted. */
+typedef struct
+{
+  GPtrArray *events;   /* (owned) (element-type EsStoredEvent) */
+  GError    *error;    /* (owned) (nullable) */
+} Seen;
+
+static void
+on_event (EsSubscription *subscription,
+          EsStoredEvent  *event,
+          gpointer        user_data)
+{
+  Seen *seen = user_data;
+
+  g_ptr_array_add (seen->events, g_object_ref (event));
+}
+
+static void
+on_error (EsSubscription *subscription,
+          const GError   *error,
+          gpointer        user_data)
+{
+  Seen *seen = user_data;
+
+  g_assert_null (seen->error);
+  seen->error = g_error_copy (error);
+}
+
+typedef struct
+{
+  Seen           *seen;
+  guint           n_events;
+  EsSubscription *subscription;
+  gint64          checkpoint;
+} Until;
+
+static gboolean
+seen_events (gpointer data)
+{
+  Until *u = data;
+
+  return u->seen->events->len >= u->n_events || u->seen->error != NULL;
+}
+
+static gboolean
+seen_error (gpointer data)
+{
+  Until *u = data;
+
+  return u->seen->error != NULL;
+}
+
+static gboolean
+checkpoint_reached (gpointer data)
+{
+  Until *u = data;
+
+  return es_subscription_get_checkpoint (u->subscription) >= u->checkpoint;
+}
+
+static EsStreamFactory *
+pg_factory_new (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
+                                             "conninfo", f->conninfo,
+                                             "schema", f->schema,
+                                             NULL);
+
+  g_assert_no_error (error);
+  return factory;
+}
+
+static void
+test_terminated_subscription (Fixture       *f,
+                              gconstpointer  data)
+{
+  EsStreamFactory *factory = pg_factory_new (f);
+  EsStreamFactory *other = pg_factory_new (f);
+  EsStorageHandle *storage = es_stream_factory_get_storage (factory);
+  g_autoptr(EsSubscription) subscription = NULL;
+  g_autoptr(EsSubscription) successor = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *terminate = NULL;
+  g_autofree char *row = NULL;
+  Seen seen = { g_ptr_array_new_with_free_func (g_object_unref), NULL };
+  Seen seen2 = { g_ptr_array_new_with_free_func (g_object_unref), NULL };
+  Until until = { &seen, 1, NULL, 0 };
+  int pid;
+
+  g_test_summary ("An EsSubscription whose lock session the server ended does not go on "
+                  "unprotected: its next checkpoint save fails, it emits error with "
+                  "ES_ERROR_STORAGE and stops, the stored checkpoint stays where it was, and "
+                  "a consumer of another factory takes over after it");
+
+  append_n (storage, "s", 1);
+  subscription = es_subscription_new (factory, "projector", "s", NULL,
+                                      ES_SUBSCRIPTION_FLAGS_FAIL_IF_TAKEN);
+  es_subscription_set_checkpoint_batch (subscription, 1);
+  es_subscription_set_checkpoint_delay (subscription, 0);
+  g_signal_connect (subscription, "event", G_CALLBACK (on_event), &seen);
+  g_signal_connect (subscription, "error", G_CALLBACK (on_error), &seen);
+  g_assert_true (es_subscription_start (subscription, NULL, &error));
+  g_assert_no_error (error);
+
+  es_test_wait_until (NULL, seen_events, &until);
+  g_assert_no_error (seen.error);
+  until.subscription = subscription;
+  until.checkpoint = 1;
+  es_test_wait_until (NULL, checkpoint_reached, &until);
+  row = stored_row (f, "projector");
+  g_assert_cmpstr (row, ==, "s 1 null");
+
+  /* The other factory cannot have it meanwhile. */
+  successor = es_subscription_new (other, "projector", "s", NULL,
+                                   ES_SUBSCRIPTION_FLAGS_FAIL_IF_TAKEN);
+  g_assert_false (es_subscription_start (successor, NULL, &error));
+  g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
+  g_clear_error (&error);
+
+  pid = _es_pg_storage_get_subscription_pid (ES_PG_STORAGE (storage), "projector");
+  g_assert_cmpint (pid, !=, 0);
+  g_assert_cmpint (pid, ==, holder_pid (f, f->schema, "projector"));
+  terminate = g_strdup_printf ("SELECT pg_terminate_backend (%d, 60000)", pid);
+  admin_exec (f, terminate);
+  wait_for_no_holder (f, f->schema, "projector");
+
+  append_n (storage, "s", 1);
+  es_test_wait_until (NULL, seen_error, &until);
+  g_assert_error (seen.error, ES_ERROR, ES_ERROR_STORAGE);
+  g_assert_nonnull (strstr (seen.error->message, "'projector'"));
+  g_test_message ("%s", seen.error->message);
+  g_assert_false (es_subscription_get_active (subscription));
+  g_free (row);
+  row = stored_row (f, "projector");
+  g_assert_cmpstr (row, ==, "s 1 null");
+
+  /* Another consumer resumes after the stored checkpoint: the second
+   * event again. */
+  g_signal_connect (successor, "event", G_CALLBACK (on_event), &seen2);
+  g_signal_connect (successor, "error", G_CALLBACK (on_error), &seen2);
+  g_assert_true (es_subscription_start (successor, NULL, &error));
+  g_assert_no_error (error);
+  until.seen = &seen2;
+  until.n_events = 1;
+  es_test_wait_until (NULL, seen_events, &until);
+  g_assert_no_error (seen2.error);
+  g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (seen2.events, 0)), ==, 2);
+  g_assert_true (es_subscription_stop (successor, NULL, &error));
+  g_assert_no_error (error);
+  g_free (row);
+  row = stored_row (f, "projector");
+  g_assert_cmpstr (row, ==, "s 2 null");
+
+  g_clear_object (&successor);
+  g_clear_object (&subscription);
+  es_test_factory_close_and_free (other);
+  es_test_factory_close_and_free (factory);
+  g_ptr_array_unref (seen.events);
+  g_ptr_array_unref (seen2.events);
+  g_clear_error (&seen.error);
+  g_clear_error (&seen2.error);
+}
+
 /* ------------------------------------------------------------------ */
 /* Processes                                                           */
 /* ------------------------------------------------------------------ */
@@ -1221,6 +1385,8 @@ main (int   argc,
     { "/pg/subscription/close-releases", (GTestFixtureFunc) test_close_releases },
     { "/pg/subscription/session-settings", (GTestFixtureFunc) test_session_settings },
     { "/pg/subscription/terminated-holder", (GTestFixtureFunc) test_terminated_holder },
+    { "/pg/subscription/terminated-subscription",
+      (GTestFixtureFunc) test_terminated_subscription },
     { "/pg/subscription/process-takeover", (GTestFixtureFunc) test_process_takeover },
   };
   const char *reason = NULL;

@@ -4016,6 +4016,160 @@ test_lifecycle_sweep_batches (Fixture       *f,
   es_test_factory_close_and_free (factory);
 }
 
+typedef enum
+{
+  KILL_DURING_DELETE,
+  KILL_DURING_TRUNCATE,
+  KILL_DURING_SWEEP,
+} KillCase;
+
+typedef struct
+{
+  EsStorageHandle *storage;
+  KillCase         which;
+  GError          *error;
+} KillOp;
+
+static gpointer
+kill_op_thread (gpointer data)
+{
+  KillOp *op = data;
+
+  switch (op->which)
+    {
+    case KILL_DURING_DELETE:
+      es_storage_handle_delete_stream (op->storage, "victim", ES_VERSION_ANY,
+                                       ES_DELETE_FLAGS_TOMBSTONE, NULL, &op->error);
+      break;
+    case KILL_DURING_TRUNCATE:
+      es_storage_handle_truncate_stream (op->storage, "victim", 15000, NULL, &op->error);
+      break;
+    case KILL_DURING_SWEEP:
+    default:
+      es_storage_handle_sweep (op->storage, g_get_real_time (), NULL, NULL, &op->error);
+      break;
+    }
+  return NULL;
+}
+
+static void
+test_lifecycle_kill (Fixture       *f,
+                     gconstpointer  data)
+{
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *state_sql = NULL;
+  g_autofree char *initial = NULL;
+
+  g_test_summary ("The server killed (immediate shutdown) while a hard delete, a "
+                  "truncation and a sweep have removed their events but not committed: "
+                  "after the restart the stream, its row, its snapshot and the position "
+                  "counter are as before, none half done");
+
+  if (!server_control_available ())
+    {
+      g_test_skip ("No pg-test-server of this test's own to kill");
+      return;
+    }
+
+  {
+    EsStreamFactory *factory = factory_new (f, 1);
+    EsStorageHandle *storage = factory_storage (factory);
+    g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
+    g_autoptr(GError) error = NULL;
+
+    append_many (storage, "victim", 20000);
+    es_storage_handle_save_snapshot (storage, "victim", "p", 100, state, NULL, &error);
+    g_assert_no_error (error);
+    es_test_factory_close_and_free (factory);
+  }
+  /* Everything an operation would change, as one line. */
+  state_sql = g_strdup_printf (
+    "SELECT (SELECT count(*) || '/' || min(version) || '/' || max(version) FROM %s.events),"
+    " (SELECT state || '/' || version || '/' || event_count || '/' || first_version"
+    "  FROM %s.streams WHERE stream_id = 'victim'),"
+    " (SELECT count(*) FROM %s.snapshots), (SELECT count(*) FROM %s.tombstones),"
+    " (SELECT last_sequence_id FROM %s.global_position)",
+    qschema, qschema, qschema, qschema, qschema);
+  {
+    PGresult *result = admin_query (f, state_sql, 0, NULL);
+
+    initial = g_strjoin (" ", PQgetvalue (result, 0, 0), PQgetvalue (result, 0, 1),
+                         PQgetvalue (result, 0, 2), PQgetvalue (result, 0, 3),
+                         PQgetvalue (result, 0, 4), NULL);
+    PQclear (result);
+  }
+  g_assert_cmpstr (initial, ==, "20000/1/20000 0/20000/20000/1 1 0 20000");
+
+  for (KillCase which = KILL_DURING_DELETE; which <= KILL_DURING_SWEEP; which++)
+    {
+      EsStreamFactory *factory = factory_new (f, 1);
+      KillOp op = { factory_storage (factory), which, NULL };
+      g_autofree char *blocker = NULL;
+      g_autofree char *after = NULL;
+      GThread *thread;
+      PGresult *result;
+      PGconn *blocking;
+
+      /* The operation removes the events, then waits on a lock held
+       * here: the position counter (a delete takes a position last) or
+       * the snapshots table (truncation and retention prune snapshots
+       * after the events). */
+      if (which == KILL_DURING_SWEEP)
+        {
+          g_autofree char *policy = g_strdup_printf ("UPDATE %s.streams SET max_count = 5",
+                                                     qschema);
+
+          admin_exec (f, policy);
+        }
+      blocker = which == KILL_DURING_DELETE
+        ? g_strdup_printf ("BEGIN; SELECT * FROM %s.global_position FOR UPDATE", qschema)
+        : g_strdup_printf ("BEGIN; LOCK TABLE %s.snapshots IN EXCLUSIVE MODE", qschema);
+      /* On a connection of its own: pg_stat_activity, read below, is
+       * frozen for the length of a transaction. */
+      blocking = admin_connect (f->conninfo);
+      result = PQexec (blocking, blocker);
+      g_assert_true (PQresultStatus (result) == PGRES_TUPLES_OK ||
+                     PQresultStatus (result) == PGRES_COMMAND_OK);
+      PQclear (result);
+      thread = g_thread_new ("kill-op", kill_op_thread, &op);
+      /* Its statement waits (not, say, an autovacuum of the table). */
+      while (admin_query_int (f, "SELECT count(*) FROM pg_stat_activity"
+                                 " WHERE wait_event_type = 'Lock'"
+                                 " AND backend_type = 'client backend' AND query LIKE $1",
+                              which == KILL_DURING_DELETE ? "%.delete_stream %"
+                              : which == KILL_DURING_TRUNCATE ? "%.truncate_stream %"
+                              : "%.sweep (%") < 1)
+        g_usleep (2000);
+
+      server_control ("kill");
+      server_control ("start");
+      g_thread_join (thread);
+      g_assert_error (op.error, ES_ERROR, ES_ERROR_STORAGE);
+      g_test_message ("case %d: %s", which, op.error->message);
+      g_clear_error (&op.error);
+      es_test_factory_close_and_free (factory);
+
+      /* The sessions (and the lock) died with the server. */
+      PQfinish (blocking);
+      PQfinish (f->admin);
+      f->admin = admin_connect (f->conninfo);
+      result = admin_query (f, state_sql, 0, NULL);
+      after = g_strjoin (" ", PQgetvalue (result, 0, 0), PQgetvalue (result, 0, 1),
+                         PQgetvalue (result, 0, 2), PQgetvalue (result, 0, 3),
+                         PQgetvalue (result, 0, 4), NULL);
+      PQclear (result);
+      if (which == KILL_DURING_SWEEP)
+        {
+          g_autofree char *policy = g_strdup_printf ("UPDATE %s.streams SET max_count = 0",
+                                                     qschema);
+
+          /* The policy was committed before; nothing else changed. */
+          admin_exec (f, policy);
+        }
+      g_assert_cmpstr (after, ==, initial);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -4058,6 +4212,7 @@ main (int   argc,
     { "/pg/lifecycle/time-range", (GTestFixtureFunc) test_lifecycle_time_range },
     { "/pg/lifecycle/rows", (GTestFixtureFunc) test_lifecycle_rows },
     { "/pg/lifecycle/sweep-batches", (GTestFixtureFunc) test_lifecycle_sweep_batches },
+    { "/pg/lifecycle/kill-mid-transaction", (GTestFixtureFunc) test_lifecycle_kill },
   };
   const char *reason = NULL;
 
