@@ -564,6 +564,51 @@ class SubscriptionCases:
         self.assertEqual(self.run_async(main()), [1, 2, 3])
         self.assertEqual(self.stored("py-late").get_checkpoint(), 3)
 
+    def test_cancelled_task_leaves_the_loop(self):
+        self.append("s", "A", "B")
+
+        async def main():
+            sub = self.subscription("py-cancel", "s", Es.SubscriptionFlags.MANUAL_ACK)
+            got = []
+
+            async def consume():
+                async for event in sub:
+                    got.append(event.get_version())
+
+            task = asyncio.ensure_future(consume())
+            while len(got) < 2:
+                await asyncio.sleep(0.01)
+            # Waiting for a third event that never comes.
+            task.cancel()
+            with self.assertRaises(asyncio.CancelledError):
+                await task
+            return got, sub.get_active()
+
+        self.assertEqual(self.run_async(main()), ([1, 2], False))
+        # 1 acknowledged when 2 was asked for; 2 when the third was asked
+        # for (its body had finished); stopping stored them.
+        self.assertEqual(self.stored("py-cancel").get_checkpoint(), 2)
+
+    def test_async_for_refuses_events_delivered_to_nobody(self):
+        self.append("s", "A", "B")
+        sub = self.subscription("py-unseen", "s", Es.SubscriptionFlags.MANUAL_ACK)
+        sub.start(None)  # outside any coroutine: nothing queues the events
+        self.assertTrue(run_until(sub.get_caught_up))
+
+        async def main():
+            with self.assertRaises(RuntimeError) as caught:
+                async for _event in sub:
+                    pass
+            self.assertIn("py-unseen", str(caught.exception))
+
+        try:
+            self.run_async(main())
+            # Nothing was acknowledged past the unseen events.
+            sub.flush(None)
+            self.assertEqual(self.stored("py-unseen").get_checkpoint(), 0)
+        finally:
+            sub.stop(None)
+
     def test_exactly_once_fold_across_restart(self):
         types = ["A", "B", "A", "C", "A", "B", "B"]
         self.append("s", *types[:4])
