@@ -75,12 +75,20 @@ def main():
     # (name, command, lines the output must contain, extra environment)
     checks = [
         ("demo (C)", [os.path.join(builddir, "examples", "es-demo")], [], {}),
+        ("read-model (C)", [os.path.join(builddir, "examples", "es-read-model")],
+         ['after the restart: applied 6 events: {"Added":5,"CheckedOut":2,"Removed":2}',
+          "the read model equals a fold of all 9 events"], {}),
     ]
     if "--python" in languages:
         checks += [
             ("watch.py", ["/usr/bin/python3", os.path.join(examples, "watch.py")],
              ["  v1 TemperatureSet 19 °C", "  v2 TemperatureSet 20 °C",
               "caught up with the history; now live:", "  v4 TemperatureSet 22 °C"], {}),
+            ("read_model.py", ["/usr/bin/python3", os.path.join(examples, "read_model.py")],
+             ['after the restart: applied 6 events: {"Added": 5, "CheckedOut": 2, '
+              '"Removed": 2}',
+              "the read model equals a fold of all 9 events",
+              "event-counts on @all: checkpoint 9, lag 0"], {}),
             ("counter.py", ["/usr/bin/python3", os.path.join(examples, "counter.py")],
              ["from the snapshot at version 3: counter = 16 at version 4"], {}),
             ("translations (ES_LOCALEDIR)", ["/usr/bin/python3", "-c", I18N_SNIPPET],

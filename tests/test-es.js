@@ -9,6 +9,7 @@ import Es from 'gi://Es?version=1.0';
 import System from 'system';
 
 import {lifecycleTests} from './lifecycle-cases.js';
+import {subscriptionTests} from './subscription-cases.js';
 
 Gio._promisify(Es.Stream.prototype, 'write_async', 'write_finish');
 Gio._promisify(Es.Stream.prototype, 'read_async', 'read_finish');
@@ -670,7 +671,7 @@ Object.assign(tests, {
     },
 });
 
-Object.assign(tests, lifecycleTests({
+const sqliteEnv = {
     newFactory() {
         const [dir, path] = tempDatabase();
         const factory = Es.SqliteStreamFactory.new(path, null);
@@ -684,7 +685,10 @@ Object.assign(tests, lifecycleTests({
         factory.close(null);
         removeTree(factory._dir);
     },
-}));
+};
+Object.assign(tests, lifecycleTests(sqliteEnv));
+// Durable subscriptions (issue 17): tests/subscription-cases.js.
+Object.assign(tests, subscriptionTests(sqliteEnv));
 
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;

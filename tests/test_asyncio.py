@@ -63,6 +63,16 @@ AWAITED = {
     ("StreamFactory", "compact_async"),
     ("StreamInfoEnumerator", "next_batch_async"),
     ("Stream", "read_backwards_async"),
+    # Durable subscriptions (since 0.2): tests/subscription_cases.py on
+    # every backend.
+    ("Subscription", "start_async"),
+    ("Subscription", "stop_async"),
+    ("Subscription", "save_state_async"),
+    ("Subscription", "flush_async"),
+    ("StreamFactory", "list_subscriptions_async"),
+    ("StreamFactory", "get_subscription_info_async"),
+    ("StreamFactory", "reset_subscription_async"),
+    ("StreamFactory", "delete_subscription_async"),
 }
 
 
@@ -408,6 +418,11 @@ class TestStub(unittest.TestCase):
         self.assertIn("add_time_range", classes["EventFilter"])
         self.assertIn("__aiter__", classes["Watch"])
         self.assertIn("__aexit__", classes["StreamFactory"])
+        for name in ("__aiter__", "__aenter__", "__enter__", "position_of", "start_async",
+                     "save_state_async"):
+            self.assertIn(name, classes["Subscription"])
+        for name in ("list_subscriptions_async", "reset_subscription_async"):
+            self.assertIn(name, classes["StreamFactory"])
 
 
 class TestPythonValues(AsyncTestCase):

@@ -20,6 +20,7 @@ gi.require_version("Es", "1.0")
 from gi.repository import Es, GLib  # noqa: E402
 
 from lifecycle_cases import LifecycleCases  # noqa: E402
+from subscription_cases import SubscriptionCases  # noqa: E402
 
 
 def candidate(event_type, data=b"", key=None, metadata=None):
@@ -707,6 +708,18 @@ class TestLifecycleSqlite(LifecycleCases, EsTestCase):
         self.assertEqual([e.get_data().get_data() for e in read_all(self.open("small"))],
                          [b"still here"])
         self.assertEqual(self.factory.get_stream_info("big", None).get_current_version(), 1000)
+
+
+class TestSubscriptionsSqlite(SubscriptionCases, EsTestCase):
+    """Durable subscriptions (issue 17): tests/subscription_cases.py, on a
+    SQLite file (the second factory opens the file again, as another
+    process would)."""
+
+    def second_factory(self):
+        return Es.SqliteStreamFactory.new(self.path, None)
+
+    def assertEsError(self, error, code, *named):
+        LifecycleCases.assertEsError(self, error, code, *named)
 
 
 if __name__ == "__main__":

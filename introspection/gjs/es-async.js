@@ -20,6 +20,9 @@
 //   for await (const info of await factory.list_streams_async('cart-', 0, null))
 //       print(info.get_stream_id(), info.get_event_count());
 //
+// It also makes an Es.Subscription async-iterable (since 0.2; see
+// subscriptionIterator below): `for await (const event of subscription)`.
+//
 // Rejections are GLib.Error, with their domain and code
 // (error.matches(Es.error_quark(), Es.Error.CLOSED)).
 //
@@ -92,5 +95,101 @@ export function promisifyAll(namespace, name = 'Es') {
             }
         };
     }
+    if (namespace.Subscription)
+        namespace.Subscription.prototype[Symbol.asyncIterator] = subscriptionIterator;
     return done;
+}
+
+/**
+ * The position of an event in a subscription, as acknowledge() and
+ * save_state() take it: its sequence id for `@all`, its version for a
+ * stream.
+ *
+ * @param {object} subscription an Es.Subscription
+ * @param {object} event an Es.StoredEvent it delivered
+ * @returns {number} the position
+ */
+export function positionOf(subscription, event) {
+    return subscription.get_stream_id() === '@all'
+        ? event.get_sequence_id() : event.get_version();
+}
+
+// `for await (const event of subscription)`: starts it (start_async) when
+// it is not active and gives its events in order, the loop body being the
+// handler. With MANUAL_ACK, asking for the next event acknowledges the
+// previous one (at-least-once: an event whose body threw, or the last one
+// before a break, comes again after a restart); with KEEP_STATE the body
+// calls save_state_async(). The automatic mode (NONE) is refused: its
+// checkpoint would pass events queued here before their body ran. Ends when
+// the subscription stops; throws the GLib.Error of ::error. Leaving the loop
+// (break, return, throw) stops the subscription, which stores what was
+// acknowledged.
+async function* subscriptionIterator() {
+    const flags = this.get_flags();
+    const manualAck = (flags & 1) !== 0;  // ES_SUBSCRIPTION_FLAGS_MANUAL_ACK
+    const keepState = (flags & 2) !== 0;  // ES_SUBSCRIPTION_FLAGS_KEEP_STATE
+    if (!manualAck && !keepState) {
+        throw new TypeError(`for await over the subscription '${this.get_name()}' needs ` +
+            'Es.SubscriptionFlags.MANUAL_ACK or KEEP_STATE: with the automatic checkpoint ' +
+            'the position would move past events still queued for the loop body');
+    }
+    if (this.get_active() && this.get_position() !== this.get_checkpoint()) {
+        throw new Error(`The subscription '${this.get_name()}' has delivered events ` +
+            `already (position ${this.get_position()}, checkpoint ${this.get_checkpoint()}): ` +
+            'let for await start it');
+    }
+    const queue = [];
+    let error = null;
+    let stopped = false;
+    let wake = null;
+    const signal = () => {
+        if (wake) {
+            const w = wake;
+            wake = null;
+            w();
+        }
+    };
+    const handlers = [
+        this.connect('event', (_s, event) => {
+            queue.push(event);
+            signal();
+        }),
+        this.connect('error', (_s, e) => {
+            error = e;
+            signal();
+        }),
+        this.connect('notify::active', () => {
+            if (!this.get_active()) {
+                stopped = true;
+                signal();
+            }
+        }),
+    ];
+    try {
+        if (!this.get_active())
+            await this.start_async(null);
+        for (;;) {
+            if (error)
+                throw error;
+            if (queue.length > 0) {
+                const event = queue.shift();
+                yield event;
+                // The body for it has finished: it is handled.
+                if (manualAck && this.get_active())
+                    this.acknowledge(positionOf(this, event));
+                continue;
+            }
+            if (stopped)
+                return;
+            // eslint-disable-next-line no-await-in-loop
+            await new Promise(resolve => {
+                wake = resolve;
+            });
+        }
+    } finally {
+        for (const handler of handlers)
+            this.disconnect(handler);
+        if (this.get_active())
+            await this.stop_async(null);
+    }
 }

@@ -18,6 +18,7 @@ import System from 'system';
 
 import {PgTestServer} from './es-pg-test-server.js';
 import {lifecycleTests} from '../lifecycle-cases.js';
+import {subscriptionTests} from '../subscription-cases.js';
 
 const SERVER = new PgTestServer();
 const CONNINFO = SERVER.start();
@@ -281,11 +282,14 @@ const tests = {
 };
 
 // The stream life cycle (issue 16), as on SQLite (tests/lifecycle-cases.js).
-Object.assign(tests, lifecycleTests({
+const pgEnv = {
     newFactory: () => newFactory(freshSchema()),
     secondFactory: factory => newFactory(factory.get_schema()),
     cleanup: factory => factory.close(null),
-}));
+};
+Object.assign(tests, lifecycleTests(pgEnv));
+// Durable subscriptions (issue 17), as on SQLite (tests/subscription-cases.js).
+Object.assign(tests, subscriptionTests(pgEnv));
 
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;

@@ -39,6 +39,7 @@ from es_pg_test_server import PgTestServer  # noqa: E402
 # The life-cycle cases shared with the SQLite tests (tests/lifecycle_cases.py).
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from lifecycle_cases import LifecycleCases  # noqa: E402
+from subscription_cases import SubscriptionCases  # noqa: E402
 
 SERVER = PgTestServer()
 # Set by setUpModule().
@@ -138,6 +139,17 @@ class TestLifecycle(LifecycleCases, PgTestCase):
 
     def second_factory(self):
         return self.new_factory()
+
+
+class TestSubscriptions(SubscriptionCases, PgTestCase):
+    """Durable subscriptions (issue 17) on PostgreSQL: the cases of
+    tests/subscription_cases.py."""
+
+    def second_factory(self):
+        return self.new_factory()
+
+    def assertEsError(self, error, code, *named):
+        LifecycleCases.assertEsError(self, error, code, *named)
 
 
 class TestConstruction(PgTestCase):

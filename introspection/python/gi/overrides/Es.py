@@ -314,6 +314,113 @@ Watch = override(Watch)
 __all__.append("Watch")
 
 
+class Subscription(Es.Subscription):
+    """A durable subscription (since 0.2). In asyncio programs:
+
+    `async for event in subscription:` starts it if needed and gives its
+    events in order, the loop body being the handler. It needs
+    Es.SubscriptionFlags.MANUAL_ACK (asking for the next event acknowledges
+    the previous one: at-least-once) or KEEP_STATE (the body calls
+    `await subscription.save_state_async(state, subscription.position_of(event))`:
+    exactly-once); with the automatic checkpoint (NONE) it raises
+    ValueError, since the checkpoint would pass events still queued for the
+    body. Leaving the loop stops the subscription.
+
+    `async with subscription:` starts it (start_async()) and stops it on
+    exit (stop_async(), which stores the acknowledged checkpoint); `with
+    subscription:` does the same through start() and stop().
+    """
+
+    def position_of(self, event):
+        """The position of `event` in this subscription, as acknowledge()
+        and save_state() take it: its sequence id for @all, its version
+        for a stream."""
+        return _es_asyncio.subscription_position(self, event)
+
+    def start(self, cancellable=None):
+        _es_asyncio.starting(self)
+        try:
+            result = Es.Subscription.start(self, cancellable)
+        except Exception as error:
+            _es_asyncio.started(self, error)
+            raise
+        _es_asyncio.started(self)
+        return result
+
+    def save_state(self, state, position, cancellable=None):
+        """Es.Subscription.save_state(), taking `state` as CandidateEvent
+        takes data (bytes, str, GLib.Bytes...)."""
+        return Es.Subscription.save_state(self, _to_bytes(state), position, cancellable)
+
+    def __aiter__(self):
+        return _es_asyncio.subscription_iterator(self)
+
+    async def __aenter__(self):
+        if not self.get_active():
+            await self.start_async()
+        return self
+
+    async def __aexit__(self, *exc):
+        if self.get_active():
+            await self.stop_async()
+        return False
+
+    def __enter__(self):
+        if not self.get_active():
+            self.start(None)
+        return self
+
+    def __exit__(self, *exc):
+        if self.get_active():
+            self.stop(None)
+        return False
+
+
+Subscription = override(Subscription)
+__all__.append("Subscription")
+
+
+class SubscriptionInfo(Es.SubscriptionInfo):
+    """A stored subscription; `state_bytes` is the state as bytes (None
+    when none is stored)."""
+
+    @property
+    def state_bytes(self):
+        state = self.get_state()
+        return state.get_data() if state is not None else None
+
+
+SubscriptionInfo = override(SubscriptionInfo)
+__all__.append("SubscriptionInfo")
+
+
 # FOO_async without a callback returns an awaitable, for every
 # FOO_async/FOO_finish pair of the typelib (see _es_asyncio.py).
 __all__.extend(_es_asyncio.install_awaitables(Es, globals(), override, _to_bytes))
+
+
+# Subscription.start_async, awaitable now: queue the events for `async for`
+# before it starts, and hand a failure to the queueing `async for`.
+_subscription_start_async = Subscription.start_async
+
+
+async def _start_and_record(subscription, call):
+    try:
+        result = await call
+    except BaseException as error:
+        _es_asyncio.started(subscription, error)
+        raise
+    _es_asyncio.started(subscription)
+    return result
+
+
+def _start_async(self, *args, **kwargs):
+    _es_asyncio.starting(self)
+    call = _subscription_start_async(self, *args, **kwargs)
+    if not isinstance(call, _es_asyncio.AsyncCall):
+        return call  # with a callback: the plain GIO call
+    return _es_asyncio.AsyncCall(_start_and_record(self, call))
+
+
+_start_async.__doc__ = _subscription_start_async.__doc__
+Subscription.start_async = _start_async

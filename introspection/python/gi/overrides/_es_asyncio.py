@@ -37,6 +37,7 @@ import functools
 import selectors
 import threading
 import typing
+import weakref
 
 from gi.repository import Gio, GLib, GObject
 
@@ -751,3 +752,244 @@ class _WeakMethodRef:
 
     def on_active(self, _watch, _pspec):
         _call_in_loop(self._loop, self._call, "_on_active")
+
+
+# --------------------------------------------------------------------------
+# Durable subscriptions (since 0.2)
+
+#: How many events a subscription started in a coroutine queues before its
+#: `async for` begins; past that the queue is dropped and the `async for`
+#: raises RuntimeError rather than acknowledge past events it never gave.
+SUBSCRIPTION_BACKLOG = 100000
+
+
+def subscription_position(subscription, event):
+    """The position of an event in a subscription: its sequence id for
+    @all, its version for a stream."""
+    if subscription.get_stream_id() == "@all":
+        return event.get_sequence_id()
+    return event.get_version()
+
+
+def _subscription_flags(subscription):
+    # Local import: Es is the override module that imports this one.
+    from gi.repository import Es
+    flags = subscription.get_flags()
+    return (bool(flags & Es.SubscriptionFlags.MANUAL_ACK),
+            bool(flags & Es.SubscriptionFlags.KEEP_STATE))
+
+
+_NEEDS_ACK_MODE = (
+    "async for over the subscription '%s' needs Es.SubscriptionFlags.MANUAL_ACK "
+    "(the loop body acknowledges each event by asking for the next) or "
+    "Es.SubscriptionFlags.KEEP_STATE (the body calls save_state): with the "
+    "automatic checkpoint the position would move past an event as soon as it "
+    "is queued, before the body has run, and a crash would skip it")
+
+
+def buffer_subscription(subscription):
+    """Called before a subscription starts. Inside a coroutine (a GLib
+    asyncio loop running in this thread), its events are queued for
+    `async for` from the start, so that none delivered while the program
+    awaits something else is missed (and then acknowledged past)."""
+    if subscription.__dict__.get("_es_iterator") is not None:
+        return
+    if subscription.__dict__.get("_es_own_start"):
+        return  # an `async for` starting it: its iterator is there already
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if not isinstance(loop, _LOOP_TYPES):
+        return
+    manual_ack, keep_state = _subscription_flags(subscription)
+    if manual_ack or keep_state:
+        subscription._es_iterator = SubscriptionIterator(subscription)
+
+
+def subscription_iterator(subscription):
+    """The iterator for `async for event in subscription`: the one queueing
+    since the subscription started in a coroutine, else a new one. Refuses
+    the automatic checkpoint mode, and a subscription that delivered events
+    nobody queued."""
+    manual_ack, keep_state = _subscription_flags(subscription)
+    if not (manual_ack or keep_state):
+        raise ValueError(_NEEDS_ACK_MODE % subscription.get_name())
+    iterator = subscription.__dict__.pop("_es_iterator", None)
+    if iterator is not None:
+        if iterator._overflowed:
+            raise RuntimeError("The subscription '%s' delivered more than %d events before "
+                               "its async for began; they were dropped. Begin iterating "
+                               "sooner." % (subscription.get_name(), SUBSCRIPTION_BACKLOG))
+        if iterator._handlers is not None or not subscription.get_active():
+            iterator._claimed = True
+            subscription._es_claimed = weakref.ref(iterator)
+            return iterator
+    if subscription.get_active() and subscription.get_position() != subscription.get_checkpoint():
+        # Delivered to nobody: acknowledging a later event would skip them.
+        raise RuntimeError("The subscription '%s' was started outside a coroutine and has "
+                           "delivered events already (position %d, checkpoint %d): start it "
+                           "with async for, async with or start_async() in the coroutine "
+                           "that iterates it" % (subscription.get_name(),
+                                                 subscription.get_position(),
+                                                 subscription.get_checkpoint()))
+    iterator = SubscriptionIterator(subscription)
+    iterator._claimed = True
+    return iterator
+
+
+class SubscriptionIterator:
+    """`async for event in subscription`: its events, in order, with the
+    loop body as the handler.
+
+    Starts the subscription (start_async()) when it is not active. With
+    Es.SubscriptionFlags.MANUAL_ACK, asking for the next event acknowledges
+    the previous one: an event is acknowledged only once the body that
+    received it has finished (at-least-once; an event whose body raised, or
+    that was the last before a break, comes again after a restart). With
+    KEEP_STATE nothing is acknowledged: the body calls save_state(). Ends
+    (StopAsyncIteration) once the subscription is stopped (stop(), factory
+    close); raises the GLib.Error of its ::error signal at once (it is then
+    stopped; the events queued and not yet given come again on the next
+    start). Leaving the loop (break, an exception, a cancelled task) stops
+    the subscription, which stores the acknowledged checkpoint.
+    """
+
+    def __init__(self, subscription):
+        self._loop = _running_glib_loop()
+        self._subscription = subscription
+        self._manual_ack, _keep_state = _subscription_flags(subscription)
+        self._queue = collections.deque()
+        self._error = None
+        self._stopped = False
+        self._active_seen = subscription.get_active()
+        self._unacknowledged = None  # the position of the event last given
+        self._waiter = None
+        self._claimed = False
+        self._overflowed = False
+        ref = _WeakMethodRef(self)
+        self._handlers = [
+            subscription.connect("event", ref.on_event),
+            subscription.connect("error", ref.on_error),
+            subscription.connect("notify::active", ref.on_active),
+        ]
+
+    def __aiter__(self):
+        return self
+
+    def _wake(self):
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_event(self, event):
+        if not self._claimed and len(self._queue) >= SUBSCRIPTION_BACKLOG:
+            self._overflowed = True
+            self._disconnect()
+            return
+        self._queue.append(event)
+        self._wake()
+
+    def _on_error(self, error):
+        self._error = error
+        self._wake()
+
+    def _on_active(self):
+        if self._subscription.get_active():
+            self._active_seen = True
+        elif self._active_seen:
+            self._stopped = True
+            self._wake()
+
+    def _on_start_failed(self, error):
+        """The start() or start_async() that this iterator queues for
+        failed: the `async for` raises its error."""
+        self._error = error
+        self._wake()
+
+    def _acknowledge(self):
+        position, self._unacknowledged = self._unacknowledged, None
+        if (position is not None and self._manual_ack
+                and self._subscription.get_active()):
+            self._subscription.acknowledge(position)
+
+    async def __anext__(self):
+        # The body for the previous event has returned: it is handled.
+        self._acknowledge()
+        subscription = self._subscription
+        if self._handlers is not None and not subscription.get_active() and self._error is None:
+            state = subscription.__dict__
+            if not state.get("_es_start_called"):
+                # Never started: start it here.
+                state["_es_start_called"] = state["_es_own_start"] = True
+                self._active_seen = True
+                try:
+                    await subscription.start_async()
+                except BaseException:
+                    self._finish()
+                    raise
+            elif not state.get("_es_starting") and not self._active_seen:
+                # Started and stopped before this loop began.
+                self._stopped = True
+        while True:
+            if self._error is not None:
+                error, self._error = self._error, None
+                self._finish()
+                raise error
+            if self._stopped:
+                self._finish()
+                raise StopAsyncIteration
+            if self._queue:
+                event = self._queue.popleft()
+                self._unacknowledged = subscription_position(self._subscription, event)
+                return event
+            if self._handlers is None:
+                raise StopAsyncIteration
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            except BaseException:
+                self._finish()
+                raise
+            finally:
+                self._waiter = None
+
+    def _disconnect(self):
+        handlers, self._handlers = self._handlers, None
+        self._queue.clear()
+        if handlers:
+            for handler in handlers:
+                self._subscription.disconnect(handler)
+        return bool(handlers)
+
+    def _finish(self):
+        if self._disconnect() and self._subscription.get_active():
+            # Leaving the loop ends the subscription (as leaving a
+            # generator ends it); stop() stores what was acknowledged, and
+            # releases the GIL while it waits for the storage.
+            self._subscription.stop(None)
+
+    def __del__(self):
+        if getattr(self, "_handlers", None):
+            self._finish()
+
+
+def starting(subscription):
+    """Called by the start()/start_async() overrides before the C call:
+    queues the events for `async for` (see buffer_subscription) and
+    records that a start is under way."""
+    buffer_subscription(subscription)
+    state = subscription.__dict__
+    state["_es_start_called"] = state["_es_starting"] = True
+
+
+def started(subscription, error=None):
+    """Called by the start()/start_async() overrides once the C call
+    returned: on failure, a queueing `async for` raises the error."""
+    subscription.__dict__["_es_starting"] = False
+    if error is not None:
+        iterator = subscription.__dict__.get("_es_iterator")
+        if iterator is None and subscription.__dict__.get("_es_claimed") is not None:
+            iterator = subscription.__dict__["_es_claimed"]()
+        if iterator is not None:
+            iterator._on_start_failed(error)
