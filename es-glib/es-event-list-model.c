@@ -338,7 +338,8 @@ page_free (gpointer data)
 static void
 drop_pages (EsEventListModel *self)
 {
-  g_queue_clear (&self->lru);
+  /* The links live in the pages: forget them, do not free them. */
+  g_queue_init (&self->lru);
   g_hash_table_remove_all (self->pages);
 }
 

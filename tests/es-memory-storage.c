@@ -442,6 +442,48 @@ es_test_memory_storage_read_page_full (EsStorageHandle  *storage,
   return g_steal_pointer (&page);
 }
 
+static gint64
+es_test_memory_storage_count_events (EsStorageHandle  *storage,
+                                     const char       *stream_id,
+                                     EsEventFilter    *filter,
+                                     gint64            after,
+                                     gint64            until,
+                                     GCancellable     *cancellable,
+                                     GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  GPtrArray *source = NULL;
+  gint64 count = 0;
+
+  if (!check_usable (self, cancellable, error))
+    return -1;
+
+  if (stream_id == NULL)
+    source = self->log;
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+
+      if (stream != NULL)
+        source = stream->events;
+    }
+
+  for (guint i = upper_bound (source != NULL ? source : self->log, after, stream_id != NULL);
+       source != NULL && i < source->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (source, i);
+      gint64 position = stream_id != NULL ? es_stored_event_get_version (event)
+                                          : es_stored_event_get_sequence_id (event);
+
+      if (position > until)
+        break;
+      if (!is_marker (event) && (filter == NULL || es_event_filter_matches (filter, event)))
+        count++;
+    }
+  return count;
+}
+
 static GPtrArray *
 es_test_memory_storage_read_page (EsStorageHandle  *storage,
                                   const char       *stream_id,
@@ -978,6 +1020,7 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = es_test_memory_storage_set_retention;
   iface->sweep = es_test_memory_storage_sweep;
   iface->compact = es_test_memory_storage_compact;
+  iface->count_events = es_test_memory_storage_count_events;
 }
 
 static void

@@ -4294,6 +4294,7 @@ main (int   argc,
     g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
   add_watch_tests ();
   add_lifecycle_tests ();
+  add_model_tests ();
 
   return g_test_run ();
 }

@@ -676,6 +676,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = _es_sqlite_storage_set_retention;
   iface->sweep = _es_sqlite_storage_sweep;
   iface->compact = _es_sqlite_storage_compact;
+  iface->count_events = _es_sqlite_storage_count_events;
 }
 
 /* ---------------------------------------------------------------------- *
