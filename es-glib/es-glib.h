@@ -17,6 +17,7 @@
 #include <es-glib/es-stream-info.h>
 #include <es-glib/es-stream-info-enumerator.h>
 #include <es-glib/es-subscription-info.h>
+#include <es-glib/es-subscription.h>
 #include <es-glib/es-event-filter.h>
 #include <es-glib/es-event-enumerator.h>
 #include <es-glib/es-storage-handle.h>

@@ -79,6 +79,10 @@ gboolean        _es_append_task_propagate    (GTask   *task,
 gboolean        _es_validate_stream_id     (const char        *stream_id,
                                             gboolean           allow_all,
                                             GError           **error);
+/* A subscription name: non-empty UTF-8 of at most
+ * ES_SUBSCRIPTION_NAME_MAX_BYTES bytes. */
+gboolean        _es_validate_subscription_name (const char    *name,
+                                                GError       **error);
 gboolean        _es_validate_candidate     (EsCandidateEvent  *event,
                                             guint              index,
                                             GError           **error);
@@ -225,6 +229,16 @@ gboolean        _es_stream_factory_check_open  (EsStreamFactory *self,
 /* Tests: background sweeps completed, and whether the sweeper runs. */
 guint           _es_stream_factory_get_n_sweeps (EsStreamFactory *self,
                                                  gboolean        *out_armed);
+/* Subscriptions of the factory, stopped (and flushed) by its close(). */
+void            _es_stream_factory_add_subscription    (EsStreamFactory *self,
+                                                        EsSubscription  *subscription);
+void            _es_stream_factory_remove_subscription (EsStreamFactory *self,
+                                                        EsSubscription  *subscription);
+/* Stops as es_subscription_stop() does, ignoring a failed flush. */
+void            _es_subscription_close          (EsSubscription  *self);
+/* Tests: checkpoints stored, and whether the checkpoint-delay timer exists. */
+guint           _es_subscription_get_n_saves    (EsSubscription  *self);
+gboolean        _es_subscription_has_timer      (EsSubscription  *self);
 /* The watch's stream was hard-deleted: it fails with STREAM_DELETED. */
 void            _es_watch_stream_tombstoned     (EsWatch         *self);
 

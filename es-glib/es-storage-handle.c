@@ -1048,41 +1048,6 @@ es_storage_handle_compact (EsStorageHandle  *self,
  * Durable subscriptions (0.2)                                             *
  * ---------------------------------------------------------------------- */
 
-/* A subscription name: non-empty UTF-8 of at most
- * ES_SUBSCRIPTION_NAME_MAX_BYTES bytes. */
-static gboolean
-check_subscription_name (const char  *name,
-                         GError     **error)
-{
-  gsize len;
-
-  if (name == NULL || *name == '\0')
-    {
-      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
-                           _("A subscription name must not be empty"));
-      return FALSE;
-    }
-
-  len = strlen (name);
-  if (!g_utf8_validate_len (name, len, NULL))
-    {
-      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
-                           _("A subscription name must be valid UTF-8"));
-      return FALSE;
-    }
-
-  if (len > ES_SUBSCRIPTION_NAME_MAX_BYTES)
-    {
-      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
-                   /* Translators: the first %u is a length in bytes, the second the limit */
-                   _("A subscription name of %u bytes is longer than the limit of %u bytes"),
-                   (guint) len, (guint) ES_SUBSCRIPTION_NAME_MAX_BYTES);
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
 /**
  * es_storage_handle_get_subscription:
  * @self: an [iface@Es.StorageHandle]
@@ -1113,7 +1078,7 @@ es_storage_handle_get_subscription (EsStorageHandle  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_subscription_name (name, error))
+  if (!_es_validate_subscription_name (name, error))
     return NULL;
 
   iface = ES_STORAGE_HANDLE_GET_IFACE (self);
@@ -1208,7 +1173,7 @@ es_storage_handle_save_checkpoint (EsStorageHandle  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_subscription_name (name, error))
+  if (!_es_validate_subscription_name (name, error))
     return FALSE;
   if (stream_id != NULL && g_str_equal (stream_id, ES_ALL_STREAM))
     stream_id = NULL;
@@ -1265,7 +1230,7 @@ es_storage_handle_reset_subscription (EsStorageHandle  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_subscription_name (name, error))
+  if (!_es_validate_subscription_name (name, error))
     return FALSE;
   if (position < 0)
     {
@@ -1310,7 +1275,7 @@ es_storage_handle_delete_subscription (EsStorageHandle  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_subscription_name (name, error))
+  if (!_es_validate_subscription_name (name, error))
     return FALSE;
 
   iface = ES_STORAGE_HANDLE_GET_IFACE (self);
@@ -1357,7 +1322,7 @@ es_storage_handle_acquire_subscription (EsStorageHandle  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (!check_subscription_name (name, error))
+  if (!_es_validate_subscription_name (name, error))
     return FALSE;
 
   iface = ES_STORAGE_HANDLE_GET_IFACE (self);

@@ -52,6 +52,7 @@ typedef struct
   gint             closed;    /* (atomic) */
   GMutex           watches_lock;
   GHashTable      *watches;   /* (owned) EsWatch * → (owned) GWeakRef *, guarded by watches_lock */
+  GHashTable      *subscriptions; /* (owned) EsSubscription * → (owned) GWeakRef *, guarded by watches_lock */
 
   /* The background sweep: a thread that exists only while there is
    * something to do (the first sweep after creation, then only while an
@@ -111,6 +112,7 @@ es_stream_factory_finalize (GObject *object)
   g_clear_object (&priv->storage);
   g_clear_object (&priv->notifier);
   g_clear_pointer (&priv->watches, g_hash_table_unref);
+  g_clear_pointer (&priv->subscriptions, g_hash_table_unref);
   g_mutex_clear (&priv->watches_lock);
   g_assert (priv->sweeper == NULL);
   g_clear_object (&priv->sweep_cancellable);
@@ -263,6 +265,7 @@ es_stream_factory_init (EsStreamFactory *self)
 
   g_mutex_init (&priv->watches_lock);
   priv->watches = g_hash_table_new_full (NULL, NULL, NULL, weak_ref_free);
+  priv->subscriptions = g_hash_table_new_full (NULL, NULL, NULL, weak_ref_free);
   g_mutex_init (&priv->sweep_lock);
   g_cond_init (&priv->sweep_cond);
   priv->sweep_interval = DEFAULT_SWEEP_INTERVAL;
@@ -551,6 +554,55 @@ _es_stream_factory_remove_watch (EsStreamFactory *self,
   g_mutex_unlock (&priv->watches_lock);
 }
 
+void
+_es_stream_factory_add_subscription (EsStreamFactory *self,
+                                     EsSubscription  *subscription)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+
+  g_weak_ref_init (ref, subscription);
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_insert (priv->subscriptions, subscription, ref);
+  g_mutex_unlock (&priv->watches_lock);
+}
+
+void
+_es_stream_factory_remove_subscription (EsStreamFactory *self,
+                                        EsSubscription  *subscription)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_remove (priv->subscriptions, subscription);
+  g_mutex_unlock (&priv->watches_lock);
+}
+
+/* Stops every subscription of the factory as es_subscription_stop()
+ * does: what is pending is stored while the storage is still open. */
+static void
+stop_subscriptions (EsStreamFactory *self)
+{
+  EsStreamFactoryPrivate *priv = es_stream_factory_get_instance_private (self);
+  g_autoptr(GPtrArray) subscriptions = g_ptr_array_new_with_free_func (g_object_unref);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_mutex_lock (&priv->watches_lock);
+  g_hash_table_iter_init (&iter, priv->subscriptions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      EsSubscription *subscription = g_weak_ref_get (value);
+
+      if (subscription != NULL)
+        g_ptr_array_add (subscriptions, subscription);
+    }
+  g_mutex_unlock (&priv->watches_lock);
+
+  for (guint i = 0; i < subscriptions->len; i++)
+    _es_subscription_close (g_ptr_array_index (subscriptions, i));
+}
+
 /* Stops every watch of the factory; each stop waits for an emission in
  * progress in another thread. The lock is not held meanwhile: a handler
  * running in that thread may start a watch. */
@@ -812,7 +864,9 @@ es_stream_factory_open_stream_finish (EsStreamFactory  *self,
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
  *
- * Closes the factory: stops every watch and the notifier, cancels and
+ * Closes the factory: stops every subscription (storing its pending
+ * checkpoint, as [method@Es.Subscription.stop] does), every watch and the
+ * notifier, cancels and
  * waits for a background sweep, lets writes already accepted finish, and
  * releases every database connection.
  * Afterwards every operation on the factory and its streams fails with
@@ -853,6 +907,10 @@ es_stream_factory_close (EsStreamFactory  *self,
   /* A background sweep is cancelled and waited for before the storage
    * goes. */
   stop_sweeper (self);
+
+  /* Subscriptions first: they store their pending checkpoints and give
+   * their names back while the storage is open. */
+  stop_subscriptions (self);
 
   /* From here on no watch of the factory begins emitting an event (they
    * check the flag just set); stopping them makes them inactive now and
@@ -948,12 +1006,16 @@ typedef enum
   FACTORY_OP_SET_RETENTION,
   FACTORY_OP_SWEEP,
   FACTORY_OP_COMPACT,
+  FACTORY_OP_LIST_SUBSCRIPTIONS,
+  FACTORY_OP_GET_SUBSCRIPTION_INFO,
+  FACTORY_OP_RESET_SUBSCRIPTION,
+  FACTORY_OP_DELETE_SUBSCRIPTION,
 } FactoryOpKind;
 
 typedef struct
 {
   FactoryOpKind kind;
-  char         *stream_id;  /* (owned) (nullable) also the prefix of a listing */
+  char         *stream_id;  /* (owned) (nullable) also the prefix of a listing, a subscription name */
   gint64        number;     /* expected version, before version, version, max count */
   GTimeSpan     max_age;
   guint         flags;
@@ -1026,6 +1088,30 @@ factory_op_in_thread (GTask        *task,
       if (es_stream_factory_compact (self, cancellable, &error))
         g_task_return_boolean (task, TRUE);
       break;
+    case FACTORY_OP_LIST_SUBSCRIPTIONS:
+      {
+        GPtrArray *list = es_stream_factory_list_subscriptions (self, cancellable, &error);
+        if (list != NULL)
+          g_task_return_pointer (task, list, (GDestroyNotify) g_ptr_array_unref);
+      }
+      break;
+    case FACTORY_OP_GET_SUBSCRIPTION_INFO:
+      {
+        EsSubscriptionInfo *info =
+          es_stream_factory_get_subscription_info (self, op->stream_id, cancellable, &error);
+        if (info != NULL)
+          g_task_return_pointer (task, info, g_object_unref);
+      }
+      break;
+    case FACTORY_OP_RESET_SUBSCRIPTION:
+      if (es_stream_factory_reset_subscription (self, op->stream_id, op->number,
+                                                cancellable, &error))
+        g_task_return_boolean (task, TRUE);
+      break;
+    case FACTORY_OP_DELETE_SUBSCRIPTION:
+      if (es_stream_factory_delete_subscription (self, op->stream_id, cancellable, &error))
+        g_task_return_boolean (task, TRUE);
+      break;
     default:
       g_assert_not_reached ();
     }
@@ -1060,7 +1146,8 @@ run_factory_op (EsStreamFactory     *self,
    * cancellable fired meanwhile (G_IO_ERROR_CANCELLED means nothing
    * changed): the synchronous method decides, GTask must not override
    * it. Reads may as well report the cancellation. */
-  if (kind != FACTORY_OP_LIST_STREAMS && kind != FACTORY_OP_GET_STREAM_INFO)
+  if (kind != FACTORY_OP_LIST_STREAMS && kind != FACTORY_OP_GET_STREAM_INFO &&
+      kind != FACTORY_OP_LIST_SUBSCRIPTIONS && kind != FACTORY_OP_GET_SUBSCRIPTION_INFO)
     g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, op, factory_op_free);
   g_task_run_in_thread (task, factory_op_in_thread);
@@ -1920,4 +2007,366 @@ es_stream_factory_compact_finish (EsStreamFactory  *self,
                                   GError          **error)
 {
   return propagate_boolean (self, result, es_stream_factory_compact_async, error);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Durable subscriptions (0.2)                                             *
+ * ---------------------------------------------------------------------- */
+
+/**
+ * es_stream_factory_list_subscriptions:
+ * @self: an [class@Es.StreamFactory]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Lists the durable subscriptions stored in the database (see
+ * [class@Es.Subscription]), in byte-wise order of their names, each with
+ * its stream, checkpoint, lag (positions between its checkpoint and the
+ * head of its stream) and the time it was last stored. States are not
+ * read: [method@Es.SubscriptionInfo.get_state] is %NULL; use
+ * [method@Es.StreamFactory.get_subscription_info] for one subscription's.
+ *
+ * Returns: (transfer container) (element-type EsSubscriptionInfo): the
+ *   subscriptions, or %NULL on error
+ *
+ * Since: 0.2
+ */
+GPtrArray *
+es_stream_factory_list_subscriptions (EsStreamFactory  *self,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  return es_storage_handle_list_subscriptions (priv->storage, cancellable, error);
+}
+
+/**
+ * es_stream_factory_list_subscriptions_async:
+ * @self: an [class@Es.StreamFactory]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called with the listing
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.list_subscriptions] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_list_subscriptions_async (EsStreamFactory     *self,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_LIST_SUBSCRIPTIONS, NULL, 0, 0, 0,
+                  es_stream_factory_list_subscriptions_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_factory_list_subscriptions_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.list_subscriptions_async].
+ *
+ * Returns: (transfer container) (element-type EsSubscriptionInfo): the
+ *   subscriptions, or %NULL on error
+ *
+ * Since: 0.2
+ */
+GPtrArray *
+es_stream_factory_list_subscriptions_finish (EsStreamFactory  *self,
+                                             GAsyncResult     *result,
+                                             GError          **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, es_stream_factory_list_subscriptions_async),
+                        NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * es_stream_factory_get_subscription_info:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Reads one stored durable subscription: its stream, checkpoint, lag, the
+ * time it was last stored and its state. Fails with %ES_ERROR_NOT_FOUND
+ * when none of that name is stored, and with %ES_ERROR_INVALID_ARGUMENT
+ * for a name that cannot be one (empty, too long, not UTF-8).
+ *
+ * Returns: (transfer full): the subscription, or %NULL on error
+ *
+ * Since: 0.2
+ */
+EsSubscriptionInfo *
+es_stream_factory_get_subscription_info (EsStreamFactory  *self,
+                                         const char       *name,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+  GError *local_error = NULL;
+  EsSubscriptionInfo *info;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  info = es_storage_handle_get_subscription (priv->storage, name, cancellable, &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_error (error, local_error);
+      return NULL;
+    }
+  if (info == NULL)
+    g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                 /* Translators: %s is a subscription name */
+                 _("No subscription '%s' is stored"), name);
+  return info;
+}
+
+/**
+ * es_stream_factory_get_subscription_info_async:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called with the subscription
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.get_subscription_info] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_get_subscription_info_async (EsStreamFactory     *self,
+                                               const char          *name,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_GET_SUBSCRIPTION_INFO, name, 0, 0, 0,
+                  es_stream_factory_get_subscription_info_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_factory_get_subscription_info_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.get_subscription_info_async].
+ *
+ * Returns: (transfer full): the subscription, or %NULL on error
+ *
+ * Since: 0.2
+ */
+EsSubscriptionInfo *
+es_stream_factory_get_subscription_info_finish (EsStreamFactory  *self,
+                                                GAsyncResult     *result,
+                                                GError          **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result, es_stream_factory_get_subscription_info_async),
+                        NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * es_stream_factory_reset_subscription:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @position: the new checkpoint, from 0 (consume everything again) to the
+ *   head of the subscription's stream
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Moves a stored subscription's checkpoint backwards (to consume events
+ * again, for instance to rebuild a read model) or forwards (to skip
+ * them), and drops its stored state, which no longer matches. Its next
+ * start resumes after @position.
+ *
+ * Fails with %ES_ERROR_NOT_FOUND when none of that name is stored,
+ * %ES_ERROR_BUSY while a consumer (in any process) holds it, and
+ * %ES_ERROR_INVALID_ARGUMENT when @position is negative or beyond the head
+ * of its stream; nothing changes then.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_reset_subscription (EsStreamFactory  *self,
+                                      const char       *name,
+                                      gint64            position,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  return es_storage_handle_reset_subscription (priv->storage, name, position, cancellable, error);
+}
+
+/**
+ * es_stream_factory_reset_subscription_async:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @position: the new checkpoint
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called once it is moved
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.reset_subscription] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_reset_subscription_async (EsStreamFactory     *self,
+                                            const char          *name,
+                                            gint64               position,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_RESET_SUBSCRIPTION, name, position, 0, 0,
+                  es_stream_factory_reset_subscription_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_factory_reset_subscription_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.reset_subscription_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_reset_subscription_finish (EsStreamFactory  *self,
+                                             GAsyncResult     *result,
+                                             GError          **error)
+{
+  return propagate_boolean (self, result, es_stream_factory_reset_subscription_async, error);
+}
+
+/**
+ * es_stream_factory_delete_subscription:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Forgets a stored subscription, its checkpoint and its state; its next
+ * start begins as a new subscription. Fails with %ES_ERROR_NOT_FOUND when
+ * none of that name is stored and %ES_ERROR_BUSY while a consumer (in any
+ * process) holds it; nothing changes then.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_delete_subscription (EsStreamFactory  *self,
+                                       const char       *name,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  return es_storage_handle_delete_subscription (priv->storage, name, cancellable, error);
+}
+
+/**
+ * es_stream_factory_delete_subscription_async:
+ * @self: an [class@Es.StreamFactory]
+ * @name: the subscription's name
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called once it is deleted
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.delete_subscription] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_delete_subscription_async (EsStreamFactory     *self,
+                                             const char          *name,
+                                             GCancellable        *cancellable,
+                                             GAsyncReadyCallback  callback,
+                                             gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_DELETE_SUBSCRIPTION, name, 0, 0, 0,
+                  es_stream_factory_delete_subscription_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_factory_delete_subscription_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.delete_subscription_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_delete_subscription_finish (EsStreamFactory  *self,
+                                              GAsyncResult     *result,
+                                              GError          **error)
+{
+  return propagate_boolean (self, result, es_stream_factory_delete_subscription_async, error);
 }

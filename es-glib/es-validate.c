@@ -378,3 +378,46 @@ _es_validate_candidate (EsCandidateEvent  *event,
 
   return TRUE;
 }
+
+/*
+ * _es_validate_subscription_name:
+ * @name: (nullable): the subscription name to check
+ *
+ * A subscription name is non-empty UTF-8 of at most
+ * %ES_SUBSCRIPTION_NAME_MAX_BYTES bytes.
+ */
+gboolean
+_es_validate_subscription_name (const char  *name,
+                                GError     **error)
+{
+  gsize len;
+
+  if (name == NULL || *name == '\0')
+    {
+      g_set_error_literal (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           _("A subscription name must not be empty"));
+      return FALSE;
+    }
+
+  len = strlen (name);
+  if (!g_utf8_validate_len (name, len, NULL))
+    {
+      g_autofree char *shown = printable (name);
+
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is the name, with invalid bytes replaced */
+                   _("Subscription name '%s' is not valid UTF-8"), shown);
+      return FALSE;
+    }
+
+  if (len > ES_SUBSCRIPTION_NAME_MAX_BYTES)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: the first %u is a length in bytes, the second the limit */
+                   _("A subscription name of %u bytes is longer than the limit of %u bytes"),
+                   (guint) len, (guint) ES_SUBSCRIPTION_NAME_MAX_BYTES);
+      return FALSE;
+    }
+
+  return TRUE;
+}
