@@ -343,6 +343,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->set_retention = _es_pg_storage_set_retention;
   iface->sweep = _es_pg_storage_sweep;
   iface->compact = _es_pg_storage_compact;
+  iface->count_events = _es_pg_storage_count_events;
 }
 
 /* ---------------------------------------------------------------------- *
