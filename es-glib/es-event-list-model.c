@@ -70,7 +70,6 @@
 #define DEFAULT_PAGE_SIZE 256
 #define DEFAULT_MAX_PAGES 32
 #define MAX_PREFETCHES 2
-#define SKIP_CHUNK 4096
 
 struct _EsEventListModel
 {
@@ -517,18 +516,16 @@ run_page_read (PageRead      *read,
   g_autoptr(GPtrArray) events = NULL;
   g_autoptr(GPtrArray) page = g_ptr_array_new_with_free_func (g_object_unref);
 
-  while (skip > 0)
+  /* Far from any known page: the backend steps over the events in
+   * between in its index (an offset from the anchor, not from the start). */
+  if (skip > 0)
     {
-      g_autoptr(GPtrArray) chunk =
-        es_storage_handle_read_page_full (read->storage, read->stream_id, position, flags,
-                                          read->filter, (guint) MIN (skip, SKIP_CHUNK),
-                                          cancellable, error);
-      if (chunk == NULL)
+      position = es_storage_handle_locate_event (read->storage, read->stream_id, position, flags,
+                                                 read->filter, skip - 1, cancellable, error);
+      if (position < 0)
         return NULL;
-      if (chunk->len == 0)
-        break;
-      position = position_of (read, g_ptr_array_index (chunk, chunk->len - 1));
-      skip -= chunk->len;
+      if (position == 0)
+        return g_steal_pointer (&page);
     }
 
   events = es_storage_handle_read_page_full (read->storage, read->stream_id, position, flags,
@@ -883,6 +880,20 @@ count_in_thread (GTask        *task,
     }
   else if (!count->known_head)
     {
+      g_autoptr(EsStreamInfo) info = NULL;
+
+      /* Every stream without a filter: the database's information, one
+       * consistent reading of the last position and of the count. */
+      if (count->filter == NULL)
+        info = es_storage_handle_get_stream_info (count->storage, NULL, cancellable, NULL);
+      if (info != NULL)
+        {
+          count->head = es_stream_info_get_current_version (info);
+          count->known_head = TRUE;
+          count->count = es_stream_info_get_event_count (info);
+          g_task_return_boolean (task, TRUE);
+          return;
+        }
       if (!es_storage_handle_get_version (count->storage, NULL, &count->head, cancellable, &error))
         {
           g_task_return_error (task, error);

@@ -62,6 +62,8 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  *   [method@Es.StorageHandle.release_subscription] (since 0.2)
  * @count_events: counts events in a range of positions, see
  *   [method@Es.StorageHandle.count_events] (since 0.2)
+ * @locate_event: the position of the n-th event of a read, see
+ *   [method@Es.StorageHandle.locate_event] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
@@ -216,6 +218,14 @@ struct _EsStorageHandleInterface
                                                EsEventFilter    *filter,
                                                gint64            after,
                                                gint64            until,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gint64              (*locate_event)         (EsStorageHandle  *self,
+                                               const char       *stream_id,
+                                               gint64            position,
+                                               EsReadFlags       flags,
+                                               EsEventFilter    *filter,
+                                               guint64           index,
                                                GCancellable     *cancellable,
                                                GError          **error);
 };
@@ -384,6 +394,15 @@ gint64           es_storage_handle_count_events  (EsStorageHandle          *self
                                                   EsEventFilter            *filter,
                                                   gint64                    after,
                                                   gint64                    until,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gint64           es_storage_handle_locate_event  (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                    position,
+                                                  EsReadFlags               flags,
+                                                  EsEventFilter            *filter,
+                                                  guint64                   index,
                                                   GCancellable             *cancellable,
                                                   GError                  **error);
 

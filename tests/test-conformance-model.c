@@ -267,6 +267,41 @@ test_filter_and_all (Fixture       *fixture,
                                                    "nobody", NULL, 0, G_MAXINT64, NULL, &error),
                    ==, 0);
   g_assert_no_error (error);
+
+  /* locate_event(): the index-th event of a read, from any position. */
+  {
+    EsStorageHandle *storage = es_stream_factory_get_storage (fixture->factory);
+
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL, 0, ES_READ_FLAGS_NONE, filter,
+                                                     0, NULL, &error), ==,
+                     g_array_index (matching, gint64, 0));
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL, 0, ES_READ_FLAGS_NONE, filter,
+                                                     16, NULL, &error), ==,
+                     g_array_index (matching, gint64, 16));
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL, 0, ES_READ_FLAGS_NONE, filter,
+                                                     17, NULL, &error), ==, 0);
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL,
+                                                     g_array_index (matching, gint64, 5),
+                                                     ES_READ_FLAGS_NONE, filter, 2, NULL, &error),
+                     ==, g_array_index (matching, gint64, 8));
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL,
+                                                     g_array_index (matching, gint64, 5),
+                                                     ES_READ_FLAGS_BACKWARDS, filter, 2, NULL,
+                                                     &error),
+                     ==, g_array_index (matching, gint64, 2));
+    g_assert_cmpint (es_storage_handle_locate_event (storage, NULL, G_MAXINT64,
+                                                     ES_READ_FLAGS_BACKWARDS, NULL, 0, NULL,
+                                                     &error),
+                     ==, g_array_index (all, gint64, 34));
+    g_assert_cmpint (es_storage_handle_locate_event (storage, "mix-b", 0, ES_READ_FLAGS_NONE,
+                                                     NULL, 20, NULL, &error), ==, 21);
+    g_assert_cmpint (es_storage_handle_locate_event (storage, "mix-b", 0, ES_READ_FLAGS_NONE,
+                                                     NULL, 21, NULL, &error), ==, 0);
+    g_assert_cmpint (es_storage_handle_locate_event (storage, "mix-b", 10,
+                                                     ES_READ_FLAGS_BACKWARDS, NULL, 8, NULL,
+                                                     &error), ==, 1);
+    g_assert_no_error (error);
+  }
 }
 
 static void

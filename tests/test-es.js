@@ -739,6 +739,10 @@ Object.assign(tests, {
         assertEqual(all.get_filter(), filter, 'filter');
         assertEqual(factory.get_storage().count_events(null, filter, 0, Number.MAX_SAFE_INTEGER, null), 1,
             'count_events');
+        assertEqual(factory.get_storage().locate_event(null, 0, Es.ReadFlags.NONE, filter, 0, null), 7,
+            'locate_event');
+        assertEqual(factory.get_storage().locate_event('shop-1', 7, Es.ReadFlags.BACKWARDS, null, 1,
+            null), 5, 'locate_event backwards');
 
         factory.close(null);
         await waitFor(() => model.get_n_items() === 0, 30000, 'emptied by close');

@@ -711,6 +711,9 @@ class TestEventListModel(EsTestCase):
         storage = self.factory.get_storage()
         self.assertEqual(storage.count_events(None, event_filter, 0, GLib.MAXINT64, None), 2)
         self.assertEqual(storage.count_events("s-1", None, 1, 3, None), 2)
+        self.assertEqual(storage.locate_event(None, 0, Es.ReadFlags.NONE, event_filter, 1, None), 4)
+        self.assertEqual(storage.locate_event(None, 0, Es.ReadFlags.NONE, event_filter, 2, None), 0)
+        self.assertEqual(storage.locate_event("s-1", 4, Es.ReadFlags.BACKWARDS, None, 1, None), 2)
 
         self.open("s-9").write([candidate("Wanted"), candidate("Other")], Es.VERSION_ANY, None)
         self.assertTrue(run_until(lambda: model.get_n_items() == 3))

@@ -344,6 +344,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->sweep = _es_pg_storage_sweep;
   iface->compact = _es_pg_storage_compact;
   iface->count_events = _es_pg_storage_count_events;
+  iface->locate_event = _es_pg_storage_locate_event;
 }
 
 /* ---------------------------------------------------------------------- *

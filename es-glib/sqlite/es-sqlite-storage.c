@@ -677,6 +677,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->sweep = _es_sqlite_storage_sweep;
   iface->compact = _es_sqlite_storage_compact;
   iface->count_events = _es_sqlite_storage_count_events;
+  iface->locate_event = _es_sqlite_storage_locate_event;
 }
 
 /* ---------------------------------------------------------------------- *
