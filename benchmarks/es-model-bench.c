@@ -103,6 +103,10 @@ run_child (const char *mode,
            * rows: the neighbouring pages read ahead land. */
           if (i % 64 == 0)
             g_main_context_iteration (NULL, FALSE);
+          /* Flat: the RSS after a tenth, half and all of the items. */
+          if (i + 1 == n / 10 || i + 1 == n / 2)
+            g_print ("%-34s %8u items read: RSS %6.1f MiB\n", "", i + 1,
+                     current_rss_kib () / 1024.0);
         }
     }
   else
