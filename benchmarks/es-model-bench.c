@@ -12,7 +12,8 @@
  *   close to it;
  * - the peak RSS of a child process reading every item once in order,
  *   and reading --random positions (default 20,000) in random order, next
- *   to the RSS of the same process with the model opened and nothing read;
+ *   to the RSS of the same process with the model opened and nothing read
+ *   (SQLite's page cache, --cache-kib per connection, fills up too);
  * - the latency from a commit in another process (es-test-writer, one
  *   event per process) to ::items-changed, from the event's stored commit
  *   timestamp (the writer's g_get_real_time()) to the signal.
@@ -76,7 +77,8 @@ open_model (EsStreamFactory       *factory,
 static int
 run_child (const char *mode,
            const char *path,
-           guint       n_random)
+           guint       n_random,
+           guint       cache_kib)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(EsStreamFactory) factory = NULL;
@@ -85,7 +87,8 @@ run_child (const char *mode,
   glong opened_rss;
   guint n;
 
-  factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (path, NULL, &error));
+  factory = g_initable_new (ES_TYPE_SQLITE_STREAM_FACTORY, NULL, &error, "path", path,
+                            "cache-size-kib", cache_kib, NULL);
   g_assert_no_error (error);
   model = open_model (factory, "big", NULL, ES_EVENT_LIST_MODEL_FLAGS_NEWEST_FIRST, &ms);
   n = g_list_model_get_n_items (G_LIST_MODEL (model));
@@ -167,7 +170,7 @@ int
 main (int   argc,
       char *argv[])
 {
-  gint n_events = 1000000, n_random = 20000, n_latency = 200;
+  gint n_events = 1000000, n_random = 20000, n_latency = 200, cache_kib = 8192;
   g_autofree char *db = NULL, *writer_path = NULL, *child = NULL;
   GOptionEntry entries[] = {
     { "events", 'n', 0, G_OPTION_ARG_INT, &n_events, "Events in the stream (default 1000000)", "N" },
@@ -175,6 +178,7 @@ main (int   argc,
     { "random", 'r', 0, G_OPTION_ARG_INT, &n_random, "Random positions read (default 20000)", "N" },
     { "latency", 'l', 0, G_OPTION_ARG_INT, &n_latency, "Cross-process commits timed (default 200)", "N" },
     { "writer", 'w', 0, G_OPTION_ARG_FILENAME, &writer_path, "The es-test-writer program", "PATH" },
+    { "cache-kib", 'c', 0, G_OPTION_ARG_INT, &cache_kib, "SQLite page cache of each connection of the RSS runs (default 8192)", "KIB" },
     { "child", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &child, NULL, NULL },
     { NULL }
   };
@@ -193,7 +197,7 @@ main (int   argc,
   if (!g_option_context_parse (options, &argc, &argv, &error))
     g_error ("%s", error->message);
   if (child != NULL)
-    return run_child (child, db, (guint) n_random);
+    return run_child (child, db, (guint) n_random, (guint) cache_kib);
   if (writer_path == NULL)
     {
       g_autofree char *bindir = g_path_get_dirname (argv[0]);
@@ -269,13 +273,14 @@ main (int   argc,
   }
 
   /* Peak RSS, each in a fresh process. */
-  g_print ("\n");
+  g_print ("\nSQLite page cache %d KiB per connection (pool of 4 readers)\n", cache_kib);
   for (guint m = 0; m < G_N_ELEMENTS (modes); m++)
     {
       g_autofree char *random = g_strdup_printf ("%d", n_random);
+      g_autofree char *cache = g_strdup_printf ("%d", cache_kib);
       g_autoptr(GSubprocess) process =
         g_subprocess_new (G_SUBPROCESS_FLAGS_NONE, &error, argv[0], "--child", modes[m],
-                          "--db", db, "--random", random, NULL);
+                          "--db", db, "--random", random, "--cache-kib", cache, NULL);
 
       g_assert_no_error (error);
       g_subprocess_wait_check (process, NULL, &error);
