@@ -1339,6 +1339,8 @@ es_event_list_model_new (EsStreamFactory       *factory,
  * es_event_list_model_get_factory:
  * @self: an [class@Es.EventListModel]
  *
+ * Gets the factory the model reads from, as given to [ctor@Es.EventListModel.new].
+ *
  * Returns: (transfer none): the factory the model reads from
  *
  * Since: 0.2
@@ -1354,6 +1356,8 @@ es_event_list_model_get_factory (EsEventListModel *self)
  * es_event_list_model_get_stream_id:
  * @self: an [class@Es.EventListModel]
  *
+ * Gets the stream the model shows.
+ *
  * Returns: the stream shown, %ES_ALL_STREAM for every stream
  *
  * Since: 0.2
@@ -1368,6 +1372,8 @@ es_event_list_model_get_stream_id (EsEventListModel *self)
 /**
  * es_event_list_model_get_filter:
  * @self: an [class@Es.EventListModel]
+ *
+ * Gets the filter of the model's events.
  *
  * Returns: (transfer none) (nullable): the filter, or %NULL when every
  *   event is shown
@@ -1385,6 +1391,8 @@ es_event_list_model_get_filter (EsEventListModel *self)
  * es_event_list_model_get_flags:
  * @self: an [class@Es.EventListModel]
  *
+ * Gets the order of the model's items.
+ *
  * Returns: the flags given to [ctor@Es.EventListModel.new]
  *
  * Since: 0.2
@@ -1399,6 +1407,10 @@ es_event_list_model_get_flags (EsEventListModel *self)
 /**
  * es_event_list_model_get_loading:
  * @self: an [class@Es.EventListModel]
+ *
+ * Gets whether the model is counting its events: at first, and after a
+ * change it cannot follow item by item. The items are those of the
+ * previous count meanwhile.
  *
  * Returns: %TRUE while the model counts its events
  *
