@@ -587,6 +587,42 @@ test_memory_flat (Fixture       *fixture,
   g_rand_free (rand);
 }
 
+static void
+test_soft_delete_then_write (Fixture       *fixture,
+                             gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = open_stream (fixture, "soft-1");
+  g_autoptr(EsEventListModel) model = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_test_summary ("A soft delete through the factory empties the model; the stream written "
+                  "again fills it with the versions that follow");
+  if (es_stream_factory_get_notifier (fixture->factory) == NULL)
+    {
+      g_test_skip ("This backend has no notifier: its models are not live");
+      return;
+    }
+
+  es_test_write_n (stream, 4, "Event");
+  model = new_model (fixture->factory, "soft-1", NULL, 0, 2);
+  g_assert_cmpint (item_version (model, 3), ==, 4);
+  if (!es_stream_factory_delete_stream (fixture->factory, "soft-1", 4, ES_DELETE_FLAGS_NONE,
+                                        NULL, &error))
+    {
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_test_skip ("This backend cannot delete");
+      return;
+    }
+  wait_n_items (model, 0);
+  es_test_wait_until (NULL, is_loaded, model);
+  g_assert_null (g_list_model_get_item (G_LIST_MODEL (model), 0));
+
+  es_test_write_n (stream, 2, "Again");
+  wait_n_items (model, 2);
+  g_assert_cmpint (item_version (model, 0), ==, 5);
+  g_assert_cmpint (item_version (model, 1), ==, 6);
+}
+
 void
 add_model_tests (void)
 {
@@ -597,6 +633,7 @@ add_model_tests (void)
   add_test ("model/live-other-process", test_live_other_process);
   add_test ("model/truncate-erase-delete", test_truncate_erase_delete);
   add_test ("model/refresh-other-process", test_refresh_other_process);
+  add_test ("model/soft-delete-then-write", test_soft_delete_then_write);
   add_test ("model/outlives-factory", test_outlives_factory);
   add_test ("model/memory-flat", test_memory_flat);
 }
