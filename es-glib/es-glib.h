@@ -26,6 +26,7 @@
 #include <es-glib/es-watch.h>
 #include <es-glib/es-stream.h>
 #include <es-glib/es-stream-factory.h>
+#include <es-glib/es-event-list-model.h>
 #include <es-glib/es-sqlite-storage.h>
 #include <es-glib/es-sqlite-notifier.h>
 #include <es-glib/es-sqlite-stream-factory.h>

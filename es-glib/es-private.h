@@ -245,4 +245,29 @@ gboolean        _es_subscription_has_timer      (EsSubscription  *self);
 /* The watch's stream was hard-deleted: it fails with STREAM_DELETED. */
 void            _es_watch_stream_tombstoned     (EsWatch         *self);
 
+/* Changes made through a factory, for its event list models
+ * (es-event-list-model.c): called in any thread once the change took
+ * effect. */
+typedef enum
+{
+  ES_FACTORY_CHANGE_DELETED,
+  ES_FACTORY_CHANGE_TRUNCATED,   /* number: the truncation's before_version */
+  ES_FACTORY_CHANGE_ERASED,      /* number: the version erased */
+  ES_FACTORY_CHANGE_RETENTION,
+  ES_FACTORY_CHANGE_SWEPT,       /* stream_id NULL: any stream */
+  ES_FACTORY_CHANGE_CLOSED,
+} EsFactoryChangeKind;
+
+void            _es_stream_factory_changed      (EsStreamFactory     *factory,
+                                                 EsFactoryChangeKind  kind,
+                                                 const char          *stream_id,
+                                                 gint64               number);
+/* Tests: small pages, and how many are cached. */
+ES_PRIVATE_API
+void            _es_event_list_model_set_page_size (EsEventListModel *self,
+                                                    guint             page_size,
+                                                    guint             max_pages);
+ES_PRIVATE_API
+guint           _es_event_list_model_get_n_cached_pages (EsEventListModel *self);
+
 G_END_DECLS

@@ -1356,3 +1356,150 @@ es_storage_handle_release_subscription (EsStorageHandle *self,
   if (iface->release_subscription != NULL)
     iface->release_subscription (self, name);
 }
+
+/**
+ * es_storage_handle_count_events:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: (nullable): a valid stream id, or %NULL for every stream
+ *   (positions are then sequence ids)
+ * @filter: (nullable): count only the events matching it
+ * @after: count the events after this position (0 for the first)
+ * @until: and up to this one, included (%G_MAXINT64 for the last)
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Counts the stored events (erased ones included, tombstone markers not)
+ * whose position (version, or sequence id for %NULL) is in
+ * (@after, @until] and that match @filter: the number of events
+ * [method@Es.StorageHandle.read_page_full] would return for that range.
+ * Backends count from their indexes without building the events;
+ * [class@Es.EventListModel] counts its items with it. A backend without
+ * this method is served by reading the range page by page.
+ *
+ * Returns: the count, or -1 on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_storage_handle_count_events (EsStorageHandle  *self,
+                                const char       *stream_id,
+                                EsEventFilter    *filter,
+                                gint64            after,
+                                gint64            until,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsStorageHandleInterface *iface;
+  gint64 position = after;
+  gint64 count = 0;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), -1);
+  g_return_val_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter), -1);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  if (filter != NULL && !es_event_filter_validate (filter, error))
+    return -1;
+  if (after < 0 || until < after)
+    return 0;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->count_events != NULL)
+    return iface->count_events (self, stream_id, filter, after, until, cancellable, error);
+
+  for (;;)
+    {
+      g_autoptr(GPtrArray) page =
+        es_storage_handle_read_page_full (self, stream_id, position, ES_READ_FLAGS_NONE, filter,
+                                          ES_READ_PAGE_SIZE, cancellable, error);
+      if (page == NULL)
+        return -1;
+      for (guint i = 0; i < page->len; i++)
+        {
+          EsStoredEvent *event = g_ptr_array_index (page, i);
+
+          position = stream_id != NULL ? es_stored_event_get_version (event)
+                                       : es_stored_event_get_sequence_id (event);
+          if (position > until)
+            return count;
+          count++;
+        }
+      if (page->len < ES_READ_PAGE_SIZE)
+        return count;
+    }
+}
+
+/**
+ * es_storage_handle_locate_event:
+ * @self: an [iface@Es.StorageHandle]
+ * @stream_id: (nullable): a valid stream id, or %NULL for every stream
+ *   (positions are then sequence ids)
+ * @position: where the read starts, as for
+ *   [method@Es.StorageHandle.read_page_full]
+ * @flags: %ES_READ_FLAGS_NONE or %ES_READ_FLAGS_BACKWARDS
+ * @filter: (nullable): only the events matching it
+ * @index: which event of the read, 0 for the first
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finds the position (version, or sequence id for %NULL) of the event at
+ * @index in what [method@Es.StorageHandle.read_page_full] would return
+ * from @position with @flags and @filter, without building the events
+ * before it: backends skip them in their indexes (an SQL `OFFSET` from
+ * @position, not from the start of the stream). [class@Es.EventListModel]
+ * jumps to a page far from any page it knows with it. A backend without
+ * this method is served by reading and dropping the events in between.
+ *
+ * Returns: the position, 0 when the read has @index events or fewer, or
+ *   -1 on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_storage_handle_locate_event (EsStorageHandle  *self,
+                                const char       *stream_id,
+                                gint64            position,
+                                EsReadFlags       flags,
+                                EsEventFilter    *filter,
+                                guint64           index,
+                                GCancellable     *cancellable,
+                                GError          **error)
+{
+  EsStorageHandleInterface *iface;
+  guint64 left = index + 1;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), -1);
+  g_return_val_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter), -1);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  if (filter != NULL && !es_event_filter_validate (filter, error))
+    return -1;
+  flags &= ES_READ_FLAGS_BACKWARDS;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->locate_event != NULL)
+    return iface->locate_event (self, stream_id, position, flags, filter, index, cancellable,
+                                error);
+
+  while (left > 0)
+    {
+      g_autoptr(GPtrArray) page =
+        es_storage_handle_read_page_full (self, stream_id, position, flags, filter,
+                                          (guint) MIN (left, ES_READ_PAGE_SIZE), cancellable,
+                                          error);
+      EsStoredEvent *last;
+
+      if (page == NULL)
+        return -1;
+      if (page->len == 0)
+        return 0;
+      last = g_ptr_array_index (page, page->len - 1);
+      position = stream_id != NULL ? es_stored_event_get_version (last)
+                                   : es_stored_event_get_sequence_id (last);
+      left -= page->len;
+      if (page->len < MIN (left + page->len, ES_READ_PAGE_SIZE))
+        return left == 0 ? position : 0;
+    }
+  return position;
+}

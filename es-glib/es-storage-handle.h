@@ -60,6 +60,10 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  *   [method@Es.StorageHandle.acquire_subscription] (since 0.2)
  * @release_subscription: stops being its consumer, see
  *   [method@Es.StorageHandle.release_subscription] (since 0.2)
+ * @count_events: counts events in a range of positions, see
+ *   [method@Es.StorageHandle.count_events] (since 0.2)
+ * @locate_event: the position of the n-th event of a read, see
+ *   [method@Es.StorageHandle.locate_event] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
@@ -208,6 +212,22 @@ struct _EsStorageHandleInterface
                                                GError          **error);
   void                (*release_subscription) (EsStorageHandle  *self,
                                                const char       *name);
+
+  gint64              (*count_events)         (EsStorageHandle  *self,
+                                               const char       *stream_id,
+                                               EsEventFilter    *filter,
+                                               gint64            after,
+                                               gint64            until,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
+  gint64              (*locate_event)         (EsStorageHandle  *self,
+                                               const char       *stream_id,
+                                               gint64            position,
+                                               EsReadFlags       flags,
+                                               EsEventFilter    *filter,
+                                               guint64           index,
+                                               GCancellable     *cancellable,
+                                               GError          **error);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -367,5 +387,23 @@ gboolean            es_storage_handle_acquire_subscription (EsStorageHandle  *se
 ES_AVAILABLE_IN_ALL
 void                es_storage_handle_release_subscription (EsStorageHandle  *self,
                                                             const char       *name);
+
+ES_AVAILABLE_IN_ALL
+gint64           es_storage_handle_count_events  (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  EsEventFilter            *filter,
+                                                  gint64                    after,
+                                                  gint64                    until,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gint64           es_storage_handle_locate_event  (EsStorageHandle          *self,
+                                                  const char               *stream_id,
+                                                  gint64                    position,
+                                                  EsReadFlags               flags,
+                                                  EsEventFilter            *filter,
+                                                  guint64                   index,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
 
 G_END_DECLS

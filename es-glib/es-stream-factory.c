@@ -366,6 +366,8 @@ sweeper_thread (gpointer data)
 
           priv->last_sweep = g_get_monotonic_time ();
           priv->n_sweeps++;
+          if (removed > 0)
+            _es_stream_factory_changed (self, ES_FACTORY_CHANGE_SWEPT, NULL, removed);
           /* A failed sweep (a read-only database, a backend without
            * retention, a database gone) is not the application's
            * business: the next write or sweep reports real problems. It
@@ -914,6 +916,7 @@ es_stream_factory_close (EsStreamFactory  *self,
    * check the flag just set); stopping them makes them inactive now and
    * waits for an emission in progress in another thread. */
   stop_watches (self);
+  _es_stream_factory_changed (self, ES_FACTORY_CHANGE_CLOSED, NULL, 0);
   if (priv->notifier != NULL)
     es_notifier_stop (priv->notifier);
   if (priv->storage != NULL)
@@ -1460,6 +1463,7 @@ es_stream_factory_delete_stream (EsStreamFactory  *self,
 
   if ((flags & ES_DELETE_FLAGS_TOMBSTONE) != 0)
     end_watches_of_stream (self, stream_id);
+  _es_stream_factory_changed (self, ES_FACTORY_CHANGE_DELETED, stream_id, 0);
   /* The delete took a position: other readers of the notifier (the
    * tombstone marker, the version of @all) learn it now. */
   if (priv->notifier != NULL)
@@ -1565,8 +1569,11 @@ es_stream_factory_truncate_stream (EsStreamFactory  *self,
   if (!check_usable (self, cancellable, error))
     return FALSE;
 
-  return es_storage_handle_truncate_stream (priv->storage, stream_id, before_version,
-                                            cancellable, error);
+  if (!es_storage_handle_truncate_stream (priv->storage, stream_id, before_version,
+                                          cancellable, error))
+    return FALSE;
+  _es_stream_factory_changed (self, ES_FACTORY_CHANGE_TRUNCATED, stream_id, before_version);
+  return TRUE;
 }
 
 /**
@@ -1659,7 +1666,10 @@ es_stream_factory_erase_event (EsStreamFactory  *self,
   if (!check_usable (self, cancellable, error))
     return FALSE;
 
-  return es_storage_handle_erase_event (priv->storage, stream_id, version, cancellable, error);
+  if (!es_storage_handle_erase_event (priv->storage, stream_id, version, cancellable, error))
+    return FALSE;
+  _es_stream_factory_changed (self, ES_FACTORY_CHANGE_ERASED, stream_id, version);
+  return TRUE;
 }
 
 /**
@@ -1767,6 +1777,7 @@ es_stream_factory_set_retention (EsStreamFactory  *self,
 
   if (max_age > 0)
     learn_age_policy (self, TRUE);
+  _es_stream_factory_changed (self, ES_FACTORY_CHANGE_RETENTION, stream_id, 0);
   return TRUE;
 }
 
@@ -1861,6 +1872,8 @@ es_stream_factory_sweep (EsStreamFactory  *self,
                                      cancellable, error);
   if (removed >= 0 && has_age_policy)
     learn_age_policy (self, TRUE);
+  if (removed > 0)
+    _es_stream_factory_changed (self, ES_FACTORY_CHANGE_SWEPT, NULL, removed);
   return removed;
 }
 

@@ -242,6 +242,23 @@ typedef enum /*< flags >*/
   ES_SUBSCRIPTION_FLAGS_FAIL_IF_TAKEN = 1 << 2,
 } EsSubscriptionFlags;
 
+/**
+ * EsEventListModelFlags:
+ * @ES_EVENT_LIST_MODEL_FLAGS_NONE: oldest event first; new events are
+ *   added at the end
+ * @ES_EVENT_LIST_MODEL_FLAGS_NEWEST_FIRST: newest event first; new events
+ *   are added at position 0
+ *
+ * Options of [class@Es.EventListModel].
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_EVENT_LIST_MODEL_FLAGS_NONE         = 0,
+  ES_EVENT_LIST_MODEL_FLAGS_NEWEST_FIRST = 1 << 0,
+} EsEventListModelFlags;
+
 ES_AVAILABLE_IN_ALL
 GQuark es_error_quark (void);
 
@@ -260,5 +277,6 @@ typedef struct _EsNotifier        EsNotifier;
 typedef struct _EsStream          EsStream;
 typedef struct _EsStreamFactory   EsStreamFactory;
 typedef struct _EsWatch           EsWatch;
+typedef struct _EsEventListModel  EsEventListModel;
 
 G_END_DECLS

@@ -464,6 +464,98 @@ es_test_memory_storage_read_page_full (EsStorageHandle  *storage,
   return g_steal_pointer (&page);
 }
 
+static gint64
+es_test_memory_storage_count_events (EsStorageHandle  *storage,
+                                     const char       *stream_id,
+                                     EsEventFilter    *filter,
+                                     gint64            after,
+                                     gint64            until,
+                                     GCancellable     *cancellable,
+                                     GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  GPtrArray *source = NULL;
+  gint64 count = 0;
+
+  if (!check_usable (self, cancellable, error))
+    return -1;
+
+  if (stream_id == NULL)
+    source = self->log;
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+
+      if (stream != NULL)
+        source = stream->events;
+    }
+
+  for (guint i = upper_bound (source != NULL ? source : self->log, after, stream_id != NULL);
+       source != NULL && i < source->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (source, i);
+      gint64 position = stream_id != NULL ? es_stored_event_get_version (event)
+                                          : es_stored_event_get_sequence_id (event);
+
+      if (position > until)
+        break;
+      if (!is_marker (event) && (filter == NULL || es_event_filter_matches (filter, event)))
+        count++;
+    }
+  return count;
+}
+
+static gint64
+es_test_memory_storage_locate_event (EsStorageHandle  *storage,
+                                     const char       *stream_id,
+                                     gint64            position,
+                                     EsReadFlags       flags,
+                                     EsEventFilter    *filter,
+                                     guint64           index,
+                                     GCancellable     *cancellable,
+                                     GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  gboolean backwards = (flags & ES_READ_FLAGS_BACKWARDS) != 0;
+  GPtrArray *source = NULL;
+  gint64 i;
+
+  if (!check_usable (self, cancellable, error))
+    return -1;
+
+  if (stream_id == NULL)
+    source = self->log;
+  else
+    {
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+
+      if (stream != NULL)
+        source = stream->events;
+    }
+  if (source == NULL)
+    return 0;
+
+  if (backwards)
+    i = (gint64) upper_bound (source, position == G_MAXINT64 ? G_MAXINT64 : position - 1,
+                              stream_id != NULL) - 1;
+  else
+    i = upper_bound (source, position, stream_id != NULL);
+
+  for (; i >= 0 && i < (gint64) source->len; i += backwards ? -1 : 1)
+    {
+      EsStoredEvent *event = g_ptr_array_index (source, i);
+
+      if (is_marker (event) || (filter != NULL && !es_event_filter_matches (filter, event)))
+        continue;
+      if (index-- == 0)
+        return stream_id != NULL ? es_stored_event_get_version (event)
+                                 : es_stored_event_get_sequence_id (event);
+    }
+  return 0;
+}
+
 static GPtrArray *
 es_test_memory_storage_read_page (EsStorageHandle  *storage,
                                   const char       *stream_id,
@@ -1247,6 +1339,8 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->delete_subscription = es_test_memory_storage_delete_subscription;
   iface->acquire_subscription = es_test_memory_storage_acquire_subscription;
   iface->release_subscription = es_test_memory_storage_release_subscription;
+  iface->count_events = es_test_memory_storage_count_events;
+  iface->locate_event = es_test_memory_storage_locate_event;
 }
 
 static void

@@ -4295,6 +4295,7 @@ main (int   argc,
   add_watch_tests ();
   add_lifecycle_tests ();
   add_subscription_tests ();
+  add_model_tests ();
 
   return g_test_run ();
 }

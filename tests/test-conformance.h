@@ -46,6 +46,9 @@ EsStreamFactory *fixture_open_other_factory (Fixture     *f);
 /* test-conformance-watch.c */
 void             add_watch_tests            (void);
 
+/* test-conformance-model.c */
+void             add_model_tests            (void);
+
 /* test-conformance-lifecycle.c */
 void             add_lifecycle_tests        (void);
 

@@ -690,6 +690,71 @@ Object.assign(tests, lifecycleTests(sqliteEnv));
 // Durable subscriptions (issue 17): tests/subscription-cases.js.
 Object.assign(tests, subscriptionTests(sqliteEnv));
 
+// EsEventListModel (issue 18): a Gio.ListModel, lazy and live.
+Object.assign(tests, {
+    async 'event list model'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        const stream = factory.open_stream('shop-1', null);
+        stream.write([0, 1, 2, 3, 4].map(i => event('Added', `{"n": ${i}}`)), Es.VERSION_ANY, null);
+
+        const model = Es.EventListModel.new(factory, 'shop-1', null,
+            Es.EventListModelFlags.NEWEST_FIRST);
+        assert(model.get_loading(), 'loading at first');
+        assertEqual(model.get_n_items(), 0, 'empty while counting');
+        await waitFor(() => !model.get_loading(), 30000, 'count');
+        assertEqual(model.get_n_items(), 5, 'count');
+        assertEqual(model.n_items, 5, 'n-items property');
+        assert(model.get_item_type() === Es.StoredEvent.$gtype, 'item type');
+        const versions = m => Array.from({length: m.get_n_items()}, (_, i) => m.get_item(i).get_version());
+        assertEqual(JSON.stringify(versions(model)), JSON.stringify([5, 4, 3, 2, 1]), 'newest first');
+        assertEqual(model.get_item(5), null, 'out of range');
+        assertEqual(model.get_stream_id(), 'shop-1', 'stream id');
+        assert(model.get_factory() === factory, 'factory');
+        assertEqual(model.get_filter(), null, 'no filter');
+        assertEqual(model.get_flags(), Es.EventListModelFlags.NEWEST_FIRST, 'flags');
+
+        const changes = [];
+        model.connect('items-changed', (m, p, r, a) => changes.push([p, r, a]));
+        stream.write([event('Removed')], Es.VERSION_ANY, null);
+        const other = Es.SqliteStreamFactory.new(path, null);
+        other.open_stream('shop-1', null).write([event('Paid')], Es.VERSION_ANY, null);
+        await waitFor(() => model.get_n_items() === 7, 30000, 'live events');
+        assertEqual(JSON.stringify(changes), JSON.stringify([[0, 0, 1], [0, 0, 1]]), 'inserted at 0, in order');
+        assertEqual(model.get_item(0).get_event_type(), 'Paid', 'newest');
+
+        changes.length = 0;
+        factory.truncate_stream('shop-1', 3, null);
+        await waitFor(() => model.get_n_items() === 5, 30000, 'truncation');
+        assertEqual(JSON.stringify(changes), JSON.stringify([[5, 2, 0]]), 'oldest removed');
+
+        other.truncate_stream('shop-1', 5, null);
+        model.refresh();
+        await waitFor(() => model.get_n_items() === 3 && !model.get_loading(), 30000, 'refresh');
+        assertEqual(JSON.stringify(versions(model)), JSON.stringify([7, 6, 5]), 'after refresh');
+        other.close(null);
+
+        const filter = Es.EventFilter.new();
+        filter.add_like('event_type', 'Pa%');
+        const all = Es.EventListModel.new(factory, Es.ALL_STREAM, filter,
+            Es.EventListModelFlags.NONE);
+        await waitFor(() => !all.get_loading(), 30000, 'filtered count');
+        assertEqual(all.get_n_items(), 1, 'filtered');
+        assertEqual(all.get_filter(), filter, 'filter');
+        assertEqual(factory.get_storage().count_events(null, filter, 0, Number.MAX_SAFE_INTEGER, null), 1,
+            'count_events');
+        assertEqual(factory.get_storage().locate_event(null, 0, Es.ReadFlags.NONE, filter, 0, null), 7,
+            'locate_event');
+        assertEqual(factory.get_storage().locate_event('shop-1', 7, Es.ReadFlags.BACKWARDS, null, 1,
+            null), 5, 'locate_event backwards');
+
+        factory.close(null);
+        await waitFor(() => model.get_n_items() === 0, 30000, 'emptied by close');
+        assertEqual(model.get_item(0), null, 'nothing after close');
+        removeTree(dir);
+    },
+});
+
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;
 let passed = 0;

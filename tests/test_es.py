@@ -19,8 +19,8 @@ gi.require_version("GLib", "2.0")
 gi.require_version("Es", "1.0")
 from gi.repository import Es, GLib  # noqa: E402
 
-from lifecycle_cases import LifecycleCases  # noqa: E402
 from subscription_cases import SubscriptionCases  # noqa: E402
+from lifecycle_cases import LifecycleCases, run_until  # noqa: E402
 
 
 def candidate(event_type, data=b"", key=None, metadata=None):
@@ -640,6 +640,85 @@ class TestWatchContracts(EsTestCase):
         self.assertFalse(watch.get_active())
         self.assertEqual(notifier.get_error().message, errors[0].message)
         factory.close(None)
+
+
+class TestEventListModel(EsTestCase):
+    """EsEventListModel (issue 18) from Python: a Gio.ListModel that
+    counts lazily, follows new events from any process and reflects the
+    factory's truncations and its close."""
+
+    def test_stream_model(self):
+        stream = self.open("shop-1")
+        stream.write([candidate("Added", b'{"n": %d}' % i) for i in range(5)],
+                     Es.VERSION_ANY, None)
+        model = Es.EventListModel.new(self.factory, "shop-1", None,
+                                      Es.EventListModelFlags.NEWEST_FIRST)
+        # Lazy: empty while the count runs in a worker.
+        self.assertTrue(model.get_loading())
+        self.assertEqual(model.get_n_items(), 0)
+        self.assertTrue(run_until(lambda: not model.get_loading()))
+        self.assertEqual(model.get_n_items(), 5)
+        self.assertEqual(model.props.n_items, 5)
+        self.assertEqual(model.get_item_type(), Es.StoredEvent.__gtype__)
+        self.assertEqual([e.get_version() for e in model], [5, 4, 3, 2, 1])
+        self.assertEqual(model.get_item(4).get_data().get_data(), b'{"n": 0}')
+        self.assertIsNone(model.get_item(5))
+        self.assertEqual(model.get_stream_id(), "shop-1")
+        self.assertEqual(model.get_factory(), self.factory)
+        self.assertIsNone(model.get_filter())
+        self.assertEqual(model.get_flags(), Es.EventListModelFlags.NEWEST_FIRST)
+
+        changes = []
+        model.connect("items-changed", lambda m, p, r, a: changes.append((p, r, a)))
+        stream.write([candidate("Removed")], Es.VERSION_ANY, None)
+        other = Es.SqliteStreamFactory.new(self.path, None)
+        other.open_stream("shop-1", None).write([candidate("Paid")], Es.VERSION_ANY, None)
+        self.assertTrue(run_until(lambda: model.get_n_items() == 7))
+        # New events at position 0, one by one, in order.
+        self.assertEqual(changes, [(0, 0, 1), (0, 0, 1)])
+        self.assertEqual([e.get_event_type() for e in model][:3], ["Paid", "Removed", "Added"])
+
+        # The factory's truncation removes the oldest items (at the end).
+        del changes[:]
+        self.assertTrue(self.factory.truncate_stream("shop-1", 3, None))
+        self.assertTrue(run_until(lambda: model.get_n_items() == 5))
+        self.assertEqual(changes, [(5, 2, 0)])
+        self.assertEqual([e.get_version() for e in model], [7, 6, 5, 4, 3])
+
+        # Another process's truncation shows after refresh().
+        self.assertTrue(other.truncate_stream("shop-1", 5, None))
+        model.refresh()
+        self.assertTrue(run_until(lambda: model.get_n_items() == 3 and not model.get_loading()))
+        self.assertEqual([e.get_version() for e in model], [7, 6, 5])
+        other.close(None)
+
+        # The factory's close empties the model for good.
+        self.factory.close(None)
+        self.assertTrue(run_until(lambda: model.get_n_items() == 0))
+        self.assertIsNone(model.get_item(0))
+
+    def test_filtered_all(self):
+        for i in range(6):
+            self.open("s-%d" % (i % 2)).write(
+                [candidate("Wanted" if i % 3 == 0 else "Other")], Es.VERSION_ANY, None)
+        event_filter = Es.EventFilter.new()
+        event_filter.add_like("event_type", "Want%")
+        model = Es.EventListModel.new(self.factory, Es.ALL_STREAM, event_filter,
+                                      Es.EventListModelFlags.NONE)
+        self.assertTrue(run_until(lambda: not model.get_loading()))
+        self.assertEqual(model.get_stream_id(), Es.ALL_STREAM)
+        self.assertEqual(model.get_filter(), event_filter)
+        self.assertEqual([e.get_sequence_id() for e in model], [1, 4])
+        storage = self.factory.get_storage()
+        self.assertEqual(storage.count_events(None, event_filter, 0, GLib.MAXINT64, None), 2)
+        self.assertEqual(storage.count_events("s-1", None, 1, 3, None), 2)
+        self.assertEqual(storage.locate_event(None, 0, Es.ReadFlags.NONE, event_filter, 1, None), 4)
+        self.assertEqual(storage.locate_event(None, 0, Es.ReadFlags.NONE, event_filter, 2, None), 0)
+        self.assertEqual(storage.locate_event("s-1", 4, Es.ReadFlags.BACKWARDS, None, 1, None), 2)
+
+        self.open("s-9").write([candidate("Wanted"), candidate("Other")], Es.VERSION_ANY, None)
+        self.assertTrue(run_until(lambda: model.get_n_items() == 3))
+        self.assertEqual(model.get_item(2).get_stream_id(), "s-9")
 
 
 class TestLifecycleSqlite(LifecycleCases, EsTestCase):

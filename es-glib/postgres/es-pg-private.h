@@ -293,6 +293,21 @@ GPtrArray  *_es_pg_storage_read_page_full (EsStorageHandle          *handle,
                                            guint                     limit,
                                            GCancellable             *cancellable,
                                            GError                  **error);
+gint64      _es_pg_storage_locate_event   (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           gint64                    position,
+                                           EsReadFlags               flags,
+                                           EsEventFilter            *filter,
+                                           guint64                   index,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
+gint64      _es_pg_storage_count_events   (EsStorageHandle          *handle,
+                                           const char               *stream_id,
+                                           EsEventFilter            *filter,
+                                           gint64                    after,
+                                           gint64                    until,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
 EsStreamInfo *
             _es_pg_storage_get_stream_info (EsStorageHandle         *handle,
                                             const char              *stream_id,

@@ -790,6 +790,180 @@ _es_pg_storage_read_page_full (EsStorageHandle  *handle,
   return op.events;
 }
 
+typedef struct
+{
+  const char    *stream_id;  /* NULL: @all */
+  gint64         after;
+  gint64         until;
+  EsEventFilter *filter;     /* (nullable) */
+  gint64         count;      /* the result */
+} CountOp;
+
+/* Counts in the index range of (stream_id, version) or of sequence_id;
+ * the filter's columns are read for the rows in range only. */
+static gboolean
+count_operation (EsPgStorage    *self,
+                 EsPgConnection *c,
+                 gpointer        data,
+                 gboolean       *retry,
+                 GCancellable   *cancellable,
+                 GError        **error)
+{
+  CountOp *op = data;
+  gboolean all_streams = op->stream_id == NULL;
+  g_auto(QueryBuilder) builder = { NULL, };
+  g_autofree char *after = g_strdup_printf ("%" G_GINT64_FORMAT, op->after);
+  g_autofree char *until = g_strdup_printf ("%" G_GINT64_FORMAT, op->until);
+  g_autofree char *start = NULL;
+  g_autofree const char **values = NULL;
+  EsPgStatement statement = { NULL, 0, NULL, NULL, NULL, TRUE };
+  PGresult *result;
+  guint n = 0;
+
+  *retry = TRUE;
+  builder.sql = g_string_new (NULL);
+  builder.values = g_ptr_array_new_with_free_func (g_free);
+  builder.first = all_streams ? 3 : 4;
+  start = _es_pg_schema_sql (self, all_streams
+                             ? "SELECT count(*) FROM {S}.events WHERE sequence_id > $1::int8"
+                               " AND sequence_id <= $2::int8"
+                             : "SELECT count(*) FROM {S}.events WHERE stream_id = $1::text"
+                               " AND version > $2::int8 AND version <= $3::int8");
+  g_string_append (builder.sql, start);
+  if (op->filter != NULL && es_event_filter_get_n_clauses (op->filter) > 0 &&
+      !add_filter (&builder, self, op->filter, error))
+    {
+      *retry = FALSE;
+      return FALSE;
+    }
+  statement.sql = builder.sql->str;
+
+  values = g_new0 (const char *, builder.values->len + 3);
+  if (!all_streams)
+    values[n++] = op->stream_id;
+  values[n++] = after;
+  values[n++] = until;
+  for (guint i = 0; i < builder.values->len; i++)
+    values[n++] = g_ptr_array_index (builder.values, i);
+  statement.n_params = n;
+  statement.values = values;
+
+  result = _es_pg_connection_run_one (c, &statement, cancellable, _("Counting events"), error);
+  if (result == NULL)
+    return FALSE;
+  op->count = PQntuples (result) == 1 ? get_int8 (result, 0, 0) : 0;
+  PQclear (result);
+  return TRUE;
+}
+
+typedef struct
+{
+  const char    *stream_id;  /* NULL: @all */
+  gint64         position;
+  gboolean       backwards;
+  EsEventFilter *filter;     /* (nullable) */
+  guint64        index;
+  gint64         found;      /* the result, 0 for none */
+} LocateOp;
+
+/* "LIMIT 1 OFFSET index" from the keyset bound: the index is walked, no
+ * event is built or sent. */
+static gboolean
+locate_operation (EsPgStorage    *self,
+                  EsPgConnection *c,
+                  gpointer        data,
+                  gboolean       *retry,
+                  GCancellable   *cancellable,
+                  GError        **error)
+{
+  LocateOp *op = data;
+  gboolean all_streams = op->stream_id == NULL;
+  const char *column = all_streams ? "sequence_id" : "version";
+  g_auto(QueryBuilder) builder = { NULL, };
+  g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, op->position);
+  g_autofree char *offset = g_strdup_printf ("%" G_GUINT64_FORMAT, op->index);
+  g_autofree char *start = NULL;
+  g_autofree const char **values = NULL;
+  EsPgStatement statement = { NULL, 0, NULL, NULL, NULL, TRUE };
+  PGresult *result;
+  guint n = 0;
+
+  *retry = TRUE;
+  builder.sql = g_string_new (NULL);
+  builder.values = g_ptr_array_new_with_free_func (g_free);
+  builder.first = all_streams ? 2 : 3;
+  start = _es_pg_schema_sql (self, all_streams
+                             ? "SELECT sequence_id FROM {S}.events WHERE sequence_id"
+                             : "SELECT version FROM {S}.events WHERE stream_id = $1::text"
+                               " AND version");
+  g_string_append (builder.sql, start);
+  g_string_append_printf (builder.sql, " %s $%u::int8", op->backwards ? "<" : ">",
+                          all_streams ? 1 : 2);
+  if (op->filter != NULL && es_event_filter_get_n_clauses (op->filter) > 0 &&
+      !add_filter (&builder, self, op->filter, error))
+    {
+      *retry = FALSE;
+      return FALSE;
+    }
+  g_string_append_printf (builder.sql, " ORDER BY %s%s LIMIT 1 OFFSET $%u::int8", column,
+                          op->backwards ? " DESC" : "", builder.first + builder.values->len);
+  statement.sql = builder.sql->str;
+
+  values = g_new0 (const char *, builder.values->len + 3);
+  if (!all_streams)
+    values[n++] = op->stream_id;
+  values[n++] = position;
+  for (guint i = 0; i < builder.values->len; i++)
+    values[n++] = g_ptr_array_index (builder.values, i);
+  values[n++] = offset;
+  statement.n_params = n;
+  statement.values = values;
+
+  result = _es_pg_connection_run_one (c, &statement, cancellable, _("Reading events"), error);
+  if (result == NULL)
+    return FALSE;
+  op->found = PQntuples (result) == 1 ? get_int8 (result, 0, 0) : 0;
+  PQclear (result);
+  return TRUE;
+}
+
+gint64
+_es_pg_storage_locate_event (EsStorageHandle  *handle,
+                             const char       *stream_id,
+                             gint64            position,
+                             EsReadFlags       flags,
+                             EsEventFilter    *filter,
+                             guint64           index,
+                             GCancellable     *cancellable,
+                             GError          **error)
+{
+  LocateOp op = { stream_id, position, (flags & ES_READ_FLAGS_BACKWARDS) != 0, filter, index, 0 };
+
+  if (index > G_MAXINT64)
+    return 0;
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), locate_operation, &op, cancellable,
+                                     error))
+    return -1;
+  return op.found;
+}
+
+gint64
+_es_pg_storage_count_events (EsStorageHandle  *handle,
+                             const char       *stream_id,
+                             EsEventFilter    *filter,
+                             gint64            after,
+                             gint64            until,
+                             GCancellable     *cancellable,
+                             GError          **error)
+{
+  CountOp op = { stream_id, after, until, filter, 0 };
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), count_operation, &op, cancellable,
+                                     error))
+    return -1;
+  return op.count;
+}
+
 GPtrArray *
 _es_pg_storage_read_page (EsStorageHandle  *handle,
                           const char       *stream_id,

@@ -367,6 +367,8 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->delete_subscription = _es_pg_storage_delete_subscription;
   iface->acquire_subscription = _es_pg_storage_acquire_subscription;
   iface->release_subscription = _es_pg_storage_release_subscription;
+  iface->count_events = _es_pg_storage_count_events;
+  iface->locate_event = _es_pg_storage_locate_event;
 }
 
 /* ---------------------------------------------------------------------- *

@@ -974,6 +974,145 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
   return g_steal_pointer (&events);
 }
 
+/* Counts from the indexes: (stream_id, version) for a stream, the rowid
+ * (sequence_id) for @all; the filter's columns are read only for the rows
+ * in range, and no event is built. */
+gint64
+_es_sqlite_storage_count_events (EsStorageHandle  *handle,
+                                 const char       *stream_id,
+                                 EsEventFilter    *filter,
+                                 gint64            after,
+                                 gint64            until,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Counting events");
+  g_auto(QueryBuilder) builder = { NULL, };
+  gboolean all_streams = stream_id == NULL;
+  gboolean filtered = filter != NULL && es_event_filter_get_n_clauses (filter) > 0;
+  const char *key_column = all_streams ? "sequence_id" : "version";
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  gint64 count = -1;
+  int index = 1;
+  int rc = SQLITE_OK;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return -1;
+
+  query_builder_init (&builder, "SELECT COUNT(*) FROM events");
+  if (all_streams && filtered && use_time_index (conn, filter, NULL))
+    g_string_append (builder.sql, " INDEXED BY events_timestamp");
+  g_string_append_printf (builder.sql, " WHERE %s%s > ? AND %s <= ?" EVENTS_ONLY,
+                          all_streams ? "" : "stream_id = ? AND ", key_column, key_column);
+  if (filtered)
+    add_filter (&builder, filter);
+
+  stmt = _es_sqlite_connection_get_stmt (conn, builder.sql->str, operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return -1;
+    }
+
+  if (!all_streams)
+    rc = sqlite3_bind_text (stmt, index++, stream_id, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, after);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index++, until);
+  if (rc == SQLITE_OK && builder.binds->len > 0)
+    rc = apply_binds (stmt, index, builder.binds);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    count = sqlite3_column_int64 (stmt, 0);
+  else
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+  return count;
+}
+
+/* The index-th key of a keyset read: "LIMIT 1 OFFSET index" from
+ * @position, which steps over the index entries (and, with a filter, the
+ * rows they point to) without building a single event. */
+gint64
+_es_sqlite_storage_locate_event (EsStorageHandle  *handle,
+                                 const char       *stream_id,
+                                 gint64            position,
+                                 EsReadFlags       flags,
+                                 EsEventFilter    *filter,
+                                 guint64           index,
+                                 GCancellable     *cancellable,
+                                 GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Reading events");
+  g_auto(QueryBuilder) builder = { NULL, };
+  gboolean all_streams = stream_id == NULL;
+  gboolean backwards = (flags & ES_READ_FLAGS_BACKWARDS) != 0;
+  gboolean filtered = filter != NULL && es_event_filter_get_n_clauses (filter) > 0;
+  const char *key_column = all_streams ? "sequence_id" : "version";
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  gint64 found = -1;
+  int index_param = 1;
+  int rc = SQLITE_OK;
+
+  if (index > G_MAXINT64)
+    return 0;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return -1;
+
+  query_builder_init (&builder, "SELECT ");
+  g_string_append_printf (builder.sql, "%s FROM events WHERE %s%s %s ?" EVENTS_ONLY,
+                          key_column, all_streams ? "" : "stream_id = ? AND ",
+                          key_column, backwards ? "<" : ">");
+  if (filtered)
+    add_filter (&builder, filter);
+  g_string_append_printf (builder.sql, " ORDER BY %s%s LIMIT 1 OFFSET ?", key_column,
+                          backwards ? " DESC" : "");
+
+  stmt = _es_sqlite_connection_get_stmt (conn, builder.sql->str, operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return -1;
+    }
+
+  if (!all_streams)
+    rc = sqlite3_bind_text (stmt, index_param++, stream_id, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index_param++, position);
+  if (rc == SQLITE_OK && builder.binds->len > 0)
+    {
+      rc = apply_binds (stmt, index_param, builder.binds);
+      index_param += builder.binds->len;
+    }
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_int64 (stmt, index_param++, (sqlite3_int64) index);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    found = sqlite3_column_int64 (stmt, 0);
+  else if (rc == SQLITE_DONE)
+    found = 0;
+  else
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
+
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+  return found;
+}
+
 GPtrArray *
 _es_sqlite_storage_read_page (EsStorageHandle  *handle,
                               const char       *stream_id,

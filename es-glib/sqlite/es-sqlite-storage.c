@@ -687,6 +687,8 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->delete_subscription = _es_sqlite_storage_delete_subscription;
   iface->acquire_subscription = _es_sqlite_storage_acquire_subscription;
   iface->release_subscription = _es_sqlite_storage_release_subscription;
+  iface->count_events = _es_sqlite_storage_count_events;
+  iface->locate_event = _es_sqlite_storage_locate_event;
 }
 
 /* ---------------------------------------------------------------------- *
