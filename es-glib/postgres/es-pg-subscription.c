@@ -493,7 +493,10 @@ save_held (EsPgStorage   *self,
   if (hold->c == NULL)
     *out_released = TRUE;  /* released meanwhile */
   else if (hold->lost)
-    set_lost_error (error, hold->name, _("an earlier save failed"));
+    g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+                 /* Translators: %s is a subscription name */
+                 _("Subscription '%s' is no longer held: an earlier save found that the "
+                   "database session that held it had ended"), hold->name);
   else if (!_es_pg_connection_is_alive (hold->c))
     {
       g_autoptr(GError) reason = NULL;
