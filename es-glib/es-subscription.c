@@ -198,6 +198,7 @@ struct _EsSubscription
   EsWatch             *watch;           /* (owned) (nullable) */
   GCancellable        *start_cancellable; /* (owned) (nullable) ends a start on stop */
   gint64               position;        /* last delivered or skipped */
+  gint64               emitting;        /* the event whose `event` handlers run, 0 */
   gint64               last_match;      /* last delivered (matching) */
   gint64               checkpoint;      /* last stored */
   gint64               pending;         /* where the checkpoint may move */
@@ -652,9 +653,17 @@ on_watch_event (EsWatch       *watch,
 
   deliver = self->filter == NULL || es_event_filter_matches (self->filter, event);
   if (deliver)
-    g_signal_emit (self, signals[SIGNAL_EVENT], 0, event);
+    {
+      /* Its handlers may acknowledge it, or save the state that folds
+       * it, from inside the emission: it counts as delivered to them. */
+      g_mutex_lock (&self->lock);
+      self->emitting = position;
+      g_mutex_unlock (&self->lock);
+      g_signal_emit (self, signals[SIGNAL_EVENT], 0, event);
+    }
 
   g_mutex_lock (&self->lock);
+  self->emitting = 0;
   /* A handler that stopped the subscription: this event was not
    * consumed to the end, it comes again on the next start. */
   active = self->status == STATUS_ACTIVE && self->watch == watch;
@@ -1782,7 +1791,9 @@ es_subscription_stop_finish (EsSubscription  *self,
  *
  * Lets the checkpoint move to @position, stored in batches as in the
  * default mode. @position must not be beyond
- * [property@Es.Subscription:position]; acknowledging a position at or
+ * [property@Es.Subscription:position], or, from a handler of
+ * [signal@Es.Subscription::event], the position of the event it handles;
+ * acknowledging a position at or
  * before one already acknowledged does nothing. Call it from the
  * subscription's main context.
  *
@@ -1800,7 +1811,7 @@ es_subscription_acknowledge (EsSubscription *self,
 
   g_mutex_lock (&self->lock);
   active = self->status == STATUS_ACTIVE;
-  delivered = self->position;
+  delivered = MAX (self->position, self->emitting);
   g_mutex_unlock (&self->lock);
 
   g_return_if_fail (position <= delivered);
@@ -1816,7 +1827,9 @@ es_subscription_acknowledge (EsSubscription *self,
  * @state: (nullable): the consumer's state, folded from the events up to
  *   @position, or %NULL to keep the stored state
  * @position: the checkpoint to store with it: from the stored checkpoint
- *   to [property@Es.Subscription:position]
+ *   to [property@Es.Subscription:position] (from a handler of
+ *   [signal@Es.Subscription::event], to the position of the event it
+ *   handles)
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @error: return location for a [struct@GLib.Error]
  *
@@ -1850,7 +1863,7 @@ es_subscription_save_state (EsSubscription  *self,
   g_mutex_lock (&self->lock);
   active = self->status == STATUS_ACTIVE;
   checkpoint = self->checkpoint;
-  delivered = self->position;
+  delivered = MAX (self->position, self->emitting);
   g_mutex_unlock (&self->lock);
 
   if (!active)

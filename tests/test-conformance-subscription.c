@@ -787,6 +787,77 @@ test_keep_state (Fixture       *f,
   assert_bytes (es_subscription_info_get_state (info), "sum=15");
 }
 
+/* The natural way to fold: inside the handler, apply the event, then
+ * save the state with the event's own position (or acknowledge it). */
+typedef struct
+{
+  guint   n_events;
+  gint64  sum;
+} Fold;
+
+static void
+fold_and_save (EsSubscription *subscription,
+               EsStoredEvent  *event,
+               gpointer        user_data)
+{
+  Fold *fold = user_data;
+  g_autoptr(GBytes) state = NULL;
+  g_autoptr(GError) error = NULL;
+  gint64 version = es_stored_event_get_version (event);
+  char *text;
+
+  fold->n_events++;
+  fold->sum += version;
+  text = g_strdup_printf ("sum=%" G_GINT64_FORMAT, fold->sum);
+  state = g_bytes_new_take (text, strlen (text));
+  g_assert_true (es_subscription_save_state (subscription, state, version, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+acknowledge_in_handler (EsSubscription *subscription,
+                        EsStoredEvent  *event,
+                        gpointer        user_data)
+{
+  guint *n_events = user_data;
+
+  (*n_events)++;
+  es_subscription_acknowledge (subscription, es_stored_event_get_version (event));
+}
+
+static void
+test_save_in_handler (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(EsSubscription) folded = sub_new (f->factory, "fold-in-handler", "s", NULL,
+                                              ES_SUBSCRIPTION_FLAGS_KEEP_STATE);
+  g_autoptr(EsSubscription) acked = sub_new (f->factory, "ack-in-handler", "s", NULL,
+                                             ES_SUBSCRIPTION_FLAGS_MANUAL_ACK);
+  g_autoptr(EsSubscriptionInfo) info = NULL;
+  Fold fold = { 0, };
+  guint n_acked = 0;
+
+  write_to (f, "s", 4, "E");
+  g_signal_connect (folded, "event", G_CALLBACK (fold_and_save), &fold);
+  start_ok (folded);
+  while (fold.n_events < 4)
+    g_main_context_iteration (NULL, TRUE);
+  /* Each save stored the state that folds the event being handled. */
+  g_assert_cmpint (es_subscription_get_checkpoint (folded), ==, 4);
+  stop_ok (folded);
+  info = info_ok (f->factory, "fold-in-handler");
+  g_assert_cmpint (es_subscription_info_get_checkpoint (info), ==, 4);
+  assert_bytes (es_subscription_info_get_state (info), "sum=10");
+
+  es_subscription_set_checkpoint_batch (acked, 1);
+  g_signal_connect (acked, "event", G_CALLBACK (acknowledge_in_handler), &n_acked);
+  start_ok (acked);
+  while (n_acked < 4)
+    g_main_context_iteration (NULL, TRUE);
+  stop_ok (acked);
+  g_assert_cmpint (stored_checkpoint (f->factory, "ack-in-handler"), ==, 4);
+}
+
 /* ------------------------------------------------------------------ */
 /* Async calls                                                         */
 /* ------------------------------------------------------------------ */
@@ -1357,6 +1428,7 @@ add_subscription_tests (void)
   add_test ("subscription/batch/delay", test_batch_delay);
   add_test ("subscription/manual-ack", test_manual_ack);
   add_test ("subscription/keep-state", test_keep_state);
+  add_test ("subscription/save-in-handler", test_save_in_handler);
   add_test ("subscription/async", test_async);
   add_test ("subscription/exclusive/same-factory", test_exclusive_same_factory);
   add_test ("subscription/exclusive/two-factories", test_exclusive_two_factories);
