@@ -110,18 +110,17 @@ on_event (EsSubscription *subscription,
 {
   if (p->error != NULL || !g_main_loop_is_running (p->loop))
     return;
-  /* Every SAVE_EVERY events, save the model as it is before this event:
-   * it reflects every event up to the subscription's position (the last
-   * one whose handlers returned). Inside this handler, this event is not
-   * delivered yet: saving its own position is refused. */
-  if (p->applied > 0 && p->applied % SAVE_EVERY == 0
-      && !save (p, es_subscription_get_position (subscription)))
+  count (p->counts, es_stored_event_get_event_type (event));
+  p->applied++;
+  /* Every SAVE_EVERY events, save the model with the position of the
+   * event it now reflects: inside its handler, the event counts as
+   * delivered. This projection follows @all: positions are sequence ids. */
+  if (p->applied % SAVE_EVERY == 0
+      && !save (p, es_stored_event_get_sequence_id (event)))
     {
       g_main_loop_quit (p->loop);
       return;
     }
-  count (p->counts, es_stored_event_get_event_type (event));
-  p->applied++;
   if (p->applied == p->crash_after)
     g_main_loop_quit (p->loop);  /* "crash": what is not saved is lost */
 }
