@@ -340,6 +340,52 @@ static gint64 sweep_from (EsPgStorage  *self,
                           GCancellable *cancellable,
                           GError      **error);
 
+typedef struct
+{
+  const char *now;       /* microseconds since the epoch, as text */
+  gboolean    pending;   /* out */
+} PendingOp;
+
+/* Whether some stream still holds events its effective policy removes at
+ * @now: the condition of the schema's sweep(), which skips the streams
+ * another transaction holds at that moment. */
+static gboolean
+pending_operation (EsPgStorage    *self,
+                   EsPgConnection *c,
+                   gpointer        data,
+                   gboolean       *retry,
+                   GCancellable   *cancellable,
+                   GError        **error)
+{
+  PendingOp *op = data;
+  g_autofree char *sql = _es_pg_schema_sql (self,
+    "SELECT EXISTS (SELECT FROM {S}.streams s, {S}.settings g"
+    "  WHERE s.event_count > 0 AND s.state <> 2"
+    "    AND (({S}.stricter (s.max_count, g.max_count) > 0"
+    "          AND s.event_count > {S}.stricter (s.max_count, g.max_count))"
+    "      OR ({S}.stricter (s.max_age, g.max_age) > 0"
+    "          AND s.first_at < TIMESTAMPTZ 'epoch' + $1::int8 * INTERVAL '1 microsecond'"
+    "                           - {S}.stricter (s.max_age, g.max_age)"
+    "                             * INTERVAL '1 microsecond')))");
+  const char *values[1] = { op->now };
+  EsPgStatement statement = { sql, 1, values, NULL, NULL, FALSE };
+  PGresult *result;
+
+  *retry = TRUE;
+  result = _es_pg_connection_run_one (c, &statement, cancellable,
+                                      _("Storing the retention policy"), error);
+  if (result == NULL)
+    return FALSE;
+  op->pending = g_str_equal (PQgetvalue (result, 0, 0), "t");
+  PQclear (result);
+  return TRUE;
+}
+
+/* Retries of a database-wide policy's enforcement, 10 ms apart, while a
+ * stream it concerns is held by another transaction (an append, which
+ * enforces the policy itself once it sees it, or another sweep). */
+#define ENFORCE_TRIES 200
+
 gboolean
 _es_pg_storage_set_retention (EsStorageHandle  *handle,
                               const char       *stream_id,
@@ -364,7 +410,22 @@ _es_pg_storage_set_retention (EsStorageHandle  *handle,
        * a bounded size, each complete. The policy is stored: the sweep
        * runs to its end whatever @cancellable says, for CANCELLED would
        * mean that nothing was written. */
-      return sweep_from (self, g_get_real_time (), NULL, error) >= 0;
+      for (guint i = 0; i < ENFORCE_TRIES; i++)
+        {
+          gint64 now_usec = g_get_real_time ();
+          g_autofree char *now = g_strdup_printf ("%" G_GINT64_FORMAT, now_usec);
+          PendingOp pending = { now, FALSE };
+
+          if (sweep_from (self, now_usec, NULL, error) < 0 ||
+              !_es_pg_storage_run_operation (self, pending_operation, &pending, NULL, error))
+            return FALSE;
+          /* A stream skipped because another transaction held it: wait for
+           * that one to commit, then look again. */
+          if (!pending.pending)
+            break;
+          g_usleep (10 * G_TIME_SPAN_MILLISECOND);
+        }
+      return TRUE;
     }
 
   /* Translators: %s is a stream id */

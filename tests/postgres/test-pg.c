@@ -4019,6 +4019,70 @@ test_lifecycle_sweep_batches (Fixture       *f,
   es_test_factory_close_and_free (factory);
 }
 
+typedef struct
+{
+  EsStorageHandle *storage;
+  gboolean         ok;
+  GError          *error;
+} RetentionOp;
+
+static gpointer
+database_retention_thread (gpointer data)
+{
+  RetentionOp *op = data;
+
+  op->ok = es_storage_handle_set_retention (op->storage, NULL, 0, 1, NULL, &op->error);
+  return NULL;
+}
+
+static void
+test_lifecycle_database_retention_waits (Fixture       *f,
+                                         gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 2);
+  EsStorageHandle *storage = factory_storage (factory);
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *lock = NULL;
+  g_autofree char *count_b = NULL;
+  RetentionOp op = { storage, FALSE, NULL };
+  const char *params[1] = { "c" };
+  GThread *thread;
+
+  g_test_summary ("A database-wide policy is enforced on every stream before "
+                  "set_retention returns, also on a stream a writer held while the "
+                  "sweep went past it");
+
+  append_many (storage, "a", 5);
+  append_many (storage, "b", 5);
+  append_many (storage, "c", 5);
+  lock = g_strdup_printf ("SELECT pg_advisory_lock(hashtextextended('es-glib stream %s.' || $1,"
+                          " 0))", f->schema);
+  PQclear (admin_query (f, lock, 1, params));
+
+  thread = g_thread_new ("set-retention", database_retention_thread, &op);
+  /* The sweep's transaction covers a, b and c in that order: once b's
+   * removal is committed, it went past c, which was held. */
+  count_b = g_strdup_printf ("SELECT event_count FROM %s.streams WHERE stream_id = 'b'",
+                             qschema);
+  while (admin_query_int (f, count_b, NULL) != 1)
+    g_usleep (2 * G_TIME_SPAN_MILLISECOND);
+  PQclear (admin_query (f, "SELECT pg_advisory_unlock_all()", 0, NULL));
+  g_thread_join (thread);
+
+  g_assert_no_error (op.error);
+  g_assert_true (op.ok);
+  for (guint i = 0; i < 3; i++)
+    {
+      const char *ids[] = { "a", "b", "c" };
+      g_autoptr(EsStreamInfo) info = info_ok (storage, ids[i]);
+
+      g_assert_cmpint (es_stream_info_get_event_count (info), ==, 1);
+      g_assert_cmpint (es_stream_info_get_first_version (info), ==, 5);
+    }
+
+  es_test_factory_close_and_free (factory);
+}
+
 typedef enum
 {
   KILL_DURING_DELETE,
@@ -4215,6 +4279,8 @@ main (int   argc,
     { "/pg/lifecycle/time-range", (GTestFixtureFunc) test_lifecycle_time_range },
     { "/pg/lifecycle/rows", (GTestFixtureFunc) test_lifecycle_rows },
     { "/pg/lifecycle/sweep-batches", (GTestFixtureFunc) test_lifecycle_sweep_batches },
+    { "/pg/lifecycle/database-retention-waits",
+      (GTestFixtureFunc) test_lifecycle_database_retention_waits },
     { "/pg/lifecycle/kill-mid-transaction", (GTestFixtureFunc) test_lifecycle_kill },
   };
   const char *reason = NULL;
