@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "es-private.h"
+#include "es-page-enumerator-private.h"
 
 /**
  * EsEventEnumerator:
@@ -42,44 +43,58 @@
 
 struct _EsEventEnumerator
 {
-  GObject          parent_instance;
+  GObject           parent_instance;
 
-  EsStorageHandle *storage;     /* (owned) */
-  char            *stream_id;   /* (owned) (nullable): NULL reads every stream */
-  EsEventFilter   *filter;      /* (owned) (nullable) */
-  EsReadFlags      flags;       /* the direction */
-  gint64           after;       /* version (or sequence id) of the last event fetched:
+  EsStorageHandle  *storage;    /* (owned) */
+  char             *stream_id;  /* (owned) (nullable): NULL reads every stream */
+  EsEventFilter    *filter;     /* (owned) (nullable) */
+  EsReadFlags       flags;      /* the direction */
+  gint64            after;      /* version (or sequence id) of the last event fetched:
                                  * the next page starts after it (before it backwards) */
 
-  gpointer        *page;        /* (owned) (array length=page_len): EsStoredEvent, NULL once handed out */
-  guint            page_len;
-  guint            page_pos;
-
-  GError          *deferred;    /* (owned) (nullable): failure after a partial batch */
-  gboolean         at_end;
-  gboolean         closed;
-  gint             pending;     /* (atomic) an async batch is running */
+  EsPageEnumerator  pager;      /* the page of EsStoredEvent, closed, pending */
 };
 
 G_DEFINE_FINAL_TYPE (EsEventEnumerator, es_event_enumerator, G_TYPE_OBJECT)
 
-static void
-clear_page (EsEventEnumerator *self)
+static GPtrArray *
+fetch_page (gpointer       owner,
+            guint          page_size,
+            GCancellable  *cancellable,
+            GError       **error)
 {
-  for (guint i = self->page_pos; i < self->page_len; i++)
-    g_clear_object ((EsStoredEvent **) &self->page[i]);
-  g_clear_pointer (&self->page, g_free);
-  self->page_len = 0;
-  self->page_pos = 0;
+  EsEventEnumerator *self = owner;
+
+  return es_storage_handle_read_page_full (self->storage, self->stream_id, self->after,
+                                           self->flags, self->filter, page_size,
+                                           cancellable, error);
 }
+
+static gboolean
+advance (gpointer owner,
+         gpointer last)
+{
+  EsEventEnumerator *self = owner;
+
+  self->after = self->stream_id != NULL ? es_stored_event_get_version (last)
+                                        : es_stored_event_get_sequence_id (last);
+  /* Backwards, nothing comes before the first version. */
+  return (self->flags & ES_READ_FLAGS_BACKWARDS) == 0 || self->after > 1;
+}
+
+static const EsPageEnumeratorClass event_pages = {
+  .fetch = fetch_page,
+  .advance = advance,
+  .closed_message = N_("The event enumerator is closed"),
+  .pending_message = N_("The event enumerator has an outstanding operation"),
+};
 
 static void
 es_event_enumerator_finalize (GObject *object)
 {
   EsEventEnumerator *self = ES_EVENT_ENUMERATOR (object);
 
-  clear_page (self);
-  g_clear_error (&self->deferred);
+  _es_page_enumerator_clear (&self->pager);
   g_clear_object (&self->storage);
   g_clear_object (&self->filter);
   g_free (self->stream_id);
@@ -98,6 +113,7 @@ es_event_enumerator_class_init (EsEventEnumeratorClass *klass)
 static void
 es_event_enumerator_init (EsEventEnumerator *self)
 {
+  _es_page_enumerator_init (&self->pager, &event_pages, self);
 }
 
 /*
@@ -140,7 +156,7 @@ _es_event_enumerator_new_full (EsStorageHandle *storage,
   self->filter = filter != NULL ? g_object_ref (filter) : NULL;
   /* Nothing comes before the first version. */
   if ((flags & ES_READ_FLAGS_BACKWARDS) != 0 && position <= 1)
-    self->at_end = TRUE;
+    self->pager.at_end = TRUE;
   return self;
 }
 
@@ -155,104 +171,7 @@ _es_event_enumerator_fill (EsEventEnumerator  *self,
                            GCancellable       *cancellable,
                            GError            **error)
 {
-  g_autoptr(GPtrArray) events = NULL;
-  gsize len = 0;
-
-  if (self->page_pos < self->page_len || self->at_end)
-    return TRUE;
-
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
-
-  events = es_storage_handle_read_page_full (self->storage, self->stream_id, self->after,
-                                             self->flags, self->filter, ES_READ_PAGE_SIZE,
-                                             cancellable, error);
-  if (events == NULL)
-    return FALSE;
-
-  clear_page (self);
-  /* A short page is the end of what is stored now: don't ask again. */
-  self->at_end = events->len < ES_READ_PAGE_SIZE;
-  if (events->len > 0)
-    {
-      EsStoredEvent *last = g_ptr_array_index (events, events->len - 1);
-
-      self->after = self->stream_id != NULL ? es_stored_event_get_version (last)
-                                            : es_stored_event_get_sequence_id (last);
-      /* Backwards, nothing comes before the first version. */
-      if ((self->flags & ES_READ_FLAGS_BACKWARDS) != 0 && self->after <= 1)
-        self->at_end = TRUE;
-    }
-
-  g_ptr_array_set_free_func (events, NULL);
-  self->page = g_ptr_array_steal (events, &len);
-  self->page_len = len;
-  self->page_pos = 0;
-  return TRUE;
-}
-
-static gboolean
-check_usable (EsEventEnumerator  *self,
-              GError            **error)
-{
-  if (self->closed)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                           _("The event enumerator is closed"));
-      return FALSE;
-    }
-  if (g_atomic_int_get (&self->pending))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                           _("The event enumerator has an outstanding operation"));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* The batch logic shared by next, next_batch and next_batch_async. */
-static GPtrArray *
-next_batch_internal (EsEventEnumerator  *self,
-                     guint               max_events,
-                     GCancellable       *cancellable,
-                     GError            **error)
-{
-  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
-
-  if (self->deferred != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&self->deferred));
-      return NULL;
-    }
-
-  while (batch->len < max_events)
-    {
-      g_autoptr(GError) local_error = NULL;
-
-      if (self->page_pos == self->page_len)
-        {
-          if (self->at_end)
-            break;
-          if (!_es_event_enumerator_fill (self, cancellable, &local_error))
-            {
-              /* Hand out what was gathered; the error comes next time. */
-              if (batch->len > 0)
-                {
-                  self->deferred = g_steal_pointer (&local_error);
-                  break;
-                }
-              g_propagate_error (error, g_steal_pointer (&local_error));
-              return NULL;
-            }
-          if (self->page_len == 0)
-            break;
-        }
-
-      g_ptr_array_add (batch, self->page[self->page_pos]);
-      self->page[self->page_pos++] = NULL;
-    }
-
-  return g_steal_pointer (&batch);
+  return _es_page_enumerator_fill (&self->pager, cancellable, error);
 }
 
 /**
@@ -274,28 +193,11 @@ es_event_enumerator_next (EsEventEnumerator  *self,
                           GCancellable       *cancellable,
                           GError            **error)
 {
-  g_autoptr(GPtrArray) batch = NULL;
-
   g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), NULL);
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_usable (self, error))
-    return NULL;
-
-  /* The common case, without building a batch. */
-  if (self->page_pos < self->page_len && self->deferred == NULL)
-    {
-      EsStoredEvent *event = self->page[self->page_pos];
-
-      self->page[self->page_pos++] = NULL;
-      return event;
-    }
-
-  batch = next_batch_internal (self, 1, cancellable, error);
-  if (batch == NULL || batch->len == 0)
-    return NULL;
-  return g_ptr_array_steal_index (batch, 0);
+  return _es_page_enumerator_next (&self->pager, cancellable, error);
 }
 
 /**
@@ -326,28 +228,7 @@ es_event_enumerator_next_batch (EsEventEnumerator  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_usable (self, error))
-    return NULL;
-
-  return next_batch_internal (self, max_events, cancellable, error);
-}
-
-static void
-next_batch_in_thread (GTask        *task,
-                      gpointer      source_object,
-                      gpointer      task_data,
-                      GCancellable *cancellable)
-{
-  EsEventEnumerator *self = source_object;
-  GError *error = NULL;
-  GPtrArray *batch;
-
-  batch = next_batch_internal (self, GPOINTER_TO_UINT (task_data), cancellable, &error);
-  g_atomic_int_set (&self->pending, FALSE);
-  if (batch == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, batch, (GDestroyNotify) g_ptr_array_unref);
+  return _es_page_enumerator_next_batch (&self->pager, max_events, cancellable, error);
 }
 
 /**
@@ -371,25 +252,12 @@ es_event_enumerator_next_batch_async (EsEventEnumerator   *self,
                                       GAsyncReadyCallback  callback,
                                       gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-
   g_return_if_fail (ES_IS_EVENT_ENUMERATOR (self));
   g_return_if_fail (max_events > 0);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, es_event_enumerator_next_batch_async);
-
-  if (!check_usable (self, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-
-  g_atomic_int_set (&self->pending, TRUE);
-  g_task_set_task_data (task, GUINT_TO_POINTER (max_events), NULL);
-  g_task_run_in_thread (task, next_batch_in_thread);
+  _es_page_enumerator_next_batch_async (&self->pager, max_events, cancellable, callback,
+                                        user_data, es_event_enumerator_next_batch_async);
 }
 
 /**
@@ -442,17 +310,7 @@ es_event_enumerator_close (EsEventEnumerator  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_atomic_int_get (&self->pending))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                           _("The event enumerator has an outstanding operation"));
-      return FALSE;
-    }
-
-  self->closed = TRUE;
-  clear_page (self);
-  g_clear_error (&self->deferred);
-  return TRUE;
+  return _es_page_enumerator_close (&self->pager, error);
 }
 
 /**
@@ -470,5 +328,5 @@ es_event_enumerator_is_closed (EsEventEnumerator *self)
 {
   g_return_val_if_fail (ES_IS_EVENT_ENUMERATOR (self), TRUE);
 
-  return self->closed;
+  return self->pager.closed;
 }

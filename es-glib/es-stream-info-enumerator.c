@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "es-private.h"
+#include "es-page-enumerator-private.h"
 
 /**
  * EsStreamInfoEnumerator:
@@ -50,35 +51,47 @@ struct _EsStreamInfoEnumerator
   EsListStreamsFlags  flags;
   char               *after;    /* (owned) (nullable): id of the last stream fetched */
 
-  gpointer           *page;     /* (owned) (array length=page_len): EsStreamInfo, NULL once handed out */
-  guint               page_len;
-  guint               page_pos;
-
-  GError             *deferred; /* (owned) (nullable): failure after a partial batch */
-  gboolean            at_end;
-  gboolean            closed;
-  gint                pending;  /* (atomic) an async batch is running */
+  EsPageEnumerator    pager;    /* the page of EsStreamInfo, closed, pending */
 };
 
 G_DEFINE_FINAL_TYPE (EsStreamInfoEnumerator, es_stream_info_enumerator, G_TYPE_OBJECT)
 
-static void
-clear_page (EsStreamInfoEnumerator *self)
+static GPtrArray *
+fetch_page (gpointer       owner,
+            guint          page_size,
+            GCancellable  *cancellable,
+            GError       **error)
 {
-  for (guint i = self->page_pos; i < self->page_len; i++)
-    g_clear_object ((EsStreamInfo **) &self->page[i]);
-  g_clear_pointer (&self->page, g_free);
-  self->page_len = 0;
-  self->page_pos = 0;
+  EsStreamInfoEnumerator *self = owner;
+
+  return es_storage_handle_list_streams (self->storage, self->prefix, self->after,
+                                         self->flags, page_size, cancellable, error);
 }
+
+static gboolean
+advance (gpointer owner,
+         gpointer last)
+{
+  EsStreamInfoEnumerator *self = owner;
+
+  g_free (self->after);
+  self->after = g_strdup (es_stream_info_get_stream_id (last));
+  return TRUE;
+}
+
+static const EsPageEnumeratorClass stream_pages = {
+  .fetch = fetch_page,
+  .advance = advance,
+  .closed_message = N_("The stream enumerator is closed"),
+  .pending_message = N_("The stream enumerator has an outstanding operation"),
+};
 
 static void
 es_stream_info_enumerator_finalize (GObject *object)
 {
   EsStreamInfoEnumerator *self = ES_STREAM_INFO_ENUMERATOR (object);
 
-  clear_page (self);
-  g_clear_error (&self->deferred);
+  _es_page_enumerator_clear (&self->pager);
   g_clear_object (&self->storage);
   g_free (self->prefix);
   g_free (self->after);
@@ -97,6 +110,7 @@ es_stream_info_enumerator_class_init (EsStreamInfoEnumeratorClass *klass)
 static void
 es_stream_info_enumerator_init (EsStreamInfoEnumerator *self)
 {
+  _es_page_enumerator_init (&self->pager, &stream_pages, self);
 }
 
 /*
@@ -129,101 +143,7 @@ _es_stream_info_enumerator_fill (EsStreamInfoEnumerator  *self,
                                  GCancellable            *cancellable,
                                  GError                 **error)
 {
-  g_autoptr(GPtrArray) streams = NULL;
-  gsize len = 0;
-
-  if (self->page_pos < self->page_len || self->at_end)
-    return TRUE;
-
-  if (g_cancellable_set_error_if_cancelled (cancellable, error))
-    return FALSE;
-
-  streams = es_storage_handle_list_streams (self->storage, self->prefix, self->after,
-                                            self->flags, ES_READ_PAGE_SIZE,
-                                            cancellable, error);
-  if (streams == NULL)
-    return FALSE;
-
-  clear_page (self);
-  /* A short page is the end of what is stored now: don't ask again. */
-  self->at_end = streams->len < ES_READ_PAGE_SIZE;
-  if (streams->len > 0)
-    {
-      EsStreamInfo *last = g_ptr_array_index (streams, streams->len - 1);
-
-      g_free (self->after);
-      self->after = g_strdup (es_stream_info_get_stream_id (last));
-    }
-
-  g_ptr_array_set_free_func (streams, NULL);
-  self->page = g_ptr_array_steal (streams, &len);
-  self->page_len = len;
-  self->page_pos = 0;
-  return TRUE;
-}
-
-static gboolean
-check_usable (EsStreamInfoEnumerator  *self,
-              GError                 **error)
-{
-  if (self->closed)
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_CLOSED,
-                           _("The stream enumerator is closed"));
-      return FALSE;
-    }
-  if (g_atomic_int_get (&self->pending))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                           _("The stream enumerator has an outstanding operation"));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* The batch logic shared by next, next_batch and next_batch_async. */
-static GPtrArray *
-next_batch_internal (EsStreamInfoEnumerator  *self,
-                     guint                    max_streams,
-                     GCancellable            *cancellable,
-                     GError                 **error)
-{
-  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
-
-  if (self->deferred != NULL)
-    {
-      g_propagate_error (error, g_steal_pointer (&self->deferred));
-      return NULL;
-    }
-
-  while (batch->len < max_streams)
-    {
-      g_autoptr(GError) local_error = NULL;
-
-      if (self->page_pos == self->page_len)
-        {
-          if (self->at_end)
-            break;
-          if (!_es_stream_info_enumerator_fill (self, cancellable, &local_error))
-            {
-              /* Hand out what was gathered; the error comes next time. */
-              if (batch->len > 0)
-                {
-                  self->deferred = g_steal_pointer (&local_error);
-                  break;
-                }
-              g_propagate_error (error, g_steal_pointer (&local_error));
-              return NULL;
-            }
-          if (self->page_len == 0)
-            break;
-        }
-
-      g_ptr_array_add (batch, self->page[self->page_pos]);
-      self->page[self->page_pos++] = NULL;
-    }
-
-  return g_steal_pointer (&batch);
+  return _es_page_enumerator_fill (&self->pager, cancellable, error);
 }
 
 /**
@@ -245,27 +165,11 @@ es_stream_info_enumerator_next (EsStreamInfoEnumerator  *self,
                                 GCancellable            *cancellable,
                                 GError                 **error)
 {
-  g_autoptr(GPtrArray) batch = NULL;
-
   g_return_val_if_fail (ES_IS_STREAM_INFO_ENUMERATOR (self), NULL);
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_usable (self, error))
-    return NULL;
-
-  if (self->page_pos < self->page_len && self->deferred == NULL)
-    {
-      EsStreamInfo *info = self->page[self->page_pos];
-
-      self->page[self->page_pos++] = NULL;
-      return info;
-    }
-
-  batch = next_batch_internal (self, 1, cancellable, error);
-  if (batch == NULL || batch->len == 0)
-    return NULL;
-  return g_ptr_array_steal_index (batch, 0);
+  return _es_page_enumerator_next (&self->pager, cancellable, error);
 }
 
 /**
@@ -296,28 +200,7 @@ es_stream_info_enumerator_next_batch (EsStreamInfoEnumerator  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!check_usable (self, error))
-    return NULL;
-
-  return next_batch_internal (self, max_streams, cancellable, error);
-}
-
-static void
-next_batch_in_thread (GTask        *task,
-                      gpointer      source_object,
-                      gpointer      task_data,
-                      GCancellable *cancellable)
-{
-  EsStreamInfoEnumerator *self = source_object;
-  GError *error = NULL;
-  GPtrArray *batch;
-
-  batch = next_batch_internal (self, GPOINTER_TO_UINT (task_data), cancellable, &error);
-  g_atomic_int_set (&self->pending, FALSE);
-  if (batch == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, batch, (GDestroyNotify) g_ptr_array_unref);
+  return _es_page_enumerator_next_batch (&self->pager, max_streams, cancellable, error);
 }
 
 /**
@@ -341,25 +224,12 @@ es_stream_info_enumerator_next_batch_async (EsStreamInfoEnumerator *self,
                                             GAsyncReadyCallback     callback,
                                             gpointer                user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  GError *error = NULL;
-
   g_return_if_fail (ES_IS_STREAM_INFO_ENUMERATOR (self));
   g_return_if_fail (max_streams > 0);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, es_stream_info_enumerator_next_batch_async);
-
-  if (!check_usable (self, &error))
-    {
-      g_task_return_error (task, error);
-      return;
-    }
-
-  g_atomic_int_set (&self->pending, TRUE);
-  g_task_set_task_data (task, GUINT_TO_POINTER (max_streams), NULL);
-  g_task_run_in_thread (task, next_batch_in_thread);
+  _es_page_enumerator_next_batch_async (&self->pager, max_streams, cancellable, callback,
+                                        user_data, es_stream_info_enumerator_next_batch_async);
 }
 
 /**
@@ -413,17 +283,7 @@ es_stream_info_enumerator_close (EsStreamInfoEnumerator  *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
-  if (g_atomic_int_get (&self->pending))
-    {
-      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_PENDING,
-                           _("The stream enumerator has an outstanding operation"));
-      return FALSE;
-    }
-
-  self->closed = TRUE;
-  clear_page (self);
-  g_clear_error (&self->deferred);
-  return TRUE;
+  return _es_page_enumerator_close (&self->pager, error);
 }
 
 /**
@@ -441,5 +301,5 @@ es_stream_info_enumerator_is_closed (EsStreamInfoEnumerator *self)
 {
   g_return_val_if_fail (ES_IS_STREAM_INFO_ENUMERATOR (self), TRUE);
 
-  return self->closed;
+  return self->pager.closed;
 }
