@@ -360,6 +360,27 @@ writer_query_int64 (EsWriter    *writer,
   return rc == SQLITE_ROW || rc == SQLITE_DONE;
 }
 
+/* Runs @sql, which returns no row, with @text as its first parameter and
+ * @value as its second, if it has one (a delete or an update of a
+ * stream's or a subscription's rows). */
+static gboolean
+writer_update (EsWriter    *writer,
+               const char  *sql,
+               const char  *text,
+               gint64       value,
+               const char  *operation,
+               GError     **error)
+{
+  sqlite3_stmt *stmt = writer_stmt (writer, sql, operation, error);
+
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, text, -1, SQLITE_STATIC);
+  if (sqlite3_bind_parameter_count (stmt) > 1)
+    sqlite3_bind_int64 (stmt, 2, value);
+  return writer_step_done (writer, stmt, operation, error);
+}
+
 /* Reads @stream_id's row (a stream never written: active, zeros) and the
  * database-wide policy, in one statement. */
 static gboolean
@@ -428,6 +449,25 @@ set_tombstoned_error (const char  *stream_id,
                /* Translators: %s is a stream id */
                _("Stream '%s' was deleted for good (tombstoned) and cannot be written to"),
                stream_id);
+}
+
+/* Reads the row of @stream_id to write to it: a tombstoned stream cannot
+ * be written to. */
+static gboolean
+writer_read_writable_stream (EsWriter    *writer,
+                             const char  *stream_id,
+                             StreamRow   *row,
+                             const char  *operation,
+                             GError     **error)
+{
+  if (!writer_read_stream (writer, stream_id, row, operation, error))
+    return FALSE;
+  if (row->state == ES_STREAM_STATE_TOMBSTONED)
+    {
+      set_tombstoned_error (stream_id, error);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* The last position used: the largest sequence id of any row (events,
@@ -513,13 +553,8 @@ writer_remove_prefix (EsWriter    *writer,
   if (before > row->version && !writer_last_position (writer, &old_last, error))
     return FALSE;
 
-  stmt = writer_stmt (writer, "DELETE FROM events WHERE stream_id = ? AND version < ?",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 2, before);
-  if (!writer_step_done (writer, stmt, operation, error))
+  if (!writer_update (writer, "DELETE FROM events WHERE stream_id = ? AND version < ?",
+                      stream_id, before, operation, error))
     return FALSE;
   removed = sqlite3_changes (writer->conn->db);
 
@@ -555,13 +590,8 @@ writer_remove_prefix (EsWriter    *writer,
 
   /* A snapshot stays while every event after it is stored: the removed
    * ones go up to before - 1. */
-  stmt = writer_stmt (writer, "DELETE FROM snapshots WHERE stream_id = ? AND version < ?",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 2, MIN (before, row->version + 1) - 1);
-  if (!writer_step_done (writer, stmt, operation, error))
+  if (!writer_update (writer, "DELETE FROM snapshots WHERE stream_id = ? AND version < ?",
+                      stream_id, MIN (before, row->version + 1) - 1, operation, error))
     return FALSE;
 
   if (old_last > 0 && !writer_keep_position (writer, old_last, operation, error))
@@ -685,19 +715,13 @@ writer_delete (EsWriter  *writer,
     return FALSE;
   position++;
 
-  stmt = writer_stmt (writer, "DELETE FROM events WHERE stream_id = ?", operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
-  if (!writer_step_done (writer, stmt, operation, error))
+  if (!writer_update (writer, "DELETE FROM events WHERE stream_id = ?", job->stream_id, 0,
+                      operation, error))
     return FALSE;
   job->removed = sqlite3_changes (writer->conn->db);
 
-  stmt = writer_stmt (writer, "DELETE FROM snapshots WHERE stream_id = ?", operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
-  if (!writer_step_done (writer, stmt, operation, error))
+  if (!writer_update (writer, "DELETE FROM snapshots WHERE stream_id = ?", job->stream_id, 0,
+                      operation, error))
     return FALSE;
 
   if (tombstone)
@@ -742,14 +766,8 @@ writer_truncate (EsWriter  *writer,
   const char *operation = _("Truncating a stream");
   StreamRow row;
 
-  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+  if (!writer_read_writable_stream (writer, job->stream_id, &row, operation, error))
     return FALSE;
-
-  if (row.state == ES_STREAM_STATE_TOMBSTONED)
-    {
-      set_tombstoned_error (job->stream_id, error);
-      return FALSE;
-    }
   if (job->version > row.version)
     {
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
@@ -807,16 +825,11 @@ writer_erase (EsWriter  *writer,
 
   /* The row is rewritten smaller; secure_delete zeroes the bytes it
    * leaves (and the overflow pages it frees). */
-  stmt = writer_stmt (writer,
+  if (!writer_update (writer,
                       "UPDATE events SET data = x'', metadata = NULL, flags = flags | "
                       G_STRINGIFY (ES_SQLITE_FLAG_ERASED)
                       " WHERE stream_id = ? AND version = ?",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, job->stream_id, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (stmt, 2, job->version);
-  if (!writer_step_done (writer, stmt, operation, error))
+                      job->stream_id, job->version, operation, error))
     return FALSE;
 
   writer->checkpoint_wanted = TRUE;
@@ -830,18 +843,10 @@ writer_set_setting (EsWriter    *writer,
                     const char  *operation,
                     GError     **error)
 {
-  sqlite3_stmt *stmt;
-
-  stmt = writer_stmt (writer,
-                      value > 0 ? "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)"
-                                : "DELETE FROM settings WHERE name = ?",
-                      operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
-  if (value > 0)
-    sqlite3_bind_int64 (stmt, 2, value);
-  return writer_step_done (writer, stmt, operation, error);
+  return writer_update (writer,
+                        value > 0 ? "INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)"
+                                  : "DELETE FROM settings WHERE name = ?",
+                        name, value, operation, error);
 }
 
 /* A stream's policy: stored in its row, enforced at once. The
@@ -858,13 +863,8 @@ writer_set_retention (EsWriter  *writer,
     return writer_set_setting (writer, "max_age", job->max_age, operation, error) &&
            writer_set_setting (writer, "max_count", job->max_count, operation, error);
 
-  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+  if (!writer_read_writable_stream (writer, job->stream_id, &row, operation, error))
     return FALSE;
-  if (row.state == ES_STREAM_STATE_TOMBSTONED)
-    {
-      set_tombstoned_error (job->stream_id, error);
-      return FALSE;
-    }
 
   row.max_age = job->max_age;
   row.max_count = job->max_count;
@@ -1061,13 +1061,8 @@ writer_append (EsWriter  *writer,
   /* The stream's row holds its version (kept through deletes and
    * retention) and whether it was tombstoned: that comes before anything
    * else, retries included. */
-  if (!writer_read_stream (writer, job->stream_id, &row, operation, error))
+  if (!writer_read_writable_stream (writer, job->stream_id, &row, operation, error))
     return FALSE;
-  if (row.state == ES_STREAM_STATE_TOMBSTONED)
-    {
-      set_tombstoned_error (job->stream_id, error);
-      return FALSE;
-    }
   version = row.version;
 
   /* The lookups come first in the contract; looking the keys up only on a
@@ -1345,13 +1340,9 @@ writer_delete_subscription (EsWriter  *writer,
                             GError   **error)
 {
   const char *operation = _("Deleting a subscription");
-  sqlite3_stmt *stmt;
 
-  stmt = writer_stmt (writer, "DELETE FROM subscriptions WHERE name = ?", operation, error);
-  if (stmt == NULL)
-    return FALSE;
-  sqlite3_bind_text (stmt, 1, job->name, -1, SQLITE_STATIC);
-  if (!writer_step_done (writer, stmt, operation, error))
+  if (!writer_update (writer, "DELETE FROM subscriptions WHERE name = ?", job->name, 0,
+                      operation, error))
     return FALSE;
   if (sqlite3_changes (writer->conn->db) == 0)
     {
@@ -1589,6 +1580,39 @@ writer_run_sync (EsWriteQueue  *queue,
  * EsStorageHandle                                                         *
  * ---------------------------------------------------------------------- */
 
+/* The writer queue, or why there is none: the storage is read-only, or
+ * closed. */
+static EsWriteQueue *
+writer_queue (EsSqliteStorage  *self,
+              GError          **error)
+{
+  if (self->writer == NULL)
+    {
+      if (self->read_only)
+        _es_sqlite_set_read_only_error (self->where, error);
+      else
+        _es_sqlite_set_closed_error (error);
+    }
+  return self->writer;
+}
+
+/* Runs @job, which points to the caller's arguments, on @self's writer
+ * and waits for it: fails at once on a read-only or closed storage. */
+static gboolean
+storage_run_sync (EsSqliteStorage  *self,
+                  Job              *job,
+                  GCancellable     *cancellable,
+                  GError          **error)
+{
+  EsWriteQueue *queue = writer_queue (self, error);
+
+  if (queue == NULL)
+    return FALSE;
+
+  job->base.cancellable = cancellable;
+  return writer_run_sync (queue, job, error);
+}
+
 gboolean
 _es_sqlite_storage_append (EsStorageHandle          *handle,
                            const char               *stream_id,
@@ -1599,30 +1623,19 @@ _es_sqlite_storage_append (EsStorageHandle          *handle,
                            GCancellable             *cancellable,
                            GError                  **error)
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
   GError *local_error = NULL;
-  Job job = { 0, };
-
-  if (self->writer == NULL)
-    {
-      if (self->read_only)
-        _es_sqlite_set_read_only_error (self->where, error);
-      else
-        _es_sqlite_set_closed_error (error);
-      return FALSE;
-    }
-
   /* The caller blocks until the job is done: the job points to its
    * arguments instead of copying them. */
-  job.kind = JOB_APPEND;
-  job.stream_id = stream_id;
-  job.expected_version = expected_version;
-  job.events = events;
-  job.n_events = n_events;
-  job.base.cancellable = cancellable;
-  job.base.out_version = -1;
+  Job job = {
+    .kind = JOB_APPEND,
+    .stream_id = stream_id,
+    .expected_version = expected_version,
+    .events = events,
+    .n_events = n_events,
+    .base.out_version = -1,
+  };
 
-  if (!writer_run_sync (self->writer, &job, &local_error))
+  if (!storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, &local_error))
     {
       /* With a conflict: the version it found (-1 if unknown). */
       if (out_version != NULL &&
@@ -1662,12 +1675,8 @@ _es_sqlite_storage_append_async (EsStorageHandle          *handle,
    * fires afterwards: GTask must not turn it into G_IO_ERROR_CANCELLED. */
   g_task_set_check_cancellable (task, FALSE);
 
-  if (self->writer == NULL)
+  if (writer_queue (self, &error) == NULL)
     {
-      if (self->read_only)
-        _es_sqlite_set_read_only_error (self->where, &error);
-      else
-        _es_sqlite_set_closed_error (&error);
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
@@ -1719,42 +1728,15 @@ _es_sqlite_storage_save_snapshot (EsStorageHandle  *handle,
                                   GCancellable     *cancellable,
                                   GError          **error)
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_SAVE_SNAPSHOT,
+    .stream_id = stream_id != NULL ? stream_id : ALL_STREAM_KEY,
+    .projection_name = projection_name,
+    .version = version,
+    .state = state,
+  };
 
-  if (self->writer == NULL)
-    {
-      if (self->read_only)
-        _es_sqlite_set_read_only_error (self->where, error);
-      else
-        _es_sqlite_set_closed_error (error);
-      return FALSE;
-    }
-
-  job.kind = JOB_SAVE_SNAPSHOT;
-  job.stream_id = stream_id != NULL ? stream_id : ALL_STREAM_KEY;
-  job.projection_name = projection_name;
-  job.version = version;
-  job.state = state;
-  job.base.cancellable = cancellable;
-
-  return writer_run_sync (self->writer, &job, error);
-}
-
-/* The writer queue, or why there is none: the storage is read-only, or
- * closed. */
-static EsWriteQueue *
-writer_queue (EsSqliteStorage  *self,
-              GError          **error)
-{
-  if (self->writer == NULL)
-    {
-      if (self->read_only)
-        _es_sqlite_set_read_only_error (self->where, error);
-      else
-        _es_sqlite_set_closed_error (error);
-    }
-  return self->writer;
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 gboolean
@@ -1765,19 +1747,15 @@ _es_sqlite_storage_delete_stream (EsStorageHandle  *handle,
                                   GCancellable     *cancellable,
                                   GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_DELETE,
+    .stream_id = stream_id,
+    .version = expected_version,
+    .delete_flags = flags,
+    .base.out_version = -1,
+  };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_DELETE;
-  job.stream_id = stream_id;
-  job.version = expected_version;
-  job.delete_flags = flags;
-  job.base.cancellable = cancellable;
-  job.base.out_version = -1;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 gboolean
@@ -1787,17 +1765,13 @@ _es_sqlite_storage_truncate_stream (EsStorageHandle  *handle,
                                     GCancellable     *cancellable,
                                     GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_TRUNCATE,
+    .stream_id = stream_id,
+    .version = before_version,
+  };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_TRUNCATE;
-  job.stream_id = stream_id;
-  job.version = before_version;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 gboolean
@@ -1807,17 +1781,13 @@ _es_sqlite_storage_erase_event (EsStorageHandle  *handle,
                                 GCancellable     *cancellable,
                                 GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_ERASE,
+    .stream_id = stream_id,
+    .version = version,
+  };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_ERASE;
-  job.stream_id = stream_id;
-  job.version = version;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 gboolean
@@ -1829,19 +1799,15 @@ _es_sqlite_storage_save_checkpoint (EsStorageHandle  *handle,
                                     GCancellable     *cancellable,
                                     GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_SAVE_CHECKPOINT,
+    .name = name,
+    .stream_id = stream_id != NULL ? stream_id : ES_ALL_STREAM,
+    .version = position,
+    .state = state,
+  };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_SAVE_CHECKPOINT;
-  job.name = name;
-  job.stream_id = stream_id != NULL ? stream_id : ES_ALL_STREAM;
-  job.version = position;
-  job.state = state;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 /* The writes of reset and delete, once the caller made sure nobody
@@ -1853,17 +1819,13 @@ _es_sqlite_writer_reset_subscription (EsSqliteStorage  *self,
                                       GCancellable     *cancellable,
                                       GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (self, error);
-  Job job = { 0, };
+  Job job = {
+    .kind = JOB_RESET_SUBSCRIPTION,
+    .name = name,
+    .version = position,
+  };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_RESET_SUBSCRIPTION;
-  job.name = name;
-  job.version = position;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (self, &job, cancellable, error);
 }
 
 gboolean
@@ -1872,16 +1834,9 @@ _es_sqlite_writer_delete_subscription (EsSqliteStorage  *self,
                                        GCancellable     *cancellable,
                                        GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (self, error);
-  Job job = { 0, };
+  Job job = { .kind = JOB_DELETE_SUBSCRIPTION, .name = name };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_DELETE_SUBSCRIPTION;
-  job.name = name;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (self, &job, cancellable, error);
 }
 
 /* Sweeps in batches of at most ES_SQLITE_SWEEP_BATCH removals, one job
@@ -1998,15 +1953,9 @@ _es_sqlite_storage_compact (EsStorageHandle  *handle,
                             GCancellable     *cancellable,
                             GError          **error)
 {
-  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
-  Job job = { 0, };
+  Job job = { .kind = JOB_COMPACT };
 
-  if (queue == NULL)
-    return FALSE;
-
-  job.kind = JOB_COMPACT;
-  job.base.cancellable = cancellable;
-  return writer_run_sync (queue, &job, error);
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }
 
 /* Starts the writer thread on @conn (taken: the writer thread owns it
