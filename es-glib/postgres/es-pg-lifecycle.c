@@ -19,20 +19,6 @@
 /* The most events one transaction of a sweep removes. */
 #define SWEEP_BATCH 10000
 
-/* Microseconds between the Unix epoch and PostgreSQL's, 2000-01-01 UTC. */
-#define PG_EPOCH_USEC G_GINT64_CONSTANT (946684800000000)
-
-static inline gint64
-get_int8 (const PGresult *result,
-          int             row,
-          int             column)
-{
-  guint64 value;
-
-  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
-  return (gint64) GUINT64_FROM_BE (value);
-}
-
 /* A nullable timestamptz in binary format, 0 for NULL. */
 static inline gint64
 get_usec_or_zero (const PGresult *result,
@@ -41,7 +27,7 @@ get_usec_or_zero (const PGresult *result,
 {
   if (PQgetisnull (result, row, column))
     return 0;
-  return get_int8 (result, row, column) + PG_EPOCH_USEC;
+  return _es_pg_get_usec (result, row, column);
 }
 
 void
@@ -52,6 +38,15 @@ _es_pg_set_tombstoned_error (GError     **error,
                /* Translators: %s is a stream id */
                _("Stream '%s' was deleted for good (tombstoned) and cannot be written to"),
                stream_id);
+}
+
+void
+_es_pg_set_unexpected_status_error (GError **error,
+                                    int      status)
+{
+  g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
+               /* Translators: %d is a status code of a database function */
+               _("Unexpected answer %d from the database"), status);
 }
 
 /* ---------------------------------------------------------------------- *
@@ -187,9 +182,7 @@ _es_pg_storage_delete_stream (EsStorageHandle  *handle,
                      "soft-deleted"), stream_id);
       return FALSE;
     default:
-      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                   /* Translators: %d is a status code of a database function */
-                   _("Unexpected answer %d from the database"), op.status);
+      _es_pg_set_unexpected_status_error (error, op.status);
       return FALSE;
     }
 }
@@ -235,9 +228,7 @@ _es_pg_storage_truncate_stream (EsStorageHandle  *handle,
                    stream_id, (long long) before_version, (long long) op.found);
       return FALSE;
     default:
-      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                   /* Translators: %d is a status code of a database function */
-                   _("Unexpected answer %d from the database"), op.status);
+      _es_pg_set_unexpected_status_error (error, op.status);
       return FALSE;
     }
 }
@@ -452,9 +443,7 @@ _es_pg_storage_set_retention (EsStorageHandle  *handle,
     }
   if (op.status != STATUS_DONE)
     {
-      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                   /* Translators: %d is a status code of a database function */
-                   _("Unexpected answer %d from the database"), op.status);
+      _es_pg_set_unexpected_status_error (error, op.status);
       return FALSE;
     }
   return TRUE;
@@ -649,41 +638,61 @@ info_from_row (const PGresult *result,
                int             row)
 {
   return es_stream_info_new (PQgetvalue (result, row, 0),
-                             (EsStreamState) get_int8 (result, row, 1),
-                             get_int8 (result, row, 2),
-                             get_int8 (result, row, 3),
-                             get_int8 (result, row, 4),
+                             (EsStreamState) _es_pg_get_int8 (result, row, 1),
+                             _es_pg_get_int8 (result, row, 2),
+                             _es_pg_get_int8 (result, row, 3),
+                             _es_pg_get_int8 (result, row, 4),
                              get_usec_or_zero (result, row, 5),
                              get_usec_or_zero (result, row, 6),
-                             get_int8 (result, row, 7),
-                             get_int8 (result, row, 8));
+                             _es_pg_get_int8 (result, row, 7),
+                             _es_pg_get_int8 (result, row, 8));
 }
 
+/* A read of _es_pg_storage_read(). */
 typedef struct
 {
-  const char *sql;         /* with {S} */
-  const char *values[4];
-  int         n_params;
-  PGresult   *result;      /* (owned) out */
-} InfoOp;
+  const char          *sql;       /* with {S} */
+  const char * const  *values;
+  int                  n_params;
+  const char          *context;
+  PGresult            *result;    /* (owned) out */
+} ReadOp;
 
 static gboolean
-info_operation (EsPgStorage    *self,
+read_operation (EsPgStorage    *self,
                 EsPgConnection *c,
                 gpointer        data,
                 gboolean       *retry,
                 GCancellable   *cancellable,
                 GError        **error)
 {
-  InfoOp *op = data;
+  ReadOp *op = data;
   g_autofree char *sql = _es_pg_schema_sql (self, op->sql);
   EsPgStatement statement = { sql, op->n_params, op->values, NULL, NULL, TRUE };
 
   *retry = TRUE;
   g_clear_pointer (&op->result, PQclear);
-  op->result = _es_pg_connection_run_one (c, &statement, cancellable,
-                                          _("Reading stream information"), error);
+  op->result = _es_pg_connection_run_one (c, &statement, cancellable, op->context, error);
   return op->result != NULL;
+}
+
+PGresult *
+_es_pg_storage_read (EsPgStorage         *self,
+                     const char          *sql,
+                     const char * const  *values,
+                     int                  n_params,
+                     const char          *context,
+                     GCancellable        *cancellable,
+                     GError             **error)
+{
+  ReadOp op = { sql, values, n_params, context, NULL };
+
+  if (!_es_pg_storage_run_operation (self, read_operation, &op, cancellable, error))
+    {
+      g_clear_pointer (&op.result, PQclear);
+      return NULL;
+    }
+  return op.result;
 }
 
 EsStreamInfo *
@@ -692,7 +701,9 @@ _es_pg_storage_get_stream_info (EsStorageHandle  *handle,
                                 GCancellable     *cancellable,
                                 GError          **error)
 {
-  InfoOp op = { 0, };
+  const char *values[1] = { stream_id };
+  const char *sql;
+  PGresult *result;
   EsStreamInfo *info;
 
   if (stream_id == NULL)
@@ -701,32 +712,28 @@ _es_pg_storage_get_stream_info (EsStorageHandle  *handle,
        * delete), the events of every stream, the oldest stored event's
        * sequence id, the extreme timestamps (ends of events_recorded_at),
        * the database-wide policy. One statement, one snapshot. */
-      op.sql = "SELECT '@all'::text, 0::int8, p.last_sequence_id,"
+      sql = "SELECT '@all'::text, 0::int8, p.last_sequence_id,"
                " (SELECT coalesce(sum(event_count), 0)::int8 FROM {S}.streams),"
                " (SELECT coalesce(min(sequence_id), 0) FROM {S}.events),"
                " (SELECT min(recorded_at) FROM {S}.events),"
                " (SELECT max(recorded_at) FROM {S}.events),"
                " g.max_age, g.max_count"
                " FROM {S}.global_position p, {S}.settings g";
-      op.n_params = 0;
     }
   else
-    {
-      op.sql = "SELECT " INFO_COLUMNS " FROM {S}.streams WHERE stream_id = $1::text";
-      op.values[0] = stream_id;
-      op.n_params = 1;
-    }
+    sql = "SELECT " INFO_COLUMNS " FROM {S}.streams WHERE stream_id = $1::text";
 
-  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), info_operation, &op, cancellable,
-                                     error))
+  result = _es_pg_storage_read (ES_PG_STORAGE (handle), sql, values, stream_id != NULL ? 1 : 0,
+                                _("Reading stream information"), cancellable, error);
+  if (result == NULL)
     return NULL;
 
-  if (PQntuples (op.result) > 0)
-    info = info_from_row (op.result, 0);
+  if (PQntuples (result) > 0)
+    info = info_from_row (result, 0);
   else
     /* Never written, deleted or given a policy: active and empty. */
     info = es_stream_info_new (stream_id, ES_STREAM_STATE_ACTIVE, 0, 0, 0, 0, 0, 0, 0);
-  PQclear (op.result);
+  PQclear (result);
   return info;
 }
 
@@ -770,7 +777,9 @@ _es_pg_storage_list_streams (EsStorageHandle     *handle,
   g_autoptr(GString) sql = g_string_new ("SELECT " INFO_COLUMNS " FROM {S}.streams WHERE TRUE");
   g_autofree char *successor = prefix != NULL ? prefix_successor (prefix) : NULL;
   g_autofree char *limit_text = g_strdup_printf ("%u", limit);
-  InfoOp op = { 0, };
+  const char *values[4];
+  int n_params = 0;
+  PGresult *result;
   GPtrArray *infos;
 
   /* Byte order (the column's collation is "C"); a prefix is a range of
@@ -779,32 +788,32 @@ _es_pg_storage_list_streams (EsStorageHandle     *handle,
    * index range scan. */
   if (prefix != NULL)
     {
-      op.values[op.n_params++] = prefix;
-      g_string_append_printf (sql, " AND stream_id >= $%d::text", op.n_params);
+      values[n_params++] = prefix;
+      g_string_append_printf (sql, " AND stream_id >= $%d::text", n_params);
       if (successor != NULL)
         {
-          op.values[op.n_params++] = successor;
-          g_string_append_printf (sql, " AND stream_id < $%d::text", op.n_params);
+          values[n_params++] = successor;
+          g_string_append_printf (sql, " AND stream_id < $%d::text", n_params);
         }
     }
   if (after_stream_id != NULL)
     {
-      op.values[op.n_params++] = after_stream_id;
-      g_string_append_printf (sql, " AND stream_id > $%d::text", op.n_params);
+      values[n_params++] = after_stream_id;
+      g_string_append_printf (sql, " AND stream_id > $%d::text", n_params);
     }
   if ((flags & ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED) == 0)
     g_string_append (sql, " AND state = 0");
-  op.values[op.n_params++] = limit_text;
-  g_string_append_printf (sql, " ORDER BY stream_id LIMIT $%d::int8", op.n_params);
-  op.sql = sql->str;
+  values[n_params++] = limit_text;
+  g_string_append_printf (sql, " ORDER BY stream_id LIMIT $%d::int8", n_params);
 
-  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), info_operation, &op, cancellable,
-                                     error))
+  result = _es_pg_storage_read (ES_PG_STORAGE (handle), sql->str, values, n_params,
+                                _("Reading stream information"), cancellable, error);
+  if (result == NULL)
     return NULL;
 
-  infos = g_ptr_array_new_full (PQntuples (op.result), g_object_unref);
-  for (int row = 0; row < PQntuples (op.result); row++)
-    g_ptr_array_add (infos, info_from_row (op.result, row));
-  PQclear (op.result);
+  infos = g_ptr_array_new_full (PQntuples (result), g_object_unref);
+  for (int row = 0; row < PQntuples (result); row++)
+    g_ptr_array_add (infos, info_from_row (result, row));
+  PQclear (result);
   return infos;
 }

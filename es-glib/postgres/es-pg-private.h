@@ -7,7 +7,8 @@
  *   es-pg-schema.c         the schema, its migrations, the fixed statements
  *   es-pg-writer.c         appends (one, and the group-commit writer), snapshots
  *   es-pg-query.c          values, filters to SQL, reads
- *   es-pg-lifecycle.c      deletes, truncation, erasure, retention, listing
+ *   es-pg-lifecycle.c      deletes, truncation, erasure, retention, listing,
+ *                          one-statement reads
  *   es-pg-storage.c        EsPgStorage: GObject, initable, pool, handle methods
  *   es-pg-subscription.c   durable subscriptions: stored, held
  *   es-pg-notifier.c       EsPgNotifier
@@ -15,6 +16,8 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
+
+#include <string.h>
 
 #include <libpq-fe.h>
 
@@ -115,6 +118,32 @@ gboolean        _es_pg_result_has_state      (const PGresult        *result,
                                               const char            *state);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (EsPgConnection, _es_pg_connection_close)
+
+/* Microseconds between the Unix epoch and PostgreSQL's, 2000-01-01 UTC: a
+ * timestamptz in binary format counts from the latter. */
+#define ES_PG_EPOCH_USEC G_GINT64_CONSTANT (946684800000000)
+
+/* An int8 column of a result in binary format. */
+static inline gint64
+_es_pg_get_int8 (const PGresult *result,
+                 int             row,
+                 int             column)
+{
+  guint64 value;
+
+  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
+  return (gint64) GUINT64_FROM_BE (value);
+}
+
+/* A timestamptz column of a result in binary format, in microseconds
+ * since the Unix epoch. */
+static inline gint64
+_es_pg_get_usec (const PGresult *result,
+                 int             row,
+                 int             column)
+{
+  return _es_pg_get_int8 (result, row, column) + ES_PG_EPOCH_USEC;
+}
 
 /* ---------------------------------------------------------------------- *
  * The storage (es-pg-storage.c) and its fixed statements (es-pg-schema.c) *
@@ -402,6 +431,20 @@ char       *_es_pg_storage_get_subscription_conninfo (EsPgStorage   *self,
 /* The error of an append to a tombstoned stream. */
 void        _es_pg_set_tombstoned_error   (GError                  **error,
                                            const char               *stream_id);
+/* The error of a status code of one of the schema's functions that its
+ * caller does not expect. */
+void        _es_pg_set_unexpected_status_error (GError           **error,
+                                                int                status);
+/* Runs one reading statement (@sql, with {S} for the schema) on its own,
+ * results in binary format, once more on another connection if the first
+ * broke. Returns: (transfer full) (nullable): the result, NULL on error. */
+PGresult   *_es_pg_storage_read           (EsPgStorage              *self,
+                                           const char               *sql,
+                                           const char * const       *values,
+                                           int                       n_params,
+                                           const char               *context,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
 
 /* ---------------------------------------------------------------------- *
  * The notifier (es-pg-notifier.c)                                         *

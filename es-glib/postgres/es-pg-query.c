@@ -18,21 +18,6 @@
  * Values                                                                  *
  * ---------------------------------------------------------------------- */
 
-/* Microseconds between the Unix epoch and PostgreSQL's, 2000-01-01 UTC: a
- * timestamptz in binary format counts from the latter. */
-#define PG_EPOCH_USEC G_GINT64_CONSTANT (946684800000000)
-
-static inline gint64
-get_int8 (const PGresult *result,
-          int             row,
-          int             column)
-{
-  guint64 value;
-
-  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
-  return (gint64) GUINT64_FROM_BE (value);
-}
-
 static inline gint32
 get_int4 (const PGresult *result,
           int             row,
@@ -42,14 +27,6 @@ get_int4 (const PGresult *result,
 
   memcpy (&value, PQgetvalue (result, row, column), sizeof value);
   return (gint32) GUINT32_FROM_BE (value);
-}
-
-static inline gint64
-get_timestamp_usec (const PGresult *result,
-                    int             row,
-                    int             column)
-{
-  return get_int8 (result, row, column) + PG_EPOCH_USEC;
 }
 
 /* ---------------------------------------------------------------------- *
@@ -648,9 +625,9 @@ event_from_row (const PGresult  *result,
    * network order, timestamptz microseconds since 2000. One allocation
    * holds the strings and the data (see _es_stored_event_new_packed()). */
   event = _es_stored_event_new_packed (g_ref_string_acquire (*stream_ref),
-                                       get_int8 (result, row, 0),
-                                       get_int8 (result, row, 1),
-                                       get_timestamp_usec (result, row, 4),
+                                       _es_pg_get_int8 (result, row, 0),
+                                       _es_pg_get_int8 (result, row, 1),
+                                       _es_pg_get_usec (result, row, 4),
                                        PQgetvalue (result, row, 3), PQgetlength (result, row, 3),
                                        PQgetvalue (result, row, 5), PQgetlength (result, row, 5),
                                        key, n_key,
@@ -851,7 +828,7 @@ count_operation (EsPgStorage    *self,
   result = _es_pg_connection_run_one (c, &statement, cancellable, _("Counting events"), error);
   if (result == NULL)
     return FALSE;
-  op->count = PQntuples (result) == 1 ? get_int8 (result, 0, 0) : 0;
+  op->count = PQntuples (result) == 1 ? _es_pg_get_int8 (result, 0, 0) : 0;
   PQclear (result);
   return TRUE;
 }
@@ -922,7 +899,7 @@ locate_operation (EsPgStorage    *self,
   result = _es_pg_connection_run_one (c, &statement, cancellable, _("Reading events"), error);
   if (result == NULL)
     return FALSE;
-  op->found = PQntuples (result) == 1 ? get_int8 (result, 0, 0) : 0;
+  op->found = PQntuples (result) == 1 ? _es_pg_get_int8 (result, 0, 0) : 0;
   PQclear (result);
   return TRUE;
 }
@@ -1024,7 +1001,7 @@ _es_pg_storage_get_version (EsStorageHandle  *handle,
     return FALSE;
 
   if (out_version != NULL)
-    *out_version = get_int8 (op.result, 0, 0);
+    *out_version = _es_pg_get_int8 (op.result, 0, 0);
   PQclear (op.result);
   return TRUE;
 }
@@ -1052,12 +1029,12 @@ _es_pg_storage_get_metrics (EsStorageHandle  *handle,
 
   if (PQntuples (op.result) > 0)
     {
-      version = get_int8 (op.result, 0, 0);
-      count = get_int8 (op.result, 0, 1);
+      version = _es_pg_get_int8 (op.result, 0, 0);
+      count = _es_pg_get_int8 (op.result, 0, 1);
       /* NULL: no event stored (a deleted or emptied stream keeps its
        * version). */
       if (!PQgetisnull (op.result, 0, 2))
-        last_timestamp = _es_date_time_new_from_usec (get_timestamp_usec (op.result, 0, 2));
+        last_timestamp = _es_date_time_new_from_usec (_es_pg_get_usec (op.result, 0, 2));
     }
   PQclear (op.result);
 
@@ -1091,8 +1068,8 @@ _es_pg_storage_load_snapshot (EsStorageHandle  *handle,
                                              PQgetlength (op.result, 0, 1));
 
       snapshot = _es_snapshot_new_usec (stream_id, projection_name,
-                                        get_int8 (op.result, 0, 0), state,
-                                        get_timestamp_usec (op.result, 0, 2));
+                                        _es_pg_get_int8 (op.result, 0, 0), state,
+                                        _es_pg_get_usec (op.result, 0, 2));
     }
   PQclear (op.result);
   return snapshot;

@@ -40,9 +40,6 @@
  * schema's functions use it too (es-pg-schema.c, version 3). */
 #define ES_PG_LOCK_CLASS "1702061932"
 
-/* Microseconds between the Unix epoch and PostgreSQL's, 2000-01-01 UTC. */
-#define PG_EPOCH_USEC G_GINT64_CONSTANT (946684800000000)
-
 /* The settings of a lock connection. TCP keepalives (libpq's side: the
  * holder learns that the server is gone) unless the connection string
  * sets them; ... */
@@ -595,8 +592,7 @@ _es_pg_storage_save_checkpoint (EsStorageHandle  *handle,
       set_busy_elsewhere_error (error, name);
       break;
     default:
-      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                   _("Unexpected answer %d from the database"), op.status);
+      _es_pg_set_unexpected_status_error (error, op.status);
       break;
     }
   g_free (op.found_stream);
@@ -693,8 +689,7 @@ change_subscription (EsPgStorage   *self,
                    name, (long long) position, (long long) op.found_head);
       return FALSE;
     default:
-      g_set_error (error, ES_ERROR, ES_ERROR_STORAGE,
-                   _("Unexpected answer %d from the database"), op.status);
+      _es_pg_set_unexpected_status_error (error, op.status);
       return FALSE;
     }
 }
@@ -729,44 +724,6 @@ _es_pg_storage_delete_subscription (EsStorageHandle  *handle,
   " greatest (0, {S}.subscription_head (s.stream_id) - s.position)::int8," \
   " " state_column ", s.updated FROM {S}.subscriptions s"
 
-typedef struct
-{
-  const char *sql;        /* with {S} */
-  const char *values[1];
-  int         n_params;
-  PGresult   *result;     /* (owned) out */
-} ReadOp;
-
-static gboolean
-read_operation (EsPgStorage    *self,
-                EsPgConnection *c,
-                gpointer        data,
-                gboolean       *retry,
-                GCancellable   *cancellable,
-                GError        **error)
-{
-  ReadOp *op = data;
-  g_autofree char *sql = _es_pg_schema_sql (self, op->sql);
-  EsPgStatement statement = { sql, op->n_params, op->values, NULL, NULL, TRUE };
-
-  *retry = TRUE;
-  g_clear_pointer (&op->result, PQclear);
-  op->result = _es_pg_connection_run_one (c, &statement, cancellable,
-                                          _("Reading subscriptions"), error);
-  return op->result != NULL;
-}
-
-static inline gint64
-get_int8 (const PGresult *result,
-          int             row,
-          int             column)
-{
-  guint64 value;
-
-  memcpy (&value, PQgetvalue (result, row, column), sizeof value);
-  return (gint64) GUINT64_FROM_BE (value);
-}
-
 static EsSubscriptionInfo *
 info_from_row (const PGresult *result,
                int             row)
@@ -778,10 +735,10 @@ info_from_row (const PGresult *result,
 
   return es_subscription_info_new (PQgetvalue (result, row, 0),
                                    PQgetvalue (result, row, 1),
-                                   get_int8 (result, row, 2),
-                                   get_int8 (result, row, 3),
+                                   _es_pg_get_int8 (result, row, 2),
+                                   _es_pg_get_int8 (result, row, 3),
                                    state,
-                                   get_int8 (result, row, 5) + PG_EPOCH_USEC);
+                                   _es_pg_get_usec (result, row, 5));
 }
 
 EsSubscriptionInfo *
@@ -790,19 +747,19 @@ _es_pg_storage_get_subscription (EsStorageHandle  *handle,
                                  GCancellable     *cancellable,
                                  GError          **error)
 {
-  ReadOp op = { 0, };
+  const char *values[1] = { name };
   EsSubscriptionInfo *info = NULL;
+  PGresult *result;
 
-  op.sql = INFO_SELECT ("s.state") " WHERE s.name = $1::text";
-  op.values[0] = name;
-  op.n_params = 1;
-  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
-                                     error))
+  result = _es_pg_storage_read (ES_PG_STORAGE (handle),
+                                INFO_SELECT ("s.state") " WHERE s.name = $1::text", values, 1,
+                                _("Reading subscriptions"), cancellable, error);
+  if (result == NULL)
     return NULL;
 
-  if (PQntuples (op.result) > 0)
-    info = info_from_row (op.result, 0);
-  PQclear (op.result);
+  if (PQntuples (result) > 0)
+    info = info_from_row (result, 0);
+  PQclear (result);
   return info;
 }
 
@@ -811,18 +768,19 @@ _es_pg_storage_list_subscriptions (EsStorageHandle  *handle,
                                    GCancellable     *cancellable,
                                    GError          **error)
 {
-  ReadOp op = { 0, };
   GPtrArray *infos;
+  PGresult *result;
 
-  op.sql = INFO_SELECT ("NULL::bytea") " ORDER BY s.name";
-  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
-                                     error))
+  result = _es_pg_storage_read (ES_PG_STORAGE (handle),
+                                INFO_SELECT ("NULL::bytea") " ORDER BY s.name", NULL, 0,
+                                _("Reading subscriptions"), cancellable, error);
+  if (result == NULL)
     return NULL;
 
-  infos = g_ptr_array_new_full (PQntuples (op.result), g_object_unref);
-  for (int i = 0; i < PQntuples (op.result); i++)
-    g_ptr_array_add (infos, info_from_row (op.result, i));
-  PQclear (op.result);
+  infos = g_ptr_array_new_full (PQntuples (result), g_object_unref);
+  for (int i = 0; i < PQntuples (result); i++)
+    g_ptr_array_add (infos, info_from_row (result, i));
+  PQclear (result);
   return infos;
 }
 
