@@ -1714,18 +1714,42 @@ es_subscription_stop (EsSubscription  *self,
   return TRUE;
 }
 
+/* A synchronous method that its _async twin runs in a worker thread. */
+typedef gboolean (*SyncMethod) (EsSubscription  *self,
+                                GCancellable    *cancellable,
+                                GError         **error);
+
 static void
-stop_in_thread (GTask        *task,
-                gpointer      source_object,
-                gpointer      task_data,
-                GCancellable *cancellable)
+sync_method_in_thread (GTask        *task,
+                       gpointer      source_object,
+                       gpointer      task_data,
+                       GCancellable *cancellable)
 {
+  SyncMethod method = (SyncMethod) task_data;
   GError *error = NULL;
 
-  if (es_subscription_stop (source_object, cancellable, &error))
+  if (method (source_object, cancellable, &error))
     g_task_return_boolean (task, TRUE);
   else
     g_task_return_error (task, error);
+}
+
+/* The body of stop_async and flush_async: @method in a worker thread, its
+ * own answer reported (the task does not check @cancellable again). */
+static void
+run_in_thread (EsSubscription      *self,
+               SyncMethod           method,
+               gpointer             source_tag,
+               GCancellable        *cancellable,
+               GAsyncReadyCallback  callback,
+               gpointer             user_data)
+{
+  g_autoptr(GTask) task = g_task_new (self, cancellable, callback, user_data);
+
+  g_task_set_source_tag (task, source_tag);
+  g_task_set_check_cancellable (task, FALSE);
+  g_task_set_task_data (task, (gpointer) method, NULL);
+  g_task_run_in_thread (task, sync_method_in_thread);
 }
 
 /**
@@ -1747,15 +1771,11 @@ es_subscription_stop_async (EsSubscription      *self,
                             GAsyncReadyCallback  callback,
                             gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-
   g_return_if_fail (ES_IS_SUBSCRIPTION (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, es_subscription_stop_async);
-  g_task_set_check_cancellable (task, FALSE);
-  g_task_run_in_thread (task, stop_in_thread);
+  run_in_thread (self, es_subscription_stop, es_subscription_stop_async, cancellable, callback,
+                 user_data);
 }
 
 /**
@@ -2055,20 +2075,6 @@ es_subscription_flush (EsSubscription  *self,
   return TRUE;
 }
 
-static void
-flush_in_thread (GTask        *task,
-                 gpointer      source_object,
-                 gpointer      task_data,
-                 GCancellable *cancellable)
-{
-  GError *error = NULL;
-
-  if (es_subscription_flush (source_object, cancellable, &error))
-    g_task_return_boolean (task, TRUE);
-  else
-    g_task_return_error (task, error);
-}
-
 /**
  * es_subscription_flush_async:
  * @self: an [class@Es.Subscription]
@@ -2087,15 +2093,11 @@ es_subscription_flush_async (EsSubscription      *self,
                              GAsyncReadyCallback  callback,
                              gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-
   g_return_if_fail (ES_IS_SUBSCRIPTION (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, es_subscription_flush_async);
-  g_task_set_check_cancellable (task, FALSE);
-  g_task_run_in_thread (task, flush_in_thread);
+  run_in_thread (self, es_subscription_flush, es_subscription_flush_async, cancellable, callback,
+                 user_data);
 }
 
 /**
