@@ -1,13 +1,16 @@
-/* sub-consumer.c: a process consuming a durable subscription of @all on
- * an SQLite database, for the kill -9 loop of test-subscription-kill.c.
+/* sub-consumer.c: a process consuming a durable subscription of @all, for
+ * the kill -9 loops of test-subscription-kill.c (SQLite: WHERE is the
+ * database file) and, built with ES_SUB_CONSUMER_PG as es-pg-sub-consumer,
+ * of tests/postgres/test-pg-subscription-kill.c (PostgreSQL: WHERE is the
+ * schema of the server in $ES_TEST_PG_CONNINFO).
  *
- *   sub-consumer state DB NAME SAVE_EVERY UNTIL
+ *   sub-consumer state WHERE NAME SAVE_EVERY UNTIL
  *     KEEP_STATE: folds every event into a state (count, sum of the
  *     events' "n", a hash of their positions, as text) and saves state and
  *     checkpoint together every SAVE_EVERY events. Exactly once: after any
  *     kill, the state stored is the fold of the events up to the stored
  *     checkpoint.
- *   sub-consumer default DB NAME LOG BATCH DELAY UNTIL
+ *   sub-consumer default WHERE NAME LOG BATCH DELAY UNTIL
  *     at-least-once: appends each delivered position to LOG ("P\n", one
  *     write(2): a kill -9 does not lose what the kernel has), with
  *     checkpoint-batch BATCH and checkpoint-delay DELAY ms. Each start
@@ -23,6 +26,9 @@
 #include <unistd.h>
 
 #include <es-glib/es-glib.h>
+#ifdef ES_SUB_CONSUMER_PG
+#include <es-glib-pg/es-pg.h>
+#endif
 
 typedef struct
 {
@@ -153,40 +159,54 @@ on_error (EsSubscription *subscription,
   g_main_loop_quit (c->loop);
 }
 
+static EsStreamFactory *
+factory_open (const char  *where,
+              GError     **error)
+{
+#ifdef ES_SUB_CONSUMER_PG
+  return g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, error,
+                         "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
+                         "schema", where,
+                         NULL);
+#else
+  return ES_STREAM_FACTORY (es_sqlite_stream_factory_new (where, NULL, error));
+#endif
+}
+
 int
 main (int   argc,
       char *argv[])
 {
-  g_autoptr(EsSqliteStreamFactory) factory = NULL;
+  g_autoptr(EsStreamFactory) factory = NULL;
   g_autoptr(GError) error = NULL;
   Consumer c = { 0, };
-  const char *path, *name;
+  const char *where, *name;
   gint64 until;
 
   if (argc < 6 || (!g_str_equal (argv[1], "state") && !g_str_equal (argv[1], "default")) ||
       (g_str_equal (argv[1], "state") && argc != 6) ||
       (g_str_equal (argv[1], "default") && argc != 8))
     {
-      fprintf (stderr, "usage: %s state DB NAME SAVE_EVERY UNTIL\n"
-                       "       %s default DB NAME LOG BATCH DELAY UNTIL\n", argv[0], argv[0]);
+      fprintf (stderr, "usage: %s state WHERE NAME SAVE_EVERY UNTIL\n"
+                       "       %s default WHERE NAME LOG BATCH DELAY UNTIL\n", argv[0], argv[0]);
       return 2;
     }
 
-  path = argv[2];
+  where = argv[2];
   name = argv[3];
   c.keep_state = g_str_equal (argv[1], "state");
   c.log_fd = -1;
   until = g_ascii_strtoll (argv[argc - 1], NULL, 10);
   c.until = until;
 
-  factory = es_sqlite_stream_factory_new (path, NULL, &error);
+  factory = factory_open (where, &error);
   if (factory == NULL)
     {
       fprintf (stderr, "open: %s\n", error->message);
       return 1;
     }
 
-  c.subscription = es_subscription_new (ES_STREAM_FACTORY (factory), name, NULL, NULL,
+  c.subscription = es_subscription_new (factory, name, NULL, NULL,
                                         c.keep_state ? ES_SUBSCRIPTION_FLAGS_KEEP_STATE
                                                      : ES_SUBSCRIPTION_FLAGS_NONE);
   if (c.keep_state)
@@ -252,7 +272,7 @@ main (int   argc,
 
   g_object_unref (c.subscription);
   g_main_loop_unref (c.loop);
-  es_stream_factory_close (ES_STREAM_FACTORY (factory), NULL, NULL);
+  es_stream_factory_close (factory, NULL, NULL);
   if (c.log_fd >= 0)
     close (c.log_fd);
   return c.status;
