@@ -1,7 +1,7 @@
 /* sub-consumer.c: a process consuming a durable subscription of @all, for
  * the kill -9 loops of test-subscription-kill.c (SQLite: WHERE is the
  * database file) and, built with ES_SUB_CONSUMER_PG as es-pg-sub-consumer,
- * of tests/postgres/test-pg-subscription-kill.c (PostgreSQL: WHERE is the
+ * of test-pg-subscription-kill, the same test on PostgreSQL (WHERE is the
  * schema of the server in $ES_TEST_PG_CONNINFO).
  *
  *   sub-consumer state WHERE NAME SAVE_EVERY UNTIL

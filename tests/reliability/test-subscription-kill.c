@@ -1,15 +1,21 @@
 /* test-subscription-kill.c: durable subscriptions survive kill -9 (issue
- * 17). A writer thread appends to an SQLite file while a consumer process
- * (sub-consumer) of a subscription to @all is killed with SIGKILL at
- * random points, again and again, then runs once to the end:
+ * 17). A writer thread appends while a consumer process (sub-consumer) of
+ * a subscription to @all is killed with SIGKILL at random points, again and
+ * again, then runs once to the end:
  *
  * - KEEP_STATE: the state stored with the final checkpoint equals the fold
  *   of every event, exactly: no event applied twice or missed, across
  *   every kill;
  * - default (at-least-once): every position appears in the consumer's log
  *   (no event skipped), each run resumes right after the checkpoint it
- *   read, and the events delivered again after a kill are reported (and
- *   checked against a batch plus one read page: see test_kill_default()).
+ *   read, and the events delivered again after a kill are bounded by the
+ *   checkpoint batch.
+ *
+ * Built twice: on an SQLite file (tests/reliability), and with
+ * ES_SUBSCRIPTION_KILL_PG on a fresh schema of the PostgreSQL test server
+ * as test-pg-subscription-kill (tests/postgres), where the consumer is
+ * es-pg-sub-consumer and each start waits for the killed one's session to
+ * end (the takeover).
  *
  * ES_TEST_SUBSCRIPTION_KILLS sets the number of kills per mode (default
  * 20; the issue's full run is 200).
@@ -27,9 +33,84 @@
 #define CHECKPOINT_BATCH 10
 #define CHECKPOINT_DELAY 50   /* ms */
 
+/* Where the events are (WHERE): the consumer's argument and what
+ * storage_open() opens. */
+#ifdef ES_SUBSCRIPTION_KILL_PG
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include <es-glib-pg/es-pg.h>
+
+#define CONSUMER_ENV "ES_PG_SUB_CONSUMER"
+#define TEST_PATH    "/pg/subscription/"
+
+static guint schema_counter;
+
+/* A schema of the test server. */
+static char *
+where_new (const char *dir)
+{
+  return g_strdup_printf ("es_test_subkill_%d_%u", (int) getpid (), ++schema_counter);
+}
+
+static EsStorageHandle *
+storage_open (const char *where)
+{
+  g_autoptr(GError) error = NULL;
+  EsPgStorage *storage = es_pg_storage_new (g_getenv ("ES_TEST_PG_CONNINFO"), where, 1, NULL,
+                                            &error);
+
+  g_assert_no_error (error);
+  return ES_STORAGE_HANDLE (storage);
+}
+
+static void
+where_free (char *schema)
+{
+  PGconn *conn = PQconnectdb (g_getenv ("ES_TEST_PG_CONNINFO"));
+  g_autofree char *sql = g_strdup_printf ("DROP SCHEMA IF EXISTS \"%s\" CASCADE", schema);
+  PGresult *result;
+
+  g_assert_cmpint (PQstatus (conn), ==, CONNECTION_OK);
+  PQclear (PQexec (conn, "SET client_min_messages = warning"));
+  result = PQexec (conn, sql);
+  g_assert_cmpint (PQresultStatus (result), ==, PGRES_COMMAND_OK);
+  PQclear (result);
+  PQfinish (conn);
+  g_free (schema);
+}
+#else
+#define CONSUMER_ENV "ES_SUB_CONSUMER"
+#define TEST_PATH    "/reliability/subscription/"
+
+/* A database file in @dir (which the test removes). */
+static char *
+where_new (const char *dir)
+{
+  return g_build_filename (dir, "events.db", NULL);
+}
+
+static EsStorageHandle *
+storage_open (const char *where)
+{
+  g_autoptr(GError) error = NULL;
+  EsSqliteStorage *storage = es_sqlite_storage_new (where, 1, NULL, &error);
+
+  g_assert_no_error (error);
+  return ES_STORAGE_HANDLE (storage);
+}
+
+static void
+where_free (char *path)
+{
+  g_free (path);
+}
+#endif
+
 typedef struct
 {
-  char    *path;
+  char    *path;      /* WHERE */
   gint     stop;      /* atomic */
   guint64  appended;  /* events */
 } Writer;
@@ -39,9 +120,8 @@ writer_thread (gpointer data)
 {
   Writer *w = data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(EsSqliteStorage) storage = es_sqlite_storage_new (w->path, 1, NULL, &error);
+  g_autoptr(EsStorageHandle) storage = storage_open (w->path);
 
-  g_assert_no_error (error);
   while (!g_atomic_int_get (&w->stop))
     {
       g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
@@ -98,7 +178,7 @@ kill_loop (const char         *path,
            guint              *out_killed_running)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(EsStorageHandle) storage = NULL;
   g_autoptr(EsStreamInfo) info = NULL;
   Writer w = { 0, };
   GThread *thread;
@@ -127,8 +207,7 @@ kill_loop (const char         *path,
   g_atomic_int_set (&w.stop, 1);
   g_thread_join (thread);
 
-  storage = es_sqlite_storage_new (path, 1, NULL, &error);
-  g_assert_no_error (error);
+  storage = storage_open (path);
   info = es_storage_handle_get_stream_info (ES_STORAGE_HANDLE (storage), NULL, NULL, &error);
   g_assert_no_error (error);
   g_test_message ("%" G_GUINT64_FORMAT " kills in %.1f s, %" G_GUINT64_FORMAT " events appended",
@@ -153,11 +232,10 @@ static GPtrArray *
 read_all (const char *path)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(EsSqliteStorage) storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_autoptr(EsStorageHandle) storage = storage_open (path);
   GPtrArray *all = g_ptr_array_new_with_free_func (g_object_unref);
   gint64 position = 0;
 
-  g_assert_no_error (error);
   for (;;)
     {
       g_autoptr(GPtrArray) page =
@@ -180,14 +258,14 @@ test_kill_keep_state (void)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("es-sub-kill-XXXXXX", &error);
-  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  char *path = where_new (dir);
   g_autofree char *until = NULL;
   g_autoptr(GPtrArray) all = NULL;
-  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(EsStorageHandle) storage = NULL;
   g_autoptr(EsSubscriptionInfo) info = NULL;
   g_autofree char *expected = NULL;
   g_autofree char *stored = NULL;
-  const char *consumer = g_getenv ("ES_SUB_CONSUMER");
+  const char *consumer = g_getenv (CONSUMER_ENV);
   guint64 count = 0, sum = 0, hash = 0;
   guint killed = 0;
   gint64 last;
@@ -230,8 +308,7 @@ test_kill_keep_state (void)
   expected = g_strdup_printf ("%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT,
                               count, sum, hash);
 
-  storage = es_sqlite_storage_new (path, 1, NULL, &error);
-  g_assert_no_error (error);
+  storage = storage_open (path);
   info = es_storage_handle_get_subscription (ES_STORAGE_HANDLE (storage), "fold", NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (info);
@@ -244,6 +321,7 @@ test_kill_keep_state (void)
   es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
 
   g_test_message ("%u consumers killed; final state '%s'", killed, stored);
+  where_free (path);
   es_test_remove_tree (dir);
 }
 
@@ -252,7 +330,7 @@ test_kill_default (void)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("es-sub-kill-XXXXXX", &error);
-  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  char *path = where_new (dir);
   g_autofree char *log = g_build_filename (dir, "delivered.log", NULL);
   g_autofree char *until = NULL;
   g_autofree char *batch = g_strdup_printf ("%d", CHECKPOINT_BATCH);
@@ -260,14 +338,14 @@ test_kill_default (void)
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
   g_autofree guint *seen = NULL;
-  const char *consumer = g_getenv ("ES_SUB_CONSUMER");
+  const char *consumer = g_getenv (CONSUMER_ENV);
   guint killed = 0, runs = 0, duplicates = 0, max_duplicates = 0, run_duplicates = 0;
   gint64 last, previous = 0, highest = 0;
 
   g_test_summary ("Default (at-least-once): a consumer killed with SIGKILL at random points "
                   "while a writer appends never skips an event, resumes after its "
-                  "checkpoint (never past an event not delivered), and the events "
-                  "delivered again are counted");
+                  "checkpoint, and delivers again at most what a checkpoint batch (and "
+                  "its delay) holds");
   g_assert_no_error (error);
   g_assert_nonnull (consumer);
 
@@ -330,10 +408,14 @@ test_kill_default (void)
   g_test_message ("%u consumers killed, %u runs started; %u events delivered again in all, "
                   "at most %u after one kill (batch %d, delay %d ms)",
                   killed, runs, duplicates, max_duplicates, CHECKPOINT_BATCH, CHECKPOINT_DELAY);
-  /* The checkpoint trails the delivered position by at most a batch: a
-   * full batch is stored before the next event is emitted (measured: at
-   * most 10 with a batch of 10, also under AddressSanitizer). */
+  /* A full batch is stored before the next event is emitted: the
+   * checkpoint never trails what was emitted by more than a batch, and a
+   * kill emits at most a batch again, however long a save takes (on
+   * PostgreSQL a round trip to the server) and however fast a backlog is
+   * read. Before that rule, 114 events came again after one kill there
+   * (batch 10). */
   g_assert_cmpuint (max_duplicates, <=, CHECKPOINT_BATCH);
+  where_free (path);
   es_test_remove_tree (dir);
 }
 
@@ -343,8 +425,20 @@ main (int   argc,
 {
   g_test_init (&argc, &argv, NULL);
 
-  g_test_add_func ("/reliability/subscription/kill-keep-state", test_kill_keep_state);
-  g_test_add_func ("/reliability/subscription/kill-default", test_kill_default);
+#ifdef ES_SUBSCRIPTION_KILL_PG
+  {
+    const char *reason = NULL;
+
+    if (es_test_pg_server_get_conninfo (&reason) == NULL)
+      {
+        g_test_add_data_func (TEST_PATH "kill-keep-state", reason, es_test_skip_func);
+        g_test_add_data_func (TEST_PATH "kill-default", reason, es_test_skip_func);
+        return g_test_run ();
+      }
+  }
+#endif
+  g_test_add_func (TEST_PATH "kill-keep-state", test_kill_keep_state);
+  g_test_add_func (TEST_PATH "kill-default", test_kill_default);
 
   return g_test_run ();
 }
