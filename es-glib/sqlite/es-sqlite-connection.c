@@ -256,6 +256,15 @@ _es_sqlite_connection_open (const char  *uri,
   return conn;
 }
 
+/* Changes how long @conn waits for a lock, in milliseconds. */
+void
+_es_sqlite_connection_set_busy_timeout (EsConnection *conn,
+                                        guint         busy_timeout)
+{
+  conn->busy_timeout = busy_timeout;
+  sqlite3_busy_handler (conn->db, busy_handler, GUINT_TO_POINTER (busy_timeout));
+}
+
 /* Runs SQL that returns no rows (or whose rows do not matter). */
 gboolean
 _es_sqlite_connection_exec (EsConnection  *conn,

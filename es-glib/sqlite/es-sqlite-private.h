@@ -130,6 +130,8 @@ gboolean      _es_sqlite_connection_exec (EsConnection  *conn,
                                           const char    *sql,
                                           const char    *operation,
                                           GError       **error);
+void          _es_sqlite_connection_set_busy_timeout (EsConnection *conn,
+                                                      guint         busy_timeout);
 gboolean      _es_sqlite_connection_query_int64 (EsConnection  *conn,
                                                  const char    *sql,
                                                  gint64        *out_value,
@@ -153,6 +155,7 @@ gboolean _es_sqlite_check_header (const DbHeader  *header,
                                   GError         **error);
 gboolean _es_sqlite_prepare_schema (EsConnection  *conn,
                                     const char    *display_path,
+                                    const char    *journal_mode,
                                     GError       **error);
 gboolean _es_sqlite_probe_pages (EsConnection  *conn,
                                  GError       **error);

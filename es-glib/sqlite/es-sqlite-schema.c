@@ -174,15 +174,32 @@ _es_sqlite_read_header (EsConnection  *conn,
                         GError       **error)
 {
   const char *operation = _("Reading the database header");
+  sqlite3_stmt *stmt = NULL;
+  int rc;
 
-  /* The first read of a file that is not a database (or is damaged,
-   * unreadable...) fails here with SQLite's reason. */
-  return _es_sqlite_connection_query_int64 (conn, "PRAGMA application_id",
-                                            &header->application_id, operation, error) &&
-         _es_sqlite_connection_query_int64 (conn, "PRAGMA user_version",
-                                            &header->user_version, operation, error) &&
-         _es_sqlite_connection_query_int64 (conn, "SELECT count(*) FROM sqlite_master",
-                                            &header->n_objects, operation, error);
+  /* One statement, so one state of the file: read one at a time, the
+   * header could come from before another process created the schema
+   * and the tables from after it, and our own new file pass for another
+   * application's. The first read of a file that is not a database (or
+   * is damaged, unreadable...) fails here with SQLite's reason. */
+  rc = sqlite3_prepare_v2 (conn->db,
+                           "SELECT a.application_id, u.user_version,"
+                           " (SELECT count(*) FROM sqlite_master)"
+                           " FROM pragma_application_id AS a, pragma_user_version AS u",
+                           -1, &stmt, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (stmt);
+  if (rc != SQLITE_ROW)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      sqlite3_finalize (stmt);
+      return FALSE;
+    }
+  header->application_id = sqlite3_column_int64 (stmt, 0);
+  header->user_version = sqlite3_column_int64 (stmt, 1);
+  header->n_objects = sqlite3_column_int64 (stmt, 2);
+  sqlite3_finalize (stmt);
+  return TRUE;
 }
 
 /* Whether es-glib may use (and if need be upgrade) this database. */
@@ -220,11 +237,13 @@ _es_sqlite_check_header (const DbHeader  *header,
 }
 
 /* Brings the database to SCHEMA_VERSION: creates the schema in an empty
- * one, runs the missing migrations on an older one, does nothing to an
- * up-to-date one. Nothing is written unless the header checks pass. */
+ * one (in @journal_mode, a constant, when not NULL), runs the missing
+ * migrations on an older one, does nothing to an up-to-date one. Nothing
+ * is written unless the header checks pass. */
 gboolean
 _es_sqlite_prepare_schema (EsConnection  *conn,
                            const char    *display_path,
+                           const char    *journal_mode,
                            GError       **error)
 {
   DbHeader header = { 0, };
@@ -257,6 +276,19 @@ _es_sqlite_prepare_schema (EsConnection  *conn,
       !_es_sqlite_connection_exec (conn, "PRAGMA auto_vacuum = INCREMENTAL",
                                    _("Creating the database schema"), error))
     return FALSE;
+
+  /* And in WAL mode before the schema is created: processes that open a
+   * new file at once must all see it in one journal mode. Creating the
+   * tables in rollback mode and switching afterwards made concurrent
+   * first opens fail ("disk I/O error", "attempt to write a readonly
+   * database") or wait on each other past the busy timeout. */
+  if (header.n_objects == 0 && journal_mode != NULL)
+    {
+      g_autofree char *pragma = g_strdup_printf ("PRAGMA journal_mode = %s", journal_mode);
+
+      if (!_es_sqlite_connection_exec (conn, pragma, _("Creating the database schema"), error))
+        return FALSE;
+    }
 
   /* Another process may be creating or upgrading the same file right now:
    * take the write lock, then look again. */

@@ -453,6 +453,95 @@ open_read_only (EsSqliteStorage  *self,
   return TRUE;
 }
 
+/* Whether a failure to prepare a file may come from another process
+ * creating or upgrading it at the same moment (SQLite then reports a lock,
+ * or an I/O or read-only error on a journal that changes mode under it). */
+static gboolean
+is_transient_open_failure (int rc)
+{
+  switch (rc & 0xff)
+    {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* Steps of one attempt at the write connection, each on a short busy
+ * timeout, retried together until the storage's own busy timeout. */
+#define OPEN_ATTEMPT_BUSY_TIMEOUT 100  /* ms */
+
+/* Opens the write connection and brings the file to the current schema.
+ *
+ * Processes that open a new file at once race to create it: to switch it
+ * to WAL mode, to create the schema. SQLite serializes most of it, but not
+ * all: a switch of journal mode while another connection looks at the
+ * file can fail with an I/O or read-only error, or leave two connections
+ * waiting for each other until the busy timeout. Each attempt therefore
+ * waits for locks only briefly, and a failure of that kind closes the
+ * connection and tries again (nothing half done stays: the schema is
+ * created in one transaction), until the storage's busy timeout has gone
+ * by; then the last error is reported. */
+static EsConnection *
+open_writer_connection (EsSqliteStorage  *self,
+                        const char       *display_path,
+                        GError          **error)
+{
+  gint64 deadline = g_get_monotonic_time () + (gint64) self->busy_timeout * 1000;
+
+  for (;;)
+    {
+      g_autoptr(GError) local_error = NULL;
+      EsConnection *conn;
+      int rc;
+
+      conn = _es_sqlite_connection_open (self->uri,
+                                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                         SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
+                                         self->where,
+                                         MIN (self->busy_timeout, OPEN_ATTEMPT_BUSY_TIMEOUT),
+                                         error);
+      if (conn == NULL)
+        return NULL;
+
+      /* Look before touching: the header checks come before any pragma
+       * that writes (journal_mode = WAL does). And should they fail on
+       * another application's WAL-mode database, closing must not
+       * checkpoint its log into its file, as the last connection to close
+       * otherwise does. */
+      sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+      if (_es_sqlite_prepare_schema (conn, display_path, self->in_memory ? NULL : "WAL",
+                                     &local_error) &&
+          _es_sqlite_probe_pages (conn, &local_error) &&
+          configure_writer (self, conn, &local_error))
+        {
+          sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+          _es_sqlite_connection_set_busy_timeout (conn, self->busy_timeout);
+          return conn;
+        }
+
+      rc = sqlite3_extended_errcode (conn->db);
+      _es_sqlite_connection_close (conn);
+      if (self->in_memory || !is_transient_open_failure (rc) ||
+          g_get_monotonic_time () >= deadline)
+        {
+          /* Busy for the whole of the storage's timeout, not the
+           * attempt's: say so. */
+          if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+            _es_sqlite_set_error (error, NULL, rc, _("Opening the database"), self->where,
+                                  self->busy_timeout);
+          else
+            g_propagate_error (error, g_steal_pointer (&local_error));
+          return NULL;
+        }
+      g_usleep (g_random_int_range (1000, 20000));
+    }
+}
+
 /* Opens a file or in-memory database for reading and writing: the write
  * connection (creating or upgrading the schema), the read pool and the
  * writer thread. */
@@ -465,26 +554,9 @@ open_read_write (EsSqliteStorage  *self,
   EsConnection *conn = NULL;
   guint i;
 
-  conn = _es_sqlite_connection_open (self->uri,
-                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                     SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI,
-                                     self->where, self->busy_timeout, error);
+  conn = open_writer_connection (self, display_path, error);
   if (conn == NULL)
     return FALSE;
-
-  /* Look before touching: the header checks come before any pragma that
-   * writes (journal_mode = WAL does). And should they fail on another
-   * application's WAL-mode database, closing must not checkpoint its log
-   * into its file, as the last connection to close otherwise does. */
-  sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-  if (!_es_sqlite_prepare_schema (conn, display_path, error) ||
-      !_es_sqlite_probe_pages (conn, error) ||
-      !configure_writer (self, conn, error))
-    {
-      _es_sqlite_connection_close (conn);
-      return FALSE;
-    }
-  sqlite3_db_config (conn->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
 
   readers = g_ptr_array_new_full (self->pool_size, _es_sqlite_connection_close);
   for (i = 0; i < self->pool_size; i++)

@@ -16,6 +16,10 @@
  *     written a second time: every key is stored, so nothing is written and
  *     the version must not move.
  *
+ *   crash-writer open DATABASE
+ *     Opens the database (creating it when it does not exist) and closes
+ *     it: several started at once race to create one file.
+ *
  *   crash-writer lifecycle DATABASE
  *     Writes, deletes, truncates, erases and sweeps until killed, in three
  *     threads (the stream life cycle, issue 16). Batches are written and
@@ -540,16 +544,18 @@ main (int   argc,
   GThread *threads[MAX (N_CRASH_STREAMS, N_RACE_THREADS)];
   gboolean race;
   gboolean lifecycle;
+  gboolean open_only;
   guint n_threads;
   guint i;
 
   race = argc == 4 && g_str_equal (argv[1], "race") &&
          g_ascii_string_to_unsigned (argv[3], 10, 1, G_MAXUINT32, &race_iterations, NULL);
   lifecycle = argc == 3 && g_str_equal (argv[1], "lifecycle");
-  if (!race && !lifecycle && !(argc == 3 && g_str_equal (argv[1], "crash")))
+  open_only = argc == 3 && g_str_equal (argv[1], "open");
+  if (!race && !lifecycle && !open_only && !(argc == 3 && g_str_equal (argv[1], "crash")))
     {
-      fprintf (stderr, "usage: %s crash DATABASE | lifecycle DATABASE | race DATABASE ITERATIONS\n",
-               argv[0]);
+      fprintf (stderr, "usage: %s crash DATABASE | lifecycle DATABASE | open DATABASE | "
+               "race DATABASE ITERATIONS\n", argv[0]);
       return 2;
     }
 
@@ -560,7 +566,9 @@ main (int   argc,
   if (factory == NULL)
     fail ("open", error);
 
-  if (lifecycle)
+  if (open_only)
+    n_threads = 0;
+  else if (lifecycle)
     {
       /* The policies first, before any write: setting them enforces them
        * at once, so age-0's events, older than 100 ms by now and perhaps

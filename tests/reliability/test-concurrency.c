@@ -57,6 +57,63 @@ remove_db (char *dir,
   g_free (dir);
 }
 
+/* Processes that open one new file at the same moment all succeed, and
+ * leave one es-glib database: its creation is not theirs to fight over
+ * (SQLite failed some of them with "disk I/O error", "attempt to write a
+ * readonly database", "not an es-glib database", or a busy timeout). */
+#define FIRST_OPEN_ROUNDS    15
+#define FIRST_OPEN_PROCESSES 6
+
+static void
+test_first_open (void)
+{
+  const char *writer = g_getenv ("ES_CRASH_WRITER");
+
+  if (writer == NULL)
+    {
+      g_test_skip ("ES_CRASH_WRITER is not set (run through meson test)");
+      return;
+    }
+
+  for (guint round = 0; round < FIRST_OPEN_ROUNDS; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(EsSqliteStorage) storage = NULL;
+      g_autoptr(EsStreamInfo) info = NULL;
+      GSubprocess *processes[FIRST_OPEN_PROCESSES];
+      char *dir = NULL;
+      char *path = make_db_path (&dir);
+
+      for (guint i = 0; i < FIRST_OPEN_PROCESSES; i++)
+        {
+          processes[i] = g_subprocess_new (G_SUBPROCESS_FLAGS_STDERR_PIPE, &error,
+                                           writer, "open", path, NULL);
+          g_assert_no_error (error);
+        }
+      for (guint i = 0; i < FIRST_OPEN_PROCESSES; i++)
+        {
+          g_autofree char *err = NULL;
+
+          g_subprocess_communicate_utf8 (processes[i], NULL, NULL, NULL, &err, &error);
+          g_assert_no_error (error);
+          g_assert_true (g_subprocess_get_if_exited (processes[i]));
+          if (g_subprocess_get_exit_status (processes[i]) != 0)
+            g_error ("round %u, process %u: %s", round, i, err);
+          g_object_unref (processes[i]);
+        }
+
+      /* One database of the current schema, empty. */
+      storage = es_sqlite_storage_new (path, 1, NULL, &error);
+      g_assert_no_error (error);
+      info = es_storage_handle_get_stream_info (ES_STORAGE_HANDLE (storage), NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (es_stream_info_get_event_count (info), ==, 0);
+      g_assert_true (es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, &error));
+      g_clear_object (&storage);
+      remove_db (dir, path);
+    }
+}
+
 /* 3 processes x 4 threads, read-modify-write on two shared streams with
  * expected_version = the version read: the stored events are exactly the
  * reported winners, each once, at the version each was told. */
@@ -263,6 +320,7 @@ main (int   argc,
 
   g_test_add_func ("/reliability/concurrency/read-modify-write", test_race);
   g_test_add_func ("/reliability/concurrency/busy-timeout", test_busy_timeout);
+  g_test_add_func ("/reliability/concurrency/first-open", test_first_open);
 
   return g_test_run ();
 }
