@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+# test_es_tool.py: end-to-end tests of the built es-tool: the exact text
+# it prints (times replaced by <TIME>), its exit codes and its messages on
+# stderr. Run by meson (suite "tools") with ES_TOOL and ES_TOOL_FIXTURE set.
+# SPDX-License-Identifier: LGPL-2.1-or-later
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+TOOL = os.environ['ES_TOOL']
+FIXTURE = os.environ['ES_TOOL_FIXTURE']
+SRCDIR = os.environ.get('ES_TOOL_SRCDIR', '')
+HAS_POSTGRES = os.environ.get('ES_TOOL_HAS_POSTGRES') == '1'
+
+TIME_RE = re.compile(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z')
+
+
+def norm(text):
+    return TIME_RE.sub('<TIME>', text)
+
+
+def run(*args, env=None, input=None):
+    full_env = dict(os.environ)
+    full_env.pop('NO_COLOR', None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([TOOL] + list(args), capture_output=True, text=True,
+                          env=full_env, input=input, timeout=120)
+
+
+def fixture(*args):
+    subprocess.run([FIXTURE] + list(args), check=True, capture_output=True, timeout=120)
+
+
+class ToolTestCase(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='es-tool-test-')
+        self.db = os.path.join(self.dir, 'events.db')
+        fixture('create', self.db)
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def assertRun(self, args, stdout=None, code=0, stderr=''):
+        result = run(*args)
+        self.assertEqual(result.returncode, code,
+                         msg='es-tool %s: stdout %r stderr %r' % (' '.join(args), result.stdout, result.stderr))
+        if stdout is not None:
+            self.assertEqual(norm(result.stdout), stdout)
+        if stderr is not None:
+            self.assertEqual(result.stderr, stderr)
+        return result
+
+    def read_json(self, *args):
+        result = self.assertRun(['read', self.db] + list(args) + ['--json'])
+        return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+class InspectTests(ToolTestCase):
+    def test_info(self):
+        fixture('subscribe', self.db, 'projector', '@all', '0')
+        size = os.path.getsize(self.db)
+        self.assertRun(['info', self.db],
+                       'Backend:           SQLite\n'
+                       'Location:          %s\n'
+                       'File size:         %d\n'
+                       'Streams:           3\n'
+                       'Deleted streams:   0\n'
+                       'Events:            6\n'
+                       'Last sequence id:  6\n'
+                       'Subscriptions:     1\n' % (self.db, size))
+        result = self.assertRun(['info', '--json', self.db])
+        self.assertEqual(json.loads(result.stdout),
+                         {'backend': 'sqlite', 'location': self.db, 'file_size': size,
+                          'streams': 3, 'deleted_streams': 0, 'events': 6,
+                          'last_sequence_id': 6, 'subscriptions': 1})
+
+    def test_inspection_is_read_only(self):
+        before = sorted(os.listdir(self.dir))
+        with open(self.db, 'rb') as f:
+            content = f.read()
+        for args in (['info', self.db], ['streams', self.db], ['read', self.db, '@all'],
+                     ['tail', self.db, '@all'], ['subscriptions', self.db]):
+            self.assertRun(args)
+        with open(self.db, 'rb') as f:
+            self.assertEqual(f.read(), content)
+        self.assertEqual(sorted(os.listdir(self.dir)), before)
+
+    def test_streams(self):
+        self.assertRun(['streams', self.db],
+                       'STREAM   STATE   VERSION  EVENTS  FIRST  LAST WRITE\n'
+                       'cart-1   active  3        3       1      <TIME>\n'
+                       'order-7  active  2        2       1      <TIME>\n'
+                       'user-3   active  1        1       1      <TIME>\n')
+        self.assertRun(['streams', '--prefix', 'cart', self.db],
+                       'STREAM  STATE   VERSION  EVENTS  FIRST  LAST WRITE\n'
+                       'cart-1  active  3        3       1      <TIME>\n')
+        self.assertRun(['streams', '--names-only', self.db], 'cart-1\norder-7\nuser-3\n')
+        result = self.assertRun(['streams', '--json', '-p', 'order', self.db])
+        line = json.loads(result.stdout)
+        self.assertTrue(TIME_RE.fullmatch(line.pop('first_timestamp')))
+        self.assertTrue(TIME_RE.fullmatch(line.pop('last_timestamp')))
+        self.assertEqual(line, {'stream_id': 'order-7', 'state': 'active', 'version': 2,
+                                'event_count': 2, 'first_version': 1,
+                                'max_age_seconds': 0, 'max_count': 0})
+
+    def test_streams_all_includes_deleted(self):
+        self.assertRun(['delete', self.db, 'user-3'], "Stream 'user-3' deleted\n")
+        self.assertRun(['delete', '--hard', self.db, 'order-7'], "Stream 'order-7' tombstoned\n")
+        self.assertRun(['streams', '--names-only', self.db], 'cart-1\n')
+        self.assertRun(['streams', '--all', self.db],
+                       'STREAM   STATE       VERSION  EVENTS  FIRST  LAST WRITE\n'
+                       'cart-1   active      3        3       1      <TIME>\n'
+                       'order-7  tombstoned  2        0       -      -\n'
+                       'user-3   deleted     1        0       -      -\n')
+
+    def test_read_stream_human(self):
+        self.assertRun(['read', self.db, 'cart-1'],
+                       'cart-1 #1  seq 1  <TIME>  ItemAdded\n'
+                       '  data:\n'
+                       '    {\n'
+                       '      "sku" : "apple",\n'
+                       '      "qty" : 2\n'
+                       '    }\n'
+                       '  metadata: {"tenant":"acme","score":7}\n'
+                       'cart-1 #2  seq 3  <TIME>  ItemAdded\n'
+                       '  data:\n'
+                       '    {\n'
+                       '      "sku" : "pear",\n'
+                       '      "qty" : 1\n'
+                       '    }\n'
+                       '  metadata: {"tenant":"acme","score":11}\n'
+                       'cart-1 #3  seq 4  <TIME>  CheckedOut\n'
+                       '  data (5 bytes, base64): AAH+/4A=\n'
+                       '  idempotency key: checkout-1\n')
+        self.assertRun(['read', self.db, 'user-3'],
+                       'user-3 #1  seq 5  <TIME>  Renamed\n'
+                       '  data (text): plain text, not JSON\n')
+
+    def test_read_json(self):
+        events = self.read_json('cart-1')
+        for e in events:
+            self.assertTrue(TIME_RE.fullmatch(e.pop('timestamp')))
+        self.assertEqual(events, [
+            {'stream_id': 'cart-1', 'version': 1, 'sequence_id': 1, 'event_type': 'ItemAdded',
+             'data': {'sku': 'apple', 'qty': 2}, 'metadata': {'tenant': 'acme', 'score': 7},
+             'idempotency_key': None},
+            {'stream_id': 'cart-1', 'version': 2, 'sequence_id': 3, 'event_type': 'ItemAdded',
+             'data': {'sku': 'pear', 'qty': 1}, 'metadata': {'tenant': 'acme', 'score': 11},
+             'idempotency_key': None},
+            {'stream_id': 'cart-1', 'version': 3, 'sequence_id': 4, 'event_type': 'CheckedOut',
+             'data_base64': 'AAH+/4A=', 'metadata': None, 'idempotency_key': 'checkout-1'},
+        ])
+
+    def test_read_all_after_limit_newest_first(self):
+        seq = lambda events: [e['sequence_id'] for e in events]
+        self.assertEqual(seq(self.read_json('@all')), [1, 2, 3, 4, 5, 6])
+        self.assertEqual(seq(self.read_json('@all', '--after', '2')), [3, 4, 5, 6])
+        self.assertEqual(seq(self.read_json('@all', '--after', '2', '--limit', '2')), [3, 4])
+        self.assertEqual(seq(self.read_json('@all', '--newest-first')), [6, 5, 4, 3, 2, 1])
+        self.assertEqual(seq(self.read_json('@all', '--before', '4')), [3, 2, 1])
+        self.assertEqual(seq(self.read_json('@all', '-r', '-n', '2')), [6, 5])
+        versions = [e['version'] for e in self.read_json('cart-1', '--before', '3')]
+        self.assertEqual(versions, [2, 1])
+        self.assertEqual(self.read_json('@all', '--limit', '0'), [])
+
+    def test_filters(self):
+        seq = lambda *f: [e['sequence_id'] for e in self.read_json('@all', *[a for x in f for a in ('--filter', x)])]
+        self.assertEqual(seq('event_type=ItemAdded'), [1, 3])
+        self.assertEqual(seq('event_type~order%'), [2, 6])
+        self.assertEqual(seq('metadata.tenant=acme'), [1, 3])
+        self.assertEqual(seq('metadata.score>5'), [1, 3])
+        self.assertEqual(seq('metadata.score<=7', 'metadata.tenant=globex'), [6])
+        self.assertEqual(seq('stream_id=order-7', 'version>1'), [6])
+        self.assertEqual(seq('sequence_id>=5'), [5, 6])
+        self.assertEqual(seq('timestamp>=2000-01-01T00:00:00Z'), [1, 2, 3, 4, 5, 6])
+        self.assertEqual(seq('timestamp<2000-01-01T00:00:00Z'), [])
+        self.assertEqual(seq('timestamp>0'), [1, 2, 3, 4, 5, 6])
+        self.assertEqual(seq('metadata.score="7"'), [])
+        self.assertEqual(seq('metadata.score=7'), [1])
+
+    def test_bad_filters(self):
+        cases = [
+            ('foo', "Bad filter 'foo': expected FIELD=VALUE, FIELD~PATTERN or a comparison (<, <=, >, >=)"),
+            ('colour=red', "Bad filter 'colour=red': unknown field 'colour' (use stream_id, event_type, version, sequence_id, timestamp or metadata.KEY)"),
+            ('version>ten', "Bad filter 'version>ten': The value of version must be an integer, not 'ten'"),
+            ('version~1%', "Bad filter 'version~1%': ~ (LIKE) applies to stream_id, event_type and metadata, not to version"),
+            ('event_type>A', "Bad filter 'event_type>A': event_type takes = or ~, not a comparison"),
+            ('timestamp>=yesterday', "Bad filter 'timestamp>=yesterday': The value of timestamp must be an ISO 8601 date and time with a time zone (such as 2026-01-01T00:00:00Z) or microseconds since the epoch, not 'yesterday'"),
+        ]
+        for expr, message in cases:
+            self.assertRun(['read', self.db, '@all', '--filter', expr], '', 2,
+                           'es-tool: read: %s\n' % message)
+
+    def test_bad_input(self):
+        missing = os.path.join(self.dir, 'missing.db')
+        self.assertRun(['read', missing, '@all'], '', 4,
+                       "es-tool: read: '%s' does not exist\n" % missing)
+        self.assertFalse(os.path.exists(missing))
+        self.assertRun(['delete', missing, 'x'], '', 4,
+                       "es-tool: delete: '%s' does not exist\n" % missing)
+        self.assertFalse(os.path.exists(missing))
+
+        text = os.path.join(self.dir, 'notes.txt')
+        with open(text, 'w') as f:
+            f.write('hello, not a database\n' * 100)
+        result = self.assertRun(['info', text], '', 1, None)
+        self.assertTrue(result.stderr.startswith('es-tool: info: '), result.stderr)
+        self.assertIn(text, result.stderr)
+
+        self.assertRun(['streams', self.dir], '', 1,
+                       "es-tool: streams: '%s' is a directory, not a database\n" % self.dir)
+        self.assertRun(['read', self.db, 'nope'], '', 4, "es-tool: read: No stream 'nope'\n")
+
+    @unittest.skipIf(os.geteuid() == 0, 'root reads files whatever their mode')
+    def test_unreadable_file(self):
+        os.chmod(self.db, 0)
+        self.assertRun(['info', self.db], '', 1,
+                       "es-tool: info: '%s' cannot be read: Permission denied\n" % self.db)
+
+    def test_usage_errors(self):
+        result = self.assertRun(['frobnicate'], '', 2,
+                                "es-tool: Unknown command 'frobnicate' (see “es-tool --help”)\n")
+        self.assertRun(['read', self.db, '@all', '--bogus'], '', 2,
+                       'es-tool: read: Unknown option --bogus\n')
+        self.assertRun(['read', self.db], '', 2,
+                       'es-tool: read: Missing arguments (see “es-tool read --help”)\n')
+        self.assertRun(['streams'], '', 2,
+                       'es-tool: streams: No database given (see “es-tool streams --help”)\n')
+        self.assertRun(['streams', self.db, 'extra'], '', 2,
+                       "es-tool: streams: Unexpected argument 'extra' (see “es-tool streams --help”)\n")
+        self.assertRun(['read', self.db, '@all', '--limit', '-3'], '', 2,
+                       "es-tool: read: Invalid --limit '-3': expected an integer of at least 0\n")
+        self.assertRun(['read', self.db, '@all', '--after', '1', '-r'], '', 2,
+                       'es-tool: read: --after reads oldest first: it cannot be combined with --before or --newest-first\n')
+        result = run()
+        self.assertEqual(result.returncode, 2)
+        self.assertIn('Usage:', result.stderr)
+
+    def test_help(self):
+        result = self.assertRun(['--help'])
+        for command in ('info', 'streams', 'read', 'tail', 'delete', 'truncate', 'erase',
+                        'retention', 'sweep', 'compact', 'subscriptions'):
+            self.assertIn('\n  %s ' % command, result.stdout)
+            sub = self.assertRun([command, '--help'])
+            self.assertIn('es-tool %s [OPTION…] DATABASE' % command, sub.stdout)
+            self.assertEqual(self.assertRun(['help', command]).stdout, sub.stdout)
+        self.assertIn('--filter=EXPR', self.assertRun(['read', '--help']).stdout)
+
+    @unittest.skipIf(HAS_POSTGRES, 'this build has PostgreSQL')
+    def test_postgres_not_built(self):
+        self.assertRun(['info', 'postgresql://localhost/events'], '', 1,
+                       "es-tool: info: 'postgresql://localhost/events' is a PostgreSQL connection string, "
+                       "but PostgreSQL is not available in this build of es-tool\n")
+
+    @unittest.skipUnless(HAS_POSTGRES, 'this build has no PostgreSQL')
+    def test_postgres_connection_string_goes_to_postgres(self):
+        # Port 1 of localhost has no server: the error must come from libpq,
+        # not from SQLite, and no file may be created.
+        result = run('info', 'host=127.0.0.1 port=1 dbname=nothing connect_timeout=2')
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertTrue(result.stderr.startswith('es-tool: info: '), result.stderr)
+        self.assertFalse(os.path.exists('host=127.0.0.1 port=1 dbname=nothing connect_timeout=2'))
+
+
+class ColourTests(ToolTestCase):
+    def test_no_colour_when_piped(self):
+        result = self.assertRun(['read', self.db, 'user-3'])
+        self.assertNotIn('\033[', result.stdout)
+
+    @unittest.skipUnless(shutil.which('script'), 'needs script(1) for a terminal')
+    def test_colour_on_terminal_unless_no_color(self):
+        def on_tty(extra_env):
+            env = dict(os.environ)
+            env.pop('NO_COLOR', None)
+            env.update(extra_env)
+            env['TERM'] = 'xterm'
+            command = '%s read %s user-3' % (TOOL, self.db)
+            result = subprocess.run(['script', '-qec', command, '/dev/null'],
+                                    capture_output=True, text=True, env=env, timeout=60)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            return result.stdout
+
+        coloured = on_tty({})
+        self.assertIn('\033[1;36muser-3 #1\033[0m', coloured)
+        self.assertIn('\033[1;32mRenamed\033[0m', coloured)
+        self.assertNotIn('\033[', on_tty({'NO_COLOR': '1'}))
+
+
+class TailTests(ToolTestCase):
+    def test_tail_last_events(self):
+        self.assertRun(['tail', '-n', '2', self.db, 'cart-1'],
+                       'cart-1 #2  seq 3  <TIME>  ItemAdded\n'
+                       '  data:\n'
+                       '    {\n'
+                       '      "sku" : "pear",\n'
+                       '      "qty" : 1\n'
+                       '    }\n'
+                       '  metadata: {"tenant":"acme","score":11}\n'
+                       'cart-1 #3  seq 4  <TIME>  CheckedOut\n'
+                       '  data (5 bytes, base64): AAH+/4A=\n'
+                       '  idempotency key: checkout-1\n')
+        result = self.assertRun(['tail', '--json', self.db, '@all', '--filter', 'event_type=ItemAdded'])
+        self.assertEqual([json.loads(l)['sequence_id'] for l in result.stdout.splitlines()], [1, 3])
+
+    def test_tail_follow_prints_events_of_another_process(self):
+        proc = subprocess.Popen([TOOL, 'tail', '-f', '--json', '-n', '1', self.db, '@all'],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            first = json.loads(proc.stdout.readline())
+            self.assertEqual(first['sequence_id'], 6)
+            # The tool has printed its history: it watches from there on.
+            fixture('append', self.db, 'cart-9', 'Live', '{"live":true}')
+            live = json.loads(proc.stdout.readline())
+            self.assertEqual((live['stream_id'], live['version'], live['sequence_id'],
+                              live['event_type'], live['data']),
+                             ('cart-9', 1, 7, 'Live', {'live': True}))
+            fixture('append', self.db, 'cart-9', 'Again', '2')
+            self.assertEqual(json.loads(proc.stdout.readline())['data'], 2)
+        finally:
+            proc.terminate()
+            out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertEqual(err, '')
+
+
+class LifecycleTests(ToolTestCase):
+    def test_delete_expected_version(self):
+        self.assertRun(['delete', '--expected-version', '2', self.db, 'cart-1'], '', 5, None)
+        self.assertEqual(len(self.read_json('cart-1')), 3)
+        self.assertRun(['delete', '-e', '3', self.db, 'cart-1'], "Stream 'cart-1' deleted\n")
+        self.assertRun(['read', self.db, 'cart-1'], '')
+
+    def test_truncate(self):
+        self.assertRun(['truncate', self.db, 'cart-1'], '', 2, 'es-tool: truncate: --before is required\n')
+        self.assertRun(['truncate', '--before', '3', self.db, 'cart-1'],
+                       "Stream 'cart-1' truncated before version 3\n")
+        self.assertEqual([e['version'] for e in self.read_json('cart-1')], [3])
+
+    def test_erase(self):
+        self.assertRun(['erase', self.db, 'cart-1', 'x'], '', 2,
+                       "es-tool: erase: Invalid VERSION 'x': expected an integer of at least 1\n")
+        self.assertRun(['erase', self.db, 'cart-1', '1'], "Version 1 of stream 'cart-1' erased\n")
+        first = self.read_json('cart-1')[0]
+        self.assertEqual((first['version'], first['metadata'], first.get('erased')), (1, None, True))
+        self.assertNotIn('apple', json.dumps(first))
+        result = self.assertRun(['erase', self.db, 'cart-1', '9'], '', 4, None)
+        self.assertTrue(result.stderr.startswith('es-tool: erase: '), result.stderr)
+
+    def test_retention_and_sweep(self):
+        self.assertRun(['retention', self.db, 'cart-1'], 'max age: -\nmax count: -\n')
+        self.assertRun(['retention', '--max-count', '1', self.db, 'cart-1'],
+                       "Retention policy of stream 'cart-1' set\n")
+        self.assertEqual([e['version'] for e in self.read_json('cart-1')], [3])
+        self.assertRun(['retention', '--max-age', '1d12h', self.db, 'order-7'],
+                       "Retention policy of stream 'order-7' set\n")
+        self.assertRun(['retention', self.db, 'order-7'], 'max age: 1d12h\nmax count: -\n')
+        self.assertRun(['retention', '--max-age', 'soon', self.db], '', 2,
+                       "es-tool: retention: Invalid --max-age 'soon': expected a duration such as 90d, 12h, 30m or 45s\n")
+        self.assertRun(['sweep', self.db], '0 events removed\n')
+        self.assertRun(['retention', '--max-count', '1', self.db], 'Database-wide retention policy set\n')
+        self.assertEqual([e['sequence_id'] for e in self.read_json('@all')], [4, 5, 6])
+        self.assertRun(['compact', self.db], 'Database compacted\n')
+
+    def test_subscriptions(self):
+        fixture('subscribe', self.db, 'projector', '@all', '4')
+        self.assertRun(['subscriptions', self.db],
+                       'NAME       STREAM  CHECKPOINT  LAG  UPDATED\n'
+                       'projector  @all    4           2    <TIME>\n')
+        self.assertRun(['subscriptions', self.db, 'reset', 'projector', '1'],
+                       "Subscription 'projector' reset to position 1\n")
+        result = self.assertRun(['subscriptions', '--json', self.db, 'list'])
+        line = json.loads(result.stdout)
+        self.assertEqual((line['name'], line['checkpoint'], line['lag']), ('projector', 1, 5))
+        self.assertRun(['subscriptions', self.db, 'delete', 'nope'], '', 4, None)
+        self.assertRun(['subscriptions', self.db, 'delete', 'projector'],
+                       "Subscription 'projector' deleted\n")
+        self.assertRun(['subscriptions', self.db], 'NAME  STREAM  CHECKPOINT  LAG  UPDATED\n')
+        self.assertRun(['subscriptions', self.db, 'rename'], '', 2,
+                       "es-tool: subscriptions: Unknown action 'rename': use list, reset or delete\n")
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
