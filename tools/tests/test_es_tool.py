@@ -387,5 +387,52 @@ class LifecycleTests(ToolTestCase):
                        "es-tool: subscriptions: Unknown action 'rename': use list, reset or delete\n")
 
 
+class CompletionTests(ToolTestCase):
+    def complete(self, *words):
+        script = os.path.join(SRCDIR, 'tools', 'es-tool.bash-completion')
+        env = dict(os.environ)
+        env['PATH'] = os.path.dirname(TOOL) + os.pathsep + env.get('PATH', '')
+        words_text = ' '.join("'%s'" % w for w in words)
+        program = ('source "%s"; COMP_WORDS=(%s); COMP_CWORD=%d; _es_tool; '
+                   'printf "%%s\\n" "${COMPREPLY[@]}"' % (script, words_text, len(words) - 1))
+        result = subprocess.run(['bash', '--norc', '--noprofile', '-c', program],
+                                capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        return sorted(filter(None, result.stdout.split('\n')))
+
+    @unittest.skipUnless(shutil.which('bash'), 'needs bash')
+    def test_completion(self):
+        self.assertEqual(self.complete('es-tool', 'st'), ['streams'])
+        self.assertEqual(self.complete('es-tool', 'su'), ['subscriptions'])
+        self.assertEqual(self.complete('es-tool', 'read', '--n'), ['--newest-first'])
+        self.assertEqual(self.complete('es-tool', 'read', self.db, ''),
+                         ['@all', 'cart-1', 'order-7', 'user-3'])
+        self.assertEqual(self.complete('es-tool', 'read', '--limit', '3', self.db, 'or'), ['order-7'])
+        self.assertEqual(self.complete('es-tool', 'delete', '--hard', self.db, 'c'), ['cart-1'])
+        self.assertEqual(self.complete('es-tool', 'subscriptions', self.db, 're'), ['reset'])
+        self.assertEqual(self.complete('es-tool', 'info', os.path.join(self.dir, 'ev')), [self.db])
+
+
+class ManualTests(unittest.TestCase):
+    @unittest.skipUnless(shutil.which('groff'), 'needs groff')
+    def test_manual_renders_without_warnings(self):
+        page = os.path.join(SRCDIR, 'doc', 'es-tool.1')
+        result = subprocess.run(['groff', '-man', '-Tutf8', '-ww', '-z', page],
+                                capture_output=True, text=True, timeout=60)
+        self.assertEqual((result.returncode, result.stderr), (0, ''))
+        env = dict(os.environ, MANWIDTH='80')
+        result = subprocess.run(['groff', '-man', '-Tutf8', page],
+                                capture_output=True, text=True, timeout=60, env=env)
+        self.assertIn('es-tool', result.stdout)
+
+    def test_manual_names_every_command(self):
+        with open(os.path.join(SRCDIR, 'doc', 'es-tool.1')) as f:
+            page = f.read()
+        commands = run('--help').stdout.split('Commands:')[1].split('\n\n')[0]
+        for line in commands.strip().splitlines():
+            name = line.split()[0]
+            self.assertTrue(re.search(r'^\.B (es-tool )?%s\b' % name, page, re.M), name)
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
