@@ -27,71 +27,101 @@ state_name (EsStreamState state)
 
 /* Events -------------------------------------------------------------- */
 
-/* The JSON Lines form of an event: stream_id, version, sequence_id,
- * timestamp (UTC, microseconds), event_type, then data (the JSON value
- * when the data is JSON text) or data_base64, metadata (the JSON value,
- * or null), idempotency_key (or null), and erased: true for an erased
- * event. */
+/* The JSON Lines form of an event: the line es_stream_factory_export()
+ * writes (doc/export-format.md), so that `read --json` and `export` can
+ * be compared and fed to `import`: stream_id, version, sequence_id,
+ * timestamp (UTC, microseconds), event_type, idempotency_key (or null),
+ * metadata (the JSON object as written when json-glib writes it back byte
+ * for byte, else a string, or null), then data (the JSON text, under the
+ * same rule) or data_base64, and "erased": true for an erased event. */
+static void
+append_json_string (GString    *out,
+                    const char *s)
+{
+  g_string_append_c (out, '"');
+  for (const char *p = s; *p != '\0'; p++)
+    {
+      guchar c = (guchar) *p;
+
+      switch (c)
+        {
+        case '"': g_string_append (out, "\\\""); break;
+        case '\\': g_string_append (out, "\\\\"); break;
+        case '\n': g_string_append (out, "\\n"); break;
+        case '\r': g_string_append (out, "\\r"); break;
+        case '\t': g_string_append (out, "\\t"); break;
+        default:
+          if (c < 0x20)
+            g_string_append_printf (out, "\\u%04x", c);
+          else
+            g_string_append_c (out, (char) c);
+        }
+    }
+  g_string_append_c (out, '"');
+}
+
+/* Whether @text is JSON that json-glib writes back byte for byte (the
+ * export's rule for embedding data and metadata as JSON). */
+static gboolean
+is_canonical_json (const char *text,
+                   gsize       len,
+                   gboolean    want_object)
+{
+  g_autoptr(JsonNode) node = es_tool_parse_json (text, len);
+  g_autofree char *again = NULL;
+
+  if (node == NULL || memchr (text, '\0', len) != NULL ||
+      (want_object && !JSON_NODE_HOLDS_OBJECT (node)))
+    return FALSE;
+  again = json_to_string (node, FALSE);
+  return strlen (again) == len && memcmp (again, text, len) == 0;
+}
+
 static void
 print_event_json (EsStoredEvent *event)
 {
-  g_autoptr(JsonBuilder) b = json_builder_new_immutable ();
+  g_autoptr(GString) out = g_string_new (NULL);
   g_autofree char *time = es_tool_format_time (es_stored_event_get_timestamp_usec (event));
   GBytes *data = es_stored_event_get_data (event);
   const char *metadata = es_stored_event_get_metadata (event);
   const char *key = es_stored_event_get_idempotency_key (event);
   gsize size = 0;
   const char *bytes = data != NULL ? g_bytes_get_data (data, &size) : NULL;
-  JsonNode *node;
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "stream_id");
-  json_builder_add_string_value (b, es_stored_event_get_stream_id (event));
-  json_builder_set_member_name (b, "version");
-  json_builder_add_int_value (b, es_stored_event_get_version (event));
-  json_builder_set_member_name (b, "sequence_id");
-  json_builder_add_int_value (b, es_stored_event_get_sequence_id (event));
-  json_builder_set_member_name (b, "timestamp");
-  json_builder_add_string_value (b, time);
-  json_builder_set_member_name (b, "event_type");
-  json_builder_add_string_value (b, es_stored_event_get_event_type (event));
-
-  node = es_tool_parse_json (bytes, size);
-  if (node != NULL)
+  g_string_append (out, "{\"stream_id\":");
+  append_json_string (out, es_stored_event_get_stream_id (event));
+  g_string_append_printf (out, ",\"version\":%" G_GINT64_FORMAT ",\"sequence_id\":%"
+                          G_GINT64_FORMAT ",\"timestamp\":\"%s\",\"event_type\":",
+                          es_stored_event_get_version (event),
+                          es_stored_event_get_sequence_id (event), time);
+  append_json_string (out, es_stored_event_get_event_type (event));
+  g_string_append (out, ",\"idempotency_key\":");
+  if (key != NULL)
+    append_json_string (out, key);
+  else
+    g_string_append (out, "null");
+  g_string_append (out, ",\"metadata\":");
+  if (metadata == NULL)
+    g_string_append (out, "null");
+  else if (is_canonical_json (metadata, strlen (metadata), TRUE))
+    g_string_append (out, metadata);
+  else
+    append_json_string (out, metadata);
+  if (bytes != NULL && is_canonical_json (bytes, size, FALSE))
     {
-      json_builder_set_member_name (b, "data");
-      json_builder_add_value (b, node);
+      g_string_append (out, ",\"data\":");
+      g_string_append_len (out, bytes, (gssize) size);
     }
   else
     {
       g_autofree char *b64 = g_base64_encode ((const guchar *) bytes, size);
 
-      json_builder_set_member_name (b, "data_base64");
-      json_builder_add_string_value (b, b64);
+      g_string_append_printf (out, ",\"data_base64\":\"%s\"", b64);
     }
-
-  json_builder_set_member_name (b, "metadata");
-  node = metadata != NULL ? es_tool_parse_json (metadata, strlen (metadata)) : NULL;
-  if (node != NULL)
-    json_builder_add_value (b, node);
-  else if (metadata != NULL)
-    json_builder_add_string_value (b, metadata);
-  else
-    json_builder_add_null_value (b);
-
-  json_builder_set_member_name (b, "idempotency_key");
-  if (key != NULL)
-    json_builder_add_string_value (b, key);
-  else
-    json_builder_add_null_value (b);
-
   if (es_stored_event_get_erased (event))
-    {
-      json_builder_set_member_name (b, "erased");
-      json_builder_add_boolean_value (b, TRUE);
-    }
-  json_builder_end_object (b);
-  es_tool_print_json (b);
+    g_string_append (out, ",\"erased\":true");
+  g_string_append_c (out, '\n');
+  fputs (out->str, stdout);
 }
 
 static void

@@ -3,7 +3,8 @@
  * what they share: opening a database (an SQLite path or a PostgreSQL
  * connection string), errors and exit codes, tables, colours, JSON.
  * The subcommands live in es-tool-read.c (info, streams, read, tail),
- * es-tool-admin.c (the life cycle and the subscriptions) and
+ * es-tool-transfer.c (export, import, backup, check), es-tool-admin.c
+ * (the life cycle and the subscriptions) and
  * es-tool-filter.c (the --filter syntax). doc/es-tool.1 is the manual.
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
@@ -37,6 +38,10 @@ static const EsToolCommand commands[] = {
   { "streams",       es_tool_streams,       N_("List the streams") },
   { "read",          es_tool_read,          N_("Print the events of a stream or of every stream") },
   { "tail",          es_tool_tail,          N_("Print the newest events, and follow new ones with -f") },
+  { "export",        es_tool_export,        N_("Write the events as JSON Lines") },
+  { "import",        es_tool_import,        N_("Store the events of an export") },
+  { "backup",        es_tool_backup,        N_("Copy a live SQLite database to a new file") },
+  { "check",         es_tool_check,         N_("Check the storage and es-glib's invariants") },
   { "delete",        es_tool_delete,        N_("Delete a stream (soft, or hard with --hard)") },
   { "truncate",      es_tool_truncate,      N_("Remove the events of a stream before a version") },
   { "erase",         es_tool_erase,         N_("Erase the data and metadata of one event") },
@@ -256,13 +261,23 @@ es_tool_format_duration (GTimeSpan span)
 char *
 es_tool_format_time (gint64 usec)
 {
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
+  gint64 sub = usec % G_USEC_PER_SEC;
+  gint64 secs = usec / G_USEC_PER_SEC;
+  g_autoptr(GDateTime) dt = NULL;
   g_autofree char *seconds = NULL;
 
-  if (dt == NULL || usec < 0)
+  /* Before 1970, a negative remainder belongs to the second before (as
+   * in the export format). */
+  if (sub < 0)
+    {
+      secs--;
+      sub += G_USEC_PER_SEC;
+    }
+  dt = g_date_time_new_from_unix_utc (secs);
+  if (dt == NULL)
     return g_strdup ("-");
   seconds = g_date_time_format (dt, "%Y-%m-%dT%H:%M:%S");
-  return g_strdup_printf ("%s.%06dZ", seconds, (int) (usec % G_USEC_PER_SEC));
+  return g_strdup_printf ("%s.%06dZ", seconds, (int) sub);
 }
 
 /* Opening ------------------------------------------------------------- */

@@ -88,6 +88,12 @@ int es_tool_streams       (EsTool *tool, int argc, char **argv);
 int es_tool_read          (EsTool *tool, int argc, char **argv);
 int es_tool_tail          (EsTool *tool, int argc, char **argv);
 
+/* es-tool-transfer.c */
+int es_tool_export        (EsTool *tool, int argc, char **argv);
+int es_tool_import        (EsTool *tool, int argc, char **argv);
+int es_tool_backup        (EsTool *tool, int argc, char **argv);
+int es_tool_check         (EsTool *tool, int argc, char **argv);
+
 /* es-tool-admin.c */
 int es_tool_delete        (EsTool *tool, int argc, char **argv);
 int es_tool_truncate      (EsTool *tool, int argc, char **argv);
