@@ -120,7 +120,7 @@ print_event_json (EsStoredEvent *event)
     }
   if (es_stored_event_get_erased (event))
     g_string_append (out, ",\"erased\":true");
-  g_string_append_c (out, '\n');
+  g_string_append (out, "}\n");
   fputs (out->str, stdout);
 }
 

@@ -387,6 +387,153 @@ class LifecycleTests(ToolTestCase):
                        "es-tool: subscriptions: Unknown action 'rename': use list, reset or delete\n")
 
 
+class TransferTests(ToolTestCase):
+    def test_read_json_is_the_export_format(self):
+        exported = self.assertRun(['export', self.db]).stdout
+        self.assertEqual(run('read', '--json', self.db, '@all').stdout, exported)
+        self.assertEqual(len(exported.splitlines()), 6)
+
+    def test_export_import_round_trip_is_byte_identical(self):
+        fixture('subscribe', self.db, 'projector', '@all', '2')
+        self.assertRun(['erase', self.db, 'order-7', '1'])
+        first = os.path.join(self.dir, 'first.jsonl')
+        second = os.path.join(self.dir, 'second.jsonl')
+        copy = os.path.join(self.dir, 'copy.db')
+        self.assertRun(['export', '-o', first, self.db], '6 events exported to %s\n' % first)
+        self.assertRun(['import', '-i', first, copy], '6 events imported\n')
+        self.assertRun(['export', '--output', second, copy], '6 events exported to %s\n' % second)
+        with open(first, 'rb') as a, open(second, 'rb') as b:
+            first_bytes, second_bytes = a.read(), b.read()
+        self.assertEqual(first_bytes, second_bytes)
+        self.assertIn(b'"data_base64":"AAH+/4A="', first_bytes)
+        self.assertIn(b'"erased":true', first_bytes)
+        # Through pipes too, and importing again skips what is stored.
+        exported = subprocess.run([TOOL, 'export', self.db], capture_output=True, check=True).stdout
+        result = subprocess.run([TOOL, 'import', copy], input=exported, capture_output=True)
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, b'0 events imported\n', b''))
+        self.assertRun(['streams', '--names-only', copy], 'cart-1\norder-7\nuser-3\n')
+
+    def test_export_one_stream_filtered(self):
+        out = self.assertRun(['export', '--stream', 'cart-1', '-f', 'event_type=ItemAdded', self.db]).stdout
+        self.assertEqual([json.loads(l)['version'] for l in out.splitlines()], [1, 2])
+        out = self.assertRun(['export', '--data-base64', '-s', 'user-3', self.db]).stdout
+        self.assertEqual(json.loads(out)['data_base64'], 'cGxhaW4gdGV4dCwgbm90IEpTT04=')
+
+    def test_export_failure_keeps_existing_output(self):
+        target = os.path.join(self.dir, 'keep.jsonl')
+        with open(target, 'w') as f:
+            f.write('old\n')
+        self.assertRun(['export', '-o', target, '-f', 'version~1', self.db], '', 2, None)
+        with open(target) as f:
+            self.assertEqual(f.read(), 'old\n')
+
+    def test_import_bad_input(self):
+        good = run('export', self.db).stdout.splitlines()
+        bad = os.path.join(self.dir, 'bad.jsonl')
+        with open(bad, 'w') as f:
+            f.write(good[0] + '\n' + '{"stream_id": "x", oops\n' + good[2] + '\n')
+        target = os.path.join(self.dir, 'target.db')
+        result = self.assertRun(['import', '-i', bad, target], '', 1, None)
+        self.assertTrue(result.stderr.startswith('es-tool: import: '), result.stderr)
+        self.assertIn('2', result.stderr.split('\n')[0])
+        # Nothing of the batch was committed.
+        self.assertRun(['streams', '--names-only', target], '')
+
+        missing = os.path.join(self.dir, 'missing.jsonl')
+        result = self.assertRun(['import', '-i', missing, target], '', 4, None)
+        self.assertIn(missing, result.stderr)
+
+    def test_import_conflict(self):
+        other = os.path.join(self.dir, 'other.db')
+        fixture('append', other, 'cart-1', 'Different', '{}')
+        exported = run('export', self.db).stdout
+        result = run('import', other, input=exported)
+        self.assertEqual(result.returncode, 5, result.stderr)
+        self.assertTrue(result.stderr.startswith('es-tool: import: '), result.stderr)
+        self.assertEqual([e['event_type'] for e in self.read_json_of(other, 'cart-1')], ['Different'])
+
+    def read_json_of(self, db, stream):
+        return [json.loads(l) for l in run('read', '--json', db, stream).stdout.splitlines()]
+
+    def test_backup(self):
+        target = os.path.join(self.dir, 'backup.db')
+        self.assertRun(['backup', self.db, target], 'Backed up to %s\n' % target)
+        self.assertEqual(run('export', target).stdout, run('export', self.db).stdout)
+        self.assertRun(['check', target], 'No problems found\n')
+        result = self.assertRun(['backup', self.db, target], '', 5, None)
+        self.assertTrue(result.stderr.startswith('es-tool: backup: '), result.stderr)
+        self.assertIn(target, result.stderr)
+        self.assertRun(['backup', '--overwrite', self.db, target], 'Backed up to %s\n' % target)
+        nowhere = os.path.join(self.dir, 'no-such-dir', 'backup.db')
+        result = run('backup', self.db, nowhere)
+        self.assertIn(result.returncode, (1, 4))
+        self.assertTrue(result.stderr.startswith('es-tool: backup: '), result.stderr)
+        self.assertFalse(os.path.exists(nowhere))
+
+    def test_backup_while_a_writer_appends(self):
+        writer = subprocess.Popen([FIXTURE, 'writer', self.db, 'ticks', '3000'],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(writer.stdout.readline(), 'started\n')
+            target = os.path.join(self.dir, 'live.db')
+            self.assertRun(['backup', self.db, target], 'Backed up to %s\n' % target)
+        finally:
+            self.assertEqual(writer.stdout.read(), 'done\n')
+            writer.wait(timeout=120)
+        self.assertRun(['check', target], 'No problems found\n')
+        ticks = self.read_json_of(target, 'ticks')
+        # A prefix of the writer's events: versions 1..k, each its own data.
+        self.assertGreaterEqual(len(ticks), 1)
+        self.assertEqual([e['version'] for e in ticks], list(range(1, len(ticks) + 1)))
+        self.assertEqual([e['data']['n'] for e in ticks], list(range(1, len(ticks) + 1)))
+        self.assertEqual(len(self.read_json_of(self.db, 'ticks')), 3000)
+
+    def plant(self, *statements):
+        import sqlite3
+        db = sqlite3.connect(self.db)
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+        db.close()
+
+    def test_check_clean(self):
+        self.assertRun(['check', self.db], 'No problems found\n')
+        self.assertRun(['check', '--quick', self.db], 'No problems found\n')
+        self.assertRun(['check', '--json', self.db], '')
+
+    def test_check_finds_a_gap(self):
+        self.plant("DELETE FROM events WHERE stream_id = 'cart-1' AND version = 2")
+        result = self.assertRun(['check', self.db], None, 3)
+        self.assertIn('version-gap: ', result.stdout)
+        self.assertTrue(result.stdout.endswith('problems found\n') or result.stdout.endswith('1 problem found\n'))
+        problems = [json.loads(l) for l in self.assertRun(['check', '--json', self.db], None, 3).stdout.splitlines()]
+        gaps = [p for p in problems if p['kind'] == 'version-gap']
+        self.assertEqual([p['stream_id'] for p in gaps], ['cart-1'])
+
+    def test_check_finds_a_duplicate_key(self):
+        self.plant('DROP INDEX events_idempotency_key',
+                   "UPDATE events SET idempotency_key = 'twice' WHERE stream_id = 'cart-1' AND version IN (1, 2)")
+        problems = [json.loads(l) for l in self.assertRun(['check', '--json', self.db], None, 3).stdout.splitlines()]
+        self.assertIn(('duplicate-key', 'cart-1'), [(p['kind'], p['stream_id']) for p in problems])
+
+    def test_check_finds_a_corrupt_page(self):
+        fixture('writer', self.db, 'ticks', '3000')
+        page_size = 4096
+        with open(self.db, 'r+b') as f:
+            f.seek(0, 2)
+            n_pages = f.tell() // page_size
+            self.assertGreater(n_pages, 20)
+            for page in range(n_pages // 3, 2 * n_pages // 3, 5):
+                f.seek(page * page_size + 16)
+                f.write(b'\xa5' * 64)
+        result = run('check', self.db)
+        self.assertIn(result.returncode, (1, 3), result.stderr)
+        if result.returncode == 3:
+            self.assertIn('storage: ', result.stdout)
+        else:
+            self.assertIn('corrupt', result.stderr)
+
+
 class CompletionTests(ToolTestCase):
     def complete(self, *words):
         script = os.path.join(SRCDIR, 'tools', 'es-tool.bash-completion')
