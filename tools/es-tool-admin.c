@@ -38,7 +38,7 @@ es_tool_delete (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE STREAM"),
-                            _("Delete a stream: its events go. A soft delete keeps its version (the next write continues it); --hard tombstones it."),
+                            _("Delete a stream: its events go. A soft delete keeps its version (the next write continues it); --hard tombstones it"),
                             entries);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -57,7 +57,7 @@ es_tool_delete (EsTool *tool,
   if (es_stream_factory_delete_stream (factory, argv[2], expected,
                                        hard ? ES_DELETE_FLAGS_TOMBSTONE : ES_DELETE_FLAGS_NONE,
                                        NULL, &error))
-    g_print (hard ? _("Stream '%s' tombstoned\n") : _("Stream '%s' deleted\n"), argv[2]);
+    es_tool_say (hard ? _("Stream '%s' tombstoned") : _("Stream '%s' deleted"), argv[2]);
   return finish (tool, factory, error);
 }
 
@@ -75,7 +75,7 @@ es_tool_truncate (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE STREAM"),
-                            _("Remove the events of a stream older than a version; the stream keeps its version."),
+                            _("Remove the events of a stream older than a version; the stream keeps its version"),
                             entries);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -93,7 +93,7 @@ es_tool_truncate (EsTool *tool,
   if (factory == NULL)
     return status;
   if (es_stream_factory_truncate_stream (factory, argv[2], before, NULL, &error))
-    g_print (_("Stream '%s' truncated before version %" G_GINT64_FORMAT "\n"), argv[2], before);
+    es_tool_say (_("Stream '%s' truncated before version %" G_GINT64_FORMAT), argv[2], before);
   return finish (tool, factory, error);
 }
 
@@ -106,7 +106,7 @@ es_tool_erase (EsTool *tool,
 {
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE STREAM VERSION"),
-                            _("Erase the data and metadata of one event; its place in the stream stays."),
+                            _("Erase the data and metadata of one event; its place in the stream stays"),
                             NULL);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -122,7 +122,7 @@ es_tool_erase (EsTool *tool,
   if (factory == NULL)
     return status;
   if (es_stream_factory_erase_event (factory, argv[2], version, NULL, &error))
-    g_print (_("Version %" G_GINT64_FORMAT " of stream '%s' erased\n"), version, argv[2]);
+    es_tool_say (_("Version %" G_GINT64_FORMAT " of stream '%s' erased"), version, argv[2]);
   return finish (tool, factory, error);
 }
 
@@ -142,7 +142,7 @@ es_tool_retention (EsTool *tool,
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE [STREAM]"),
                             _("Show the retention policy of a stream, or set the policy of a stream or, without STREAM, of the whole database. "
-                              "Setting a policy replaces the previous one and enforces it at once; --max-age 0 --max-count 0 removes it."),
+                              "Setting a policy replaces the previous one and enforces it at once; --max-age 0 --max-count 0 removes it"),
                             entries);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -179,11 +179,11 @@ es_tool_retention (EsTool *tool,
         {
           age = es_stream_info_get_max_age (info) > 0
                 ? es_tool_format_duration (es_stream_info_get_max_age (info)) : g_strdup ("-");
-          g_print (_("max age: %s\n"), age);
+          es_tool_say (_("Max age: %s"), age);
           if (es_stream_info_get_max_count (info) > 0)
-            g_print (_("max count: %" G_GINT64_FORMAT "\n"), es_stream_info_get_max_count (info));
+            es_tool_say (_("Max count: %" G_GINT64_FORMAT), es_stream_info_get_max_count (info));
           else
-            g_print (_("max count: %s\n"), "-");
+            es_tool_say (_("Max count: %s"), "-");
         }
       return finish (tool, factory, error);
     }
@@ -194,9 +194,9 @@ es_tool_retention (EsTool *tool,
   if (es_stream_factory_set_retention (factory, stream_id, max_age, max_count, NULL, &error))
     {
       if (stream_id != NULL)
-        g_print (_("Retention policy of stream '%s' set\n"), stream_id);
+        es_tool_say (_("Retention policy of stream '%s' set"), stream_id);
       else
-        g_print (_("Database-wide retention policy set\n"));
+        es_tool_say (_("Database-wide retention policy set"));
     }
   return finish (tool, factory, error);
 }
@@ -210,7 +210,7 @@ es_tool_sweep (EsTool *tool,
 {
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE"),
-                            _("Enforce every retention policy now and print how many events were removed."),
+                            _("Enforce every retention policy now and print how many events were removed"),
                             NULL);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -224,8 +224,8 @@ es_tool_sweep (EsTool *tool,
     return status;
   removed = es_stream_factory_sweep (factory, es_tool_interruptible (), &error);
   if (removed >= 0)
-    g_print (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event removed\n",
-                          "%" G_GINT64_FORMAT " events removed\n", removed),
+    es_tool_say (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event removed",
+                              "%" G_GINT64_FORMAT " events removed", removed),
              removed);
   return finish (tool, factory, error);
 }
@@ -237,7 +237,7 @@ es_tool_compact (EsTool *tool,
 {
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE"),
-                            _("Give the space of removed events back to the file system (SQLite) or the server."),
+                            _("Give the space of removed events back to the file system (SQLite) or the server"),
                             NULL);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -249,7 +249,7 @@ es_tool_compact (EsTool *tool,
   if (factory == NULL)
     return status;
   if (es_stream_factory_compact (factory, es_tool_interruptible (), &error))
-    g_print (_("Database compacted\n"));
+    es_tool_say (_("Database compacted"));
   return finish (tool, factory, error);
 }
 
@@ -318,12 +318,12 @@ es_tool_subscriptions (EsTool *tool,
 {
   gboolean json = FALSE;
   const GOptionEntry entries[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("list: print JSON Lines, one subscription a line"), NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON Lines, one subscription a line (list)"), NULL },
     G_OPTION_ENTRY_NULL
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE [list | reset NAME POSITION | delete NAME]"),
-                            _("List the durable subscriptions (the default), move one to a position (the next event it gets is the one after POSITION), or delete one."),
+                            _("List the durable subscriptions (the default), move one to a position (the next event it gets is the one after POSITION), or delete one"),
                             entries);
   g_autoptr(GError) error = NULL;
   EsStreamFactory *factory;
@@ -352,26 +352,26 @@ es_tool_subscriptions (EsTool *tool,
 
       if (argc != 5)
         return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
-                              _("reset takes a NAME and a POSITION (see “es-tool %s --help”)"), tool->command);
+                              _("The reset action takes a NAME and a POSITION (see “es-tool %s --help”)"), tool->command);
       if (!es_tool_parse_int64 (tool, "POSITION", argv[4], 0, &position, &status))
         return status;
       factory = es_tool_open (tool, argv[1], FALSE, TRUE, &status);
       if (factory == NULL)
         return status;
       if (es_stream_factory_reset_subscription (factory, argv[3], position, NULL, &error))
-        g_print (_("Subscription '%s' reset to position %" G_GINT64_FORMAT "\n"), argv[3], position);
+        es_tool_say (_("Subscription '%s' reset to position %" G_GINT64_FORMAT), argv[3], position);
       return finish (tool, factory, error);
     }
   else if (g_str_equal (action, "delete"))
     {
       if (argc != 4)
         return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
-                              _("delete takes a NAME (see “es-tool %s --help”)"), tool->command);
+                              _("The delete action takes a NAME (see “es-tool %s --help”)"), tool->command);
       factory = es_tool_open (tool, argv[1], FALSE, TRUE, &status);
       if (factory == NULL)
         return status;
       if (es_stream_factory_delete_subscription (factory, argv[3], NULL, &error))
-        g_print (_("Subscription '%s' deleted\n"), argv[3]);
+        es_tool_say (_("Subscription '%s' deleted"), argv[3]);
       return finish (tool, factory, error);
     }
 

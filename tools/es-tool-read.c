@@ -243,7 +243,7 @@ es_tool_info (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE"),
-                            _("Describe a database: its backend, its size, how many streams, events and subscriptions it holds."),
+                            _("Describe a database: its backend, its size, how many streams, events and subscriptions it holds"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(EsStreamInfoEnumerator) streams = NULL;
@@ -385,7 +385,7 @@ es_tool_streams (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE"),
-                            _("List the streams of a database, in the order of their ids."),
+                            _("List the streams of a database, in the order of their ids"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(EsStreamInfoEnumerator) streams = NULL;
@@ -640,7 +640,7 @@ es_tool_tail (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE STREAM|@all"),
-                            _("Print the newest events of a stream or of @all, oldest of them first; with -f, then print every new event, written by any process, until interrupted."),
+                            _("Print the newest events of a stream or of @all, oldest of them first; with -f, then print every new event, written by any process, until interrupted"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(EsEventFilter) filter = NULL;

@@ -119,7 +119,7 @@ es_tool_export (EsTool *tool,
   };
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE"),
-                            _("Write the events as JSON Lines, one event a line, which “es-tool import” reads back."),
+                            _("Write the events as JSON Lines, one event a line, which “es-tool import” reads back"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(EsEventFilter) filter = NULL;
@@ -193,8 +193,8 @@ es_tool_export (EsTool *tool,
   else
     {
       if (output_path != NULL)
-        g_print (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event exported to %s\n",
-                              "%" G_GINT64_FORMAT " events exported to %s\n", n),
+        es_tool_say (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event exported to %s",
+                                  "%" G_GINT64_FORMAT " events exported to %s", n),
                  n, output_path);
       status = ES_TOOL_EXIT_OK;
     }
@@ -218,7 +218,7 @@ es_tool_import (EsTool *tool,
     es_tool_option_context (tool, _("DATABASE"),
                             _("Store the events of an export (JSON Lines) with their stream ids, versions and idempotency keys. "
                               "An SQLite database is created if it does not exist. Events already stored identically are skipped, "
-                              "so an import can be run again after a failure; it stores batches of 1,000 lines, each complete or not at all."),
+                              "so an import can be run again after a failure; it stores batches of 1,000 lines, each complete or not at all"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(GInputStream) in = NULL;
@@ -264,8 +264,8 @@ es_tool_import (EsTool *tool,
     }
   else
     {
-      g_print (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event imported\n",
-                            "%" G_GINT64_FORMAT " events imported\n", n), n);
+      es_tool_say (g_dngettext (GETTEXT_PACKAGE, "%" G_GINT64_FORMAT " event imported",
+                                "%" G_GINT64_FORMAT " events imported", n), n);
       status = ES_TOOL_EXIT_OK;
     }
   es_tool_close (factory);
@@ -287,7 +287,7 @@ es_tool_backup (EsTool *tool,
   g_autoptr(GOptionContext) context =
     es_tool_option_context (tool, _("DATABASE TARGET"),
                             _("Copy a live SQLite database to a new file, itself a valid database, while applications keep writing. "
-                              "An interrupted backup leaves nothing at TARGET."),
+                              "An interrupted backup leaves nothing at TARGET"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(GFile) target = NULL;
@@ -314,7 +314,7 @@ es_tool_backup (EsTool *tool,
   if (es_stream_factory_backup_finish (factory, result, &error))
     {
       progress_done (&progress);
-      g_print (_("Backed up to %s\n"), argv[2]);
+      es_tool_say (_("Backed up to %s"), argv[2]);
       status = ES_TOOL_EXIT_OK;
     }
   else
@@ -359,7 +359,7 @@ es_tool_check (EsTool *tool,
     es_tool_option_context (tool, _("DATABASE"),
                             _("Check the storage and es-glib's invariants (versions without gaps, increasing sequence ids, "
                               "unique idempotency keys, snapshots and checkpoints within their streams). "
-                              "Exits with status 3 when a problem is found."),
+                              "Exits with status 3 when a problem is found"),
                             entries);
   g_autoptr(GError) error = NULL;
   g_autoptr(EsCheckReport) report = NULL;
@@ -428,7 +428,7 @@ es_tool_check (EsTool *tool,
   if (es_check_report_is_ok (report))
     {
       if (!json)
-        g_print (_("No problems found\n"));
+        es_tool_say (_("No problems found"));
       status = ES_TOOL_EXIT_OK;
     }
   else
@@ -436,7 +436,7 @@ es_tool_check (EsTool *tool,
       guint n = es_check_report_get_n_problems (report);
 
       if (!json)
-        g_print (g_dngettext (GETTEXT_PACKAGE, "%u problem found\n", "%u problems found\n", n), n);
+        es_tool_say (g_dngettext (GETTEXT_PACKAGE, "%u problem found", "%u problems found", n), n);
       status = ES_TOOL_EXIT_PROBLEMS;
     }
   es_tool_close (factory);

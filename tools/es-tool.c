@@ -75,6 +75,20 @@ es_tool_error (EsTool     *tool,
   return code;
 }
 
+/* Prints one line on stdout: the translatable messages have no "\n". */
+void
+es_tool_say (const char *format,
+             ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_print ("%s\n", message);
+}
+
 /* The exit code for an error of the library. */
 int
 es_tool_exit_for (const GError *error)
@@ -520,8 +534,8 @@ print_usage (FILE *out)
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     g_string_append_printf (s, "  %-*s  %s\n", (int) width, commands[i].name,
                             _(commands[i].summary));
-  g_string_append_printf (s, "\n%s\n",
-                          _("Use “es-tool COMMAND --help” for the options of a command."));
+  g_string_append_printf (s, "\n%s.\n",
+                          _("Use “es-tool COMMAND --help” for the options of a command"));
   fputs (s->str, out);
 }
 

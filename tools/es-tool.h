@@ -37,6 +37,8 @@ int              es_tool_error        (EsTool       *tool,
                                        int           code,
                                        const char   *format,
                                        ...) G_GNUC_PRINTF (3, 4);
+void             es_tool_say          (const char   *format,
+                                       ...) G_GNUC_PRINTF (1, 2);
 int              es_tool_gerror       (EsTool       *tool,
                                        const GError *error);
 int              es_tool_exit_for     (const GError *error);
