@@ -168,18 +168,18 @@ print_event_human (EsTool        *tool,
   g_autoptr(JsonNode) node = NULL;
 
   g_string_append_printf (out, "%s%s #%" G_GINT64_FORMAT "%s  seq %" G_GINT64_FORMAT "  %s%s%s  %s%s%s",
-                          es_tool_color (tool, "1;36"),
+                          es_tool_color (tool, "\033[1;36m"),
                           es_stored_event_get_stream_id (event),
                           es_stored_event_get_version (event),
-                          es_tool_color (tool, "0"),
+                          es_tool_color (tool, "\033[0m"),
                           es_stored_event_get_sequence_id (event),
-                          es_tool_color (tool, "2"), time, es_tool_color (tool, "0"),
-                          es_tool_color (tool, "1;32"),
+                          es_tool_color (tool, "\033[2m"), time, es_tool_color (tool, "\033[0m"),
+                          es_tool_color (tool, "\033[1;32m"),
                           es_stored_event_get_event_type (event),
-                          es_tool_color (tool, "0"));
+                          es_tool_color (tool, "\033[0m"));
   if (es_stored_event_get_erased (event))
-    g_string_append_printf (out, "  %s%s%s", es_tool_color (tool, "31"), _("(erased)"),
-                            es_tool_color (tool, "0"));
+    g_string_append_printf (out, "  %s%s%s", es_tool_color (tool, "\033[31m"), _("(erased)"),
+                            es_tool_color (tool, "\033[0m"));
   g_string_append_c (out, '\n');
 
   node = es_tool_parse_json (bytes, size);

@@ -421,8 +421,8 @@ es_tool_check (EsTool *tool,
           es_tool_print_json (b);
         }
       else
-        g_print ("%s%s%s: %s\n", es_tool_color (tool, "1;31"), problem_name (kind),
-                 es_tool_color (tool, "0"), message);
+        g_print ("%s%s%s: %s\n", es_tool_color (tool, "\033[1;31m"), problem_name (kind),
+                 es_tool_color (tool, "\033[0m"), message);
     }
 
   if (es_check_report_is_ok (report))

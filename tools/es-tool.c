@@ -389,25 +389,12 @@ es_tool_close (EsStreamFactory *factory)
 
 /* Output -------------------------------------------------------------- */
 
-/* An SGR sequence ("1" bold, "32" green...) when colours are on, else "". */
+/* @sequence (an SGR escape, "\033[1m") when colours are on, else "". */
 const char *
 es_tool_color (EsTool     *tool,
-               const char *sgr)
+               const char *sequence)
 {
-  static GHashTable *cache = NULL;
-  char *seq;
-
-  if (!tool->color)
-    return "";
-  if (cache == NULL)
-    cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  seq = g_hash_table_lookup (cache, sgr);
-  if (seq == NULL)
-    {
-      seq = g_strdup_printf ("\033[%sm", sgr);
-      g_hash_table_insert (cache, g_strdup (sgr), seq);
-    }
-  return seq;
+  return tool->color ? sequence : "";
 }
 
 /* @rows: (element-type GStrv): the first row is the header. Columns are
@@ -434,7 +421,7 @@ es_tool_print_table (EsTool    *tool,
       GString *line = g_string_new (NULL);
 
       if (r == 0)
-        g_string_append (line, es_tool_color (tool, "1"));
+        g_string_append (line, es_tool_color (tool, "\033[1m"));
       for (guint c = 0; c < n_columns; c++)
         {
           g_string_append (line, row[c]);
@@ -447,7 +434,7 @@ es_tool_print_table (EsTool    *tool,
             }
         }
       if (r == 0)
-        g_string_append (line, es_tool_color (tool, "0"));
+        g_string_append (line, es_tool_color (tool, "\033[0m"));
       g_print ("%s\n", line->str);
       g_string_free (line, TRUE);
     }

@@ -70,7 +70,7 @@ gboolean         es_tool_parse_duration (const char *text,
 char            *es_tool_format_duration (GTimeSpan  span);
 char            *es_tool_format_time  (gint64        usec);
 const char      *es_tool_color        (EsTool       *tool,
-                                       const char   *sgr);
+                                       const char   *sequence);
 void             es_tool_print_table  (EsTool       *tool,
                                        GPtrArray    *rows,
                                        guint         n_columns);

@@ -6,6 +6,9 @@
  *                                        one event (DATA as given)
  *   es-tool-fixture writer PATH STREAM N append N events one by one,
  *                                        printing "started" after the first
+ *   es-tool-fixture bulk PATH N SIZE      N events of about SIZE bytes of
+ *                                        JSON data over 100 streams, in
+ *                                        batches of 1,000 (for figures)
  *   es-tool-fixture subscribe PATH NAME STREAM POSITION
  *                                        a durable subscription whose
  *                                        checkpoint is POSITION
@@ -103,6 +106,57 @@ writer (const char *path,
 }
 
 static void
+bulk (const char *path,
+      gint64      n,
+      gsize       size)
+{
+  EsStreamFactory *factory = open_factory (path);
+  g_autofree char *padding = g_strnfill (size > 40 ? size - 40 : 1, 'x');
+  GPtrArray *streams = g_ptr_array_new_with_free_func (g_object_unref);
+  gint64 written = 0;
+
+  for (guint i = 0; i < 100; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *id = g_strdup_printf ("bulk-%03u", i);
+      EsStream *stream = es_stream_factory_open_stream (factory, id, NULL, &error);
+
+      g_assert_no_error (error);
+      g_ptr_array_add (streams, stream);
+    }
+
+  while (written < n)
+    {
+      g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func (g_object_unref);
+      g_autoptr(GError) error = NULL;
+      EsStream *stream = g_ptr_array_index (streams, (written / 1000) % 100);
+
+      for (guint i = 0; i < 1000 && written + i < n; i++)
+        {
+          g_autofree char *data = g_strdup_printf ("{\"n\":%" G_GINT64_FORMAT ",\"pad\":\"%s\"}",
+                                                   written + i, padding);
+          gsize len = strlen (data);
+          g_autoptr(GBytes) bytes = g_bytes_new_take (g_steal_pointer (&data), len);
+          EsCandidateEvent *event = es_candidate_event_new ("Bulk", bytes);
+
+          es_candidate_event_set_metadata (event, "{\"tenant\":\"acme\"}");
+          g_ptr_array_add (batch, event);
+        }
+      if (es_stream_write (stream, (EsCandidateEvent * const *) batch->pdata, batch->len,
+                           ES_VERSION_ANY, NULL, &error) < 0)
+        {
+          g_printerr ("es-tool-fixture: %s\n", error->message);
+          exit (1);
+        }
+      written += batch->len;
+    }
+
+  g_ptr_array_unref (streams);
+  es_stream_factory_close (factory, NULL, NULL);
+  g_object_unref (factory);
+}
+
+static void
 subscribe (const char *path,
            const char *name,
            const char *stream_id,
@@ -140,11 +194,13 @@ main (int    argc,
     }
   else if (argc == 5 && g_str_equal (argv[1], "writer"))
     writer (argv[2], argv[3], atoi (argv[4]));
+  else if (argc == 5 && g_str_equal (argv[1], "bulk"))
+    bulk (argv[2], g_ascii_strtoll (argv[3], NULL, 10), (gsize) g_ascii_strtoull (argv[4], NULL, 10));
   else if (argc == 6 && g_str_equal (argv[1], "subscribe"))
     subscribe (argv[2], argv[3], argv[4], g_ascii_strtoll (argv[5], NULL, 10));
   else
     {
-      g_printerr ("usage: es-tool-fixture create|append|writer|subscribe ...\n");
+      g_printerr ("usage: es-tool-fixture create|append|writer|bulk|subscribe ...\n");
       return 2;
     }
   return 0;
