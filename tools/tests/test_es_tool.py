@@ -500,6 +500,29 @@ class TransferTests(ToolTestCase):
         self.assertEqual([e['data']['n'] for e in ticks], list(range(1, len(ticks) + 1)))
         self.assertEqual(len(self.read_json_of(self.db, 'ticks')), 3000)
 
+    def test_interrupted_backup_leaves_nothing(self):
+        import signal
+        big = os.path.join(self.dir, 'big.db')
+        fixture('bulk', big, '100000', '400')
+        target = os.path.join(self.dir, 'interrupted.db')
+        proc = subprocess.Popen([TOOL, 'backup', big, target],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Interrupt once the copy is under way (its temporary file exists).
+        part = None
+        while part is None and proc.poll() is None:
+            part = next((n for n in os.listdir(self.dir) if n.endswith('.part')), None)
+        if part is not None:
+            proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            self.assertRun(['check', '--quick', target], 'No problems found\n')
+            self.skipTest('the backup was complete before it could be interrupted')
+        self.assertEqual(proc.returncode, 130, err)
+        self.assertEqual(out, '')
+        self.assertTrue(err.startswith('es-tool: backup: '), err)
+        self.assertFalse(os.path.exists(target))
+        self.assertEqual([n for n in os.listdir(self.dir) if n.endswith('.part')], [])
+
     def plant(self, *statements):
         import sqlite3
         db = sqlite3.connect(self.db)
