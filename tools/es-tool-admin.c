@@ -22,6 +22,27 @@ finish (EsTool          *tool,
   return status;
 }
 
+/* Whether @stream_id was ever written: the library treats deleting or
+ * truncating a stream that does not exist as done, the tool says "not
+ * found" (status 4), so that a mistyped id does not look like success. */
+static gboolean
+stream_exists (EsStreamFactory *factory,
+               const char      *stream_id,
+               GError         **error)
+{
+  g_autoptr(EsStreamInfo) info = es_stream_factory_get_stream_info (factory, stream_id, NULL, error);
+
+  if (info == NULL && (error == NULL || *error != NULL))
+    return FALSE;
+  if (info == NULL || (es_stream_info_get_current_version (info) == 0 &&
+                       es_stream_info_get_state (info) == ES_STREAM_STATE_ACTIVE))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND, _("No stream '%s'"), stream_id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* delete -------------------------------------------------------------- */
 
 int
@@ -54,7 +75,8 @@ es_tool_delete (EsTool *tool,
   factory = es_tool_open (tool, argv[1], FALSE, TRUE, &status);
   if (factory == NULL)
     return status;
-  if (es_stream_factory_delete_stream (factory, argv[2], expected,
+  if (stream_exists (factory, argv[2], &error) &&
+      es_stream_factory_delete_stream (factory, argv[2], expected,
                                        hard ? ES_DELETE_FLAGS_TOMBSTONE : ES_DELETE_FLAGS_NONE,
                                        NULL, &error))
     es_tool_say (hard ? _("Stream '%s' tombstoned") : _("Stream '%s' deleted"), argv[2]);
@@ -92,7 +114,8 @@ es_tool_truncate (EsTool *tool,
   factory = es_tool_open (tool, argv[1], FALSE, TRUE, &status);
   if (factory == NULL)
     return status;
-  if (es_stream_factory_truncate_stream (factory, argv[2], before, NULL, &error))
+  if (stream_exists (factory, argv[2], &error) &&
+      es_stream_factory_truncate_stream (factory, argv[2], before, NULL, &error))
     es_tool_say (_("Stream '%s' truncated before version %" G_GINT64_FORMAT), argv[2], before);
   return finish (tool, factory, error);
 }

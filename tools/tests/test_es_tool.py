@@ -349,12 +349,17 @@ class LifecycleTests(ToolTestCase):
         self.assertEqual(len(self.read_json('cart-1')), 3)
         self.assertRun(['delete', '-e', '3', self.db, 'cart-1'], "Stream 'cart-1' deleted\n")
         self.assertRun(['read', self.db, 'cart-1'], '')
+        self.assertRun(['delete', self.db, 'cart-l'], '', 4, "es-tool: delete: No stream 'cart-l'\n")
+        self.assertRun(['delete', '--hard', self.db, 'cart-1'], "Stream 'cart-1' tombstoned\n")
+        self.assertRun(['streams', '--all', '--names-only', self.db], 'cart-1\norder-7\nuser-3\n')
 
     def test_truncate(self):
         self.assertRun(['truncate', self.db, 'cart-1'], '', 2, 'es-tool: truncate: --before is required\n')
         self.assertRun(['truncate', '--before', '3', self.db, 'cart-1'],
                        "Stream 'cart-1' truncated before version 3\n")
         self.assertEqual([e['version'] for e in self.read_json('cart-1')], [3])
+        self.assertRun(['truncate', '--before', '2', self.db, 'nope'], '', 4,
+                       "es-tool: truncate: No stream 'nope'\n")
 
     def test_erase(self):
         self.assertRun(['erase', self.db, 'cart-1', 'x'], '', 2,
