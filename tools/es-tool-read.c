@@ -231,6 +231,50 @@ print_event (EsTool        *tool,
 
 /* info ---------------------------------------------------------------- */
 
+/* @location with any password replaced by "***": in a URI
+ * (postgresql://user:secret@host/db) and as a password=secret pair. */
+static char *
+redact_location (const char *location)
+{
+  g_autoptr(GString) s = g_string_new (location);
+  const char *scheme_end = strstr (s->str, "://");
+  char *p;
+
+  if (scheme_end != NULL)
+    {
+      const char *authority = scheme_end + 3;
+      const char *at = strchr (authority, '@');
+      const char *slash = strchr (authority, '/');
+      const char *colon = strchr (authority, ':');
+
+      if (at != NULL && (slash == NULL || at < slash) && colon != NULL && colon < at)
+        {
+          gsize start = colon + 1 - s->str;
+
+          g_string_erase (s, start, at - colon - 1);
+          g_string_insert (s, start, "***");
+        }
+    }
+
+  for (p = strstr (s->str, "password="); p != NULL; p = strstr (p, "password="))
+    {
+      gsize start = p + strlen ("password=") - s->str;
+      gsize end = start;
+
+      if (p != s->str && p[-1] != ' ' && p[-1] != '?' && p[-1] != '&')
+        {
+          p += strlen ("password=");
+          continue;
+        }
+      while (end < s->len && s->str[end] != ' ' && s->str[end] != '&')
+        end++;
+      g_string_erase (s, start, end - start);
+      g_string_insert (s, start, "***");
+      p = s->str + start;
+    }
+  return g_string_free (g_steal_pointer (&s), FALSE);
+}
+
 int
 es_tool_info (EsTool *tool,
               int     argc,
@@ -254,12 +298,14 @@ es_tool_info (EsTool *tool,
   EsStreamFactory *factory;
   gint64 n_streams = 0, n_deleted = 0, n_events = 0, last_seq = 0, file_size = -1;
   const char *location;
+  g_autofree char *shown = NULL;
   gboolean postgres;
   int status = -1;
 
   if ((status = es_tool_parse (tool, context, &argc, &argv, 1, 1)) >= 0)
     return status;
   location = argv[1];
+  shown = redact_location (location);
   postgres = es_tool_is_postgres (location);
 
   factory = es_tool_open (tool, location, TRUE, TRUE, &status);
@@ -315,7 +361,7 @@ es_tool_info (EsTool *tool,
       json_builder_set_member_name (b, "backend");
       json_builder_add_string_value (b, postgres ? "postgresql" : "sqlite");
       json_builder_set_member_name (b, "location");
-      json_builder_add_string_value (b, location);
+      json_builder_add_string_value (b, shown);
       if (file_size >= 0)
         {
           json_builder_set_member_name (b, "file_size");
@@ -345,7 +391,7 @@ es_tool_info (EsTool *tool,
       /* The table has no header row: es_tool_print_table makes the first
        * row bold, so start with the backend. */
       ROW (_("Backend"), g_strdup (postgres ? "PostgreSQL" : "SQLite"));
-      ROW (_("Location"), g_strdup (location));
+      ROW (_("Location"), g_strdup (shown));
       if (file_size >= 0)
         ROW (_("File size"), g_strdup_printf ("%" G_GINT64_FORMAT, file_size));
       ROW (_("Streams"), g_strdup_printf ("%" G_GINT64_FORMAT, n_streams));

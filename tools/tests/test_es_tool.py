@@ -595,6 +595,11 @@ class PostgresTests(ToolTestCase):
             self.assertEqual(norm(run(*command).stdout), norm(run(*sqlite_command).stdout), args)
         info = json.loads(self.assertRun(['info', '--json', pg]).stdout)
         self.assertEqual((info['backend'], info['streams'], info['events']), ('postgresql', 3, 6))
+        # A password in the connection string is not shown (the test server
+        # trusts local connections, so any password works).
+        result = self.assertRun(['info', pg + ' password=hunter2'])
+        self.assertNotIn('hunter2', result.stdout)
+        self.assertIn('password=***', result.stdout)
         self.assertRun(['check', pg], 'No problems found\n')
 
         # tail -f sees an event another process writes.
