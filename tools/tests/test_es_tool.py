@@ -582,6 +582,20 @@ class PostgresTests(ToolTestCase):
 
     def test_postgres_end_to_end(self):
         pg = os.environ['ES_TEST_PG_CONNINFO']
+        # A password in the connection string is not shown, in either form
+        # (the test server trusts local connections: any password works).
+        result = self.assertRun(['info', pg + ' password=hunter2'])
+        self.assertNotIn('hunter2', result.stdout)
+        self.assertIn('password=***', result.stdout)
+        params = dict(pair.split('=', 1) for pair in pg.split())
+        uri = 'postgresql://%s:hunter2@/%s?%s' % (
+            params.pop('user', 'es'), params.pop('dbname', 'postgres'),
+            '&'.join('%s=%s' % kv for kv in params.items()))
+        result = self.assertRun(['info', uri])
+        self.assertNotIn('hunter2', result.stdout)
+        self.assertIn(':***@', result.stdout)
+        self.assertIn('Streams:           0\n', result.stdout)
+
         exported = run('export', self.db).stdout
         result = run('import', pg, input=exported)
         self.assertEqual((result.returncode, result.stdout, result.stderr), (0, '6 events imported\n', ''))
@@ -595,11 +609,7 @@ class PostgresTests(ToolTestCase):
             self.assertEqual(norm(run(*command).stdout), norm(run(*sqlite_command).stdout), args)
         info = json.loads(self.assertRun(['info', '--json', pg]).stdout)
         self.assertEqual((info['backend'], info['streams'], info['events']), ('postgresql', 3, 6))
-        # A password in the connection string is not shown (the test server
-        # trusts local connections, so any password works).
-        result = self.assertRun(['info', pg + ' password=hunter2'])
-        self.assertNotIn('hunter2', result.stdout)
-        self.assertIn('password=***', result.stdout)
+
         self.assertRun(['check', pg], 'No problems found\n')
 
         # tail -f sees an event another process writes.
