@@ -185,6 +185,9 @@ class InspectTests(ToolTestCase):
         self.assertEqual(seq('timestamp>0'), [1, 2, 3, 4, 5, 6])
         self.assertEqual(seq('metadata.score="7"'), [])
         self.assertEqual(seq('metadata.score=7'), [1])
+        self.assertEqual(seq('metadata.tenant~AC%'), [1, 3])
+        self.assertEqual(seq('stream_id~cart%', 'metadata.score>=7.5'), [3])
+        self.assertEqual(seq('metadata.missing=1'), [])
 
     def test_bad_filters(self):
         cases = [
