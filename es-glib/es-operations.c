@@ -106,6 +106,23 @@ progress_relay_in_thread (goffset  current,
                               call, progress_call_free);
 }
 
+static gboolean
+progress_relay_release_dispatch (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+/* Drops the worker's reference from the caller's context, after the
+ * progress calls queued before it: progress_data_destroy then runs there,
+ * after the last progress call and before the operation's callback (whose
+ * source is attached after this one). */
+static void
+progress_relay_release (ProgressRelay *relay)
+{
+  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT,
+                              progress_relay_release_dispatch, relay, progress_relay_unref);
+}
+
 /* The operation record of the _async twins. */
 typedef enum
 {
@@ -150,46 +167,49 @@ op_in_thread (GTask        *task,
   EsStreamFactory *self = source_object;
   Op *op = task_data;
   GFileProgressCallback progress = op->relay != NULL ? progress_relay_in_thread : NULL;
+  EsCheckReport *report = NULL;
   GError *error = NULL;
+  gboolean ok = FALSE;
+  gint64 n = -1;
 
   switch (op->kind)
     {
     case OP_BACKUP:
-      if (es_stream_factory_backup (self, op->destination, op->flags, cancellable, progress,
-                                    op->relay, &error))
-        g_task_return_boolean (task, TRUE);
+      ok = es_stream_factory_backup (self, op->destination, op->flags, cancellable, progress,
+                                     op->relay, &error);
       break;
     case OP_CHECK:
-      {
-        EsCheckReport *report =
-          es_stream_factory_check (self, op->flags, cancellable, progress, op->relay, &error);
-        if (report != NULL)
-          g_task_return_pointer (task, report, g_object_unref);
-      }
+      report = es_stream_factory_check (self, op->flags, cancellable, progress, op->relay,
+                                        &error);
+      ok = report != NULL;
       break;
     case OP_EXPORT:
-      {
-        gint64 n = es_stream_factory_export (self, op->output, op->stream_id, op->filter,
-                                             op->flags, cancellable, progress, op->relay,
-                                             &error);
-        if (n >= 0)
-          _es_task_return_int64 (task, n);
-      }
+      n = es_stream_factory_export (self, op->output, op->stream_id, op->filter, op->flags,
+                                    cancellable, progress, op->relay, &error);
+      ok = n >= 0;
       break;
     case OP_IMPORT:
-      {
-        gint64 n = es_stream_factory_import (self, op->input, op->flags, cancellable,
-                                             progress, op->relay, &error);
-        if (n >= 0)
-          _es_task_return_int64 (task, n);
-      }
+      n = es_stream_factory_import (self, op->input, op->flags, cancellable, progress,
+                                    op->relay, &error);
+      ok = n >= 0;
       break;
     default:
       g_assert_not_reached ();
     }
 
-  if (error != NULL)
+  /* Before the result: the progress callbacks and destroy notify all run
+   * before the operation's callback. */
+  if (op->relay != NULL)
+    progress_relay_release (g_steal_pointer (&op->relay));
+
+  if (!ok)
     g_task_return_error (task, error);
+  else if (op->kind == OP_CHECK)
+    g_task_return_pointer (task, report, g_object_unref);
+  else if (op->kind == OP_BACKUP)
+    g_task_return_boolean (task, TRUE);
+  else
+    _es_task_return_int64 (task, n);
 }
 
 static void
@@ -304,7 +324,7 @@ es_stream_factory_backup (EsStreamFactory        *self,
  *   context of the caller as the copy progresses
  * @progress_data: data for @progress_callback
  * @progress_data_destroy: (nullable): frees @progress_data once the
- *   backup is over
+ *   backup is over, in the caller's context, before @callback
  * @callback: (scope async) (closure user_data): called when the backup is
  *   done
  * @user_data: data for @callback
@@ -857,7 +877,7 @@ parse_line (JsonParser  *parser,
   const char *stream_id, *timestamp, *event_type, *key;
   gint64 version;
   gboolean ok = FALSE;
-  EsStoredEvent *event;
+  EsStoredEventFlags flags = ES_STORED_EVENT_FLAGS_NONE;
 
   if (!json_parser_load_from_data (parser, text, (gssize) len, &local_error))
     {
@@ -946,12 +966,12 @@ parse_line (JsonParser  *parser,
       return NULL;
     }
 
-  event = es_stored_event_new (stream_id, 0, version, time, event_type, data, key, metadata);
   node = json_object_get_member (object, "erased");
   if (node != NULL && json_node_get_value_type (node) == G_TYPE_BOOLEAN &&
       json_node_get_boolean (node))
-    _es_stored_event_set_flags (event, ES_STORED_EVENT_FLAGS_ERASED);
-  return event;
+    flags = ES_STORED_EVENT_FLAGS_ERASED;
+  return es_stored_event_new_full (stream_id, 0, version, time, event_type, data, key, metadata,
+                                   flags);
 }
 
 static gint64
