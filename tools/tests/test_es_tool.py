@@ -6,12 +6,13 @@
 
 import json
 import os
+import queue
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 import unittest
 
 TOOL = os.environ['ES_TOOL']
@@ -33,6 +34,23 @@ def run(*args, env=None, input=None):
         full_env.update(env)
     return subprocess.run([TOOL] + list(args), capture_output=True, text=True,
                           env=full_env, input=input, timeout=120)
+
+
+class LineReader:
+    """The lines of a child's stdout, each waited for at most 60 s (a
+    tail that prints nothing fails the test rather than hanging it)."""
+
+    def __init__(self, stream):
+        self.lines = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream):
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put('')
+
+    def readline(self):
+        return self.lines.get(timeout=60)
 
 
 def fixture(*args):
@@ -328,20 +346,22 @@ class TailTests(ToolTestCase):
     def test_tail_follow_prints_events_of_another_process(self):
         proc = subprocess.Popen([TOOL, 'tail', '-f', '--json', '-n', '1', self.db, '@all'],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = LineReader(proc.stdout)
         try:
-            first = json.loads(proc.stdout.readline())
+            first = json.loads(lines.readline())
             self.assertEqual(first['sequence_id'], 6)
             # The tool has printed its history: it watches from there on.
             fixture('append', self.db, 'cart-9', 'Live', '{"live":true}')
-            live = json.loads(proc.stdout.readline())
+            live = json.loads(lines.readline())
             self.assertEqual((live['stream_id'], live['version'], live['sequence_id'],
                               live['event_type'], live['data']),
                              ('cart-9', 1, 7, 'Live', {'live': True}))
             fixture('append', self.db, 'cart-9', 'Again', '2')
-            self.assertEqual(json.loads(proc.stdout.readline())['data'], 2)
+            self.assertEqual(json.loads(lines.readline())['data'], 2)
         finally:
             proc.terminate()
-            out, err = proc.communicate(timeout=60)
+            err = proc.stderr.read()
+            proc.wait(timeout=60)
         self.assertEqual(proc.returncode, 0, err)
         self.assertEqual(err, '')
 
@@ -618,17 +638,19 @@ class PostgresTests(ToolTestCase):
         # tail -f sees an event another process writes.
         proc = subprocess.Popen([TOOL, 'tail', '-f', '--json', '-n', '1', pg, 'cart-1'],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = LineReader(proc.stdout)
         try:
-            self.assertEqual(json.loads(proc.stdout.readline())['version'], 3)
+            self.assertEqual(json.loads(lines.readline())['version'], 3)
             line = json.loads(exported.splitlines()[0])
             line.update({'version': 4, 'sequence_id': 7, 'event_type': 'FromAnotherProcess'})
             result = run('import', pg, input=json.dumps(line) + '\n')
             self.assertEqual(result.returncode, 0, result.stderr)
-            live = json.loads(proc.stdout.readline())
+            live = json.loads(lines.readline())
             self.assertEqual((live['version'], live['event_type']), (4, 'FromAnotherProcess'))
         finally:
             proc.terminate()
-            out, err = proc.communicate(timeout=60)
+            err = proc.stderr.read()
+            proc.wait(timeout=60)
         self.assertEqual((proc.returncode, err), (0, ''))
 
         self.assertRun(['delete', '--hard', pg, 'user-3'], "Stream 'user-3' tombstoned\n")
