@@ -143,7 +143,7 @@ es_tool_option_context (EsTool             *tool,
     _("DATABASE is the path of an SQLite database or a PostgreSQL connection "
       "string (postgresql://... or host=... dbname=...).\n"
       "Exit status: 0 success, 1 failure, 2 usage error, 3 problems found, "
-      "4 not found, 5 conflict, 130 interrupted."));
+      "4 not found, 5 conflict, 130 interrupted"));
   if (entries != NULL)
     g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
   return context;
