@@ -184,12 +184,12 @@ op_in_thread (GTask        *task,
       ok = report != NULL;
       break;
     case OP_EXPORT:
-      n = es_stream_factory_export (self, op->output, op->stream_id, op->filter, op->flags,
+      n = es_stream_factory_export_events (self, op->output, op->stream_id, op->filter, op->flags,
                                     cancellable, progress, op->relay, &error);
       ok = n >= 0;
       break;
     case OP_IMPORT:
-      n = es_stream_factory_import (self, op->input, op->flags, cancellable, progress,
+      n = es_stream_factory_import_events (self, op->input, op->flags, cancellable, progress,
                                     op->relay, &error);
       ok = n >= 0;
       break;
@@ -635,7 +635,7 @@ append_event_line (GString       *out,
 }
 
 /**
- * es_stream_factory_export:
+ * es_stream_factory_export_events:
  * @self: an [class@Es.StreamFactory]
  * @output: where to write the events
  * @stream_id: (nullable): the stream to export, or %NULL (or
@@ -651,7 +651,7 @@ append_event_line (GString       *out,
  *
  * Writes events to @output as JSON Lines, one event a line, in the format
  * of [the export format guide](export-format.html), which
- * [method@Es.StreamFactory.import] reads back: stream id, version,
+ * [method@Es.StreamFactory.import_events] reads back: stream id, version,
  * sequence id, timestamp (ISO 8601 in UTC, with microseconds), event
  * type, idempotency key, metadata (a JSON object when it is one, written
  * as a string otherwise) and data (JSON when it is JSON text, base64
@@ -668,7 +668,7 @@ append_event_line (GString       *out,
  * Since: 0.2
  */
 gint64
-es_stream_factory_export (EsStreamFactory        *self,
+es_stream_factory_export_events (EsStreamFactory        *self,
                           GOutputStream          *output,
                           const char             *stream_id,
                           EsEventFilter          *filter,
@@ -743,7 +743,7 @@ es_stream_factory_export (EsStreamFactory        *self,
 }
 
 /**
- * es_stream_factory_export_async:
+ * es_stream_factory_export_events_async:
  * @self: an [class@Es.StreamFactory]
  * @output: where to write the events
  * @stream_id: (nullable): the stream to export, or %NULL for every stream
@@ -760,13 +760,13 @@ es_stream_factory_export (EsStreamFactory        *self,
  *   done
  * @user_data: data for @callback
  *
- * Starts [method@Es.StreamFactory.export] without blocking. @output is
+ * Starts [method@Es.StreamFactory.export_events] without blocking. @output is
  * written from another thread meanwhile: do not use it until @callback.
  *
  * Since: 0.2
  */
 void
-es_stream_factory_export_async (EsStreamFactory        *self,
+es_stream_factory_export_events_async (EsStreamFactory        *self,
                                 GOutputStream          *output,
                                 const char             *stream_id,
                                 EsEventFilter          *filter,
@@ -792,29 +792,29 @@ es_stream_factory_export_async (EsStreamFactory        *self,
   op->stream_id = g_strdup (stream_id);
   op->filter = filter != NULL ? g_object_ref (filter) : NULL;
   run_op (self, op, progress_callback, progress_data, progress_data_destroy,
-          es_stream_factory_export_async, cancellable, callback, user_data);
+          es_stream_factory_export_events_async, cancellable, callback, user_data);
 }
 
 /**
- * es_stream_factory_export_finish:
+ * es_stream_factory_export_events_finish:
  * @self: an [class@Es.StreamFactory]
  * @result: the [iface@Gio.AsyncResult] given to the callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [method@Es.StreamFactory.export_async].
+ * Finishes [method@Es.StreamFactory.export_events_async].
  *
  * Returns: the number of events written, or -1 on error
  *
  * Since: 0.2
  */
 gint64
-es_stream_factory_export_finish (EsStreamFactory  *self,
+es_stream_factory_export_events_finish (EsStreamFactory  *self,
                                  GAsyncResult     *result,
                                  GError          **error)
 {
   gint64 n = -1;
 
-  g_return_val_if_fail (check_task (self, result, es_stream_factory_export_async), -1);
+  g_return_val_if_fail (check_task (self, result, es_stream_factory_export_events_async), -1);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   if (!_es_task_propagate_int64 (G_TASK (result), &n, error))
@@ -1005,9 +1005,9 @@ import_batch (EsStorageHandle  *storage,
 }
 
 /**
- * es_stream_factory_import:
+ * es_stream_factory_import_events:
  * @self: an [class@Es.StreamFactory]
- * @input: JSON Lines, as [method@Es.StreamFactory.export] writes them
+ * @input: JSON Lines, as [method@Es.StreamFactory.export_events] writes them
  * @flags: %ES_IMPORT_FLAGS_NONE
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @progress_callback: (nullable) (scope call) (closure progress_data):
@@ -1016,7 +1016,7 @@ import_batch (EsStorageHandle  *storage,
  * @progress_data: data for @progress_callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Reads events exported by [method@Es.StreamFactory.export] and stores
+ * Reads events exported by [method@Es.StreamFactory.export_events] and stores
  * them with their stream ids, versions, idempotency keys, timestamps,
  * metadata, data and erasure. They get new sequence ids, in the order of
  * the lines. Empty lines are skipped.
@@ -1042,7 +1042,7 @@ import_batch (EsStorageHandle  *storage,
  * Since: 0.2
  */
 gint64
-es_stream_factory_import (EsStreamFactory        *self,
+es_stream_factory_import_events (EsStreamFactory        *self,
                           GInputStream           *input,
                           EsImportFlags           flags,
                           GCancellable           *cancellable,
@@ -1143,9 +1143,9 @@ es_stream_factory_import (EsStreamFactory        *self,
 }
 
 /**
- * es_stream_factory_import_async:
+ * es_stream_factory_import_events_async:
  * @self: an [class@Es.StreamFactory]
- * @input: JSON Lines, as [method@Es.StreamFactory.export] writes them
+ * @input: JSON Lines, as [method@Es.StreamFactory.export_events] writes them
  * @flags: %ES_IMPORT_FLAGS_NONE
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @progress_callback: (nullable) (scope notified) (closure progress_data)
@@ -1158,13 +1158,13 @@ es_stream_factory_import (EsStreamFactory        *self,
  *   done
  * @user_data: data for @callback
  *
- * Starts [method@Es.StreamFactory.import] without blocking. @input is
+ * Starts [method@Es.StreamFactory.import_events] without blocking. @input is
  * read from another thread meanwhile: do not use it until @callback.
  *
  * Since: 0.2
  */
 void
-es_stream_factory_import_async (EsStreamFactory        *self,
+es_stream_factory_import_events_async (EsStreamFactory        *self,
                                 GInputStream           *input,
                                 EsImportFlags           flags,
                                 GCancellable           *cancellable,
@@ -1185,29 +1185,29 @@ es_stream_factory_import_async (EsStreamFactory        *self,
   op->flags = flags;
   op->input = g_object_ref (input);
   run_op (self, op, progress_callback, progress_data, progress_data_destroy,
-          es_stream_factory_import_async, cancellable, callback, user_data);
+          es_stream_factory_import_events_async, cancellable, callback, user_data);
 }
 
 /**
- * es_stream_factory_import_finish:
+ * es_stream_factory_import_events_finish:
  * @self: an [class@Es.StreamFactory]
  * @result: the [iface@Gio.AsyncResult] given to the callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [method@Es.StreamFactory.import_async].
+ * Finishes [method@Es.StreamFactory.import_events_async].
  *
  * Returns: the number of events stored, or -1 on error
  *
  * Since: 0.2
  */
 gint64
-es_stream_factory_import_finish (EsStreamFactory  *self,
+es_stream_factory_import_events_finish (EsStreamFactory  *self,
                                  GAsyncResult     *result,
                                  GError          **error)
 {
   gint64 n = -1;
 
-  g_return_val_if_fail (check_task (self, result, es_stream_factory_import_async), -1);
+  g_return_val_if_fail (check_task (self, result, es_stream_factory_import_events_async), -1);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   if (!_es_task_propagate_int64 (G_TASK (result), &n, error))

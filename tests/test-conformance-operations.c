@@ -1,6 +1,6 @@
 /* test-conformance-operations.c: export, import and check (issue 19), on
- * every backend: the rules of es_stream_factory_export(),
- * es_stream_factory_import() and es_storage_handle_import_events().
+ * every backend: the rules of es_stream_factory_export_events(),
+ * es_stream_factory_import_events() and es_storage_handle_import_events().
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
@@ -83,7 +83,7 @@ export_to_bytes (EsStreamFactory *factory,
   g_autoptr(GError) error = NULL;
   gint64 n;
 
-  n = es_stream_factory_export (factory, out, stream_id, filter, ES_EXPORT_FLAGS_NONE, NULL,
+  n = es_stream_factory_export_events (factory, out, stream_id, filter, ES_EXPORT_FLAGS_NONE, NULL,
                                 NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (n, ==, expected_n);
@@ -101,7 +101,7 @@ import_text (EsStreamFactory  *factory,
     g_memory_input_stream_new_from_data (g_memdup2 (text, len < 0 ? strlen (text) : (gsize) len),
                                          len < 0 ? (gssize) strlen (text) : len, g_free);
 
-  return es_stream_factory_import (factory, in, ES_IMPORT_FLAGS_NONE, NULL, NULL, NULL, error);
+  return es_stream_factory_import_events (factory, in, ES_IMPORT_FLAGS_NONE, NULL, NULL, NULL, error);
 }
 
 static char *
@@ -226,7 +226,7 @@ test_export_stream_and_filter (Fixture       *f,
   g_assert_cmpint (g_bytes_get_size (all), >, g_bytes_get_size (one));
 
   /* An invalid stream id is refused before anything is written. */
-  g_assert_cmpint (es_stream_factory_export (f->factory, out, "", NULL, ES_EXPORT_FLAGS_NONE,
+  g_assert_cmpint (es_stream_factory_export_events (f->factory, out, "", NULL, ES_EXPORT_FLAGS_NONE,
                                              NULL, NULL, NULL, &error), ==, -1);
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_assert_cmpuint (g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (out)), ==, 0);
@@ -448,11 +448,11 @@ test_async_operations (Fixture       *f,
     es_test_write_n (stream, 3000, "Counted");
   }
 
-  es_stream_factory_export_async (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_DATA_BASE64, NULL,
+  es_stream_factory_export_events_async (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_DATA_BASE64, NULL,
                                   progress_cb, &p, progress_destroy, es_test_store_result_cb,
                                   &result);
   es_test_wait_result (&result);
-  g_assert_cmpint (es_stream_factory_export_finish (f->factory, result, &error), ==, 3000);
+  g_assert_cmpint (es_stream_factory_export_events_finish (f->factory, result, &error), ==, 3000);
   g_assert_no_error (error);
   g_clear_object (&result);
   /* Progress comes before the result, in this thread, ending at the total. */
@@ -471,10 +471,10 @@ test_async_operations (Fixture       *f,
   in = g_memory_input_stream_new_from_bytes (exported);
   memset (&p, 0, sizeof p);
   p.thread = g_thread_self ();
-  es_stream_factory_import_async (target, in, ES_IMPORT_FLAGS_NONE, NULL, progress_cb, &p,
+  es_stream_factory_import_events_async (target, in, ES_IMPORT_FLAGS_NONE, NULL, progress_cb, &p,
                                   progress_destroy, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
-  g_assert_cmpint (es_stream_factory_import_finish (target, result, &error), ==, 3000);
+  g_assert_cmpint (es_stream_factory_import_events_finish (target, result, &error), ==, 3000);
   g_assert_no_error (error);
   g_clear_object (&result);
   while (!p.destroyed)
@@ -505,7 +505,7 @@ test_cancelled (Fixture       *f,
   g_autoptr(GError) error = NULL;
 
   g_cancellable_cancel (cancellable);
-  g_assert_cmpint (es_stream_factory_export (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
+  g_assert_cmpint (es_stream_factory_export_events (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
                                              cancellable, NULL, NULL, &error), ==, -1);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
