@@ -525,7 +525,7 @@ class TestOperations(EsTestCase):
         self.write_events()
         report = self.factory.check(Es.CheckFlags.QUICK, None, None, None)
         self.assertTrue(report.is_ok())
-        self.assertTrue(report.props.is_ok)
+        self.assertTrue(report.props.ok)
         self.assertEqual(report.get_n_problems(), 0)
 
         storage_report = Es.CheckReport.new()
@@ -576,20 +576,22 @@ class TestOperations(EsTestCase):
         # synchronous calls, run in a thread (see doc/operations.md).
         self.factory.backup_async(Gio.File.new_for_path(dest), Es.BackupFlags.NONE, None,
                                   None, None,
-                                  done("backup", self.factory.backup_finish), None)
+                                  done("backup", lambda r: self.factory.backup_finish(r)), None)
         loop.run()
         self.assertTrue(results["backup"])
         self.assertTrue(os.path.exists(dest))
 
         self.factory.check_async(Es.CheckFlags.NONE, None, None, None,
-                                 done("check", self.factory.check_finish), None)
+                                 done("check", lambda r: self.factory.check_finish(r)), None)
         loop.run()
         self.assertTrue(results["check"].is_ok())
 
         out = Gio.MemoryOutputStream.new_resizable()
         self.factory.export_events_async(out, None, None, Es.ExportFlags.DATA_BASE64, None,
                                          None, None,
-                                         done("export", self.factory.export_events_finish), None)
+                                         done("export",
+                                              lambda r: self.factory.export_events_finish(r)),
+                                         None)
         loop.run()
         self.assertEqual(results["export"], 3)
         out.close(None)
@@ -598,7 +600,7 @@ class TestOperations(EsTestCase):
         target = Es.SqliteStreamFactory.new(os.path.join(self.tmpdir.name, "t.db"), None)
         target.import_events_async(Gio.MemoryInputStream.new_from_bytes(text),
                                    Es.ImportFlags.NONE, None, None, None,
-                                   done("import", target.import_events_finish), None)
+                                   done("import", lambda r: target.import_events_finish(r)), None)
         loop.run()
         self.assertEqual(results["import"], 3)
         self.assertEqual(len(read_all(target.open_stream("a", None))), 2)
