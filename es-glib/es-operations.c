@@ -53,6 +53,22 @@ typedef struct
   goffset        total;
 } ProgressCall;
 
+/* Not g_main_context_invoke(): it would run @func in the calling thread
+ * whenever it can acquire @context. */
+static void
+dispatch_in_context (GMainContext   *context,
+                     GSourceFunc     func,
+                     gpointer        data,
+                     GDestroyNotify  destroy)
+{
+  g_autoptr(GSource) source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_set_static_name (source, "[es-glib] operation progress");
+  g_source_attach (source, context);
+}
+
 static ProgressRelay *
 progress_relay_ref (ProgressRelay *relay)
 {
@@ -102,8 +118,7 @@ progress_relay_in_thread (goffset  current,
   call->relay = progress_relay_ref (relay);
   call->current = current;
   call->total = total;
-  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT, progress_call_dispatch,
-                              call, progress_call_free);
+  dispatch_in_context (relay->context, progress_call_dispatch, call, progress_call_free);
 }
 
 static gboolean
@@ -119,8 +134,8 @@ progress_relay_release_dispatch (gpointer data)
 static void
 progress_relay_release (ProgressRelay *relay)
 {
-  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT,
-                              progress_relay_release_dispatch, relay, progress_relay_unref);
+  dispatch_in_context (relay->context, progress_relay_release_dispatch, relay,
+                       progress_relay_unref);
 }
 
 /* The operation record of the _async twins. */
@@ -399,9 +414,8 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  * Checks the integrity of the database and reports what is wrong. The
  * check covers the backend's own storage (SQLite: `PRAGMA
  * integrity_check`, or `PRAGMA quick_check` with %ES_CHECK_FLAGS_QUICK:
- * a corrupt page is reported, never a crash; PostgreSQL: the `amcheck`
- * extension's index checks when it is installed, otherwise es-glib's
- * invariants only) and es-glib's invariants, listed in
+ * a corrupt page is reported, never a crash) and es-glib's invariants,
+ * listed in
  * [enum@Es.CheckProblemKind]: versions without gaps, streams' records
  * agreeing with their events, sequence ids in order, idempotency keys
  * unique per stream, snapshots and checkpoints no later than their
@@ -410,7 +424,8 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  *
  * Problems found are in the report, not errors: the call fails only when
  * the check could not run (cancelled, closed factory, unreachable
- * server).
+ * server), or with %G_IO_ERROR_NOT_SUPPORTED on a backend without a check
+ * (PostgreSQL, for now).
  *
  * Returns: (transfer full): the report, or %NULL on error
  *
@@ -1036,6 +1051,9 @@ import_batch (EsStorageHandle  *storage,
  * event at that version, a gap) with %ES_ERROR_WRONG_EXPECTED_VERSION,
  * both naming the line number (from 1) and what is wrong.
  *
+ * A backend without imports (PostgreSQL, for now) fails with
+ * %G_IO_ERROR_NOT_SUPPORTED before reading anything.
+ *
  * Returns: the number of events stored (identical ones skipped are not
  *   counted), or -1 on error
  *
@@ -1068,6 +1086,14 @@ es_stream_factory_import_events (EsStreamFactory        *self,
   if (!operation_usable (self, cancellable, error))
     return -1;
   storage = es_stream_factory_get_storage (self);
+  if (ES_STORAGE_HANDLE_GET_IFACE (storage)->import_events == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   /* Translators: %s is a backend's type name */
+                   _("Storage backend %s does not support imports"),
+                   G_OBJECT_TYPE_NAME (storage));
+      return -1;
+    }
 
   if (progress_callback != NULL && G_IS_FILE_INPUT_STREAM (input))
     {

@@ -150,6 +150,11 @@ test_round_trip (Fixture       *f,
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   write_dataset (f->factory);
   first = export_to_bytes (f->factory, NULL, NULL, 7);
   text = bytes_to_string (first);
@@ -257,6 +262,11 @@ test_import_conflicts (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   write_events (f->factory, "acct",
                 candidate ("Opened", "1", 1, "key-1", NULL), NULL);
 
@@ -334,6 +344,11 @@ test_import_bad_lines (Fixture       *f,
   g_autoptr(GString) big = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autofree char *text = g_strdup_printf ("%s\n%s\n", LINE ("s", 1, "T", "1"), bad[i]);
@@ -371,6 +386,11 @@ test_check_healthy (Fixture       *f,
   g_autoptr(EsCheckReport) report = NULL;
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   write_dataset (f->factory);
   {
     g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "many");
@@ -443,6 +463,11 @@ test_async_operations (Fixture       *f,
   g_autoptr(GBytes) again = NULL;
   Progress p = { g_thread_self (), 0, };
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   {
     g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "many");
     es_test_write_n (stream, 3000, "Counted");
@@ -504,6 +529,11 @@ test_cancelled (Fixture       *f,
   g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports and checks are not implemented yet (issue 19)");
+      return;
+    }
   g_cancellable_cancel (cancellable);
   g_assert_cmpint (es_stream_factory_export_events (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
                                              cancellable, NULL, NULL, &error), ==, -1);
@@ -516,9 +546,48 @@ test_cancelled (Fixture       *f,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* What a backend does not do fails with NOT_SUPPORTED, before anything
+ * is read or written. */
+static void
+test_unsupported (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *dir = g_dir_make_tmp ("es-unsupported-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "backup.db", NULL);
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GError) error = NULL;
+  gboolean backup;
+
+  backup = es_stream_factory_backup (f->factory, file, ES_BACKUP_FLAGS_NONE, NULL, NULL, NULL,
+                                     &error);
+  if (f->backend == BACKEND_SQLITE_FILE || f->backend == BACKEND_SQLITE_MEMORY)
+    {
+      g_assert_no_error (error);
+      g_assert_true (backup);
+    }
+  else
+    {
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+      g_clear_error (&error);
+    }
+
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_assert_cmpint (import_text (f->factory, LINE ("s", 1, "T", "1"), -1, &error), ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_clear_error (&error);
+      g_assert_null (es_stream_factory_check (f->factory, ES_CHECK_FLAGS_NONE, NULL, NULL, NULL,
+                                              &error));
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+    }
+  es_test_remove_tree (dir);
+}
+
 void
 add_operations_tests (void)
 {
+  add_test ("operations/unsupported", test_unsupported);
   add_test ("operations/round-trip", test_round_trip);
   add_test ("operations/export-stream-and-filter", test_export_stream_and_filter);
   add_test ("operations/import-conflicts", test_import_conflicts);
