@@ -414,8 +414,9 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  * Checks the integrity of the database and reports what is wrong. The
  * check covers the backend's own storage (SQLite: `PRAGMA
  * integrity_check`, or `PRAGMA quick_check` with %ES_CHECK_FLAGS_QUICK:
- * a corrupt page is reported, never a crash) and es-glib's invariants,
- * listed in
+ * a corrupt page is reported, never a crash; PostgreSQL checks its own
+ * storage with its tools, so there the check covers the invariants only)
+ * and es-glib's invariants, listed in
  * [enum@Es.CheckProblemKind]: versions without gaps, streams' records
  * agreeing with their events, sequence ids in order, idempotency keys
  * unique per stream, snapshots and checkpoints no later than their
@@ -424,8 +425,7 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  *
  * Problems found are in the report, not errors: the call fails only when
  * the check could not run (cancelled, closed factory, unreachable
- * server), or with %G_IO_ERROR_NOT_SUPPORTED on a backend without a check
- * (PostgreSQL, for now).
+ * server), or with %G_IO_ERROR_NOT_SUPPORTED on a backend without a check.
  *
  * Returns: (transfer full): the report, or %NULL on error
  *
