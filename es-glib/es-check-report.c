@@ -110,14 +110,15 @@ es_check_report_class_init (EsCheckReportClass *klass)
   object_class->get_property = es_check_report_get_property;
 
   /**
-   * EsCheckReport:is-ok:
+   * EsCheckReport:ok:
    *
-   * Whether the check found nothing wrong.
+   * Whether the check found nothing wrong (named so that it does not hide
+   * [method@Es.CheckReport.is_ok] in bindings).
    *
    * Since: 0.2
    */
   properties[PROP_IS_OK] =
-    g_param_spec_boolean ("is-ok", NULL, NULL, TRUE,
+    g_param_spec_boolean ("ok", NULL, NULL, TRUE,
                           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS);
 
   /**

@@ -53,6 +53,22 @@ typedef struct
   goffset        total;
 } ProgressCall;
 
+/* Not g_main_context_invoke(): it would run @func in the calling thread
+ * whenever it can acquire @context. */
+static void
+dispatch_in_context (GMainContext   *context,
+                     GSourceFunc     func,
+                     gpointer        data,
+                     GDestroyNotify  destroy)
+{
+  g_autoptr(GSource) source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_set_static_name (source, "[es-glib] operation progress");
+  g_source_attach (source, context);
+}
+
 static ProgressRelay *
 progress_relay_ref (ProgressRelay *relay)
 {
@@ -102,8 +118,7 @@ progress_relay_in_thread (goffset  current,
   call->relay = progress_relay_ref (relay);
   call->current = current;
   call->total = total;
-  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT, progress_call_dispatch,
-                              call, progress_call_free);
+  dispatch_in_context (relay->context, progress_call_dispatch, call, progress_call_free);
 }
 
 static gboolean
@@ -119,8 +134,8 @@ progress_relay_release_dispatch (gpointer data)
 static void
 progress_relay_release (ProgressRelay *relay)
 {
-  g_main_context_invoke_full (relay->context, G_PRIORITY_DEFAULT,
-                              progress_relay_release_dispatch, relay, progress_relay_unref);
+  dispatch_in_context (relay->context, progress_relay_release_dispatch, relay,
+                       progress_relay_unref);
 }
 
 /* The operation record of the _async twins. */
@@ -184,12 +199,12 @@ op_in_thread (GTask        *task,
       ok = report != NULL;
       break;
     case OP_EXPORT:
-      n = es_stream_factory_export (self, op->output, op->stream_id, op->filter, op->flags,
+      n = es_stream_factory_export_events (self, op->output, op->stream_id, op->filter, op->flags,
                                     cancellable, progress, op->relay, &error);
       ok = n >= 0;
       break;
     case OP_IMPORT:
-      n = es_stream_factory_import (self, op->input, op->flags, cancellable, progress,
+      n = es_stream_factory_import_events (self, op->input, op->flags, cancellable, progress,
                                     op->relay, &error);
       ok = n >= 0;
       break;
@@ -399,9 +414,9 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  * Checks the integrity of the database and reports what is wrong. The
  * check covers the backend's own storage (SQLite: `PRAGMA
  * integrity_check`, or `PRAGMA quick_check` with %ES_CHECK_FLAGS_QUICK:
- * a corrupt page is reported, never a crash; PostgreSQL: the `amcheck`
- * extension's index checks when it is installed, otherwise es-glib's
- * invariants only) and es-glib's invariants, listed in
+ * a corrupt page is reported, never a crash; PostgreSQL checks its own
+ * storage with its tools, so there the check covers the invariants only)
+ * and es-glib's invariants, listed in
  * [enum@Es.CheckProblemKind]: versions without gaps, streams' records
  * agreeing with their events, sequence ids in order, idempotency keys
  * unique per stream, snapshots and checkpoints no later than their
@@ -410,7 +425,7 @@ es_stream_factory_backup_finish (EsStreamFactory  *self,
  *
  * Problems found are in the report, not errors: the call fails only when
  * the check could not run (cancelled, closed factory, unreachable
- * server).
+ * server), or with %G_IO_ERROR_NOT_SUPPORTED on a backend without a check.
  *
  * Returns: (transfer full): the report, or %NULL on error
  *
@@ -635,7 +650,7 @@ append_event_line (GString       *out,
 }
 
 /**
- * es_stream_factory_export:
+ * es_stream_factory_export_events:
  * @self: an [class@Es.StreamFactory]
  * @output: where to write the events
  * @stream_id: (nullable): the stream to export, or %NULL (or
@@ -651,7 +666,7 @@ append_event_line (GString       *out,
  *
  * Writes events to @output as JSON Lines, one event a line, in the format
  * of [the export format guide](export-format.html), which
- * [method@Es.StreamFactory.import] reads back: stream id, version,
+ * [method@Es.StreamFactory.import_events] reads back: stream id, version,
  * sequence id, timestamp (ISO 8601 in UTC, with microseconds), event
  * type, idempotency key, metadata (a JSON object when it is one, written
  * as a string otherwise) and data (JSON when it is JSON text, base64
@@ -668,7 +683,7 @@ append_event_line (GString       *out,
  * Since: 0.2
  */
 gint64
-es_stream_factory_export (EsStreamFactory        *self,
+es_stream_factory_export_events (EsStreamFactory        *self,
                           GOutputStream          *output,
                           const char             *stream_id,
                           EsEventFilter          *filter,
@@ -743,7 +758,7 @@ es_stream_factory_export (EsStreamFactory        *self,
 }
 
 /**
- * es_stream_factory_export_async:
+ * es_stream_factory_export_events_async:
  * @self: an [class@Es.StreamFactory]
  * @output: where to write the events
  * @stream_id: (nullable): the stream to export, or %NULL for every stream
@@ -760,13 +775,13 @@ es_stream_factory_export (EsStreamFactory        *self,
  *   done
  * @user_data: data for @callback
  *
- * Starts [method@Es.StreamFactory.export] without blocking. @output is
+ * Starts [method@Es.StreamFactory.export_events] without blocking. @output is
  * written from another thread meanwhile: do not use it until @callback.
  *
  * Since: 0.2
  */
 void
-es_stream_factory_export_async (EsStreamFactory        *self,
+es_stream_factory_export_events_async (EsStreamFactory        *self,
                                 GOutputStream          *output,
                                 const char             *stream_id,
                                 EsEventFilter          *filter,
@@ -792,29 +807,29 @@ es_stream_factory_export_async (EsStreamFactory        *self,
   op->stream_id = g_strdup (stream_id);
   op->filter = filter != NULL ? g_object_ref (filter) : NULL;
   run_op (self, op, progress_callback, progress_data, progress_data_destroy,
-          es_stream_factory_export_async, cancellable, callback, user_data);
+          es_stream_factory_export_events_async, cancellable, callback, user_data);
 }
 
 /**
- * es_stream_factory_export_finish:
+ * es_stream_factory_export_events_finish:
  * @self: an [class@Es.StreamFactory]
  * @result: the [iface@Gio.AsyncResult] given to the callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [method@Es.StreamFactory.export_async].
+ * Finishes [method@Es.StreamFactory.export_events_async].
  *
  * Returns: the number of events written, or -1 on error
  *
  * Since: 0.2
  */
 gint64
-es_stream_factory_export_finish (EsStreamFactory  *self,
+es_stream_factory_export_events_finish (EsStreamFactory  *self,
                                  GAsyncResult     *result,
                                  GError          **error)
 {
   gint64 n = -1;
 
-  g_return_val_if_fail (check_task (self, result, es_stream_factory_export_async), -1);
+  g_return_val_if_fail (check_task (self, result, es_stream_factory_export_events_async), -1);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   if (!_es_task_propagate_int64 (G_TASK (result), &n, error))
@@ -1005,9 +1020,9 @@ import_batch (EsStorageHandle  *storage,
 }
 
 /**
- * es_stream_factory_import:
+ * es_stream_factory_import_events:
  * @self: an [class@Es.StreamFactory]
- * @input: JSON Lines, as [method@Es.StreamFactory.export] writes them
+ * @input: JSON Lines, as [method@Es.StreamFactory.export_events] writes them
  * @flags: %ES_IMPORT_FLAGS_NONE
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @progress_callback: (nullable) (scope call) (closure progress_data):
@@ -1016,7 +1031,7 @@ import_batch (EsStorageHandle  *storage,
  * @progress_data: data for @progress_callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Reads events exported by [method@Es.StreamFactory.export] and stores
+ * Reads events exported by [method@Es.StreamFactory.export_events] and stores
  * them with their stream ids, versions, idempotency keys, timestamps,
  * metadata, data and erasure. They get new sequence ids, in the order of
  * the lines. Empty lines are skipped.
@@ -1036,13 +1051,16 @@ import_batch (EsStorageHandle  *storage,
  * event at that version, a gap) with %ES_ERROR_WRONG_EXPECTED_VERSION,
  * both naming the line number (from 1) and what is wrong.
  *
+ * A backend without imports (PostgreSQL, for now) fails with
+ * %G_IO_ERROR_NOT_SUPPORTED before reading anything.
+ *
  * Returns: the number of events stored (identical ones skipped are not
  *   counted), or -1 on error
  *
  * Since: 0.2
  */
 gint64
-es_stream_factory_import (EsStreamFactory        *self,
+es_stream_factory_import_events (EsStreamFactory        *self,
                           GInputStream           *input,
                           EsImportFlags           flags,
                           GCancellable           *cancellable,
@@ -1068,6 +1086,14 @@ es_stream_factory_import (EsStreamFactory        *self,
   if (!operation_usable (self, cancellable, error))
     return -1;
   storage = es_stream_factory_get_storage (self);
+  if (ES_STORAGE_HANDLE_GET_IFACE (storage)->import_events == NULL)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                   /* Translators: %s is a backend's type name */
+                   _("Storage backend %s does not support imports"),
+                   G_OBJECT_TYPE_NAME (storage));
+      return -1;
+    }
 
   if (progress_callback != NULL && G_IS_FILE_INPUT_STREAM (input))
     {
@@ -1143,9 +1169,9 @@ es_stream_factory_import (EsStreamFactory        *self,
 }
 
 /**
- * es_stream_factory_import_async:
+ * es_stream_factory_import_events_async:
  * @self: an [class@Es.StreamFactory]
- * @input: JSON Lines, as [method@Es.StreamFactory.export] writes them
+ * @input: JSON Lines, as [method@Es.StreamFactory.export_events] writes them
  * @flags: %ES_IMPORT_FLAGS_NONE
  * @cancellable: (nullable): a [class@Gio.Cancellable]
  * @progress_callback: (nullable) (scope notified) (closure progress_data)
@@ -1158,13 +1184,13 @@ es_stream_factory_import (EsStreamFactory        *self,
  *   done
  * @user_data: data for @callback
  *
- * Starts [method@Es.StreamFactory.import] without blocking. @input is
+ * Starts [method@Es.StreamFactory.import_events] without blocking. @input is
  * read from another thread meanwhile: do not use it until @callback.
  *
  * Since: 0.2
  */
 void
-es_stream_factory_import_async (EsStreamFactory        *self,
+es_stream_factory_import_events_async (EsStreamFactory        *self,
                                 GInputStream           *input,
                                 EsImportFlags           flags,
                                 GCancellable           *cancellable,
@@ -1185,29 +1211,29 @@ es_stream_factory_import_async (EsStreamFactory        *self,
   op->flags = flags;
   op->input = g_object_ref (input);
   run_op (self, op, progress_callback, progress_data, progress_data_destroy,
-          es_stream_factory_import_async, cancellable, callback, user_data);
+          es_stream_factory_import_events_async, cancellable, callback, user_data);
 }
 
 /**
- * es_stream_factory_import_finish:
+ * es_stream_factory_import_events_finish:
  * @self: an [class@Es.StreamFactory]
  * @result: the [iface@Gio.AsyncResult] given to the callback
  * @error: return location for a [struct@GLib.Error]
  *
- * Finishes [method@Es.StreamFactory.import_async].
+ * Finishes [method@Es.StreamFactory.import_events_async].
  *
  * Returns: the number of events stored, or -1 on error
  *
  * Since: 0.2
  */
 gint64
-es_stream_factory_import_finish (EsStreamFactory  *self,
+es_stream_factory_import_events_finish (EsStreamFactory  *self,
                                  GAsyncResult     *result,
                                  GError          **error)
 {
   gint64 n = -1;
 
-  g_return_val_if_fail (check_task (self, result, es_stream_factory_import_async), -1);
+  g_return_val_if_fail (check_task (self, result, es_stream_factory_import_events_async), -1);
   g_return_val_if_fail (error == NULL || *error == NULL, -1);
 
   if (!_es_task_propagate_int64 (G_TASK (result), &n, error))

@@ -349,7 +349,7 @@ EsCheckReport *es_stream_factory_check_finish (EsStreamFactory         *self,
                                                GError                  **error);
 
 ES_AVAILABLE_IN_ALL
-gint64 es_stream_factory_export (EsStreamFactory         *self,
+gint64 es_stream_factory_export_events (EsStreamFactory         *self,
                                  GOutputStream           *output,
                                  const char              *stream_id,
                                  EsEventFilter           *filter,
@@ -360,7 +360,7 @@ gint64 es_stream_factory_export (EsStreamFactory         *self,
                                  GError                  **error);
 
 ES_AVAILABLE_IN_ALL
-void es_stream_factory_export_async (EsStreamFactory         *self,
+void es_stream_factory_export_events_async (EsStreamFactory         *self,
                                      GOutputStream           *output,
                                      const char              *stream_id,
                                      EsEventFilter           *filter,
@@ -373,12 +373,12 @@ void es_stream_factory_export_async (EsStreamFactory         *self,
                                      gpointer                 user_data);
 
 ES_AVAILABLE_IN_ALL
-gint64 es_stream_factory_export_finish (EsStreamFactory         *self,
+gint64 es_stream_factory_export_events_finish (EsStreamFactory         *self,
                                         GAsyncResult            *result,
                                         GError                  **error);
 
 ES_AVAILABLE_IN_ALL
-gint64 es_stream_factory_import (EsStreamFactory         *self,
+gint64 es_stream_factory_import_events (EsStreamFactory         *self,
                                  GInputStream            *input,
                                  EsImportFlags            flags,
                                  GCancellable            *cancellable,
@@ -387,7 +387,7 @@ gint64 es_stream_factory_import (EsStreamFactory         *self,
                                  GError                  **error);
 
 ES_AVAILABLE_IN_ALL
-void es_stream_factory_import_async (EsStreamFactory         *self,
+void es_stream_factory_import_events_async (EsStreamFactory         *self,
                                      GInputStream            *input,
                                      EsImportFlags            flags,
                                      GCancellable            *cancellable,
@@ -398,7 +398,7 @@ void es_stream_factory_import_async (EsStreamFactory         *self,
                                      gpointer                 user_data);
 
 ES_AVAILABLE_IN_ALL
-gint64 es_stream_factory_import_finish (EsStreamFactory         *self,
+gint64 es_stream_factory_import_events_finish (EsStreamFactory         *self,
                                         GAsyncResult            *result,
                                         GError                  **error);
 

@@ -330,7 +330,7 @@ typedef enum
  *   other data as base64
  * @ES_EXPORT_FLAGS_DATA_BASE64: always write data as base64
  *
- * Options of [method@Es.StreamFactory.export]; the format is described
+ * Options of [method@Es.StreamFactory.export_events]; the format is described
  * in [the export format guide](export-format.html).
  *
  * Since: 0.2
@@ -345,7 +345,7 @@ typedef enum /*< flags >*/
  * EsImportFlags:
  * @ES_IMPORT_FLAGS_NONE: the default behaviour
  *
- * Options of [method@Es.StreamFactory.import]; none yet.
+ * Options of [method@Es.StreamFactory.import_events]; none yet.
  *
  * Since: 0.2
  */

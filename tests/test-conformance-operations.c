@@ -1,6 +1,6 @@
 /* test-conformance-operations.c: export, import and check (issue 19), on
- * every backend: the rules of es_stream_factory_export(),
- * es_stream_factory_import() and es_storage_handle_import_events().
+ * every backend: the rules of es_stream_factory_export_events(),
+ * es_stream_factory_import_events() and es_storage_handle_import_events().
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
@@ -83,7 +83,7 @@ export_to_bytes (EsStreamFactory *factory,
   g_autoptr(GError) error = NULL;
   gint64 n;
 
-  n = es_stream_factory_export (factory, out, stream_id, filter, ES_EXPORT_FLAGS_NONE, NULL,
+  n = es_stream_factory_export_events (factory, out, stream_id, filter, ES_EXPORT_FLAGS_NONE, NULL,
                                 NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (n, ==, expected_n);
@@ -101,7 +101,7 @@ import_text (EsStreamFactory  *factory,
     g_memory_input_stream_new_from_data (g_memdup2 (text, len < 0 ? strlen (text) : (gsize) len),
                                          len < 0 ? (gssize) strlen (text) : len, g_free);
 
-  return es_stream_factory_import (factory, in, ES_IMPORT_FLAGS_NONE, NULL, NULL, NULL, error);
+  return es_stream_factory_import_events (factory, in, ES_IMPORT_FLAGS_NONE, NULL, NULL, NULL, error);
 }
 
 static char *
@@ -150,6 +150,11 @@ test_round_trip (Fixture       *f,
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
+      return;
+    }
   write_dataset (f->factory);
   first = export_to_bytes (f->factory, NULL, NULL, 7);
   text = bytes_to_string (first);
@@ -226,7 +231,7 @@ test_export_stream_and_filter (Fixture       *f,
   g_assert_cmpint (g_bytes_get_size (all), >, g_bytes_get_size (one));
 
   /* An invalid stream id is refused before anything is written. */
-  g_assert_cmpint (es_stream_factory_export (f->factory, out, "", NULL, ES_EXPORT_FLAGS_NONE,
+  g_assert_cmpint (es_stream_factory_export_events (f->factory, out, "", NULL, ES_EXPORT_FLAGS_NONE,
                                              NULL, NULL, NULL, &error), ==, -1);
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_assert_cmpuint (g_memory_output_stream_get_data_size (G_MEMORY_OUTPUT_STREAM (out)), ==, 0);
@@ -257,6 +262,11 @@ test_import_conflicts (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
+      return;
+    }
   write_events (f->factory, "acct",
                 candidate ("Opened", "1", 1, "key-1", NULL), NULL);
 
@@ -334,6 +344,11 @@ test_import_bad_lines (Fixture       *f,
   g_autoptr(GString) big = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
+      return;
+    }
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autofree char *text = g_strdup_printf ("%s\n%s\n", LINE ("s", 1, "T", "1"), bad[i]);
@@ -398,6 +413,37 @@ test_check_healthy (Fixture       *f,
   g_assert_true (es_check_report_is_ok (report));
 }
 
+/* A snapshot past its stream's head, stored through the storage handle
+ * (which takes what it is given), is found on every backend. */
+static void
+test_check_finds_snapshot (Fixture       *f,
+                           gconstpointer  data)
+{
+  EsStorageHandle *storage = es_stream_factory_get_storage (f->factory);
+  g_autoptr(GBytes) state = g_bytes_new_static ("s", 1);
+  g_autoptr(EsCheckReport) report = NULL;
+  g_autoptr(GError) error = NULL;
+
+  write_events (f->factory, "snap", candidate ("A", "1", -1, NULL, NULL), NULL);
+  g_assert_true (es_storage_handle_save_snapshot (storage, "snap", "proj", 1, state, NULL,
+                                                  &error));
+  g_assert_no_error (error);
+  report = es_stream_factory_check (f->factory, ES_CHECK_FLAGS_NONE, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (es_check_report_is_ok (report));
+  g_clear_object (&report);
+
+  g_assert_true (es_storage_handle_save_snapshot (storage, "snap", "proj", 7, state, NULL,
+                                                  &error));
+  g_assert_no_error (error);
+  report = es_stream_factory_check (f->factory, ES_CHECK_FLAGS_NONE, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (es_check_report_get_n_problems (report), ==, 1);
+  g_assert_cmpint (es_check_report_get_problem_kind (report, 0), ==, ES_CHECK_PROBLEM_SNAPSHOT);
+  g_assert_cmpstr (es_check_report_get_problem_stream_id (report, 0), ==, "snap");
+  g_assert_cmpint (es_check_report_get_problem_version (report, 0), ==, 7);
+}
+
 typedef struct
 {
   GThread *thread;
@@ -443,16 +489,21 @@ test_async_operations (Fixture       *f,
   g_autoptr(GBytes) again = NULL;
   Progress p = { g_thread_self (), 0, };
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
+      return;
+    }
   {
     g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "many");
     es_test_write_n (stream, 3000, "Counted");
   }
 
-  es_stream_factory_export_async (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_DATA_BASE64, NULL,
+  es_stream_factory_export_events_async (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_DATA_BASE64, NULL,
                                   progress_cb, &p, progress_destroy, es_test_store_result_cb,
                                   &result);
   es_test_wait_result (&result);
-  g_assert_cmpint (es_stream_factory_export_finish (f->factory, result, &error), ==, 3000);
+  g_assert_cmpint (es_stream_factory_export_events_finish (f->factory, result, &error), ==, 3000);
   g_assert_no_error (error);
   g_clear_object (&result);
   /* Progress comes before the result, in this thread, ending at the total. */
@@ -471,10 +522,10 @@ test_async_operations (Fixture       *f,
   in = g_memory_input_stream_new_from_bytes (exported);
   memset (&p, 0, sizeof p);
   p.thread = g_thread_self ();
-  es_stream_factory_import_async (target, in, ES_IMPORT_FLAGS_NONE, NULL, progress_cb, &p,
+  es_stream_factory_import_events_async (target, in, ES_IMPORT_FLAGS_NONE, NULL, progress_cb, &p,
                                   progress_destroy, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
-  g_assert_cmpint (es_stream_factory_import_finish (target, result, &error), ==, 3000);
+  g_assert_cmpint (es_stream_factory_import_events_finish (target, result, &error), ==, 3000);
   g_assert_no_error (error);
   g_clear_object (&result);
   while (!p.destroyed)
@@ -504,8 +555,13 @@ test_cancelled (Fixture       *f,
   g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
   g_autoptr(GError) error = NULL;
 
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
+      return;
+    }
   g_cancellable_cancel (cancellable);
-  g_assert_cmpint (es_stream_factory_export (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
+  g_assert_cmpint (es_stream_factory_export_events (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
                                              cancellable, NULL, NULL, &error), ==, -1);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_clear_error (&error);
@@ -516,14 +572,51 @@ test_cancelled (Fixture       *f,
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
 }
 
+/* What a backend does not do fails with NOT_SUPPORTED, before anything
+ * is read or written. */
+static void
+test_unsupported (Fixture       *f,
+                  gconstpointer  data)
+{
+  g_autofree char *dir = g_dir_make_tmp ("es-unsupported-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "backup.db", NULL);
+  g_autoptr(GFile) file = g_file_new_for_path (path);
+  g_autoptr(GError) error = NULL;
+  gboolean backup;
+
+  backup = es_stream_factory_backup (f->factory, file, ES_BACKUP_FLAGS_NONE, NULL, NULL, NULL,
+                                     &error);
+  if (f->backend == BACKEND_SQLITE_FILE || f->backend == BACKEND_SQLITE_MEMORY)
+    {
+      g_assert_no_error (error);
+      g_assert_true (backup);
+    }
+  else
+    {
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+      g_clear_error (&error);
+    }
+
+  if (f->backend == BACKEND_POSTGRES)
+    {
+      g_assert_cmpint (import_text (f->factory, LINE ("s", 1, "T", "1"), -1, &error), ==, -1);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
+      g_assert_cmpint (stream_version (f->factory, "s"), ==, 0);
+    }
+  es_test_remove_tree (dir);
+}
+
 void
 add_operations_tests (void)
 {
+  add_test ("operations/unsupported", test_unsupported);
   add_test ("operations/round-trip", test_round_trip);
   add_test ("operations/export-stream-and-filter", test_export_stream_and_filter);
   add_test ("operations/import-conflicts", test_import_conflicts);
   add_test ("operations/import-bad-lines", test_import_bad_lines);
   add_test ("operations/check-healthy", test_check_healthy);
+  add_test ("operations/check-finds-snapshot", test_check_finds_snapshot);
   add_test ("operations/async", test_async_operations);
   add_test ("operations/cancelled", test_cancelled);
 }

@@ -13,7 +13,7 @@
 
 /* Pages copied per sqlite3_backup_step(): small enough that a
  * cancellation is seen at once and progress moves smoothly. */
-#define BACKUP_STEP_PAGES 1024
+#define BACKUP_STEP_PAGES 256
 
 /* Problems the backend's own check lists at most. */
 #define INTEGRITY_MAX_ERRORS 100
