@@ -27,7 +27,7 @@ state_name (EsStreamState state)
 
 /* Events -------------------------------------------------------------- */
 
-/* The JSON Lines form of an event: the line es_stream_factory_export()
+/* The JSON Lines form of an event: the line es_stream_factory_export_events()
  * writes (doc/export-format.md), so that `read --json` and `export` can
  * be compared and fed to `import`: stream_id, version, sequence_id,
  * timestamp (UTC, microseconds), event_type, idempotency_key (or null),

@@ -162,11 +162,11 @@ es_tool_export (EsTool *tool,
   out = g_buffered_output_stream_new_sized (raw, 64 * 1024);
 
   wait.loop = g_main_loop_new (NULL, FALSE);
-  es_stream_factory_export_async (factory, out, stream_id, filter,
+  es_stream_factory_export_events_async (factory, out, stream_id, filter,
                                   base64 ? ES_EXPORT_FLAGS_DATA_BASE64 : ES_EXPORT_FLAGS_NONE,
                                   cancellable, on_progress, &progress, NULL, on_done, &wait);
   result = wait_for (&wait);
-  n = es_stream_factory_export_finish (factory, result, &error);
+  n = es_stream_factory_export_events_finish (factory, result, &error);
   progress_done (&progress);
 
   if (n >= 0 && !g_output_stream_flush (out, cancellable, &error))
@@ -248,10 +248,10 @@ es_tool_import (EsTool *tool,
     return status;
 
   wait.loop = g_main_loop_new (NULL, FALSE);
-  es_stream_factory_import_async (factory, in, ES_IMPORT_FLAGS_NONE, es_tool_interruptible (),
+  es_stream_factory_import_events_async (factory, in, ES_IMPORT_FLAGS_NONE, es_tool_interruptible (),
                                   on_progress, &progress, NULL, on_done, &wait);
   result = wait_for (&wait);
-  n = es_stream_factory_import_finish (factory, result, &error);
+  n = es_stream_factory_import_events_finish (factory, result, &error);
   progress_done (&progress);
 
   if (n < 0)
