@@ -1,6 +1,8 @@
 /* es-tool-fixture.c: prepares databases for the es-tool tests and plays
  * "another process" for them, through the public API only.
  *
+ * PATH may be a PostgreSQL connection string (key/value pairs).
+ *
  *   es-tool-fixture create PATH          the database the tests read
  *   es-tool-fixture append PATH STREAM TYPE DATA
  *                                        one event (DATA as given)
@@ -18,19 +20,32 @@
 #include <string.h>
 
 #include <es-glib/es-glib.h>
+#ifdef ES_TOOL_HAVE_POSTGRES
+# include <es-glib-pg/es-pg.h>
+#endif
 
 static EsStreamFactory *
 open_factory (const char *path)
 {
   g_autoptr(GError) error = NULL;
-  EsSqliteStreamFactory *factory = es_sqlite_stream_factory_new (path, NULL, &error);
+  EsStreamFactory *factory;
+
+  /* A PostgreSQL connection string as es-tool tells them apart. */
+  if (strchr (path, '=') != NULL || g_str_has_prefix (path, "postgresql://"))
+#ifdef ES_TOOL_HAVE_POSTGRES
+    factory = (EsStreamFactory *) es_pg_stream_factory_new (path, NULL, &error);
+#else
+    g_error ("es-tool-fixture: built without PostgreSQL");
+#endif
+  else
+    factory = (EsStreamFactory *) es_sqlite_stream_factory_new (path, NULL, &error);
 
   if (factory == NULL)
     {
       g_printerr ("es-tool-fixture: %s\n", error->message);
       exit (1);
     }
-  return ES_STREAM_FACTORY (factory);
+  return factory;
 }
 
 static void
