@@ -528,6 +528,7 @@ class TransferTests(ToolTestCase):
         finally:
             self.assertEqual(writer.stdout.read(), 'done\n')
             writer.wait(timeout=120)
+            writer.stdout.close()
         self.assertRun(['check', target], 'No problems found\n')
         ticks = self.read_json_of(target, 'ticks')
         # A prefix of the writer's events: versions 1..k, each its own data.
