@@ -63,6 +63,10 @@ on_progress (goffset  current,
   g_string_free (bar, TRUE);
 }
 
+/* The callback and its data for the library: none when stderr is not a
+ * terminal, so that the operation does not report progress for nothing. */
+#define PROGRESS(p) ((p)->tool->progress ? on_progress : NULL), (p)
+
 static void
 progress_done (Progress *p)
 {
@@ -164,7 +168,7 @@ es_tool_export (EsTool *tool,
   wait.loop = g_main_loop_new (NULL, FALSE);
   es_stream_factory_export_events_async (factory, out, stream_id, filter,
                                   base64 ? ES_EXPORT_FLAGS_DATA_BASE64 : ES_EXPORT_FLAGS_NONE,
-                                  cancellable, on_progress, &progress, NULL, on_done, &wait);
+                                  cancellable, PROGRESS (&progress), NULL, on_done, &wait);
   result = wait_for (&wait);
   n = es_stream_factory_export_events_finish (factory, result, &error);
   progress_done (&progress);
@@ -249,7 +253,7 @@ es_tool_import (EsTool *tool,
 
   wait.loop = g_main_loop_new (NULL, FALSE);
   es_stream_factory_import_events_async (factory, in, ES_IMPORT_FLAGS_NONE, es_tool_interruptible (),
-                                  on_progress, &progress, NULL, on_done, &wait);
+                                  PROGRESS (&progress), NULL, on_done, &wait);
   result = wait_for (&wait);
   n = es_stream_factory_import_events_finish (factory, result, &error);
   progress_done (&progress);
@@ -308,7 +312,7 @@ es_tool_backup (EsTool *tool,
   wait.loop = g_main_loop_new (NULL, FALSE);
   es_stream_factory_backup_async (factory, target,
                                   overwrite ? ES_BACKUP_FLAGS_OVERWRITE : ES_BACKUP_FLAGS_NONE,
-                                  es_tool_interruptible (), on_progress, &progress, NULL,
+                                  es_tool_interruptible (), PROGRESS (&progress), NULL,
                                   on_done, &wait);
   result = wait_for (&wait);
   if (es_stream_factory_backup_finish (factory, result, &error))
@@ -378,7 +382,7 @@ es_tool_check (EsTool *tool,
 
   wait.loop = g_main_loop_new (NULL, FALSE);
   es_stream_factory_check_async (factory, quick ? ES_CHECK_FLAGS_QUICK : ES_CHECK_FLAGS_NONE,
-                                 es_tool_interruptible (), on_progress, &progress, NULL,
+                                 es_tool_interruptible (), PROGRESS (&progress), NULL,
                                  on_done, &wait);
   result = wait_for (&wait);
   report = es_stream_factory_check_finish (factory, result, &error);
