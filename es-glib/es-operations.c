@@ -1051,8 +1051,8 @@ import_batch (EsStorageHandle  *storage,
  * event at that version, a gap) with %ES_ERROR_WRONG_EXPECTED_VERSION,
  * both naming the line number (from 1) and what is wrong.
  *
- * A backend without imports (PostgreSQL, for now) fails with
- * %G_IO_ERROR_NOT_SUPPORTED before reading anything.
+ * A backend without imports fails with %G_IO_ERROR_NOT_SUPPORTED before
+ * reading anything.
  *
  * Returns: the number of events stored (identical ones skipped are not
  *   counted), or -1 on error
