@@ -1007,10 +1007,14 @@ import_batch (EsStorageHandle  *storage,
   if (stored < 0)
     {
       if (failed < lines->len && !g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        g_prefix_error (&local_error,
-                        /* Translators: %llu is a line number */
-                        _("Line %llu: "),
-                        (unsigned long long) g_array_index (lines, guint64, failed));
+        {
+          g_autofree char *where =
+            g_strdup_printf (/* Translators: %llu is a line number */
+                             _("Line %llu"),
+                             (unsigned long long) g_array_index (lines, guint64, failed));
+
+          g_prefix_error (&local_error, "%s: ", where);
+        }
       g_propagate_error (error, g_steal_pointer (&local_error));
       return -1;
     }
@@ -1051,8 +1055,8 @@ import_batch (EsStorageHandle  *storage,
  * event at that version, a gap) with %ES_ERROR_WRONG_EXPECTED_VERSION,
  * both naming the line number (from 1) and what is wrong.
  *
- * A backend without imports (PostgreSQL, for now) fails with
- * %G_IO_ERROR_NOT_SUPPORTED before reading anything.
+ * A backend without imports fails with %G_IO_ERROR_NOT_SUPPORTED before
+ * reading anything.
  *
  * Returns: the number of events stored (identical ones skipped are not
  *   counted), or -1 on error

@@ -150,11 +150,6 @@ test_round_trip (Fixture       *f,
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
-      return;
-    }
   write_dataset (f->factory);
   first = export_to_bytes (f->factory, NULL, NULL, 7);
   text = bytes_to_string (first);
@@ -262,11 +257,6 @@ test_import_conflicts (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
-      return;
-    }
   write_events (f->factory, "acct",
                 candidate ("Opened", "1", 1, "key-1", NULL), NULL);
 
@@ -344,11 +334,6 @@ test_import_bad_lines (Fixture       *f,
   g_autoptr(GString) big = g_string_new (NULL);
   g_autoptr(GError) error = NULL;
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
-      return;
-    }
   for (gsize i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       g_autofree char *text = g_strdup_printf ("%s\n%s\n", LINE ("s", 1, "T", "1"), bad[i]);
@@ -489,11 +474,6 @@ test_async_operations (Fixture       *f,
   g_autoptr(GBytes) again = NULL;
   Progress p = { g_thread_self (), 0, };
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
-      return;
-    }
   {
     g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "many");
     es_test_write_n (stream, 3000, "Counted");
@@ -555,11 +535,6 @@ test_cancelled (Fixture       *f,
   g_autoptr(GOutputStream) out = g_memory_output_stream_new_resizable ();
   g_autoptr(GError) error = NULL;
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_test_skip ("PostgreSQL imports are not implemented yet (issue 19)");
-      return;
-    }
   g_cancellable_cancel (cancellable);
   g_assert_cmpint (es_stream_factory_export_events (f->factory, out, NULL, NULL, ES_EXPORT_FLAGS_NONE,
                                              cancellable, NULL, NULL, &error), ==, -1);
@@ -598,12 +573,6 @@ test_unsupported (Fixture       *f,
       g_clear_error (&error);
     }
 
-  if (f->backend == BACKEND_POSTGRES)
-    {
-      g_assert_cmpint (import_text (f->factory, LINE ("s", 1, "T", "1"), -1, &error), ==, -1);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED);
-      g_assert_cmpint (stream_version (f->factory, "s"), ==, 0);
-    }
   es_test_remove_tree (dir);
 }
 
