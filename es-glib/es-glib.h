@@ -27,6 +27,7 @@
 #include <es-glib/es-stream.h>
 #include <es-glib/es-stream-factory.h>
 #include <es-glib/es-event-list-model.h>
+#include <es-glib/es-check-report.h>
 #include <es-glib/es-sqlite-storage.h>
 #include <es-glib/es-sqlite-notifier.h>
 #include <es-glib/es-sqlite-stream-factory.h>

@@ -27,6 +27,9 @@ G_BEGIN_DECLS
 /* Events fetched per storage round trip by an enumerator. */
 #define ES_READ_PAGE_SIZE 1024
 
+/* The most events es_storage_handle_import_events() takes at once. */
+#define ES_IMPORT_MAX_EVENTS 10000
+
 ES_PRIVATE_API
 void            _es_i18n_init              (void);
 

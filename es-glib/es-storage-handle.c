@@ -1503,3 +1503,224 @@ es_storage_handle_locate_event (EsStorageHandle  *self,
     }
   return position;
 }
+
+/**
+ * es_storage_handle_backup:
+ * @self: an [iface@Es.StorageHandle]
+ * @destination: the file to create
+ * @flags: %ES_BACKUP_FLAGS_OVERWRITE to replace an existing @destination
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @progress_callback: (nullable) (scope call) (closure progress_data):
+ *   called, in the calling thread, as the copy progresses
+ * @progress_data: data for @progress_callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Copies the live database, while other connections keep writing, to
+ * @destination, which is then a valid database of the same backend that
+ * holds a consistent state: every transaction committed before some
+ * moment during the copy, and none after.
+ *
+ * The rules every backend follows: the copy is made in a temporary file
+ * in @destination's directory, synced to disk, then renamed to
+ * @destination, so that an interrupted, failed or cancelled backup leaves
+ * no file at @destination (nor one that looks valid elsewhere: the
+ * temporary file is removed, or if the process is killed, named
+ * `.<destination>.XXXXXX.part`). Writers are never blocked for long: the
+ * copy proceeds in chunks and starts over when a writer changes a page
+ * already copied. @progress_callback receives bytes copied and the size of
+ * the database, in bytes.
+ *
+ * Fails with %G_IO_ERROR_EXISTS when @destination exists (without
+ * %ES_BACKUP_FLAGS_OVERWRITE), with an error of the %G_IO_ERROR domain
+ * naming @destination when it cannot be written, with
+ * %G_IO_ERROR_CANCELLED when cancelled, and with %G_IO_ERROR_NOT_SUPPORTED
+ * when the backend has no file to copy (PostgreSQL: use `pg_dump`).
+ *
+ * Returns: %TRUE when @destination holds the copy
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_backup (EsStorageHandle       *self,
+                          GFile                 *destination,
+                          EsBackupFlags          flags,
+                          GCancellable          *cancellable,
+                          GFileProgressCallback  progress_callback,
+                          gpointer               progress_data,
+                          GError               **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (G_IS_FILE (destination), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->backup == NULL)
+    return not_supported (self, _("backups"), error);
+
+  return iface->backup (self, destination, flags, cancellable, progress_callback,
+                        progress_data, error);
+}
+
+/**
+ * es_storage_handle_check:
+ * @self: an [iface@Es.StorageHandle]
+ * @flags: %ES_CHECK_FLAGS_QUICK for a faster check of the storage
+ * @report: the report to add the problems found to
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @progress_callback: (nullable) (scope call) (closure progress_data):
+ *   called, in the calling thread, as the check progresses
+ * @progress_data: data for @progress_callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Checks the database and adds what is wrong to @report
+ * ([method@Es.CheckReport.add_problem]). The rules every backend
+ * follows: it runs its own check of the storage (a corrupt page is a
+ * %ES_CHECK_PROBLEM_STORAGE problem, never a crash or an error of the
+ * call), then es-glib's invariants, each a kind of
+ * [enum@Es.CheckProblemKind]: a stream's stored versions run from its
+ * first kept version to its version without a gap; what is kept per
+ * stream (version, count, first and last timestamps) agrees with its
+ * events; sequence ids increase with versions in each stream; an
+ * idempotency key appears at most once per stream; snapshots point at
+ * versions no later than their stream's; subscriptions' checkpoints are
+ * no later than the head of their stream. It reads in a snapshot of the
+ * database (one read transaction) and writes nothing.
+ * @progress_callback receives steps done and the number of steps, in a
+ * unit of the backend's choice.
+ *
+ * A problem found is not an error: the call fails only when the check
+ * could not run (%G_IO_ERROR_CANCELLED, %ES_ERROR_CLOSED...).
+ *
+ * Returns: %TRUE when the check ran, whatever it found
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_check (EsStorageHandle       *self,
+                         EsCheckFlags           flags,
+                         EsCheckReport         *report,
+                         GCancellable          *cancellable,
+                         GFileProgressCallback  progress_callback,
+                         gpointer               progress_data,
+                         GError               **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (ES_IS_CHECK_REPORT (report), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->check == NULL)
+    return not_supported (self, _("integrity checks"), error);
+
+  return iface->check (self, flags, report, cancellable, progress_callback, progress_data,
+                       error);
+}
+
+/**
+ * es_storage_handle_import_events:
+ * @self: an [iface@Es.StorageHandle]
+ * @events: (array length=n_events): the events to store, with their stream
+ *   id, version, timestamp, type, data, idempotency key, metadata and
+ *   flags (%ES_STORED_EVENT_FLAGS_ERASED or none); their sequence ids are
+ *   ignored
+ * @n_events: the number of @events, at most 10,000
+ * @out_failed_index: (out) (optional): the index in @events of the event
+ *   that made the call fail, when it fails because of one
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Stores events at the positions they had in another database (an
+ * import), in one transaction: all of them or, on error, none. Each event
+ * gets a new sequence id, in the order of @events.
+ *
+ * The rules every backend follows: each event's version must continue its
+ * stream exactly, taking the events before it in @events into account:
+ * its stream's version + 1, or any version for a stream that holds no
+ * event and was never written (its earlier events were truncated at the
+ * source; the stream then starts there). An event whose version the
+ * stream already holds is skipped when the stored event is identical
+ * (same event type, data, idempotency key and metadata), which makes
+ * importing the same events twice harmless; otherwise the call fails with
+ * %ES_ERROR_WRONG_EXPECTED_VERSION naming the stream and version. A gap
+ * fails the same way, an idempotency key already used by another version
+ * of the stream with %ES_ERROR_INVALID_ARGUMENT, a tombstoned stream with
+ * %ES_ERROR_STREAM_DELETED. A soft-deleted stream is written to as an
+ * append would (it becomes active again). Retention policies are not
+ * enforced by an import: the next sweep enforces them.
+ *
+ * Returns: the number of events stored (skipped ones not counted), or -1
+ *   on error
+ *
+ * Since: 0.2
+ */
+gint64
+es_storage_handle_import_events (EsStorageHandle       *self,
+                                 EsStoredEvent * const *events,
+                                 guint                  n_events,
+                                 guint                 *out_failed_index,
+                                 GCancellable          *cancellable,
+                                 GError               **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), -1);
+  g_return_val_if_fail (events != NULL || n_events == 0, -1);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  if (out_failed_index != NULL)
+    *out_failed_index = 0;
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return -1;
+  if (n_events > ES_IMPORT_MAX_EVENTS)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %u are numbers of events */
+                   _("Cannot import %u events at once: the limit is %u"),
+                   n_events, (guint) ES_IMPORT_MAX_EVENTS);
+      return -1;
+    }
+
+  for (guint i = 0; i < n_events; i++)
+    {
+      EsStoredEvent *event = events[i];
+
+      g_return_val_if_fail (ES_IS_STORED_EVENT (event), -1);
+      if (!_es_validate_stream_id (es_stored_event_get_stream_id (event), FALSE, error) ||
+          es_stored_event_get_version (event) < 1)
+        {
+          if (error != NULL && *error == NULL)
+            g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                         /* Translators: %lld is a version, %s a stream id */
+                         _("Cannot import version %lld of stream '%s': versions start at 1"),
+                         (long long) es_stored_event_get_version (event),
+                         es_stored_event_get_stream_id (event));
+          if (out_failed_index != NULL)
+            *out_failed_index = i;
+          return -1;
+        }
+    }
+  if (n_events == 0)
+    return 0;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->import_events == NULL)
+    {
+      not_supported (self, _("imports"), error);
+      return -1;
+    }
+
+  return iface->import_events (self, events, n_events, out_failed_index, cancellable, error);
+}

@@ -64,6 +64,12 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  *   [method@Es.StorageHandle.count_events] (since 0.2)
  * @locate_event: the position of the n-th event of a read, see
  *   [method@Es.StorageHandle.locate_event] (since 0.2)
+ * @backup: copies the live database to a new file, see
+ *   [method@Es.StorageHandle.backup] (since 0.2)
+ * @check: checks the database's integrity, see
+ *   [method@Es.StorageHandle.check] (since 0.2)
+ * @import_events: stores events at given positions, see
+ *   [method@Es.StorageHandle.import_events] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
@@ -228,6 +234,27 @@ struct _EsStorageHandleInterface
                                                guint64           index,
                                                GCancellable     *cancellable,
                                                GError          **error);
+
+  gboolean            (*backup)               (EsStorageHandle       *self,
+                                               GFile                 *destination,
+                                               EsBackupFlags          flags,
+                                               GCancellable          *cancellable,
+                                               GFileProgressCallback  progress_callback,
+                                               gpointer               progress_data,
+                                               GError               **error);
+  gboolean            (*check)                (EsStorageHandle       *self,
+                                               EsCheckFlags           flags,
+                                               EsCheckReport         *report,
+                                               GCancellable          *cancellable,
+                                               GFileProgressCallback  progress_callback,
+                                               gpointer               progress_data,
+                                               GError               **error);
+  gint64              (*import_events)        (EsStorageHandle       *self,
+                                               EsStoredEvent * const *events,
+                                               guint                  n_events,
+                                               guint                 *out_failed_index,
+                                               GCancellable          *cancellable,
+                                               GError               **error);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -403,6 +430,30 @@ gint64           es_storage_handle_locate_event  (EsStorageHandle          *self
                                                   EsReadFlags               flags,
                                                   EsEventFilter            *filter,
                                                   guint64                   index,
+                                                  GCancellable             *cancellable,
+                                                  GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_backup        (EsStorageHandle          *self,
+                                                  GFile                    *destination,
+                                                  EsBackupFlags             flags,
+                                                  GCancellable             *cancellable,
+                                                  GFileProgressCallback     progress_callback,
+                                                  gpointer                  progress_data,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_check         (EsStorageHandle          *self,
+                                                  EsCheckFlags              flags,
+                                                  EsCheckReport            *report,
+                                                  GCancellable             *cancellable,
+                                                  GFileProgressCallback     progress_callback,
+                                                  gpointer                  progress_data,
+                                                  GError                  **error);
+ES_AVAILABLE_IN_ALL
+gint64           es_storage_handle_import_events (EsStorageHandle          *self,
+                                                  EsStoredEvent * const    *events,
+                                                  guint                     n_events,
+                                                  guint                    *out_failed_index,
                                                   GCancellable             *cancellable,
                                                   GError                  **error);
 

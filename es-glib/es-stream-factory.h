@@ -300,4 +300,106 @@ gboolean es_stream_factory_delete_subscription_finish (EsStreamFactory         *
                                                        GAsyncResult            *result,
                                                        GError                  **error);
 
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_backup (EsStreamFactory         *self,
+                                   GFile                   *destination,
+                                   EsBackupFlags            flags,
+                                   GCancellable            *cancellable,
+                                   GFileProgressCallback    progress_callback,
+                                   gpointer                 progress_data,
+                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_backup_async (EsStreamFactory         *self,
+                                     GFile                   *destination,
+                                     EsBackupFlags            flags,
+                                     GCancellable            *cancellable,
+                                     GFileProgressCallback    progress_callback,
+                                     gpointer                 progress_data,
+                                     GDestroyNotify           progress_data_destroy,
+                                     GAsyncReadyCallback      callback,
+                                     gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_backup_finish (EsStreamFactory         *self,
+                                          GAsyncResult            *result,
+                                          GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsCheckReport *es_stream_factory_check (EsStreamFactory         *self,
+                                        EsCheckFlags             flags,
+                                        GCancellable            *cancellable,
+                                        GFileProgressCallback    progress_callback,
+                                        gpointer                 progress_data,
+                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_check_async (EsStreamFactory         *self,
+                                    EsCheckFlags             flags,
+                                    GCancellable            *cancellable,
+                                    GFileProgressCallback    progress_callback,
+                                    gpointer                 progress_data,
+                                    GDestroyNotify           progress_data_destroy,
+                                    GAsyncReadyCallback      callback,
+                                    gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+EsCheckReport *es_stream_factory_check_finish (EsStreamFactory         *self,
+                                               GAsyncResult            *result,
+                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_export_events (EsStreamFactory         *self,
+                                 GOutputStream           *output,
+                                 const char              *stream_id,
+                                 EsEventFilter           *filter,
+                                 EsExportFlags            flags,
+                                 GCancellable            *cancellable,
+                                 GFileProgressCallback    progress_callback,
+                                 gpointer                 progress_data,
+                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_export_events_async (EsStreamFactory         *self,
+                                     GOutputStream           *output,
+                                     const char              *stream_id,
+                                     EsEventFilter           *filter,
+                                     EsExportFlags            flags,
+                                     GCancellable            *cancellable,
+                                     GFileProgressCallback    progress_callback,
+                                     gpointer                 progress_data,
+                                     GDestroyNotify           progress_data_destroy,
+                                     GAsyncReadyCallback      callback,
+                                     gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_export_events_finish (EsStreamFactory         *self,
+                                        GAsyncResult            *result,
+                                        GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_import_events (EsStreamFactory         *self,
+                                 GInputStream            *input,
+                                 EsImportFlags            flags,
+                                 GCancellable            *cancellable,
+                                 GFileProgressCallback    progress_callback,
+                                 gpointer                 progress_data,
+                                 GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_import_events_async (EsStreamFactory         *self,
+                                     GInputStream            *input,
+                                     EsImportFlags            flags,
+                                     GCancellable            *cancellable,
+                                     GFileProgressCallback    progress_callback,
+                                     gpointer                 progress_data,
+                                     GDestroyNotify           progress_data_destroy,
+                                     GAsyncReadyCallback      callback,
+                                     gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gint64 es_stream_factory_import_events_finish (EsStreamFactory         *self,
+                                        GAsyncResult            *result,
+                                        GError                  **error);
+
 G_END_DECLS

@@ -259,6 +259,101 @@ typedef enum /*< flags >*/
   ES_EVENT_LIST_MODEL_FLAGS_NEWEST_FIRST = 1 << 0,
 } EsEventListModelFlags;
 
+/**
+ * EsBackupFlags:
+ * @ES_BACKUP_FLAGS_NONE: fail when the destination exists
+ * @ES_BACKUP_FLAGS_OVERWRITE: replace an existing destination (atomically:
+ *   until the backup is complete, the old file stays as it was)
+ *
+ * Options of [method@Es.StreamFactory.backup].
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_BACKUP_FLAGS_NONE      = 0,
+  ES_BACKUP_FLAGS_OVERWRITE = 1 << 0,
+} EsBackupFlags;
+
+/**
+ * EsCheckFlags:
+ * @ES_CHECK_FLAGS_NONE: the full check
+ * @ES_CHECK_FLAGS_QUICK: a faster, less thorough check of the storage
+ *   (SQLite: `PRAGMA quick_check` instead of `PRAGMA integrity_check`,
+ *   which does not verify that indexes match their tables); es-glib's own
+ *   invariants are checked either way
+ *
+ * Options of [method@Es.StreamFactory.check].
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_CHECK_FLAGS_NONE  = 0,
+  ES_CHECK_FLAGS_QUICK = 1 << 0,
+} EsCheckFlags;
+
+/**
+ * EsCheckProblemKind:
+ * @ES_CHECK_PROBLEM_STORAGE: the backend's own check failed: a corrupt
+ *   page, an index that does not match its table, an unreadable file
+ * @ES_CHECK_PROBLEM_VERSION_GAP: a stream's versions do not run without a
+ *   gap from its first kept version to its last
+ * @ES_CHECK_PROBLEM_STREAM_MISMATCH: what is kept per stream (its version,
+ *   its event count, its timestamps) does not agree with its events
+ * @ES_CHECK_PROBLEM_SEQUENCE_ORDER: sequence ids are not strictly
+ *   increasing, or do not follow a stream's versions
+ * @ES_CHECK_PROBLEM_DUPLICATE_KEY: an idempotency key appears twice in one
+ *   stream
+ * @ES_CHECK_PROBLEM_SNAPSHOT: a snapshot points past its stream's version
+ * @ES_CHECK_PROBLEM_CHECKPOINT: a durable subscription's checkpoint is past
+ *   the head of its stream
+ *
+ * What an [class@Es.CheckReport] found wrong.
+ *
+ * Since: 0.2
+ */
+typedef enum
+{
+  ES_CHECK_PROBLEM_STORAGE,
+  ES_CHECK_PROBLEM_VERSION_GAP,
+  ES_CHECK_PROBLEM_STREAM_MISMATCH,
+  ES_CHECK_PROBLEM_SEQUENCE_ORDER,
+  ES_CHECK_PROBLEM_DUPLICATE_KEY,
+  ES_CHECK_PROBLEM_SNAPSHOT,
+  ES_CHECK_PROBLEM_CHECKPOINT,
+} EsCheckProblemKind;
+
+/**
+ * EsExportFlags:
+ * @ES_EXPORT_FLAGS_NONE: data that is valid JSON text is written as JSON,
+ *   other data as base64
+ * @ES_EXPORT_FLAGS_DATA_BASE64: always write data as base64
+ *
+ * Options of [method@Es.StreamFactory.export_events]; the format is described
+ * in [the export format guide](export-format.html).
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_EXPORT_FLAGS_NONE        = 0,
+  ES_EXPORT_FLAGS_DATA_BASE64 = 1 << 0,
+} EsExportFlags;
+
+/**
+ * EsImportFlags:
+ * @ES_IMPORT_FLAGS_NONE: the default behaviour
+ *
+ * Options of [method@Es.StreamFactory.import_events]; none yet.
+ *
+ * Since: 0.2
+ */
+typedef enum /*< flags >*/
+{
+  ES_IMPORT_FLAGS_NONE = 0,
+} EsImportFlags;
+
 ES_AVAILABLE_IN_ALL
 GQuark es_error_quark (void);
 
@@ -278,5 +373,6 @@ typedef struct _EsStream          EsStream;
 typedef struct _EsStreamFactory   EsStreamFactory;
 typedef struct _EsWatch           EsWatch;
 typedef struct _EsEventListModel  EsEventListModel;
+typedef struct _EsCheckReport     EsCheckReport;
 
 G_END_DECLS

@@ -1313,6 +1313,224 @@ es_test_memory_storage_release_subscription (EsStorageHandle *storage,
   g_hash_table_remove (self->held, name);
 }
 
+/* The rules are those of es_storage_handle_import_events(): validated in
+ * full first, then applied, under the lock: all or nothing. */
+static gboolean
+same_event (EsStoredEvent *a,
+            EsStoredEvent *b)
+{
+  GBytes *da = es_stored_event_get_data (a);
+  GBytes *db = es_stored_event_get_data (b);
+
+  return g_strcmp0 (es_stored_event_get_event_type (a), es_stored_event_get_event_type (b)) == 0 &&
+         g_strcmp0 (es_stored_event_get_idempotency_key (a),
+                    es_stored_event_get_idempotency_key (b)) == 0 &&
+         g_strcmp0 (es_stored_event_get_metadata (a), es_stored_event_get_metadata (b)) == 0 &&
+         es_stored_event_get_erased (a) == es_stored_event_get_erased (b) &&
+         g_bytes_equal (da, db);
+}
+
+static gint64
+es_test_memory_storage_import_events (EsStorageHandle       *storage,
+                                      EsStoredEvent * const *events,
+                                      guint                  n_events,
+                                      guint                 *out_failed_index,
+                                      GCancellable          *cancellable,
+                                      GError               **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GHashTable) pending = g_hash_table_new (g_str_hash, g_str_equal);  /* id → version */
+  g_autoptr(GHashTable) pending_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree gboolean *skip = g_new0 (gboolean, n_events);
+  g_autofree gint64 *versions = g_new0 (gint64, n_events);
+  gint64 stored = 0;
+
+  if (!check_usable (self, cancellable, error))
+    return -1;
+
+  for (guint i = 0; i < n_events; i++)
+    {
+      EsStoredEvent *event = events[i];
+      const char *stream_id = es_stored_event_get_stream_id (event);
+      const char *key = es_stored_event_get_idempotency_key (event);
+      gint64 version = es_stored_event_get_version (event);
+      MemoryStream *stream = lookup_stream (self, stream_id, FALSE);
+      gpointer value;
+      gint64 current;
+
+      if (out_failed_index != NULL)
+        *out_failed_index = i;
+      if (stream != NULL && stream->state == ES_STREAM_STATE_TOMBSTONED)
+        {
+          tombstoned_error (stream_id, error);
+          return -1;
+        }
+      if (g_hash_table_lookup_extended (pending, stream_id, NULL, &value))
+        current = *(gint64 *) value;
+      else
+        current = stream != NULL ? stream->version : 0;
+
+      if (version <= current)
+        {
+          EsStoredEvent *found = NULL;
+
+          if (stream != NULL)
+            {
+              guint index = upper_bound (stream->events, version - 1, TRUE);
+
+              if (index < stream->events->len &&
+                  es_stored_event_get_version (g_ptr_array_index (stream->events, index)) == version)
+                found = g_ptr_array_index (stream->events, index);
+            }
+          if (found != NULL && same_event (found, event))
+            {
+              skip[i] = TRUE;
+              continue;
+            }
+          g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                       "Stream '%s' already holds a different event at version %" G_GINT64_FORMAT,
+                       stream_id, version);
+          return -1;
+        }
+      if (current != 0 && version != current + 1)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                       "Cannot import version %" G_GINT64_FORMAT " of stream '%s': the stream "
+                       "is at version %" G_GINT64_FORMAT, version, stream_id, current);
+          return -1;
+        }
+      if (key != NULL)
+        {
+          g_autofree char *pkey = g_strdup_printf ("%" G_GSIZE_FORMAT ":%s%s",
+                                                   strlen (stream_id), stream_id, key);
+
+          if ((stream != NULL && g_hash_table_contains (stream->keys, key)) ||
+              !g_hash_table_add (pending_keys, g_steal_pointer (&pkey)))
+            {
+              g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                           "Idempotency key '%s' of version %" G_GINT64_FORMAT
+                           " is already used in stream '%s'", key, version, stream_id);
+              return -1;
+            }
+        }
+      versions[i] = version;
+      g_hash_table_insert (pending, (gpointer) stream_id, &versions[i]);
+    }
+
+  /* The last point before anything changes: the "commit". */
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return -1;
+
+  for (guint i = 0; i < n_events; i++)
+    {
+      EsStoredEvent *event = events[i];
+      MemoryStream *stream;
+      EsStoredEvent *copy;
+      g_autoptr(GDateTime) timestamp = NULL;
+
+      if (skip[i])
+        continue;
+      stream = lookup_stream (self, es_stored_event_get_stream_id (event), TRUE);
+      timestamp = date_time_new_from_usec (es_stored_event_get_timestamp_usec (event));
+      copy = es_stored_event_new_full (stream->stream_id, ++self->last_position,
+                                       es_stored_event_get_version (event), timestamp,
+                                       es_stored_event_get_event_type (event),
+                                       es_stored_event_get_data (event),
+                                       es_stored_event_get_idempotency_key (event),
+                                       es_stored_event_get_metadata (event),
+                                       es_stored_event_get_flags (event) & ES_STORED_EVENT_FLAGS_ERASED);
+      g_ptr_array_add (self->log, copy);
+      g_ptr_array_add (stream->events, g_object_ref (copy));
+      if (es_stored_event_get_idempotency_key (event) != NULL)
+        g_hash_table_add (stream->keys, g_strdup (es_stored_event_get_idempotency_key (event)));
+      stream->version = es_stored_event_get_version (event);
+      stream->state = ES_STREAM_STATE_ACTIVE;
+      stored++;
+    }
+  return stored;
+}
+
+/* es-glib's invariants on this backend's structures (it has no storage of
+ * its own to check). */
+static gboolean
+es_test_memory_storage_check (EsStorageHandle        *storage,
+                              EsCheckFlags            flags,
+                              EsCheckReport          *report,
+                              GCancellable           *cancellable,
+                              GFileProgressCallback   progress_callback,
+                              gpointer                progress_data,
+                              GError                **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  GHashTableIter iter;
+  gpointer value;
+  goffset done = 0, total;
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+  total = g_hash_table_size (self->streams);
+
+  for (guint i = 1; i < self->log->len; i++)
+    if (es_stored_event_get_sequence_id (g_ptr_array_index (self->log, i)) <=
+        es_stored_event_get_sequence_id (g_ptr_array_index (self->log, i - 1)))
+      es_check_report_add_problem (report, ES_CHECK_PROBLEM_SEQUENCE_ORDER, NULL,
+                                   es_stored_event_get_sequence_id (g_ptr_array_index (self->log, i)),
+                                   "Sequence ids are not increasing");
+
+  g_hash_table_iter_init (&iter, self->streams);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      MemoryStream *stream = value;
+      g_autoptr(GHashTable) keys = g_hash_table_new (g_str_hash, g_str_equal);
+
+      for (guint i = 0; i < stream->events->len; i++)
+        {
+          EsStoredEvent *event = g_ptr_array_index (stream->events, i);
+          const char *key = es_stored_event_get_idempotency_key (event);
+
+          if (i > 0 && es_stored_event_get_version (event) !=
+              es_stored_event_get_version (g_ptr_array_index (stream->events, i - 1)) + 1)
+            es_check_report_add_problem (report, ES_CHECK_PROBLEM_VERSION_GAP, stream->stream_id,
+                                         es_stored_event_get_version (event), "Version gap");
+          if (key != NULL && !g_hash_table_add (keys, (gpointer) key))
+            es_check_report_add_problem (report, ES_CHECK_PROBLEM_DUPLICATE_KEY, stream->stream_id,
+                                         es_stored_event_get_version (event), "Duplicate key");
+        }
+      if (stream->events->len > 0 &&
+          es_stored_event_get_version (g_ptr_array_index (stream->events, stream->events->len - 1)) !=
+          stream->version)
+        es_check_report_add_problem (report, ES_CHECK_PROBLEM_STREAM_MISMATCH, stream->stream_id,
+                                     stream->version, "The stream's version is not its last event's");
+      if (progress_callback != NULL)
+        progress_callback (++done, total, progress_data);
+    }
+
+  g_hash_table_iter_init (&iter, self->snapshots);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      EsSnapshot *snapshot = value;
+      const char *stream_id = es_snapshot_get_stream_id (snapshot);
+
+      if (es_snapshot_get_version (snapshot) > subscription_head (self, stream_id))
+        es_check_report_add_problem (report, ES_CHECK_PROBLEM_SNAPSHOT, stream_id,
+                                     es_snapshot_get_version (snapshot),
+                                     "A snapshot is past its stream's head");
+    }
+  g_hash_table_iter_init (&iter, self->subscriptions);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      MemorySubscription *sub = value;
+
+      if (sub->position > subscription_head (self, sub->stream_id))
+        es_check_report_add_problem (report, ES_CHECK_PROBLEM_CHECKPOINT, sub->stream_id,
+                                     sub->position, "A checkpoint is past its stream's head");
+    }
+  (void) flags;
+  return TRUE;
+}
+
 static void
 es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
 {
@@ -1341,6 +1559,8 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->release_subscription = es_test_memory_storage_release_subscription;
   iface->count_events = es_test_memory_storage_count_events;
   iface->locate_event = es_test_memory_storage_locate_event;
+  iface->check = es_test_memory_storage_check;
+  iface->import_events = es_test_memory_storage_import_events;
 }
 
 static void

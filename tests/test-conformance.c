@@ -166,6 +166,58 @@ fixture_open_other_factory (Fixture *f)
   return factory;
 }
 
+EsStreamFactory *
+fixture_open_empty_factory (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory = NULL;
+  static guint counter = 0;
+
+  switch (f->backend)
+    {
+    case BACKEND_SQLITE_FILE:
+      {
+        g_autofree char *name = g_strdup_printf ("copy-%u.db", ++counter);
+        g_autofree char *path = g_build_filename (f->tmpdir, name, NULL);
+
+        factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (path, NULL, &error));
+      }
+      break;
+
+    case BACKEND_SQLITE_MEMORY:
+      factory = ES_STREAM_FACTORY (es_sqlite_stream_factory_new (NULL, NULL, &error));
+      break;
+
+    case BACKEND_MEMORY:
+      {
+        g_autoptr(EsTestMemoryStorage) storage = es_test_memory_storage_new ();
+
+        factory = es_stream_factory_new (ES_STORAGE_HANDLE (storage), NULL);
+      }
+      break;
+
+    case BACKEND_POSTGRES:
+#if ES_TEST_HAS_POSTGRES
+      {
+        g_autofree char *schema = g_strdup_printf ("%s_copy_%u", f->schema, ++counter);
+
+        factory = g_initable_new (ES_TYPE_PG_STREAM_FACTORY, NULL, &error,
+                                  "conninfo", g_getenv ("ES_TEST_PG_CONNINFO"),
+                                  "schema", schema,
+                                  NULL);
+      }
+#endif
+      break;
+
+    default:
+      g_assert_not_reached ();
+    }
+
+  g_assert_no_error (error);
+  g_assert_nonnull (factory);
+  return factory;
+}
+
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -4294,6 +4346,7 @@ main (int   argc,
     g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
   add_watch_tests ();
   add_lifecycle_tests ();
+  add_operations_tests ();
   add_subscription_tests ();
   add_model_tests ();
 

@@ -43,6 +43,14 @@ EsStream        *open_stream                (Fixture     *f,
  * NULL when the backend has none (in-process databases). */
 EsStreamFactory *fixture_open_other_factory (Fixture     *f);
 
+/* A new, empty database of the fixture's backend (another file, schema,
+ * in-memory database), for copies; close it with
+ * es_test_factory_close_and_free(). */
+EsStreamFactory *fixture_open_empty_factory (Fixture     *f);
+
+/* test-conformance-operations.c */
+void             add_operations_tests       (void);
+
 /* test-conformance-watch.c */
 void             add_watch_tests            (void);
 

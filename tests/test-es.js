@@ -755,6 +755,108 @@ Object.assign(tests, {
     },
 });
 
+// Backup, check, export and import (issue 19).
+Object.assign(tests, {
+    async 'operations'() {
+        const [dir, path] = tempDatabase();
+        const factory = Es.SqliteStreamFactory.new(path, null);
+        factory.open_stream('a', null).write([event('Created', '{"n":1}', 'k1', {who: 'me'}),
+            event('Binary', '\u0001not json')], Es.VERSION_ANY, null);
+
+        // Export, synchronously, with progress.
+        const out = Gio.MemoryOutputStream.new_resizable();
+        const progress = [];
+        assertEqual(factory.export_events(out, null, null, Es.ExportFlags.NONE, null,
+            (current, total) => progress.push([current, total])), 2, 'exported');
+        out.close(null);
+        const bytes = out.steal_as_bytes();
+        const text = decoder.decode(bytes.toArray());
+        assert(text.includes('"metadata":{"who":"me"},"data":{"n":1}}'), 'JSON data and metadata');
+        assert(text.includes('"data_base64":"AW5vdCBqc29u"'), 'base64 data');
+        assertEqual(JSON.stringify(progress[progress.length - 1]), '[2,2]', 'export progress');
+
+        // Import into another database, then export it again: the same bytes.
+        const copyPath = GLib.build_filenamev([dir, 'copy.db']);
+        const copy = Es.SqliteStreamFactory.new(copyPath, null);
+        assertEqual(copy.import_events(Gio.MemoryInputStream.new_from_bytes(bytes),
+            Es.ImportFlags.NONE, null, null), 2, 'imported');
+        const again = Gio.MemoryOutputStream.new_resizable();
+        copy.export_events(again, 'a', null, Es.ExportFlags.NONE, null, null);
+        again.close(null);
+        assertEqual(decoder.decode(again.steal_as_bytes().toArray()), text, 'round trip');
+        assertThrowsEs(() => copy.import_events(Gio.MemoryInputStream.new_from_bytes(
+            new GLib.Bytes(encoder.encode('{bad\n'))), Es.ImportFlags.NONE, null, null),
+        Es.Error.INVALID_ARGUMENT, 'bad line');
+
+        // The storage's own import: positions kept.
+        const when = GLib.DateTime.new_from_unix_utc(1700000000);
+        const [stored] = copy.get_storage().import_events([Es.StoredEvent.new('imp', 0, 3, when, 'T',
+            new GLib.Bytes(encoder.encode('x')), null, null)], null);
+        assertEqual(stored, 1, 'storage import');
+        assertEqual(copy.get_stream_info('imp', null).get_first_version(), 3, 'first version');
+
+        // Check.
+        const report = factory.check(Es.CheckFlags.NONE, null, null);
+        assert(report.is_ok(), 'healthy');
+        assertEqual(report.get_n_problems(), 0, 'no problems');
+        const own = Es.CheckReport.new();
+        assert(factory.get_storage().check(Es.CheckFlags.QUICK, own, null, null), 'storage check');
+        own.add_problem(Es.CheckProblemKind.DUPLICATE_KEY, 'a', 2, 'Duplicate');
+        assert(!own.is_ok(), 'not ok');
+        assertEqual(own.get_problem_kind(0), Es.CheckProblemKind.DUPLICATE_KEY, 'kind');
+        assertEqual(own.get_problem_stream_id(0), 'a', 'stream id');
+        assertEqual(own.get_problem_version(0), 2, 'version');
+        assertEqual(own.get_problem_message(0), 'Duplicate', 'message');
+        assert(own.has_problem(Es.CheckProblemKind.DUPLICATE_KEY), 'has_problem');
+
+        // Backup, synchronous and through the storage.
+        const backupPath = GLib.build_filenamev([dir, 'backup.db']);
+        assert(factory.backup(Gio.File.new_for_path(backupPath), Es.BackupFlags.NONE, null, null),
+            'backup');
+        try {
+            factory.get_storage().backup(Gio.File.new_for_path(backupPath), Es.BackupFlags.NONE,
+                null, null);
+            assert(false, 'existing destination accepted');
+        } catch (e) {
+            assert(e.matches(Gio.IOErrorEnum, Gio.IOErrorEnum.EXISTS), `exists: ${e.message}`);
+        }
+
+        // The asynchronous twins, progress in this thread.
+        const asyncProgress = [];
+        const asyncBackup = GLib.build_filenamev([dir, 'async.db']);
+        await new Promise((resolve, reject) => factory.backup_async(Gio.File.new_for_path(asyncBackup),
+            Es.BackupFlags.NONE, null, (current, total) => asyncProgress.push([current, total]),
+            (source, result) => {
+                try {
+                    resolve(source.backup_finish(result));
+                } catch (e) {
+                    reject(e);
+                }
+            }));
+        assert(GLib.file_test(asyncBackup, GLib.FileTest.EXISTS), 'async backup');
+        assert(asyncProgress.length > 0, 'async progress');
+        const asyncReport = await new Promise(resolve => factory.check_async(Es.CheckFlags.NONE,
+            null, null, (source, result) => resolve(source.check_finish(result))));
+        assert(asyncReport.is_ok(), 'async check');
+        const asyncOut = Gio.MemoryOutputStream.new_resizable();
+        const exported = await new Promise(resolve => factory.export_events_async(asyncOut, 'a', null,
+            Es.ExportFlags.DATA_BASE64, null, null,
+            (source, result) => resolve(source.export_events_finish(result))));
+        assertEqual(exported, 2, 'async export');
+        asyncOut.close(null);
+        const third = Es.SqliteStreamFactory.new(GLib.build_filenamev([dir, 'third.db']), null);
+        const imported = await new Promise(resolve => third.import_events_async(
+            Gio.MemoryInputStream.new_from_bytes(asyncOut.steal_as_bytes()), Es.ImportFlags.NONE,
+            null, null, (source, result) => resolve(source.import_events_finish(result))));
+        assertEqual(imported, 2, 'async import');
+
+        third.close(null);
+        copy.close(null);
+        factory.close(null);
+        removeTree(dir);
+    },
+});
+
 const loop = new GLib.MainLoop(null, false);
 let failed = 0;
 let passed = 0;

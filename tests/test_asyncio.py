@@ -73,6 +73,11 @@ AWAITED = {
     ("StreamFactory", "get_subscription_info_async"),
     ("StreamFactory", "reset_subscription_async"),
     ("StreamFactory", "delete_subscription_async"),
+    # Backup, check, export and import (since 0.2): TestOperations below.
+    ("StreamFactory", "backup_async"),
+    ("StreamFactory", "check_async"),
+    ("StreamFactory", "export_events_async"),
+    ("StreamFactory", "import_events_async"),
 }
 
 
@@ -311,6 +316,33 @@ class TestAwaitables(AsyncTestCase):
                 return versions, metrics.get_event_count()
 
         self.assertEqual(run(main()), ([50] * 4, 200))
+
+
+class TestOperations(AsyncTestCase):
+    """Backup, check, export and import awaited; the progress callback
+    (between the cancellable and the callback) is left out."""
+
+    def test_operations_awaitables(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(self.path) as factory:
+                stream = await factory.open_stream_async("ops")
+                await stream.write_async(events("A", "B"), Es.VERSION_NO_STREAM)
+                backup = self.path + ".backup"
+                done = await factory.backup_async(Gio.File.new_for_path(backup),
+                                                  Es.BackupFlags.NONE)
+                report = await factory.check_async(Es.CheckFlags.QUICK)
+                out = Gio.MemoryOutputStream.new_resizable()
+                exported = await factory.export_events_async(out, None, None,
+                                                             Es.ExportFlags.NONE)
+                out.close(None)
+                text = out.steal_as_bytes()
+                async with Es.SqliteStreamFactory.new_async(self.path + ".copy") as copy:
+                    imported = await copy.import_events_async(
+                        Gio.MemoryInputStream.new_from_bytes(text), Es.ImportFlags.NONE)
+                    copied = (await copy.get_stream_info_async("ops")).get_current_version()
+                return done, os.path.exists(backup), report.is_ok(), exported, imported, copied
+
+        self.assertEqual(run(main()), (True, True, True, 2, 2, 2))
 
 
 class TestLifeCycle(AsyncTestCase):

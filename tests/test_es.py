@@ -17,7 +17,7 @@ import gi
 
 gi.require_version("GLib", "2.0")
 gi.require_version("Es", "1.0")
-from gi.repository import Es, GLib  # noqa: E402
+from gi.repository import Es, Gio, GLib  # noqa: E402
 
 from subscription_cases import SubscriptionCases  # noqa: E402
 from lifecycle_cases import LifecycleCases, run_until  # noqa: E402
@@ -460,6 +460,151 @@ class TestAsync(EsTestCase):
         self.assertIsInstance(factory, Es.SqliteStreamFactory)
         self.assertEqual(factory.open_stream("x", None).get_version(), 0)
         factory.close(None)
+
+
+class TestOperations(EsTestCase):
+    def write_events(self):
+        self.open("a").write([candidate("Created", b'{"n":1}', "k1", '{"who":"me"}'),
+                              candidate("Binary", b"\x00\xff\x01")], Es.VERSION_ANY, None)
+        self.open("b").write([candidate("Other", b"[1,2]")], Es.VERSION_ANY, None)
+
+    def export_bytes(self, factory, stream_id=None, event_filter=None):
+        out = Gio.MemoryOutputStream.new_resizable()
+        n = factory.export_events(out, stream_id, event_filter, Es.ExportFlags.NONE, None,
+                                  None, None)
+        out.close(None)
+        return n, out.steal_as_bytes().get_data()
+
+    def test_export_import_round_trip(self):
+        self.write_events()
+        n, text = self.export_bytes(self.factory)
+        self.assertEqual(n, 3)
+        lines = text.decode().splitlines()
+        self.assertEqual(len(lines), 3)
+        self.assertIn('"metadata":{"who":"me"},"data":{"n":1}}', lines[0])
+        self.assertIn('"data_base64":"AP8B"', lines[1])
+        self.assertIn('"stream_id":"b"', lines[2])
+
+        target = Es.SqliteStreamFactory.new(os.path.join(self.tmpdir.name, "copy.db"), None)
+        progress = []
+        stored = target.import_events(Gio.MemoryInputStream.new_from_bytes(GLib.Bytes.new(text)),
+                                      Es.ImportFlags.NONE, None,
+                                      lambda current, total, *data: progress.append(current),
+                                      None)
+        self.assertEqual(stored, 3)
+        self.assertEqual(progress[-1], len(text))
+        self.assertEqual(self.export_bytes(target)[1], text)
+        self.assertEqual(self.export_bytes(target, "a")[0], 2)
+        target.close(None)
+
+    def test_import_bad_line(self):
+        with self.assertRaises(GLib.Error) as caught:
+            self.factory.import_events(
+                Gio.MemoryInputStream.new_from_bytes(GLib.Bytes.new(b"\n{oops\n")),
+                Es.ImportFlags.NONE, None, None, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+        self.assertIn("Line 2", caught.exception.message)
+
+    def test_storage_import_events(self):
+        storage = self.factory.get_storage()
+        when = GLib.DateTime.new_from_unix_utc(1700000000)
+        events = [Es.StoredEvent.new("imp", 0, v, when, "T", GLib.Bytes.new(b"x"), None, None)
+                  for v in (4, 5)]
+        stored, failed = storage.import_events(events, None)
+        self.assertEqual(stored, 2)
+        self.assertEqual(self.factory.get_stream_info("imp", None).get_first_version(), 4)
+        # The same again: skipped, nothing stored.
+        self.assertEqual(storage.import_events(events, None)[0], 0)
+        with self.assertRaises(GLib.Error) as caught:
+            storage.import_events([Es.StoredEvent.new("imp", 0, 9, when, "T",
+                                                      GLib.Bytes.new(b"x"), None, None)], None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(),
+                                                 Es.Error.WRONG_EXPECTED_VERSION))
+
+    def test_check_and_report(self):
+        self.write_events()
+        report = self.factory.check(Es.CheckFlags.QUICK, None, None, None)
+        self.assertTrue(report.is_ok())
+        self.assertTrue(report.props.ok)
+        self.assertEqual(report.get_n_problems(), 0)
+
+        storage_report = Es.CheckReport.new()
+        self.assertTrue(self.factory.get_storage().check(Es.CheckFlags.NONE, storage_report,
+                                                         None, None, None))
+        self.assertTrue(storage_report.is_ok())
+        storage_report.add_problem(Es.CheckProblemKind.VERSION_GAP, "a", 3, "Gap at 3")
+        self.assertFalse(storage_report.is_ok())
+        self.assertEqual(storage_report.get_n_problems(), 1)
+        self.assertEqual(storage_report.get_problem_kind(0), Es.CheckProblemKind.VERSION_GAP)
+        self.assertEqual(storage_report.get_problem_stream_id(0), "a")
+        self.assertEqual(storage_report.get_problem_version(0), 3)
+        self.assertEqual(storage_report.get_problem_message(0), "Gap at 3")
+        self.assertTrue(storage_report.has_problem(Es.CheckProblemKind.VERSION_GAP))
+        self.assertFalse(storage_report.has_problem(Es.CheckProblemKind.STORAGE))
+
+    def test_backup(self):
+        self.write_events()
+        dest = os.path.join(self.tmpdir.name, "backup.db")
+        progress = []
+        self.assertTrue(self.factory.backup(Gio.File.new_for_path(dest), Es.BackupFlags.NONE,
+                                            None, lambda c, t, *d: progress.append((c, t)),
+                                            None))
+        self.assertEqual(progress[-1][0], progress[-1][1])
+        with self.assertRaises(GLib.Error) as caught:
+            self.factory.get_storage().backup(Gio.File.new_for_path(dest), Es.BackupFlags.NONE,
+                                              None, None, None)
+        self.assertTrue(caught.exception.matches(Gio.io_error_quark(), Gio.IOErrorEnum.EXISTS))
+        copy = Es.SqliteStreamFactory.new(dest, None)
+        self.assertEqual(len(read_all(copy.open_stream("a", None))), 2)
+        copy.close(None)
+
+    def test_async_operations(self):
+        self.write_events()
+        loop = GLib.MainLoop()
+        results = {}
+
+        def done(name, finish):
+            def callback(source, result, *data):
+                results[name] = finish(result)
+                loop.quit()
+            return callback
+
+        dest = os.path.join(self.tmpdir.name, "async.db")
+        # PyGObject cannot call a (scope notified) GFileProgressCallback
+        # ("expected tuple for callback user_data", as with
+        # g_file_copy_async): from Python, progress comes with the
+        # synchronous calls, run in a thread (see doc/operations.md).
+        self.factory.backup_async(Gio.File.new_for_path(dest), Es.BackupFlags.NONE, None,
+                                  None, None,
+                                  done("backup", lambda r: self.factory.backup_finish(r)), None)
+        loop.run()
+        self.assertTrue(results["backup"])
+        self.assertTrue(os.path.exists(dest))
+
+        self.factory.check_async(Es.CheckFlags.NONE, None, None, None,
+                                 done("check", lambda r: self.factory.check_finish(r)), None)
+        loop.run()
+        self.assertTrue(results["check"].is_ok())
+
+        out = Gio.MemoryOutputStream.new_resizable()
+        self.factory.export_events_async(out, None, None, Es.ExportFlags.DATA_BASE64, None,
+                                         None, None,
+                                         done("export",
+                                              lambda r: self.factory.export_events_finish(r)),
+                                         None)
+        loop.run()
+        self.assertEqual(results["export"], 3)
+        out.close(None)
+        text = out.steal_as_bytes()
+
+        target = Es.SqliteStreamFactory.new(os.path.join(self.tmpdir.name, "t.db"), None)
+        target.import_events_async(Gio.MemoryInputStream.new_from_bytes(text),
+                                   Es.ImportFlags.NONE, None, None, None,
+                                   done("import", lambda r: target.import_events_finish(r)), None)
+        loop.run()
+        self.assertEqual(results["import"], 3)
+        self.assertEqual(len(read_all(target.open_stream("a", None))), 2)
+        target.close(None)
 
 
 # The PyGObject override (introspection/python/gi/overrides/Es.py), loaded

@@ -233,6 +233,21 @@ gboolean    _es_pg_storage_run_operation  (EsPgStorage    *self,
                                            GCancellable   *cancellable,
                                            GError        **error);
 
+/* es-pg-operations.c */
+gboolean    _es_pg_storage_check          (EsStorageHandle        *handle,
+                                           EsCheckFlags            flags,
+                                           EsCheckReport          *report,
+                                           GCancellable           *cancellable,
+                                           GFileProgressCallback   progress_callback,
+                                           gpointer                progress_data,
+                                           GError                **error);
+gint64      _es_pg_storage_import_events  (EsStorageHandle        *handle,
+                                           EsStoredEvent * const  *events,
+                                           guint                   n_events,
+                                           guint                  *out_failed_index,
+                                           GCancellable           *cancellable,
+                                           GError                **error);
+
 /* The storage's settings, for the notifier. */
 const char *_es_pg_storage_get_conninfo   (EsPgStorage    *self);
 /* The LISTEN/NOTIFY channel of the storage's schema (not quoted: a

@@ -369,6 +369,8 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->release_subscription = _es_pg_storage_release_subscription;
   iface->count_events = _es_pg_storage_count_events;
   iface->locate_event = _es_pg_storage_locate_event;
+  iface->check = _es_pg_storage_check;
+  iface->import_events = _es_pg_storage_import_events;
 }
 
 /* ---------------------------------------------------------------------- *

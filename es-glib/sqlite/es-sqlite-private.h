@@ -219,6 +219,12 @@ gint64        _es_sqlite_storage_sweep (EsStorageHandle  *handle,
 gboolean      _es_sqlite_storage_compact (EsStorageHandle  *handle,
                                           GCancellable     *cancellable,
                                           GError          **error);
+gint64        _es_sqlite_storage_import_events (EsStorageHandle       *handle,
+                                                EsStoredEvent * const *events,
+                                                guint                  n_events,
+                                                guint                 *out_failed_index,
+                                                GCancellable          *cancellable,
+                                                GError               **error);
 EsWriteQueue *_es_sqlite_writer_start (EsConnection  *conn,
                                        GError       **error);
 
@@ -329,6 +335,22 @@ EsSubscriptionInfo *_es_sqlite_storage_get_subscription (EsStorageHandle  *handl
 GPtrArray       *_es_sqlite_storage_list_subscriptions (EsStorageHandle  *handle,
                                                         GCancellable     *cancellable,
                                                         GError          **error);
+
+/* es-sqlite-operations.c: backup and integrity check. */
+gboolean         _es_sqlite_storage_backup (EsStorageHandle        *handle,
+                                            GFile                  *destination,
+                                            EsBackupFlags           flags,
+                                            GCancellable           *cancellable,
+                                            GFileProgressCallback   progress_callback,
+                                            gpointer                progress_data,
+                                            GError                **error);
+gboolean         _es_sqlite_storage_check (EsStorageHandle        *handle,
+                                           EsCheckFlags            flags,
+                                           EsCheckReport          *report,
+                                           GCancellable           *cancellable,
+                                           GFileProgressCallback   progress_callback,
+                                           gpointer                progress_data,
+                                           GError                **error);
 
 /* Whether any retention policy exists, and any with a maximum age: a
  * sweep without policies takes no write lock at all. */

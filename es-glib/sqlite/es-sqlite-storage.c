@@ -761,6 +761,9 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->release_subscription = _es_sqlite_storage_release_subscription;
   iface->count_events = _es_sqlite_storage_count_events;
   iface->locate_event = _es_sqlite_storage_locate_event;
+  iface->backup = _es_sqlite_storage_backup;
+  iface->check = _es_sqlite_storage_check;
+  iface->import_events = _es_sqlite_storage_import_events;
 }
 
 /* ---------------------------------------------------------------------- *

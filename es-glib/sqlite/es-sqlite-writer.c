@@ -31,6 +31,7 @@ typedef enum
   JOB_SAVE_CHECKPOINT,     /* name, stream_id ('@all'), version: the position, state */
   JOB_RESET_SUBSCRIPTION,  /* name, version: the position */
   JOB_DELETE_SUBSCRIPTION, /* name */
+  JOB_IMPORT,              /* stored_events, n_events */
 } JobKind;
 
 /* One write, queued to the writer thread (es-write-queue-private.h).
@@ -59,12 +60,14 @@ typedef struct
   gint64                    now;               /* sweep */
   const char               *sweep_from;        /* sweep: first stream id to look at */
   const char               *name;              /* subscriptions */
+  EsStoredEvent * const    *stored_events;     /* import */
 
   /* Output of the life-cycle jobs. */
   gint64                    removed;           /* events removed */
   gboolean                  more;              /* sweep: stopped at the batch limit */
   gboolean                  has_age_policy;    /* sweep */
   char                     *sweep_next;        /* (owned) sweep: where the next batch starts */
+  guint                     failed_index;      /* import: the event that failed */
 } Job;
 
 /* What the writer thread reuses: one prepared statement each. */
@@ -1352,6 +1355,170 @@ writer_delete_subscription (EsWriter  *writer,
   return TRUE;
 }
 
+/* ---------------------------------------------------------------------- *
+ * Import (es_storage_handle_import_events())                              *
+ * ---------------------------------------------------------------------- */
+
+/* Whether the stored event at @version of @stream_id is @event (type, data,
+ * key, metadata, erasure): a re-imported event, skipped. */
+static gboolean
+writer_same_event (EsWriter       *writer,
+                   const char     *stream_id,
+                   gint64          version,
+                   EsStoredEvent  *event,
+                   gboolean       *out_same,
+                   GError        **error)
+{
+  const char *operation = _("Importing events");
+  sqlite3_stmt *stmt =
+    writer_stmt (writer,
+                 "SELECT event_type, data, idempotency_key, metadata, flags FROM events"
+                 " WHERE stream_id = ? AND version = ? AND flags < 2",
+                 operation, error);
+  GBytes *data = es_stored_event_get_data (event);
+  int rc;
+
+  *out_same = FALSE;
+  if (stmt == NULL)
+    return FALSE;
+  sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (stmt, 2, version);
+  rc = sqlite3_step (stmt);
+  if (rc == SQLITE_ROW)
+    {
+      const char *type = (const char *) sqlite3_column_text (stmt, 0);
+      const void *blob = sqlite3_column_blob (stmt, 1);
+      gsize blob_len = (gsize) sqlite3_column_bytes (stmt, 1);
+      const char *key = (const char *) sqlite3_column_text (stmt, 2);
+      const char *metadata = (const char *) sqlite3_column_text (stmt, 3);
+      gsize data_len = data != NULL ? g_bytes_get_size (data) : 0;
+
+      *out_same = g_strcmp0 (type, es_stored_event_get_event_type (event)) == 0 &&
+                  blob_len == data_len &&
+                  (data_len == 0 || memcmp (blob, g_bytes_get_data (data, NULL), data_len) == 0) &&
+                  g_strcmp0 (key, es_stored_event_get_idempotency_key (event)) == 0 &&
+                  g_strcmp0 (metadata, es_stored_event_get_metadata (event)) == 0 &&
+                  (sqlite3_column_int (stmt, 4) & ES_SQLITE_FLAG_ERASED) ==
+                  (es_stored_event_get_erased (event) ? ES_SQLITE_FLAG_ERASED : 0);
+    }
+  else if (rc != SQLITE_DONE)
+    _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+  _es_sqlite_stmt_done (stmt);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE;
+}
+
+/* The body of an import (see es_storage_handle_import_events() for the
+ * rules), inside the group's transaction: the events of one stream in a
+ * row share one read and one write of the stream's row. */
+static gboolean
+writer_import (EsWriter  *writer,
+               Job       *job,
+               GError   **error)
+{
+  const char *operation = _("Importing events");
+  const char *current = NULL;  /* the stream of row */
+  StreamRow row = { 0, };
+  gint64 stored = 0;
+  guint i;
+
+  for (i = 0; i < job->n_events; i++)
+    {
+      EsStoredEvent *event = job->stored_events[i];
+      const char *stream_id = es_stored_event_get_stream_id (event);
+      gint64 version = es_stored_event_get_version (event);
+      gint64 timestamp = es_stored_event_get_timestamp_usec (event);
+      const char *key = es_stored_event_get_idempotency_key (event);
+      sqlite3_stmt *stmt;
+      int rc;
+
+      job->failed_index = i;
+      if (current == NULL || strcmp (current, stream_id) != 0)
+        {
+          if (current != NULL && !writer_write_stream (writer, current, &row, operation, error))
+            return FALSE;
+          if (!writer_read_stream (writer, stream_id, &row, operation, error))
+            return FALSE;
+          current = stream_id;
+        }
+      if (row.state == ES_STREAM_STATE_TOMBSTONED)
+        {
+          set_tombstoned_error (stream_id, error);
+          return FALSE;
+        }
+
+      if (version <= row.version)
+        {
+          gboolean same;
+
+          if (!writer_same_event (writer, stream_id, version, event, &same, error))
+            return FALSE;
+          if (same)
+            continue;
+          g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                       /* Translators: %lld is a version, %s a stream id */
+                       _("Stream '%s' already holds a different event at version %lld"),
+                       stream_id, (long long) version);
+          return FALSE;
+        }
+      if (row.version != 0 && version != row.version + 1)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+                       /* Translators: the numbers are versions, %s a stream id */
+                       _("Cannot import version %lld of stream '%s': the stream is at version %lld"),
+                       (long long) version, stream_id, (long long) row.version);
+          return FALSE;
+        }
+
+      stmt = writer_stmt (writer,
+                          "INSERT INTO events (stream_id, version, idempotency_key, event_type,"
+                          " timestamp, data, metadata, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          operation, error);
+      if (stmt == NULL)
+        return FALSE;
+      if ((rc = sqlite3_bind_text (stmt, 1, stream_id, -1, SQLITE_STATIC)) == SQLITE_OK &&
+          (rc = sqlite3_bind_int64 (stmt, 2, version)) == SQLITE_OK &&
+          (rc = sqlite3_bind_text (stmt, 3, key, -1, SQLITE_STATIC)) == SQLITE_OK &&
+          (rc = sqlite3_bind_text (stmt, 4, es_stored_event_get_event_type (event), -1,
+                                   SQLITE_STATIC)) == SQLITE_OK &&
+          (rc = sqlite3_bind_int64 (stmt, 5, timestamp)) == SQLITE_OK &&
+          (rc = _es_sqlite_bind_bytes (stmt, 6, es_stored_event_get_data (event))) == SQLITE_OK &&
+          (rc = sqlite3_bind_text (stmt, 7, es_stored_event_get_metadata (event), -1,
+                                   SQLITE_STATIC)) == SQLITE_OK &&
+          (rc = sqlite3_bind_int (stmt, 8, es_stored_event_get_erased (event)
+                                             ? ES_SQLITE_FLAG_ERASED : 0)) == SQLITE_OK)
+        rc = sqlite3_step (stmt);
+      if (rc != SQLITE_DONE && (rc != SQLITE_CONSTRAINT || key == NULL))
+        _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+      _es_sqlite_stmt_done (stmt);
+      if (rc == SQLITE_CONSTRAINT && key != NULL)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                       /* Translators: the first %s is an idempotency key, the second a stream id, %lld a version */
+                       _("Idempotency key '%s' of version %lld is already used in stream '%s'"),
+                       key, (long long) version, stream_id);
+          return FALSE;
+        }
+      if (rc != SQLITE_DONE)
+        return FALSE;
+
+      if (row.event_count == 0)
+        {
+          row.first_version = version;
+          row.first_timestamp = timestamp;
+        }
+      row.version = version;
+      row.event_count++;
+      row.last_timestamp = timestamp;
+      row.state = ES_STREAM_STATE_ACTIVE;
+      stored++;
+    }
+
+  if (current != NULL && !writer_write_stream (writer, current, &row, operation, error))
+    return FALSE;
+  job->removed = stored;
+  return TRUE;
+}
+
 /* Fails @job with G_IO_ERROR_CANCELLED if its cancellable was cancelled. */
 static gboolean
 job_cancelled (Job *job)
@@ -1406,6 +1573,9 @@ writer_run_job (EsWriter *writer,
       break;
     case JOB_DELETE_SUBSCRIPTION:
       ok = writer_delete_subscription (writer, job, &job->base.error);
+      break;
+    case JOB_IMPORT:
+      ok = writer_import (writer, job, &job->base.error);
       break;
     case JOB_SAVE_SNAPSHOT:
     default:
@@ -2000,4 +2170,29 @@ _es_sqlite_storage_set_max_page_count (EsSqliteStorage  *self,
   job.kind = JOB_SET_MAX_PAGE_COUNT;
   job.version = (gint64) max_page_count;
   return writer_run_sync (self->writer, &job, error);
+}
+
+gint64
+_es_sqlite_storage_import_events (EsStorageHandle       *handle,
+                                  EsStoredEvent * const *events,
+                                  guint                  n_events,
+                                  guint                 *out_failed_index,
+                                  GCancellable          *cancellable,
+                                  GError               **error)
+{
+  EsWriteQueue *queue = writer_queue (ES_SQLITE_STORAGE (handle), error);
+  Job job = { 0, };
+  gboolean ok;
+
+  if (queue == NULL)
+    return -1;
+
+  job.kind = JOB_IMPORT;
+  job.stored_events = events;
+  job.n_events = n_events;
+  job.base.cancellable = cancellable;
+  ok = writer_run_sync (queue, &job, error);
+  if (out_failed_index != NULL)
+    *out_failed_index = job.failed_index;
+  return ok ? job.removed : -1;
 }

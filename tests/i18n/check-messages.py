@@ -54,6 +54,9 @@ FRAGMENTS = {
     "erasing events",
     "retention policies",
     "compaction",
+    "backups",
+    "integrity checks",
+    "imports",
 }
 
 STRING = r'"(?:[^"\\]|\\.)*"'

@@ -496,7 +496,7 @@ def _make_awaitable(cls, pair, original, to_bytes):
             finish = getattr(self, pair.finish_name)
 
             def start(own, callback):
-                original(self, *arguments, own, callback)
+                original(self, *arguments, own, callback=callback)
 
             return AsyncCall(_run(start, finish, cancellable))
 
@@ -512,7 +512,7 @@ def _make_awaitable(cls, pair, original, to_bytes):
         finish = getattr(cls, pair.finish_name)
 
         def start(own, callback):
-            original(*arguments, own, callback)
+            original(*arguments, own, callback=callback)
 
         return AsyncCall(_run(start, finish, cancellable))
 
