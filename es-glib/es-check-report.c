@@ -203,6 +203,8 @@ es_check_report_add_problem (EsCheckReport      *self,
  * es_check_report_is_ok:
  * @self: an [class@Es.CheckReport]
  *
+ * Gets whether the check found nothing wrong.
+ *
  * Returns: %TRUE when the check found nothing wrong
  *
  * Since: 0.2
@@ -218,6 +220,8 @@ es_check_report_is_ok (EsCheckReport *self)
 /**
  * es_check_report_get_n_problems:
  * @self: an [class@Es.CheckReport]
+ *
+ * Gets the number of problems the check found.
  *
  * Returns: how many problems the check found (stored or not)
  *
@@ -257,6 +261,8 @@ get_problem (EsCheckReport *self,
  * @self: an [class@Es.CheckReport]
  * @index: the problem's index
  *
+ * Gets what kind of problem the problem at @index is.
+ *
  * Returns: what the problem at @index is
  *
  * Since: 0.2
@@ -277,6 +283,8 @@ es_check_report_get_problem_kind (EsCheckReport *self,
  * es_check_report_get_problem_stream_id:
  * @self: an [class@Es.CheckReport]
  * @index: the problem's index
+ *
+ * Gets the stream the problem at @index concerns.
  *
  * Returns: (nullable): the stream the problem at @index concerns, or
  *   %NULL when it concerns no one stream
@@ -300,6 +308,8 @@ es_check_report_get_problem_stream_id (EsCheckReport *self,
  * @self: an [class@Es.CheckReport]
  * @index: the problem's index
  *
+ * Gets the version the problem at @index concerns.
+ *
  * Returns: the version the problem at @index concerns, or 0
  *
  * Since: 0.2
@@ -320,6 +330,8 @@ es_check_report_get_problem_version (EsCheckReport *self,
  * es_check_report_get_problem_message:
  * @self: an [class@Es.CheckReport]
  * @index: the problem's index
+ *
+ * Gets the description of the problem at @index, translated.
  *
  * Returns: (nullable): the translated message of the problem at @index,
  *   or %NULL past the stored problems
@@ -342,6 +354,8 @@ es_check_report_get_problem_message (EsCheckReport *self,
  * es_check_report_has_problem:
  * @self: an [class@Es.CheckReport]
  * @kind: a kind of problem
+ *
+ * Gets whether the check found a problem of a given kind.
  *
  * Returns: whether a stored problem is of @kind
  *

@@ -654,7 +654,7 @@ append_event_line (GString       *out,
  * @self: an [class@Es.StreamFactory]
  * @output: where to write the events
  * @stream_id: (nullable): the stream to export, or %NULL (or
- *   `"@all"`) for every stream in sequence-id order
+ *   %ES_ALL_STREAM) for every stream in sequence-id order
  * @filter: (nullable): export only the events matching it
  * @flags: %ES_EXPORT_FLAGS_DATA_BASE64 to write all data as base64
  * @cancellable: (nullable): a [class@Gio.Cancellable]
