@@ -684,14 +684,14 @@ append_event_line (GString       *out,
  */
 gint64
 es_stream_factory_export_events (EsStreamFactory        *self,
-                          GOutputStream          *output,
-                          const char             *stream_id,
-                          EsEventFilter          *filter,
-                          EsExportFlags           flags,
-                          GCancellable           *cancellable,
-                          GFileProgressCallback   progress_callback,
-                          gpointer                progress_data,
-                          GError                **error)
+                                 GOutputStream          *output,
+                                 const char             *stream_id,
+                                 EsEventFilter          *filter,
+                                 EsExportFlags           flags,
+                                 GCancellable           *cancellable,
+                                 GFileProgressCallback   progress_callback,
+                                 gpointer                progress_data,
+                                 GError                **error)
 {
   EsStorageHandle *storage;
   g_autoptr(JsonParser) parser = NULL;
@@ -782,16 +782,16 @@ es_stream_factory_export_events (EsStreamFactory        *self,
  */
 void
 es_stream_factory_export_events_async (EsStreamFactory        *self,
-                                GOutputStream          *output,
-                                const char             *stream_id,
-                                EsEventFilter          *filter,
-                                EsExportFlags           flags,
-                                GCancellable           *cancellable,
-                                GFileProgressCallback   progress_callback,
-                                gpointer                progress_data,
-                                GDestroyNotify          progress_data_destroy,
-                                GAsyncReadyCallback     callback,
-                                gpointer                user_data)
+                                       GOutputStream          *output,
+                                       const char             *stream_id,
+                                       EsEventFilter          *filter,
+                                       EsExportFlags           flags,
+                                       GCancellable           *cancellable,
+                                       GFileProgressCallback   progress_callback,
+                                       gpointer                progress_data,
+                                       GDestroyNotify          progress_data_destroy,
+                                       GAsyncReadyCallback     callback,
+                                       gpointer                user_data)
 {
   Op *op;
 
@@ -824,8 +824,8 @@ es_stream_factory_export_events_async (EsStreamFactory        *self,
  */
 gint64
 es_stream_factory_export_events_finish (EsStreamFactory  *self,
-                                 GAsyncResult     *result,
-                                 GError          **error)
+                                        GAsyncResult     *result,
+                                        GError          **error)
 {
   gint64 n = -1;
 
@@ -1065,12 +1065,12 @@ import_batch (EsStorageHandle  *storage,
  */
 gint64
 es_stream_factory_import_events (EsStreamFactory        *self,
-                          GInputStream           *input,
-                          EsImportFlags           flags,
-                          GCancellable           *cancellable,
-                          GFileProgressCallback   progress_callback,
-                          gpointer                progress_data,
-                          GError                **error)
+                                 GInputStream           *input,
+                                 EsImportFlags           flags,
+                                 GCancellable           *cancellable,
+                                 GFileProgressCallback   progress_callback,
+                                 gpointer                progress_data,
+                                 GError                **error)
 {
   EsStorageHandle *storage;
   g_autoptr(GDataInputStream) lines_in = NULL;
@@ -1195,14 +1195,14 @@ es_stream_factory_import_events (EsStreamFactory        *self,
  */
 void
 es_stream_factory_import_events_async (EsStreamFactory        *self,
-                                GInputStream           *input,
-                                EsImportFlags           flags,
-                                GCancellable           *cancellable,
-                                GFileProgressCallback   progress_callback,
-                                gpointer                progress_data,
-                                GDestroyNotify          progress_data_destroy,
-                                GAsyncReadyCallback     callback,
-                                gpointer                user_data)
+                                       GInputStream           *input,
+                                       EsImportFlags           flags,
+                                       GCancellable           *cancellable,
+                                       GFileProgressCallback   progress_callback,
+                                       gpointer                progress_data,
+                                       GDestroyNotify          progress_data_destroy,
+                                       GAsyncReadyCallback     callback,
+                                       gpointer                user_data)
 {
   Op *op;
 
@@ -1232,8 +1232,8 @@ es_stream_factory_import_events_async (EsStreamFactory        *self,
  */
 gint64
 es_stream_factory_import_events_finish (EsStreamFactory  *self,
-                                 GAsyncResult     *result,
-                                 GError          **error)
+                                        GAsyncResult     *result,
+                                        GError          **error)
 {
   gint64 n = -1;
 

@@ -350,56 +350,56 @@ EsCheckReport *es_stream_factory_check_finish (EsStreamFactory         *self,
 
 ES_AVAILABLE_IN_ALL
 gint64 es_stream_factory_export_events (EsStreamFactory         *self,
-                                 GOutputStream           *output,
-                                 const char              *stream_id,
-                                 EsEventFilter           *filter,
-                                 EsExportFlags            flags,
-                                 GCancellable            *cancellable,
-                                 GFileProgressCallback    progress_callback,
-                                 gpointer                 progress_data,
-                                 GError                  **error);
+                                        GOutputStream           *output,
+                                        const char              *stream_id,
+                                        EsEventFilter           *filter,
+                                        EsExportFlags            flags,
+                                        GCancellable            *cancellable,
+                                        GFileProgressCallback    progress_callback,
+                                        gpointer                 progress_data,
+                                        GError                  **error);
 
 ES_AVAILABLE_IN_ALL
 void es_stream_factory_export_events_async (EsStreamFactory         *self,
-                                     GOutputStream           *output,
-                                     const char              *stream_id,
-                                     EsEventFilter           *filter,
-                                     EsExportFlags            flags,
-                                     GCancellable            *cancellable,
-                                     GFileProgressCallback    progress_callback,
-                                     gpointer                 progress_data,
-                                     GDestroyNotify           progress_data_destroy,
-                                     GAsyncReadyCallback      callback,
-                                     gpointer                 user_data);
+                                            GOutputStream           *output,
+                                            const char              *stream_id,
+                                            EsEventFilter           *filter,
+                                            EsExportFlags            flags,
+                                            GCancellable            *cancellable,
+                                            GFileProgressCallback    progress_callback,
+                                            gpointer                 progress_data,
+                                            GDestroyNotify           progress_data_destroy,
+                                            GAsyncReadyCallback      callback,
+                                            gpointer                 user_data);
 
 ES_AVAILABLE_IN_ALL
 gint64 es_stream_factory_export_events_finish (EsStreamFactory         *self,
-                                        GAsyncResult            *result,
-                                        GError                  **error);
+                                               GAsyncResult            *result,
+                                               GError                  **error);
 
 ES_AVAILABLE_IN_ALL
 gint64 es_stream_factory_import_events (EsStreamFactory         *self,
-                                 GInputStream            *input,
-                                 EsImportFlags            flags,
-                                 GCancellable            *cancellable,
-                                 GFileProgressCallback    progress_callback,
-                                 gpointer                 progress_data,
-                                 GError                  **error);
+                                        GInputStream            *input,
+                                        EsImportFlags            flags,
+                                        GCancellable            *cancellable,
+                                        GFileProgressCallback    progress_callback,
+                                        gpointer                 progress_data,
+                                        GError                  **error);
 
 ES_AVAILABLE_IN_ALL
 void es_stream_factory_import_events_async (EsStreamFactory         *self,
-                                     GInputStream            *input,
-                                     EsImportFlags            flags,
-                                     GCancellable            *cancellable,
-                                     GFileProgressCallback    progress_callback,
-                                     gpointer                 progress_data,
-                                     GDestroyNotify           progress_data_destroy,
-                                     GAsyncReadyCallback      callback,
-                                     gpointer                 user_data);
+                                            GInputStream            *input,
+                                            EsImportFlags            flags,
+                                            GCancellable            *cancellable,
+                                            GFileProgressCallback    progress_callback,
+                                            gpointer                 progress_data,
+                                            GDestroyNotify           progress_data_destroy,
+                                            GAsyncReadyCallback      callback,
+                                            gpointer                 user_data);
 
 ES_AVAILABLE_IN_ALL
 gint64 es_stream_factory_import_events_finish (EsStreamFactory         *self,
-                                        GAsyncResult            *result,
-                                        GError                  **error);
+                                               GAsyncResult            *result,
+                                               GError                  **error);
 
 G_END_DECLS
