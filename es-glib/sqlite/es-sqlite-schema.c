@@ -281,13 +281,25 @@ _es_sqlite_prepare_schema (EsConnection  *conn,
    * new file at once must all see it in one journal mode. Creating the
    * tables in rollback mode and switching afterwards made concurrent
    * first opens fail ("disk I/O error", "attempt to write a readonly
-   * database") or wait on each other past the busy timeout. */
+   * database") or wait on each other past the busy timeout. Only an empty
+   * file (no page at all) is switched this early: a file that has a
+   * header but no tables may be damaged, and must be left as it was when
+   * creating the schema fails. */
   if (header.n_objects == 0 && journal_mode != NULL)
     {
-      g_autofree char *pragma = g_strdup_printf ("PRAGMA journal_mode = %s", journal_mode);
+      gint64 n_pages = -1;
 
-      if (!_es_sqlite_connection_exec (conn, pragma, _("Creating the database schema"), error))
+      if (!_es_sqlite_connection_query_int64 (conn, "PRAGMA page_count", &n_pages,
+                                              _("Creating the database schema"), error))
         return FALSE;
+      if (n_pages == 0)
+        {
+          g_autofree char *pragma = g_strdup_printf ("PRAGMA journal_mode = %s", journal_mode);
+
+          if (!_es_sqlite_connection_exec (conn, pragma, _("Creating the database schema"),
+                                           error))
+            return FALSE;
+        }
     }
 
   /* Another process may be creating or upgrading the same file right now:
