@@ -236,6 +236,21 @@ _es_sqlite_check_header (const DbHeader  *header,
   return TRUE;
 }
 
+/* Whether the main database file of @conn has no byte at all (a file
+ * shorter than a page has no page either, yet it is not empty). */
+static gboolean
+file_is_empty (EsConnection *conn)
+{
+  sqlite3_file *file = NULL;
+  sqlite3_int64 size = -1;
+
+  if (sqlite3_file_control (conn->db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK ||
+      file == NULL || file->pMethods == NULL ||
+      file->pMethods->xFileSize (file, &size) != SQLITE_OK)
+    return FALSE;
+  return size == 0;
+}
+
 /* Brings the database to SCHEMA_VERSION: creates the schema in an empty
  * one (in @journal_mode, a constant, when not NULL), runs the missing
  * migrations on an older one, does nothing to an up-to-date one. Nothing
@@ -267,32 +282,25 @@ _es_sqlite_prepare_schema (EsConnection  *conn,
   if (header.n_objects > 0 && header.user_version == SCHEMA_VERSION)
     return TRUE;
 
-  /* A new file is created in incremental auto-vacuum mode, so that
-   * compaction gives free pages back without rewriting the file. SQLite
-   * only takes the mode before the first table exists: set it on the
-   * connection before anything is created (on a file that another
-   * process fills meanwhile, it does nothing). */
-  if (header.n_objects == 0 &&
-      !_es_sqlite_connection_exec (conn, "PRAGMA auto_vacuum = INCREMENTAL",
-                                   _("Creating the database schema"), error))
-    return FALSE;
-
-  /* And in WAL mode before the schema is created: processes that open a
-   * new file at once must all see it in one journal mode. Creating the
-   * tables in rollback mode and switching afterwards made concurrent
-   * first opens fail ("disk I/O error", "attempt to write a readonly
-   * database") or wait on each other past the busy timeout. Only an empty
-   * file (no page at all) is switched this early: a file that has a
-   * header but no tables may be damaged, and must be left as it was when
-   * creating the schema fails. */
-  if (header.n_objects == 0 && journal_mode != NULL)
+  /* A new file (no byte at all: a file with a header but no tables may be
+   * damaged, and must be left as it was when creating the schema fails)
+   * gets two settings before anything is created in it:
+   * - incremental auto-vacuum, so that compaction gives free pages back
+   *   without rewriting the file; SQLite only takes the mode before the
+   *   first table exists (on a file that another process fills
+   *   meanwhile, it does nothing);
+   * - WAL mode (@journal_mode): processes that open a new file at once
+   *   must all see it in one journal mode; creating the tables in
+   *   rollback mode and switching afterwards made concurrent first opens
+   *   fail ("disk I/O error", "attempt to write a readonly database") or
+   *   wait on each other past the busy timeout. */
+  if (header.n_objects == 0 && file_is_empty (conn))
     {
-      gint64 n_pages = -1;
-
-      if (!_es_sqlite_connection_query_int64 (conn, "PRAGMA page_count", &n_pages,
-                                              _("Creating the database schema"), error))
+      if (!_es_sqlite_connection_exec (conn, "PRAGMA auto_vacuum = INCREMENTAL",
+                                       _("Creating the database schema"), error))
         return FALSE;
-      if (n_pages == 0)
+
+      if (journal_mode != NULL)
         {
           g_autofree char *pragma = g_strdup_printf ("PRAGMA journal_mode = %s", journal_mode);
 
