@@ -331,7 +331,10 @@ _es_sqlite_prepare_schema (EsConnection  *conn,
   /* Constants only: nothing from outside reaches this SQL. */
   set_header = g_strdup_printf ("PRAGMA application_id = %d; PRAGMA user_version = %d;",
                                 ES_SQLITE_APPLICATION_ID, (int) SCHEMA_VERSION);
+  /* The pages the first use reaches are read before anything is
+   * committed: a damaged file that fails to open is left as it was. */
   if (!_es_sqlite_connection_exec (conn, set_header, _("Creating the database schema"), error) ||
+      !_es_sqlite_probe_pages (conn, error) ||
       !_es_sqlite_connection_exec (conn, "COMMIT", _("Creating the database schema"), error))
     goto rollback;
 
