@@ -130,7 +130,9 @@ es_notifier_unsubscribe (EsNotifier *self,
  * @self: an [iface@Es.Notifier]
  *
  * The sequence id of the last event handed to subscribers (or seen when
- * the notifier started).
+ * the notifier started). A notifier that stops looking for commits while
+ * nobody is subscribed (the SQLite one) reads where the store ends when
+ * called then, and returns that.
  *
  * Returns: a sequence id, 0 when the database was empty
  *

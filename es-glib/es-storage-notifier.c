@@ -33,14 +33,26 @@
  *
  * The storage is read without holding the subscribers' lock; only handing
  * a page to the subscribers holds it. So subscribing, unsubscribing,
- * [method@Es.Notifier.get_last_sequence_id] and [method@Es.Notifier.stop]
- * never wait for the storage (a read that waits for a pooled connection, a
+ * [method@Es.Notifier.get_last_sequence_id] (but see "Idle" below) and
+ * [method@Es.Notifier.stop] never wait for the storage (a read that waits for a pooled connection, a
  * server that does not answer), and cannot deadlock with it: a thread that
  * holds a read connection while it unsubscribes does not block a read
  * waiting for that connection. And since handing over holds the lock, no
  * subscriber is called once [method@Es.Notifier.unsubscribe] returned.
  * Whoever subscribes while a page is read saw the cursor before it, and
  * gets that page too (watches drop what they already read).
+ *
+ * ## Idle
+ *
+ * A subclass that implements [vfunc@Es.StorageNotifier.listening_changed]
+ * attaches its sources only while someone is subscribed: with nobody
+ * listening, the notifier's thread sleeps in its main loop with nothing to
+ * wake it, and this process's commits do not wake it either. Since
+ * nothing moves the cursor then, [method@Es.Notifier.get_last_sequence_id]
+ * called while nobody listens reads where the store ends (one short query
+ * on the caller's thread, holding no lock) and moves the cursor there;
+ * watches call it before they subscribe, so that their first delivery
+ * does not start from an old cursor.
  *
  * Since: 0.2
  */
@@ -67,6 +79,9 @@ typedef struct
   gboolean         gave_up;          /* the notifier's thread only */
 
   gint             check_scheduled;  /* (atomic) an idle check is pending */
+  gint             listening_scheduled;  /* (atomic) an idle listening update is pending */
+  gboolean         listening;        /* the notifier's thread only: what the subclass
+                                      * was last told by listening_changed */
   gint             n_reads;          /* (atomic) tests */
 
   EsSubscribers    subs;             /* with the cursor of deliveries */
@@ -184,8 +199,11 @@ es_storage_notifier_deliver (EsStorageNotifier  *self,
       /* Whoever subscribed during the read saw the old cursor, so gets
        * these events too; whoever left gets nothing more. */
       g_rec_mutex_lock (&priv->subs.lock);
-      priv->subs.cursor = es_stored_event_get_sequence_id (g_ptr_array_index (events,
-                                                                         events->len - 1));
+      /* MAX: a first subscriber may have moved the cursor past this page
+       * meanwhile (see es_storage_notifier_subscribe()). */
+      priv->subs.cursor = MAX (priv->subs.cursor,
+                               es_stored_event_get_sequence_id (g_ptr_array_index (events,
+                                                                                   events->len - 1)));
       _es_subscribers_emit (&priv->subs, events);
       g_rec_mutex_unlock (&priv->subs.lock);
 
@@ -381,6 +399,64 @@ es_storage_notifier_changed (EsStorageNotifier *self)
   g_main_context_unref (context);
 }
 
+/* On the notifier's thread: tells the subclass when someone started or
+ * stopped listening. Runs after every subscribe and unsubscribe (calls
+ * share a run), so it compares with what it told last. */
+static void
+update_listening (EsStorageNotifier *self)
+{
+  EsStorageNotifierClass *klass = ES_STORAGE_NOTIFIER_GET_CLASS (self);
+  EsStorageNotifierPrivate *priv = PRIV (self);
+  gboolean listening;
+
+  if (klass->listening_changed == NULL)
+    return;
+  listening = _es_subscribers_any (&priv->subs) && !priv->gave_up;
+  if (listening == priv->listening)
+    return;
+  priv->listening = listening;
+  klass->listening_changed (self, listening);
+}
+
+static gboolean
+update_listening_cb (gpointer user_data)
+{
+  EsStorageNotifier *self = user_data;
+
+  g_atomic_int_set (&PRIV (self)->listening_scheduled, FALSE);
+  update_listening (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* From any thread, after a subscriber came or went. */
+static void
+schedule_update_listening (EsStorageNotifier *self)
+{
+  EsStorageNotifierPrivate *priv = PRIV (self);
+  GMainContext *context = NULL;
+
+  if (ES_STORAGE_NOTIFIER_GET_CLASS (self)->listening_changed == NULL)
+    return;
+
+  g_mutex_lock (&priv->state_lock);
+  if (priv->started && !priv->stopped && priv->error == NULL)
+    context = g_main_context_ref (priv->context);
+  g_mutex_unlock (&priv->state_lock);
+  if (context == NULL)
+    return;
+
+  if (g_atomic_int_compare_and_exchange (&priv->listening_scheduled, FALSE, TRUE))
+    {
+      GSource *source = g_idle_source_new ();
+
+      g_source_set_callback (source, update_listening_cb, self, NULL);
+      g_source_set_static_name (source, "[es-glib] notifier listening");
+      g_source_attach (source, context);
+      g_source_unref (source);
+    }
+  g_main_context_unref (context);
+}
+
 static gpointer
 notifier_thread (gpointer data)
 {
@@ -392,6 +468,8 @@ notifier_thread (gpointer data)
 
   if (klass->attach != NULL)
     klass->attach (self, priv->context);
+  /* Subscribed before the thread ran. */
+  update_listening (self);
 
   g_main_loop_run (priv->loop);
 
@@ -399,6 +477,11 @@ notifier_thread (gpointer data)
    * detaches its own and the context goes. */
   while (g_main_context_iteration (priv->context, FALSE))
     ;
+  if (priv->listening)
+    {
+      priv->listening = FALSE;
+      klass->listening_changed (self, FALSE);
+    }
   if (klass->detach != NULL)
     klass->detach (self);
   es_storage_notifier_report_success (self);
@@ -490,21 +573,61 @@ es_storage_notifier_subscribe (EsNotifier     *notifier,
                                gpointer        user_data,
                                GDestroyNotify  destroy)
 {
-  return _es_subscribers_add (&PRIV (ES_STORAGE_NOTIFIER (notifier))->subs, func, user_data,
-                              destroy);
+  EsStorageNotifier *self = ES_STORAGE_NOTIFIER (notifier);
+  guint id;
+
+  id = _es_subscribers_add (&PRIV (self)->subs, func, user_data, destroy);
+  schedule_update_listening (self);
+  return id;
 }
 
 static void
 es_storage_notifier_unsubscribe (EsNotifier *notifier,
                                  guint       subscription_id)
 {
-  _es_subscribers_remove (&PRIV (ES_STORAGE_NOTIFIER (notifier))->subs, subscription_id);
+  EsStorageNotifier *self = ES_STORAGE_NOTIFIER (notifier);
+
+  _es_subscribers_remove (&PRIV (self)->subs, subscription_id);
+  schedule_update_listening (self);
 }
 
 static gint64
 es_storage_notifier_get_last_sequence_id (EsNotifier *notifier)
 {
-  return _es_subscribers_get_cursor (&PRIV (ES_STORAGE_NOTIFIER (notifier))->subs);
+  EsStorageNotifier *self = ES_STORAGE_NOTIFIER (notifier);
+  EsStorageNotifierPrivate *priv = PRIV (self);
+  gboolean running;
+
+  g_mutex_lock (&priv->state_lock);
+  running = priv->started && !priv->stopped && priv->error == NULL;
+  g_mutex_unlock (&priv->state_lock);
+
+  /* Nothing moves the cursor while nobody listens to a subclass that
+   * then stops looking: read where the store ends, so that a subscriber
+   * that follows starts there rather than at an old cursor (a long read
+   * of events it does not want). Outside the lock, like every read; the
+   * cursor moves only if still nobody listens (MAX: a delivery may have
+   * moved it meanwhile). On failure the old cursor stays: slower, not
+   * wrong. */
+  if (running && ES_STORAGE_NOTIFIER_GET_CLASS (self)->listening_changed != NULL &&
+      !_es_subscribers_any (&priv->subs))
+    {
+      g_autoptr(GError) error = NULL;
+      gint64 head = 0;
+
+      g_atomic_int_inc (&priv->n_reads);
+      if (es_storage_handle_get_version (priv->storage, NULL, &head, priv->cancellable, &error))
+        {
+          g_rec_mutex_lock (&priv->subs.lock);
+          if (!_es_subscribers_any (&priv->subs))
+            priv->subs.cursor = MAX (priv->subs.cursor, head);
+          g_rec_mutex_unlock (&priv->subs.lock);
+        }
+      else
+        g_debug ("Cannot read where the store ends: %s", error->message);
+    }
+
+  return _es_subscribers_get_cursor (&priv->subs);
 }
 
 static void

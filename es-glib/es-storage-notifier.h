@@ -42,6 +42,14 @@ G_DECLARE_DERIVABLE_TYPE (EsStorageNotifier, es_storage_notifier, ES, STORAGE_NO
  * @give_up_error: makes the error subscribers get when the notifier gives
  *   up, from the last reason reported; the default says that watching for
  *   new events failed for give-up-timeout milliseconds
+ * @listening_changed: called on the notifier's thread when the first
+ *   subscriber arrives (@listening %TRUE) and when the last one leaves
+ *   (%FALSE): a subclass that implements it attaches its sources only
+ *   while someone listens, so that an idle notifier wakes nobody up.
+ *   Implementing it also makes [method@Es.Notifier.get_last_sequence_id]
+ *   read where the store ends while nobody listens, since nothing moves
+ *   the cursor then. %NULL (the default): the sources
+ *   attached by @attach run the whole time. Since: 0.2
  *
  * The virtual methods of a notifier subclass. They only say when to look
  * for commits; the base class reads and delivers them.
@@ -65,9 +73,11 @@ struct _EsStorageNotifierClass
                                   GError            **error);
   GError * (*give_up_error)      (EsStorageNotifier  *self,
                                   const char         *reason);
+  void     (*listening_changed)  (EsStorageNotifier  *self,
+                                  gboolean            listening);
 
   /*< private >*/
-  gpointer padding[8];
+  gpointer padding[7];
 };
 
 ES_AVAILABLE_IN_ALL

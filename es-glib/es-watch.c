@@ -762,6 +762,9 @@ _es_watch_new (EsStreamFactory *factory,
   if (notifier != NULL)
     {
       self->notifier = g_object_ref (notifier);
+      /* An idle notifier (nobody listening) brings its cursor up to where
+       * the store ends: the first delivery then reads only what is new. */
+      (void) es_notifier_get_last_sequence_id (notifier);
       self->subscription = es_notifier_subscribe (notifier, on_notifier_events,
                                                   g_atomic_rc_box_acquire (core),
                                                   on_notifier_gone);

@@ -1,12 +1,20 @@
 /* es-sqlite-notifier.c: tells watches about commits to an SQLite file.
  *
  * One notifier per database, on its own thread with its own main context.
- * It learns about commits three ways:
+ * While nobody listens (no watch, hence no subscription or live list
+ * model), it has no source at all: its thread sleeps and nothing wakes
+ * it. While someone listens, it learns about commits three ways:
  *  - this process's writes call es_notifier_committed(), which checks at
  *    once;
- *  - a GFileMonitor on the WAL file wakes it when another process writes;
- *  - a poll every polling-interval ms is the fallback where file monitoring
- *    is unavailable or slow.
+ *  - the push path: on Linux, inotify on the WAL file (IN_MODIFY) and on
+ *    its directory (the WAL created, deleted or renamed), read directly
+ *    from the inotify descriptor, so no rate limit or coalescing delays a
+ *    commit; elsewhere a GFileMonitor on the WAL file. A WAL change may be
+ *    half a commit (frames written, the WAL index not yet), so each one
+ *    starts a short series of rechecks (1, 2, 4 ... 256 ms) that ends
+ *    when the WAL stays still;
+ *  - a poll every polling-interval ms, the fallback where the push path
+ *    cannot see other processes (network file systems) or fails.
  * Each wake-up costs one stat() of the database file, a read of its
  * first 16 bytes and one `PRAGMA data_version` on a dedicated connection,
  * which changes only when another connection committed: no table is read
@@ -31,7 +39,15 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#ifdef HAVE_SYS_INOTIFY_H
+#include <sys/inotify.h>
+#endif
+#ifdef HAVE_SYS_VFS_H
+#include <sys/vfs.h>
+#endif
 
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 
 #include "es-sqlite-private.h"
@@ -43,8 +59,13 @@
  * creates and starts one per database; applications rarely meet it.
  *
  * It sees this process's commits at once and other processes' commits as
- * soon as the WAL file changes (through [class@Gio.FileMonitor]), or at the
- * latest after [property@Es.SqliteNotifier:polling-interval] milliseconds.
+ * soon as the WAL file changes (through inotify on Linux, a
+ * [class@Gio.FileMonitor] elsewhere), or at the latest after
+ * [property@Es.SqliteNotifier:polling-interval] milliseconds.
+ *
+ * It looks for commits only while someone listens (a watch, and so a
+ * subscription or a live list model): with none, it has no timer and no
+ * file monitor, and its thread never wakes up.
  *
  * ## When the database becomes unusable
  *
@@ -64,8 +85,14 @@
  * Since: 0.1
  */
 
-#define DEFAULT_POLLING_INTERVAL 100
+/* polling-interval 0: where the push path sees other processes' commits
+ * the poll is only a safety net; where it cannot (network file systems),
+ * the poll is how they are found. */
+#define POLLING_INTERVAL_PUSH    1000
+#define POLLING_INTERVAL_NO_PUSH 100
 #define DEFAULT_GIVE_UP_TIMEOUT 5000
+/* Rechecks after a WAL change: 1, 2, 4 ... up to this many ms apart. */
+#define MAX_RECHECK_DELAY 256
 
 /* What every SQLite 3 database file starts with. */
 static const char sqlite_header[16] = "SQLite format 3";
@@ -84,12 +111,22 @@ struct _EsSqliteNotifier
   dev_t            file_dev;          /* ... the opened file's device */
   ino_t            file_ino;          /* ... and inode */
   gboolean         check_header;      /* the file has had its header */
-  GSource         *poll;              /* (owned) (nullable) */
-  GFileMonitor    *monitor;           /* (owned) (nullable) on the WAL file */
+  GMainContext    *context;           /* the notifier thread's, from attach */
+  GSource         *poll;              /* (owned) (nullable) while someone listens */
+  GSource         *recheck;           /* (owned) (nullable) after a WAL change */
+  guint            recheck_delay;     /* ms until the next recheck */
+  GFileMonitor    *monitor;           /* (owned) (nullable) on the WAL file, where
+                                       * inotify is unavailable */
+#ifdef HAVE_SYS_INOTIFY_H
+  int              inotify_fd;        /* -1 unless monitoring with inotify */
+  int              dir_wd;            /* the database's directory */
+  int              wal_wd;            /* the WAL file, -1 while it does not exist */
+  GSource         *inotify_source;    /* (owned) (nullable) */
+#endif
 
-  gint             wal_check_scheduled;  /* (atomic) an idle WAL check is pending */
-  guint            rechecks;          /* notifier thread: follow-ups after a WAL change */
   gint             n_checks;          /* (atomic) */
+  gint             poll_in_use;       /* (atomic) tests: the poll's interval, 0 for none */
+  gint             push_in_use;       /* (atomic) tests: EsSqliteNotifierPush */
 };
 
 enum {
@@ -239,8 +276,6 @@ es_sqlite_notifier_give_up_error (EsStorageNotifier *notifier,
                       es_storage_notifier_get_give_up_timeout (notifier), reason);
 }
 
-static gboolean recheck_cb (gpointer user_data);
-
 static void
 check (EsSqliteNotifier *self,
        gboolean          force)
@@ -275,7 +310,6 @@ check (EsSqliteNotifier *self,
 
   if (force || self->retry)
     {
-      self->rechecks = 0;
       self->retry = FALSE;
       if (!es_storage_notifier_deliver (ES_STORAGE_NOTIFIER (self), &error))
         {
@@ -283,32 +317,57 @@ check (EsSqliteNotifier *self,
           if (reason == NULL)
             reason = g_strdup (error->message);
         }
-      record_check (self, reason);
     }
-  else if (self->rechecks > 0)
-    {
-      GSource *source;
-
-      /* The WAL changed but no commit shows yet: the writer is between
-       * writing its frames and committing. Look again shortly rather
-       * than waiting for the next poll. */
-      self->rechecks--;
-      source = g_timeout_source_new (2);
-      g_source_set_callback (source, recheck_cb, self, NULL);
-      g_source_set_static_name (source, "[es-glib] notifier recheck");
-      g_source_attach (source, es_storage_notifier_get_context (ES_STORAGE_NOTIFIER (self)));
-      g_source_unref (source);
-      record_check (self, reason);
-    }
-  else
-    record_check (self, reason);
+  record_check (self, reason);
 }
 
 static gboolean
 recheck_cb (gpointer user_data)
 {
-  check (user_data, FALSE);
+  EsSqliteNotifier *self = user_data;
+
+  g_clear_pointer (&self->recheck, g_source_unref);
+  check (self, FALSE);
+
+  /* The WAL stayed still since the last change: look again a little
+   * later, until the delays reach MAX_RECHECK_DELAY. */
+  self->recheck_delay *= 2;
+  if (self->recheck_delay <= MAX_RECHECK_DELAY)
+    {
+      self->recheck = g_timeout_source_new (self->recheck_delay);
+      g_source_set_callback (self->recheck, recheck_cb, self, NULL);
+      g_source_set_static_name (self->recheck, "[es-glib] notifier recheck");
+      g_source_attach (self->recheck, self->context);
+    }
   return G_SOURCE_REMOVE;
+}
+
+static void
+stop_rechecks (EsSqliteNotifier *self)
+{
+  if (self->recheck != NULL)
+    {
+      g_source_destroy (self->recheck);
+      g_clear_pointer (&self->recheck, g_source_unref);
+    }
+}
+
+/* On the notifier's thread: the WAL file (or the database file) changed.
+ * A change may be half a commit (the frames written, the WAL index not yet
+ * updated; with durability full, an fsync in between), or a commit may
+ * follow shortly that shows no change of its own to the push path: look
+ * now, then again after 1, 2, 4 ... ms while the WAL stays still. */
+static void
+wal_changed (EsSqliteNotifier *self)
+{
+  stop_rechecks (self);
+  check (self, FALSE);
+
+  self->recheck_delay = 1;
+  self->recheck = g_timeout_source_new (self->recheck_delay);
+  g_source_set_callback (self->recheck, recheck_cb, self, NULL);
+  g_source_set_static_name (self->recheck, "[es-glib] notifier recheck");
+  g_source_attach (self->recheck, self->context);
 }
 
 static gboolean
@@ -325,37 +384,252 @@ es_sqlite_notifier_check (EsStorageNotifier *notifier)
   check (ES_SQLITE_NOTIFIER (notifier), TRUE);
 }
 
+static void
+wal_monitor_changed_cb (GFileMonitor      *monitor,
+                        GFile             *file,
+                        GFile             *other_file,
+                        GFileMonitorEvent  event_type,
+                        gpointer           user_data)
+{
+  /* Emitted in the notifier's context, where the monitor was made. */
+  wal_changed (user_data);
+}
+
+/* Whether the file system holding @path lets inotify see what other
+ * processes write: not on network or FUSE file systems, where writes made
+ * on another machine (or through the server) raise no event here. */
 static gboolean
-wal_check_cb (gpointer user_data)
+file_system_is_local (const char *path)
+{
+#if defined(HAVE_SYS_INOTIFY_H) && defined(HAVE_SYS_VFS_H)
+  g_autofree char *dir = g_path_get_dirname (path);
+  struct statfs buf;
+
+  if (statfs (dir, &buf) != 0)
+    return FALSE;
+
+  switch ((guint32) buf.f_type)
+    {
+    case 0x6969:      /* NFS_SUPER_MAGIC */
+    case 0x517B:      /* SMB_SUPER_MAGIC */
+    case 0xFF534D42:  /* CIFS_MAGIC_NUMBER */
+    case 0xFE534D42:  /* SMB2_MAGIC_NUMBER */
+    case 0x65735546:  /* FUSE_SUPER_MAGIC */
+    case 0x01021997:  /* V9FS_MAGIC */
+    case 0x00C36400:  /* CEPH_SUPER_MAGIC */
+    case 0x5346414F:  /* AFS_SUPER_MAGIC */
+    case 0x6B414653:  /* AFS_FS_MAGIC */
+    case 0x73757245:  /* CODA_SUPER_MAGIC */
+    case 0x01161970:  /* GFS2_MAGIC */
+    case 0x7461636F:  /* OCFS2_SUPER_MAGIC */
+      return FALSE;
+    default:
+      return TRUE;
+    }
+#else
+  (void) path;
+  return FALSE;
+#endif
+}
+
+#ifdef HAVE_SYS_INOTIFY_H
+static void
+inotify_watch_wal (EsSqliteNotifier *self,
+                   const char       *path)
+{
+  g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+
+  /* The same inode gives the same watch; a new one (the WAL deleted and
+   * created again) a new watch, the old one having ended (IN_IGNORED). */
+  self->wal_wd = inotify_add_watch (self->inotify_fd, wal_path, IN_MODIFY);
+}
+
+static gboolean
+inotify_cb (gint         fd,
+            GIOCondition condition,
+            gpointer     user_data)
 {
   EsSqliteNotifier *self = user_data;
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
+  g_autofree char *db_name = g_path_get_basename (path);
+  g_autofree char *wal_name = g_strconcat (db_name, "-wal", NULL);
+  gboolean changed = FALSE, rewatch = FALSE;
+  union {
+    struct inotify_event event;
+    char bytes[4096];
+  } buf;
 
-  g_atomic_int_set (&self->wal_check_scheduled, FALSE);
-  self->rechecks = 10;
-  check (self, FALSE);
-  return G_SOURCE_REMOVE;
+  /* Everything queued, at once: one check covers it. */
+  for (;;)
+    {
+      ssize_t len = read (fd, &buf, sizeof buf);
+      const char *p;
+
+      if (len <= 0)
+        break;
+      for (p = buf.bytes; p < buf.bytes + len; )
+        {
+          const struct inotify_event *event = (const struct inotify_event *) (gconstpointer) p;
+
+          if (event->mask & IN_Q_OVERFLOW)
+            changed = rewatch = TRUE;
+          else if (event->wd == self->wal_wd && self->wal_wd != -1)
+            {
+              if (event->mask & IN_IGNORED)
+                self->wal_wd = -1;
+              else
+                changed = TRUE;
+            }
+          else if (event->wd == self->dir_wd && event->len > 0)
+            {
+              /* The WAL created (another process opened the database
+               * first) or gone; the database file deleted or replaced
+               * (the check tells). */
+              if (strcmp (event->name, wal_name) == 0)
+                changed = rewatch = TRUE;
+              else if (strcmp (event->name, db_name) == 0)
+                changed = TRUE;
+            }
+          p += sizeof (struct inotify_event) + event->len;
+        }
+    }
+
+  if (rewatch)
+    inotify_watch_wal (self, path);
+  if (changed)
+    wal_changed (self);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+start_inotify (EsSqliteNotifier *self,
+               const char       *path)
+{
+  g_autofree char *dir = g_path_get_dirname (path);
+
+  self->inotify_fd = inotify_init1 (IN_NONBLOCK | IN_CLOEXEC);
+  if (self->inotify_fd < 0)
+    {
+      g_debug ("inotify_init1: %s; using a file monitor", g_strerror (errno));
+      return FALSE;
+    }
+  self->dir_wd = inotify_add_watch (self->inotify_fd, dir,
+                                    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                    IN_ONLYDIR);
+  if (self->dir_wd < 0)
+    {
+      /* Out of watches (fs.inotify.max_user_watches), say. */
+      g_debug ("inotify_add_watch (%s): %s; using a file monitor", dir, g_strerror (errno));
+      close (self->inotify_fd);
+      self->inotify_fd = -1;
+      return FALSE;
+    }
+  inotify_watch_wal (self, path);
+
+  self->inotify_source = g_unix_fd_source_new (self->inotify_fd, G_IO_IN);
+  g_source_set_callback (self->inotify_source, G_SOURCE_FUNC (inotify_cb), self, NULL);
+  g_source_set_static_name (self->inotify_source, "[es-glib] notifier inotify");
+  g_source_attach (self->inotify_source, self->context);
+  return TRUE;
 }
 
 static void
-wal_changed_cb (GFileMonitor      *monitor,
-                GFile             *file,
-                GFile             *other_file,
-                GFileMonitorEvent  event_type,
-                gpointer           user_data)
+stop_inotify (EsSqliteNotifier *self)
 {
-  EsSqliteNotifier *self = user_data;
-  GSource *source;
+  if (self->inotify_source != NULL)
+    {
+      g_source_destroy (self->inotify_source);
+      g_clear_pointer (&self->inotify_source, g_source_unref);
+    }
+  if (self->inotify_fd >= 0)
+    close (self->inotify_fd);
+  self->inotify_fd = -1;
+  self->dir_wd = -1;
+  self->wal_wd = -1;
+}
+#endif
 
-  /* A WAL change may be half a commit: data_version tells. Requests
-   * coalesce. */
-  if (!g_atomic_int_compare_and_exchange (&self->wal_check_scheduled, FALSE, TRUE))
-    return;
+/* On the notifier's thread, when the first subscriber arrives: the push
+ * path and the poll. */
+static void
+start_looking (EsSqliteNotifier *self)
+{
+  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
+  EsSqliteNotifierPush push = ES_SQLITE_NOTIFIER_PUSH_NONE;
 
-  source = g_idle_source_new ();
-  g_source_set_callback (source, wal_check_cb, self, NULL);
-  g_source_set_static_name (source, "[es-glib] notifier check");
-  g_source_attach (source, es_storage_notifier_get_context (ES_STORAGE_NOTIFIER (self)));
-  g_source_unref (source);
+  if (path != NULL)
+    {
+#ifdef HAVE_SYS_INOTIFY_H
+      if (start_inotify (self, path))
+        push = ES_SQLITE_NOTIFIER_PUSH_INOTIFY;
+#endif
+      if (push == ES_SQLITE_NOTIFIER_PUSH_NONE)
+        {
+          g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
+          g_autoptr(GFile) wal = g_file_new_for_path (wal_path);
+
+          /* Where file monitoring is unavailable too, the poll does the
+           * job. */
+          self->monitor = g_file_monitor_file (wal, G_FILE_MONITOR_NONE, NULL, NULL);
+          if (self->monitor != NULL)
+            {
+              g_file_monitor_set_rate_limit (self->monitor, 0);
+              g_signal_connect (self->monitor, "changed", G_CALLBACK (wal_monitor_changed_cb),
+                                self);
+              push = ES_SQLITE_NOTIFIER_PUSH_FILE_MONITOR;
+            }
+        }
+    }
+  g_atomic_int_set (&self->push_in_use, push);
+
+  self->poll = g_timeout_source_new (self->polling_interval);
+  g_source_set_callback (self->poll, poll_cb, self, NULL);
+  g_source_set_static_name (self->poll, "[es-glib] notifier poll");
+  g_source_attach (self->poll, self->context);
+  g_atomic_int_set (&self->poll_in_use, (gint) self->polling_interval);
+
+  /* What other processes committed while nobody listened. */
+  check (self, FALSE);
+}
+
+/* On the notifier's thread, when the last subscriber leaves (or the
+ * notifier stops): no source is left, the thread sleeps. */
+static void
+stop_looking (EsSqliteNotifier *self)
+{
+  if (self->monitor != NULL)
+    {
+      g_signal_handlers_disconnect_by_data (self->monitor, self);
+      g_file_monitor_cancel (self->monitor);
+      g_clear_object (&self->monitor);
+    }
+#ifdef HAVE_SYS_INOTIFY_H
+  stop_inotify (self);
+#endif
+  stop_rechecks (self);
+  if (self->poll != NULL)
+    {
+      g_source_destroy (self->poll);
+      g_clear_pointer (&self->poll, g_source_unref);
+    }
+  g_atomic_int_set (&self->poll_in_use, 0);
+  g_atomic_int_set (&self->push_in_use, ES_SQLITE_NOTIFIER_PUSH_NONE);
+  self->retry = FALSE;
+  /* Nobody is left to tell about failures: the give-up time counts only
+   * while someone listens (a new subscriber's first check starts over). */
+  es_storage_notifier_report_success (ES_STORAGE_NOTIFIER (self));
+}
+
+static void
+es_sqlite_notifier_listening_changed (EsStorageNotifier *notifier,
+                                      gboolean           listening)
+{
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
+
+  if (listening)
+    start_looking (self);
+  else
+    stop_looking (self);
 }
 
 /* On the caller's thread, in start(): the connection for data_version,
@@ -380,32 +654,13 @@ es_sqlite_notifier_prepare (EsStorageNotifier  *notifier,
   return TRUE;
 }
 
-/* On the notifier's thread: the poll, and the WAL file's monitor. */
+/* On the notifier's thread: nothing to look at until someone listens
+ * (listening_changed). */
 static void
 es_sqlite_notifier_attach (EsStorageNotifier *notifier,
                            GMainContext      *context)
 {
-  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
-  const char *path = _es_sqlite_storage_get_file_path (get_storage (self));
-
-  self->poll = g_timeout_source_new (self->polling_interval);
-  g_source_set_callback (self->poll, poll_cb, self, NULL);
-  g_source_set_static_name (self->poll, "[es-glib] notifier poll");
-  g_source_attach (self->poll, context);
-
-  if (path != NULL)
-    {
-      g_autofree char *wal_path = g_strconcat (path, "-wal", NULL);
-      g_autoptr(GFile) wal = g_file_new_for_path (wal_path);
-
-      /* Where file monitoring is unavailable, the poll does the job. */
-      self->monitor = g_file_monitor_file (wal, G_FILE_MONITOR_NONE, NULL, NULL);
-      if (self->monitor != NULL)
-        {
-          g_file_monitor_set_rate_limit (self->monitor, 0);
-          g_signal_connect (self->monitor, "changed", G_CALLBACK (wal_changed_cb), self);
-        }
-    }
+  ES_SQLITE_NOTIFIER (notifier)->context = context;
 }
 
 static void
@@ -413,17 +668,8 @@ es_sqlite_notifier_detach (EsStorageNotifier *notifier)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
 
-  if (self->monitor != NULL)
-    {
-      g_signal_handlers_disconnect_by_data (self->monitor, self);
-      g_file_monitor_cancel (self->monitor);
-      g_clear_object (&self->monitor);
-    }
-  if (self->poll != NULL)
-    {
-      g_source_destroy (self->poll);
-      g_clear_pointer (&self->poll, g_source_unref);
-    }
+  /* Normally done by listening_changed already. */
+  stop_looking (self);
   g_clear_pointer (&self->db, sqlite3_close);
 }
 
@@ -431,6 +677,18 @@ guint
 _es_sqlite_notifier_get_n_checks (EsSqliteNotifier *self)
 {
   return (guint) g_atomic_int_get (&self->n_checks);
+}
+
+guint
+_es_sqlite_notifier_get_poll_in_use (EsSqliteNotifier *self)
+{
+  return (guint) g_atomic_int_get (&self->poll_in_use);
+}
+
+EsSqliteNotifierPush
+_es_sqlite_notifier_get_push_in_use (EsSqliteNotifier *self)
+{
+  return (EsSqliteNotifierPush) g_atomic_int_get (&self->push_in_use);
 }
 
 static void
@@ -472,10 +730,20 @@ es_sqlite_notifier_set_property (GObject      *object,
 static void
 es_sqlite_notifier_constructed (GObject *object)
 {
+  EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (object);
+  const char *path;
+
   G_OBJECT_CLASS (es_sqlite_notifier_parent_class)->constructed (object);
 
   g_return_if_fail (ES_IS_SQLITE_STORAGE (
     es_storage_notifier_get_storage (ES_STORAGE_NOTIFIER (object))));
+
+  /* 0: chosen by where the database lives. No other process can write to
+   * an in-memory database. */
+  path = _es_sqlite_storage_get_file_path (get_storage (self));
+  if (self->polling_interval == 0)
+    self->polling_interval = path == NULL || file_system_is_local (path)
+                             ? POLLING_INTERVAL_PUSH : POLLING_INTERVAL_NO_PUSH;
 }
 
 static void
@@ -506,22 +774,35 @@ es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
   notifier_class->detach = es_sqlite_notifier_detach;
   notifier_class->check = es_sqlite_notifier_check;
   notifier_class->give_up_error = es_sqlite_notifier_give_up_error;
+  notifier_class->listening_changed = es_sqlite_notifier_listening_changed;
 
   /**
    * EsSqliteNotifier:polling-interval:
    *
    * How often, in milliseconds, the database is checked for other
-   * processes' commits when the WAL file's monitor has not already told.
+   * processes' commits when the push path (inotify on Linux, a file
+   * monitor elsewhere) has not already told, while someone listens: with
+   * no watch there is no poll at all.
+   *
+   * 0, the default, chooses by where the database lives: 1000 ms on a
+   * local file system on Linux (and for an in-memory database), where the
+   * push path sees every commit and the poll is only a safety net; 100 ms
+   * where it cannot see other processes' commits: network and FUSE file
+   * systems (NFS, SMB/CIFS, 9p, Ceph, AFS, Coda, GFS2, OCFS2, FUSE, found
+   * with statfs()) and systems without inotify. Reading the property
+   * gives the interval chosen.
+   *
    * A check also looks for the failures that
    * [property@Es.StorageNotifier:give-up-timeout] counts (5 s by default
    * here): a file deleted, replaced, truncated or overwritten, or an error
    * of SQLite; so the notifier gives up at most one polling interval after
-   * that time.
+   * that time (or after the push path saw the change). Nobody listening,
+   * nothing is checked, and nothing gives up.
    *
    * Since: 0.1
    */
   properties[PROP_POLLING_INTERVAL] =
-    g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, DEFAULT_POLLING_INTERVAL,
+    g_param_spec_uint ("polling-interval", NULL, NULL, 0, 60000, 0,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_properties (object_class, N_PROPS, properties);
@@ -530,7 +811,12 @@ es_sqlite_notifier_class_init (EsSqliteNotifierClass *klass)
 static void
 es_sqlite_notifier_init (EsSqliteNotifier *self)
 {
-  self->polling_interval = DEFAULT_POLLING_INTERVAL;
+  self->polling_interval = 0;
+#ifdef HAVE_SYS_INOTIFY_H
+  self->inotify_fd = -1;
+  self->dir_wd = -1;
+  self->wal_wd = -1;
+#endif
   _es_storage_notifier_set_default_give_up_timeout (ES_STORAGE_NOTIFIER (self),
                                                     DEFAULT_GIVE_UP_TIMEOUT);
 }
@@ -539,7 +825,8 @@ es_sqlite_notifier_init (EsSqliteNotifier *self)
  * es_sqlite_notifier_new:
  * @storage: the storage whose database to watch
  * @polling_interval: milliseconds between checks for other processes'
- *   commits, at least 1
+ *   commits while someone listens, or 0 to choose by where the database
+ *   lives (see [property@Es.SqliteNotifier:polling-interval])
  *
  * Creates a notifier for @storage's database; start it with
  * [method@Es.Notifier.start].
@@ -553,7 +840,7 @@ es_sqlite_notifier_new (EsSqliteStorage *storage,
                         guint            polling_interval)
 {
   g_return_val_if_fail (ES_IS_SQLITE_STORAGE (storage), NULL);
-  g_return_val_if_fail (polling_interval > 0, NULL);
+  g_return_val_if_fail (polling_interval <= 60000, NULL);
 
   return g_object_new (ES_TYPE_SQLITE_NOTIFIER,
                        "storage", storage,
@@ -565,9 +852,10 @@ es_sqlite_notifier_new (EsSqliteStorage *storage,
  * es_sqlite_notifier_get_polling_interval:
  * @self: an [class@Es.SqliteNotifier]
  *
- * Gets the polling interval.
+ * Gets the polling interval: the one given, or the one chosen when 0 was
+ * given.
  *
- * Returns: milliseconds between checks
+ * Returns: milliseconds between checks while someone listens
  *
  * Since: 0.1
  */

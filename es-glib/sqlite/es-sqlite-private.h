@@ -373,6 +373,17 @@ const char *_es_sqlite_storage_get_file_path (EsSqliteStorage  *self);
  * that the number of watchers does not multiply queries. */
 guint       _es_sqlite_notifier_get_n_checks (EsSqliteNotifier *self);
 
+/* Tests: how the notifier looks for other processes' commits right now
+ * (nothing while nobody listens). */
+typedef enum {
+  ES_SQLITE_NOTIFIER_PUSH_NONE,
+  ES_SQLITE_NOTIFIER_PUSH_INOTIFY,
+  ES_SQLITE_NOTIFIER_PUSH_FILE_MONITOR,
+} EsSqliteNotifierPush;
+/* The interval of the poll running now, 0 for none. */
+guint       _es_sqlite_notifier_get_poll_in_use (EsSqliteNotifier *self);
+EsSqliteNotifierPush _es_sqlite_notifier_get_push_in_use (EsSqliteNotifier *self);
+
 /* Tests only: runs `PRAGMA max_page_count` on the write connection (on
  * the writer thread, which owns it), to simulate a full disk. SQLite keeps
  * at least the current size; a big value lifts the limit again. */

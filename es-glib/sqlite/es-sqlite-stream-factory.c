@@ -265,13 +265,21 @@ es_sqlite_stream_factory_class_init (EsSqliteStreamFactoryClass *klass)
    * EsSqliteStreamFactory:polling-interval:
    *
    * How often, in milliseconds, watches look for commits made by other
-   * processes when the WAL file's monitor has not already told them.
-   * This process's own commits reach watches at once.
+   * processes when the push path (inotify on the WAL file on Linux, a
+   * file monitor elsewhere) has not already told them; only while a watch
+   * exists (or a subscription, or a live list model): with none, nothing
+   * polls. This process's own commits reach watches at once.
+   *
+   * 0, the default, lets the factory's [class@Es.SqliteNotifier] choose:
+   * 1000 ms on a local file system on Linux, 100 ms on network and FUSE
+   * file systems and where inotify is unavailable; see
+   * [property@Es.SqliteNotifier:polling-interval] and
+   * doc/notifications.md.
    *
    * Since: 0.1
    */
   properties[PROP_POLLING_INTERVAL] =
-    g_param_spec_uint ("polling-interval", NULL, NULL, 1, 60000, 100,
+    g_param_spec_uint ("polling-interval", NULL, NULL, 0, 60000, 0,
                        G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
 
   /**
