@@ -615,9 +615,6 @@ stop_looking (EsSqliteNotifier *self)
   g_atomic_int_set (&self->poll_in_use, 0);
   g_atomic_int_set (&self->push_in_use, ES_SQLITE_NOTIFIER_PUSH_NONE);
   self->retry = FALSE;
-  /* Nobody is left to tell about failures: the give-up time counts only
-   * while someone listens (a new subscriber's first check starts over). */
-  es_storage_notifier_report_success (ES_STORAGE_NOTIFIER (self));
 }
 
 static void
@@ -629,7 +626,13 @@ es_sqlite_notifier_listening_changed (EsStorageNotifier *notifier,
   if (listening)
     start_looking (self);
   else
-    stop_looking (self);
+    {
+      stop_looking (self);
+      /* Nobody is left to tell about failures: the give-up time counts
+       * only while someone listens (a new subscriber's first check starts
+       * over). */
+      es_storage_notifier_report_success (notifier);
+    }
 }
 
 /* On the caller's thread, in start(): the connection for data_version,
@@ -668,7 +671,9 @@ es_sqlite_notifier_detach (EsStorageNotifier *notifier)
 {
   EsSqliteNotifier *self = ES_SQLITE_NOTIFIER (notifier);
 
-  /* Normally done by listening_changed already. */
+  /* Normally done by listening_changed already. Also runs on the caller's
+   * thread, under the base's lock, when start() fails: nothing here may
+   * call back into the base. */
   stop_looking (self);
   g_clear_pointer (&self->db, sqlite3_close);
 }
