@@ -11,8 +11,8 @@
  *    from the inotify descriptor, so no rate limit or coalescing delays a
  *    commit; elsewhere a GFileMonitor on the WAL file. A WAL change may be
  *    half a commit (frames written, the WAL index not yet), so each one
- *    starts a short series of rechecks (1, 2, 4 ... 256 ms) that ends
- *    when the WAL stays still;
+ *    starts a short series of rechecks (every ms for 16 ms, then 2, 4 ... 256
+ *    ms apart) that ends when the WAL stays still;
  *  - a poll every polling-interval ms, the fallback where the push path
  *    cannot see other processes (network file systems) or fails.
  * Each wake-up costs one stat() of the database file, a read of its
@@ -91,7 +91,9 @@
 #define POLLING_INTERVAL_PUSH    1000
 #define POLLING_INTERVAL_NO_PUSH 100
 #define DEFAULT_GIVE_UP_TIMEOUT 5000
-/* Rechecks after a WAL change: 1, 2, 4 ... up to this many ms apart. */
+/* Rechecks after a WAL change: this many 1 ms apart, then 2, 4 ... up to
+ * MAX_RECHECK_DELAY ms apart (about 0.5 s in all). */
+#define RECHECKS_AT_1_MS 16
 #define MAX_RECHECK_DELAY 256
 
 /* What every SQLite 3 database file starts with. */
@@ -115,6 +117,7 @@ struct _EsSqliteNotifier
   GSource         *poll;              /* (owned) (nullable) while someone listens */
   GSource         *recheck;           /* (owned) (nullable) after a WAL change */
   guint            recheck_delay;     /* ms until the next recheck */
+  guint            n_rechecks;        /* since the last WAL change */
   GFileMonitor    *monitor;           /* (owned) (nullable) on the WAL file, where
                                        * inotify is unavailable */
 #ifdef HAVE_SYS_INOTIFY_H
@@ -330,8 +333,13 @@ recheck_cb (gpointer user_data)
   check (self, FALSE);
 
   /* The WAL stayed still since the last change: look again a little
-   * later, until the delays reach MAX_RECHECK_DELAY. */
-  self->recheck_delay *= 2;
+   * later: every millisecond for the first RECHECKS_AT_1_MS (the usual
+   * gap between a commit's frames and its WAL index, also in a process
+   * that just started), then at doubling delays up to MAX_RECHECK_DELAY
+   * (an fsync in between). */
+  self->n_rechecks++;
+  if (self->n_rechecks >= RECHECKS_AT_1_MS)
+    self->recheck_delay *= 2;
   if (self->recheck_delay <= MAX_RECHECK_DELAY)
     {
       self->recheck = g_timeout_source_new (self->recheck_delay);
@@ -364,6 +372,7 @@ wal_changed (EsSqliteNotifier *self)
   check (self, FALSE);
 
   self->recheck_delay = 1;
+  self->n_rechecks = 0;
   self->recheck = g_timeout_source_new (self->recheck_delay);
   g_source_set_callback (self->recheck, recheck_cb, self, NULL);
   g_source_set_static_name (self->recheck, "[es-glib] notifier recheck");
