@@ -935,7 +935,8 @@ es_event_cursor_dup_stream_ids (EsEventCursor *self)
  * The payloads of the rows of the window, as bytes that share the page's
  * memory (no copy) and live on after the cursor moves.
  *
- * Returns: (transfer full) (element-type GBytes): the data, one per row;
+ * Returns: (transfer container) (element-type GBytes): the data, one per
+ *   row, which the array owns (release it with g_ptr_array_unref());
  *   empty without a window
  *
  * Since: 0.2
