@@ -11,7 +11,6 @@
 
 #include <glib/gstdio.h>
 #include <glib-unix.h>
-#include <sqlite3.h>
 
 #include "es-test-utils.h"
 
@@ -325,8 +324,8 @@ es_test_read_all_sequence_ids (EsStreamFactory  *factory,
 
 /* A connection of sqlite3's own to @path, which waits for the library's
  * writer rather than failing with SQLITE_BUSY. */
-static sqlite3 *
-sqlite_open (const char *path)
+sqlite3 *
+es_test_sqlite_open (const char *path)
 {
   sqlite3 *db = NULL;
 
@@ -340,7 +339,7 @@ gint64
 es_test_sqlite_int (const char *path,
                     const char *sql)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   sqlite3_stmt *stmt = NULL;
   gint64 value;
 
@@ -357,7 +356,7 @@ void
 es_test_sqlite_exec (const char *path,
                      const char *sql)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   char *message = NULL;
 
   if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)

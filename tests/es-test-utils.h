@@ -7,6 +7,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <sqlite3.h>
+
 #include <es-glib/es-glib.h>
 
 G_BEGIN_DECLS
@@ -87,6 +89,7 @@ GArray           *es_test_read_all_sequence_ids (EsStreamFactory *factory,
                                                 GError          **error);
 
 /* SQLite files, through sqlite3 itself (to prepare and inspect them) */
+sqlite3          *es_test_sqlite_open          (const char       *path);
 gint64            es_test_sqlite_int           (const char       *path,
                                                 const char       *sql);
 void              es_test_sqlite_exec          (const char       *path,

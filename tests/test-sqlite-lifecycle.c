@@ -63,16 +63,6 @@ info_of (EsStorageHandle *storage,
   return info;
 }
 
-static sqlite3 *
-sqlite_open (const char *path)
-{
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, 5000);
-  return db;
-}
-
 static void
 sqlite_exec (sqlite3    *db,
              const char *sql)
@@ -88,7 +78,7 @@ sqlite_exec (sqlite3    *db,
 static void
 checkpoint (const char *path)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
 
   sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
   sqlite3_close (db);
@@ -312,7 +302,7 @@ create_v1_file (const char *path,
                 guint       n_filler,
                 gsize       filler_size)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   sqlite3_stmt *stmt = NULL;
   const char *order[] = { "a", "b", "a", "c", "b", "a" };
   g_autofree char *filler = g_strnfill (filler_size, 'f');
@@ -625,7 +615,7 @@ static char *
 query_plan (const char *path,
             const char *sql)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   g_autofree char *explain = g_strconcat ("EXPLAIN QUERY PLAN ", sql, NULL);
   GString *plan = g_string_new (NULL);
   sqlite3_stmt *stmt = NULL;
@@ -706,7 +696,7 @@ test_time_window_reads (Fixture       *f,
 
   /* 10,000 events one second apart, but with timestamps shuffled in
    * blocks so that sequence order and time order differ. */
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "BEGIN");
   sqlite_exec (db, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 10001)"
                    " INSERT INTO events (stream_id, version, event_type, timestamp, data)"
@@ -799,7 +789,7 @@ test_sweep_batches (Fixture       *f,
 
   /* A database-wide policy written behind the library's back, so that
    * only the sweep enforces it. */
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 3)");
   sqlite3_close (db);
 
@@ -871,7 +861,7 @@ test_sweep_idle_no_lock (Fixture       *f,
   g_assert_no_error (error);
   es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 3, "Happened", "{}", NULL);
 
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "BEGIN IMMEDIATE");
   g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
                                             &has_age, NULL, &error), ==, 0);

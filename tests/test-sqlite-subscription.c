@@ -93,23 +93,13 @@ assert_sub (EsStorageHandle *storage,
     assert_bytes (es_subscription_info_get_state (info), state);
 }
 
-static sqlite3 *
-sqlite_open (const char *path)
-{
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, 10000);
-  return db;
-}
-
 /* Every row of every table (but @except) as text, and the schema, in a
  * stable order: what "keeps everything" compares. */
 static char *
 dump_database (const char *path,
                const char *except)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   g_autoptr(GString) out = g_string_new (NULL);
   g_autoptr(GPtrArray) tables = g_ptr_array_new_with_free_func (g_free);
   sqlite3_stmt *stmt = NULL;
