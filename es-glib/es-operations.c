@@ -543,9 +543,10 @@ es_stream_factory_check_finish (EsStreamFactory  *self,
  * of [the export format guide](export-format.html), which
  * [method@Es.StreamFactory.import_events] reads back: stream id, version,
  * sequence id, timestamp (ISO 8601 in UTC, with microseconds), event
- * type, idempotency key, metadata (a JSON object when it is one, written
- * as a string otherwise) and data (JSON when it is JSON text, base64
- * otherwise), and whether the event was erased.
+ * type, idempotency key, metadata (the JSON object as stored when it is
+ * one, written as a string otherwise) and data (the JSON as stored when it
+ * is one JSON value on one line, base64 otherwise), and whether the event
+ * was erased. An import stores the same bytes.
  *
  * The events are read a page at a time and written as they are read:
  * memory stays flat whatever the number of events. Each page is read in
@@ -750,6 +751,24 @@ member_string (JsonObject *object,
   return json_node_get_string (node);
 }
 
+/* The JSON value @node of the member @name of @line, as the bytes the line
+ * holds (the export writes data and metadata that are JSON as they are
+ * stored, so they come back byte for byte). A line the strict scanner
+ * cannot read but json-glib could (json-glib takes more than JSON) gives
+ * the value as json-glib writes it. */
+static char *
+member_source (const char *line,
+               gsize       len,
+               const char *name,
+               JsonNode   *node)
+{
+  gsize start = 0, value_len = 0;
+
+  if (_es_export_find_member (line, len, name, &start, &value_len))
+    return g_strndup (line + start, value_len);
+  return json_to_string (node, FALSE);
+}
+
 /* Parses one line of an export into an event; NULL with @error naming
  * @line_number when the line is not one. */
 static EsStoredEvent *
@@ -821,7 +840,7 @@ parse_line (JsonParser  *parser,
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     metadata = NULL;
   else if (JSON_NODE_HOLDS_OBJECT (node))
-    metadata = json_to_string (node, FALSE);
+    metadata = member_source (text, len, "metadata", node);
   else if (json_node_get_value_type (node) == G_TYPE_STRING)
     metadata = g_strdup (json_node_get_string (node));
   else
@@ -847,7 +866,7 @@ parse_line (JsonParser  *parser,
     }
   else if ((node = json_object_get_member (object, "data")) != NULL)
     {
-      char *text_data = json_to_string (node, FALSE);
+      char *text_data = member_source (text, len, "data", node);
 
       data = g_bytes_new_take (text_data, strlen (text_data));
     }
