@@ -1,11 +1,11 @@
 /* es-export-format.c: one line of the export format: what
  * es_stream_factory_export_events() writes and what es-tool prints for
- * `read --json` and `tail --json` (see es-export-format.h).
+ * `read --json` and `tail --json` (see es-export-format-private.h).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <string.h>
 
-#include "es-export-format.h"
+#include "es-export-format-private.h"
 
 static void
 append_json_string (GString    *out,

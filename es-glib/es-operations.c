@@ -5,7 +5,7 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
-#include "es-export-format.h"
+#include "es-export-format-private.h"
 #include "es-private.h"
 
 /* The operations of this file serve tools (es-tool) and operators. Backup

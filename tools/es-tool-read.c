@@ -11,7 +11,7 @@
 #include <glib/gstdio.h>
 #include <glib-unix.h>
 
-#include "es-glib/es-export-format.h"
+#include "es-glib/es-export-format-private.h"
 #include "es-tool.h"
 
 static const char *

@@ -1,4 +1,5 @@
-/* es-export-format.h: one line of the export format (doc/export-format.md).
+/* es-export-format-private.h: one line of the export format
+ * (doc/export-format.md).
  *
  * Written against the public API and json-glib only, so that es-tool
  * compiles the same file (tools/meson.build) for `read --json` and
