@@ -294,7 +294,8 @@ _es_export_find_member (const char *line,
       if (p >= end || *p != ':')
         return FALSE;
       value = p = skip_space (p + 1, end);
-      if (!scan_value (&p, end, 1))
+      /* Depth 0, as the export counted it for this value alone. */
+      if (!scan_value (&p, end, 0))
         return FALSE;
       if (wanted)
         {

@@ -633,6 +633,8 @@ test_round_trip_exact (Fixture       *f,
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
+  g_autofree char *deepest = NULL;
+  g_autofree char *deepest_line_end = NULL;
   guint n = G_N_ELEMENTS (exact_cases);
 
   g_test_summary ("Data that is one JSON value on one line is exported as it is stored "
@@ -647,16 +649,21 @@ test_round_trip_exact (Fixture       *f,
       es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
       g_assert_no_error (error);
     }
-  /* Deeper than the export splices: base64. */
+  /* As deep as the export splices (256 levels), and one deeper: base64. */
   {
-    g_autofree char *open = g_strnfill (300, '[');
-    g_autofree char *close = g_strnfill (300, ']');
+    g_autofree char *open = g_strnfill (257, '[');
+    g_autofree char *close = g_strnfill (257, ']');
     g_autofree char *nested = g_strconcat (open, close, NULL);
+    g_autoptr(EsCandidateEvent) deep = NULL;
     g_autoptr(EsCandidateEvent) event = candidate ("Deep", nested, -1, NULL, NULL);
     g_autoptr(EsCandidateEvent) spaced = candidate ("Meta", "1", -1, NULL,
                                                     "{ \"tenant\" : \"caf\xc3\xa9\" }");
     g_autoptr(EsCandidateEvent) broken = candidate ("Meta", "1", -1, NULL, "{\"a\":\n1}");
 
+    deepest = g_strconcat (open + 1, " ", close + 1, NULL);
+    deep = candidate ("Deep", deepest, -1, NULL, NULL);
+    es_stream_write (stream, &deep, 1, ES_VERSION_ANY, NULL, &error);
+    g_assert_no_error (error);
     es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
     g_assert_no_error (error);
     es_stream_write (stream, &spaced, 1, ES_VERSION_ANY, NULL, &error);
@@ -665,10 +672,10 @@ test_round_trip_exact (Fixture       *f,
     g_assert_no_error (error);
   }
 
-  first = export_to_bytes (f->factory, "exact", NULL, n + 3);
+  first = export_to_bytes (f->factory, "exact", NULL, n + 4);
   text = bytes_to_string (first);
   lines = g_strsplit (text, "\n", -1);
-  g_assert_cmpuint (g_strv_length (lines), ==, n + 3 + 1);
+  g_assert_cmpuint (g_strv_length (lines), ==, n + 4 + 1);
   for (guint i = 0; i < n; i++)
     {
       gsize len = exact_cases[i].len < 0 ? strlen (exact_cases[i].data)
@@ -682,17 +689,19 @@ test_round_trip_exact (Fixture       *f,
       if (!g_str_has_suffix (lines[i], expected))
         g_error ("case %u: %s does not end with %s", i, lines[i], expected);
     }
-  g_assert_nonnull (strstr (lines[n], "\"data_base64\":\"W1tb"));
-  g_assert_true (g_str_has_suffix (lines[n + 1], ",\"metadata\":{ \"tenant\" : \"caf\xc3\xa9\" },"
+  deepest_line_end = g_strdup_printf (",\"data\":%s}", deepest);
+  g_assert_true (g_str_has_suffix (lines[n], deepest_line_end));
+  g_assert_nonnull (strstr (lines[n + 1], "\"data_base64\":\"W1tb"));
+  g_assert_true (g_str_has_suffix (lines[n + 2], ",\"metadata\":{ \"tenant\" : \"caf\xc3\xa9\" },"
                                                  "\"data\":1}"));
-  g_assert_true (g_str_has_suffix (lines[n + 2], ",\"metadata\":\"{\\\"a\\\":\\n1}\",\"data\":1}"));
+  g_assert_true (g_str_has_suffix (lines[n + 3], ",\"metadata\":\"{\\\"a\\\":\\n1}\",\"data\":1}"));
 
   /* Imported: the same bytes, and the same export again. */
   target = fixture_open_empty_factory (f);
-  g_assert_cmpint (import_text (target, text, -1, &error), ==, n + 3);
+  g_assert_cmpint (import_text (target, text, -1, &error), ==, n + 4);
   g_assert_no_error (error);
   assert_same_events (f->factory, target, "exact");
-  second = export_to_bytes (target, "exact", NULL, n + 3);
+  second = export_to_bytes (target, "exact", NULL, n + 4);
   g_assert_true (g_bytes_equal (first, second));
   /* And once more: all identical, nothing stored. */
   g_assert_cmpint (import_text (target, text, -1, &error), ==, 0);
