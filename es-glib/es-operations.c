@@ -5,6 +5,7 @@
 #include <json-glib/json-glib.h>
 #include <string.h>
 
+#include "es-export-format-private.h"
 #include "es-private.h"
 
 /* The operations of this file serve tools (es-tool) and operators. Backup
@@ -523,132 +524,6 @@ es_stream_factory_check_finish (EsStreamFactory  *self,
  * Export                                                                   *
  * ---------------------------------------------------------------------- */
 
-static void
-append_json_string (GString    *out,
-                    const char *s)
-{
-  g_string_append_c (out, '"');
-  for (const char *p = s; *p != '\0'; p++)
-    {
-      guchar c = (guchar) *p;
-
-      switch (c)
-        {
-        case '"':
-          g_string_append (out, "\\\"");
-          break;
-        case '\\':
-          g_string_append (out, "\\\\");
-          break;
-        case '\n':
-          g_string_append (out, "\\n");
-          break;
-        case '\r':
-          g_string_append (out, "\\r");
-          break;
-        case '\t':
-          g_string_append (out, "\\t");
-          break;
-        default:
-          if (c < 0x20)
-            g_string_append_printf (out, "\\u%04x", c);
-          else
-            g_string_append_c (out, (char) c);
-        }
-    }
-  g_string_append_c (out, '"');
-}
-
-/* Whether @text (of @len bytes) is JSON text that json-glib writes back
- * byte for byte: only then is it embedded as JSON, since the import
- * stores what json-glib writes from the parsed value. @want_object: only
- * a JSON object qualifies. */
-static gboolean
-is_canonical_json (JsonParser *parser,
-                   const char *text,
-                   gsize       len,
-                   gboolean    want_object)
-{
-  JsonNode *root;
-  g_autofree char *again = NULL;
-  gsize again_len = 0;
-
-  if (len == 0 || len > G_MAXSSIZE || !g_utf8_validate (text, (gssize) len, NULL) ||
-      memchr (text, '\0', len) != NULL)
-    return FALSE;
-  if (!json_parser_load_from_data (parser, text, (gssize) len, NULL))
-    return FALSE;
-  root = json_parser_get_root (parser);
-  if (root == NULL || (want_object && !JSON_NODE_HOLDS_OBJECT (root)))
-    return FALSE;
-  again = json_to_string (root, FALSE);
-  again_len = strlen (again);
-  return again_len == len && memcmp (again, text, len) == 0;
-}
-
-static void
-append_event_line (GString       *out,
-                   JsonParser    *parser,
-                   EsStoredEvent *event,
-                   EsExportFlags  flags)
-{
-  gint64 usec = es_stored_event_get_timestamp_usec (event);
-  g_autoptr(GDateTime) time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC);
-  g_autofree char *seconds = NULL;
-  const char *key = es_stored_event_get_idempotency_key (event);
-  const char *metadata = es_stored_event_get_metadata (event);
-  GBytes *data = es_stored_event_get_data (event);
-  gsize data_len = 0;
-  const char *data_text = data != NULL ? g_bytes_get_data (data, &data_len) : NULL;
-  gint64 sub = usec % G_USEC_PER_SEC;
-
-  if (sub < 0)
-    {
-      /* Before 1970: a negative remainder belongs to the second before. */
-      g_clear_pointer (&time, g_date_time_unref);
-      time = g_date_time_new_from_unix_utc (usec / G_USEC_PER_SEC - 1);
-      sub += G_USEC_PER_SEC;
-    }
-  seconds = g_date_time_format (time, "%Y-%m-%dT%H:%M:%S");
-
-  g_string_append (out, "{\"stream_id\":");
-  append_json_string (out, es_stored_event_get_stream_id (event));
-  g_string_append_printf (out, ",\"version\":%" G_GINT64_FORMAT ",\"sequence_id\":%"
-                          G_GINT64_FORMAT ",\"timestamp\":\"%s.%06dZ\",\"event_type\":",
-                          es_stored_event_get_version (event),
-                          es_stored_event_get_sequence_id (event), seconds, (int) sub);
-  append_json_string (out, es_stored_event_get_event_type (event));
-  g_string_append (out, ",\"idempotency_key\":");
-  if (key != NULL)
-    append_json_string (out, key);
-  else
-    g_string_append (out, "null");
-  g_string_append (out, ",\"metadata\":");
-  if (metadata == NULL)
-    g_string_append (out, "null");
-  else if (is_canonical_json (parser, metadata, strlen (metadata), TRUE))
-    g_string_append (out, metadata);
-  else
-    append_json_string (out, metadata);
-  if ((flags & ES_EXPORT_FLAGS_DATA_BASE64) == 0 &&
-      is_canonical_json (parser, data_text, data_len, FALSE))
-    {
-      g_string_append (out, ",\"data\":");
-      g_string_append_len (out, data_text, (gssize) data_len);
-    }
-  else
-    {
-      g_autofree char *base64 = g_base64_encode ((const guchar *) data_text, data_len);
-
-      g_string_append (out, ",\"data_base64\":\"");
-      g_string_append (out, base64);
-      g_string_append_c (out, '"');
-    }
-  if (es_stored_event_get_erased (event))
-    g_string_append (out, ",\"erased\":true");
-  g_string_append (out, "}\n");
-}
-
 /**
  * es_stream_factory_export_events:
  * @self: an [class@Es.StreamFactory]
@@ -668,9 +543,10 @@ append_event_line (GString       *out,
  * of [the export format guide](export-format.html), which
  * [method@Es.StreamFactory.import_events] reads back: stream id, version,
  * sequence id, timestamp (ISO 8601 in UTC, with microseconds), event
- * type, idempotency key, metadata (a JSON object when it is one, written
- * as a string otherwise) and data (JSON when it is JSON text, base64
- * otherwise), and whether the event was erased.
+ * type, idempotency key, metadata (the JSON object as stored when it is
+ * one, written as a string otherwise) and data (the JSON as stored when it
+ * is one JSON value on one line, base64 otherwise), and whether the event
+ * was erased. An import stores the same bytes.
  *
  * The events are read a page at a time and written as they are read:
  * memory stays flat whatever the number of events. Each page is read in
@@ -740,7 +616,8 @@ es_stream_factory_export_events (EsStreamFactory        *self,
         {
           EsStoredEvent *event = g_ptr_array_index (page, i);
 
-          append_event_line (out, parser, event, flags);
+          _es_export_append_event (out, parser, event,
+                                   (flags & ES_EXPORT_FLAGS_DATA_BASE64) != 0);
           position = stream_id != NULL ? es_stored_event_get_version (event)
                                        : es_stored_event_get_sequence_id (event);
         }
@@ -874,6 +751,24 @@ member_string (JsonObject *object,
   return json_node_get_string (node);
 }
 
+/* The JSON value @node of the member @name of @line, as the bytes the line
+ * holds (the export writes data and metadata that are JSON as they are
+ * stored, so they come back byte for byte). A line the strict scanner
+ * cannot read but json-glib could (json-glib takes more than JSON) gives
+ * the value as json-glib writes it. */
+static char *
+member_source (const char *line,
+               gsize       len,
+               const char *name,
+               JsonNode   *node)
+{
+  gsize start = 0, value_len = 0;
+
+  if (_es_export_find_member (line, len, name, &start, &value_len))
+    return g_strndup (line + start, value_len);
+  return json_to_string (node, FALSE);
+}
+
 /* Parses one line of an export into an event; NULL with @error naming
  * @line_number when the line is not one. */
 static EsStoredEvent *
@@ -945,7 +840,7 @@ parse_line (JsonParser  *parser,
   if (node == NULL || JSON_NODE_HOLDS_NULL (node))
     metadata = NULL;
   else if (JSON_NODE_HOLDS_OBJECT (node))
-    metadata = json_to_string (node, FALSE);
+    metadata = member_source (text, len, "metadata", node);
   else if (json_node_get_value_type (node) == G_TYPE_STRING)
     metadata = g_strdup (json_node_get_string (node));
   else
@@ -971,7 +866,7 @@ parse_line (JsonParser  *parser,
     }
   else if ((node = json_object_get_member (object, "data")) != NULL)
     {
-      char *text_data = json_to_string (node, FALSE);
+      char *text_data = member_source (text, len, "data", node);
 
       data = g_bytes_new_take (text_data, strlen (text_data));
     }

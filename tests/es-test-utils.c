@@ -1,7 +1,8 @@
-/* es-test-utils.c: helpers shared by the C test programs: temporary trees,
- * factories and streams, writing and reading events, waiting for a
- * condition with a timeout, recording what a watch emits, and the
- * PostgreSQL server fixture.
+/* es-test-utils.c: helpers shared by the C test programs: temporary trees
+ * and database fixtures, factories, storages and streams, writing and
+ * reading events, waiting for a condition with a timeout, recording what
+ * a watch emits, SQLite files through sqlite3, and the PostgreSQL server
+ * fixture.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <stdlib.h>
@@ -36,6 +37,30 @@ es_test_remove_tree (const char *dir_path)
         g_assert_no_errno (g_remove (child));
     }
   g_assert_no_errno (g_rmdir (dir_path));
+}
+
+/* Each test gets its own directory: a failed test leaves its files for a
+ * look, the next test starts clean. */
+void
+es_test_db_fixture_setup (EsTestDbFixture *f,
+                          gconstpointer    data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *program = g_path_get_basename (g_get_prgname ());
+  g_autofree char *template = g_strdup_printf ("%s-XXXXXX", program);
+
+  f->tmpdir = g_dir_make_tmp (template, &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
+}
+
+void
+es_test_db_fixture_teardown (EsTestDbFixture *f,
+                             gconstpointer    data)
+{
+  es_test_remove_tree (f->tmpdir);
+  g_clear_pointer (&f->tmpdir, g_free);
+  g_clear_pointer (&f->path, g_free);
 }
 
 /* Closes @factory, drops it, and checks that nothing else holds it once
@@ -93,6 +118,57 @@ es_test_open_stream (EsStreamFactory *factory,
   return stream;
 }
 
+/* A storage on the SQLite database at @path (created unless @read_only),
+ * with the default pool of readers. */
+EsStorageHandle *
+es_test_sqlite_storage_open (const char *path,
+                             gboolean    read_only)
+{
+  g_autoptr(GError) error = NULL;
+  EsSqliteStorage *storage;
+
+  if (read_only)
+    storage = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error,
+                              "path", path, "read-only", TRUE, NULL);
+  else
+    storage = es_sqlite_storage_new (path, 0, NULL, &error);
+  g_assert_no_error (error);
+  return ES_STORAGE_HANDLE (storage);
+}
+
+/* Closes @storage (which must succeed) and drops it. */
+void
+es_test_storage_close (EsStorageHandle *storage)
+{
+  g_autoptr(GError) error = NULL;
+
+  ES_TEST_ASSERT_OK (es_storage_handle_close (storage, NULL, &error));
+  g_object_unref (storage);
+}
+
+/* Appends @n events of @event_type, each with @data and @metadata (either
+ * may be %NULL), to @stream_id in one call of the storage, whatever its
+ * version; returns the stream's version after it. */
+gint64
+es_test_storage_append_n (EsStorageHandle *storage,
+                          const char      *stream_id,
+                          guint            n,
+                          const char      *event_type,
+                          const char      *data,
+                          const char      *metadata)
+{
+  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  gint64 version = -1;
+
+  for (guint i = 0; i < n; i++)
+    g_ptr_array_add (events, es_test_candidate_new (event_type, data, NULL, metadata));
+  ES_TEST_ASSERT_OK (es_storage_handle_append (storage, stream_id, ES_VERSION_ANY,
+                                               (EsCandidateEvent * const *) events->pdata,
+                                               events->len, &version, NULL, &error));
+  return version;
+}
+
 /* ------------------------------------------------------------------ */
 /* Writing and reading                                                 */
 /* ------------------------------------------------------------------ */
@@ -140,6 +216,25 @@ es_test_write_n (EsStream   *stream,
 
   es_test_try_write_n (stream, n, event_type, &error);
   g_assert_no_error (error);
+}
+
+/* Writes one event of @event_type with data "data" (and the key and
+ * metadata, if any), which must succeed; returns the new version. */
+gint64
+es_test_write_one (EsStream   *stream,
+                   const char *event_type,
+                   const char *idempotency_key,
+                   const char *metadata)
+{
+  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data",
+                                                             idempotency_key, metadata);
+  g_autoptr(GError) error = NULL;
+  gint64 version;
+
+  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, >, 0);
+  return version;
 }
 
 /* Reads everything after @after through es_event_enumerator_next().
@@ -221,6 +316,52 @@ es_test_read_all_sequence_ids (EsStreamFactory  *factory,
         }
     }
   return g_steal_pointer (&ids);
+}
+
+/* ------------------------------------------------------------------ */
+/* SQLite files                                                        */
+/* ------------------------------------------------------------------ */
+
+/* A connection of sqlite3's own to @path, which waits for the library's
+ * writer rather than failing with SQLITE_BUSY. */
+sqlite3 *
+es_test_sqlite_open (const char *path)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  sqlite3_busy_timeout (db, 10000);
+  return db;
+}
+
+/* The first column of the first row of @sql on @path, as an integer. */
+gint64
+es_test_sqlite_int (const char *path,
+                    const char *sql)
+{
+  sqlite3 *db = es_test_sqlite_open (path);
+  sqlite3_stmt *stmt = NULL;
+  gint64 value;
+
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+  value = sqlite3_column_int64 (stmt, 0);
+  sqlite3_finalize (stmt);
+  sqlite3_close (db);
+  return value;
+}
+
+/* Runs @sql on @path; aborts with sqlite's message if it fails. */
+void
+es_test_sqlite_exec (const char *path,
+                     const char *sql)
+{
+  sqlite3 *db = es_test_sqlite_open (path);
+  char *message = NULL;
+
+  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
+    g_error ("%s: %s", sql, message);
+  sqlite3_close (db);
 }
 
 /* ------------------------------------------------------------------ */

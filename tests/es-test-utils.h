@@ -1,11 +1,13 @@
 /* es-test-utils.h: helpers shared by the C test programs (linked into each).
  *
- * Written against the public API only, so that the conformance runner and
- * the backend-specific programs (which link the library's internals) can
- * both use it. Every helper asserts on failure unless it takes a GError.
+ * Written against the public API only (and sqlite3, to prepare and
+ * inspect files), so that the conformance runner and the backend-specific
+ * programs (which link the library's internals) can both use it. Every helper asserts on failure unless it takes a GError.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
+
+#include <sqlite3.h>
 
 #include <es-glib/es-glib.h>
 
@@ -13,6 +15,29 @@ G_BEGIN_DECLS
 
 /* Generous: only reached when something is broken. */
 #define ES_TEST_WAIT_TIMEOUT_SECONDS 60
+
+/* A call that takes &error (a GError *error in scope) succeeds: the error
+ * is checked first, so that its message shows. */
+#define ES_TEST_ASSERT_OK(call) \
+  G_STMT_START { \
+    gboolean es_test_ok_ = (call); \
+    g_assert_no_error (error); \
+    g_assert_true (es_test_ok_); \
+  } G_STMT_END
+
+/* The fixture of the programs that test database files: a fresh directory
+ * per test, named after the program, and the path of a database in it
+ * (not created). */
+typedef struct
+{
+  char *tmpdir;   /* (owned) */
+  char *path;     /* (owned) tmpdir/events.db */
+} EsTestDbFixture;
+
+void              es_test_db_fixture_setup     (EsTestDbFixture  *f,
+                                                gconstpointer     data);
+void              es_test_db_fixture_teardown  (EsTestDbFixture  *f,
+                                                gconstpointer     data);
 
 /* Files and directories */
 void              es_test_remove_tree          (const char       *dir_path);
@@ -23,6 +48,17 @@ void              es_test_assert_finalized     (GWeakRef         *ref,
                                                 const char       *what);
 EsStream         *es_test_open_stream          (EsStreamFactory  *factory,
                                                 const char       *stream_id);
+
+/* Storage handles */
+EsStorageHandle  *es_test_sqlite_storage_open  (const char       *path,
+                                                gboolean          read_only);
+void              es_test_storage_close        (EsStorageHandle  *storage);
+gint64            es_test_storage_append_n     (EsStorageHandle  *storage,
+                                                const char       *stream_id,
+                                                guint             n,
+                                                const char       *event_type,
+                                                const char       *data,
+                                                const char       *metadata);
 
 /* Writing */
 EsCandidateEvent *es_test_candidate_new        (const char       *event_type,
@@ -36,6 +72,10 @@ gint64            es_test_try_write_n          (EsStream         *stream,
 void              es_test_write_n              (EsStream         *stream,
                                                 guint             n,
                                                 const char       *event_type);
+gint64            es_test_write_one            (EsStream         *stream,
+                                                const char       *event_type,
+                                                const char       *idempotency_key,
+                                                const char       *metadata);
 
 /* Reading */
 GPtrArray        *es_test_read_all             (EsStream         *stream,
@@ -47,6 +87,13 @@ GPtrArray        *es_test_read_all_ok          (EsStream         *stream,
                                                 EsEventFilter    *filter);
 GArray           *es_test_read_all_sequence_ids (EsStreamFactory *factory,
                                                 GError          **error);
+
+/* SQLite files, through sqlite3 itself (to prepare and inspect them) */
+sqlite3          *es_test_sqlite_open          (const char       *path);
+gint64            es_test_sqlite_int           (const char       *path,
+                                                const char       *sql);
+void              es_test_sqlite_exec          (const char       *path,
+                                                const char       *sql);
 
 /* Waiting */
 void              es_test_store_result_cb      (GObject          *source,

@@ -21,14 +21,6 @@
 /* Events (and streams) per page of an enumerator. */
 #define PAGE_SIZE 1024
 
-/* A call that must succeed: its error, if any, is shown. */
-#define assert_ok(call) \
-  G_STMT_START { \
-    gboolean _ok = (call); \
-    g_assert_no_error (error); \
-    g_assert_true (_ok); \
-  } G_STMT_END
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -37,23 +29,6 @@ static EsStorageHandle *
 storage_of (Fixture *f)
 {
   return es_stream_factory_get_storage (f->factory);
-}
-
-static gint64
-write_one (EsStream   *stream,
-           const char *event_type,
-           const char *idempotency_key,
-           const char *metadata)
-{
-  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data",
-                                                             idempotency_key, metadata);
-  g_autoptr(GError) error = NULL;
-  gint64 version;
-
-  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (version, >, 0);
-  return version;
 }
 
 /* Writes @n events in one go to the stream named @stream_id. */
@@ -276,7 +251,7 @@ save_snapshot (Fixture    *f,
   g_autoptr(GBytes) state = g_bytes_new_static ("state", 5);
   g_autoptr(GError) error = NULL;
 
-  assert_ok (es_stream_snapshot (stream, state, version, projection, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_snapshot (stream, state, version, projection, NULL, &error));
 }
 
 static void
@@ -365,7 +340,7 @@ test_list_order_and_info (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpuint (batch->len, ==, 1);
   g_assert_cmpstr (es_stream_info_get_stream_id (g_ptr_array_index (batch, 0)), ==, "a-1");
-  assert_ok (es_stream_info_enumerator_close (streams, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_info_enumerator_close (streams, NULL, &error));
   g_assert_true (es_stream_info_enumerator_is_closed (streams));
   g_assert_null (es_stream_info_enumerator_next (streams, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
@@ -462,11 +437,11 @@ test_list_pages (Fixture       *f,
     {
       g_autofree char *id = g_strdup_printf ("s-%05u", i);
 
-      assert_ok (es_stream_factory_delete_stream (f->factory, id, ES_VERSION_ANY,
-                                                      i % 100 == 0
-                                                        ? ES_DELETE_FLAGS_TOMBSTONE
-                                                        : ES_DELETE_FLAGS_NONE,
-                                                      NULL, &error));
+      ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, id, ES_VERSION_ANY,
+                                                          i % 100 == 0
+                                                          ? ES_DELETE_FLAGS_TOMBSTONE
+                                                          : ES_DELETE_FLAGS_NONE,
+                                                          NULL, &error));
     }
 
   /* Async, in batches that do not divide a page. */
@@ -590,7 +565,7 @@ test_list_bad_input (Fixture       *f,
                                             &error);
   g_assert_no_error (error);
 
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
 
   g_assert_null (es_stream_factory_list_streams (f->factory, NULL, ES_LIST_STREAMS_FLAGS_NONE,
                                                  NULL, &error));
@@ -631,8 +606,8 @@ test_delete_soft (Fixture       *f,
   save_snapshot (f, ES_ALL_STREAM, "everything", 7);
   position = last_position (f);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", 5, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "gone", 5, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
 
   assert_versions (f, "gone", NULL, "");
   assert_versions (f, ES_ALL_STREAM, NULL, "kept:1,kept:2");
@@ -669,11 +644,11 @@ test_delete_soft (Fixture       *f,
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_NONE, "gone,kept");
 
   /* Soft-deleting again works, and keeps the version again. */
-  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   assert_info (f, "gone", ES_STREAM_STATE_DELETED, 6, 0, 0);
-  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", 6,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "gone", 6,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   assert_info (f, "gone", ES_STREAM_STATE_DELETED, 6, 0, 0);
 }
 
@@ -724,8 +699,8 @@ test_delete_idempotency_keys (Fixture       *f,
   g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 1);
   g_assert_no_error (error);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s", 1, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s", 1, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
 
   g_assert_cmpint (es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error), ==, 2);
   g_assert_no_error (error);
@@ -751,8 +726,8 @@ test_delete_never_written (Fixture       *f,
   g_test_summary ("Deleting a stream nobody wrote to succeeds: a soft delete leaves it "
                   "writable from version 0, a tombstone reserves the name");
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "nobody", ES_VERSION_NO_STREAM,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "nobody", ES_VERSION_NO_STREAM,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   assert_info (f, "nobody", ES_STREAM_STATE_DELETED, 0, 0, 0);
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_NONE, "");
   assert_listing (f, NULL, ES_LIST_STREAMS_FLAGS_INCLUDE_DELETED, "nobody(D)");
@@ -762,8 +737,8 @@ test_delete_never_written (Fixture       *f,
   g_assert_no_error (error);
   assert_info (f, "nobody", ES_STREAM_STATE_ACTIVE, 1, 1, 1);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "reserved", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "reserved", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   assert_info (f, "reserved", ES_STREAM_STATE_TOMBSTONED, 0, 0, 0);
   g_clear_object (&stream);
   stream = open_stream (f, "reserved");
@@ -848,8 +823,8 @@ test_delete_tombstone (Fixture       *f,
   write_to (f, "other", 1);
   save_snapshot (f, "t", NULL, 3);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "t", 3,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "t", 3,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   position = last_position (f);
 
   assert_versions (f, "t", NULL, "");
@@ -882,8 +857,8 @@ test_delete_tombstone (Fixture       *f,
   g_clear_error (&error);
 
   /* Tombstoning again succeeds, whatever it expects, and takes no position. */
-  assert_ok (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   g_assert_cmpint (last_position (f), ==, position);
 
   reopened = open_stream (f, "t");
@@ -916,8 +891,8 @@ test_delete_tombstone_marker (Fixture       *f,
   write_to (f, "t", 3);
   write_to (f, "b", 1);
   before = g_get_real_time ();
-  assert_ok (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "t", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   position = last_position (f);
   g_assert_cmpint (position, >, 6);
   write_to (f, "a", 1);
@@ -1009,8 +984,8 @@ test_positions_never_reused (Fixture       *f,
 
   /* The newest events go: the next ones still come after them, and after
    * the delete's own position. */
-  assert_ok (es_stream_factory_delete_stream (f->factory, "x", 3, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "x", 3, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
   position = last_position (f);
   g_assert_cmpint (position, >, newest);
   g_assert_cmpint (max_sequence_id (f), ==, 0);
@@ -1020,21 +995,21 @@ test_positions_never_reused (Fixture       *f,
 
   /* A soft delete of a stream never written moves the position too. */
   position = last_position (f);
-  assert_ok (es_stream_factory_delete_stream (f->factory, "z", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "z", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   g_assert_cmpint (last_position (f), >, position);
 
   /* Retention removing every event of the database: the same. */
   newest = max_sequence_id (f);
-  assert_ok (es_stream_factory_set_retention (f->factory, NULL, G_TIME_SPAN_HOUR, 0, NULL,
-                                                  &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_set_retention (f->factory, NULL, G_TIME_SPAN_HOUR, 0, NULL,
+                                                      &error));
   g_assert_cmpint (es_storage_handle_sweep (storage_of (f),
                                             g_get_real_time () + 2 * G_TIME_SPAN_HOUR,
                                             &has_age, NULL, &error), ==, 1);
   g_assert_no_error (error);
   g_assert_true (has_age);
   g_assert_cmpint (max_sequence_id (f), ==, 0);
-  assert_ok (es_stream_factory_set_retention (f->factory, NULL, 0, 0, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_set_retention (f->factory, NULL, 0, 0, NULL, &error));
   write_to (f, "w", 1);
   g_assert_cmpint (max_sequence_id (f), >, newest);
   g_assert_cmpint (max_sequence_id (f), >, position);
@@ -1065,7 +1040,7 @@ test_truncate (Fixture       *f,
   save_snapshot (f, ES_ALL_STREAM, "pall", 3);
   position = last_position (f);
 
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
   assert_versions (f, "s", NULL, "6,7,8,9,10");
   assert_versions (f, ES_ALL_STREAM, NULL, "s:6,s:7,s:8,s:9,s:10,other:1,other:2");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 5, 6);
@@ -1081,14 +1056,14 @@ test_truncate (Fixture       *f,
   g_assert_cmpint (last_position (f), ==, position);
 
   /* Already truncated further: success, no change. */
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 6, NULL, &error));
   assert_versions (f, "s", NULL, "6,7,8,9,10");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 5, 6);
   g_assert_true (has_snapshot (f, "s", "p5"));
 
   /* Up to the current version: the newest event stays. */
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 10, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 10, NULL, &error));
   assert_versions (f, "s", NULL, "10");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 10, 1, 10);
   g_assert_false (has_snapshot (f, "s", "p5"));
@@ -1159,13 +1134,13 @@ test_erase (Fixture       *f,
   g_test_summary ("Erasing an event overwrites its data and metadata and keeps its "
                   "position, type, timestamp and key; metadata filters miss it after");
 
-  write_one (stream, "Said", "k1", "{\"user\": 7, \"n\": 1}");
-  write_one (stream, "Said", "k2", "{\"user\": 7, \"n\": 2}");
-  write_one (stream, "Said", NULL, "{\"user\": 7, \"n\": 3}");
+  es_test_write_one (stream, "Said", "k1", "{\"user\": 7, \"n\": 1}");
+  es_test_write_one (stream, "Said", "k2", "{\"user\": 7, \"n\": 2}");
+  es_test_write_one (stream, "Said", NULL, "{\"user\": 7, \"n\": 3}");
   write_to (f, "other", 1);
   before = read_events (f, "s", NULL);
 
-  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
 
   after = read_events (f, "s", NULL);
   g_assert_cmpuint (after->len, ==, 3);
@@ -1204,7 +1179,7 @@ test_erase (Fixture       *f,
   assert_versions (f, "s", by_type, "1,2,3");
 
   /* Erasing again: success, no change. The count keeps it. */
-  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "s", 2, NULL, &error));
   assert_versions (f, "s", NULL, "1,2,3");
   assert_info (f, "s", ES_STREAM_STATE_ACTIVE, 3, 3, 1);
 
@@ -1225,9 +1200,9 @@ test_erase_not_found (Fixture       *f,
 
   write_to (f, "s", 5);
   write_to (f, "d", 2);
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
-  assert_ok (es_stream_factory_delete_stream (f->factory, "d", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "d", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
 
   g_assert_false (es_stream_factory_erase_event (f->factory, "s", 6, NULL, &error));
   assert_error_names (error, ES_ERROR, ES_ERROR_NOT_FOUND, "'s'", "6");
@@ -1285,8 +1260,8 @@ set_retention_ok (Fixture    *f,
 {
   g_autoptr(GError) error = NULL;
 
-  assert_ok (es_stream_factory_set_retention (f->factory, stream_id, max_age, max_count,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_set_retention (f->factory, stream_id, max_age, max_count,
+                                                      NULL, &error));
 }
 
 static void
@@ -1683,7 +1658,7 @@ test_backwards_stream (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpuint (events->len, ==, 0);
   g_clear_pointer (&events, g_ptr_array_unref);
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "long", n - 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "long", n - 5, NULL, &error));
   events = read_backwards (f, "long", ES_READ_FROM_END, NULL, 10, &error);
   g_assert_no_error (error);
   assert_descending (events, n, n - 5, 1);
@@ -1723,8 +1698,8 @@ test_backwards_all (Fixture       *f,
       write_to (f, "b", 300);
     }
   write_to (f, "gone", 10);
-  assert_ok (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "gone", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   write_to (f, "a", 1);
 
   forwards = read_events (f, ES_ALL_STREAM, NULL);
@@ -1764,7 +1739,7 @@ test_backwards_all (Fixture       *f,
   g_clear_error (&error);
   g_clear_object (&result);
 
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_null (es_stream_read_backwards (all, ES_READ_FROM_END, NULL, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
 }
@@ -1976,8 +1951,8 @@ test_filter_compare_metadata (Fixture       *f,
                   "compared by value, at nested paths too; matches() agrees");
 
   for (guint i = 0; i < G_N_ELEMENTS (metadata); i++)
-    write_one (stream, "Measured", NULL, metadata[i]);
-  write_one (stream, "Plain", NULL, NULL);  /* 12: no metadata at all */
+    es_test_write_one (stream, "Measured", NULL, metadata[i]);
+  es_test_write_one (stream, "Plain", NULL, NULL);  /* 12: no metadata at all */
 
   assert_compare (f, "m", "metadata.n", ES_FILTER_OPERATOR_GREATER, g_variant_new_int64 (2),
                   "2,6");
@@ -2015,7 +1990,7 @@ test_filter_compare_metadata (Fixture       *f,
   {
     g_autoptr(GError) error = NULL;
 
-    assert_ok (es_stream_factory_erase_event (f->factory, "m", 6, NULL, &error));
+    ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "m", 6, NULL, &error));
     assert_compare (f, "m", "metadata.n", ES_FILTER_OPERATOR_GREATER, g_variant_new_int64 (2),
                     "2");
   }
@@ -2127,8 +2102,8 @@ test_coherent_enumerator (Fixture       *f,
   g_assert_cmpuint (back_first->len, ==, PAGE_SIZE);
 
   /* Between pages: the oldest 2000 go, one more is erased. */
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 2001, NULL, &error));
-  assert_ok (es_stream_factory_erase_event (f->factory, "s", 2050, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 2001, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "s", 2050, NULL, &error));
 
   rest = es_event_enumerator_next_batch (forwards, 10 * PAGE_SIZE, NULL, &error);
   g_assert_no_error (error);
@@ -2178,10 +2153,10 @@ test_coherent_listing (Fixture       *f,
   g_assert_cmpuint (first->len, ==, PAGE_SIZE);
 
   /* One stream already listed and one not yet go; a new one comes last. */
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s-00000", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_NONE, NULL, &error));
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s-01030", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s-00000", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s-01030", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   write_to (f, "t-new", 1);
 
   rest = es_stream_info_enumerator_next_batch (streams, 100, NULL, &error);
@@ -2240,8 +2215,8 @@ check_watch_tombstone (Fixture         *f,
   es_test_recorder_wait_caught_up (all_recorder);
   g_assert_cmpuint (recorder->events->len, ==, 3);
 
-  assert_ok (es_stream_factory_delete_stream (deleter, "s", 3, ES_DELETE_FLAGS_TOMBSTONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (deleter, "s", 3, ES_DELETE_FLAGS_TOMBSTONE,
+                                                      NULL, &error));
 
   es_test_recorder_wait_error (recorder);
   assert_error_names (recorder->error, ES_ERROR, ES_ERROR_STREAM_DELETED, "'s'", NULL);
@@ -2312,8 +2287,8 @@ test_watch_started_on_tombstoned (Fixture       *f,
     return;
 
   es_test_write_n (stream, 2, "Gone");
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
 
   watch = es_stream_watch (stream, 0);
   es_test_recorder_connect (from_start, watch);
@@ -2347,13 +2322,13 @@ test_watch_survives_soft_changes (Fixture       *f,
   es_test_recorder_connect (recorder, watch);
   es_test_recorder_wait_caught_up (recorder);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s", 3, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s", 3, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
   es_test_write_n (stream, 2, "After");
   es_test_recorder_wait_events (recorder, 5);
 
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "s", 5, NULL, &error));
-  assert_ok (es_stream_factory_erase_event (f->factory, "s", 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "s", 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "s", 5, NULL, &error));
   es_test_write_n (stream, 1, "Last");
   es_test_recorder_wait_events (recorder, 6);
   es_test_spin (50);
@@ -2383,18 +2358,18 @@ test_watch_all_skips_deleted (Fixture       *f,
   write_to (f, "a", 3);
   write_to (f, "b", 2);
   write_to (f, "c", 1);
-  assert_ok (es_stream_factory_delete_stream (f->factory, "a", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  assert_ok (es_stream_factory_delete_stream (f->factory, "c", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "a", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "c", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
 
   watch = es_stream_watch (all, 0);
   es_test_recorder_connect (recorder, watch);
   es_test_recorder_wait_caught_up (recorder);
   g_assert_cmpuint (recorder->events->len, ==, 2);
 
-  assert_ok (es_stream_factory_delete_stream (f->factory, "b", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "b", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   write_to (f, "d", 1);
   es_test_recorder_wait_events (recorder, 3);
   es_test_spin (50);
@@ -2441,7 +2416,7 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_truncate_stream_async (f->factory, "s", 3, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  assert_ok (es_stream_factory_truncate_stream_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_versions (f, "s", NULL, "3,4,5,6");
 
@@ -2454,7 +2429,7 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_erase_event_async (f->factory, "s", 4, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  assert_ok (es_stream_factory_erase_event_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event_finish (f->factory, result, &error));
   g_clear_object (&result);
   {
     g_autoptr(GPtrArray) events = read_events (f, "s", NULL);
@@ -2464,14 +2439,14 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_set_retention_async (f->factory, "s", 0, 2, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  assert_ok (es_stream_factory_set_retention_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_set_retention_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_versions (f, "s", NULL, "5,6");
 
   es_stream_factory_delete_stream_async (f->factory, "d", 2, ES_DELETE_FLAGS_TOMBSTONE, NULL,
                                          store_cb, &result);
   es_test_wait_result (&result);
-  assert_ok (es_stream_factory_delete_stream_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream_finish (f->factory, result, &error));
   g_clear_object (&result);
   assert_info (f, "d", ES_STREAM_STATE_TOMBSTONED, 2, 0, 0);
 
@@ -2483,13 +2458,13 @@ test_async_operations (Fixture       *f,
 
   es_stream_factory_compact_async (f->factory, NULL, store_cb, &result);
   es_test_wait_result (&result);
-  assert_ok (es_stream_factory_compact_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_compact_finish (f->factory, result, &error));
   g_clear_object (&result);
-  assert_ok (es_stream_factory_compact (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_compact (f->factory, NULL, &error));
   assert_versions (f, "s", NULL, "5,6");
   assert_versions (f, ES_ALL_STREAM, NULL, "s:5,s:6");
 
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
   es_stream_factory_delete_stream_async (f->factory, "s", ES_VERSION_ANY,
                                          ES_DELETE_FLAGS_NONE, NULL, store_cb, &result);
   es_test_wait_result (&result);
@@ -2512,7 +2487,7 @@ test_closed_factory (Fixture       *f,
   g_test_summary ("Every life-cycle operation fails with CLOSED after the factory closed");
 
   write_to (f, "s", 2);
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
 
 #define ASSERT_CLOSED(call) \
   G_STMT_START { \

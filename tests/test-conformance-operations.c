@@ -166,12 +166,12 @@ test_round_trip (Fixture       *f,
                                       "\"data\":{\"id\":1,\"items\":[\"a\",\"b\"]}}"));
   g_assert_true (g_regex_match_simple ("\"timestamp\":\"\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:"
                                        "\\d\\d\\.\\d{6}Z\"", lines[0], 0, 0));
-  /* Binary: base64; metadata not in json-glib's form: a string. */
-  g_assert_nonnull (strstr (lines[1], "\"metadata\":\"{ \\\"spaced\\\" : true }\","
+  /* Binary: base64; metadata with spaces: the object as stored. */
+  g_assert_nonnull (strstr (lines[1], "\"metadata\":{ \"spaced\" : true },"
                                       "\"data_base64\":\"AP8QIgqAwyg=\"}"));
-  /* JSON with spaces is not written back byte for byte: base64. */
+  /* JSON with spaces: as stored, too. */
   g_assert_true (g_str_has_prefix (lines[2], "{\"stream_id\":\"user-\xc3\xa9t\xc3\xa9\","));
-  g_assert_nonnull (strstr (lines[2], "\"data_base64\":"));
+  g_assert_nonnull (strstr (lines[2], ",\"data\":{\"name\": \"caf\xc3\xa9\"}}"));
   g_assert_nonnull (strstr (lines[3], "\"data\":\"a string\"}"));
   g_assert_nonnull (strstr (lines[4], "\"idempotency_key\":null,\"metadata\":null,"
                                       "\"data_base64\":\"\"}"));
@@ -576,11 +576,216 @@ test_unsupported (Fixture       *f,
   es_test_remove_tree (dir);
 }
 
+/* Payloads and whether the export writes them as JSON (as they are) or
+ * as base64: every one must come back byte for byte. */
+static const struct
+{
+  const char *data;
+  gssize      len;        /* -1: strlen */
+  gboolean    as_json;
+} exact_cases[] = {
+  { "{\"order\": 1}", -1, TRUE },                        /* spaces */
+  { "{\"b\":1,\"a\":2}", -1, TRUE },                     /* key order */
+  { "{ \"a\" : [ 1 ,\t2 ] }", -1, TRUE },                /* spaces and a tab */
+  { "{\"a\":1,\"a\":2}", -1, TRUE },                     /* a repeated name */
+  { "\"\\u00e9\\ud83d\\ude00\\u0000\\/\"", -1, TRUE },     /* escapes, an escaped NUL */
+  { "\"caf\xc3\xa9 \xe2\x80\xa8\"", -1, TRUE },          /* UTF-8, U+2028 */
+  { "12345678901234567890", -1, TRUE },                  /* beyond gint64 */
+  { "-0.0", -1, TRUE },
+  { "1e400", -1, TRUE },                                 /* beyond double */
+  { "1.5E+2", -1, TRUE },
+  { "0", -1, TRUE },
+  { "[]", -1, TRUE },
+  { "true", -1, TRUE },
+  { "null", -1, TRUE },
+  { "{\"a\":{\"b\":[[[{}]]]}}", -1, TRUE },
+  { "{\n  \"a\": 1\n}", -1, FALSE },                     /* line breaks */
+  { "{\"a\":\r1}", -1, FALSE },
+  { " 1", -1, FALSE },                                   /* space around */
+  { "1 ", -1, FALSE },
+  { "{\"a\":1} {\"b\":2}", -1, FALSE },                  /* two values */
+  { "var x = 1", -1, FALSE },                            /* json-glib reads it */
+  { "\"\\ud800\"", -1, FALSE },                          /* json-glib refuses it */
+  { "[1,]", -1, FALSE },
+  { "{'a':1}", -1, FALSE },
+  { "NaN", -1, FALSE },
+  { "01", -1, FALSE },
+  { "1.", -1, FALSE },
+  { ".5", -1, FALSE },
+  { "+1", -1, FALSE },
+  { "\"\\x\"", -1, FALSE },
+  { "\"tab\there\"", -1, FALSE },                        /* a raw control character */
+  { "{\"a\":1", -1, FALSE },
+  { "nul", -1, FALSE },
+  { "\"\xc3\x28\"", -1, FALSE },                         /* not UTF-8 */
+  { "1\0", 2, FALSE },                                   /* a NUL after the value */
+  { "\0\xff", 2, FALSE },
+};
+
+static void
+test_round_trip_exact (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "exact");
+  g_autoptr(EsStreamFactory) target = NULL;
+  g_autoptr(GBytes) first = NULL;
+  g_autoptr(GBytes) second = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_autofree char *deepest = NULL;
+  g_autofree char *deepest_line_end = NULL;
+  guint n = G_N_ELEMENTS (exact_cases);
+
+  g_test_summary ("Data that is one JSON value on one line is exported as it is stored "
+                  "(spaces, key order, escapes, big numbers), anything else as base64; "
+                  "metadata objects likewise; an import stores the same bytes");
+
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate ("Exact", exact_cases[i].data,
+                                                     exact_cases[i].len, NULL, NULL);
+
+      es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+      g_assert_no_error (error);
+    }
+  /* As deep as the export splices (256 levels), and one deeper: base64. */
+  {
+    g_autofree char *open = g_strnfill (257, '[');
+    g_autofree char *close = g_strnfill (257, ']');
+    g_autofree char *nested = g_strconcat (open, close, NULL);
+    g_autoptr(EsCandidateEvent) deep = NULL;
+    g_autoptr(EsCandidateEvent) event = candidate ("Deep", nested, -1, NULL, NULL);
+    g_autoptr(EsCandidateEvent) spaced = candidate ("Meta", "1", -1, NULL,
+                                                    "{ \"tenant\" : \"caf\xc3\xa9\" }");
+    g_autoptr(EsCandidateEvent) broken = candidate ("Meta", "1", -1, NULL, "{\"a\":\n1}");
+
+    deepest = g_strconcat (open + 1, " ", close + 1, NULL);
+    deep = candidate ("Deep", deepest, -1, NULL, NULL);
+    es_stream_write (stream, &deep, 1, ES_VERSION_ANY, NULL, &error);
+    g_assert_no_error (error);
+    es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
+    g_assert_no_error (error);
+    es_stream_write (stream, &spaced, 1, ES_VERSION_ANY, NULL, &error);
+    g_assert_no_error (error);
+    es_stream_write (stream, &broken, 1, ES_VERSION_ANY, NULL, &error);
+    g_assert_no_error (error);
+  }
+
+  first = export_to_bytes (f->factory, "exact", NULL, n + 4);
+  text = bytes_to_string (first);
+  lines = g_strsplit (text, "\n", -1);
+  g_assert_cmpuint (g_strv_length (lines), ==, n + 4 + 1);
+  for (guint i = 0; i < n; i++)
+    {
+      gsize len = exact_cases[i].len < 0 ? strlen (exact_cases[i].data)
+                                         : (gsize) exact_cases[i].len;
+      g_autofree char *b64 = g_base64_encode ((const guchar *) exact_cases[i].data, len);
+      g_autofree char *expected = exact_cases[i].as_json
+        ? g_strdup_printf (",\"data\":%s}", exact_cases[i].data)
+        : g_strdup_printf (",\"data_base64\":\"%s\"}", b64);
+
+      g_test_message ("%u: %s", i, lines[i]);
+      if (!g_str_has_suffix (lines[i], expected))
+        g_error ("case %u: %s does not end with %s", i, lines[i], expected);
+    }
+  deepest_line_end = g_strdup_printf (",\"data\":%s}", deepest);
+  g_assert_true (g_str_has_suffix (lines[n], deepest_line_end));
+  g_assert_nonnull (strstr (lines[n + 1], "\"data_base64\":\"W1tb"));
+  g_assert_true (g_str_has_suffix (lines[n + 2], ",\"metadata\":{ \"tenant\" : \"caf\xc3\xa9\" },"
+                                                 "\"data\":1}"));
+  g_assert_true (g_str_has_suffix (lines[n + 3], ",\"metadata\":\"{\\\"a\\\":\\n1}\",\"data\":1}"));
+
+  /* Imported: the same bytes, and the same export again. */
+  target = fixture_open_empty_factory (f);
+  g_assert_cmpint (import_text (target, text, -1, &error), ==, n + 4);
+  g_assert_no_error (error);
+  assert_same_events (f->factory, target, "exact");
+  second = export_to_bytes (target, "exact", NULL, n + 4);
+  g_assert_true (g_bytes_equal (first, second));
+  /* And once more: all identical, nothing stored. */
+  g_assert_cmpint (import_text (target, text, -1, &error), ==, 0);
+  g_assert_no_error (error);
+
+  es_test_factory_close_and_free (g_steal_pointer (&target));
+}
+
+/* The data of version @version of @stream_id, as a string. */
+static char *
+stored_data (EsStreamFactory *factory,
+             const char      *stream_id,
+             gint64           version)
+{
+  g_autoptr(EsStream) stream = es_test_open_stream (factory, stream_id);
+  g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, version - 1, NULL);
+  GBytes *bytes;
+
+  g_assert_cmpuint (events->len, >=, 1);
+  bytes = es_stored_event_get_data (g_ptr_array_index (events, 0));
+  return g_strndup (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes));
+}
+
+#define HEAD(stream, version) \
+  "{\"stream_id\":\"" stream "\",\"version\":" #version ",\"timestamp\":\"2026-01-02T03:04:05Z\"," \
+  "\"event_type\":\"T\",\"idempotency_key\":null,"
+
+static void
+test_import_exact (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *a1 = NULL, *a2 = NULL, *a3 = NULL, *a4 = NULL, *b1 = NULL, *c1 = NULL;
+  const char *text =
+    /* Space around the value and the colon: the value's own bytes. */
+    HEAD ("a", 1) "\"metadata\" :  { \"m\" : 1 }\t, \"data\" :  {\"x\": [1 , 2]}  }\n"
+    /* An escaped member name; CR LF. */
+    HEAD ("a", 2) "\"metadata\":null,\"d\\u0061ta\":\"\\u00e9\"}\r\n"
+    /* A repeated name: the last, as json-glib reads it. */
+    HEAD ("a", 3) "\"metadata\":null,\"data\":1,\"data\":[ 2 ]}\n"
+    /* A line written by an older export: json-glib's form, unchanged. */
+    HEAD ("a", 4) "\"metadata\":{\"m\":1},\"data\":{\"id\":1,\"items\":[\"a\",\"b\"]}}\n"
+    /* Data first, members of its own inside. */
+    "{\"data\":{\"stream_id\":\"no\", \"v\":2},\"stream_id\":\"b\",\"version\":1,"
+    "\"timestamp\":\"2026-01-02T03:04:05Z\",\"event_type\":\"T\"}\n"
+    /* json-glib reads an assignment; the scanner does not: json-glib's form. */
+    "var x = " HEAD ("c", 1) "\"metadata\":null,\"data\":{\"a\": 1}}\n";
+
+  g_test_summary ("An import stores the source text of data and metadata that are JSON, "
+                  "as written in the line, whatever the spacing, escapes and order");
+
+  g_assert_cmpint (import_text (f->factory, text, -1, &error), ==, 6);
+  g_assert_no_error (error);
+
+  a1 = stored_data (f->factory, "a", 1);
+  g_assert_cmpstr (a1, ==, "{\"x\": [1 , 2]}");
+  {
+    g_autoptr(EsStream) stream = es_test_open_stream (f->factory, "a");
+    g_autoptr(GPtrArray) events = es_test_read_all_ok (stream, 0, NULL);
+
+    g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (events, 0)), ==,
+                     "{ \"m\" : 1 }");
+    g_assert_cmpstr (es_stored_event_get_metadata (g_ptr_array_index (events, 3)), ==,
+                     "{\"m\":1}");
+  }
+  a2 = stored_data (f->factory, "a", 2);
+  g_assert_cmpstr (a2, ==, "\"\\u00e9\"");
+  a3 = stored_data (f->factory, "a", 3);
+  g_assert_cmpstr (a3, ==, "[ 2 ]");
+  a4 = stored_data (f->factory, "a", 4);
+  g_assert_cmpstr (a4, ==, "{\"id\":1,\"items\":[\"a\",\"b\"]}");
+  b1 = stored_data (f->factory, "b", 1);
+  g_assert_cmpstr (b1, ==, "{\"stream_id\":\"no\", \"v\":2}");
+  c1 = stored_data (f->factory, "c", 1);
+  g_assert_cmpstr (c1, ==, "{\"a\":1}");
+}
+
 void
 add_operations_tests (void)
 {
   add_test ("operations/unsupported", test_unsupported);
   add_test ("operations/round-trip", test_round_trip);
+  add_test ("operations/round-trip-exact", test_round_trip_exact);
+  add_test ("operations/import-exact", test_import_exact);
   add_test ("operations/export-stream-and-filter", test_export_stream_and_filter);
   add_test ("operations/import-conflicts", test_import_conflicts);
   add_test ("operations/import-bad-lines", test_import_bad_lines);

@@ -17,13 +17,6 @@
 
 #include "test-conformance.h"
 
-#define assert_ok(call) \
-  G_STMT_START { \
-    gboolean _ok = (call); \
-    g_assert_no_error (error); \
-    g_assert_true (_ok); \
-  } G_STMT_END
-
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
@@ -211,7 +204,7 @@ start_ok (EsSubscription *subscription)
 {
   g_autoptr(GError) error = NULL;
 
-  assert_ok (es_subscription_start (subscription, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_start (subscription, NULL, &error));
   g_assert_true (es_subscription_get_active (subscription));
 }
 
@@ -220,7 +213,7 @@ stop_ok (EsSubscription *subscription)
 {
   g_autoptr(GError) error = NULL;
 
-  assert_ok (es_subscription_stop (subscription, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_stop (subscription, NULL, &error));
   g_assert_false (es_subscription_get_active (subscription));
 }
 
@@ -617,12 +610,12 @@ test_batch_count (Fixture       *f,
   g_assert_cmpint (stored_checkpoint (f->factory, "batched"), ==, 20);
   g_assert_cmpuint (rec->checkpoint_notifies, ==, 2);
 
-  assert_ok (es_subscription_flush (sub, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_flush (sub, NULL, &error));
   g_assert_cmpint (stored_checkpoint (f->factory, "batched"), ==, 25);
   g_assert_cmpint (es_subscription_get_checkpoint (sub), ==, 25);
 
   /* Nothing pending: flushing again changes nothing. */
-  assert_ok (es_subscription_flush (sub, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_flush (sub, NULL, &error));
   g_assert_cmpint (stored_checkpoint (f->factory, "batched"), ==, 25);
 
   write_to (f, "s", 3, "E");
@@ -740,7 +733,7 @@ test_keep_state (Fixture       *f,
   rec_wait_events (rec1, 5);
   /* Only save_state moves the checkpoint, batch of 1 or not. */
   g_assert_cmpint (stored_checkpoint (f->factory, "folded"), ==, 0);
-  assert_ok (es_subscription_flush (first, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_flush (first, NULL, &error));
   g_assert_cmpint (stored_checkpoint (f->factory, "folded"), ==, 0);
 
   /* Out of range: nothing stored. */
@@ -749,7 +742,7 @@ test_keep_state (Fixture       *f,
   g_assert_nonnull (strstr (error->message, "6"));
   g_clear_error (&error);
 
-  assert_ok (es_subscription_save_state (first, state, 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_save_state (first, state, 3, NULL, &error));
   g_assert_cmpint (es_subscription_get_checkpoint (first), ==, 3);
   assert_bytes (es_subscription_get_state (first), "sum=6");
   /* Both read back together. */
@@ -778,9 +771,9 @@ test_keep_state (Fixture       *f,
   g_assert_cmpint (es_subscription_get_checkpoint (second), ==, 3);
   rec_wait_events (rec2, 2);
   assert_emitted (rec2, "4,5");
-  assert_ok (es_subscription_save_state (second, later, 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_save_state (second, later, 5, NULL, &error));
   /* NULL keeps the state: only the checkpoint (not moving here). */
-  assert_ok (es_subscription_save_state (second, NULL, 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_save_state (second, NULL, 5, NULL, &error));
   stop_ok (second);
   info = info_ok (f->factory, "folded");
   g_assert_cmpint (es_subscription_info_get_checkpoint (info), ==, 5);
@@ -881,14 +874,14 @@ test_async (Fixture       *f,
   es_subscription_start_async (sub, NULL, es_test_store_result_cb, &result);
   g_assert_false (es_subscription_get_active (sub));
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_subscription_start_finish (sub, result, &error));
+  ES_TEST_ASSERT_OK (es_subscription_start_finish (sub, result, &error));
   g_clear_object (&result);
   g_assert_true (es_subscription_get_active (sub));
   rec_wait_events (rec, 4);
 
   es_subscription_save_state_async (sub, state, 4, NULL, es_test_store_result_cb, &result);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_subscription_save_state_finish (sub, result, &error));
+  ES_TEST_ASSERT_OK (es_subscription_save_state_finish (sub, result, &error));
   g_clear_object (&result);
   info = info_ok (f->factory, "async");
   g_assert_cmpint (es_subscription_info_get_checkpoint (info), ==, 4);
@@ -897,7 +890,7 @@ test_async (Fixture       *f,
 
   es_subscription_stop_async (sub, NULL, es_test_store_result_cb, &result);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_subscription_stop_finish (sub, result, &error));
+  ES_TEST_ASSERT_OK (es_subscription_stop_finish (sub, result, &error));
   g_clear_object (&result);
   g_assert_false (es_subscription_get_active (sub));
 
@@ -905,7 +898,7 @@ test_async (Fixture       *f,
   rec_wait_events (rec_acked, 4);
   es_subscription_flush_async (acked, NULL, es_test_store_result_cb, &result);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_subscription_flush_finish (acked, result, &error));
+  ES_TEST_ASSERT_OK (es_subscription_flush_finish (acked, result, &error));
   g_clear_object (&result);
   g_assert_cmpint (stored_checkpoint (f->factory, "async-ack"), ==, 4);
   stop_ok (acked);
@@ -1019,7 +1012,7 @@ test_exclusive_two_factories (Fixture       *f,
   g_assert_false (es_subscription_get_active (waiting));
   stop_ok (first);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_subscription_start_finish (waiting, result, &error));
+  ES_TEST_ASSERT_OK (es_subscription_start_finish (waiting, result, &error));
   g_assert_true (es_subscription_get_active (waiting));
   g_assert_cmpint (es_subscription_get_checkpoint (waiting), ==, 4);
 
@@ -1067,7 +1060,7 @@ test_management (Fixture       *f,
 
   start_ok (a);
   rec_wait_events (rec_a, 10);
-  assert_ok (es_subscription_save_state (a, state, 4, NULL, &error));
+  ES_TEST_ASSERT_OK (es_subscription_save_state (a, state, 4, NULL, &error));
   start_ok (b);
   rec_wait_events (rec_b, 12);
 
@@ -1113,7 +1106,7 @@ test_management (Fixture       *f,
   g_clear_object (&info);
 
   /* Reset backwards: the state goes. */
-  assert_ok (es_stream_factory_reset_subscription (f->factory, "mgmt-a", 1, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_reset_subscription (f->factory, "mgmt-a", 1, NULL, &error));
   info = info_ok (f->factory, "mgmt-a");
   g_assert_cmpint (es_subscription_info_get_checkpoint (info), ==, 1);
   g_assert_null (es_subscription_info_get_state (info));
@@ -1124,7 +1117,7 @@ test_management (Fixture       *f,
   es_stream_factory_reset_subscription_async (f->factory, "mgmt-a", 8, NULL,
                                               es_test_store_result_cb, &result);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_stream_factory_reset_subscription_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_reset_subscription_finish (f->factory, result, &error));
   g_clear_object (&result);
   g_assert_cmpint (stored_checkpoint (f->factory, "mgmt-a"), ==, 8);
 
@@ -1182,7 +1175,7 @@ test_management (Fixture       *f,
   g_clear_object (&result);
 
   /* Delete: gone, and a new start begins anew. */
-  assert_ok (es_stream_factory_delete_subscription (f->factory, "mgmt-a", NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_subscription (f->factory, "mgmt-a", NULL, &error));
   assert_not_stored (f->factory, "mgmt-a");
   g_assert_false (es_stream_factory_delete_subscription (f->factory, "mgmt-a", NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_NOT_FOUND);
@@ -1191,12 +1184,12 @@ test_management (Fixture       *f,
   es_stream_factory_delete_subscription_async (f->factory, "mgmt-b", NULL,
                                                es_test_store_result_cb, &result);
   es_test_wait_until (NULL, result_ready, &result);
-  assert_ok (es_stream_factory_delete_subscription_finish (f->factory, result, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_subscription_finish (f->factory, result, &error));
   g_clear_object (&result);
   g_assert_cmpuint (n_stored (f->factory), ==, 0);
 
   /* Closed: every call says so. */
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_null (es_stream_factory_list_subscriptions (f->factory, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&error);
@@ -1228,7 +1221,7 @@ test_factory_close (Fixture       *f,
   start_ok (sub);
   rec_wait_events (rec, 5);
   g_assert_cmpint (stored_checkpoint (f->factory, "closing"), ==, 0);
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_false (es_subscription_get_active (sub));
   g_assert_cmpint (es_subscription_get_checkpoint (sub), ==, 5);
 
@@ -1255,8 +1248,8 @@ test_tombstone (Fixture       *f,
   write_to (f, "s", 3, "E");
   start_ok (sub);
   rec_wait_events (rec, 3);
-  assert_ok (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "s", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   es_test_wait_until (NULL, has_error, rec);
   g_assert_error (rec->error, ES_ERROR, ES_ERROR_STREAM_DELETED);
   g_assert_nonnull (strstr (rec->error->message, "s"));
@@ -1265,7 +1258,7 @@ test_tombstone (Fixture       *f,
   g_assert_cmpuint (rec->events->len, ==, 3);
 
   /* Released: management is not BUSY. */
-  assert_ok (es_stream_factory_reset_subscription (f->factory, "doomed", 0, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_reset_subscription (f->factory, "doomed", 0, NULL, &error));
 }
 
 static void

@@ -245,24 +245,6 @@ write_batch (EsStream   *stream,
                           expected_version, NULL, error);
 }
 
-/* Writes one event and asserts it succeeded; returns the new version. */
-static gint64
-write_one (EsStream   *stream,
-           const char *event_type,
-           const char *idempotency_key,
-           const char *metadata)
-{
-  g_autoptr(EsCandidateEvent) event = es_test_candidate_new (event_type, "data",
-                                                             idempotency_key, metadata);
-  g_autoptr(GError) error = NULL;
-  gint64 version;
-
-  version = es_stream_write (stream, &event, 1, ES_VERSION_ANY, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (version, >, 0);
-  return version;
-}
-
 /* Writes @n events "Counted" with data "event-<i>", in batches of 500,
  * through @stream, whose version must be the stream's. */
 static void
@@ -445,18 +427,18 @@ write_filter_dataset (Fixture *f,
   g_autoptr(EsStream) cart1 = open_stream (f, "cart-1");
   g_autoptr(GPtrArray) all = NULL;
 
-  write_one (order1, "OrderPlaced", "e1",
-             "{\"user\":\"alice\",\"amount\":10,\"price\":9.5,\"vip\":true,"
-             "\"addr\":{\"city\":\"Paris\"}}");
-  write_one (order1, "ItemAdded", "e2",
-             "{\"user\":\"bob\",\"amount\":20,\"price\":20.0,\"vip\":false}");
-  write_one (order2, "OrderPlaced", "e3",
-             "{\"user\":\"carol\",\"amount\":10,\"addr\":{\"city\":\"Lyon\"}}");
-  write_one (order1, "OrderShipped", "e4",
-             "{\"user\":\"alice\",\"amount\":-3,\"price\":1e2}");
-  write_one (order2, "ItemAdded", "e5", NULL);
-  write_one (cart1, "CartCreated", "e6",
-             "{\"user\":\"Alice\",\"amount\":\"10\",\"vip\":\"true\",\"addr\":\"Paris\"}");
+  es_test_write_one (order1, "OrderPlaced", "e1",
+                     "{\"user\":\"alice\",\"amount\":10,\"price\":9.5,\"vip\":true,"
+                     "\"addr\":{\"city\":\"Paris\"}}");
+  es_test_write_one (order1, "ItemAdded", "e2",
+                     "{\"user\":\"bob\",\"amount\":20,\"price\":20.0,\"vip\":false}");
+  es_test_write_one (order2, "OrderPlaced", "e3",
+                     "{\"user\":\"carol\",\"amount\":10,\"addr\":{\"city\":\"Lyon\"}}");
+  es_test_write_one (order1, "OrderShipped", "e4",
+                     "{\"user\":\"alice\",\"amount\":-3,\"price\":1e2}");
+  es_test_write_one (order2, "ItemAdded", "e5", NULL);
+  es_test_write_one (cart1, "CartCreated", "e6",
+                     "{\"user\":\"Alice\",\"amount\":\"10\",\"vip\":\"true\",\"addr\":\"Paris\"}");
 
   all = read_stream (f, ES_ALL_STREAM);
   g_assert_cmpuint (all->len, ==, 6);
@@ -585,8 +567,8 @@ test_write_wrong_expected_version (Fixture       *f,
   g_test_summary ("A wrong expected version fails with WRONG_EXPECTED_VERSION, names the "
                   "stream and writes nothing");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   g_ptr_array_add (batch, es_test_candidate_new ("Lost", NULL, NULL, NULL));
   g_ptr_array_add (batch, es_test_candidate_new ("Lost", NULL, NULL, NULL));
@@ -655,8 +637,8 @@ test_write_zero_events (Fixture       *f,
   g_assert_cmpint (version, ==, 0);
   assert_stream_empty (f, "zero");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   version = es_stream_write (stream, NULL, 0, ES_VERSION_ANY, NULL, &error);
   g_assert_no_error (error);
@@ -680,8 +662,8 @@ test_write_idempotency_stored (Fixture       *f,
   g_test_summary ("An event whose idempotency key is already stored in the stream is "
                   "skipped, not an error");
 
-  write_one (stream, "First", "k1", NULL);
-  write_one (stream, "First", "k2", NULL);
+  es_test_write_one (stream, "First", "k1", NULL);
+  es_test_write_one (stream, "First", "k2", NULL);
 
   g_ptr_array_add (batch, es_test_candidate_new ("Second", NULL, "k2", NULL));
   g_ptr_array_add (batch, es_test_candidate_new ("Second", NULL, "k3", NULL));
@@ -737,9 +719,9 @@ test_write_idempotency_all_skipped (Fixture       *f,
 
   g_test_summary ("A write whose events are all skipped returns the current version");
 
-  write_one (stream, "First", "k1", NULL);
-  write_one (stream, "First", "k2", NULL);
-  write_one (stream, "First", NULL, NULL);
+  es_test_write_one (stream, "First", "k1", NULL);
+  es_test_write_one (stream, "First", "k2", NULL);
+  es_test_write_one (stream, "First", NULL, NULL);
 
   g_ptr_array_add (batch, es_test_candidate_new ("Again", NULL, "k1", NULL));
   g_ptr_array_add (batch, es_test_candidate_new ("Again", NULL, "k2", NULL));
@@ -766,8 +748,8 @@ test_write_idempotency_per_stream (Fixture       *f,
 
   g_test_summary ("Idempotency is per stream: the same key in another stream is written");
 
-  g_assert_cmpint (write_one (a, "Added", "shared-key", NULL), ==, 1);
-  g_assert_cmpint (write_one (b, "Added", "shared-key", NULL), ==, 1);
+  g_assert_cmpint (es_test_write_one (a, "Added", "shared-key", NULL), ==, 1);
+  g_assert_cmpint (es_test_write_one (b, "Added", "shared-key", NULL), ==, 1);
 
   events = read_stream (f, "stream-b");
   g_assert_cmpuint (events->len, ==, 1);
@@ -958,7 +940,7 @@ test_write_stream_id_1024 (Fixture       *f,
   g_test_summary ("A stream id of exactly 1024 bytes, and any non-ASCII UTF-8, are fine");
 
   stream = open_stream (f, longest);
-  g_assert_cmpint (write_one (stream, "Added", NULL, NULL), ==, 1);
+  g_assert_cmpint (es_test_write_one (stream, "Added", NULL, NULL), ==, 1);
   events = read_stream (f, longest);
   g_assert_cmpuint (events->len, ==, 1);
   g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, longest);
@@ -969,7 +951,7 @@ test_write_stream_id_1024 (Fixture       *f,
     g_string_append (s, "\xc3\xa9");
   multibyte = g_string_free (g_steal_pointer (&s), FALSE);
   utf8 = open_stream (f, multibyte);
-  g_assert_cmpint (write_one (utf8, "Added", NULL, NULL), ==, 1);
+  g_assert_cmpint (es_test_write_one (utf8, "Added", NULL, NULL), ==, 1);
   events = read_stream (f, multibyte);
   g_assert_cmpuint (events->len, ==, 1);
   g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, multibyte);
@@ -992,8 +974,8 @@ test_write_metadata_verbatim (Fixture       *f,
                   "order and escapes; no metadata reads back as NULL");
 
   for (guint i = 0; i < G_N_ELEMENTS (metadatas); i++)
-    write_one (stream, "Meta", NULL, metadatas[i]);
-  write_one (stream, "NoMeta", NULL, NULL);
+    es_test_write_one (stream, "Meta", NULL, metadatas[i]);
+  es_test_write_one (stream, "NoMeta", NULL, NULL);
 
   events = read_stream (f, "meta");
   g_assert_cmpuint (events->len, ==, G_N_ELEMENTS (metadatas) + 1);
@@ -1075,8 +1057,8 @@ test_write_stored_fields (Fixture       *f,
   g_ptr_array_add (batch, es_test_candidate_new ("T3", NULL, NULL, NULL));
   write_batch (a, batch, ES_VERSION_NO_STREAM, &error);
   g_assert_no_error (error);
-  write_one (b, "T4", NULL, NULL);
-  write_one (a, "T5", NULL, NULL);
+  es_test_write_one (b, "T4", NULL, NULL);
+  es_test_write_one (a, "T5", NULL, NULL);
 
   all = read_stream (f, ES_ALL_STREAM);
   g_assert_cmpuint (all->len, ==, 5);
@@ -1139,13 +1121,13 @@ test_write_timestamps (Fixture       *f,
                   "precision");
 
   before1 = g_get_real_time ();
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   after1 = g_get_real_time ();
 
   g_usleep (5000);
 
   before2 = g_get_real_time ();
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   after2 = g_get_real_time ();
 
   events = read_stream (f, "time");
@@ -1486,7 +1468,7 @@ test_read_after_version (Fixture       *f,
     {
       g_autofree char *key = g_strdup_printf ("v%u", i);
 
-      write_one (stream, "Added", key, NULL);
+      es_test_write_one (stream, "Added", key, NULL);
     }
 
   events = es_test_read_all_ok (stream, 2, NULL);
@@ -1525,8 +1507,8 @@ test_read_oldest_first (Fixture       *f,
   g_ptr_array_add (batch, es_test_candidate_new ("B", NULL, NULL, NULL));
   write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
-  write_one (stream, "Z", NULL, NULL);
-  write_one (stream, "Y", NULL, NULL);
+  es_test_write_one (stream, "Z", NULL, NULL);
+  es_test_write_one (stream, "Y", NULL, NULL);
 
   events = read_stream (f, "order");
   types = join_types (events);
@@ -1599,9 +1581,9 @@ test_read_many_pages_next (Fixture       *f,
   g_test_summary ("Reading more than one page (2500 events, pages of 1024) with next() "
                   "returns every event in order, on a stream and on @all");
 
-  write_one (other, "Small", NULL, NULL);
+  es_test_write_one (other, "Small", NULL, NULL);
   write_many (stream, MANY);
-  write_one (other, "Small", NULL, NULL);
+  es_test_write_one (other, "Small", NULL, NULL);
 
   enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
   g_assert_no_error (error);
@@ -1725,9 +1707,9 @@ test_read_async (Fixture       *f,
 
   g_test_summary ("es_stream_read_async gives an enumerator over the same events");
 
-  write_one (stream, "Added", "a1", NULL);
-  write_one (stream, "Added", "a2", NULL);
-  write_one (stream, "Added", "a3", NULL);
+  es_test_write_one (stream, "Added", "a1", NULL);
+  es_test_write_one (stream, "Added", "a2", NULL);
+  es_test_write_one (stream, "Added", "a3", NULL);
 
   es_stream_read_async (stream, 1, NULL, NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
@@ -1756,7 +1738,7 @@ test_read_end_repeated (Fixture       *f,
   g_test_summary ("At the end, next() returns NULL without error and next_batch() an empty "
                   "array, again and again");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   enumerator = es_stream_read (stream, 0, NULL, NULL, &error);
   g_assert_no_error (error);
@@ -2357,10 +2339,10 @@ test_read_filter_in_huge (Fixture       *f,
                                   "\"t\":%s%u%s}",
                                   i, i * 2, i, i % 7 == 3 ? "true" : "false",
                                   i % 2 ? "\"v" : "", i % 2 ? i : i * 2, i % 2 ? "\"" : "");
-      write_one (stream, type, key, metadata);
+      es_test_write_one (stream, type, key, metadata);
       if (i % 7 == 3)
         {
-          write_one (stream, "Second", NULL, NULL);
+          es_test_write_one (stream, "Second", NULL, NULL);
           g_string_append_printf (expected, "%sk%u", expected->len > 0 ? "," : "", i);
         }
     }
@@ -2519,14 +2501,15 @@ test_read_sql_metacharacters (Fixture       *f,
   g_test_summary ("SQL meta-characters in stream ids, event types, metadata and filter "
                   "values are stored verbatim and matched literally by equals");
 
-  write_one (plain, "plain", NULL, "{\"k\": \"plain\"}");
-  write_one (plain, "a", NULL, "{\"k\": \"a\"}");
+  es_test_write_one (plain, "plain", NULL, "{\"k\": \"plain\"}");
+  es_test_write_one (plain, "a", NULL, "{\"k\": \"a\"}");
 
   for (guint i = 0; i < G_N_ELEMENTS (weird); i++)
     {
       g_autoptr(EsStream) stream = open_stream (f, weird[i].value);
 
-      g_assert_cmpint (write_one (stream, weird[i].value, weird[i].value, weird[i].json), ==, 1);
+      g_assert_cmpint (es_test_write_one (stream, weird[i].value, weird[i].value, weird[i].json),
+                       ==, 1);
     }
 
   for (guint i = 0; i < G_N_ELEMENTS (weird); i++)
@@ -2605,9 +2588,9 @@ test_snapshot_save_load (Fixture       *f,
   g_test_summary ("A saved snapshot loads back with identical state bytes, its version, "
                   "projection name, stream id and a UTC timestamp of the save");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   before = g_get_real_time ();
   g_assert_true (es_stream_snapshot (stream, state, 2, "totals", NULL, &error));
@@ -2646,9 +2629,9 @@ test_snapshot_current_version (Fixture       *f,
 
   g_test_summary ("Snapshot version -1 means the stream's current version (0 when empty)");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   g_assert_true (es_stream_snapshot (stream, state, -1, "p", NULL, &error));
   g_assert_no_error (error);
@@ -2678,7 +2661,7 @@ test_snapshot_default_projection (Fixture       *f,
 
   g_test_summary ("A NULL projection name is \"default\", on save and on load");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   g_assert_true (es_stream_snapshot (stream, state, 1, NULL, NULL, &error));
   g_assert_no_error (error);
 
@@ -2713,9 +2696,9 @@ test_snapshot_named_projections (Fixture       *f,
 
   g_test_summary ("Named projections of a stream are independent, and so are streams");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
-  write_one (other, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (other, "Added", NULL, NULL);
 
   g_assert_true (es_stream_snapshot (stream, state_a, 1, "a", NULL, &error));
   g_assert_no_error (error);
@@ -2755,9 +2738,9 @@ test_snapshot_replace (Fixture       *f,
   g_test_summary ("A newer save replaces the previous snapshot of that stream and "
                   "projection");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   g_assert_true (es_stream_snapshot (stream, one, 1, "p", NULL, &error));
   g_assert_no_error (error);
@@ -2792,7 +2775,7 @@ test_snapshot_none (Fixture       *f,
 
   g_test_summary ("Loading a snapshot that was never saved returns NULL without error");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   snapshot = es_stream_load_snapshot (stream, "p", NULL, &error);
   g_assert_no_error (error);
   g_assert_null (snapshot);
@@ -2816,8 +2799,8 @@ test_snapshot_version_beyond (Fixture       *f,
   g_test_summary ("A snapshot version beyond the stream's version is INVALID_ARGUMENT and "
                   "saves nothing");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   g_assert_false (es_stream_snapshot (stream, state, 3, "p", NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -2842,7 +2825,7 @@ test_snapshot_version_below_any (Fixture       *f,
 
   g_test_summary ("A snapshot version below -1 is INVALID_ARGUMENT and saves nothing");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   g_assert_false (es_stream_snapshot (stream, state, -2, "p", NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
@@ -2900,8 +2883,8 @@ test_snapshot_async (Fixture       *f,
 
   g_test_summary ("snapshot_async and load_snapshot_async, including none and an error");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   es_stream_load_snapshot_async (stream, "p", NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
@@ -2964,13 +2947,13 @@ test_metrics_stream (Fixture       *f,
   g_test_summary ("Metrics of a stream: current version, event count and the timestamp of "
                   "its last event");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   g_ptr_array_add (batch, es_test_candidate_new ("Added", NULL, NULL, NULL));
   g_ptr_array_add (batch, es_test_candidate_new ("Added", NULL, NULL, NULL));
   write_batch (stream, batch, ES_VERSION_ANY, &error);
   g_assert_no_error (error);
   g_usleep (2000);
-  write_one (other, "Other", NULL, NULL);
+  es_test_write_one (other, "Other", NULL, NULL);
 
   metrics = get_metrics (stream);
   g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 3);
@@ -3012,7 +2995,7 @@ test_metrics_empty (Fixture       *f,
   {
     g_autoptr(EsStream) other = open_stream (f, "other");
 
-    write_one (other, "Added", NULL, NULL);
+    es_test_write_one (other, "Added", NULL, NULL);
   }
   metrics = get_metrics (stream);
   g_assert_cmpint (es_stream_metrics_get_current_version (metrics), ==, 0);
@@ -3057,8 +3040,8 @@ test_metrics_async (Fixture       *f,
 
   g_test_summary ("get_metrics_async gives the same metrics");
 
-  write_one (stream, "Added", NULL, NULL);
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   es_stream_get_metrics_async (stream, NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
@@ -3089,11 +3072,11 @@ test_factory_reopen (Fixture       *f,
                   "handle knows only its own writes; @all opens at the last sequence id");
 
   g_assert_cmpint (es_stream_get_version (writer), ==, 0);
-  write_one (writer, "Added", NULL, NULL);
-  write_one (writer, "Added", NULL, NULL);
-  last = write_one (other, "Other", NULL, NULL);
+  es_test_write_one (writer, "Added", NULL, NULL);
+  es_test_write_one (writer, "Added", NULL, NULL);
+  last = es_test_write_one (other, "Other", NULL, NULL);
   g_assert_cmpint (last, ==, 1);
-  write_one (writer, "Added", NULL, NULL);
+  es_test_write_one (writer, "Added", NULL, NULL);
 
   again = open_stream (f, "reopen");
   g_assert_cmpint (es_stream_get_version (again), ==, 3);
@@ -3122,8 +3105,8 @@ test_factory_open_async (Fixture       *f,
   g_test_summary ("open_stream_async gives a handle at the stored version; invalid ids "
                   "fail there too");
 
-  write_one (writer, "Added", NULL, NULL);
-  write_one (writer, "Added", NULL, NULL);
+  es_test_write_one (writer, "Added", NULL, NULL);
+  es_test_write_one (writer, "Added", NULL, NULL);
 
   es_stream_factory_open_stream_async (f->factory, "async-open", NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
@@ -3153,7 +3136,7 @@ test_factory_close_twice (Fixture       *f,
 
   g_test_summary ("Closing a factory twice is harmless");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   g_assert_false (es_stream_factory_is_closed (f->factory));
   g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_no_error (error);
@@ -3240,7 +3223,7 @@ test_factory_closed_operations (Fixture       *f,
   g_test_summary ("After close, write, read, snapshot, load_snapshot, metrics and "
                   "open_stream fail with ES_ERROR_CLOSED");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   g_assert_true (es_stream_factory_close (f->factory, NULL, &error));
   g_assert_no_error (error);
 
@@ -3294,7 +3277,7 @@ test_factory_close_async (Fixture       *f,
 
   g_test_summary ("close_async closes the factory: operations then fail with CLOSED");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
 
   es_stream_factory_close_async (f->factory, NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
@@ -3372,8 +3355,8 @@ check_idempotent_replay (Fixture    *f,
   g_assert_cmpint (version, ==, 3);
 
   /* Another handle moves the stream on. */
-  write_one (other, "Other", NULL, NULL);
-  write_one (other, "Other", NULL, NULL);
+  es_test_write_one (other, "Other", NULL, NULL);
+  es_test_write_one (other, "Other", NULL, NULL);
 
   version = write_func (stream, pair, 1, &error);
   g_assert_no_error (error);
@@ -3483,8 +3466,8 @@ check_retry_converges (Fixture   *f,
   handler = g_signal_connect (mine, "notify::version", G_CALLBACK (count_notify_cb), &notified);
 
   /* Another handle (another process, as far as @mine knows) writes. */
-  write_one (theirs, "Theirs", NULL, NULL);
-  write_one (theirs, "Theirs", NULL, NULL);
+  es_test_write_one (theirs, "Theirs", NULL, NULL);
+  es_test_write_one (theirs, "Theirs", NULL, NULL);
   g_assert_cmpint (es_stream_get_version (mine), ==, 0);
 
   /* The conflict tells @mine where the stream is. */
@@ -3504,7 +3487,7 @@ check_retry_converges (Fixture   *f,
   /* The loop, from the top: one retry after each foreign write. */
   for (guint round = 0; round < 3; round++)
     {
-      write_one (theirs, "Theirs", NULL, NULL);
+      es_test_write_one (theirs, "Theirs", NULL, NULL);
       g_assert_cmpuint (write_until_not_conflicting (mine, write_func, &version), ==, 1);
       g_assert_cmpint (version, ==, 5 + 2 * round);
       g_assert_cmpint (es_stream_get_version (mine), ==, version);
@@ -3567,9 +3550,9 @@ test_stream_query_version (Fixture       *f,
   g_assert_cmpint (version, ==, 0);
   g_assert_cmpuint (notified, ==, 0);
 
-  write_one (theirs, "Theirs", NULL, NULL);
-  write_one (theirs, "Theirs", NULL, NULL);
-  write_one (elsewhere, "Elsewhere", NULL, NULL);
+  es_test_write_one (theirs, "Theirs", NULL, NULL);
+  es_test_write_one (theirs, "Theirs", NULL, NULL);
+  es_test_write_one (elsewhere, "Elsewhere", NULL, NULL);
   g_assert_cmpint (es_stream_get_version (mine), ==, 0);
 
   version = es_stream_query_version (mine, NULL, &error);
@@ -3579,7 +3562,7 @@ test_stream_query_version (Fixture       *f,
   g_assert_cmpuint (notified, ==, 1);
 
   /* Asynchronously: the version is known when the callback runs. */
-  write_one (theirs, "Theirs", NULL, NULL);
+  es_test_write_one (theirs, "Theirs", NULL, NULL);
   es_stream_query_version_async (mine, NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
   g_assert_cmpuint (notified, ==, 2);
@@ -4037,7 +4020,7 @@ test_snapshot_cancel_random (Fixture       *f,
   g_test_summary ("Snapshots cancelled at random moments, synchronous and asynchronous: "
                   "every snapshot reported CANCELLED is absent, every other one stored");
 
-  write_one (stream, "Added", NULL, NULL);
+  es_test_write_one (stream, "Added", NULL, NULL);
   outcomes = g_new0 (Outcome, n);
   canceller_start (&canceller);
 

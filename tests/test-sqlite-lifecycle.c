@@ -18,90 +18,11 @@
 
 #include "es-test-utils.h"
 
-/* A call that takes &error succeeds: the error shows if not. */
-#define ASSERT_OK(call) \
-  G_STMT_START { gboolean ok_ = (call); g_assert_no_error (error); g_assert_true (ok_); } G_STMT_END
-
-typedef struct
-{
-  char *tmpdir;   /* (owned) */
-  char *path;     /* (owned) tmpdir/events.db, not created */
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  g_autoptr(GError) error = NULL;
-
-  f->tmpdir = g_dir_make_tmp ("es-sqlite-lc-XXXXXX", &error);
-  g_assert_no_error (error);
-  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  es_test_remove_tree (f->tmpdir);
-  g_clear_pointer (&f->tmpdir, g_free);
-  g_clear_pointer (&f->path, g_free);
-}
+typedef EsTestDbFixture Fixture;
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-static EsStorageHandle *
-storage_open (const char *path)
-{
-  g_autoptr(GError) error = NULL;
-  EsSqliteStorage *storage = es_sqlite_storage_new (path, 0, NULL, &error);
-
-  g_assert_no_error (error);
-  return ES_STORAGE_HANDLE (storage);
-}
-
-static void
-storage_close (EsStorageHandle *storage)
-{
-  g_autoptr(GError) error = NULL;
-
-  ASSERT_OK (es_storage_handle_close (storage, NULL, &error));
-  g_assert_no_error (error);
-  g_object_unref (storage);
-}
-
-/* Appends @n events to @stream_id, each with @data (or a small default)
- * and @metadata; returns the stream's version. */
-static gint64
-append_n (EsStorageHandle *storage,
-          const char      *stream_id,
-          guint            n,
-          const char      *data,
-          const char      *metadata)
-{
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GBytes) bytes = g_bytes_new (data != NULL ? data : "{}",
-                                         strlen (data != NULL ? data : "{}"));
-  g_autoptr(GError) error = NULL;
-  gint64 version = -1;
-
-  for (guint i = 0; i < n; i++)
-    {
-      EsCandidateEvent *event = es_candidate_event_new ("Happened", bytes);
-
-      if (metadata != NULL)
-        es_candidate_event_set_metadata (event, metadata);
-      g_ptr_array_add (events, event);
-    }
-
-  ASSERT_OK (es_storage_handle_append (storage, stream_id, ES_VERSION_ANY,
-                                           (EsCandidateEvent * const *) events->pdata,
-                                           events->len, &version, NULL, &error));
-  g_assert_no_error (error);
-  return version;
-}
 
 /* Every event of @stream_id (NULL: @all) through the storage, forwards. */
 static GPtrArray *
@@ -142,16 +63,6 @@ info_of (EsStorageHandle *storage,
   return info;
 }
 
-static sqlite3 *
-sqlite_open (const char *path)
-{
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, 5000);
-  return db;
-}
-
 static void
 sqlite_exec (sqlite3    *db,
              const char *sql)
@@ -162,28 +73,12 @@ sqlite_exec (sqlite3    *db,
     g_error ("%s: %s", sql, message);
 }
 
-static gint64
-sqlite_int (const char *path,
-            const char *sql)
-{
-  sqlite3 *db = sqlite_open (path);
-  sqlite3_stmt *stmt = NULL;
-  gint64 value;
-
-  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  sqlite3_close (db);
-  return value;
-}
-
 /* Copies the WAL into the file and empties it, from another connection,
  * as any reader of the file could. */
 static void
 checkpoint (const char *path)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
 
   sqlite_exec (db, "PRAGMA wal_checkpoint(TRUNCATE)");
   sqlite3_close (db);
@@ -238,21 +133,26 @@ test_deleted_bytes_gone (Fixture       *f,
                   "and an erased event are overwritten in the file and gone from its WAL, "
                   "small and spilling onto overflow pages alike; other events stay");
 
-  storage = storage_open (f->path);
-  append_n (storage, "keep", 3, "KEEP-ME-DATA", "{\"note\": \"KEEP-ME-META\"}");
-  append_n (storage, "soft", 2, "SOFT-SECRET-DATA", "{\"note\": \"SOFT-SECRET-META\"}");
-  append_n (storage, "hard", 2, "HARD-SECRET-DATA", "{\"note\": \"HARD-SECRET-META\"}");
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "keep", 3, "Happened", "KEEP-ME-DATA",
+                            "{\"note\": \"KEEP-ME-META\"}");
+  es_test_storage_append_n (storage, "soft", 2, "Happened", "SOFT-SECRET-DATA",
+                            "{\"note\": \"SOFT-SECRET-META\"}");
+  es_test_storage_append_n (storage, "hard", 2, "Happened", "HARD-SECRET-DATA",
+                            "{\"note\": \"HARD-SECRET-META\"}");
   /* Over a page: the data lives on overflow pages. */
   filler = g_strnfill (9000, 'b');
   big = g_strdup_printf ("BIG-SECRET-DATA%s", filler);
-  append_n (storage, "big", 1, big, NULL);
-  append_n (storage, "trunc", 1, "TRUNC-SECRET-DATA", "{\"note\": \"TRUNC-SECRET-META\"}");
-  append_n (storage, "trunc", 1, "TRUNC-KEPT-DATA", NULL);
-  append_n (storage, "erase", 1, "ERASE-SECRET-DATA", "{\"note\": \"ERASE-SECRET-META\"}");
-  append_n (storage, "erase", 1, "ERASE-KEPT-DATA", NULL);
+  es_test_storage_append_n (storage, "big", 1, "Happened", big, NULL);
+  es_test_storage_append_n (storage, "trunc", 1, "Happened", "TRUNC-SECRET-DATA",
+                            "{\"note\": \"TRUNC-SECRET-META\"}");
+  es_test_storage_append_n (storage, "trunc", 1, "Happened", "TRUNC-KEPT-DATA", NULL);
+  es_test_storage_append_n (storage, "erase", 1, "Happened", "ERASE-SECRET-DATA",
+                            "{\"note\": \"ERASE-SECRET-META\"}");
+  es_test_storage_append_n (storage, "erase", 1, "Happened", "ERASE-KEPT-DATA", NULL);
   g_free (big);
   big = g_strdup_printf ("ERASEBIG-SECRET-DATA%s", filler);
-  append_n (storage, "erase", 1, big, NULL);
+  es_test_storage_append_n (storage, "erase", 1, "Happened", big, NULL);
 
   /* Everything is in the file to begin with, so the test can fail. */
   checkpoint (f->path);
@@ -265,15 +165,15 @@ test_deleted_bytes_gone (Fixture       *f,
   g_assert_true (db_or_wal_contains (f->path, "ERASE-SECRET-META"));
   g_assert_true (db_or_wal_contains (f->path, "ERASEBIG-SECRET-DATA"));
 
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "soft", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "hard", 2, ES_DELETE_FLAGS_TOMBSTONE,
-                                                  NULL, &error));
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "big", 1, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
-  ASSERT_OK (es_storage_handle_truncate_stream (storage, "trunc", 2, NULL, &error));
-  ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 1, NULL, &error));
-  ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "soft", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "hard", 2, ES_DELETE_FLAGS_TOMBSTONE,
+                                                      NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "big", 1, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_truncate_stream (storage, "trunc", 2, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 1, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_erase_event (storage, "erase", 3, NULL, &error));
 
   /* While the storage is open, and after it closed. */
   checkpoint (f->path);
@@ -293,14 +193,14 @@ test_deleted_bytes_gone (Fixture       *f,
       g_assert_true (db_or_wal_contains (f->path, "ERASE-KEPT-DATA"));
 
       if (round == 0)
-        storage_close (storage);
+        es_test_storage_close (storage);
     }
 
   /* What the library reads back agrees. */
-  storage = storage_open (f->path);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
   kept = read_all (storage, NULL, ES_READ_FLAGS_NONE);
   g_assert_cmpuint (kept->len, ==, 3 + 1 + 3);
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -316,7 +216,7 @@ fill (EsStorageHandle *storage,
   g_autofree char *payload = g_strnfill (1000, 'z');
 
   for (guint i = 0; i < n; i += 100)
-    append_n (storage, stream_id, 100, payload, NULL);
+    es_test_storage_append_n (storage, stream_id, 100, "Happened", payload, NULL);
 }
 
 static void
@@ -331,20 +231,20 @@ test_compact_incremental (Fixture       *f,
   g_test_summary ("A new file is in incremental auto-vacuum mode; deleting a big stream "
                   "and compacting shrinks it, and the rest is intact");
 
-  storage = storage_open (f->path);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
   fill (storage, "small", 100);
   fill (storage, "big", 3000);
   checkpoint (f->path);
   full = file_size (f->path);
 
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "big", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "big", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   g_assert_no_error (error);
   checkpoint (f->path);
   after_delete = file_size (f->path);
 
-  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
   g_assert_no_error (error);
   checkpoint (f->path);
   compacted = file_size (f->path);
@@ -359,9 +259,9 @@ test_compact_incremental (Fixture       *f,
   info = info_of (storage, "big");
   g_assert_cmpint (es_stream_info_get_current_version (info), ==, 3000);
   g_assert_cmpint (es_stream_info_get_state (info), ==, ES_STREAM_STATE_DELETED);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA integrity_check = 1") , ==, 0);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA integrity_check = 1") , ==, 0);
 }
 
 /* The schema of es-glib 0.1 (schema version 1), as it created files. */
@@ -402,7 +302,7 @@ create_v1_file (const char *path,
                 guint       n_filler,
                 gsize       filler_size)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   sqlite3_stmt *stmt = NULL;
   const char *order[] = { "a", "b", "a", "c", "b", "a" };
   g_autofree char *filler = g_strnfill (filler_size, 'f');
@@ -467,33 +367,33 @@ test_compact_old_file (Fixture       *f,
                   "which shrinks it and switches it to incremental mode");
 
   create_v1_file (f->path, 3000, 1000);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 0);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 0);
 
-  storage = storage_open (f->path);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
   checkpoint (f->path);
   full = file_size (f->path);
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "filler", 3000,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "filler", 3000,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   g_assert_no_error (error);
-  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
   g_assert_no_error (error);
   checkpoint (f->path);
   compacted = file_size (f->path);
   g_test_message ("v1 file: %" G_GINT64_FORMAT " bytes, %" G_GINT64_FORMAT " compacted",
                   full, compacted);
   g_assert_cmpint (compacted, <, full / 10);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
 
   events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
   g_assert_cmpuint (events->len, ==, 6);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
   /* A second compaction takes the incremental path, and works too. */
-  storage = storage_open (f->path);
-  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  ES_TEST_ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
   g_assert_no_error (error);
-  storage_close (storage);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
+  es_test_storage_close (storage);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA auto_vacuum"), ==, 2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -537,8 +437,8 @@ test_migration_v1 (Fixture       *f,
                   "table, and appends continue the versions with new sequence ids");
 
   create_v1_file (f->path, 0, 0);
-  storage = storage_open (f->path);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
 
   events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
   g_assert_cmpuint (events->len, ==, 6);
@@ -596,15 +496,15 @@ test_migration_v1 (Fixture       *f,
     g_autoptr(EsCandidateEvent) retry = es_candidate_event_new ("Old", bytes);
 
     es_candidate_event_set_idempotency_key (retry, "key-b-2");
-    ASSERT_OK (es_storage_handle_append (storage, "b", 0, &retry, 1, &version, NULL,
-                                             &error));
+    ES_TEST_ASSERT_OK (es_storage_handle_append (storage, "b", 0, &retry, 1, &version, NULL,
+                                                 &error));
     g_assert_no_error (error);
     g_assert_cmpint (version, ==, 2);
   }
 
-  version = append_n (storage, "a", 2, NULL, NULL);
+  version = es_test_storage_append_n (storage, "a", 2, "Happened", "{}", NULL);
   g_assert_cmpint (version, ==, 5);
-  version = append_n (storage, "d", 1, NULL, NULL);
+  version = es_test_storage_append_n (storage, "d", 1, "Happened", "{}", NULL);
   g_assert_cmpint (version, ==, 1);
   g_clear_pointer (&events, g_ptr_array_unref);
   events = read_all (storage, NULL, ES_READ_FLAGS_NONE);
@@ -616,9 +516,9 @@ test_migration_v1 (Fixture       *f,
   g_assert_cmpint (es_stream_info_get_current_version (info), ==, 5);
   g_assert_cmpint (es_stream_info_get_event_count (info), ==, 5);
   g_clear_object (&info);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA integrity_check = 1"), ==, 0);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA integrity_check = 1"), ==, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -646,27 +546,27 @@ test_sequence_ids_not_reused (Fixture       *f,
   g_test_summary ("Deleting, truncating or expiring the newest events of the database "
                   "never lets a later event take their sequence ids, across reopening");
 
-  storage = storage_open (f->path);
-  append_n (storage, "old", 1, NULL, NULL);          /* 1 */
-  append_n (storage, "new", 3, NULL, NULL);          /* 2..4 */
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "old", 1, "Happened", "{}", NULL);          /* 1 */
+  es_test_storage_append_n (storage, "new", 3, "Happened", "{}", NULL);          /* 2..4 */
 
   /* A soft delete of the newest: its own position is 5. */
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "new", 3, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "new", 3, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
   g_assert_no_error (error);
   info = info_of (storage, NULL);
   g_assert_cmpint (es_stream_info_get_current_version (info), ==, 5);
   g_clear_object (&info);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  storage = storage_open (f->path);
-  append_n (storage, "other", 1, NULL, NULL);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "other", 1, "Happened", "{}", NULL);
   g_assert_cmpint (last_sequence_id (storage), ==, 6);
 
   /* The newest events expire (every event is older than a second from
    * "now"): nothing is left, the position stays. */
-  ASSERT_OK (es_storage_handle_set_retention (storage, NULL, G_USEC_PER_SEC, 0, NULL,
-                                                  &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_set_retention (storage, NULL, G_USEC_PER_SEC, 0, NULL,
+                                                      &error));
   g_assert_no_error (error);
   removed = es_storage_handle_sweep (storage, g_get_real_time () + G_GINT64_CONSTANT (3600) * G_USEC_PER_SEC, NULL,
                                      NULL, &error);
@@ -676,21 +576,22 @@ test_sequence_ids_not_reused (Fixture       *f,
   g_assert_cmpint (es_stream_info_get_event_count (info), ==, 0);
   g_assert_cmpint (es_stream_info_get_current_version (info), ==, 6);
   g_clear_object (&info);
-  ASSERT_OK (es_storage_handle_set_retention (storage, NULL, 0, 0, NULL, &error));
-  storage_close (storage);
+  ES_TEST_ASSERT_OK (es_storage_handle_set_retention (storage, NULL, 0, 0, NULL, &error));
+  es_test_storage_close (storage);
 
-  storage = storage_open (f->path);
-  append_n (storage, "after", 1, NULL, NULL);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "after", 1, "Happened", "{}", NULL);
   g_assert_cmpint (last_sequence_id (storage), ==, 7);
 
   /* A hard delete of the newest: the tombstone holds position 8. */
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "after", 1, ES_DELETE_FLAGS_TOMBSTONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "after", 1,
+                                                      ES_DELETE_FLAGS_TOMBSTONE,
+                                                      NULL, &error));
   g_assert_no_error (error);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  storage = storage_open (f->path);
-  append_n (storage, "last", 1, NULL, NULL);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "last", 1, "Happened", "{}", NULL);
   g_assert_cmpint (last_sequence_id (storage), ==, 9);
   {
     g_autoptr(GPtrArray) with_markers = read_all (storage, NULL,
@@ -702,7 +603,7 @@ test_sequence_ids_not_reused (Fixture       *f,
     g_assert_cmpint (es_stored_event_get_flags (g_ptr_array_index (with_markers, 0)), ==,
                      ES_STORED_EVENT_FLAGS_TOMBSTONE);
   }
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -714,7 +615,7 @@ static char *
 query_plan (const char *path,
             const char *sql)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   g_autofree char *explain = g_strconcat ("EXPLAIN QUERY PLAN ", sql, NULL);
   GString *plan = g_string_new (NULL);
   sqlite3_stmt *stmt = NULL;
@@ -742,9 +643,9 @@ test_query_plans (Fixture       *f,
                   "(as es-sqlite-query.c writes them) use their indexes, without a sort "
                   "where the index gives the order");
 
-  storage = storage_open (f->path);
-  append_n (storage, "s", 10, NULL, NULL);
-  storage_close (storage);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "s", 10, "Happened", "{}", NULL);
+  es_test_storage_close (storage);
 
   listing = query_plan (f->path,
                         "SELECT stream_id, version FROM streams WHERE stream_id > ?"
@@ -789,13 +690,13 @@ test_time_window_reads (Fixture       *f,
   g_test_summary ("Reads of @all with a time range return exactly the window's events "
                   "in sequence order, forwards and backwards, for a small and a big window");
 
-  storage = storage_open (f->path);
-  append_n (storage, "s", 1, NULL, NULL);
-  storage_close (storage);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "s", 1, "Happened", "{}", NULL);
+  es_test_storage_close (storage);
 
   /* 10,000 events one second apart, but with timestamps shuffled in
    * blocks so that sequence order and time order differ. */
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "BEGIN");
   sqlite_exec (db, "WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < 10001)"
                    " INSERT INTO events (stream_id, version, event_type, timestamp, data)"
@@ -807,7 +708,7 @@ test_time_window_reads (Fixture       *f,
   sqlite3_close (db);
   base = G_GINT64_CONSTANT (1700000000000000);
 
-  storage = storage_open (f->path);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
   for (guint window = 0; window < 2; window++)
     {
       /* 100 seconds, then 8000. */
@@ -856,7 +757,7 @@ test_time_window_reads (Fixture       *f,
           g_assert_cmpuint (n, ==, (window == 0 ? 100u : 8000u));
         }
     }
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -879,20 +780,20 @@ test_sweep_batches (Fixture       *f,
                   "several transactions and removes exactly what the policies say; a "
                   "sweep cancelled before it starts removes nothing and says CANCELLED");
 
-  storage = storage_open (f->path);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
   for (guint i = 0; i < 25; i++)
-    append_n (storage, "big", 1000, NULL, NULL);    /* 25,000 events */
-  append_n (storage, "a", 5, NULL, NULL);
-  append_n (storage, "b", 2, NULL, NULL);
-  storage_close (storage);
+    es_test_storage_append_n (storage, "big", 1000, "Happened", "{}", NULL);    /* 25,000 events */
+  es_test_storage_append_n (storage, "a", 5, "Happened", "{}", NULL);
+  es_test_storage_append_n (storage, "b", 2, "Happened", "{}", NULL);
+  es_test_storage_close (storage);
 
   /* A database-wide policy written behind the library's back, so that
    * only the sweep enforces it. */
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "INSERT INTO settings (name, value) VALUES ('max_count', 3)");
   sqlite3_close (db);
 
-  storage = storage_open (f->path);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_cancellable_cancel (cancellable);
   removed = es_storage_handle_sweep (storage, g_get_real_time (), NULL, cancellable, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -931,15 +832,15 @@ test_sweep_batches (Fixture       *f,
   g_assert_cmpint (removed, ==, 0);
 
   /* An age policy of a stream makes the sweep say so. */
-  ASSERT_OK (es_storage_handle_set_retention (storage, "b", G_TIME_SPAN_HOUR, 0, NULL,
-                                              &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_set_retention (storage, "b", G_TIME_SPAN_HOUR, 0, NULL,
+                                                      &error));
   removed = es_storage_handle_sweep (storage, g_get_real_time (), &has_age, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (removed, ==, 0);
   g_assert_true (has_age);
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 8 + 0);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 8 + 0);
 }
 
 static void
@@ -958,9 +859,9 @@ test_sweep_idle_no_lock (Fixture       *f,
   storage = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
                             "busy-timeout", 100, NULL);
   g_assert_no_error (error);
-  append_n (ES_STORAGE_HANDLE (storage), "s", 3, NULL, NULL);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 3, "Happened", "{}", NULL);
 
-  db = sqlite_open (f->path);
+  db = es_test_sqlite_open (f->path);
   sqlite_exec (db, "BEGIN IMMEDIATE");
   g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
                                             &has_age, NULL, &error), ==, 0);
@@ -981,7 +882,7 @@ test_sweep_idle_no_lock (Fixture       *f,
   g_assert_cmpint (es_storage_handle_sweep (ES_STORAGE_HANDLE (storage), g_get_real_time (),
                                             NULL, NULL, &error), ==, 2);
   g_assert_no_error (error);
-  ASSERT_OK (es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, &error));
 }
 
 static void
@@ -996,9 +897,9 @@ test_read_only_refuses (Fixture       *f,
   g_test_summary ("A read-only storage refuses every life-cycle write with the read-only "
                   "error, and lists and describes streams");
 
-  storage = storage_open (f->path);
-  append_n (storage, "s", 2, NULL, NULL);
-  storage_close (storage);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "s", 2, "Happened", "{}", NULL);
+  es_test_storage_close (storage);
 
   reader = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error, "path", f->path,
                            "read-only", TRUE, NULL);
@@ -1037,8 +938,8 @@ test_read_only_refuses (Fixture       *f,
     g_assert_cmpint (es_stream_info_get_event_count (info), ==, 2);
     g_assert_cmpuint (listed->len, ==, 1);
   }
-  ASSERT_OK (es_storage_handle_close (handle, NULL, &error));
-  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 2);
+  ES_TEST_ASSERT_OK (es_storage_handle_close (handle, NULL, &error));
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT count(*) FROM events"), ==, 2);
 }
 
 int
@@ -1048,26 +949,26 @@ main (int    argc,
   g_test_init (&argc, &argv, NULL);
 
   g_test_add ("/sqlite-lifecycle/deleted-bytes-gone", Fixture, NULL,
-              fixture_setup, test_deleted_bytes_gone, fixture_teardown);
+              es_test_db_fixture_setup, test_deleted_bytes_gone, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/compact-incremental", Fixture, NULL,
-              fixture_setup, test_compact_incremental, fixture_teardown);
+              es_test_db_fixture_setup, test_compact_incremental, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/compact-old-file", Fixture, NULL,
-              fixture_setup, test_compact_old_file, fixture_teardown);
+              es_test_db_fixture_setup, test_compact_old_file, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/migration-v1", Fixture, NULL,
-              fixture_setup, test_migration_v1, fixture_teardown);
+              es_test_db_fixture_setup, test_migration_v1, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/sequence-ids-not-reused", Fixture, NULL,
-              fixture_setup, test_sequence_ids_not_reused, fixture_teardown);
+              es_test_db_fixture_setup, test_sequence_ids_not_reused, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/query-plans", Fixture, NULL,
-              fixture_setup, test_query_plans, fixture_teardown);
+              es_test_db_fixture_setup, test_query_plans, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/time-window-reads", Fixture, NULL,
-              fixture_setup, test_time_window_reads, fixture_teardown);
+              es_test_db_fixture_setup, test_time_window_reads, es_test_db_fixture_teardown);
 
   g_test_add ("/sqlite-lifecycle/sweep-batches", Fixture, NULL,
-              fixture_setup, test_sweep_batches, fixture_teardown);
+              es_test_db_fixture_setup, test_sweep_batches, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/sweep-idle-no-lock", Fixture, NULL,
-              fixture_setup, test_sweep_idle_no_lock, fixture_teardown);
+              es_test_db_fixture_setup, test_sweep_idle_no_lock, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/read-only-refuses", Fixture, NULL,
-              fixture_setup, test_read_only_refuses, fixture_teardown);
+              es_test_db_fixture_setup, test_read_only_refuses, es_test_db_fixture_teardown);
 
   return g_test_run ();
 }

@@ -27,89 +27,11 @@
 
 #include "es-test-utils.h"
 
-#define ASSERT_OK(call) \
-  G_STMT_START { gboolean ok_ = (call); g_assert_no_error (error); g_assert_true (ok_); } G_STMT_END
-
-typedef struct
-{
-  char *tmpdir;   /* (owned) */
-  char *path;     /* (owned) tmpdir/events.db, not created */
-  char *lock;     /* (owned) tmpdir/events.db-eslock */
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  g_autoptr(GError) error = NULL;
-
-  f->tmpdir = g_dir_make_tmp ("es-sqlite-sub-XXXXXX", &error);
-  g_assert_no_error (error);
-  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
-  f->lock = g_strconcat (f->path, "-eslock", NULL);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  es_test_remove_tree (f->tmpdir);
-  g_clear_pointer (&f->tmpdir, g_free);
-  g_clear_pointer (&f->path, g_free);
-  g_clear_pointer (&f->lock, g_free);
-}
+typedef EsTestDbFixture Fixture;
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 /* ------------------------------------------------------------------ */
-
-static EsStorageHandle *
-storage_open (const char *path)
-{
-  g_autoptr(GError) error = NULL;
-  EsSqliteStorage *storage = es_sqlite_storage_new (path, 0, NULL, &error);
-
-  g_assert_no_error (error);
-  return ES_STORAGE_HANDLE (storage);
-}
-
-static EsStorageHandle *
-storage_open_read_only (const char *path)
-{
-  g_autoptr(GError) error = NULL;
-  EsSqliteStorage *storage = g_initable_new (ES_TYPE_SQLITE_STORAGE, NULL, &error,
-                                             "path", path, "read-only", TRUE, NULL);
-
-  g_assert_no_error (error);
-  return ES_STORAGE_HANDLE (storage);
-}
-
-static void
-storage_close (EsStorageHandle *storage)
-{
-  g_autoptr(GError) error = NULL;
-
-  ASSERT_OK (es_storage_handle_close (storage, NULL, &error));
-  g_object_unref (storage);
-}
-
-static gint64
-append_n (EsStorageHandle *storage,
-          const char      *stream_id,
-          guint            n)
-{
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GBytes) bytes = g_bytes_new_static ("{}", 2);
-  g_autoptr(GError) error = NULL;
-  gint64 version = -1;
-
-  for (guint i = 0; i < n; i++)
-    g_ptr_array_add (events, es_candidate_event_new ("Happened", bytes));
-  ASSERT_OK (es_storage_handle_append (storage, stream_id, ES_VERSION_ANY,
-                                       (EsCandidateEvent * const *) events->pdata,
-                                       events->len, &version, NULL, &error));
-  return version;
-}
 
 static GBytes *
 bytes_of (const char *text)
@@ -146,8 +68,8 @@ save (EsStorageHandle *storage,
   g_autoptr(GBytes) bytes = state != NULL ? bytes_of (state) : NULL;
   g_autoptr(GError) error = NULL;
 
-  ASSERT_OK (es_storage_handle_save_checkpoint (storage, name, stream_id, position, bytes,
-                                                NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_save_checkpoint (storage, name, stream_id, position, bytes,
+                                                        NULL, &error));
 }
 
 static void
@@ -171,23 +93,13 @@ assert_sub (EsStorageHandle *storage,
     assert_bytes (es_subscription_info_get_state (info), state);
 }
 
-static sqlite3 *
-sqlite_open (const char *path)
-{
-  sqlite3 *db = NULL;
-
-  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
-  sqlite3_busy_timeout (db, 10000);
-  return db;
-}
-
 /* Every row of every table (but @except) as text, and the schema, in a
  * stable order: what "keeps everything" compares. */
 static char *
 dump_database (const char *path,
                const char *except)
 {
-  sqlite3 *db = sqlite_open (path);
+  sqlite3 *db = es_test_sqlite_open (path);
   g_autoptr(GString) out = g_string_new (NULL);
   g_autoptr(GPtrArray) tables = g_ptr_array_new_with_free_func (g_free);
   sqlite3_stmt *stmt = NULL;
@@ -246,40 +158,21 @@ dump_database (const char *path,
   return g_string_free (g_steal_pointer (&out), FALSE);
 }
 
-static gint64
-sqlite_int (const char *path,
-            const char *sql)
+/* The side file of the database at @path that holds the locks. */
+static char *
+lock_path_of (const char *path)
 {
-  sqlite3 *db = sqlite_open (path);
-  sqlite3_stmt *stmt = NULL;
-  gint64 value;
-
-  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
-  g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-  value = sqlite3_column_int64 (stmt, 0);
-  sqlite3_finalize (stmt);
-  sqlite3_close (db);
-  return value;
-}
-
-static void
-sqlite_exec (const char *path,
-             const char *sql)
-{
-  sqlite3 *db = sqlite_open (path);
-  char *message = NULL;
-
-  if (sqlite3_exec (db, sql, NULL, NULL, &message) != SQLITE_OK)
-    g_error ("%s: %s", sql, message);
-  sqlite3_close (db);
+  return g_strconcat (path, "-eslock", NULL);
 }
 
 /* The lock a descriptor of this process would meet on @name's byte of
- * the side file: F_WRLCK when someone holds the subscription. */
+ * the side file of the database at @path: F_WRLCK when someone holds the
+ * subscription. */
 static short
-lock_state (const char *lock_path,
+lock_state (const char *path,
             const char *name)
 {
+  g_autofree char *lock_path = lock_path_of (path);
   struct flock fl = { 0, };
   int fd = g_open (lock_path, O_RDWR | O_CLOEXEC, 0);
 
@@ -420,20 +313,23 @@ static void
 test_schema (Fixture       *f,
              gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  g_autofree char *lock = lock_path_of (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
 
   g_test_summary ("A new file is at schema version 3, with the subscriptions table");
 
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM pragma_table_info('subscriptions')"),
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint (es_test_sqlite_int (f->path,
+                                       "SELECT count(*) FROM pragma_table_info('subscriptions')"),
                    ==, 5);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT pk FROM pragma_table_info('subscriptions')"
-                                        " WHERE name = 'name'"), ==, 1);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT \"notnull\" FROM pragma_table_info('subscriptions')"
-                                        " WHERE name = 'state'"), ==, 0);
-  storage_close (storage);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT pk FROM pragma_table_info('subscriptions')"
+                                                " WHERE name = 'name'"), ==, 1);
+  g_assert_cmpint (es_test_sqlite_int (f->path,
+                                       "SELECT \"notnull\" FROM pragma_table_info('subscriptions')"
+                                       " WHERE name = 'state'"), ==, 0);
+  es_test_storage_close (storage);
   /* No subscription was acquired: no side file. */
-  g_assert_false (g_file_test (f->lock, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (lock, G_FILE_TEST_EXISTS));
 }
 
 static void
@@ -452,28 +348,29 @@ test_migration_v2 (Fixture       *f,
 
   /* A schema-2 file: what this es-glib writes, without the one table of
    * version 3 (version 3 adds it and changes nothing else). */
-  storage = storage_open (f->path);
-  append_n (storage, "a", 5);
-  append_n (storage, "b", 3);
-  append_n (storage, "c", 2);
-  ASSERT_OK (es_storage_handle_erase_event (storage, "a", 2, NULL, &error));
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "b", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_NONE, NULL, &error));
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "c", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
-  ASSERT_OK (es_storage_handle_set_retention (storage, "a", 0, 10, NULL, &error));
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "a", 5, "Happened", "{}", NULL);
+  es_test_storage_append_n (storage, "b", 3, "Happened", "{}", NULL);
+  es_test_storage_append_n (storage, "c", 2, "Happened", "{}", NULL);
+  ES_TEST_ASSERT_OK (es_storage_handle_erase_event (storage, "a", 2, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "b", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "c", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_set_retention (storage, "a", 0, 10, NULL, &error));
   {
     g_autoptr(GBytes) state = bytes_of ("snap");
-    ASSERT_OK (es_storage_handle_save_snapshot (storage, "a", "proj", 5, state, NULL, &error));
+    ES_TEST_ASSERT_OK (es_storage_handle_save_snapshot (storage, "a", "proj", 5, state, NULL,
+                                                        &error));
   }
-  storage_close (storage);
-  sqlite_exec (f->path, "DROP TABLE subscriptions; PRAGMA user_version = 2");
-  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM sqlite_master"
-                                        " WHERE name = 'subscriptions'"), ==, 0);
+  es_test_storage_close (storage);
+  es_test_sqlite_exec (f->path, "DROP TABLE subscriptions; PRAGMA user_version = 2");
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT count(*) FROM sqlite_master"
+                                                " WHERE name = 'subscriptions'"), ==, 0);
   before = dump_database (f->path, NULL);
 
-  storage = storage_open (f->path);
-  g_assert_cmpint (sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "PRAGMA user_version"), ==, 3);
   after = dump_database (f->path, "subscriptions");
   g_assert_cmpstr (after, ==, before);
 
@@ -482,7 +379,7 @@ test_migration_v2 (Fixture       *f,
   assert_sub (storage, "s", "a", 3, 2, "st");
   after_all = dump_database (f->path, "subscriptions");
   g_assert_cmpstr (after_all, ==, before);
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -493,7 +390,7 @@ static void
 test_checkpoint (Fixture       *f,
                  gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GPtrArray) listed = NULL;
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) empty = g_bytes_new (NULL, 0);
@@ -503,8 +400,8 @@ test_checkpoint (Fixture       *f,
                   "the state; lag comes from the stream's version or the last position; "
                   "listing is by name without states");
 
-  append_n (storage, "a", 4);
-  append_n (storage, "b", 2);   /* positions 5, 6 */
+  es_test_storage_append_n (storage, "a", 4, "Happened", "{}", NULL);
+  es_test_storage_append_n (storage, "b", 2, "Happened", "{}", NULL);   /* positions 5, 6 */
 
   g_assert_null (get_sub (storage, "s"));
 
@@ -524,7 +421,7 @@ test_checkpoint (Fixture       *f,
   save (storage, "s", "a", 3, NULL);
   assert_sub (storage, "s", "a", 3, 1, "one");
   /* An empty state is a state, not none. */
-  ASSERT_OK (es_storage_handle_save_checkpoint (storage, "s", "a", 4, empty, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_save_checkpoint (storage, "s", "a", 4, empty, NULL, &error));
   assert_sub (storage, "s", "a", 4, 0, "");
   save (storage, "s", "a", 4, "four");
   assert_sub (storage, "s", "a", 4, 0, "four");
@@ -536,11 +433,11 @@ test_checkpoint (Fixture       *f,
   assert_sub (storage, "all", "@all", 5, 1, NULL);
 
   /* The lag follows appends, and deletions keep the head. */
-  append_n (storage, "a", 3);
+  es_test_storage_append_n (storage, "a", 3, "Happened", "{}", NULL);
   assert_sub (storage, "s", "a", 4, 3, "four");
   assert_sub (storage, "all", "@all", 5, 4, NULL);
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "a", ES_VERSION_ANY,
-                                              ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "a", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   assert_sub (storage, "s", "a", 4, 3, "four");
   /* @all's head is the last position used, as stream information says. */
   {
@@ -576,27 +473,28 @@ test_checkpoint (Fixture       *f,
   }
 
   /* Stored in the file, as the schema says. */
-  storage_close (storage);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT position FROM subscriptions WHERE name = 's'"),
+  es_test_storage_close (storage);
+  g_assert_cmpint (es_test_sqlite_int (f->path,
+                                       "SELECT position FROM subscriptions WHERE name = 's'"),
                    ==, 4);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT stream_id = '@all' FROM subscriptions"
-                                        " WHERE name = 'all'"), ==, 1);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT state IS NULL FROM subscriptions"
-                                        " WHERE name = 'all'"), ==, 1);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT stream_id = '@all' FROM subscriptions"
+                                                " WHERE name = 'all'"), ==, 1);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT state IS NULL FROM subscriptions"
+                                                " WHERE name = 'all'"), ==, 1);
 }
 
 static void
 test_checkpoint_rules (Fixture       *f,
                        gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GBytes) state = bytes_of ("new");
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("A checkpoint never moves back and stays on its stream: "
                   "INVALID_ARGUMENT naming both, and neither checkpoint nor state changes");
 
-  append_n (storage, "a", 5);
+  es_test_storage_append_n (storage, "a", 5, "Happened", "{}", NULL);
   save (storage, "s", "a", 3, "old");
   save (storage, "all", NULL, 3, "old");
 
@@ -623,7 +521,7 @@ test_checkpoint_rules (Fixture       *f,
   assert_sub (storage, "s", "a", 3, 2, "old");
   assert_sub (storage, "all", "@all", 3, 2, "old");
 
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -634,15 +532,15 @@ static void
 test_reset (Fixture       *f,
             gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("reset moves the checkpoint either way and drops the state; NOT_FOUND for "
                   "none, INVALID_ARGUMENT beyond the head (stream version, or last position "
                   "for @all), nothing changed then");
 
-  append_n (storage, "a", 5);
-  append_n (storage, "b", 2);  /* positions 6, 7 */
+  es_test_storage_append_n (storage, "a", 5, "Happened", "{}", NULL);
+  es_test_storage_append_n (storage, "b", 2, "Happened", "{}", NULL);  /* positions 6, 7 */
 
   g_assert_false (es_storage_handle_reset_subscription (storage, "none", 0, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_NOT_FOUND);
@@ -651,10 +549,10 @@ test_reset (Fixture       *f,
   g_assert_null (get_sub (storage, "none"));
 
   save (storage, "s", "a", 4, "st");
-  ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 1, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 1, NULL, &error));
   assert_sub (storage, "s", "a", 1, 4, NULL);
   save (storage, "s", "a", 2, "again");
-  ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 5, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 5, NULL, &error));
   assert_sub (storage, "s", "a", 5, 0, NULL);
 
   g_assert_false (es_storage_handle_reset_subscription (storage, "s", 6, NULL, &error));
@@ -665,32 +563,32 @@ test_reset (Fixture       *f,
   assert_sub (storage, "s", "a", 5, 0, NULL);
 
   save (storage, "all", NULL, 3, "st");
-  ASSERT_OK (es_storage_handle_reset_subscription (storage, "all", 7, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (storage, "all", 7, NULL, &error));
   assert_sub (storage, "all", "@all", 7, 0, NULL);
   save (storage, "all", NULL, 7, "st");
   g_assert_false (es_storage_handle_reset_subscription (storage, "all", 8, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   assert_sub (storage, "all", "@all", 7, 0, "st");
-  ASSERT_OK (es_storage_handle_reset_subscription (storage, "all", 0, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (storage, "all", 0, NULL, &error));
   assert_sub (storage, "all", "@all", 0, 7, NULL);
 
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 static void
 test_delete (Fixture       *f,
              gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("delete forgets a subscription; NOT_FOUND when none is stored");
 
-  append_n (storage, "a", 2);
+  es_test_storage_append_n (storage, "a", 2, "Happened", "{}", NULL);
   save (storage, "s", "a", 2, "st");
   save (storage, "t", "a", 1, NULL);
-  ASSERT_OK (es_storage_handle_delete_subscription (storage, "s", NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_subscription (storage, "s", NULL, &error));
   g_assert_null (get_sub (storage, "s"));
   assert_sub (storage, "t", "a", 1, 1, NULL);
 
@@ -701,8 +599,8 @@ test_delete (Fixture       *f,
   /* A new one of that name starts afresh, on any stream. */
   save (storage, "s", NULL, 1, NULL);
   assert_sub (storage, "s", "@all", 1, 1, NULL);
-  storage_close (storage);
-  g_assert_cmpint (sqlite_int (f->path, "SELECT count(*) FROM subscriptions"), ==, 2);
+  es_test_storage_close (storage);
+  g_assert_cmpint (es_test_sqlite_int (f->path, "SELECT count(*) FROM subscriptions"), ==, 2);
 }
 
 /* reset and delete fail with BUSY while @holder holds "s" through
@@ -726,7 +624,7 @@ static void
 test_management_busy (Fixture       *f,
                       gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   EsStorageHandle *other = NULL;
   g_autoptr(GError) error = NULL;
   Holder *h;
@@ -734,18 +632,18 @@ test_management_busy (Fixture       *f,
   g_test_summary ("reset and delete fail with BUSY while a consumer holds the subscription: "
                   "through the same storage, another storage of the process, another process");
 
-  append_n (storage, "a", 2);
+  es_test_storage_append_n (storage, "a", 2, "Happened", "{}", NULL);
   save (storage, "s", "a", 2, "st");
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
   assert_management_busy (storage);
   es_storage_handle_release_subscription (storage, "s");
 
-  other = storage_open (f->path);
-  ASSERT_OK (es_storage_handle_acquire_subscription (other, "s", FALSE, NULL, &error));
+  other = es_test_sqlite_storage_open (f->path, FALSE);
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (other, "s", FALSE, NULL, &error));
   assert_management_busy (storage);
   es_storage_handle_release_subscription (other, "s");
-  storage_close (other);
+  es_test_storage_close (other);
 
   h = holder_spawn ("hold", f->path, "s");
   holder_wait_held (h);
@@ -754,13 +652,13 @@ test_management_busy (Fixture       *f,
   holder_free (h);
 
   /* Nobody holds it now: both work (and hold it only while they run). */
-  ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 1, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (storage, "s", 1, NULL, &error));
   assert_sub (storage, "s", "a", 1, 1, NULL);
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
   es_storage_handle_release_subscription (storage, "s");
-  ASSERT_OK (es_storage_handle_delete_subscription (storage, "s", NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_subscription (storage, "s", NULL, &error));
   g_assert_null (get_sub (storage, "s"));
-  storage_close (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -772,13 +670,13 @@ test_acquire_same_storage (Fixture       *f,
                            gconstpointer  data)
 {
   const char *path = data != NULL ? data : f->path;
-  EsStorageHandle *storage = storage_open (path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (path, FALSE);
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("A second acquisition of a name through one storage fails with BUSY at "
                   "once, even waiting; other names are independent; release lets it go");
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
   g_assert_false (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
   g_assert_nonnull (strstr (error->message, "'s'"));
@@ -788,54 +686,55 @@ test_acquire_same_storage (Fixture       *f,
   g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
   g_clear_error (&error);
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "t", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "t", FALSE, NULL, &error));
   es_storage_handle_release_subscription (storage, "t");
   es_storage_handle_release_subscription (storage, "never-held");
   es_storage_handle_release_subscription (storage, "s");
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", TRUE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", TRUE, NULL, &error));
   es_storage_handle_release_subscription (storage, "s");
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "t", FALSE, NULL, &error));
-  storage_close (storage);
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "t", FALSE, NULL, &error));
+  es_test_storage_close (storage);
 }
 
 static void
 test_memory (Fixture       *f,
              gconstpointer  data)
 {
-  EsStorageHandle *a = storage_open (":memory:");
-  EsStorageHandle *b = storage_open (":memory:");
+  EsStorageHandle *a = es_test_sqlite_storage_open (":memory:", FALSE);
+  EsStorageHandle *b = es_test_sqlite_storage_open (":memory:", FALSE);
   g_autoptr(GError) error = NULL;
 
   g_test_summary ("An in-memory database locks in its storage only: BUSY for a second "
                   "holder, reset and delete BUSY while held; another in-memory storage is "
                   "another database; no side file anywhere");
 
-  append_n (a, "a", 2);
+  es_test_storage_append_n (a, "a", 2, "Happened", "{}", NULL);
   save (a, "s", "a", 2, "st");
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
   g_assert_false (es_storage_handle_acquire_subscription (a, "s", TRUE, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
   g_clear_error (&error);
   assert_management_busy (a);
-  ASSERT_OK (es_storage_handle_acquire_subscription (b, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (b, "s", FALSE, NULL, &error));
   g_assert_null (get_sub (b, "s"));
 
   es_storage_handle_release_subscription (a, "s");
-  ASSERT_OK (es_storage_handle_reset_subscription (a, "s", 0, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_reset_subscription (a, "s", 0, NULL, &error));
   assert_sub (a, "s", "a", 0, 2, NULL);
   g_assert_false (g_file_test (":memory:-eslock", G_FILE_TEST_EXISTS));
 
   /* Close releases: acquiring again after close is refused as closed. */
-  storage_close (a);
-  storage_close (b);
+  es_test_storage_close (a);
+  es_test_storage_close (b);
 }
 
 static void
 test_two_storages (Fixture       *f,
                    gconstpointer  data)
 {
-  EsStorageHandle *a = storage_open (f->path);
-  EsStorageHandle *b = storage_open (f->path);
+  g_autofree char *lock = lock_path_of (f->path);
+  EsStorageHandle *a = es_test_sqlite_storage_open (f->path, FALSE);
+  EsStorageHandle *b = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GError) error = NULL;
   Waiter w = { 0, };
   GThread *thread;
@@ -846,21 +745,21 @@ test_two_storages (Fixture       *f,
                   "processes: BUSY without waiting; a waiter takes over when the holder "
                   "releases, woken by the release; the lock is a byte of <database>-eslock");
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
 
   /* The side file, 0644 (under the test's umask 022), locked at the
    * name's byte only; the database and its -wal/-shm untouched by it. */
-  g_assert_cmpint (g_stat (f->lock, &st), ==, 0);
+  g_assert_cmpint (g_stat (lock, &st), ==, 0);
   g_assert_cmpint (st.st_mode & 0777, ==, 0644);
   g_assert_cmpint (st.st_size, ==, 0);
-  g_assert_cmpint (lock_state (f->lock, "s"), ==, F_WRLCK);
-  g_assert_cmpint (lock_state (f->lock, "t"), ==, F_UNLCK);
+  g_assert_cmpint (lock_state (f->path, "s"), ==, F_WRLCK);
+  g_assert_cmpint (lock_state (f->path, "t"), ==, F_UNLCK);
 
   g_assert_false (es_storage_handle_acquire_subscription (b, "s", FALSE, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
   g_clear_error (&error);
-  ASSERT_OK (es_storage_handle_acquire_subscription (b, "t", FALSE, NULL, &error));
-  g_assert_cmpint (lock_state (f->lock, "t"), ==, F_WRLCK);
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (b, "t", FALSE, NULL, &error));
+  g_assert_cmpint (lock_state (f->path, "t"), ==, F_WRLCK);
 
   w.storage = b;
   w.name = "s";
@@ -875,7 +774,7 @@ test_two_storages (Fixture       *f,
   g_assert_cmpint (w.held, ==, 1);
   g_test_message ("in-process takeover after a release: %" G_GINT64_FORMAT " us",
                   w.held_at - released_at);
-  g_assert_cmpint (lock_state (f->lock, "s"), ==, F_WRLCK);
+  g_assert_cmpint (lock_state (f->path, "s"), ==, F_WRLCK);
 
   g_assert_false (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
   g_assert_error (error, ES_ERROR, ES_ERROR_BUSY);
@@ -883,21 +782,21 @@ test_two_storages (Fixture       *f,
 
   /* Releasing one name leaves the other held. */
   es_storage_handle_release_subscription (b, "t");
-  g_assert_cmpint (lock_state (f->lock, "t"), ==, F_UNLCK);
-  g_assert_cmpint (lock_state (f->lock, "s"), ==, F_WRLCK);
+  g_assert_cmpint (lock_state (f->path, "t"), ==, F_UNLCK);
+  g_assert_cmpint (lock_state (f->path, "s"), ==, F_WRLCK);
   es_storage_handle_release_subscription (b, "s");
-  g_assert_cmpint (lock_state (f->lock, "s"), ==, F_UNLCK);
+  g_assert_cmpint (lock_state (f->path, "s"), ==, F_UNLCK);
 
-  storage_close (a);
-  storage_close (b);
+  es_test_storage_close (a);
+  es_test_storage_close (b);
 }
 
 static void
 test_cancel (Fixture       *f,
              gconstpointer  data)
 {
-  EsStorageHandle *a = storage_open (f->path);
-  EsStorageHandle *b = storage_open (f->path);
+  EsStorageHandle *a = es_test_sqlite_storage_open (f->path, FALSE);
+  EsStorageHandle *b = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GError) error = NULL;
   Waiter w = { 0, };
@@ -906,7 +805,7 @@ test_cancel (Fixture       *f,
   g_test_summary ("A wait ends with G_IO_ERROR_CANCELLED when its cancellable is cancelled, "
                   "and holds nothing; a cancellable cancelled before fails at once");
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "s", FALSE, NULL, &error));
   w.storage = b;
   w.name = "s";
   w.cancellable = cancellable;
@@ -924,19 +823,19 @@ test_cancel (Fixture       *f,
 
   /* b holds nothing: once a lets go, b's "s" and "t" are free. */
   es_storage_handle_release_subscription (a, "s");
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "t", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "t", FALSE, NULL, &error));
   es_storage_handle_release_subscription (a, "t");
-  ASSERT_OK (es_storage_handle_acquire_subscription (b, "s", FALSE, NULL, &error));
-  storage_close (a);
-  storage_close (b);
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (b, "s", FALSE, NULL, &error));
+  es_test_storage_close (a);
+  es_test_storage_close (b);
 }
 
 static void
 test_close_releases (Fixture       *f,
                      gconstpointer  data)
 {
-  EsStorageHandle *a = storage_open (f->path);
-  EsStorageHandle *b = storage_open (f->path);
+  EsStorageHandle *a = es_test_sqlite_storage_open (f->path, FALSE);
+  EsStorageHandle *b = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GError) error = NULL;
   Waiter w = { 0, };
   Waiter w2 = { 0, };
@@ -946,8 +845,8 @@ test_close_releases (Fixture       *f,
   g_test_summary ("Closing a storage releases everything it holds (a waiter elsewhere takes "
                   "over), ends its own waits with CLOSED, and refuses new acquisitions");
 
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "x", FALSE, NULL, &error));
-  ASSERT_OK (es_storage_handle_acquire_subscription (a, "y", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "x", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (a, "y", FALSE, NULL, &error));
   seen = try_from_process (f->path, "x");
   g_assert_cmpstr (seen, ==, "busy");
   g_clear_pointer (&seen, g_free);
@@ -957,19 +856,19 @@ test_close_releases (Fixture       *f,
   thread = g_thread_new ("waiter", waiter_thread, &w);
   es_test_spin (20);
   g_assert_cmpint (g_atomic_int_get (&w.held), ==, 0);
-  storage_close (a);
+  es_test_storage_close (a);
   g_thread_join (thread);
   g_assert_no_error (w.error);
   g_assert_cmpint (w.held, ==, 1);
-  ASSERT_OK (es_storage_handle_acquire_subscription (b, "y", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (b, "y", FALSE, NULL, &error));
 
   /* A wait through a storage being closed ends, CLOSED. */
-  a = storage_open (f->path);
+  a = es_test_sqlite_storage_open (f->path, FALSE);
   w2.storage = a;
   w2.name = "y";
   thread = g_thread_new ("waiter", waiter_thread, &w2);
   es_test_spin (20);
-  ASSERT_OK (es_storage_handle_close (a, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_close (a, NULL, &error));
   g_thread_join (thread);
   g_assert_error (w2.error, ES_ERROR, ES_ERROR_CLOSED);
   g_clear_error (&w2.error);
@@ -991,7 +890,8 @@ static void
 test_read_only (Fixture       *f,
                 gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  g_autofree char *lock = lock_path_of (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   EsStorageHandle *reader;
   g_autoptr(GPtrArray) listed = NULL;
   g_autoptr(GError) error = NULL;
@@ -1000,11 +900,11 @@ test_read_only (Fixture       *f,
                   "not save checkpoints): acquire, save, reset and delete fail with the "
                   "read-only INVALID_ARGUMENT, and nothing is locked or changed");
 
-  append_n (storage, "a", 3);
+  es_test_storage_append_n (storage, "a", 3, "Happened", "{}", NULL);
   save (storage, "s", "a", 1, "st");
-  storage_close (storage);
+  es_test_storage_close (storage);
 
-  reader = storage_open_read_only (f->path);
+  reader = es_test_sqlite_storage_open (f->path, TRUE);
   assert_sub (reader, "s", "a", 1, 2, "st");
   listed = es_storage_handle_list_subscriptions (reader, NULL, &error);
   g_assert_no_error (error);
@@ -1025,15 +925,15 @@ test_read_only (Fixture       *f,
   g_clear_error (&error);
   es_storage_handle_release_subscription (reader, "s");
   assert_sub (reader, "s", "a", 1, 2, "st");
-  g_assert_false (g_file_test (f->lock, G_FILE_TEST_EXISTS));
-  storage_close (reader);
+  g_assert_false (g_file_test (lock, G_FILE_TEST_EXISTS));
+  es_test_storage_close (reader);
 }
 
 static void
 test_other_process (Fixture       *f,
                     gconstpointer  data)
 {
-  EsStorageHandle *storage = storage_open (f->path);
+  EsStorageHandle *storage = es_test_sqlite_storage_open (f->path, FALSE);
   g_autoptr(GError) error = NULL;
   g_autofree char *seen = NULL;
   g_autofree char *line = NULL;
@@ -1044,7 +944,7 @@ test_other_process (Fixture       *f,
                   "takes over on release, and a holder's kill -9 releases it");
 
   /* This process holds: another sees it busy, then free. */
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", FALSE, NULL, &error));
   seen = try_from_process (f->path, "s");
   g_assert_cmpstr (seen, ==, "busy");
   g_clear_pointer (&seen, g_free);
@@ -1066,7 +966,7 @@ test_other_process (Fixture       *f,
   g_clear_error (&error);
   g_subprocess_send_signal (h->process, SIGKILL);
   g_subprocess_wait (h->process, NULL, NULL);
-  ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", TRUE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_acquire_subscription (storage, "s", TRUE, NULL, &error));
   holder_free (h);
 
   /* And a process waiting on this one takes over when it closes. */
@@ -1074,7 +974,7 @@ test_other_process (Fixture       *f,
   g_clear_pointer (&line, g_free);
   line = holder_line (h2);
   g_assert_cmpstr (line, ==, "waiting");
-  storage_close (storage);
+  es_test_storage_close (storage);
   holder_wait_held (h2);
   holder_release (h2);
   holder_free (h2);
@@ -1147,7 +1047,8 @@ main (int   argc,
   g_test_init (&argc, &argv, NULL);
 
 #define ADD(name, func, data) \
-  g_test_add ("/sqlite/subscription/" name, Fixture, data, fixture_setup, func, fixture_teardown)
+  g_test_add ("/sqlite/subscription/" name, Fixture, data, \
+              es_test_db_fixture_setup, func, es_test_db_fixture_teardown)
 
   ADD ("schema", test_schema, NULL);
   ADD ("migration-v2", test_migration_v2, NULL);

@@ -19,31 +19,7 @@
 
 #include "es-test-utils.h"
 
-typedef struct
-{
-  char *tmpdir;   /* (owned) a fresh directory per test */
-  char *path;     /* (owned) tmpdir/events.db, not created */
-} Fixture;
-
-static void
-fixture_setup (Fixture       *f,
-               gconstpointer  data)
-{
-  g_autoptr(GError) error = NULL;
-
-  f->tmpdir = g_dir_make_tmp ("es-sqlite-XXXXXX", &error);
-  g_assert_no_error (error);
-  f->path = g_build_filename (f->tmpdir, "events.db", NULL);
-}
-
-static void
-fixture_teardown (Fixture       *f,
-                  gconstpointer  data)
-{
-  es_test_remove_tree (f->tmpdir);
-  g_clear_pointer (&f->tmpdir, g_free);
-  g_clear_pointer (&f->path, g_free);
-}
+typedef EsTestDbFixture Fixture;
 
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
@@ -1739,7 +1715,8 @@ main (int   argc,
   g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
 #define ADD(name, func) \
-  g_test_add ("/sqlite/" name, Fixture, NULL, fixture_setup, func, fixture_teardown)
+  g_test_add ("/sqlite/" name, Fixture, NULL, \
+              es_test_db_fixture_setup, func, es_test_db_fixture_teardown)
 
   ADD ("persist", test_persist);
   ADD ("close-leaves-one-file", test_close_leaves_one_file);

@@ -11,6 +11,7 @@
 #include <glib/gstdio.h>
 #include <glib-unix.h>
 
+#include "es-glib/es-export-format-private.h"
 #include "es-tool.h"
 
 static const char *
@@ -28,99 +29,17 @@ state_name (EsStreamState state)
 /* Events -------------------------------------------------------------- */
 
 /* The JSON Lines form of an event: the line es_stream_factory_export_events()
- * writes (doc/export-format.md), so that `read --json` and `export` can
- * be compared and fed to `import`: stream_id, version, sequence_id,
- * timestamp (UTC, microseconds), event_type, idempotency_key (or null),
- * metadata (the JSON object as written when json-glib writes it back byte
- * for byte, else a string, or null), then data (the JSON text, under the
- * same rule) or data_base64, and "erased": true for an erased event. */
-static void
-append_json_string (GString    *out,
-                    const char *s)
-{
-  g_string_append_c (out, '"');
-  for (const char *p = s; *p != '\0'; p++)
-    {
-      guchar c = (guchar) *p;
-
-      switch (c)
-        {
-        case '"': g_string_append (out, "\\\""); break;
-        case '\\': g_string_append (out, "\\\\"); break;
-        case '\n': g_string_append (out, "\\n"); break;
-        case '\r': g_string_append (out, "\\r"); break;
-        case '\t': g_string_append (out, "\\t"); break;
-        default:
-          if (c < 0x20)
-            g_string_append_printf (out, "\\u%04x", c);
-          else
-            g_string_append_c (out, (char) c);
-        }
-    }
-  g_string_append_c (out, '"');
-}
-
-/* Whether @text is JSON that json-glib writes back byte for byte (the
- * export's rule for embedding data and metadata as JSON). */
-static gboolean
-is_canonical_json (const char *text,
-                   gsize       len,
-                   gboolean    want_object)
-{
-  g_autoptr(JsonNode) node = es_tool_parse_json (text, len);
-  g_autofree char *again = NULL;
-
-  if (node == NULL || memchr (text, '\0', len) != NULL ||
-      (want_object && !JSON_NODE_HOLDS_OBJECT (node)))
-    return FALSE;
-  again = json_to_string (node, FALSE);
-  return strlen (again) == len && memcmp (again, text, len) == 0;
-}
-
+ * writes (doc/export-format.md), from the same function, so that
+ * `read --json` and `export` can be compared and fed to `import`. */
 static void
 print_event_json (EsStoredEvent *event)
 {
+  static JsonParser *parser;
   g_autoptr(GString) out = g_string_new (NULL);
-  g_autofree char *time = es_tool_format_time (es_stored_event_get_timestamp_usec (event));
-  GBytes *data = es_stored_event_get_data (event);
-  const char *metadata = es_stored_event_get_metadata (event);
-  const char *key = es_stored_event_get_idempotency_key (event);
-  gsize size = 0;
-  const char *bytes = data != NULL ? g_bytes_get_data (data, &size) : NULL;
 
-  g_string_append (out, "{\"stream_id\":");
-  append_json_string (out, es_stored_event_get_stream_id (event));
-  g_string_append_printf (out, ",\"version\":%" G_GINT64_FORMAT ",\"sequence_id\":%"
-                          G_GINT64_FORMAT ",\"timestamp\":\"%s\",\"event_type\":",
-                          es_stored_event_get_version (event),
-                          es_stored_event_get_sequence_id (event), time);
-  append_json_string (out, es_stored_event_get_event_type (event));
-  g_string_append (out, ",\"idempotency_key\":");
-  if (key != NULL)
-    append_json_string (out, key);
-  else
-    g_string_append (out, "null");
-  g_string_append (out, ",\"metadata\":");
-  if (metadata == NULL)
-    g_string_append (out, "null");
-  else if (is_canonical_json (metadata, strlen (metadata), TRUE))
-    g_string_append (out, metadata);
-  else
-    append_json_string (out, metadata);
-  if (bytes != NULL && is_canonical_json (bytes, size, FALSE))
-    {
-      g_string_append (out, ",\"data\":");
-      g_string_append_len (out, bytes, (gssize) size);
-    }
-  else
-    {
-      g_autofree char *b64 = g_base64_encode ((const guchar *) bytes, size);
-
-      g_string_append_printf (out, ",\"data_base64\":\"%s\"", b64);
-    }
-  if (es_stored_event_get_erased (event))
-    g_string_append (out, ",\"erased\":true");
-  g_string_append (out, "}\n");
+  if (parser == NULL)
+    parser = json_parser_new_immutable ();
+  _es_export_append_event (out, parser, event, FALSE);
   fputs (out->str, stdout);
 }
 

@@ -4,9 +4,12 @@
  * opens. It either fails with ES_ERROR_STORAGE, leaving the file exactly
  * as it was (except an es-glib database of an older schema version, whose
  * upgrade may be committed before a later step of the opening meets the
- * damage: see "Upgrades" in doc/operations.md), or opens; then @all is read to the end (a damaged file may
- * fail that with ES_ERROR_STORAGE) and the factory is closed. Never a
- * crash, a hang, a leak or a CRITICAL.
+ * damage: see "Upgrades" in doc/operations.md; the seed
+ * schema-1-snapshots-column-renamed.db is one, a schema-1 file whose
+ * snapshots table has no "timestamp" column: the upgrade commits, then
+ * preparing the writer's statements fails), or opens; then @all is read
+ * to the end (a damaged file may fail that with ES_ERROR_STORAGE) and the
+ * factory is closed. Never a crash, a hang, a leak or a CRITICAL.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "fuzz-common.h"

@@ -220,16 +220,6 @@ storage_new (Fixture    *f,
   return ES_STORAGE_HANDLE (storage);
 }
 
-static void
-storage_close_and_free (EsStorageHandle *storage)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_assert_true (es_storage_handle_close (storage, NULL, &error));
-  g_assert_no_error (error);
-  g_object_unref (storage);
-}
-
 static gint64
 append_n (EsStorageHandle *storage,
           const char      *stream_id,
@@ -505,7 +495,7 @@ test_migration (Fixture       *f,
                                                     ES_READ_FLAGS_INCLUDE_TOMBSTONES, NULL,
                                                     100, NULL, &error);
   g_assert_no_error (error);
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
 
   sql = g_strdup_printf ("DROP TABLE %s.subscriptions;"
                          "DROP FUNCTION %s.save_checkpoint, %s.change_subscription,"
@@ -575,7 +565,7 @@ test_migration (Fixture       *f,
   info = get_ok (storage, "order-view");
   g_assert_cmpint (es_subscription_info_get_lag (info), ==, 5 - 2);
 
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -693,7 +683,7 @@ test_store (Fixture       *f,
       }
   }
 
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
 }
 
 static void
@@ -777,8 +767,8 @@ test_reset_delete (Fixture       *f,
   row = stored_row (f, "sub");
   g_assert_cmpstr (row, ==, "@all 0 null");
 
-  storage_close_and_free (other);
-  storage_close_and_free (storage);
+  es_test_storage_close (other);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -859,9 +849,9 @@ test_exclusive_storages (Fixture       *f,
   /* Released: anyone saves (nobody holds it). */
   save_ok (a, "projector", NULL, 4, NULL);
 
-  storage_close_and_free (c);
-  storage_close_and_free (b);
-  storage_close_and_free (a);
+  es_test_storage_close (c);
+  es_test_storage_close (b);
+  es_test_storage_close (a);
 }
 
 static void
@@ -902,8 +892,8 @@ test_cancel_wait (Fixture       *f,
   es_storage_handle_release_subscription (a, "sub");
   acquire_ok (b, "sub", FALSE);
 
-  storage_close_and_free (b);
-  storage_close_and_free (a);
+  es_test_storage_close (b);
+  es_test_storage_close (a);
 }
 
 static void
@@ -941,7 +931,7 @@ test_close_releases (Fixture       *f,
   g_clear_error (&error);
 
   g_object_unref (a);
-  storage_close_and_free (b);
+  es_test_storage_close (b);
   g_assert_cmpint (holder_pid (f, f->schema, "one"), ==, 0);
 }
 
@@ -1005,9 +995,9 @@ test_session_settings (Fixture       *f,
   g_assert_no_error (w.error);
   g_assert_true (w.ok);
 
-  storage_close_and_free (c);
-  storage_close_and_free (b);
-  storage_close_and_free (a);
+  es_test_storage_close (c);
+  es_test_storage_close (b);
+  es_test_storage_close (a);
 }
 
 static void
@@ -1064,8 +1054,8 @@ test_terminated_holder (Fixture       *f,
                    ==, _es_pg_storage_get_subscription_pid (ES_PG_STORAGE (b), "sub"));
   assert_acquire_busy (a, "sub", FALSE);
 
-  storage_close_and_free (b);
-  storage_close_and_free (a);
+  es_test_storage_close (b);
+  es_test_storage_close (a);
 }
 
 /* What an EsSubscription emitted. */
@@ -1365,7 +1355,7 @@ test_process_takeover (Fixture       *f,
     g_assert_no_error (error);
   }
 
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
 }
 
 int

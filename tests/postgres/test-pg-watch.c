@@ -1009,23 +1009,6 @@ subscription_has (gpointer data)
 }
 
 static void
-append_n (EsStorageHandle *storage,
-          const char      *stream_id,
-          guint            n)
-{
-  g_autoptr(GPtrArray) events = g_ptr_array_new_with_free_func (g_object_unref);
-  g_autoptr(GError) error = NULL;
-  gint64 version;
-
-  for (guint i = 0; i < n; i++)
-    g_ptr_array_add (events, es_candidate_event_new ("Direct", NULL));
-  es_storage_handle_append (storage, stream_id, ES_VERSION_ANY,
-                            (EsCandidateEvent * const *) events->pdata, n, &version,
-                            NULL, &error);
-  g_assert_no_error (error);
-}
-
-static void
 test_notifier (Fixture       *fixture,
                gconstpointer  data)
 {
@@ -1042,7 +1025,7 @@ test_notifier (Fixture       *fixture,
 
   storage = es_pg_storage_new (fixture->conninfo, fixture->schema, 2, NULL, &error);
   g_assert_no_error (error);
-  append_n (ES_STORAGE_HANDLE (storage), "s", 2);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 2, "Direct", NULL, NULL);
 
   notifier = es_pg_notifier_new (storage);
   g_assert_true (es_notifier_start (ES_NOTIFIER (notifier), NULL, &error));
@@ -1064,8 +1047,8 @@ test_notifier (Fixture       *fixture,
   g_assert_cmpuint (id, !=, 0);
 
   /* The storage's appends do not call committed(): NOTIFY alone wakes it. */
-  append_n (ES_STORAGE_HANDLE (storage), "s", 3);
-  append_n (ES_STORAGE_HANDLE (storage), "t", 1);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 3, "Direct", NULL, NULL);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "t", 1, "Direct", NULL, NULL);
   wait.subscription = &first;
   wait.n = 4;
   es_test_spin_until (subscription_has, &wait);
@@ -1082,7 +1065,7 @@ test_notifier (Fixture       *fixture,
 
   es_notifier_subscribe (ES_NOTIFIER (notifier), subscription_events, &second,
                          subscription_destroy);
-  append_n (ES_STORAGE_HANDLE (storage), "s", 2);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 2, "Direct", NULL, NULL);
   wait.subscription = &second;
   wait.n = 2;
   es_test_spin_until (subscription_has, &wait);
@@ -1095,7 +1078,7 @@ test_notifier (Fixture       *fixture,
   es_notifier_stop (ES_NOTIFIER (notifier));
   g_assert_cmpint (g_atomic_int_get (&second.destroyed), ==, 1);
 
-  append_n (ES_STORAGE_HANDLE (storage), "s", 1);
+  es_test_storage_append_n (ES_STORAGE_HANDLE (storage), "s", 1, "Direct", NULL, NULL);
   g_usleep (100 * G_TIME_SPAN_MILLISECOND);
   g_assert_cmpuint (subscription_count (&second), ==, 2);
 

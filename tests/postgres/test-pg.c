@@ -3050,13 +3050,6 @@ static const char v1_schema_sql[] =
   "END $$;";
 
 
-/* Checks a call that sets &error: the error first, for its message. */
-#define ASSERT_OK(call) G_STMT_START { \
-    gboolean ok_ = (call); \
-    g_assert_no_error (error); \
-    g_assert_true (ok_); \
-  } G_STMT_END
-
 static EsStorageHandle *
 factory_storage (EsStreamFactory *factory)
 {
@@ -3250,12 +3243,12 @@ test_lifecycle_migration (Fixture       *f,
     g_autoptr(EsCandidateEvent) late = candidate_text ("Again", "", NULL, NULL);
     g_autoptr(GPtrArray) tail = NULL;
 
-    ASSERT_OK (es_storage_handle_append (storage, "order-2", 2, &event, 1, &version, NULL,
-                                             &error));
+    ES_TEST_ASSERT_OK (es_storage_handle_append (storage, "order-2", 2, &event, 1, &version, NULL,
+                                                 &error));
     g_assert_cmpint (version, ==, 3);
     /* The idempotency key written by 0.1 is still known. */
-    ASSERT_OK (es_storage_handle_append (storage, "order-2", ES_VERSION_ANY, &retry, 1,
-                                             &version, NULL, &error));
+    ES_TEST_ASSERT_OK (es_storage_handle_append (storage, "order-2", ES_VERSION_ANY, &retry, 1,
+                                                 &version, NULL, &error));
     g_assert_cmpint (version, ==, 3);
     g_assert_false (es_storage_handle_append (storage, "order-1", ES_VERSION_NO_STREAM, &late, 1,
                                               &version, NULL, &error));
@@ -3309,8 +3302,8 @@ test_lifecycle_notify_delete (Fixture       *f,
   write_one (other, "C", "c", ES_VERSION_ANY);
   admin_exec (f, listen);
 
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "doomed", 2,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "doomed", 2,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
   notify = admin_wait_notify (f);
   g_assert_nonnull (notify);
   g_assert_cmpstr (notify->extra, ==, "4");
@@ -3331,8 +3324,8 @@ test_lifecycle_notify_delete (Fixture       *f,
   g_assert_cmpuint (plain->len, ==, 1);
 
   /* A soft delete takes a position too (no marker), and notifies it. */
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "other", ES_VERSION_ANY,
-                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "other", ES_VERSION_ANY,
+                                                      ES_DELETE_FLAGS_NONE, NULL, &error));
   notify = admin_wait_notify (f);
   g_assert_nonnull (notify);
   g_assert_cmpstr (notify->extra, ==, "5");
@@ -3371,8 +3364,8 @@ test_lifecycle_watch_remote_delete (Fixture       *f,
   es_test_recorder_wait_events (recorder, 1);
   es_test_recorder_wait_events (all_recorder, 1);
 
-  ASSERT_OK (es_storage_handle_delete_stream (factory_storage (deleting), "watched", 1,
-                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (factory_storage (deleting), "watched", 1,
+                                                      ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
 
   es_test_recorder_wait_error (recorder);
   g_assert_error (recorder->error, ES_ERROR, ES_ERROR_STREAM_DELETED);
@@ -3902,14 +3895,14 @@ test_lifecycle_rows (Fixture       *f,
       g_assert_no_error (error);
     }
 
-  ASSERT_OK (es_storage_handle_erase_event (storage, "private", 4, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_erase_event (storage, "private", 4, NULL, &error));
   sql = g_strdup_printf ("SELECT octet_length(data) || ' ' || coalesce(metadata, 'null') || ' '"
                          " || flags || ' ' || event_type FROM %s.events"
                          " WHERE stream_id = 'private' AND version = 4", qschema);
   row = admin_query_text (f, sql, NULL);
   g_assert_cmpstr (row, ==, "0 null 1 Secret");
 
-  ASSERT_OK (es_storage_handle_truncate_stream (storage, "private", 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_truncate_stream (storage, "private", 3, NULL, &error));
   g_free (sql);
   sql = g_strdup_printf ("SELECT string_agg(version::text, ',' ORDER BY version) FROM %s.events",
                          qschema);
@@ -3917,13 +3910,13 @@ test_lifecycle_rows (Fixture       *f,
   row = admin_query_text (f, sql, NULL);
   g_assert_cmpstr (row, ==, "3,4");
 
-  ASSERT_OK (es_storage_handle_delete_stream (storage, "private", 4, ES_DELETE_FLAGS_NONE,
-                                                  NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_delete_stream (storage, "private", 4, ES_DELETE_FLAGS_NONE,
+                                                      NULL, &error));
   g_free (row);
   row = admin_query_text (f, sql, NULL);
   g_assert_null (row);
 
-  ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
+  ES_TEST_ASSERT_OK (es_storage_handle_compact (storage, NULL, &error));
   g_free (sql);
   sql = g_strdup_printf ("SELECT n_dead_tup FROM pg_stat_user_tables"
                          " WHERE schemaname = '%s' AND relname = 'events'", f->schema);
