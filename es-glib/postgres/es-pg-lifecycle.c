@@ -709,16 +709,16 @@ _es_pg_storage_get_stream_info (EsStorageHandle  *handle,
   if (stream_id == NULL)
     {
       /* The whole database: the last position used (by an event or a
-       * delete), the events of every stream, the oldest stored event's
+       * delete) below the horizon (es-pg-schema.c, version 4), the events of every stream, the oldest stored event's
        * sequence id, the extreme timestamps (ends of events_recorded_at),
        * the database-wide policy. One statement, one snapshot. */
-      sql = "SELECT '@all'::text, 0::int8, p.last_sequence_id,"
+      sql = "SELECT '@all'::text, 0::int8, {S}.all_head (),"
                " (SELECT coalesce(sum(event_count), 0)::int8 FROM {S}.streams),"
                " (SELECT coalesce(min(sequence_id), 0) FROM {S}.events),"
                " (SELECT min(recorded_at) FROM {S}.events),"
                " (SELECT max(recorded_at) FROM {S}.events),"
                " g.max_age, g.max_count"
-               " FROM {S}.global_position p, {S}.settings g";
+               " FROM {S}.settings g";
     }
   else
     sql = "SELECT " INFO_COLUMNS " FROM {S}.streams WHERE stream_id = $1::text";

@@ -148,22 +148,24 @@ append_op_clear (AppendOp *op)
  *    checks the expected version (accepting any when every event's
  *    idempotency key is already stored: a retry of a stored batch, which
  *    then writes nothing), leaves out the events whose idempotency
- *    key the stream already holds, takes as many sequence ids from the
- *    global_position row as there are events left (UPDATE ... RETURNING),
- *    inserts them at the next versions, brings the stream's row up to
- *    date and NOTIFYs the channel with the last sequence id; then
- *    RETAIN_SQL enforces the stream's retention policy (if any) in the
- *    same transaction; then COMMIT.
+ *    key the stream already holds, reserves as many sequence ids as
+ *    there are events left (reserve_positions(), before anything is
+ *    written), inserts them at the next versions, brings the stream's
+ *    row up to date and NOTIFYs the channel with the last sequence id;
+ *    then RETAIN_SQL enforces the stream's retention policy (if any) in
+ *    the same transaction; then COMMIT.
  *
- * No skipped events in @all: the UPDATE of global_position locks its one
- * row until the transaction ends, so an append takes its sequence ids only
- * once the previous one has committed (or rolled back, giving its ids
- * back). Appends therefore commit in sequence-id order, and whoever sees
- * id N (a reader, a watch after a NOTIFY) can never later find a committed
- * id below N. The price is that the insert-and-commit part of appends is
- * serial across the whole database; the rest (connecting, sending the
- * batch, the lock on the stream, the version and idempotency lookups) is
- * not, and one append of a batch of events writes them all at once.
+ * No skipped events in @all (schema version 4, es-pg-schema.c;
+ * doc/postgres-scaling.md): the reservation assigns the transaction its id
+ * and takes the numbers in one short critical section, so among appends
+ * transaction-id order is position order, and readers of @all see only
+ * the rows of transactions below their snapshot's xmin (BELOW_HORIZON):
+ * what they see is always a prefix of the final order. Nothing is held
+ * to the COMMIT but the stream's lock: appends to different streams
+ * commit in parallel, and their WAL flushes are shared (group commit
+ * across connections and processes). Numbers of a transaction that rolls
+ * back are not given back: gaps in the numbers, never in what readers
+ * see.
  *
  * The unique constraints stay the last line of defence: a violation (a
  * writer that does not take the lock) is ES_ERROR_WRONG_EXPECTED_VERSION.
@@ -191,14 +193,14 @@ append_operation (EsPgStorage    *self,
     op->stream_id, op->expected_text,
     (const char *) op->keys.bytes->data, (const char *) op->types.bytes->data,
     (const char *) op->data.bytes->data, (const char *) op->metadata.bytes->data,
-    self->channel,
+    self->channel, NULL,
   };
   const int lengths[] = {
     0, 0,
     op->keys.bytes->len, op->types.bytes->len, op->data.bytes->len, op->metadata.bytes->len,
-    0,
+    0, 0,
   };
-  const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  const int formats[] = { 0, 0, 1, 1, 1, 1, 0, 0 };
   const char *retain_values[] = { (const char *) op->streams.bytes->data };
   const int retain_lengths[] = { op->streams.bytes->len };
   static const int retain_formats[] = { 1 };
@@ -395,11 +397,10 @@ _es_pg_storage_append (EsStorageHandle          *handle,
  * Group commit: asynchronous appends                                      *
  * ---------------------------------------------------------------------- */
 
-/* Why: appends to one schema commit one after another (the global_position
- * row stays locked until COMMIT, see _es_pg_storage_append()), so appends
- * in flight at once, each its own transaction on its own connection, only
- * queue on that row and on the stream locks, and each pays a commit (a
- * WAL flush) of its own: 64 in flight were slower than one after another.
+/* Why: each append in flight in its own transaction on its own connection
+ * pays a commit (a WAL flush) and a connection of its own, and until
+ * schema version 4 they all queued on the one counter row held to COMMIT:
+ * 64 in flight were slower than one after another.
  *
  * So asynchronous appends go to one writer thread, as the SQLite backend's
  * do. It takes every job queued (up to WRITER_MAX_GROUP) and runs them as
@@ -482,8 +483,10 @@ typedef struct
   GHashTable  *keys;         /* (owned) (nullable) the keys of its events */
   BinaryArray  arrays[5];    /* merged keys, types, data, metadata; and the keys
                               * for EXISTING_KEYS_SQL (runs of several jobs) */
-  const char  *values[7];
-  int          lengths[7];
+  const char  *values[8];
+  int          lengths[8];
+  guint        n_events;       /* events in its arrays: positions it may take */
+  char         offset[24];     /* its first position's offset in the group's block */
   const char  *key_values[2];
   int          key_lengths[2];
   int          key_statement;  /* its EXISTING_KEYS_SQL, or -1 */
@@ -603,8 +606,12 @@ group_operation (EsPgStorage    *self,
   g_autofree char *context = job_context (group->jobs[0]);
   g_autofree EsPgStatement *statements = NULL;
   g_autofree PGresult **results = NULL;
-  static const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  static const int formats[] = { 0, 0, 1, 1, 1, 1, 0, 0 };
   static const int binary_formats[] = { 0, 1 };
+  gboolean reserve;
+  guint n_events = 0;
+  g_autofree char *n_events_text = NULL;
+  const char *reserve_values[1];
   static const int lock_formats[] = { 1 };
   const char *lock_values[1];
   int lock_lengths[1];
@@ -625,12 +632,22 @@ group_operation (EsPgStorage    *self,
     }
 
   runs = group_make_runs (group);
-  n_statements = first;
+  /* Positions: one APPEND_SQL reserves its own; several share one block
+   * reserved first (RESERVE_SQL), each at its offset, since only the
+   * first write of a transaction may reserve (es-pg-schema.c, version 4).
+   * The block covers every event sent; those left out (idempotency keys
+   * already stored, a wrong expected version) leave gaps in the numbers. */
+  reserve = runs->len > 1;
+  n_statements = first + (reserve ? 1 : 0);
   for (r = 0; r < runs->len; r++)
     {
       Run *run = &g_array_index (runs, Run, r);
 
       n_statements += (run->n_jobs > 1 && run->has_keys) ? 2 : 1;
+      for (i = 0; i < run->n_jobs; i++)
+        run->n_events += group->jobs[run->jobs[i]]->op.types.n;
+      g_snprintf (run->offset, sizeof run->offset, "%u", n_events);
+      n_events += run->n_events;
     }
   n_statements++;  /* RETAIN_SQL */
   statements = g_new0 (EsPgStatement, n_statements);
@@ -668,6 +685,13 @@ group_operation (EsPgStorage    *self,
                                         lock_formats, FALSE };
 
   s = first;
+  if (reserve)
+    {
+      n_events_text = g_strdup_printf ("%u", n_events);
+      reserve_values[0] = n_events_text;
+      statements[s++] = (EsPgStatement) { self->sql[SQL_RESERVE], 1, reserve_values, NULL, NULL,
+                                          FALSE };
+    }
   for (r = 0; r < runs->len; r++)
     {
       Run *run = &g_array_index (runs, Run, r);
@@ -728,8 +752,9 @@ group_operation (EsPgStorage    *self,
       run->values[0] = op->stream_id;
       run->values[1] = op->expected_text;
       run->values[6] = self->channel;
+      run->values[7] = reserve ? run->offset : NULL;
       run->statement = s;
-      statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 7, run->values, run->lengths,
+      statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 8, run->values, run->lengths,
                                       formats, FALSE };
     }
   statements[s++] = (EsPgStatement) { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths,

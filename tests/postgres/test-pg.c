@@ -266,7 +266,7 @@ version_column (Fixture    *f,
 
 /* The schema version this es-glib writes (1: 0.1; 2: the stream life
  * cycle, issue 16; 3: durable subscriptions, issue 17). */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* The schema version es-glib recorded in @schema; the test fails when
  * there is no such record. */
@@ -4129,8 +4129,8 @@ test_lifecycle_kill (Fixture       *f,
 
   g_test_summary ("The server killed (immediate shutdown) while a hard delete, a "
                   "truncation and a sweep have removed their events but not committed: "
-                  "after the restart the stream, its row, its snapshot and the position "
-                  "counter are as before, none half done");
+                  "after the restart the stream, its row, its snapshot and the head of "
+                  "@all are as before, none half done");
 
   if (!server_control_available ())
     {
@@ -4155,7 +4155,7 @@ test_lifecycle_kill (Fixture       *f,
     " (SELECT state || '/' || version || '/' || event_count || '/' || first_version"
     "  FROM %s.streams WHERE stream_id = 'victim'),"
     " (SELECT count(*) FROM %s.snapshots), (SELECT count(*) FROM %s.tombstones),"
-    " (SELECT last_sequence_id FROM %s.global_position)",
+    " %s.all_head ()",
     qschema, qschema, qschema, qschema, qschema);
   {
     PGresult *result = admin_query (f, state_sql, 0, NULL);
@@ -4178,9 +4178,8 @@ test_lifecycle_kill (Fixture       *f,
       PGconn *blocking;
 
       /* The operation removes the events, then waits on a lock held
-       * here: the position counter (a delete takes a position last) or
-       * the snapshots table (truncation and retention prune snapshots
-       * after the events). */
+       * here: the snapshots table (a delete, truncation and retention
+       * prune snapshots after the events). */
       if (which == KILL_DURING_SWEEP)
         {
           g_autofree char *policy = g_strdup_printf ("UPDATE %s.streams SET max_count = 5",
@@ -4188,9 +4187,7 @@ test_lifecycle_kill (Fixture       *f,
 
           admin_exec (f, policy);
         }
-      blocker = which == KILL_DURING_DELETE
-        ? g_strdup_printf ("BEGIN; SELECT * FROM %s.global_position FOR UPDATE", qschema)
-        : g_strdup_printf ("BEGIN; LOCK TABLE %s.snapshots IN EXCLUSIVE MODE", qschema);
+      blocker = g_strdup_printf ("BEGIN; LOCK TABLE %s.snapshots IN EXCLUSIVE MODE", qschema);
       /* On a connection of its own: pg_stat_activity, read below, is
        * frozen for the length of a transaction. */
       blocking = admin_connect (f->conninfo);
