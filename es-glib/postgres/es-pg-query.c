@@ -1092,15 +1092,17 @@ _es_pg_storage_held_back (EsPgStorage   *self,
   PGresult *result;
 
   result = _es_pg_storage_read (self,
-                                "SELECT EXISTS (SELECT FROM {S}.events WHERE sequence_id > $1::int8"
+                                "SELECT (EXISTS (SELECT FROM {S}.events"
+                                "  WHERE sequence_id > $1::int8"
                                 "  AND xact >= (SELECT {S}.horizon ()))"
                                 " OR EXISTS (SELECT FROM {S}.tombstones"
                                 "  WHERE sequence_id > $1::int8"
-                                "  AND xact >= (SELECT {S}.horizon ()))",
+                                "  AND xact >= (SELECT {S}.horizon ())))::int8",
                                 values, 1, _("Reading events"), cancellable, error);
   if (result == NULL)
     return FALSE;
-  *out_held = g_str_equal (PQgetvalue (result, 0, 0), "t");
+  /* In binary: an int8. */
+  *out_held = _es_pg_get_int8 (result, 0, 0) != 0;
   PQclear (result);
   return TRUE;
 }
