@@ -87,6 +87,15 @@
  * milliseconds even on a busy machine. Across a network, add a round
  * trip or two.
  *
+ * Like every reader of <code>@<!-- -->all</code>, the notifier sees only
+ * the events of transactions older than the oldest transaction still
+ * writing in the cluster: an event committed while an older transaction
+ * runs is delivered when that one ends. Its commit usually notifies (it
+ * is another append); when a read finds events held back, the notifier
+ * also looks again by itself, after 5 ms, doubling up to once a second,
+ * until they are delivered (see the
+ * [PostgreSQL scaling guide](postgres-scaling.html)).
+ *
  * ## Reconnection
  *
  * When the connection breaks (the server restarts, the network fails),
