@@ -64,7 +64,7 @@ def watch_main(conninfo, schema, expected):
 
     def on_event(watch, stored):
         now = GLib.get_real_time()
-        latencies.append((now - stored.get_timestamp().to_unix_usec()) / 1000.0)
+        latencies.append((now - stored.get_timestamp_usec()) / 1000.0)
         if len(latencies) >= expected:
             loop.quit()
 
