@@ -5,7 +5,7 @@
 # Usage:
 #   ES_PG_FSYNC=on build-aux/pg-test-server run /usr/bin/python3 \
 #     benchmarks/pg-scale-bench.py [--runs R] [--events N] [--batch B] \
-#     [--writers 1,2,4,8,16] NAME=BUILDDIR [NAME=BUILDDIR...]
+#     [--writers 1,2,4,8,16] [--no-watch] NAME=BUILDDIR [NAME=BUILDDIR...]
 #
 # For each number of writers N, each run and each build (interleaved, each
 # build first in every other run): a fresh schema, created by that build's
@@ -84,7 +84,7 @@ def read_acks(process, times):
         times.append(time.monotonic())
 
 
-def one_run(name, build, conninfo, n_writers, n_events, batch, counter):
+def one_run(name, build, conninfo, n_writers, n_events, batch, counter, watch=True):
     env = build_env(build)
     writer = os.path.join(build, "tests", "postgres", "es-pg-writer")
     schema = "es_scale_%s_%d_%d" % (name, os.getpid(), counter)
@@ -92,10 +92,12 @@ def one_run(name, build, conninfo, n_writers, n_events, batch, counter):
                    stdout=subprocess.DEVNULL)
 
     per_writer = (n_events // batch) * batch
-    watcher = subprocess.Popen([sys.executable, __file__, "--watch", conninfo, schema,
-                                str(n_writers * per_writer)],
-                               env=env, stdout=subprocess.PIPE, text=True)
-    assert watcher.stdout.readline().strip() == "ready"
+    watcher = None
+    if watch:
+        watcher = subprocess.Popen([sys.executable, __file__, "--watch", conninfo, schema,
+                                    str(n_writers * per_writer)],
+                                   env=env, stdout=subprocess.PIPE, text=True)
+        assert watcher.stdout.readline().strip() == "ready"
 
     writers = []
     ack_times = []
@@ -113,8 +115,10 @@ def one_run(name, build, conninfo, n_writers, n_events, batch, counter):
         t.join()
         if p.wait() != 0:
             raise SystemExit("%s: es-pg-writer failed" % name)
-    out, _ = watcher.communicate(timeout=120)
-    latencies = json.loads(out.strip().splitlines()[-1])
+    latencies = [0.0]
+    if watcher is not None:
+        out, _ = watcher.communicate(timeout=120)
+        latencies = json.loads(out.strip().splitlines()[-1])
 
     start = max(times[0] for times in ack_times)
     end = min(times[-1] for times in ack_times)
@@ -140,7 +144,7 @@ def main(argv):
         watch_main(argv[2], argv[3], int(argv[4]))
         return
 
-    runs, n_events, batch = 3, 400, 1
+    runs, n_events, batch, watch = 3, 400, 1, True
     writer_counts = [1, 2, 4, 8, 16]
     builds = []
     args = argv[1:]
@@ -152,6 +156,8 @@ def main(argv):
             n_events = int(args.pop(0))
         elif a == "--batch":
             batch = int(args.pop(0))
+        elif a == "--no-watch":
+            watch = False
         elif a == "--writers":
             writer_counts = [int(x) for x in args.pop(0).split(",")]
         else:
@@ -171,7 +177,7 @@ def main(argv):
             for name, build in order:
                 counter += 1
                 results[name].append(one_run(name, build, conninfo, n, n_events, batch,
-                                             counter))
+                                             counter, watch))
         for name, _ in builds:
             rs = results[name]
             print("| %d | %s | %s | %.1f | %.1f |" % (

@@ -2,9 +2,11 @@
  *
  * One notifier per storage, on its own thread with its own main context,
  * holding one dedicated connection (not from the storage's pool) that runs
- * `LISTEN <channel>`. Every committed append sends `NOTIFY <channel>` in
- * its own transaction, so the notification arrives exactly when the events
- * become visible. The connection's socket is watched by a GSource in the
+ * `LISTEN <channel>`. Every committed append sends `NOTIFY <channel>`
+ * right after its COMMIT, in the same pipeline, in a transaction of its
+ * own (a NOTIFY inside the append's transaction would hold the server's
+ * notification-queue lock through its commit and serialize all commits),
+ * so the notification arrives once the events are committed. The connection's socket is watched by a GSource in the
  * notifier's context: when it turns readable, PQconsumeInput() and
  * PQnotifies() drain what arrived, and the new events are read once, in
  * pages after the cursor, through the storage, and handed to every
@@ -64,8 +66,8 @@
  *
  * The notifier keeps one connection of its own to the server, apart from
  * the storage's pool, and runs `LISTEN` on the storage's channel. Every
- * append commits a `NOTIFY` on that channel in the same transaction as
- * its events, whichever process or machine made it. The connection's
+ * append sends a `NOTIFY` on that channel right after its COMMIT,
+ * whichever process or machine made it. The connection's
  * socket is watched from the notifier's own thread and
  * [struct@GLib.MainContext]: when a notification arrives, the notifier
  * reads every event after the last one it delivered, in sequence-id order

@@ -165,6 +165,7 @@ typedef struct
   guint                  n_events;
   guint                  failed;   /* out */
   gint64                 stored;   /* out */
+  gint64                 last_sequence_id;  /* out: the last position written, 0 for none */
 } ImportOp;
 
 typedef struct
@@ -384,7 +385,8 @@ import_key_used (EsPgStorage     *self,
 }
 
 /* The events of one call in one transaction, under each stream's advisory
- * lock (the appends' lock), with one NOTIFY for watchers at the end. */
+ * lock (the appends' lock); one NOTIFY for watchers follows the COMMIT
+ * (import_operation()). */
 static gboolean
 import_body (EsPgStorage     *self,
              EsPgConnection  *c,
@@ -481,17 +483,7 @@ import_body (EsPgStorage     *self,
     }
   if (current != NULL && !import_write_stream (self, c, current, &row, cancellable, error))
     return FALSE;
-  if (last_sequence_id > 0)
-    {
-      g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, last_sequence_id);
-      const char *values[] = { _es_pg_storage_get_channel (self), position };
-      PGresult *result = run (c, "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, values,
-                              NULL, NULL, cancellable, error);
-
-      if (result == NULL)
-        return FALSE;
-      PQclear (result);
-    }
+  op->last_sequence_id = last_sequence_id;
   return TRUE;
 }
 
@@ -507,6 +499,7 @@ import_operation (EsPgStorage    *self,
   PGresult *result;
 
   op->stored = 0;
+  op->last_sequence_id = 0;
   *retry = TRUE;
   result = run (c, "BEGIN", 0, NULL, NULL, NULL, cancellable, error);
   if (result == NULL)
@@ -526,6 +519,20 @@ import_operation (EsPgStorage    *self,
       return FALSE;
     }
   PQclear (result);
+
+  /* One NOTIFY for watchers, after the COMMIT, in a transaction of its
+   * own (see APPEND_SQL in es-pg-schema.c); its failure is not the
+   * import's. */
+  if (op->last_sequence_id > 0)
+    {
+      g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, op->last_sequence_id);
+      const char *values[] = { _es_pg_storage_get_channel (self), position };
+      g_autoptr(GError) notify_error = NULL;
+
+      result = run (c, "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, values, NULL, NULL,
+                    NULL, &notify_error);
+      PQclear (result);
+    }
   return TRUE;
 }
 
@@ -537,7 +544,7 @@ _es_pg_storage_import_events (EsStorageHandle       *handle,
                               GCancellable          *cancellable,
                               GError               **error)
 {
-  ImportOp op = { events, n_events, 0, 0 };
+  ImportOp op = { events, n_events, 0, 0, 0 };
   gboolean ok;
 
   ok = _es_pg_storage_run_operation (ES_PG_STORAGE (handle), import_operation, &op, cancellable,

@@ -427,7 +427,9 @@ static const char schema_v3[] =
  * delete_stream(): checks first, then reserves its position, then writes
  * (it reads its stream's row without FOR UPDATE: the caller holds the
  * stream's advisory lock, and FOR UPDATE would give the transaction an id
- * before the reservation). */
+ * before the reservation); it no longer notifies (p_channel is unused):
+ * it leaves its position in the session setting es_glib.notify, which
+ * the caller notifies after the COMMIT (NOTIFY_SQL). */
 static const char schema_v4[] =
   "CREATE SEQUENCE {S}.positions AS bigint MINVALUE 1 NO CYCLE;"
   "SELECT pg_catalog.setval ('{S}.positions', greatest (g.last_sequence_id, 1),"
@@ -492,6 +494,7 @@ static const char schema_v4[] =
   "DECLARE"
   "  st smallint; pos bigint; v_now timestamptz := clock_timestamp ();"
   "BEGIN"
+  "  PERFORM pg_catalog.set_config ('es_glib.notify', '', FALSE);"
   "  SELECT s.version, s.state INTO found_version, st FROM {S}.streams s"
   "    WHERE s.stream_id = p_stream;"
   "  found_version := coalesce (found_version, 0); st := coalesce (st, 0);"
@@ -513,7 +516,8 @@ static const char schema_v4[] =
   "    INSERT INTO {S}.tombstones (sequence_id, stream_id, version, recorded_at)"
   "      VALUES (pos, p_stream, found_version, v_now);"
   "  END IF;"
-  "  PERFORM pg_catalog.pg_notify (p_channel, pos::text);"
+  /* Notified after the COMMIT (NOTIFY_SQL; see APPEND_SQL). */
+  "  PERFORM pg_catalog.set_config ('es_glib.notify', pos::text, FALSE);"
   "  status := 0;"
   "END $$;";
 
@@ -573,12 +577,21 @@ typedef struct
  * before the idempotency keys). Inserts the events, takes their positions
  * and brings the stream's row up to date, in one statement.
  *
- * The positions: with $8 NULL, reserve_positions() takes exactly as many
+ * The positions: with $7 NULL, reserve_positions() takes exactly as many
  * as there are events left, before the statement writes anything (the
  * modifying CTEs run after the main query has read pos), so it is the
  * transaction's first write. A transaction of several appends (a group,
  * es-pg-writer.c) reserves one block for them all first (RESERVE_SQL) and
- * gives each its offset in it as $8. */
+ * gives each its offset in it as $7.
+ *
+ * The notification: not sent here but by NOTIFY_SQL after the COMMIT,
+ * from the session setting es_glib.notify this statement leaves (the last
+ * sequence id, or '' when nothing was written). A transaction that sends
+ * a NOTIFY holds the server's one notification-queue lock from its
+ * pre-commit to the end of its commit, WAL flush included: notifying
+ * here would make every append of the cluster commit one at a time
+ * again. After the COMMIT, the NOTIFY is a transaction of its own without
+ * a transaction id, which commits without a flush. */
 #define APPEND_SQL \
   "WITH input AS (" \
   "  SELECT * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[])" \
@@ -603,7 +616,7 @@ typedef struct
   "  SELECT count(*) AS n FROM fresh" \
   "), pos AS (" \
   "  SELECT coalesce(nullif(pg_catalog.current_setting('es_glib.positions', TRUE), '')::int8" \
-  "                  + $8::int8, {S}.reserve_positions(c.n::int4)) - 1 + c.n" \
+  "                  + $7::int8, {S}.reserve_positions(c.n::int4)) - 1 + c.n" \
   "         AS last_sequence_id" \
   "  FROM counted c WHERE c.n > 0" \
   "), inserted AS (" \
@@ -625,10 +638,16 @@ typedef struct
   "    last_at = excluded.last_at, state = 0" \
   ")" \
   " SELECT h.version, h.accepted, c.n, p.last_sequence_id," \
-  "  CASE WHEN p.last_sequence_id IS NOT NULL" \
-  "       THEN pg_catalog.pg_notify($7::text, p.last_sequence_id::text) END," \
+  "  pg_catalog.set_config('es_glib.notify', coalesce(p.last_sequence_id::text, ''), FALSE)," \
   "  h.state" \
   " FROM head h CROSS JOIN counted c LEFT JOIN pos p ON TRUE"
+
+/* After an append's COMMIT, in the same pipeline: the notification of
+ * the last sequence id it wrote, if it wrote any (see APPEND_SQL). */
+#define NOTIFY_SQL \
+  "SELECT pg_catalog.pg_notify($1::text, s.n)" \
+  " FROM (SELECT nullif(pg_catalog.current_setting('es_glib.notify', TRUE), '') AS n) AS s" \
+  " WHERE s.n IS NOT NULL"
 
 /* One block of $1 positions for a transaction of several appends, as its
  * first write; their APPEND_SQL find its start in the transaction's
@@ -658,6 +677,7 @@ static const char * const sql_templates[N_SQL] = {
   [SQL_WRITE_VERSION_TABLE] = "UPDATE {S}.es_glib_version SET version = $1::integer",
   [SQL_APPEND] = APPEND_SQL,
   [SQL_RESERVE] = RESERVE_SQL,
+  [SQL_NOTIFY] = NOTIFY_SQL,
   [SQL_READ_STREAM] = READ_STREAM_SELECT " ORDER BY version LIMIT $3::int8",
   [SQL_READ_ALL] = READ_ALL_SELECT " ORDER BY sequence_id LIMIT $2::int8",
   /* Both served by the end of an index. */

@@ -193,14 +193,15 @@ append_operation (EsPgStorage    *self,
     op->stream_id, op->expected_text,
     (const char *) op->keys.bytes->data, (const char *) op->types.bytes->data,
     (const char *) op->data.bytes->data, (const char *) op->metadata.bytes->data,
-    self->channel, NULL,
+    NULL,
   };
   const int lengths[] = {
     0, 0,
     op->keys.bytes->len, op->types.bytes->len, op->data.bytes->len, op->metadata.bytes->len,
-    0, 0,
+    0,
   };
-  const int formats[] = { 0, 0, 1, 1, 1, 1, 0, 0 };
+  const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  const char *notify_values[] = { self->channel };
   const char *retain_values[] = { (const char *) op->streams.bytes->data };
   const int retain_lengths[] = { op->streams.bytes->len };
   static const int retain_formats[] = { 1 };
@@ -208,9 +209,11 @@ append_operation (EsPgStorage    *self,
     { self->sql[SQL_APPEND], G_N_ELEMENTS (values), values, lengths, formats, FALSE },
     { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths, retain_formats, FALSE },
     { "COMMIT", 0, NULL, NULL, NULL, FALSE },
+    { self->sql[SQL_NOTIFY], 1, notify_values, NULL, NULL, FALSE },
   };
-  PGresult *results[3] = { NULL, NULL, NULL };
-  gboolean accepted, tombstoned;
+  PGresult *results[4] = { NULL, NULL, NULL, NULL };
+  g_autoptr(GError) local_error = NULL;
+  gboolean accepted, tombstoned, ok;
   gint64 version, n_inserted;
   int failed = -1;
   guint i;
@@ -231,9 +234,21 @@ append_operation (EsPgStorage    *self,
     PQclear (results[i]);
   *retry = FALSE;
 
-  if (!_es_pg_connection_run (c, insert, G_N_ELEMENTS (insert), results, &failed, cancellable,
-                              context, error))
+  ok = _es_pg_connection_run (c, insert, G_N_ELEMENTS (insert), results, &failed, cancellable,
+                              context, &local_error);
+  if (!ok && failed == 3 && !c->lost)
     {
+      /* Committed; only the notification failed: watches of other
+       * factories see the events at the next one. Not an error of the
+       * append. */
+      g_debug ("PostgreSQL: the notification after an append failed: %s",
+               local_error->message);
+      g_clear_error (&local_error);
+      ok = TRUE;
+    }
+  if (!ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
       if (failed == 0 && _es_pg_result_has_state (results[0], "23505"))
         {
           g_clear_error (error);
@@ -483,8 +498,8 @@ typedef struct
   GHashTable  *keys;         /* (owned) (nullable) the keys of its events */
   BinaryArray  arrays[5];    /* merged keys, types, data, metadata; and the keys
                               * for EXISTING_KEYS_SQL (runs of several jobs) */
-  const char  *values[8];
-  int          lengths[8];
+  const char  *values[7];
+  int          lengths[7];
   guint        n_events;       /* events in its arrays: positions it may take */
   char         offset[24];     /* its first position's offset in the group's block */
   const char  *key_values[2];
@@ -606,7 +621,7 @@ group_operation (EsPgStorage    *self,
   g_autofree char *context = job_context (group->jobs[0]);
   g_autofree EsPgStatement *statements = NULL;
   g_autofree PGresult **results = NULL;
-  static const int formats[] = { 0, 0, 1, 1, 1, 1, 0, 0 };
+  static const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
   static const int binary_formats[] = { 0, 1 };
   gboolean reserve;
   guint n_events = 0;
@@ -615,11 +630,14 @@ group_operation (EsPgStorage    *self,
   static const int lock_formats[] = { 1 };
   const char *lock_values[1];
   int lock_lengths[1];
-  EsPgStatement commit = { "COMMIT", 0, NULL, NULL, NULL, FALSE };
+  gint64 notify_position = 0;
+  g_autofree char *notify_text = NULL;
+  const char *notify_values[2];
+  EsPgStatement commit[2];
+  PGresult *commit_results[2] = { NULL, NULL };
   BinaryArray lock_keys, retain_streams;
   const char *retain_values[1];
   int retain_lengths[1];
-  PGresult *result;
   int failed = -1;
   gboolean ok;
   guint i, r, s;
@@ -751,10 +769,9 @@ group_operation (EsPgStorage    *self,
 
       run->values[0] = op->stream_id;
       run->values[1] = op->expected_text;
-      run->values[6] = self->channel;
-      run->values[7] = reserve ? run->offset : NULL;
+      run->values[6] = reserve ? run->offset : NULL;
       run->statement = s;
-      statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 8, run->values, run->lengths,
+      statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 7, run->values, run->lengths,
                                       formats, FALSE };
     }
   statements[s++] = (EsPgStatement) { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths,
@@ -805,6 +822,9 @@ group_operation (EsPgStorage    *self,
       gint64 n_inserted = g_ascii_strtoll (PQgetvalue (rr, 0, 2), NULL, 10);
       g_autoptr(GHashTable) existing = NULL;
       gint64 counted = 0;
+
+      if (!PQgetisnull (rr, 0, 3))
+        notify_position = MAX (notify_position, g_ascii_strtoll (PQgetvalue (rr, 0, 3), NULL, 10));
 
       if (run->n_jobs == 1)
         {
@@ -869,10 +889,30 @@ group_operation (EsPgStorage    *self,
       return FALSE;
     }
 
-  /* Round trip 2: once the COMMIT is sent, its outcome may be unknown. */
+  /* Round trip 2: once the COMMIT is sent, its outcome may be unknown.
+   * Then the notification of the last position written, in a transaction
+   * of its own (see APPEND_SQL in es-pg-schema.c). */
   *retry = FALSE;
-  result = _es_pg_connection_run_one (c, &commit, cancellable, context, error);
-  if (result == NULL)
+  commit[0] = (EsPgStatement) { "COMMIT", 0, NULL, NULL, NULL, FALSE };
+  notify_text = g_strdup_printf ("%" G_GINT64_FORMAT, notify_position);
+  notify_values[0] = self->channel;
+  notify_values[1] = notify_text;
+  commit[1] = (EsPgStatement) { "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, notify_values,
+                                NULL, NULL, FALSE };
+  failed = -1;
+  ok = _es_pg_connection_run (c, commit, notify_position > 0 ? 2 : 1, commit_results, &failed,
+                              cancellable, context, error);
+  PQclear (commit_results[0]);
+  PQclear (commit_results[1]);
+  if (!ok && failed == 1 && !c->lost)
+    {
+      /* Committed; only the notification failed (see append_operation()). */
+      g_debug ("PostgreSQL: the notification after a group of appends failed: %s",
+               (*error)->message);
+      g_clear_error (error);
+      return TRUE;
+    }
+  if (!ok)
     {
       if (c->lost)
         {
@@ -889,7 +929,6 @@ group_operation (EsPgStorage    *self,
       _es_pg_connection_rollback (c);
       return FALSE;
     }
-  PQclear (result);
   return TRUE;
 }
 

@@ -676,8 +676,9 @@ exec_int_or_die (PGconn     *conn,
 
 /* Opens, on @conn, a transaction that appends @n events to @stream_id
  * the way es-glib does (the stream's lock, the reservation as the first
- * write, the events, the stream's row, the notification) and leaves it
- * open; returns the first position it took. */
+ * write, the events, the stream's row, the notification's payload) and
+ * leaves it open; returns the first position it took.
+ * commit_held_append() ends it. */
 static gint64
 begin_held_append (PGconn     *conn,
                    const char *schema,
@@ -694,13 +695,25 @@ begin_held_append (PGconn     *conn,
     " FROM r, generate_series (1, %u) AS g;"
     "INSERT INTO \"%s\".streams (stream_id, version, event_count, first_version, first_at,"
     " last_at) VALUES ('%s', %u, %u, 1, now (), now ());"
-    "SELECT pg_catalog.pg_notify ('%s_events', max (sequence_id)::text) FROM \"%s\".events"
-    " WHERE stream_id = '%s';"
+    "SELECT pg_catalog.set_config ('es_glib.notify', max (sequence_id)::text, FALSE)"
+    " FROM \"%s\".events WHERE stream_id = '%s';"
     "SELECT min (sequence_id) FROM \"%s\".events WHERE stream_id = '%s'",
-    schema, stream_id, schema, n, schema, stream_id, n, schema, stream_id, n, n, schema, schema,
+    schema, stream_id, schema, n, schema, stream_id, n, schema, stream_id, n, n, schema,
     stream_id, schema, stream_id);
 
   return exec_int_or_die (conn, sql);
+}
+
+/* Commits it and notifies, as es-glib does: after the COMMIT. */
+static void
+commit_held_append (PGconn     *conn,
+                    const char *schema)
+{
+  g_autofree char *sql = g_strdup_printf (
+    "COMMIT; SELECT pg_catalog.pg_notify ('%s_events',"
+    " pg_catalog.current_setting ('es_glib.notify'))", schema);
+
+  g_free (exec_or_die (conn, sql));
 }
 
 typedef struct
@@ -745,7 +758,7 @@ test_held_back_cursor (Fixture       *fixture,
   /* Looked, and stayed before the open append. */
   g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 2);
 
-  g_free (exec_or_die (held, "COMMIT"));
+  commit_held_append (held, fixture->schema);
   wait.sequence_id = 5;
   es_test_spin_until (cursor_reached, &wait);
   g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 5);
@@ -859,7 +872,7 @@ held_thread (gpointer data)
   /* Open for 2 s in all. */
   if (g_get_monotonic_time () < start + 2 * G_USEC_PER_SEC)
     g_usleep (start + 2 * G_USEC_PER_SEC - g_get_monotonic_time ());
-  g_free (exec_or_die (conn, "COMMIT"));
+  commit_held_append (conn, held->schema);
   PQfinish (look);
   PQfinish (conn);
   return NULL;
