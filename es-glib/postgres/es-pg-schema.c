@@ -590,8 +590,11 @@ typedef struct
  * a NOTIFY holds the server's one notification-queue lock from its
  * pre-commit to the end of its commit, WAL flush included: notifying
  * here would make every append of the cluster commit one at a time
- * again. After the COMMIT, the NOTIFY is a transaction of its own without
- * a transaction id, which commits without a flush. */
+ * again. After the COMMIT, the NOTIFY is a transaction of its own that
+ * writes nothing: NOTIFY gives it a transaction id, but a transaction
+ * that wrote no WAL commits without waiting for a flush, so it holds the
+ * lock for microseconds. It writes no row, so the horizon it may hold for
+ * that moment hides nothing of its own. */
 #define APPEND_SQL \
   "WITH input AS (" \
   "  SELECT * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[])" \
