@@ -61,6 +61,7 @@ typedef struct
   const char  *values[5];
   int          n_params;
   const char  *context;
+  gboolean     notify;       /* notify the position it leaves (NOTIFY_SQL) after the COMMIT */
   gint         status;       /* out */
   gint64       found;        /* out */
 } CallOp;
@@ -85,11 +86,15 @@ call_operation (EsPgStorage    *self,
     { "BEGIN", 0, NULL, NULL, NULL, FALSE },
     { self->sql[SQL_LOCK], 1, lock_values, NULL, NULL, FALSE },
   };
+  const char *notify_values[] = { self->channel };
   const EsPgStatement call[] = {
     { sql, op->n_params, op->values, NULL, NULL, FALSE },
     { "COMMIT", 0, NULL, NULL, NULL, FALSE },
+    { self->sql[SQL_NOTIFY], 1, notify_values, NULL, NULL, FALSE },
   };
-  PGresult *results[2] = { NULL, NULL };
+  PGresult *results[3] = { NULL, NULL, NULL };
+  int failed = -1;
+  gboolean ok;
   guint n_begin = 1;
   guint i;
 
@@ -112,8 +117,16 @@ call_operation (EsPgStorage    *self,
     PQclear (results[i]);
 
   *retry = FALSE;
-  if (!_es_pg_connection_run (c, call, G_N_ELEMENTS (call), results, NULL, cancellable,
-                              op->context, error))
+  ok = _es_pg_connection_run (c, call, op->notify ? 3 : 2, results, &failed, cancellable,
+                              op->context, error);
+  if (!ok && failed == 2 && !c->lost)
+    {
+      /* Committed; only the notification failed (see APPEND_SQL in
+       * es-pg-schema.c): not an error of the operation. */
+      g_clear_error (error);
+      ok = TRUE;
+    }
+  if (!ok)
     {
       for (i = 0; i < G_N_ELEMENTS (call); i++)
         PQclear (results[i]);
@@ -161,6 +174,7 @@ _es_pg_storage_delete_stream (EsStorageHandle  *handle,
   op.values[3] = self->channel;
   op.n_params = 4;
   op.context = context;
+  op.notify = TRUE;
 
   if (!_es_pg_storage_run_operation (self, call_operation, &op, cancellable, error))
     return FALSE;
@@ -709,16 +723,16 @@ _es_pg_storage_get_stream_info (EsStorageHandle  *handle,
   if (stream_id == NULL)
     {
       /* The whole database: the last position used (by an event or a
-       * delete), the events of every stream, the oldest stored event's
+       * delete) below the horizon (es-pg-schema.c, version 4), the events of every stream, the oldest stored event's
        * sequence id, the extreme timestamps (ends of events_recorded_at),
        * the database-wide policy. One statement, one snapshot. */
-      sql = "SELECT '@all'::text, 0::int8, p.last_sequence_id,"
+      sql = "SELECT '@all'::text, 0::int8, {S}.all_head (),"
                " (SELECT coalesce(sum(event_count), 0)::int8 FROM {S}.streams),"
                " (SELECT coalesce(min(sequence_id), 0) FROM {S}.events),"
                " (SELECT min(recorded_at) FROM {S}.events),"
                " (SELECT max(recorded_at) FROM {S}.events),"
                " g.max_age, g.max_count"
-               " FROM {S}.global_position p, {S}.settings g";
+               " FROM {S}.settings g";
     }
   else
     sql = "SELECT " INFO_COLUMNS " FROM {S}.streams WHERE stream_id = $1::text";

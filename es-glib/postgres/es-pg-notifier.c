@@ -2,9 +2,11 @@
  *
  * One notifier per storage, on its own thread with its own main context,
  * holding one dedicated connection (not from the storage's pool) that runs
- * `LISTEN <channel>`. Every committed append sends `NOTIFY <channel>` in
- * its own transaction, so the notification arrives exactly when the events
- * become visible. The connection's socket is watched by a GSource in the
+ * `LISTEN <channel>`. Every committed append sends `NOTIFY <channel>`
+ * right after its COMMIT, in the same pipeline, in a transaction of its
+ * own (a NOTIFY inside the append's transaction would hold the server's
+ * notification-queue lock through its commit and serialize all commits),
+ * so the notification arrives once the events are committed. The connection's socket is watched by a GSource in the
  * notifier's context: when it turns readable, PQconsumeInput() and
  * PQnotifies() drain what arrived, and the new events are read once, in
  * pages after the cursor, through the storage, and handed to every
@@ -14,8 +16,20 @@
  * There is no polling: while the connection is healthy no timer runs and
  * nothing is read unless something was committed. Timers exist only while
  * something is wrong: the backoff between reconnection attempts (and the
- * time limit of one attempt), and the backoff between retries of a read
- * that failed.
+ * time limit of one attempt), the backoff between retries of a read
+ * that failed, and the backoff while committed events are held back
+ * behind the horizon (below).
+ *
+ * Held back: readers of @all see only the rows of transactions below the
+ * xmin of their snapshot (BELOW_HORIZON, es-pg-private.h; schema version
+ * 4). A commit's events can be held back by an older transaction still
+ * running. When that is an es-glib write, its own commit notifies, and
+ * the read then finds both. When it is anything else (a long transaction,
+ * in any database of the cluster, a prepared transaction), nothing would
+ * wake the notifier: so when a read leaves the cursor below the largest
+ * position notified, the notifier asks whether committed rows after the
+ * cursor are held back, and if so looks again after 5 ms, doubling up to
+ * 1 s, until they are delivered.
  *
  * The link to the server is a small state machine run entirely by the
  * notifier's main context, so stopping never waits for a server that does
@@ -52,8 +66,8 @@
  *
  * The notifier keeps one connection of its own to the server, apart from
  * the storage's pool, and runs `LISTEN` on the storage's channel. Every
- * append commits a `NOTIFY` on that channel in the same transaction as
- * its events, whichever process or machine made it. The connection's
+ * append sends a `NOTIFY` on that channel right after its COMMIT,
+ * whichever process or machine made it. The connection's
  * socket is watched from the notifier's own thread and
  * [struct@GLib.MainContext]: when a notification arrives, the notifier
  * reads every event after the last one it delivered, in sequence-id order
@@ -74,6 +88,15 @@
  * of a millisecond after the writer's commit returned, and within a few
  * milliseconds even on a busy machine. Across a network, add a round
  * trip or two.
+ *
+ * Like every reader of <code>@<!-- -->all</code>, the notifier sees only
+ * the events of transactions older than the oldest transaction still
+ * writing in the cluster: an event committed while an older transaction
+ * runs is delivered when that one ends. Its commit usually notifies (it
+ * is another append); when a read finds events held back, the notifier
+ * also looks again by itself, after 5 ms, doubling up to once a second,
+ * until they are delivered (see the
+ * [PostgreSQL scaling guide](postgres-scaling.html)).
  *
  * ## Reconnection
  *
@@ -115,6 +138,10 @@
 #define CONNECT_ATTEMPT_TIMEOUT_S 10
 /* How long the link may stay down, or reads fail, before giving up. */
 #define DEFAULT_GIVE_UP_TIMEOUT 60000
+/* Looking again for events held back by the horizon: from the first
+ * delay, doubling up to the last. */
+#define HELD_BACKOFF_INITIAL_MS 5
+#define HELD_BACKOFF_MAX_MS 1000
 
 typedef enum
 {
@@ -140,6 +167,8 @@ struct _EsPgNotifier
   guint         retry_backoff_ms; /* delay before the next read retry */
   gint64        notified_up_to;   /* largest sequence id a notification named
                                    * since the link came up, 0 if none */
+  GSource      *held_timer;       /* (owned) (nullable) looks again for held-back rows */
+  guint         held_backoff_ms;  /* delay before the next look */
   gint          n_connects;       /* (atomic) */
 };
 
@@ -182,28 +211,42 @@ add_timer (EsPgNotifier *self,
   return source;
 }
 
-/* Nobody subscribed: the notifications name the last sequence id of each
- * commit, and appends commit in sequence-id order, so the largest one
- * named is where the cursor goes, without a query per commit. Only
- * without one (after connecting) is the database asked. */
-static gboolean
-es_pg_notifier_get_last_committed (EsStorageNotifier  *notifier,
-                                   gint64             *out_sequence_id,
-                                   GCancellable       *cancellable,
-                                   GError            **error)
-{
-  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
-
-  if (self->notified_up_to > 0)
-    {
-      *out_sequence_id = self->notified_up_to;
-      return TRUE;
-    }
-  return ES_STORAGE_NOTIFIER_CLASS (es_pg_notifier_parent_class)->get_last_committed (
-    notifier, out_sequence_id, cancellable, error);
-}
-
 static gboolean retry_cb (gpointer user_data);
+static gboolean held_cb (gpointer user_data);
+
+/* After a successful read: when a notification named a position beyond
+ * the cursor, something may be held back behind the horizon (see the top
+ * of this file); if so, look again later, backing off. A position with no
+ * row (a soft delete's) is not held back and sets no timer. While a look
+ * is already planned, nothing is asked: under a steady load of writers,
+ * where commits are often held back for a moment by the ones before
+ * them, that keeps it to one question per timer. */
+static void
+check_held_back (EsPgNotifier *self)
+{
+  gint64 cursor = es_notifier_get_last_sequence_id (ES_NOTIFIER (self));
+  gboolean held = FALSE;
+
+  if (self->notified_up_to <= cursor)
+    {
+      clear_source (&self->held_timer);
+      self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
+      return;
+    }
+  if (self->held_timer != NULL)
+    return;
+
+  if (!_es_pg_storage_held_back (get_storage (self), cursor, &held, NULL, NULL))
+    held = TRUE;  /* could not tell: look again */
+  if (!held)
+    {
+      self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
+      return;
+    }
+  self->held_timer = add_timer (self, self->held_backoff_ms, held_cb,
+                                "[es-glib] pg notifier held back");
+  self->held_backoff_ms = MIN (self->held_backoff_ms * 2, HELD_BACKOFF_MAX_MS);
+}
 
 /* Delivers; when the read fails, tries again later with backoff (the
  * server may be restarting: its notification will not come again). */
@@ -219,6 +262,7 @@ check (EsPgNotifier *self)
       /* The link is up and a read succeeded: nothing fails any more. */
       if (self->link == LINK_UP)
         es_storage_notifier_report_success (ES_STORAGE_NOTIFIER (self));
+      check_held_back (self);
     }
   else
     {
@@ -238,6 +282,16 @@ retry_cb (gpointer user_data)
   EsPgNotifier *self = user_data;
 
   g_clear_pointer (&self->retry_timer, g_source_unref);
+  check (self);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+held_cb (gpointer user_data)
+{
+  EsPgNotifier *self = user_data;
+
+  g_clear_pointer (&self->held_timer, g_source_unref);
   check (self);
   return G_SOURCE_REMOVE;
 }
@@ -416,7 +470,9 @@ link_read_notifications (EsPgNotifier *self,
     }
 
   /* Several notifications, one read: the payload (the commit's last
-   * sequence id) is only a hint, used when nobody subscribed. */
+   * sequence id) is only a hint, telling whether something may be held
+   * back (check_held_back()). Commits of different streams end in any
+   * order, so it is not where the cursor may go. */
   while ((notify = PQnotifies (self->conn)) != NULL)
     {
       gint64 last = 0;
@@ -539,6 +595,7 @@ es_pg_notifier_detach (EsStorageNotifier *notifier)
 
   link_close (self);
   clear_source (&self->retry_timer);
+  clear_source (&self->held_timer);
 }
 
 /* Connects and listens, on the caller's thread, before the base class
@@ -587,6 +644,7 @@ es_pg_notifier_prepare (EsStorageNotifier  *notifier,
   self->conn = g_steal_pointer (&conn);
   self->link_backoff_ms = BACKOFF_INITIAL_MS;
   self->retry_backoff_ms = BACKOFF_INITIAL_MS;
+  self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
   g_atomic_int_set (&self->n_connects, 1);
   ok = TRUE;
 
@@ -643,7 +701,6 @@ es_pg_notifier_class_init (EsPgNotifierClass *klass)
   notifier_class->attach = es_pg_notifier_attach;
   notifier_class->detach = es_pg_notifier_detach;
   notifier_class->check = es_pg_notifier_check;
-  notifier_class->get_last_committed = es_pg_notifier_get_last_committed;
   notifier_class->give_up_error = es_pg_notifier_give_up_error;
 }
 
@@ -653,6 +710,7 @@ es_pg_notifier_init (EsPgNotifier *self)
   self->link = LINK_DOWN;
   self->link_backoff_ms = BACKOFF_INITIAL_MS;
   self->retry_backoff_ms = BACKOFF_INITIAL_MS;
+  self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
   _es_storage_notifier_set_default_give_up_timeout (ES_STORAGE_NOTIFIER (self),
                                                     DEFAULT_GIVE_UP_TIMEOUT);
 }

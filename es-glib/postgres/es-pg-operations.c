@@ -165,6 +165,7 @@ typedef struct
   guint                  n_events;
   guint                  failed;   /* out */
   gint64                 stored;   /* out */
+  gint64                 last_sequence_id;  /* out: the last position written, 0 for none */
 } ImportOp;
 
 typedef struct
@@ -297,21 +298,45 @@ import_same_event (EsPgStorage     *self,
   return same;
 }
 
+/* The import's positions: @n reserved as the transaction's first write
+ * (es-pg-schema.c, version 4), before any stream is locked and read; the
+ * first is returned, -1 on failure. Events not stored (already there)
+ * leave their numbers unused. */
+static gint64
+import_reserve (EsPgStorage     *self,
+                EsPgConnection  *c,
+                guint            n,
+                GCancellable    *cancellable,
+                GError         **error)
+{
+  g_autofree char *sql = _es_pg_schema_sql (self, "SELECT {S}.reserve_positions ($1::int4)");
+  g_autofree char *count = g_strdup_printf ("%u", n);
+  const char *values[] = { count };
+  PGresult *result = run (c, sql, 1, values, NULL, NULL, cancellable, error);
+  gint64 first;
+
+  if (result == NULL)
+    return -1;
+  first = column_int64 (result, 0, 0);
+  PQclear (result);
+  return first;
+}
+
 static gint64
 import_insert (EsPgStorage     *self,
                EsPgConnection  *c,
                EsStoredEvent   *event,
+               gint64           position,
                GCancellable    *cancellable,
                GError         **error)
 {
   g_autofree char *sql = _es_pg_schema_sql (self,
-    "WITH pos AS (UPDATE {S}.global_position SET last_sequence_id = last_sequence_id + 1"
-    "  RETURNING last_sequence_id)"
-    " INSERT INTO {S}.events (sequence_id, stream_id, version, idempotency_key, event_type,"
+    "INSERT INTO {S}.events (sequence_id, stream_id, version, idempotency_key, event_type,"
     "  recorded_at, data, metadata, flags)"
-    " SELECT last_sequence_id, $1::text, $2::int8, $3::text, $4::text,"
-    "  'epoch'::timestamptz + $5::int8 * interval '1 microsecond', $6::bytea, $7::text, $8::int4"
-    " FROM pos RETURNING sequence_id");
+    " VALUES ($9::int8, $1::text, $2::int8, $3::text, $4::text,"
+    "  'epoch'::timestamptz + $5::int8 * interval '1 microsecond', $6::bytea, $7::text, $8::int4)"
+    " RETURNING sequence_id");
+  g_autofree char *position_text = g_strdup_printf ("%" G_GINT64_FORMAT, position);
   g_autofree char *version = g_strdup_printf ("%" G_GINT64_FORMAT,
                                               es_stored_event_get_version (event));
   g_autofree char *timestamp = g_strdup_printf ("%" G_GINT64_FORMAT,
@@ -323,10 +348,11 @@ import_insert (EsPgStorage     *self,
     es_stored_event_get_stream_id (event), version, es_stored_event_get_idempotency_key (event),
     es_stored_event_get_event_type (event), timestamp, data_bytes != NULL ? data_bytes : "",
     es_stored_event_get_metadata (event), es_stored_event_get_erased (event) ? "1" : "0",
+    position_text,
   };
-  const int lengths[] = { 0, 0, 0, 0, 0, (int) data_len, 0, 0 };
-  const int formats[] = { 0, 0, 0, 0, 0, 1, 0, 0 };
-  PGresult *result = run (c, sql, 8, values, lengths, formats, cancellable, error);
+  const int lengths[] = { 0, 0, 0, 0, 0, (int) data_len, 0, 0, 0 };
+  const int formats[] = { 0, 0, 0, 0, 0, 1, 0, 0, 0 };
+  PGresult *result = run (c, sql, 9, values, lengths, formats, cancellable, error);
   gint64 sequence_id;
 
   if (result == NULL)
@@ -359,7 +385,8 @@ import_key_used (EsPgStorage     *self,
 }
 
 /* The events of one call in one transaction, under each stream's advisory
- * lock (the appends' lock), with one NOTIFY for watchers at the end. */
+ * lock (the appends' lock); one NOTIFY for watchers follows the COMMIT
+ * (import_operation()). */
 static gboolean
 import_body (EsPgStorage     *self,
              EsPgConnection  *c,
@@ -370,6 +397,13 @@ import_body (EsPgStorage     *self,
   const char *current = NULL;
   PgStreamRow row = { 0, };
   gint64 last_sequence_id = 0;
+  gint64 next_position;
+
+  if (op->n_events == 0)
+    return TRUE;
+  next_position = import_reserve (self, c, op->n_events, cancellable, error);
+  if (next_position < 0)
+    return FALSE;
 
   for (guint i = 0; i < op->n_events; i++)
     {
@@ -433,7 +467,7 @@ import_body (EsPgStorage     *self,
               return FALSE;
             }
         }
-      last_sequence_id = import_insert (self, c, event, cancellable, error);
+      last_sequence_id = import_insert (self, c, event, next_position++, cancellable, error);
       if (last_sequence_id < 0)
         return FALSE;
       if (row.event_count == 0)
@@ -449,17 +483,7 @@ import_body (EsPgStorage     *self,
     }
   if (current != NULL && !import_write_stream (self, c, current, &row, cancellable, error))
     return FALSE;
-  if (last_sequence_id > 0)
-    {
-      g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, last_sequence_id);
-      const char *values[] = { _es_pg_storage_get_channel (self), position };
-      PGresult *result = run (c, "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, values,
-                              NULL, NULL, cancellable, error);
-
-      if (result == NULL)
-        return FALSE;
-      PQclear (result);
-    }
+  op->last_sequence_id = last_sequence_id;
   return TRUE;
 }
 
@@ -475,6 +499,7 @@ import_operation (EsPgStorage    *self,
   PGresult *result;
 
   op->stored = 0;
+  op->last_sequence_id = 0;
   *retry = TRUE;
   result = run (c, "BEGIN", 0, NULL, NULL, NULL, cancellable, error);
   if (result == NULL)
@@ -494,6 +519,20 @@ import_operation (EsPgStorage    *self,
       return FALSE;
     }
   PQclear (result);
+
+  /* One NOTIFY for watchers, after the COMMIT, in a transaction of its
+   * own (see APPEND_SQL in es-pg-schema.c); its failure is not the
+   * import's. */
+  if (op->last_sequence_id > 0)
+    {
+      g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, op->last_sequence_id);
+      const char *values[] = { _es_pg_storage_get_channel (self), position };
+      g_autoptr(GError) notify_error = NULL;
+
+      result = run (c, "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, values, NULL, NULL,
+                    NULL, &notify_error);
+      PQclear (result);
+    }
   return TRUE;
 }
 
@@ -505,7 +544,7 @@ _es_pg_storage_import_events (EsStorageHandle       *handle,
                               GCancellable          *cancellable,
                               GError               **error)
 {
-  ImportOp op = { events, n_events, 0, 0 };
+  ImportOp op = { events, n_events, 0, 0, 0 };
   gboolean ok;
 
   ok = _es_pg_storage_run_operation (ES_PG_STORAGE (handle), import_operation, &op, cancellable,

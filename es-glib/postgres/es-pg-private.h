@@ -160,6 +160,8 @@ typedef enum
   SQL_READ_VERSION_TABLE,
   SQL_WRITE_VERSION_TABLE,
   SQL_APPEND,
+  SQL_RESERVE,
+  SQL_NOTIFY,
   SQL_RETAIN,
   SQL_READ_STREAM,
   SQL_READ_ALL,
@@ -172,6 +174,16 @@ typedef enum
   N_SQL
 } SqlId;
 
+/* What readers of @all may see of the events and tombstones (schema
+ * version 4, es-pg-schema.c; doc/postgres-scaling.md): the rows written
+ * before version 4 (xact NULL) and those of the transactions below the
+ * xmin of the reader's snapshot, which have all ended and took every
+ * position below those of the writers still running. Evaluated once per
+ * statement. One stream's reads need no horizon: appends to a stream take
+ * turns under its lock until they commit, so they commit in version
+ * order. */
+#define BELOW_HORIZON "(xact IS NULL OR xact < (SELECT {S}.horizon ()))"
+
 /* Reads of events: the fixed ones (SQL_READ_STREAM, SQL_READ_ALL) and the
  * filtered ones es-pg-query.c builds from the same start and end. */
 #define EVENT_COLUMNS \
@@ -180,7 +192,8 @@ typedef enum
 #define READ_STREAM_SELECT \
   "SELECT " EVENT_COLUMNS " FROM {S}.events WHERE stream_id = $1::text AND version > $2::int8"
 #define READ_ALL_SELECT \
-  "SELECT " EVENT_COLUMNS ", stream_id FROM {S}.events WHERE sequence_id > $1::int8"
+  "SELECT " EVENT_COLUMNS ", stream_id FROM {S}.events WHERE " BELOW_HORIZON \
+  " AND sequence_id > $1::int8"
 
 /* The stream id snapshots of @all are stored under (the storage handle
  * receives NULL for @all; no valid stream id starts with '@'). */
@@ -462,6 +475,11 @@ void        _es_pg_set_unexpected_status_error (GError           **error,
 /* Runs one reading statement (@sql, with {S} for the schema) on its own,
  * results in binary format, once more on another connection if the first
  * broke. Returns: (transfer full) (nullable): the result, NULL on error. */
+gboolean    _es_pg_storage_held_back      (EsPgStorage              *self,
+                                           gint64                    after,
+                                           gboolean                 *out_held,
+                                           GCancellable             *cancellable,
+                                           GError                  **error);
 PGresult   *_es_pg_storage_read           (EsPgStorage              *self,
                                            const char               *sql,
                                            const char * const       *values,

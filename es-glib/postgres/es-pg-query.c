@@ -683,7 +683,7 @@ page_add_row (EsRowPage      *page,
  * ES_STORED_EVENT_FLAGS_TOMBSTONE (2). */
 #define TOMBSTONE_SELECT \
   "SELECT sequence_id, version, NULL::text, '$tombstone'::text, recorded_at, ''::bytea," \
-  " NULL::text, 2, stream_id FROM {S}.tombstones WHERE sequence_id"
+  " NULL::text, 2, stream_id FROM {S}.tombstones WHERE " BELOW_HORIZON " AND sequence_id"
 
 static gboolean
 read_operation (EsPgStorage    *self,
@@ -871,7 +871,7 @@ count_operation (EsPgStorage    *self,
   builder.values = g_ptr_array_new_with_free_func (g_free);
   builder.first = all_streams ? 3 : 4;
   start = _es_pg_schema_sql (self, all_streams
-                             ? "SELECT count(*) FROM {S}.events WHERE sequence_id > $1::int8"
+                             ? "SELECT count(*) FROM {S}.events WHERE " BELOW_HORIZON " AND sequence_id > $1::int8"
                                " AND sequence_id <= $2::int8"
                              : "SELECT count(*) FROM {S}.events WHERE stream_id = $1::text"
                                " AND version > $2::int8 AND version <= $3::int8");
@@ -939,7 +939,7 @@ locate_operation (EsPgStorage    *self,
   builder.values = g_ptr_array_new_with_free_func (g_free);
   builder.first = all_streams ? 2 : 3;
   start = _es_pg_schema_sql (self, all_streams
-                             ? "SELECT sequence_id FROM {S}.events WHERE sequence_id"
+                             ? "SELECT sequence_id FROM {S}.events WHERE " BELOW_HORIZON " AND sequence_id"
                              : "SELECT version FROM {S}.events WHERE stream_id = $1::text"
                                " AND version");
   g_string_append (builder.sql, start);
@@ -1142,4 +1142,36 @@ _es_pg_storage_load_snapshot (EsStorageHandle  *handle,
     }
   PQclear (op.result);
   return snapshot;
+}
+
+/* Whether committed events or tombstones after @after are held back
+ * behind the horizon (BELOW_HORIZON): written by transactions that ended,
+ * but not below the xmin of this read's snapshot, because an older
+ * transaction is still running. The notifier looks again later for them
+ * (es-pg-notifier.c). */
+gboolean
+_es_pg_storage_held_back (EsPgStorage   *self,
+                          gint64         after,
+                          gboolean      *out_held,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  g_autofree char *position = g_strdup_printf ("%" G_GINT64_FORMAT, after);
+  const char *values[] = { position };
+  PGresult *result;
+
+  result = _es_pg_storage_read (self,
+                                "SELECT (EXISTS (SELECT FROM {S}.events"
+                                "  WHERE sequence_id > $1::int8"
+                                "  AND xact >= (SELECT {S}.horizon ()))"
+                                " OR EXISTS (SELECT FROM {S}.tombstones"
+                                "  WHERE sequence_id > $1::int8"
+                                "  AND xact >= (SELECT {S}.horizon ())))::int8",
+                                values, 1, _("Reading events"), cancellable, error);
+  if (result == NULL)
+    return FALSE;
+  /* In binary: an int8. */
+  *out_held = _es_pg_get_int8 (result, 0, 0) != 0;
+  PQclear (result);
+  return TRUE;
 }

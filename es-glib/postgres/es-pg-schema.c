@@ -388,6 +388,139 @@ static const char schema_v3[] =
   "      updated = clock_timestamp () WHERE name = p_name;"
   "END $$;";
 
+/* Version 4: writers of different streams commit in parallel (issue 22;
+ * doc/postgres-scaling.md).
+ *
+ * Until version 3 every write that took a position updated the one row of
+ * global_position and held it locked until COMMIT: commits of the whole
+ * database happened one after the other. From version 4 on, positions
+ * come from the sequence `positions`, taken by reserve_positions() in one
+ * short critical section that is not held to the commit, and readers of
+ * @all see only the rows whose writing transaction is below the horizon:
+ *
+ * reserve_positions (n): under a session advisory lock (classid
+ * 1702061933, objid hashtext of the schema), taken and released inside
+ * the call, assigns the calling transaction its id (pg_current_xact_id)
+ * and takes n consecutive numbers from the sequence; returns the first.
+ * It refuses (SQLSTATE 55000) a transaction that already has an id: the
+ * reservation must be its first write. Among es-glib's writers, id order
+ * is therefore position order.
+ *
+ * xact: the id of the transaction that wrote the row (events,
+ * tombstones), by default; NULL for rows written before version 4, all of
+ * them final. A row is visible to @all readers (visible_below()) when its
+ * xact is below the xmin of the reader's snapshot: every transaction below
+ * xmin has ended, and every es-glib writer still running has a larger id,
+ * so larger positions than every row shown. Each read of @all is a prefix
+ * of the final order.
+ *
+ * global_position is no longer written: it keeps the last position used
+ * before version 4, the floor of the head. The sequence starts after it.
+ *
+ * streams.deleted_position, deleted_xact: the position a delete took, so
+ * that the head of @all (all_head()) counts a soft delete (which leaves
+ * no row) once it is below the horizon.
+ *
+ * all_head (): the last position below the horizon: the largest of the
+ * floor, the visible events and tombstones and the visible deletes.
+ *
+ * delete_stream(): checks first, then reserves its position, then writes
+ * (it reads its stream's row without FOR UPDATE: the caller holds the
+ * stream's advisory lock, and FOR UPDATE would give the transaction an id
+ * before the reservation); it no longer notifies (p_channel is unused):
+ * it leaves its position in the session setting es_glib.notify, which
+ * the caller notifies after the COMMIT (NOTIFY_SQL). */
+static const char schema_v4[] =
+  "CREATE SEQUENCE {S}.positions AS bigint MINVALUE 1 NO CYCLE;"
+  "SELECT pg_catalog.setval ('{S}.positions', greatest (g.last_sequence_id, 1),"
+  "                          g.last_sequence_id > 0) FROM {S}.global_position g;"
+  "ALTER TABLE {S}.events ADD COLUMN xact xid8;"
+  "ALTER TABLE {S}.events ALTER COLUMN xact SET DEFAULT pg_catalog.pg_current_xact_id ();"
+  "ALTER TABLE {S}.tombstones ADD COLUMN xact xid8;"
+  "ALTER TABLE {S}.tombstones ALTER COLUMN xact SET DEFAULT pg_catalog.pg_current_xact_id ();"
+  "ALTER TABLE {S}.streams ADD COLUMN deleted_position bigint, ADD COLUMN deleted_xact xid8;"
+  "CREATE INDEX streams_deleted_position ON {S}.streams (deleted_position)"
+  "  WHERE deleted_position IS NOT NULL;"
+  "CREATE FUNCTION {S}.reserve_positions (n integer) RETURNS bigint"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  k integer := pg_catalog.hashtext ('{S}'); first bigint;"
+  "BEGIN"
+  "  IF pg_catalog.pg_current_xact_id_if_assigned () IS NOT NULL THEN"
+  "    RAISE EXCEPTION 'es-glib positions must be reserved before the first write of a transaction'"
+  "      USING ERRCODE = 'object_not_in_prerequisite_state';"
+  "  END IF;"
+  "  BEGIN"
+  "    PERFORM pg_catalog.pg_advisory_lock (1702061933, k);"
+  "    PERFORM pg_catalog.pg_current_xact_id ();"
+  "    first := pg_catalog.nextval ('{S}.positions');"
+  "    IF n > 1 THEN PERFORM pg_catalog.setval ('{S}.positions', first + n - 1); END IF;"
+  "  EXCEPTION WHEN query_canceled OR others THEN"
+  /* A cancel or a failure between the lock and its release must not leave
+   * the session holding it: every writer would wait for it. */
+  "    IF EXISTS (SELECT FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory'"
+  "               AND l.pid = pg_catalog.pg_backend_pid () AND l.classid = 1702061933"
+  "               AND l.objid = k::oid AND l.objsubid = 2 AND l.granted) THEN"
+  "      PERFORM pg_catalog.pg_advisory_unlock (1702061933, k);"
+  "    END IF;"
+  "    RAISE;"
+  "  END;"
+  "  PERFORM pg_catalog.pg_advisory_unlock (1702061933, k);"
+  "  RETURN first;"
+  "END $$;"
+  "CREATE FUNCTION {S}.horizon () RETURNS xid8"
+  "  LANGUAGE sql STABLE AS"
+  "  'SELECT pg_catalog.pg_snapshot_xmin (pg_catalog.pg_current_snapshot ())';"
+  "CREATE FUNCTION {S}.all_head () RETURNS bigint"
+  "  LANGUAGE sql STABLE AS $$"
+  "SELECT greatest ((SELECT g.last_sequence_id FROM {S}.global_position g),"
+  "  (SELECT max (e.sequence_id) FROM {S}.events e"
+  "     WHERE e.xact IS NULL OR e.xact < (SELECT {S}.horizon ())),"
+  "  (SELECT max (t.sequence_id) FROM {S}.tombstones t"
+  "     WHERE t.xact IS NULL OR t.xact < (SELECT {S}.horizon ())),"
+  "  (SELECT max (s.deleted_position) FROM {S}.streams s"
+  "     WHERE s.deleted_position IS NOT NULL AND s.deleted_xact < (SELECT {S}.horizon ())), 0)"
+  "$$;"
+  "CREATE OR REPLACE FUNCTION {S}.subscription_head (p_stream text) RETURNS bigint"
+  "  LANGUAGE sql STABLE AS $$"
+  "SELECT CASE WHEN p_stream = '@all'"
+  "  THEN {S}.all_head ()"
+  "  ELSE coalesce ((SELECT t.version FROM {S}.streams t WHERE t.stream_id = p_stream), 0)"
+  "END $$;"
+  "CREATE OR REPLACE FUNCTION {S}.delete_stream (p_stream text, p_expected bigint,"
+  "                                   p_tombstone boolean, p_channel text,"
+  "                                   OUT status integer, OUT found_version bigint)"
+  "  LANGUAGE plpgsql AS $$"
+  "DECLARE"
+  "  st smallint; pos bigint; v_now timestamptz := clock_timestamp ();"
+  "BEGIN"
+  "  PERFORM pg_catalog.set_config ('es_glib.notify', '', FALSE);"
+  "  SELECT s.version, s.state INTO found_version, st FROM {S}.streams s"
+  "    WHERE s.stream_id = p_stream;"
+  "  found_version := coalesce (found_version, 0); st := coalesce (st, 0);"
+  "  IF st = 2 THEN"
+  "    status := CASE WHEN p_tombstone THEN 0 ELSE 2 END;"
+  "    RETURN;"
+  "  END IF;"
+  "  IF p_expected >= 0 AND p_expected <> found_version THEN status := 1; RETURN; END IF;"
+  "  pos := {S}.reserve_positions (1);"
+  "  DELETE FROM {S}.events WHERE stream_id = p_stream;"
+  "  DELETE FROM {S}.snapshots WHERE stream_id = p_stream;"
+  "  INSERT INTO {S}.streams AS s (stream_id, version, state, deleted_position, deleted_xact)"
+  "    VALUES (p_stream, found_version, CASE WHEN p_tombstone THEN 2 ELSE 1 END, pos,"
+  "            pg_catalog.pg_current_xact_id ())"
+  "    ON CONFLICT (stream_id) DO UPDATE SET state = excluded.state, event_count = 0,"
+  "      first_version = 0, first_at = NULL, last_at = NULL,"
+  "      deleted_position = excluded.deleted_position, deleted_xact = excluded.deleted_xact;"
+  "  IF p_tombstone THEN"
+  "    INSERT INTO {S}.tombstones (sequence_id, stream_id, version, recorded_at)"
+  "      VALUES (pos, p_stream, found_version, v_now);"
+  "  END IF;"
+  /* Notified after the COMMIT (NOTIFY_SQL; see APPEND_SQL). */
+  "  PERFORM pg_catalog.set_config ('es_glib.notify', pos::text, FALSE);"
+  "  status := 0;"
+  "END $$;";
+
 /* migrations[N] upgrades schema version N to N + 1, inside the caller's
  * transaction; version 0 is an empty schema. A schema change appends its
  * step here and nothing else: the length of this table is the version
@@ -396,6 +529,7 @@ static const char * const migrations[] = {
   schema_v1,
   schema_v2,
   schema_v3,
+  schema_v4,
 };
 
 #define SCHEMA_VERSION ((gint64) G_N_ELEMENTS (migrations))
@@ -441,7 +575,26 @@ typedef struct
 /* Reads the stream's row (version, state) in a snapshot taken after the
  * stream's lock; a tombstoned stream accepts nothing (state 2, checked
  * before the idempotency keys). Inserts the events, takes their positions
- * and brings the stream's row up to date, in one statement. */
+ * and brings the stream's row up to date, in one statement.
+ *
+ * The positions: with $7 NULL, reserve_positions() takes exactly as many
+ * as there are events left, before the statement writes anything (the
+ * modifying CTEs run after the main query has read pos), so it is the
+ * transaction's first write. A transaction of several appends (a group,
+ * es-pg-writer.c) reserves one block for them all first (RESERVE_SQL) and
+ * gives each its offset in it as $7.
+ *
+ * The notification: not sent here but by NOTIFY_SQL after the COMMIT,
+ * from the session setting es_glib.notify this statement leaves (the last
+ * sequence id, or '' when nothing was written). A transaction that sends
+ * a NOTIFY holds the server's one notification-queue lock from its
+ * pre-commit to the end of its commit, WAL flush included: notifying
+ * here would make every append of the cluster commit one at a time
+ * again. After the COMMIT, the NOTIFY is a transaction of its own that
+ * writes nothing: NOTIFY gives it a transaction id, but a transaction
+ * that wrote no WAL commits without waiting for a flush, so it holds the
+ * lock for microseconds. It writes no row, so the horizon it may hold for
+ * that moment hides nothing of its own. */
 #define APPEND_SQL \
   "WITH input AS (" \
   "  SELECT * FROM unnest($3::text[], $4::text[], $5::bytea[], $6::text[])" \
@@ -465,9 +618,10 @@ typedef struct
   "), counted AS (" \
   "  SELECT count(*) AS n FROM fresh" \
   "), pos AS (" \
-  "  UPDATE {S}.global_position SET last_sequence_id = last_sequence_id + c.n" \
+  "  SELECT coalesce(nullif(pg_catalog.current_setting('es_glib.positions', TRUE), '')::int8" \
+  "                  + $7::int8, {S}.reserve_positions(c.n::int4)) - 1 + c.n" \
+  "         AS last_sequence_id" \
   "  FROM counted c WHERE c.n > 0" \
-  "  RETURNING last_sequence_id" \
   "), inserted AS (" \
   "  INSERT INTO {S}.events (sequence_id, stream_id, version, idempotency_key, event_type," \
   "                          recorded_at, data, metadata)" \
@@ -487,10 +641,22 @@ typedef struct
   "    last_at = excluded.last_at, state = 0" \
   ")" \
   " SELECT h.version, h.accepted, c.n, p.last_sequence_id," \
-  "  CASE WHEN p.last_sequence_id IS NOT NULL" \
-  "       THEN pg_catalog.pg_notify($7::text, p.last_sequence_id::text) END," \
+  "  pg_catalog.set_config('es_glib.notify', coalesce(p.last_sequence_id::text, ''), FALSE)," \
   "  h.state" \
   " FROM head h CROSS JOIN counted c LEFT JOIN pos p ON TRUE"
+
+/* After an append's COMMIT, in the same pipeline: the notification of
+ * the last sequence id it wrote, if it wrote any (see APPEND_SQL). */
+#define NOTIFY_SQL \
+  "SELECT pg_catalog.pg_notify($1::text, s.n)" \
+  " FROM (SELECT nullif(pg_catalog.current_setting('es_glib.notify', TRUE), '') AS n) AS s" \
+  " WHERE s.n IS NOT NULL"
+
+/* One block of $1 positions for a transaction of several appends, as its
+ * first write; their APPEND_SQL find its start in the transaction's
+ * setting es_glib.positions. */
+#define RESERVE_SQL \
+  "SELECT pg_catalog.set_config('es_glib.positions', {S}.reserve_positions($1::int4)::text, TRUE)"
 
 /* The retention policies of the streams of the text[] $1, enforced after
  * their appends in the same transaction (under their locks). Ages count
@@ -513,6 +679,8 @@ static const char * const sql_templates[N_SQL] = {
   [SQL_READ_VERSION_TABLE] = "SELECT version FROM {S}.es_glib_version",
   [SQL_WRITE_VERSION_TABLE] = "UPDATE {S}.es_glib_version SET version = $1::integer",
   [SQL_APPEND] = APPEND_SQL,
+  [SQL_RESERVE] = RESERVE_SQL,
+  [SQL_NOTIFY] = NOTIFY_SQL,
   [SQL_READ_STREAM] = READ_STREAM_SELECT " ORDER BY version LIMIT $3::int8",
   [SQL_READ_ALL] = READ_ALL_SELECT " ORDER BY sequence_id LIMIT $2::int8",
   /* Both served by the end of an index. */
@@ -520,15 +688,15 @@ static const char * const sql_templates[N_SQL] = {
   /* The kept version of a deleted stream too. */
   [SQL_STREAM_VERSION] = "SELECT coalesce(max(version), 0) FROM {S}.streams"
                          " WHERE stream_id = $1::text",
-  /* The last position used, by an event or a delete. */
-  [SQL_LAST_SEQUENCE_ID] = "SELECT last_sequence_id FROM {S}.global_position",
+  /* The last position used, by an event or a delete, below the horizon. */
+  [SQL_LAST_SEQUENCE_ID] = "SELECT {S}.all_head ()",
   /* From the stream's row: no row, empty. */
   [SQL_STREAM_METRICS] = "SELECT version, event_count, last_at FROM {S}.streams"
                          " WHERE stream_id = $1::text",
-  [SQL_ALL_METRICS] = "SELECT g.last_sequence_id,"
+  [SQL_ALL_METRICS] = "SELECT {S}.all_head (),"
                       " (SELECT coalesce(sum(event_count), 0)::int8 FROM {S}.streams),"
-                      " (SELECT recorded_at FROM {S}.events ORDER BY sequence_id DESC LIMIT 1)"
-                      " FROM {S}.global_position g",
+                      " (SELECT recorded_at FROM {S}.events WHERE " BELOW_HORIZON
+                      "  ORDER BY sequence_id DESC LIMIT 1)",
   [SQL_SAVE_SNAPSHOT] = "INSERT INTO {S}.snapshots (stream_id, projection_name, version, state,"
                         " recorded_at) VALUES ($1::text, $2::text, $3::int8, $4::bytea,"
                         " clock_timestamp()) ON CONFLICT (stream_id, projection_name) DO UPDATE"

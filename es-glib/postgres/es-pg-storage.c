@@ -51,7 +51,8 @@
  * of the tables stay as the last line of defence, and a violation is
  * reported as %ES_ERROR_WRONG_EXPECTED_VERSION. Every append that stores
  * something sends a `NOTIFY` on the channel `<schema>_events`, with its
- * last sequence id as payload, in the same transaction.
+ * last sequence id as payload, right after its COMMIT (in the same
+ * pipeline, in a transaction of its own: see the scaling guide).
  *
  * A connection that breaks while an append is committing leaves its
  * outcome unknown to the caller: the append fails with %ES_ERROR_STORAGE,

@@ -148,22 +148,24 @@ append_op_clear (AppendOp *op)
  *    checks the expected version (accepting any when every event's
  *    idempotency key is already stored: a retry of a stored batch, which
  *    then writes nothing), leaves out the events whose idempotency
- *    key the stream already holds, takes as many sequence ids from the
- *    global_position row as there are events left (UPDATE ... RETURNING),
- *    inserts them at the next versions, brings the stream's row up to
- *    date and NOTIFYs the channel with the last sequence id; then
- *    RETAIN_SQL enforces the stream's retention policy (if any) in the
- *    same transaction; then COMMIT.
+ *    key the stream already holds, reserves as many sequence ids as
+ *    there are events left (reserve_positions(), before anything is
+ *    written), inserts them at the next versions, brings the stream's
+ *    row up to date and NOTIFYs the channel with the last sequence id;
+ *    then RETAIN_SQL enforces the stream's retention policy (if any) in
+ *    the same transaction; then COMMIT.
  *
- * No skipped events in @all: the UPDATE of global_position locks its one
- * row until the transaction ends, so an append takes its sequence ids only
- * once the previous one has committed (or rolled back, giving its ids
- * back). Appends therefore commit in sequence-id order, and whoever sees
- * id N (a reader, a watch after a NOTIFY) can never later find a committed
- * id below N. The price is that the insert-and-commit part of appends is
- * serial across the whole database; the rest (connecting, sending the
- * batch, the lock on the stream, the version and idempotency lookups) is
- * not, and one append of a batch of events writes them all at once.
+ * No skipped events in @all (schema version 4, es-pg-schema.c;
+ * doc/postgres-scaling.md): the reservation assigns the transaction its id
+ * and takes the numbers in one short critical section, so among appends
+ * transaction-id order is position order, and readers of @all see only
+ * the rows of transactions below their snapshot's xmin (BELOW_HORIZON):
+ * what they see is always a prefix of the final order. Nothing is held
+ * to the COMMIT but the stream's lock: appends to different streams
+ * commit in parallel, and their WAL flushes are shared (group commit
+ * across connections and processes). Numbers of a transaction that rolls
+ * back are not given back: gaps in the numbers, never in what readers
+ * see.
  *
  * The unique constraints stay the last line of defence: a violation (a
  * writer that does not take the lock) is ES_ERROR_WRONG_EXPECTED_VERSION.
@@ -191,7 +193,7 @@ append_operation (EsPgStorage    *self,
     op->stream_id, op->expected_text,
     (const char *) op->keys.bytes->data, (const char *) op->types.bytes->data,
     (const char *) op->data.bytes->data, (const char *) op->metadata.bytes->data,
-    self->channel,
+    NULL,
   };
   const int lengths[] = {
     0, 0,
@@ -199,6 +201,7 @@ append_operation (EsPgStorage    *self,
     0,
   };
   const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
+  const char *notify_values[] = { self->channel };
   const char *retain_values[] = { (const char *) op->streams.bytes->data };
   const int retain_lengths[] = { op->streams.bytes->len };
   static const int retain_formats[] = { 1 };
@@ -206,9 +209,11 @@ append_operation (EsPgStorage    *self,
     { self->sql[SQL_APPEND], G_N_ELEMENTS (values), values, lengths, formats, FALSE },
     { self->sql[SQL_RETAIN], 1, retain_values, retain_lengths, retain_formats, FALSE },
     { "COMMIT", 0, NULL, NULL, NULL, FALSE },
+    { self->sql[SQL_NOTIFY], 1, notify_values, NULL, NULL, FALSE },
   };
-  PGresult *results[3] = { NULL, NULL, NULL };
-  gboolean accepted, tombstoned;
+  PGresult *results[4] = { NULL, NULL, NULL, NULL };
+  g_autoptr(GError) local_error = NULL;
+  gboolean accepted, tombstoned, ok;
   gint64 version, n_inserted;
   int failed = -1;
   guint i;
@@ -229,9 +234,21 @@ append_operation (EsPgStorage    *self,
     PQclear (results[i]);
   *retry = FALSE;
 
-  if (!_es_pg_connection_run (c, insert, G_N_ELEMENTS (insert), results, &failed, cancellable,
-                              context, error))
+  ok = _es_pg_connection_run (c, insert, G_N_ELEMENTS (insert), results, &failed, cancellable,
+                              context, &local_error);
+  if (!ok && failed == 3 && !c->lost)
     {
+      /* Committed; only the notification failed: watches of other
+       * factories see the events at the next one. Not an error of the
+       * append. */
+      g_debug ("PostgreSQL: the notification after an append failed: %s",
+               local_error->message);
+      g_clear_error (&local_error);
+      ok = TRUE;
+    }
+  if (!ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
       if (failed == 0 && _es_pg_result_has_state (results[0], "23505"))
         {
           g_clear_error (error);
@@ -395,11 +412,10 @@ _es_pg_storage_append (EsStorageHandle          *handle,
  * Group commit: asynchronous appends                                      *
  * ---------------------------------------------------------------------- */
 
-/* Why: appends to one schema commit one after another (the global_position
- * row stays locked until COMMIT, see _es_pg_storage_append()), so appends
- * in flight at once, each its own transaction on its own connection, only
- * queue on that row and on the stream locks, and each pays a commit (a
- * WAL flush) of its own: 64 in flight were slower than one after another.
+/* Why: each append in flight in its own transaction on its own connection
+ * pays a commit (a WAL flush) and a connection of its own, and until
+ * schema version 4 they all queued on the one counter row held to COMMIT:
+ * 64 in flight were slower than one after another.
  *
  * So asynchronous appends go to one writer thread, as the SQLite backend's
  * do. It takes every job queued (up to WRITER_MAX_GROUP) and runs them as
@@ -484,6 +500,8 @@ typedef struct
                               * for EXISTING_KEYS_SQL (runs of several jobs) */
   const char  *values[7];
   int          lengths[7];
+  guint        n_events;       /* events in its arrays: positions it may take */
+  char         offset[24];     /* its first position's offset in the group's block */
   const char  *key_values[2];
   int          key_lengths[2];
   int          key_statement;  /* its EXISTING_KEYS_SQL, or -1 */
@@ -605,14 +623,21 @@ group_operation (EsPgStorage    *self,
   g_autofree PGresult **results = NULL;
   static const int formats[] = { 0, 0, 1, 1, 1, 1, 0 };
   static const int binary_formats[] = { 0, 1 };
+  gboolean reserve;
+  guint n_events = 0;
+  g_autofree char *n_events_text = NULL;
+  const char *reserve_values[1];
   static const int lock_formats[] = { 1 };
   const char *lock_values[1];
   int lock_lengths[1];
-  EsPgStatement commit = { "COMMIT", 0, NULL, NULL, NULL, FALSE };
+  gint64 notify_position = 0;
+  g_autofree char *notify_text = NULL;
+  const char *notify_values[2];
+  EsPgStatement commit[2];
+  PGresult *commit_results[2] = { NULL, NULL };
   BinaryArray lock_keys, retain_streams;
   const char *retain_values[1];
   int retain_lengths[1];
-  PGresult *result;
   int failed = -1;
   gboolean ok;
   guint i, r, s;
@@ -625,12 +650,22 @@ group_operation (EsPgStorage    *self,
     }
 
   runs = group_make_runs (group);
-  n_statements = first;
+  /* Positions: one APPEND_SQL reserves its own; several share one block
+   * reserved first (RESERVE_SQL), each at its offset, since only the
+   * first write of a transaction may reserve (es-pg-schema.c, version 4).
+   * The block covers every event sent; those left out (idempotency keys
+   * already stored, a wrong expected version) leave gaps in the numbers. */
+  reserve = runs->len > 1;
+  n_statements = first + (reserve ? 1 : 0);
   for (r = 0; r < runs->len; r++)
     {
       Run *run = &g_array_index (runs, Run, r);
 
       n_statements += (run->n_jobs > 1 && run->has_keys) ? 2 : 1;
+      for (i = 0; i < run->n_jobs; i++)
+        run->n_events += group->jobs[run->jobs[i]]->op.types.n;
+      g_snprintf (run->offset, sizeof run->offset, "%u", n_events);
+      n_events += run->n_events;
     }
   n_statements++;  /* RETAIN_SQL */
   statements = g_new0 (EsPgStatement, n_statements);
@@ -668,6 +703,13 @@ group_operation (EsPgStorage    *self,
                                         lock_formats, FALSE };
 
   s = first;
+  if (reserve)
+    {
+      n_events_text = g_strdup_printf ("%u", n_events);
+      reserve_values[0] = n_events_text;
+      statements[s++] = (EsPgStatement) { self->sql[SQL_RESERVE], 1, reserve_values, NULL, NULL,
+                                          FALSE };
+    }
   for (r = 0; r < runs->len; r++)
     {
       Run *run = &g_array_index (runs, Run, r);
@@ -727,7 +769,7 @@ group_operation (EsPgStorage    *self,
 
       run->values[0] = op->stream_id;
       run->values[1] = op->expected_text;
-      run->values[6] = self->channel;
+      run->values[6] = reserve ? run->offset : NULL;
       run->statement = s;
       statements[s++] = (EsPgStatement) { self->sql[SQL_APPEND], 7, run->values, run->lengths,
                                       formats, FALSE };
@@ -780,6 +822,9 @@ group_operation (EsPgStorage    *self,
       gint64 n_inserted = g_ascii_strtoll (PQgetvalue (rr, 0, 2), NULL, 10);
       g_autoptr(GHashTable) existing = NULL;
       gint64 counted = 0;
+
+      if (!PQgetisnull (rr, 0, 3))
+        notify_position = MAX (notify_position, g_ascii_strtoll (PQgetvalue (rr, 0, 3), NULL, 10));
 
       if (run->n_jobs == 1)
         {
@@ -844,10 +889,30 @@ group_operation (EsPgStorage    *self,
       return FALSE;
     }
 
-  /* Round trip 2: once the COMMIT is sent, its outcome may be unknown. */
+  /* Round trip 2: once the COMMIT is sent, its outcome may be unknown.
+   * Then the notification of the last position written, in a transaction
+   * of its own (see APPEND_SQL in es-pg-schema.c). */
   *retry = FALSE;
-  result = _es_pg_connection_run_one (c, &commit, cancellable, context, error);
-  if (result == NULL)
+  commit[0] = (EsPgStatement) { "COMMIT", 0, NULL, NULL, NULL, FALSE };
+  notify_text = g_strdup_printf ("%" G_GINT64_FORMAT, notify_position);
+  notify_values[0] = self->channel;
+  notify_values[1] = notify_text;
+  commit[1] = (EsPgStatement) { "SELECT pg_catalog.pg_notify($1::text, $2::text)", 2, notify_values,
+                                NULL, NULL, FALSE };
+  failed = -1;
+  ok = _es_pg_connection_run (c, commit, notify_position > 0 ? 2 : 1, commit_results, &failed,
+                              cancellable, context, error);
+  PQclear (commit_results[0]);
+  PQclear (commit_results[1]);
+  if (!ok && failed == 1 && !c->lost)
+    {
+      /* Committed; only the notification failed (see append_operation()). */
+      g_debug ("PostgreSQL: the notification after a group of appends failed: %s",
+               (*error)->message);
+      g_clear_error (error);
+      return TRUE;
+    }
+  if (!ok)
     {
       if (c->lost)
         {
@@ -864,7 +929,6 @@ group_operation (EsPgStorage    *self,
       _es_pg_connection_rollback (c);
       return FALSE;
     }
-  PQclear (result);
   return TRUE;
 }
 

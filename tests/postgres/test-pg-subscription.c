@@ -403,8 +403,38 @@ fixture_teardown (Fixture       *f,
 /* Migration                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Takes away what schema version 4 (issue 22) added to a schema the
+ * current code wrote, leaving what version 3 wrote for the same history:
+ * global_position holds the last position used (the sequence's), the rows
+ * no transaction id. delete_stream() stays the current one: nothing calls
+ * it before the migration, which replaces it. */
+static void
+downgrade_to_v3 (Fixture *f)
+{
+  g_autofree char *q = qschema (f, f->schema);
+  g_autofree char *sql = g_strdup_printf (
+    "UPDATE %s.global_position SET last_sequence_id ="
+    "  (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM %s.positions);"
+    "DROP SEQUENCE %s.positions;"
+    "ALTER TABLE %s.events DROP COLUMN xact;"
+    "ALTER TABLE %s.tombstones DROP COLUMN xact;"
+    "ALTER TABLE %s.streams DROP COLUMN deleted_position, DROP COLUMN deleted_xact;"
+    "DROP FUNCTION %s.reserve_positions, %s.horizon;"
+    "CREATE OR REPLACE FUNCTION %s.subscription_head (p_stream text) RETURNS bigint"
+    "  LANGUAGE sql STABLE AS $$"
+    "SELECT CASE WHEN p_stream = '@all'"
+    "  THEN (SELECT g.last_sequence_id FROM %s.global_position g)"
+    "  ELSE coalesce ((SELECT t.version FROM %s.streams t WHERE t.stream_id = p_stream), 0)"
+    "END $$;"
+    "DROP FUNCTION %s.all_head;"
+    "UPDATE %s.es_glib_version SET version = 3",
+    q, q, q, q, q, q, q, q, q, q, q, q, q);
+
+  admin_exec (f, sql);
+}
+
 /* What the tables of schema version 2 hold: for each, its row count and
- * a digest of its rows. */
+ * a digest of its rows (without the columns version 4 adds). */
 static char *
 v2_content (Fixture *f)
 {
@@ -418,8 +448,10 @@ v2_content (Fixture *f)
   for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
     {
       g_autofree char *sql = g_strdup_printf (
-        "SELECT count(*) || ' ' || md5 (coalesce (string_agg (t::text, E'\\n'"
-        " ORDER BY t::text), '')) FROM %s.%s t", q, tables[i]);
+        "SELECT count(*) || ' ' || md5 (coalesce (string_agg (r::text, E'\\n'"
+        " ORDER BY r::text), '')) FROM %s.%s t,"
+        " LATERAL (SELECT to_jsonb (t) - 'xact' - 'deleted_position' - 'deleted_xact') AS u (r)",
+        q, tables[i]);
       g_autofree char *digest = admin_text (f, sql, NULL, NULL);
 
       /* The version row is the one thing the migration changes. */
@@ -430,7 +462,7 @@ v2_content (Fixture *f)
 }
 
 /* The columns, indexes, constraints and functions of the schema, but
- * those of subscriptions. */
+ * those of subscriptions and those version 4 adds or replaces. */
 static char *
 v2_structure (Fixture *f)
 {
@@ -439,12 +471,15 @@ v2_structure (Fixture *f)
     " format_type (a.atttypid, a.atttypmod), a.attnotnull), E'\\n' ORDER BY c.relname, a.attnum)"
     " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
     " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-    " WHERE n.nspname = $1 AND c.relname NOT LIKE 'subscriptions%'", f->schema, NULL);
+    " WHERE n.nspname = $1 AND c.relname NOT LIKE 'subscriptions%'"
+    " AND c.relname NOT IN ('positions', 'streams_deleted_position')"
+    " AND a.attname NOT IN ('xact', 'deleted_position', 'deleted_xact')", f->schema, NULL);
   g_autofree char *functions = admin_text (f,
     "SELECT string_agg (md5 (pg_get_functiondef (p.oid)), ',' ORDER BY p.proname)"
     " FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
     " WHERE n.nspname = $1 AND p.proname NOT LIKE '%subscription%'"
-    " AND p.proname <> 'save_checkpoint'", f->schema, NULL);
+    " AND p.proname NOT IN ('save_checkpoint', 'delete_stream', 'reserve_positions', 'horizon',"
+    " 'all_head')", f->schema, NULL);
 
   return g_strdup_printf ("%s\n%s", columns, functions);
 }
@@ -467,7 +502,7 @@ test_migration (Fixture       *f,
 
   g_test_summary ("A schema of version 2 (issue 16) holding events, deletes (gaps in the "
                   "positions), a tombstone, a snapshot and a retention policy is migrated to "
-                  "version 3: every table keeps its rows, every event and position reads back "
+                  "the current version: every table keeps its rows, every event and position reads back "
                   "the same, appends continue after the last position, and subscriptions are "
                   "stored");
 
@@ -497,6 +532,7 @@ test_migration (Fixture       *f,
   g_assert_no_error (error);
   es_test_storage_close (storage);
 
+  downgrade_to_v3 (f);
   sql = g_strdup_printf ("DROP TABLE %s.subscriptions;"
                          "DROP FUNCTION %s.save_checkpoint, %s.change_subscription,"
                          " %s.subscription_head;"
@@ -514,7 +550,7 @@ test_migration (Fixture       *f,
   storage = storage_new (f, NULL, NULL);
   g_clear_pointer (&sql, g_free);
   sql = g_strdup_printf ("SELECT version FROM %s.es_glib_version", q);
-  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 3);
+  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 4);
   after = v2_content (f);
   g_assert_cmpstr (after, ==, content);
   g_clear_pointer (&after, g_free);
@@ -566,6 +602,168 @@ test_migration (Fixture       *f,
   g_assert_cmpint (es_subscription_info_get_lag (info), ==, 5 - 2);
 
   es_test_storage_close (storage);
+}
+
+/* One event appended as schema version 3 did: its position from the
+ * global_position row, in the same transaction as the event and the
+ * stream's row. */
+static void
+v3_append (Fixture    *f,
+           const char *stream_id,
+           gint64      version,
+           const char *text)
+{
+  g_autofree char *q = qschema (f, f->schema);
+  g_autofree char *sql = g_strdup_printf (
+    "BEGIN;"
+    "WITH pos AS (UPDATE %s.global_position SET last_sequence_id = last_sequence_id + 1"
+    "  RETURNING last_sequence_id)"
+    " INSERT INTO %s.events (sequence_id, stream_id, version, event_type, recorded_at, data)"
+    " SELECT last_sequence_id, '%s', %" G_GINT64_FORMAT ", 'Counted', clock_timestamp (),"
+    "  convert_to ('%s', 'UTF8') FROM pos;"
+    "INSERT INTO %s.streams AS s (stream_id, version, event_count, first_version, first_at,"
+    "  last_at) VALUES ('%s', %" G_GINT64_FORMAT ", 1, %" G_GINT64_FORMAT ", now (), now ())"
+    " ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version,"
+    "  event_count = s.event_count + 1, last_at = excluded.last_at;"
+    "COMMIT",
+    q, q, stream_id, version, text, q, stream_id, version, version);
+
+  admin_exec (f, sql);
+}
+
+static void
+test_migration_v3 (Fixture       *f,
+                   gconstpointer  data)
+{
+  g_autofree char *q = qschema (f, f->schema);
+  g_autofree char *sql = NULL;
+  g_autoptr(GPtrArray) before_events = NULL;
+  g_autoptr(GPtrArray) after_events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSubscriptionInfo) info = NULL;
+  EsStorageHandle *storage;
+  gint64 version = 0;
+
+  g_test_summary ("A schema of version 3 (one counter row for positions) holding events, a "
+                  "tombstone, a soft delete, a snapshot, a subscription and appends made the "
+                  "version 3 way is migrated to version 4: every event and marker reads back "
+                  "at its position, the head of @all is the last position used (a soft "
+                  "delete's too), new positions come after it from the sequence, rows "
+                  "before the migration are visible at once, subscriptions keep their lag");
+
+  /* Version 3 as the previous es-glib wrote it. */
+  storage = storage_new (f, NULL, NULL);
+  append_n (storage, "order-1", 3);
+  append_n (storage, "gone", 2);
+  append_n (storage, "soft", 1);
+  g_assert_true (es_storage_handle_delete_stream (storage, "gone", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_TOMBSTONE, NULL, &error));
+  g_assert_true (es_storage_handle_delete_stream (storage, "soft", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_no_error (error);
+  save_ok (storage, "projector", NULL, 3, "p");
+  storage_close_and_free (storage);
+  downgrade_to_v3 (f);
+  sql = g_strdup_printf ("SELECT last_sequence_id FROM %s.global_position", q);
+  /* 3 + 2 + 1 events, a tombstone, a soft delete. */
+  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 8);
+  g_clear_pointer (&sql, g_free);
+  /* Two more appends by version 3's code, then a position taken without
+   * a row (as a soft delete leaves): the last position used is 11. */
+  v3_append (f, "order-2", 1, "order-2-0");
+  v3_append (f, "order-1", 4, "order-1-3");
+  sql = g_strdup_printf ("UPDATE %s.global_position SET last_sequence_id = 11", q);
+  admin_exec (f, sql);
+  g_clear_pointer (&sql, g_free);
+
+  /* Opening migrates. */
+  storage = storage_new (f, NULL, NULL);
+  sql = g_strdup_printf ("SELECT version FROM %s.es_glib_version", q);
+  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 4);
+  g_clear_pointer (&sql, g_free);
+  sql = g_strdup_printf ("SELECT count(*) FROM %s.events WHERE xact IS NOT NULL", q);
+  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 0);
+  g_clear_pointer (&sql, g_free);
+
+  /* Every event and the marker, at its position, visible at once. */
+  after_events = es_storage_handle_read_page_full (storage, NULL, 0,
+                                                   ES_READ_FLAGS_INCLUDE_TOMBSTONES, NULL, 100,
+                                                   NULL, &error);
+  g_assert_no_error (error);
+  {
+    static const struct
+    {
+      gint64      position;
+      const char *stream;
+      gint64      version;
+      const char *text;
+    } expected[] = {
+      { 1, "order-1", 1, "order-1-0" },
+      { 2, "order-1", 2, "order-1-1" },
+      { 3, "order-1", 3, "order-1-2" },
+      { 7, "gone", 2, NULL },       /* the tombstone; 4, 5 (gone), 6 (soft), 8 deleted */
+      { 9, "order-2", 1, "order-2-0" },
+      { 10, "order-1", 4, "order-1-3" },
+    };
+
+    g_assert_cmpuint (after_events->len, ==, G_N_ELEMENTS (expected));
+    for (guint i = 0; i < after_events->len; i++)
+      {
+        EsStoredEvent *e = g_ptr_array_index (after_events, i);
+
+        g_assert_cmpint (es_stored_event_get_sequence_id (e), ==, expected[i].position);
+        g_assert_cmpstr (es_stored_event_get_stream_id (e), ==, expected[i].stream);
+        g_assert_cmpint (es_stored_event_get_version (e), ==, expected[i].version);
+        if (expected[i].text != NULL)
+          {
+            GBytes *bytes = es_stored_event_get_data (e);
+            g_autofree char *text = g_strndup (g_bytes_get_data (bytes, NULL),
+                                               g_bytes_get_size (bytes));
+
+            g_assert_cmpstr (text, ==, expected[i].text);
+          }
+        else
+          g_assert_cmpint (es_stored_event_get_flags (e) & ES_STORED_EVENT_FLAGS_TOMBSTONE, !=, 0);
+      }
+  }
+  {
+    g_autoptr(EsStreamInfo) all = es_storage_handle_get_stream_info (storage, NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpint (es_stream_info_get_current_version (all), ==, 11);
+    g_assert_true (es_storage_handle_get_version (storage, NULL, &version, NULL, &error));
+    g_assert_cmpint (version, ==, 11);
+  }
+  info = get_ok (storage, "projector");
+  g_assert_cmpint (es_subscription_info_get_lag (info), ==, 11 - 3);
+  g_clear_object (&info);
+
+  /* Appends continue after the last position used, from the sequence. */
+  version = append_n (storage, "order-2", 2);
+  g_assert_cmpint (version, ==, 3);
+  g_assert_true (es_storage_handle_delete_stream (storage, "order-1", ES_VERSION_ANY,
+                                                  ES_DELETE_FLAGS_NONE, NULL, &error));
+  g_assert_no_error (error);
+  {
+    g_autoptr(GPtrArray) tail = es_storage_handle_read_page (storage, NULL, 11, NULL, 10, NULL,
+                                                             &error);
+    g_autoptr(EsStreamInfo) all = es_storage_handle_get_stream_info (storage, NULL, NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpuint (tail->len, ==, 2);
+    g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (tail, 0)), ==, 12);
+    g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (tail, 1)), ==, 13);
+    g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (tail, 1)), ==, "order-2");
+    /* The soft delete took 14, and the head counts it. */
+    g_assert_cmpint (es_stream_info_get_current_version (all), ==, 14);
+  }
+  sql = g_strdup_printf ("SELECT count(*) FROM %s.events WHERE xact IS NOT NULL", q);
+  g_assert_cmpint (admin_int (f, sql, NULL, NULL), ==, 2);
+  g_clear_pointer (&sql, g_free);
+  info = get_ok (storage, "projector");
+  g_assert_cmpint (es_subscription_info_get_lag (info), ==, 14 - 3);
+
+  storage_close_and_free (storage);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1368,6 +1566,7 @@ main (int   argc,
     GTestFixtureFunc  func;
   } tests[] = {
     { "/pg/subscription/migration", (GTestFixtureFunc) test_migration },
+    { "/pg/subscription/migration-v3", (GTestFixtureFunc) test_migration_v3 },
     { "/pg/subscription/store", (GTestFixtureFunc) test_store },
     { "/pg/subscription/reset-delete", (GTestFixtureFunc) test_reset_delete },
     { "/pg/subscription/exclusive-storages", (GTestFixtureFunc) test_exclusive_storages },

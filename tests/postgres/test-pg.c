@@ -266,7 +266,7 @@ version_column (Fixture    *f,
 
 /* The schema version this es-glib writes (1: 0.1; 2: the stream life
  * cycle, issue 16; 3: durable subscriptions, issue 17). */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* The schema version es-glib recorded in @schema; the test fails when
  * there is no such record. */
@@ -4122,8 +4122,8 @@ test_lifecycle_kill (Fixture       *f,
 
   g_test_summary ("The server killed (immediate shutdown) while a hard delete, a "
                   "truncation and a sweep have removed their events but not committed: "
-                  "after the restart the stream, its row, its snapshot and the position "
-                  "counter are as before, none half done");
+                  "after the restart the stream, its row, its snapshot and the head of "
+                  "@all are as before, none half done");
 
   if (!server_control_available ())
     {
@@ -4148,7 +4148,7 @@ test_lifecycle_kill (Fixture       *f,
     " (SELECT state || '/' || version || '/' || event_count || '/' || first_version"
     "  FROM %s.streams WHERE stream_id = 'victim'),"
     " (SELECT count(*) FROM %s.snapshots), (SELECT count(*) FROM %s.tombstones),"
-    " (SELECT last_sequence_id FROM %s.global_position)",
+    " %s.all_head ()",
     qschema, qschema, qschema, qschema, qschema);
   {
     PGresult *result = admin_query (f, state_sql, 0, NULL);
@@ -4171,9 +4171,8 @@ test_lifecycle_kill (Fixture       *f,
       PGconn *blocking;
 
       /* The operation removes the events, then waits on a lock held
-       * here: the position counter (a delete takes a position last) or
-       * the snapshots table (truncation and retention prune snapshots
-       * after the events). */
+       * here: the snapshots table (a delete, truncation and retention
+       * prune snapshots after the events). */
       if (which == KILL_DURING_SWEEP)
         {
           g_autofree char *policy = g_strdup_printf ("UPDATE %s.streams SET max_count = 5",
@@ -4181,9 +4180,7 @@ test_lifecycle_kill (Fixture       *f,
 
           admin_exec (f, policy);
         }
-      blocker = which == KILL_DURING_DELETE
-        ? g_strdup_printf ("BEGIN; SELECT * FROM %s.global_position FOR UPDATE", qschema)
-        : g_strdup_printf ("BEGIN; LOCK TABLE %s.snapshots IN EXCLUSIVE MODE", qschema);
+      blocker = g_strdup_printf ("BEGIN; LOCK TABLE %s.snapshots IN EXCLUSIVE MODE", qschema);
       /* On a connection of its own: pg_stat_activity, read below, is
        * frozen for the length of a transaction. */
       blocking = admin_connect (f->conninfo);
@@ -4230,6 +4227,97 @@ test_lifecycle_kill (Fixture       *f,
     }
 }
 
+/* Runs @sql on @conn: the first value of its result, or NULL with the
+ * SQLSTATE in @out_state when it failed. */
+static char *
+try_query (PGconn      *conn,
+           const char  *sql,
+           char       **out_state)
+{
+  PGresult *result = PQexec (conn, sql);
+  char *value = NULL;
+
+  if (PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) > 0)
+    value = g_strdup (PQgetvalue (result, 0, 0));
+  else if (PQresultStatus (result) == PGRES_FATAL_ERROR && out_state != NULL)
+    *out_state = g_strdup (PQresultErrorField (result, PG_DIAG_SQLSTATE));
+  PQclear (result);
+  return value;
+}
+
+static void
+test_reserve_positions (Fixture       *f,
+                        gconstpointer  data)
+{
+  EsStreamFactory *factory = factory_new (f, 1);
+  g_autofree char *qschema = quote_ident (f->admin, f->schema);
+  g_autofree char *reserve1 = g_strdup_printf ("SELECT %s.reserve_positions (1)", qschema);
+  g_autofree char *reserve3 = g_strdup_printf ("SELECT %s.reserve_positions (3)", qschema);
+  g_autofree char *locks = g_strdup (
+    "SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+    " AND classid = 1702061933");
+  g_autofree char *state = NULL;
+  g_autofree char *value = NULL;
+  PGconn *a = admin_connect (f->conninfo);
+  PGconn *b = admin_connect (f->conninfo);
+  gint64 first;
+
+  g_test_summary ("reserve_positions() refuses a transaction that already wrote (or "
+                  "already reserved): the reservation must be its first write; numbers "
+                  "of a transaction that rolled back are not given back; a failure inside "
+                  "the critical section releases its lock");
+
+  PQclear (PQexec (a, "BEGIN"));
+  g_free (try_query (a, "SELECT pg_catalog.pg_current_xact_id ()", NULL));
+  value = try_query (a, reserve1, &state);
+  g_assert_null (value);
+  g_assert_cmpstr (state, ==, "55000");
+  g_clear_pointer (&state, g_free);
+  PQclear (PQexec (a, "ROLLBACK"));
+
+  PQclear (PQexec (a, "BEGIN"));
+  value = try_query (a, reserve3, &state);
+  g_assert_nonnull (value);
+  first = g_ascii_strtoll (value, NULL, 10);
+  g_assert_cmpint (first, ==, 1);
+  g_clear_pointer (&value, g_free);
+  /* A second reservation in the same transaction. */
+  value = try_query (a, reserve1, &state);
+  g_assert_null (value);
+  g_assert_cmpstr (state, ==, "55000");
+  g_clear_pointer (&state, g_free);
+  PQclear (PQexec (a, "ROLLBACK"));
+
+  /* 1 to 3 are gone with the rollback; nobody holds the lock. */
+  value = try_query (b, reserve1, &state);
+  g_assert_cmpstr (value, ==, "4");
+  g_clear_pointer (&value, g_free);
+  g_assert_cmpint (admin_query_int (f, locks, NULL), ==, 0);
+
+  /* Failing between the lock and its release (the sequence at its
+   * maximum): the lock is released all the same. */
+  {
+    g_autofree char *cap = g_strdup_printf ("ALTER SEQUENCE %s.positions MAXVALUE 4", qschema);
+    g_autofree char *uncap = g_strdup_printf ("ALTER SEQUENCE %s.positions NO MAXVALUE",
+                                              qschema);
+
+    admin_exec (f, cap);
+    value = try_query (a, reserve1, &state);
+    g_assert_null (value);
+    g_assert_cmpstr (state, ==, "2200H");  /* sequence_generator_limit_exceeded */
+    g_clear_pointer (&state, g_free);
+    g_assert_cmpint (admin_query_int (f, locks, NULL), ==, 0);
+    admin_exec (f, uncap);
+    value = try_query (b, reserve1, &state);
+    g_assert_cmpstr (value, ==, "5");
+    g_clear_pointer (&value, g_free);
+  }
+
+  PQfinish (a);
+  PQfinish (b);
+  es_test_factory_close_and_free (factory);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -4264,6 +4352,7 @@ main (int   argc,
     { "/pg/data/verbatim", (GTestFixtureFunc) test_verbatim },
     { "/pg/close", (GTestFixtureFunc) test_close },
     { "/pg/lifecycle/migration", (GTestFixtureFunc) test_lifecycle_migration },
+    { "/pg/reserve-positions", (GTestFixtureFunc) test_reserve_positions },
     { "/pg/lifecycle/notify-delete", (GTestFixtureFunc) test_lifecycle_notify_delete },
     { "/pg/lifecycle/watch-remote-delete", (GTestFixtureFunc) test_lifecycle_watch_remote_delete },
     { "/pg/lifecycle/concurrent-delete", (GTestFixtureFunc) test_lifecycle_concurrent_delete },
