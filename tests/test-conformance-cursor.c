@@ -17,13 +17,6 @@
 /* Events per page of an enumerator or a cursor (ES_READ_PAGE_SIZE). */
 #define PAGE_SIZE 1024
 
-#define assert_ok(call) \
-  G_STMT_START { \
-    gboolean _ok = (call); \
-    g_assert_no_error (error); \
-    g_assert_true (_ok); \
-  } G_STMT_END
-
 static EsStorageHandle *
 storage_of (Fixture *f)
 {
@@ -143,7 +136,7 @@ assert_cursor_matches (Fixture       *f,
 
   for (guint i = 0; i < expected->len; i++)
     {
-      assert_ok (es_event_cursor_next (cursor, NULL, &error));
+      ES_TEST_ASSERT_OK (es_event_cursor_next (cursor, NULL, &error));
       assert_row_is (cursor, g_ptr_array_index (expected, i));
     }
   g_assert_false (es_event_cursor_next (cursor, NULL, &error));
@@ -223,10 +216,10 @@ test_cursor_life_cycle (Fixture       *f,
   write_varied (f, "deleted", 50);
   write_varied (f, "kept", 50);
 
-  assert_ok (es_stream_factory_erase_event (f->factory, "kept", 3, NULL, &error));
-  assert_ok (es_stream_factory_erase_event (f->factory, "kept", 60, NULL, &error));
-  assert_ok (es_stream_factory_truncate_stream (f->factory, "truncated", 21, NULL, &error));
-  assert_ok (es_stream_factory_delete_stream (f->factory, "deleted", ES_VERSION_ANY,
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "kept", 3, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_erase_event (f->factory, "kept", 60, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_truncate_stream (f->factory, "truncated", 21, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_delete_stream (f->factory, "deleted", ES_VERSION_ANY,
                                               ES_DELETE_FLAGS_NONE, NULL, &error));
 
   g_assert_cmpuint (assert_cursor_matches (f, "kept", 0, NULL), ==, 100);
@@ -453,11 +446,11 @@ test_cursor_close (Fixture       *f,
   write_varied (f, "s", 10);
   cursor = es_stream_read_cursor (stream, 0, NULL, NULL, &error);
   g_assert_no_error (error);
-  assert_ok (es_event_cursor_next (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_next (cursor, NULL, &error));
   kept = es_event_cursor_dup_data (cursor);
 
-  assert_ok (es_event_cursor_close (cursor, NULL, &error));
-  assert_ok (es_event_cursor_close (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_close (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_close (cursor, NULL, &error));
 
   g_assert_false (es_event_cursor_next (cursor, NULL, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CLOSED);
@@ -520,7 +513,7 @@ test_cursor_closed_factory (Fixture       *f,
   g_assert_no_error (error);
   g_assert_cmpuint (es_event_cursor_next_rows (cursor, PAGE_SIZE, NULL, &error), ==, PAGE_SIZE);
 
-  assert_ok (es_stream_factory_close (f->factory, NULL, &error));
+  ES_TEST_ASSERT_OK (es_stream_factory_close (f->factory, NULL, &error));
 
   /* The buffered rows are gone past; the next page cannot be read. */
   g_assert_false (es_event_cursor_next (cursor, NULL, &error));
@@ -556,7 +549,7 @@ test_cursor_invalid (Fixture       *f,
   g_test_expect_message ("Es", G_LOG_LEVEL_CRITICAL, "*len > 0*");
   g_assert_null (es_event_cursor_get_event_type (cursor));
   g_test_assert_expected_messages ();
-  assert_ok (es_event_cursor_next (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_next (cursor, NULL, &error));
   g_assert_cmpstr (es_event_cursor_get_event_type (cursor), ==, "Written");
   g_assert_false (es_event_cursor_next (cursor, NULL, &error));
   g_assert_no_error (error);
@@ -689,7 +682,7 @@ test_cursor_async (Fixture       *f,
     }
   g_assert_cmpuint (i, ==, PAGE_SIZE + 3);
 
-  assert_ok (es_event_cursor_close (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_close (cursor, NULL, &error));
   es_event_cursor_next_async (cursor, NULL, es_test_store_result_cb, &result);
   es_test_wait_result (&result);
   g_assert_false (es_event_cursor_next_finish (cursor, result, &error));
@@ -814,7 +807,7 @@ test_cursor_default (Fixture       *f,
   g_assert_cmpuint (wrapped->n_reads, ==, 1);
   for (guint i = 0; i < expected->len; i++)
     {
-      assert_ok (es_event_cursor_next (cursor, NULL, &error));
+      ES_TEST_ASSERT_OK (es_event_cursor_next (cursor, NULL, &error));
       assert_row_is (cursor, g_ptr_array_index (expected, i));
     }
   g_assert_false (es_event_cursor_next (cursor, NULL, &error));
@@ -873,7 +866,7 @@ test_cursor_matches_storage (Fixture       *f,
   g_assert_no_error (error);
   for (guint i = 0; i < page->len; i++)
     {
-      assert_ok (es_event_cursor_next (cursor, NULL, &error));
+      ES_TEST_ASSERT_OK (es_event_cursor_next (cursor, NULL, &error));
       assert_row_is (cursor, g_ptr_array_index (page, i));
     }
 }

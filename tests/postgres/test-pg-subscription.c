@@ -662,7 +662,7 @@ test_migration_v3 (Fixture       *f,
                                                   ES_DELETE_FLAGS_NONE, NULL, &error));
   g_assert_no_error (error);
   save_ok (storage, "projector", NULL, 3, "p");
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
   downgrade_to_v3 (f);
   sql = g_strdup_printf ("SELECT last_sequence_id FROM %s.global_position", q);
   /* 3 + 2 + 1 events, a tombstone, a soft delete. */
@@ -763,7 +763,7 @@ test_migration_v3 (Fixture       *f,
   info = get_ok (storage, "projector");
   g_assert_cmpint (es_subscription_info_get_lag (info), ==, 14 - 3);
 
-  storage_close_and_free (storage);
+  es_test_storage_close (storage);
 }
 
 /* ------------------------------------------------------------------ */
