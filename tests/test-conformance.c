@@ -4348,6 +4348,7 @@ main (int   argc,
   add_lifecycle_tests ();
   add_operations_tests ();
   add_subscription_tests ();
+  add_metaindex_tests ();
   add_model_tests ();
 
   return g_test_run ();

@@ -62,3 +62,6 @@ void             add_lifecycle_tests        (void);
 
 /* test-conformance-subscription.c */
 void             add_subscription_tests     (void);
+
+/* test-conformance-metaindex.c */
+void             add_metaindex_tests        (void);

@@ -519,9 +519,8 @@ add_metadata_in_json (QueryBuilder *builder,
  * the filter's validation rejects keys holding '"'. SQLite compares a
  * label with the key's text as written in the JSON, escapes included, so a
  * backslash is written the way JSON writers escape it. */
-static const char *
-metadata_json_path (QueryBuilder *builder,
-                    char * const *keys)
+static char *
+json_path_for_keys (char * const *keys)
 {
   GString *path = g_string_new ("$");
   guint i;
@@ -540,8 +539,97 @@ metadata_json_path (QueryBuilder *builder,
       g_string_append_c (path, '"');
     }
 
-  g_ptr_array_add (builder->paths, g_string_free (path, FALSE));
+  return g_string_free (path, FALSE);
+}
+
+static const char *
+metadata_json_path (QueryBuilder *builder,
+                    char * const *keys)
+{
+  g_ptr_array_add (builder->paths, json_path_for_keys (keys));
   return g_ptr_array_index (builder->paths, builder->paths->len - 1);
+}
+
+/* The expression a metadata index is built on, and that a filter clause on
+ * the same path writes so that SQLite can use the index: SQLite matches an
+ * index expression with a query's only when both are the same text, the
+ * JSON path a literal, never a parameter. The path is in single quotes,
+ * a quote doubled (a key holds no '"' and no control character: the
+ * filter's parser refuses them). json_valid() guards json_extract(), which
+ * fails on metadata that json-glib accepts and SQLite does not (comments,
+ * single quotes...): without the guard, building the index, and then any
+ * write of such metadata, would fail. */
+char *
+_es_sqlite_metadata_index_expression (char * const *keys)
+{
+  g_autofree char *path = json_path_for_keys (keys);
+  GString *expression = g_string_new ("(CASE WHEN json_valid(metadata) THEN"
+                                      " json_extract(metadata, '");
+  const char *p;
+
+  for (p = path; *p != '\0'; p++)
+    {
+      if (*p == '\'')
+        g_string_append_c (expression, '\'');
+      g_string_append_c (expression, *p);
+    }
+  g_string_append (expression, "') END)");
+  return g_string_free (expression, FALSE);
+}
+
+/* For an `equals` or a short `in` clause on a metadata path, a term
+ * SQLite can serve from a metadata index (es_storage_handle_add_metadata_index()):
+ *   <index expression> = ?    or    <index expression> IN (?, ?...)
+ * with the clause's values (a boolean as 1 or 0, as json_extract() gives
+ * it). Every event the clause matches satisfies it; it lets through more
+ * (the string '1' for the number 1, true for 1, an object's JSON text),
+ * which the exact test that follows it refuses. Without an index it is a
+ * cheap first test: most events fail it before the exact one runs.
+ * Returns FALSE, writing nothing, for another clause. */
+static gboolean
+add_metadata_index_term (QueryBuilder     *builder,
+                         char * const     *keys,
+                         EsFilterOperator  op,
+                         GVariant         *value)
+{
+  g_autofree char *expression = NULL;
+  gsize n;
+  gsize i;
+
+  if (op == ES_FILTER_OPERATOR_EQUALS)
+    {
+      if (es_event_filter_classify_value (value, NULL, NULL, NULL, NULL) ==
+          ES_FILTER_VALUE_INVALID)
+        return FALSE;
+      expression = _es_sqlite_metadata_index_expression (keys);
+      g_string_append_printf (builder->sql, "%s = ?", expression);
+      bind_scalar (builder, value);
+      return TRUE;
+    }
+
+  if (op != ES_FILTER_OPERATOR_IN)
+    return FALSE;
+  n = g_variant_n_children (value);
+  if (n == 0 || n > builder->inline_max)
+    return FALSE;
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+
+      if (es_event_filter_classify_value (child, NULL, NULL, NULL, NULL) ==
+          ES_FILTER_VALUE_INVALID)
+        return FALSE;
+    }
+
+  expression = _es_sqlite_metadata_index_expression (keys);
+  g_string_append_printf (builder->sql, "%s IN (", expression);
+  for (i = 0; i < n; i++)
+    {
+      g_string_append (builder->sql, i > 0 ? ", ?" : "?");
+      bind_scalar (builder, builder_child (builder, value, i));
+    }
+  g_string_append_c (builder->sql, ')');
+  return TRUE;
 }
 
 static void
@@ -551,8 +639,14 @@ add_metadata_clause (QueryBuilder     *builder,
                      GVariant         *value)
 {
   const char *path = metadata_json_path (builder, keys);
+  gboolean index_term;
   gsize n;
   gsize i;
+
+  g_string_append_c (builder->sql, '(');
+  index_term = add_metadata_index_term (builder, keys, op, value);
+  if (index_term)
+    g_string_append (builder->sql, " AND ");
 
   /* The stream layer validates metadata with json-glib, which accepts
    * text SQLite's JSON functions refuse (comments, single quotes, hex
@@ -611,7 +705,7 @@ add_metadata_clause (QueryBuilder     *builder,
       break;
     }
 
-  g_string_append (builder->sql, " END");
+  g_string_append (builder->sql, " END)");
 }
 
 /* Appends clauses @first to @last - 1 of @filter, AND-ed, as a balanced
@@ -1611,4 +1705,123 @@ _es_sqlite_storage_list_subscriptions (EsStorageHandle  *handle,
   _es_sqlite_stmt_done (stmt);
   read_end (self, conn, cancellable, handler);
   return g_steal_pointer (&infos);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes                                                        *
+ * ---------------------------------------------------------------------- */
+
+#define METADATA_INDEX_PREFIX "es_meta_"
+
+/* The name of the index of a declared metadata path: the prefix and the
+ * path's bytes in hex (index names ignore case, keys do not). */
+char *
+_es_sqlite_metadata_index_name (const char *path)
+{
+  GString *name = g_string_new (METADATA_INDEX_PREFIX);
+  const char *p;
+
+  for (p = path; *p != '\0'; p++)
+    g_string_append_printf (name, "%02x", (guint) (guchar) *p);
+  return g_string_free (name, FALSE);
+}
+
+/* The path of a metadata index's name, or NULL for another name. */
+static char *
+metadata_index_path (const char *name)
+{
+  g_autofree char *field = NULL;
+  GString *path;
+  const char *hex;
+
+  if (!g_str_has_prefix (name, METADATA_INDEX_PREFIX))
+    return NULL;
+  hex = name + strlen (METADATA_INDEX_PREFIX);
+  if (*hex == '\0' || strlen (hex) % 2 != 0)
+    return NULL;
+
+  path = g_string_new (NULL);
+  for (; *hex != '\0'; hex += 2)
+    {
+      int high = g_ascii_xdigit_value (hex[0]);
+      int low = g_ascii_xdigit_value (hex[1]);
+
+      if (high < 0 || low < 0 || (high == 0 && low == 0))
+        {
+          g_string_free (path, TRUE);
+          return NULL;
+        }
+      g_string_append_c (path, (char) (high * 16 + low));
+    }
+
+  field = g_strconcat ("metadata.", path->str, NULL);
+  if (es_event_filter_parse_field (field, NULL) != ES_FILTER_FIELD_METADATA)
+    {
+      g_string_free (path, TRUE);
+      return NULL;
+    }
+  return g_string_free (path, FALSE);
+}
+
+static int
+compare_paths (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The declared paths are the names of the metadata indexes on events
+ * (es-sqlite-writer.c, writer_metadata_index()). */
+GStrv
+_es_sqlite_storage_list_metadata_indexes (EsStorageHandle  *handle,
+                                          GCancellable     *cancellable,
+                                          GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Listing metadata indexes");
+  g_autoptr(GPtrArray) paths = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = _es_sqlite_connection_get_stmt (conn,
+                                         "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                         " AND tbl_name = 'events'"
+                                         " AND name LIKE '" METADATA_INDEX_PREFIX "%'",
+                                         operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  paths = g_ptr_array_new_with_free_func (g_free);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      const char *name = (const char *) sqlite3_column_text (stmt, 0);
+      char *path = name != NULL ? metadata_index_path (name) : NULL;
+
+      if (path != NULL)
+        g_ptr_array_add (paths, path);
+    }
+
+  if (rc != SQLITE_DONE)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&paths, g_ptr_array_unref);
+    }
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (paths == NULL)
+    return NULL;
+  g_ptr_array_sort (paths, compare_paths);
+  g_ptr_array_set_free_func (paths, NULL);
+  g_ptr_array_add (paths, NULL);
+  return (GStrv) g_ptr_array_free (g_steal_pointer (&paths), FALSE);
 }

@@ -764,6 +764,9 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->backup = _es_sqlite_storage_backup;
   iface->check = _es_sqlite_storage_check;
   iface->import_events = _es_sqlite_storage_import_events;
+  iface->add_metadata_index = _es_sqlite_storage_add_metadata_index;
+  iface->remove_metadata_index = _es_sqlite_storage_remove_metadata_index;
+  iface->list_metadata_indexes = _es_sqlite_storage_list_metadata_indexes;
 }
 
 /* ---------------------------------------------------------------------- *
