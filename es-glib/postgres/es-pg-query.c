@@ -1130,9 +1130,9 @@ find_metadata_index (EsPgStorage    *self,
   g_autofree char *table = g_strdup_printf ("%s.events", self->quoted_schema);
   const char *values[] = { table, name };
   EsPgStatement statement = {
-    "SELECT i.indisvalid::int8 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    "SELECT i.indisvalid::int4::int8 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
     " WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text",
-    2, values, NULL, NULL, FALSE
+    2, values, NULL, NULL, TRUE
   };
   PGresult *result;
 
