@@ -775,14 +775,16 @@ test_query_plans (Fixture       *f,
   g_assert_nonnull (strstr (window, "USING INDEX events_timestamp (timestamp>? AND timestamp<?)"));
 }
 
-/* The metadata clause es-sqlite-query.c writes for `metadata.tenant =
- * <string>`: the index expression with the path inlined, then the exact
- * test with the path bound. */
+/* The metadata clauses es-sqlite-query.c writes: for `metadata.tenant =
+ * <string>`, the index expression with the path inlined (exact for a
+ * string that does not start with '{' or '['); for `metadata.tenant =
+ * true`, the same followed by the exact test, with the path bound. */
 #define TENANT_EXPRESSION \
   "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.\"tenant\"') END)"
-#define TENANT_EQUALS \
+#define TENANT_EQUALS "(" TENANT_EXPRESSION " = ?)"
+#define TENANT_TRUE \
   "(" TENANT_EXPRESSION " = ? AND CASE WHEN json_valid(metadata) THEN" \
-  " (json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?) END)"
+  " json_type(metadata, ?) = 'true' END)"
 
 static void
 test_metadata_index_plans (Fixture       *f,
@@ -793,6 +795,7 @@ test_metadata_index_plans (Fixture       *f,
   g_autofree char *before = NULL;
   g_autofree char *all = NULL;
   g_autofree char *all_in = NULL;
+  g_autofree char *all_true = NULL;
   g_autofree char *stream = NULL;
   g_autofree char *index_sql = NULL;
   sqlite3 *db;
@@ -837,12 +840,15 @@ test_metadata_index_plans (Fixture       *f,
   g_assert_nonnull (strstr (all, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
   g_assert_null (strstr (all, "TEMP B-TREE"));
 
+  all_true = query_plan (f->path,
+                         "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
+                         " AND " TENANT_TRUE " ORDER BY sequence_id LIMIT ?");
+  g_test_message ("@all, true: %s", all_true);
+  g_assert_nonnull (strstr (all_true, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
+
   all_in = query_plan (f->path,
                        "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
-                       " AND (" TENANT_EXPRESSION " IN (?, ?) AND CASE WHEN json_valid(metadata)"
-                       " THEN ((json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?)"
-                       " OR (json_type(metadata, ?) = 'text' AND json_extract(metadata, ?) = ?))"
-                       " END) ORDER BY sequence_id LIMIT ?");
+                       " AND (" TENANT_EXPRESSION " IN (?, ?)) ORDER BY sequence_id LIMIT ?");
   g_test_message ("@all, in: %s", all_in);
   g_assert_nonnull (strstr (all_in, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
 

@@ -577,25 +577,58 @@ _es_sqlite_metadata_index_expression (char * const *keys)
   return g_string_free (expression, FALSE);
 }
 
+/* Whether `<index expression> = @value` alone says whether a metadata
+ * value equals @value, as add_metadata_equals() decides it. json_extract()
+ * gives a JSON string as TEXT, a number as INTEGER or REAL, true and false
+ * as 1 and 0, null as NULL, an object or array as its JSON text; and
+ * SQLite never finds TEXT equal to a number. So the test is exact for a
+ * string that cannot be JSON text of an object or array (it does not
+ * start with '{' or '['), and for a number other than 0 and 1 (which true
+ * and false equal); not for a boolean. */
+static gboolean
+index_term_is_exact (GVariant *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, NULL))
+    {
+    case ES_FILTER_VALUE_STRING:
+      return string[0] != '{' && string[0] != '[';
+    case ES_FILTER_VALUE_INT64:
+      return int64 != 0 && int64 != 1;
+    case ES_FILTER_VALUE_DOUBLE:
+      return !isnan (dbl) && dbl != 0.0 && dbl != 1.0;
+    case ES_FILTER_VALUE_BOOLEAN:
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return FALSE;
+    }
+}
+
 /* For an `equals` or a short `in` clause on a metadata path, a term
  * SQLite can serve from a metadata index (es_storage_handle_add_metadata_index()):
  *   <index expression> = ?    or    <index expression> IN (?, ?...)
  * with the clause's values (a boolean as 1 or 0, as json_extract() gives
- * it). Every event the clause matches satisfies it; it lets through more
- * (the string '1' for the number 1, true for 1, an object's JSON text),
- * which the exact test that follows it refuses. Without an index it is a
- * cheap first test: most events fail it before the exact one runs.
+ * it). Every event the clause matches satisfies it. When it may let
+ * through more (the string '1' for the number 1, true for 1, an object's
+ * JSON text: see index_term_is_exact()), *@out_exact is FALSE and the
+ * exact test must follow it. Without an index it is still a cheaper test
+ * than the exact one, which then runs on the few events it lets through.
  * Returns FALSE, writing nothing, for another clause. */
 static gboolean
 add_metadata_index_term (QueryBuilder     *builder,
                          char * const     *keys,
                          EsFilterOperator  op,
-                         GVariant         *value)
+                         GVariant         *value,
+                         gboolean         *out_exact)
 {
   g_autofree char *expression = NULL;
   gsize n;
   gsize i;
 
+  *out_exact = FALSE;
   if (op == ES_FILTER_OPERATOR_EQUALS)
     {
       if (es_event_filter_classify_value (value, NULL, NULL, NULL, NULL) ==
@@ -604,6 +637,7 @@ add_metadata_index_term (QueryBuilder     *builder,
       expression = _es_sqlite_metadata_index_expression (keys);
       g_string_append_printf (builder->sql, "%s = ?", expression);
       bind_scalar (builder, value);
+      *out_exact = index_term_is_exact (value);
       return TRUE;
     }
 
@@ -612,13 +646,18 @@ add_metadata_index_term (QueryBuilder     *builder,
   n = g_variant_n_children (value);
   if (n == 0 || n > builder->inline_max)
     return FALSE;
+  *out_exact = TRUE;
   for (i = 0; i < n; i++)
     {
       g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
 
       if (es_event_filter_classify_value (child, NULL, NULL, NULL, NULL) ==
           ES_FILTER_VALUE_INVALID)
-        return FALSE;
+        {
+          *out_exact = FALSE;
+          return FALSE;
+        }
+      *out_exact = *out_exact && index_term_is_exact (child);
     }
 
   expression = _es_sqlite_metadata_index_expression (keys);
@@ -638,15 +677,22 @@ add_metadata_clause (QueryBuilder     *builder,
                      EsFilterOperator  op,
                      GVariant         *value)
 {
-  const char *path = metadata_json_path (builder, keys);
-  gboolean index_term;
+  const char *path;
+  gboolean exact = FALSE;
   gsize n;
   gsize i;
 
   g_string_append_c (builder->sql, '(');
-  index_term = add_metadata_index_term (builder, keys, op, value);
-  if (index_term)
-    g_string_append (builder->sql, " AND ");
+  if (add_metadata_index_term (builder, keys, op, value, &exact))
+    {
+      if (exact)
+        {
+          g_string_append_c (builder->sql, ')');
+          return;
+        }
+      g_string_append (builder->sql, " AND ");
+    }
+  path = metadata_json_path (builder, keys);
 
   /* The stream layer validates metadata with json-glib, which accepts
    * text SQLite's JSON functions refuse (comments, single quotes, hex
