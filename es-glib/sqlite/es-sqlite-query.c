@@ -61,20 +61,26 @@ read_end (EsSqliteStorage *self,
  * ---------------------------------------------------------------------- */
 
 /* Translates an EsEventFilter into SQL. The SQL text holds only column
- * names, operators and '?' placeholders; every value of the filter and
- * every metadata JSON path is a bound parameter.
+ * names, operators, '?' placeholders and, for `equals` and short `in`
+ * clauses on metadata, the JSON path as a literal; every value of the
+ * filter is a bound parameter, and so is the path everywhere else.
  *
  * For example, reading stream 'cart-7' with the clauses
- *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
+ *   event_type IN ['Added', 'Removed'] and metadata.user.id = 1
  * gives
  *   SELECT ... FROM events WHERE stream_id = ? AND version > ?
  *     AND event_type IN (?, ?)
- *     AND CASE WHEN json_valid(metadata) THEN
+ *     AND ((CASE WHEN json_valid(metadata) THEN
+ *             json_extract(metadata, '$."user"."id"') END) = ?
+ *          AND CASE WHEN json_valid(metadata) THEN
  *           (json_type(metadata, ?) IN ('integer', 'real')
- *            AND json_extract(metadata, ?) = ?) END
+ *            AND json_extract(metadata, ?) = ?) END)
  *     ORDER BY version LIMIT ?
- * bound to 'cart-7', the last version read, 'Added', 'Removed',
- * '$."user"."id"' (twice), 42 and the page size.
+ * bound to 'cart-7', the last version read, 'Added', 'Removed', 1,
+ * '$."user"."id"' (twice), 1 and the page size. The first metadata term
+ * is the expression of a metadata index, which SQLite uses when the path
+ * is declared (add_metadata_index_term()); for most values (42 rather
+ * than 1) it is exact and the second term is left out.
  *
  * An `in` list longer than IN_LIST_INLINE_MAX values is bound as one
  * parameter, a JSON array read back with json_each(), whatever its length:
