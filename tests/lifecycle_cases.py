@@ -647,6 +647,11 @@ class LifecycleCases:
         # asyncio: awaitable without a callback.
         async def main():
             self.assertTrue(await f.add_metadata_index_async("user.id"))
+            self.assertTrue(await f.add_metadata_index_async("tenant"))
+            self.assertTrue(await f.remove_metadata_index_async("tenant"))
+            with self.assertRaises(GLib.Error) as caught:
+                await f.remove_metadata_index_async("tenant")
+            self.assertEsError(caught.exception, Es.Error.NOT_FOUND, "tenant")
             return await f.list_metadata_indexes_async()
 
         loop = Es.new_event_loop()
