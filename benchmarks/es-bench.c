@@ -614,6 +614,82 @@ bench_rebuild (const char *path,
   g_free (restore);
 }
 
+/* Metadata filters (issue 21): the same metadata query in raw SQLite
+ * (json_extract(), no index), es-glib before and after declaring the path
+ * (es_stream_factory_add_metadata_index()), raw SQLite with its own
+ * expression index, and what declaring and dropping cost. Each run
+ * measures the unindexed pair, then the indexed pair, on @count events of
+ * which @expected match. */
+#define RAW_READ_TENANT_3 RAW_SELECT ", stream_id FROM events WHERE sequence_id > 0" \
+  " AND json_extract(metadata, '$.tenant') = 3 ORDER BY sequence_id"
+
+static void
+bench_metadata_index (EsStreamFactory *factory,
+                      EsStream        *all,
+                      sqlite3         *db,
+                      EsEventFilter   *by_tenant,
+                      guint            count,
+                      guint            expected,
+                      double           es_type_rate)
+{
+  double *es_scan = g_new (double, n_runs), *raw_scan = g_new (double, n_runs);
+  double *es_index = g_new (double, n_runs), *raw_index = g_new (double, n_runs);
+  g_autofree char *declare_name = g_strdup_printf ("declare metadata.tenant (%u events)", count);
+  g_autofree char *drop_name = g_strdup_printf ("drop metadata.tenant (%u events)", count);
+  g_autoptr(GError) error = NULL;
+  double declare = 0, drop = 0;
+  guint r;
+
+  for (r = 0; r < n_runs; r++)
+    {
+      double start = now ();
+
+      g_assert_cmpuint (es_read_all (all, by_tenant), ==, expected);
+      es_scan[r] = expected / (now () - start);
+      start = now ();
+      g_assert_cmpuint (raw_read (db, RAW_READ_TENANT_3, NULL, NULL), ==, expected);
+      raw_scan[r] = expected / (now () - start);
+    }
+
+  declare = now ();
+  es_stream_factory_add_metadata_index (factory, "tenant", NULL, &error);
+  g_assert_no_error (error);
+  declare = now () - declare;
+  raw_exec (db, "CREATE INDEX raw_tenant ON events (json_extract(metadata, '$.tenant'),"
+                " sequence_id)");
+
+  for (r = 0; r < n_runs; r++)
+    {
+      double start = now ();
+
+      g_assert_cmpuint (es_read_all (all, by_tenant), ==, expected);
+      es_index[r] = expected / (now () - start);
+      start = now ();
+      g_assert_cmpuint (raw_read (db, RAW_READ_TENANT_3, NULL, NULL), ==, expected);
+      raw_index[r] = expected / (now () - start);
+    }
+
+  drop = now ();
+  es_stream_factory_remove_metadata_index (factory, "tenant", NULL, &error);
+  g_assert_no_error (error);
+  drop = now () - drop;
+  raw_exec (db, "DROP INDEX raw_tenant");
+
+  row ("read @all, metadata.tenant = 3, json_extract", median (es_scan, n_runs),
+       median (raw_scan, n_runs), "events/s");
+  row ("read @all, metadata.tenant = 3, declared path", median (es_index, n_runs),
+       median (raw_index, n_runs), "events/s");
+  row_ratio ("  (declared path against the event_type filter)", median (es_index, n_runs),
+             es_type_rate, "x event_type", "events/s");
+  row_ms (declare_name, declare);
+  row_ms (drop_name, drop);
+
+  g_free (es_scan);
+  g_free (raw_scan);
+  g_free (es_index);
+  g_free (raw_index);
+}
+
 /* @count events over N_STREAMS streams in one es-glib and one raw file;
  * then @all reads, and reads filtered on the type and on the metadata. */
 static void
@@ -685,6 +761,8 @@ bench_all (guint count)
        median (raw_type, n_runs), "events/s");
   row ("read @all, metadata.tenant = 3 (1 in 10)", median (es_meta, n_runs), 0,
        "events/s");
+  bench_metadata_index (factory, all, db, by_tenant, per_stream * N_STREAMS,
+                        es_read_all (all, by_tenant), median (es_type, n_runs));
 
   for (i = 0; i < N_STREAMS; i++)
     g_object_unref (streams[i]);

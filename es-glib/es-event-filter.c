@@ -71,10 +71,7 @@
  * query runs. The limit keeps every backend's query within its own limits
  * (SQLite's 32,766 parameters and expression depth of 1,000, PostgreSQL's
  * 65,535 parameters): to select by many values of one field, use one `in`
- * clause rather than many `equals`. On PostgreSQL each key of a
- * `metadata.` path is a parameter too: a filter whose clauses need more
- * than 65,535 parameters in all (thousands of clauses on paths of a dozen
- * keys) fails with %ES_ERROR_INVALID_ARGUMENT as well.
+ * clause rather than many `equals`.
  *
  * Do not change a filter while a read that uses it is in progress.
  *

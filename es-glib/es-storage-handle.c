@@ -1775,3 +1775,153 @@ _es_storage_handle_read_rows (EsStorageHandle *self,
   _es_row_page_complete (page);
   return TRUE;
 }
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes (0.2)                                                  *
+ * ---------------------------------------------------------------------- */
+
+/* A declared path is what a filter writes after "metadata.": checked with
+ * the filter's own parser, so that every path a filter accepts can be
+ * declared, and no other. */
+static gboolean
+check_metadata_path (const char  *path,
+                     GError     **error)
+{
+  g_autofree char *field = NULL;
+
+  if (path != NULL)
+    field = g_strconcat ("metadata.", path, NULL);
+  if (path == NULL || es_event_filter_parse_field (field, NULL) != ES_FILTER_FIELD_METADATA)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a metadata path such as 'user.id' */
+                   _("Metadata path '%s' is not valid: it must be non-empty keys "
+                     "separated by dots, without '\"' or control characters"),
+                   path != NULL ? path : "(null)");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * es_storage_handle_add_metadata_index:
+ * @self: an [iface@Es.StorageHandle]
+ * @path: a metadata path, as a filter writes it after `metadata.`
+ *   (`tenant`, `user.id`)
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Declares a metadata path that filters use: the backend maintains an
+ * index on the value at @path, so that a filter clause comparing it with
+ * a value (`equals`, `in`) reads only the matching events instead of every
+ * event's metadata. Results are the same with or without the index.
+ *
+ * Declaring a path already declared does nothing and succeeds. An invalid
+ * path fails with %ES_ERROR_INVALID_ARGUMENT naming it. Building the index
+ * reads every event once; readers keep reading meanwhile, writers wait
+ * (SQLite) or not (PostgreSQL builds it concurrently).
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_add_metadata_index (EsStorageHandle  *self,
+                                      const char       *path,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  if (!check_metadata_path (path, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->add_metadata_index == NULL)
+    return not_supported (self, _("metadata indexes"), error);
+
+  return iface->add_metadata_index (self, path, cancellable, error);
+}
+
+/**
+ * es_storage_handle_remove_metadata_index:
+ * @self: an [iface@Es.StorageHandle]
+ * @path: a metadata path declared with
+ *   [method@Es.StorageHandle.add_metadata_index]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Drops the index of a declared metadata path. Filters on it keep
+ * working, reading every event's metadata again. A path that is not
+ * declared fails with %ES_ERROR_NOT_FOUND, an invalid one with
+ * %ES_ERROR_INVALID_ARGUMENT.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_storage_handle_remove_metadata_index (EsStorageHandle  *self,
+                                         const char       *path,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return FALSE;
+  if (!check_metadata_path (path, error))
+    return FALSE;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->remove_metadata_index == NULL)
+    return not_supported (self, _("metadata indexes"), error);
+
+  return iface->remove_metadata_index (self, path, cancellable, error);
+}
+
+/**
+ * es_storage_handle_list_metadata_indexes:
+ * @self: an [iface@Es.StorageHandle]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Lists the declared metadata paths (see
+ * [method@Es.StorageHandle.add_metadata_index]), in byte-wise order.
+ *
+ * Returns: (transfer full): the paths, possibly none, or %NULL on error
+ *
+ * Since: 0.2
+ */
+GStrv
+es_storage_handle_list_metadata_indexes (EsStorageHandle  *self,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsStorageHandleInterface *iface;
+
+  g_return_val_if_fail (ES_IS_STORAGE_HANDLE (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (g_cancellable_set_error_if_cancelled (cancellable, error))
+    return NULL;
+
+  iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  if (iface->list_metadata_indexes == NULL)
+    {
+      not_supported (self, _("metadata indexes"), error);
+      return NULL;
+    }
+
+  return iface->list_metadata_indexes (self, cancellable, error);
+}

@@ -76,6 +76,12 @@ G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GOb
  *   [method@Es.StorageHandle.check] (since 0.2)
  * @import_events: stores events at given positions, see
  *   [method@Es.StorageHandle.import_events] (since 0.2)
+ * @add_metadata_index: declares a metadata path filters use, see
+ *   [method@Es.StorageHandle.add_metadata_index] (since 0.2)
+ * @remove_metadata_index: drops a declared metadata path, see
+ *   [method@Es.StorageHandle.remove_metadata_index] (since 0.2)
+ * @list_metadata_indexes: the declared metadata paths, see
+ *   [method@Es.StorageHandle.list_metadata_indexes] (since 0.2)
  *
  * The virtual methods of a storage backend. Every method but the `_async`
  * ones may block and is called from worker threads, several at once: an
@@ -283,6 +289,17 @@ struct _EsStorageHandleInterface
                                                GError               **error);
 #endif
   /*< public >*/
+  gboolean            (*add_metadata_index)    (EsStorageHandle  *self,
+                                                const char       *path,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
+  gboolean            (*remove_metadata_index) (EsStorageHandle  *self,
+                                                const char       *path,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
+  GStrv               (*list_metadata_indexes) (EsStorageHandle  *self,
+                                                GCancellable     *cancellable,
+                                                GError          **error);
 };
 
 ES_AVAILABLE_IN_ALL
@@ -484,5 +501,20 @@ gint64           es_storage_handle_import_events (EsStorageHandle          *self
                                                   guint                    *out_failed_index,
                                                   GCancellable             *cancellable,
                                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_add_metadata_index    (EsStorageHandle  *self,
+                                                          const char       *path,
+                                                          GCancellable     *cancellable,
+                                                          GError          **error);
+ES_AVAILABLE_IN_ALL
+gboolean         es_storage_handle_remove_metadata_index (EsStorageHandle  *self,
+                                                          const char       *path,
+                                                          GCancellable     *cancellable,
+                                                          GError          **error);
+ES_AVAILABLE_IN_ALL
+GStrv            es_storage_handle_list_metadata_indexes (EsStorageHandle  *self,
+                                                          GCancellable     *cancellable,
+                                                          GError          **error);
 
 G_END_DECLS

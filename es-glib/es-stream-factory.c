@@ -1010,12 +1010,16 @@ typedef enum
   FACTORY_OP_GET_SUBSCRIPTION_INFO,
   FACTORY_OP_RESET_SUBSCRIPTION,
   FACTORY_OP_DELETE_SUBSCRIPTION,
+  FACTORY_OP_ADD_METADATA_INDEX,
+  FACTORY_OP_REMOVE_METADATA_INDEX,
+  FACTORY_OP_LIST_METADATA_INDEXES,
 } FactoryOpKind;
 
 typedef struct
 {
   FactoryOpKind kind;
-  char         *stream_id;  /* (owned) (nullable) also the prefix of a listing, a subscription name */
+  char         *stream_id;  /* (owned) (nullable) also the prefix of a listing, a subscription
+                             * name, a metadata path */
   gint64        number;     /* expected version, before version, version, max count */
   GTimeSpan     max_age;
   guint         flags;
@@ -1112,6 +1116,21 @@ factory_op_in_thread (GTask        *task,
       if (es_stream_factory_delete_subscription (self, op->stream_id, cancellable, &error))
         g_task_return_boolean (task, TRUE);
       break;
+    case FACTORY_OP_ADD_METADATA_INDEX:
+      if (es_stream_factory_add_metadata_index (self, op->stream_id, cancellable, &error))
+        g_task_return_boolean (task, TRUE);
+      break;
+    case FACTORY_OP_REMOVE_METADATA_INDEX:
+      if (es_stream_factory_remove_metadata_index (self, op->stream_id, cancellable, &error))
+        g_task_return_boolean (task, TRUE);
+      break;
+    case FACTORY_OP_LIST_METADATA_INDEXES:
+      {
+        GStrv paths = es_stream_factory_list_metadata_indexes (self, cancellable, &error);
+        if (paths != NULL)
+          g_task_return_pointer (task, paths, (GDestroyNotify) g_strfreev);
+      }
+      break;
     default:
       g_assert_not_reached ();
     }
@@ -1147,7 +1166,8 @@ run_factory_op (EsStreamFactory     *self,
    * changed): the synchronous method decides, GTask must not override
    * it. Reads may as well report the cancellation. */
   if (kind != FACTORY_OP_LIST_STREAMS && kind != FACTORY_OP_GET_STREAM_INFO &&
-      kind != FACTORY_OP_LIST_SUBSCRIPTIONS && kind != FACTORY_OP_GET_SUBSCRIPTION_INFO)
+      kind != FACTORY_OP_LIST_SUBSCRIPTIONS && kind != FACTORY_OP_GET_SUBSCRIPTION_INFO &&
+      kind != FACTORY_OP_LIST_METADATA_INDEXES)
     g_task_set_check_cancellable (task, FALSE);
   g_task_set_task_data (task, op, factory_op_free);
   g_task_run_in_thread (task, factory_op_in_thread);
@@ -2369,4 +2389,271 @@ es_stream_factory_delete_subscription_finish (EsStreamFactory  *self,
                                               GError          **error)
 {
   return propagate_boolean (self, result, es_stream_factory_delete_subscription_async, error);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes (0.2)                                                  *
+ * ---------------------------------------------------------------------- */
+
+/**
+ * es_stream_factory_add_metadata_index:
+ * @self: an [class@Es.StreamFactory]
+ * @path: a metadata path, as a filter writes it after `metadata.`
+ *   (`tenant` for `metadata.tenant`, `user.id` for `metadata.user.id`)
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Declares a metadata path the application filters on: the backend then
+ * maintains an index on the value at @path (SQLite: an expression index;
+ * PostgreSQL: an index built with `CREATE INDEX CONCURRENTLY`), and a
+ * filter clause `equals` or `in` on `metadata.<path>` reads only the
+ * matching events, as a filter on `event_type` does, instead of reading
+ * every event's metadata. The results of every filter are the same with
+ * or without the index; the declaration is stored in the database and
+ * outlives the factory.
+ *
+ * Declaring a path that is already declared does nothing and succeeds. An
+ * invalid path (empty keys, a `"` or a control character) fails with
+ * %ES_ERROR_INVALID_ARGUMENT naming it.
+ *
+ * Building the index reads every stored event once, in proportion to the
+ * database (see the guide page [Performance](performance.html)).
+ * Readers keep reading meanwhile. On SQLite, writers wait until it is
+ * built; on PostgreSQL they do not. Every later write maintains the index,
+ * at a small cost per event.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_add_metadata_index (EsStreamFactory  *self,
+                                      const char       *path,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  return es_storage_handle_add_metadata_index (priv->storage, path, cancellable, error);
+}
+
+/**
+ * es_stream_factory_add_metadata_index_async:
+ * @self: an [class@Es.StreamFactory]
+ * @path: a metadata path, as a filter writes it after `metadata.`
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called when the index is built
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.add_metadata_index] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_add_metadata_index_async (EsStreamFactory     *self,
+                                            const char          *path,
+                                            GCancellable        *cancellable,
+                                            GAsyncReadyCallback  callback,
+                                            gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_ADD_METADATA_INDEX, path, 0, 0, 0,
+                  es_stream_factory_add_metadata_index_async, cancellable, callback, user_data);
+}
+
+/**
+ * es_stream_factory_add_metadata_index_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.add_metadata_index_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_add_metadata_index_finish (EsStreamFactory  *self,
+                                             GAsyncResult     *result,
+                                             GError          **error)
+{
+  return propagate_boolean (self, result, es_stream_factory_add_metadata_index_async, error);
+}
+
+/**
+ * es_stream_factory_remove_metadata_index:
+ * @self: an [class@Es.StreamFactory]
+ * @path: a metadata path declared with
+ *   [method@Es.StreamFactory.add_metadata_index]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Drops the index of a declared metadata path. Filters on the path keep
+ * working and give the same results, reading every event's metadata
+ * again. A path that is not declared fails with %ES_ERROR_NOT_FOUND, an
+ * invalid one with %ES_ERROR_INVALID_ARGUMENT.
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_remove_metadata_index (EsStreamFactory  *self,
+                                         const char       *path,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), FALSE);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  return es_storage_handle_remove_metadata_index (priv->storage, path, cancellable, error);
+}
+
+/**
+ * es_stream_factory_remove_metadata_index_async:
+ * @self: an [class@Es.StreamFactory]
+ * @path: a declared metadata path
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called when the index is dropped
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.remove_metadata_index] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_remove_metadata_index_async (EsStreamFactory     *self,
+                                               const char          *path,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_REMOVE_METADATA_INDEX, path, 0, 0, 0,
+                  es_stream_factory_remove_metadata_index_async, cancellable, callback,
+                  user_data);
+}
+
+/**
+ * es_stream_factory_remove_metadata_index_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.remove_metadata_index_async].
+ *
+ * Returns: %TRUE on success
+ *
+ * Since: 0.2
+ */
+gboolean
+es_stream_factory_remove_metadata_index_finish (EsStreamFactory  *self,
+                                                GAsyncResult     *result,
+                                                GError          **error)
+{
+  return propagate_boolean (self, result, es_stream_factory_remove_metadata_index_async, error);
+}
+
+/**
+ * es_stream_factory_list_metadata_indexes:
+ * @self: an [class@Es.StreamFactory]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Lists the metadata paths declared with
+ * [method@Es.StreamFactory.add_metadata_index], in byte-wise order.
+ *
+ * Returns: (transfer full): the declared paths (an empty array when there
+ *   is none), or %NULL on error
+ *
+ * Since: 0.2
+ */
+GStrv
+es_stream_factory_list_metadata_indexes (EsStreamFactory  *self,
+                                         GCancellable     *cancellable,
+                                         GError          **error)
+{
+  EsStreamFactoryPrivate *priv;
+
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  priv = es_stream_factory_get_instance_private (self);
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  return es_storage_handle_list_metadata_indexes (priv->storage, cancellable, error);
+}
+
+/**
+ * es_stream_factory_list_metadata_indexes_async:
+ * @self: an [class@Es.StreamFactory]
+ * @cancellable: (nullable): a [class@Gio.Cancellable]
+ * @callback: (scope async) (closure user_data): called with the listing
+ * @user_data: data for @callback
+ *
+ * Starts [method@Es.StreamFactory.list_metadata_indexes] without blocking.
+ *
+ * Since: 0.2
+ */
+void
+es_stream_factory_list_metadata_indexes_async (EsStreamFactory     *self,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data)
+{
+  g_return_if_fail (ES_IS_STREAM_FACTORY (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  run_factory_op (self, FACTORY_OP_LIST_METADATA_INDEXES, NULL, 0, 0, 0,
+                  es_stream_factory_list_metadata_indexes_async, cancellable, callback,
+                  user_data);
+}
+
+/**
+ * es_stream_factory_list_metadata_indexes_finish:
+ * @self: an [class@Es.StreamFactory]
+ * @result: the [iface@Gio.AsyncResult] given to the callback
+ * @error: return location for a [struct@GLib.Error]
+ *
+ * Finishes [method@Es.StreamFactory.list_metadata_indexes_async].
+ *
+ * Returns: (transfer full): the declared paths, or %NULL on error
+ *
+ * Since: 0.2
+ */
+GStrv
+es_stream_factory_list_metadata_indexes_finish (EsStreamFactory  *self,
+                                                GAsyncResult     *result,
+                                                GError          **error)
+{
+  g_return_val_if_fail (ES_IS_STREAM_FACTORY (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_async_result_is_tagged (result,
+                                                  es_stream_factory_list_metadata_indexes_async),
+                        NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
 }

@@ -402,4 +402,56 @@ gint64 es_stream_factory_import_events_finish (EsStreamFactory         *self,
                                                GAsyncResult            *result,
                                                GError                  **error);
 
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_add_metadata_index (EsStreamFactory         *self,
+                                               const char              *path,
+                                               GCancellable            *cancellable,
+                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_add_metadata_index_async (EsStreamFactory         *self,
+                                                 const char              *path,
+                                                 GCancellable            *cancellable,
+                                                 GAsyncReadyCallback      callback,
+                                                 gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_add_metadata_index_finish (EsStreamFactory         *self,
+                                                      GAsyncResult            *result,
+                                                      GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_remove_metadata_index (EsStreamFactory         *self,
+                                                  const char              *path,
+                                                  GCancellable            *cancellable,
+                                                  GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_remove_metadata_index_async (EsStreamFactory         *self,
+                                                    const char              *path,
+                                                    GCancellable            *cancellable,
+                                                    GAsyncReadyCallback      callback,
+                                                    gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+gboolean es_stream_factory_remove_metadata_index_finish (EsStreamFactory         *self,
+                                                         GAsyncResult            *result,
+                                                         GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+GStrv es_stream_factory_list_metadata_indexes (EsStreamFactory         *self,
+                                               GCancellable            *cancellable,
+                                               GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+void es_stream_factory_list_metadata_indexes_async (EsStreamFactory         *self,
+                                                    GCancellable            *cancellable,
+                                                    GAsyncReadyCallback      callback,
+                                                    gpointer                 user_data);
+
+ES_AVAILABLE_IN_ALL
+GStrv es_stream_factory_list_metadata_indexes_finish (EsStreamFactory         *self,
+                                                      GAsyncResult            *result,
+                                                      GError                  **error);
+
 G_END_DECLS

@@ -56,6 +56,7 @@ struct _EsTestMemoryStorage
   gboolean    closed;         /* guarded by lock */
   GHashTable *subscriptions;  /* guarded by lock: name -> MemorySubscription */
   GHashTable *held;           /* guarded by lock: (element-type utf8) names held */
+  GHashTable *meta_indexes;   /* guarded by lock: (element-type utf8) declared metadata paths */
 };
 
 typedef struct
@@ -1531,6 +1532,72 @@ es_test_memory_storage_check (EsStorageHandle        *storage,
   return TRUE;
 }
 
+/* Metadata indexes (0.2): the filters already run in memory, so a
+ * declared path is only remembered, for the listing. */
+static gboolean
+es_test_memory_storage_add_metadata_index (EsStorageHandle  *storage,
+                                           const char       *path,
+                                           GCancellable     *cancellable,
+                                           GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+  g_hash_table_add (self->meta_indexes, g_strdup (path));
+  return TRUE;
+}
+
+static gboolean
+es_test_memory_storage_remove_metadata_index (EsStorageHandle  *storage,
+                                              const char       *path,
+                                              GCancellable     *cancellable,
+                                              GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+  if (!g_hash_table_remove (self->meta_indexes, path))
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                   "Metadata path '%s' is not declared", path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static int
+compare_strings (gconstpointer a,
+                 gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+static GStrv
+es_test_memory_storage_list_metadata_indexes (EsStorageHandle  *storage,
+                                              GCancellable     *cancellable,
+                                              GError          **error)
+{
+  EsTestMemoryStorage *self = ES_TEST_MEMORY_STORAGE (storage);
+  g_autoptr(GMutexLocker) locker = g_mutex_locker_new (&self->lock);
+  g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  gpointer key;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+  g_hash_table_iter_init (&iter, self->meta_indexes);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    g_ptr_array_add (paths, g_strdup (key));
+  g_ptr_array_sort (paths, compare_strings);
+  g_ptr_array_set_free_func (paths, NULL);
+  g_ptr_array_add (paths, NULL);
+  return (GStrv) g_ptr_array_free (g_steal_pointer (&paths), FALSE);
+}
+
 static void
 es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
 {
@@ -1561,6 +1628,9 @@ es_test_memory_storage_iface_init (EsStorageHandleInterface *iface)
   iface->locate_event = es_test_memory_storage_locate_event;
   iface->check = es_test_memory_storage_check;
   iface->import_events = es_test_memory_storage_import_events;
+  iface->add_metadata_index = es_test_memory_storage_add_metadata_index;
+  iface->remove_metadata_index = es_test_memory_storage_remove_metadata_index;
+  iface->list_metadata_indexes = es_test_memory_storage_list_metadata_indexes;
 }
 
 static void
@@ -1573,6 +1643,7 @@ es_test_memory_storage_finalize (GObject *object)
   g_hash_table_unref (self->snapshots);
   g_hash_table_unref (self->subscriptions);
   g_hash_table_unref (self->held);
+  g_hash_table_unref (self->meta_indexes);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (es_test_memory_storage_parent_class)->finalize (object);
@@ -1594,6 +1665,7 @@ es_test_memory_storage_init (EsTestMemoryStorage *self)
   self->subscriptions = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                                memory_subscription_free);
   self->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  self->meta_indexes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
 /**

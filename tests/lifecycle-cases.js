@@ -29,6 +29,12 @@ Gio._promisify(Es.StreamFactory.prototype, 'erase_event_async', 'erase_event_fin
 Gio._promisify(Es.StreamFactory.prototype, 'set_retention_async', 'set_retention_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'sweep_async', 'sweep_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'compact_async', 'compact_finish');
+Gio._promisify(Es.StreamFactory.prototype, 'add_metadata_index_async',
+    'add_metadata_index_finish');
+Gio._promisify(Es.StreamFactory.prototype, 'remove_metadata_index_async',
+    'remove_metadata_index_finish');
+Gio._promisify(Es.StreamFactory.prototype, 'list_metadata_indexes_async',
+    'list_metadata_indexes_finish');
 Gio._promisify(Es.StreamInfoEnumerator.prototype, 'next_batch_async', 'next_batch_finish');
 Gio._promisify(Es.Stream.prototype, 'read_backwards_async', 'read_backwards_finish');
 Gio._promisify(Es.Stream.prototype, 'write_async', 'write_finish');
@@ -441,6 +447,52 @@ export function lifecycleTests(env) {
                 late.connect('error', (_w, error) => lateErrors.push(error));
                 await waitFor(() => lateErrors.length > 0 && !late.get_active(), 'at once');
                 checkEsError(lateErrors[0], Es.Error.STREAM_DELETED, 'late watch', ['w']);
+            });
+        },
+
+        async 'metadata indexes: declare, list, drop; same answers'() {
+            await withFactory(async factory => {
+                for (let i = 0; i < 12; i++) {
+                    factory.open_stream(`m-${i % 3}`, null).write(
+                        [candidate('E', '', null, {tenant: `t${i % 4}`, user: {id: i}})],
+                        Es.VERSION_ANY, null);
+                }
+                const tenants = t => {
+                    const f = Es.EventFilter.new();
+                    f.add_equals('metadata.tenant', new GLib.Variant('s', t));
+                    return read(factory, '@all', f).map(e => `${e.get_stream_id()}/${e.get_version()}`);
+                };
+                const before = tenants('t1');
+                assertEqual(before, ['m-1/1', 'm-2/2', 'm-0/4'], 'before');
+
+                assertEqual(factory.list_metadata_indexes(null), [], 'none');
+                assert(factory.add_metadata_index('tenant', null), 'add');
+                assert(factory.add_metadata_index('tenant', null), 'add again');
+                assert(await factory.add_metadata_index_async('user.id', null), 'add async');
+                assertEqual(factory.list_metadata_indexes(null), ['tenant', 'user.id'], 'listed');
+                assertEqual(await factory.list_metadata_indexes_async(null), ['tenant', 'user.id'],
+                    'listed async');
+                assertEqual(tenants('t1'), before, 'with the index');
+
+                const storage = factory.get_storage();
+                assertEqual(storage.list_metadata_indexes(null), ['tenant', 'user.id'], 'storage');
+                assert(storage.remove_metadata_index('user.id', null), 'storage remove');
+                assert(storage.add_metadata_index('user', null), 'storage add');
+                const other = env.secondFactory(factory);
+                try {
+                    assertEqual(other.list_metadata_indexes(null), ['tenant', 'user'], 'other');
+                } finally {
+                    other.close(null);
+                }
+
+                assertThrowsEs(() => factory.add_metadata_index('a..b', null),
+                    Es.Error.INVALID_ARGUMENT, 'bad path', ['a..b']);
+                await assertRejectsEs(factory.remove_metadata_index_async('nowhere', null),
+                    Es.Error.NOT_FOUND, 'undeclared', ['nowhere']);
+                assert(factory.remove_metadata_index('user', null), 'remove');
+                assert(await factory.remove_metadata_index_async('tenant', null), 'remove async');
+                assertEqual(factory.list_metadata_indexes(null), [], 'none left');
+                assertEqual(tenants('t1'), before, 'after');
             });
         },
 

@@ -569,6 +569,99 @@ class LifecycleCases:
         self.assertEqual(self.read(Es.ALL_STREAM), [])
         self.assertEqual(self.write("big", "E"), 51)
 
+    # -- metadata indexes (issue 21) ---------------------------------------
+
+    def tenants(self, tenant):
+        event_filter = Es.EventFilter.new()
+        event_filter.add_equals("metadata.tenant", GLib.Variant("s", tenant))
+        return [(e.get_stream_id(), e.get_version()) for e in self.read(Es.ALL_STREAM, event_filter)]
+
+    def test_metadata_indexes(self):
+        for i in range(12):
+            self.write("m-%d" % (i % 3), "E", metadata='{"tenant": "t%d", "user": {"id": %d}}'
+                       % (i % 4, i))
+        self.write("m-0", "E", metadata='{"tenant": 1}')
+        before = self.tenants("t1")
+        self.assertEqual(before, [("m-1", 1), ("m-2", 2), ("m-0", 4)])
+
+        f = self.factory
+        self.assertEqual(f.list_metadata_indexes(None), [])
+        self.assertTrue(f.add_metadata_index("tenant", None))
+        self.assertTrue(f.add_metadata_index("tenant", None))
+        self.assertTrue(f.add_metadata_index("user.id", None))
+        self.assertEqual(f.list_metadata_indexes(None), ["tenant", "user.id"])
+        self.assertEqual(self.tenants("t1"), before)
+        event_filter = Es.EventFilter.new()
+        event_filter.add_equals("metadata.user.id", GLib.Variant("x", 7))
+        self.assertEqual([e.get_version() for e in self.read(Es.ALL_STREAM, event_filter)],
+                         [3])  # the 8th event: m-1, version 3
+
+        # Another factory sees the declarations; the storage too.
+        other = self.second_factory()
+        try:
+            self.assertEqual(other.list_metadata_indexes(None), ["tenant", "user.id"])
+        finally:
+            other.close(None)
+        storage = f.get_storage()
+        self.assertEqual(storage.list_metadata_indexes(None), ["tenant", "user.id"])
+        self.assertTrue(storage.remove_metadata_index("user.id", None))
+        self.assertTrue(storage.add_metadata_index("user", None))
+        self.assertEqual(f.list_metadata_indexes(None), ["tenant", "user"])
+
+        with self.assertRaises(GLib.Error) as caught:
+            f.add_metadata_index("a..b", None)
+        self.assertEsError(caught.exception, Es.Error.INVALID_ARGUMENT, "a..b")
+        with self.assertRaises(GLib.Error) as caught:
+            f.remove_metadata_index("nowhere", None)
+        self.assertEsError(caught.exception, Es.Error.NOT_FOUND, "nowhere")
+        self.assertTrue(f.remove_metadata_index("tenant", None))
+        self.assertTrue(f.remove_metadata_index("user", None))
+        self.assertEqual(f.list_metadata_indexes(None), [])
+        self.assertEqual(self.tenants("t1"), before)
+
+        # The plain GIO calls, with a callback.
+        loop = GLib.MainLoop()
+        outcome = []
+
+        def step(start, finish):
+            def done(source, result, *_user_data):
+                try:
+                    outcome.append(finish(result))
+                except GLib.Error as error:
+                    outcome.append(error)
+                loop.quit()
+            start(done)
+            loop.run()
+            return outcome.pop()
+
+        self.assertTrue(step(lambda cb: f.add_metadata_index_async("tenant", None, cb, None),
+                             lambda r: f.add_metadata_index_finish(r)))
+        self.assertEqual(step(lambda cb: f.list_metadata_indexes_async(None, cb, None),
+                              lambda r: f.list_metadata_indexes_finish(r)), ["tenant"])
+        self.assertTrue(step(lambda cb: f.remove_metadata_index_async("tenant", None, cb, None),
+                             lambda r: f.remove_metadata_index_finish(r)))
+        error = step(lambda cb: f.remove_metadata_index_async("tenant", None, cb, None),
+                     lambda r: f.remove_metadata_index_finish(r))
+        self.assertEsError(error, Es.Error.NOT_FOUND, "tenant")
+
+        # asyncio: awaitable without a callback.
+        async def main():
+            self.assertTrue(await f.add_metadata_index_async("user.id"))
+            self.assertTrue(await f.add_metadata_index_async("tenant"))
+            self.assertTrue(await f.remove_metadata_index_async("tenant"))
+            with self.assertRaises(GLib.Error) as caught:
+                await f.remove_metadata_index_async("tenant")
+            self.assertEsError(caught.exception, Es.Error.NOT_FOUND, "tenant")
+            return await f.list_metadata_indexes_async()
+
+        loop = Es.new_event_loop()
+        try:
+            listed = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT_MS / 1000))
+        finally:
+            loop.close()
+        self.assertEqual(listed, ["user.id"])
+        self.assertEqual(self.tenants("t1"), before)
+
     # -- asyncio -----------------------------------------------------------
 
     def test_asyncio(self):

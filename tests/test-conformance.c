@@ -4332,6 +4332,7 @@ main (int   argc,
   add_cursor_tests ();
   add_operations_tests ();
   add_subscription_tests ();
+  add_metaindex_tests ();
   add_model_tests ();
 
   return g_test_run ();

@@ -65,3 +65,6 @@ void             add_cursor_tests           (void);
 
 /* test-conformance-subscription.c */
 void             add_subscription_tests     (void);
+
+/* test-conformance-metaindex.c */
+void             add_metaindex_tests        (void);

@@ -676,6 +676,131 @@ test_query_plans (Fixture       *f,
   g_assert_nonnull (strstr (window, "USING INDEX events_timestamp (timestamp>? AND timestamp<?)"));
 }
 
+/* The metadata clauses es-sqlite-query.c writes: for `metadata.tenant =
+ * <string>`, the index expression with the path inlined (exact for a
+ * string that does not start with '{' or '['); for `metadata.tenant =
+ * true`, the same followed by the exact test, with the path bound. */
+#define TENANT_EXPRESSION \
+  "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.\"tenant\"') END)"
+#define TENANT_EQUALS "(" TENANT_EXPRESSION " = ?)"
+#define TENANT_TRUE \
+  "(" TENANT_EXPRESSION " = ? AND CASE WHEN json_valid(metadata) THEN" \
+  " json_type(metadata, ?) = 'true' END)"
+
+static void
+test_metadata_index_plans (Fixture       *f,
+                           gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *all = NULL;
+  g_autofree char *all_in = NULL;
+  g_autofree char *all_true = NULL;
+  g_autofree char *stream = NULL;
+  g_autofree char *index_sql = NULL;
+  sqlite3 *db;
+
+  g_test_summary ("A declared metadata path is an expression index that the filter's "
+                  "statement for @all (equals, in) uses, in sequence order for equals; a "
+                  "stream's read keeps the stream's index; without the declaration, @all "
+                  "is a scan");
+
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  es_test_storage_append_n (storage, "s", 10, "Happened", NULL, "{\"tenant\":\"t1\"}");
+
+  before = query_plan (f->path,
+                       "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
+                       " AND " TENANT_EQUALS " ORDER BY sequence_id LIMIT ?");
+  g_test_message ("undeclared: %s", before);
+  g_assert_null (strstr (before, "es_meta_"));
+
+  ES_TEST_ASSERT_OK (es_storage_handle_add_metadata_index (storage, "tenant", NULL, &error));
+  g_assert_no_error (error);
+
+  /* The index as created: hex name, guarded expression, events only. */
+  db = es_test_sqlite_open (f->path);
+  {
+    sqlite3_stmt *stmt = NULL;
+
+    g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT sql FROM sqlite_master"
+                                             " WHERE name = 'es_meta_74656e616e74'",
+                                         -1, &stmt, NULL), ==, SQLITE_OK);
+    g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+    index_sql = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+    sqlite3_finalize (stmt);
+  }
+  sqlite3_close (db);
+  g_test_message ("index: %s", index_sql);
+  g_assert_nonnull (strstr (index_sql, TENANT_EXPRESSION ", sequence_id) WHERE flags < 2"));
+
+  all = query_plan (f->path,
+                    "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
+                    " AND " TENANT_EQUALS " ORDER BY sequence_id LIMIT ?");
+  g_test_message ("@all: %s", all);
+  g_assert_nonnull (strstr (all, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
+  g_assert_null (strstr (all, "TEMP B-TREE"));
+
+  all_true = query_plan (f->path,
+                         "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
+                         " AND " TENANT_TRUE " ORDER BY sequence_id LIMIT ?");
+  g_test_message ("@all, true: %s", all_true);
+  g_assert_nonnull (strstr (all_true, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
+
+  all_in = query_plan (f->path,
+                       "SELECT sequence_id FROM events WHERE sequence_id > ? AND flags < 2"
+                       " AND (" TENANT_EXPRESSION " IN (?, ?)) ORDER BY sequence_id LIMIT ?");
+  g_test_message ("@all, in: %s", all_in);
+  g_assert_nonnull (strstr (all_in, "USING INDEX es_meta_74656e616e74 (<expr>=? AND sequence_id>?)"));
+
+  stream = query_plan (f->path,
+                       "SELECT sequence_id FROM events WHERE stream_id = ? AND version > ?"
+                       " AND flags < 2 AND " TENANT_EQUALS " ORDER BY version LIMIT ?");
+  g_test_message ("stream: %s", stream);
+  g_assert_nonnull (strstr (stream, "USING INDEX sqlite_autoindex_events_1 "
+                                    "(stream_id=? AND version>?)"));
+  es_test_storage_close (storage);
+}
+
+/* json-glib, which validates metadata, accepts text SQLite's JSON
+ * functions refuse: the index expression's json_valid() guard keeps such
+ * writes working once a path is declared. */
+static void
+test_metadata_index_lenient_json (Fixture       *f,
+                                  gconstpointer  data)
+{
+  EsStorageHandle *storage;
+  g_autoptr(EsEventFilter) filter = es_event_filter_new ();
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) paths = NULL;
+
+  g_test_summary ("With a declared path, metadata that json-glib accepts and SQLite's "
+                  "json_valid() refuses is still written, and a filter never matches it, "
+                  "as without the index; the declaration survives reopening");
+
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  ES_TEST_ASSERT_OK (es_storage_handle_add_metadata_index (storage, "tenant", NULL, &error));
+  g_assert_no_error (error);
+  es_test_storage_append_n (storage, "lenient", 1, "Happened", NULL, "{\"tenant\": \"t1\" /* a comment */}");
+  es_test_storage_append_n (storage, "strict", 1, "Happened", NULL, "{\"tenant\":\"t1\"}");
+
+  es_event_filter_add_equals (filter, "metadata.tenant", g_variant_new_string ("t1"));
+  events = es_storage_handle_read_page_full (storage, NULL, 0, ES_READ_FLAGS_NONE, filter, 100,
+                                             NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_cmpstr (es_stored_event_get_stream_id (g_ptr_array_index (events, 0)), ==, "strict");
+  es_test_storage_close (storage);
+
+  storage = es_test_sqlite_storage_open (f->path, FALSE);
+  paths = es_storage_handle_list_metadata_indexes (storage, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (g_strv_length (paths), ==, 1);
+  g_assert_cmpstr (paths[0], ==, "tenant");
+  es_test_storage_close (storage);
+}
+
 /* A time window of @all read through the library returns the window's
  * events in sequence order, both ways, whichever plan it takes (a small
  * window through the timestamp index, a big one through the rowid). */
@@ -960,6 +1085,10 @@ main (int    argc,
               es_test_db_fixture_setup, test_sequence_ids_not_reused, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/query-plans", Fixture, NULL,
               es_test_db_fixture_setup, test_query_plans, es_test_db_fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/metadata-index-plans", Fixture, NULL,
+              es_test_db_fixture_setup, test_metadata_index_plans, es_test_db_fixture_teardown);
+  g_test_add ("/sqlite-lifecycle/metadata-index-lenient-json", Fixture, NULL,
+              es_test_db_fixture_setup, test_metadata_index_lenient_json, es_test_db_fixture_teardown);
   g_test_add ("/sqlite-lifecycle/time-window-reads", Fixture, NULL,
               es_test_db_fixture_setup, test_time_window_reads, es_test_db_fixture_teardown);
 

@@ -81,6 +81,11 @@ AWAITED = {
     # The cursor (since 0.2): test_cursor below.
     ("Stream", "read_cursor_async"),
     ("EventCursor", "next_async"),
+    # Metadata indexes (since 0.2): tests/lifecycle_cases.py on every
+    # backend (test_metadata_indexes).
+    ("StreamFactory", "add_metadata_index_async"),
+    ("StreamFactory", "remove_metadata_index_async"),
+    ("StreamFactory", "list_metadata_indexes_async"),
 }
 
 
@@ -473,7 +478,9 @@ class TestStub(unittest.TestCase):
         for name in ("__aiter__", "__aenter__", "__enter__", "position_of", "start_async",
                      "save_state_async"):
             self.assertIn(name, classes["Subscription"])
-        for name in ("list_subscriptions_async", "reset_subscription_async"):
+        for name in ("list_subscriptions_async", "reset_subscription_async",
+                     "add_metadata_index_async", "remove_metadata_index_async",
+                     "list_metadata_indexes_async"):
             self.assertIn(name, classes["StreamFactory"])
 
 

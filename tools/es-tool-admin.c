@@ -401,3 +401,82 @@ es_tool_subscriptions (EsTool *tool,
   return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
                         _("Unknown action '%s': use list, reset or delete"), action);
 }
+
+/* index --------------------------------------------------------------- */
+
+int
+es_tool_index (EsTool *tool,
+               int     argc,
+               char  **argv)
+{
+  gboolean json = FALSE;
+  const GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON Lines, one path a line (list)"), NULL },
+    G_OPTION_ENTRY_NULL
+  };
+  g_autoptr(GOptionContext) context =
+    es_tool_option_context (tool, _("DATABASE [list | add PATH | remove PATH]"),
+                            _("List the declared metadata paths (the default), declare one that filters use (PATH as after “metadata.”, such as tenant or user.id), or drop one"),
+                            entries);
+  g_autoptr(GError) error = NULL;
+  EsStreamFactory *factory;
+  const char *action;
+  int status;
+
+  if ((status = es_tool_parse (tool, context, &argc, &argv, 1, 3)) >= 0)
+    return status;
+  action = argc > 2 ? argv[2] : "list";
+
+  if (g_str_equal (action, "list"))
+    {
+      g_auto(GStrv) paths = NULL;
+
+      if (argc > 3)
+        return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
+                              _("Unexpected argument '%s' (see “es-tool %s --help”)"), argv[3], tool->command);
+      factory = es_tool_open (tool, argv[1], TRUE, TRUE, &status);
+      if (factory == NULL)
+        return status;
+      paths = es_stream_factory_list_metadata_indexes (factory, NULL, &error);
+      if (paths == NULL)
+        return finish (tool, factory, error);
+      for (guint i = 0; paths[i] != NULL; i++)
+        {
+          if (json)
+            {
+              g_autoptr(JsonBuilder) b = json_builder_new_immutable ();
+
+              json_builder_begin_object (b);
+              json_builder_set_member_name (b, "path");
+              json_builder_add_string_value (b, paths[i]);
+              json_builder_end_object (b);
+              es_tool_print_json (b);
+            }
+          else
+            g_print ("%s\n", paths[i]);
+        }
+      return finish (tool, factory, NULL);
+    }
+  else if (g_str_equal (action, "add") || g_str_equal (action, "remove"))
+    {
+      gboolean add = g_str_equal (action, "add");
+
+      if (argc != 4)
+        return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
+                              _("The %s action takes a PATH (see “es-tool %s --help”)"), action, tool->command);
+      factory = es_tool_open (tool, argv[1], FALSE, TRUE, &status);
+      if (factory == NULL)
+        return status;
+      if (add)
+        {
+          if (es_stream_factory_add_metadata_index (factory, argv[3], es_tool_interruptible (), &error))
+            es_tool_say (_("Metadata path '%s' declared"), argv[3]);
+        }
+      else if (es_stream_factory_remove_metadata_index (factory, argv[3], es_tool_interruptible (), &error))
+        es_tool_say (_("Metadata path '%s' removed"), argv[3]);
+      return finish (tool, factory, error);
+    }
+
+  return es_tool_error (tool, ES_TOOL_EXIT_USAGE,
+                        _("Unknown action '%s': use list, add or remove"), action);
+}

@@ -49,6 +49,7 @@ static const EsToolCommand commands[] = {
   { "sweep",         es_tool_sweep,         N_("Enforce every retention policy now") },
   { "compact",       es_tool_compact,       N_("Give the space of removed events back") },
   { "subscriptions", es_tool_subscriptions, N_("List, reset or delete durable subscriptions") },
+  { "index",         es_tool_index,         N_("List, declare or drop indexed metadata paths") },
 };
 
 /* Errors -------------------------------------------------------------- */

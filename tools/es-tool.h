@@ -104,5 +104,6 @@ int es_tool_retention     (EsTool *tool, int argc, char **argv);
 int es_tool_sweep         (EsTool *tool, int argc, char **argv);
 int es_tool_compact       (EsTool *tool, int argc, char **argv);
 int es_tool_subscriptions (EsTool *tool, int argc, char **argv);
+int es_tool_index         (EsTool *tool, int argc, char **argv);
 
 G_END_DECLS

@@ -261,6 +261,21 @@ gint64      _es_pg_storage_import_events  (EsStorageHandle        *handle,
                                            GCancellable           *cancellable,
                                            GError                **error);
 
+/* es-pg-query.c: metadata indexes. */
+char       *_es_pg_metadata_index_expression     (EsPgStorage       *self,
+                                                  char * const      *keys);
+gboolean    _es_pg_storage_add_metadata_index    (EsStorageHandle   *handle,
+                                                  const char        *path,
+                                                  GCancellable      *cancellable,
+                                                  GError           **error);
+gboolean    _es_pg_storage_remove_metadata_index (EsStorageHandle   *handle,
+                                                  const char        *path,
+                                                  GCancellable      *cancellable,
+                                                  GError           **error);
+GStrv       _es_pg_storage_list_metadata_indexes (EsStorageHandle   *handle,
+                                                  GCancellable      *cancellable,
+                                                  GError           **error);
+
 /* The storage's settings, for the notifier. */
 const char *_es_pg_storage_get_conninfo   (EsPgStorage    *self);
 /* The LISTEN/NOTIFY channel of the storage's schema (not quoted: a

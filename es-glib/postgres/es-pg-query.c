@@ -35,17 +35,19 @@ get_int4 (const PGresult *result,
 
 /* Translates an EsEventFilter into SQL, with the same results as the SQLite
  * backend. The SQL text holds only column names, operators, constants and
- * $n placeholders; every value of the filter and every metadata key is a
- * parameter, in text format.
+ * $n placeholders; every value of the filter is a parameter, in text
+ * format. Metadata keys are literals: an index on a declared metadata path
+ * (es_storage_handle_add_metadata_index()) serves a query only when the
+ * query's expression is the index's, keys included.
  *
  * For example, reading stream 'cart-7' with the clauses
  *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
  * gives
  *   SELECT ... FROM "schema".events WHERE stream_id = $1::text AND version > $2::int8
  *     AND event_type IN ($3::text, $4::text)
- *     AND "schema".metadata_jsonb(metadata) -> $5::text -> $6::text = $7::jsonb
- *     ORDER BY version LIMIT $8::int8
- * with $5, $6 = 'user', 'id' and $7 = '42'.
+ *     AND ("schema".metadata_jsonb(metadata) -> E'user'::text -> E'id'::text) = $5::jsonb
+ *     ORDER BY version LIMIT $6::int8
+ * with $5 = '42'.
  *
  * Metadata values compare as jsonb: a JSON string equals a string, a JSON
  * number a numerically equal integer or double (1 = 1.0), true and false
@@ -443,17 +445,8 @@ add_metadata_clause (QueryBuilder     *builder,
                      EsFilterOperator  op,
                      GVariant         *value)
 {
-  g_autoptr(GString) subject = g_string_new (NULL);
-
-  /* The value at the path, as jsonb: -> with text keys walks objects
-   * only. The keys are parameters too. */
-  g_string_append_printf (subject, "%s.metadata_jsonb(metadata)", self->quoted_schema);
-  for (guint i = 0; keys[i] != NULL; i++)
-    {
-      g_ptr_array_add (builder->values, g_strdup (keys[i]));
-      g_string_append_printf (subject, " -> $%u::text",
-                              builder->first + builder->values->len - 1);
-    }
+  g_autofree char *expression = _es_pg_metadata_index_expression (self, keys);
+  g_autoptr(GString) subject = g_string_new (expression);
 
   g_string_append_c (builder->sql, '(');
   if (op == ES_FILTER_OPERATOR_LIKE)
@@ -1174,4 +1167,258 @@ _es_pg_storage_held_back (EsPgStorage   *self,
   *out_held = _es_pg_get_int8 (result, 0, 0) != 0;
   PQclear (result);
   return TRUE;
+}
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes                                                        *
+ * ---------------------------------------------------------------------- */
+
+/* The value at a metadata path, as jsonb: -> with text keys walks objects
+ * only. The same text is the expression of the path's index and of every
+ * filter clause on the path, so that the planner matches them. Each key
+ * is an escape string literal, backslashes and quotes doubled (keys hold
+ * no control character: the filter's parser refuses them). */
+char *
+_es_pg_metadata_index_expression (EsPgStorage  *self,
+                                  char * const *keys)
+{
+  GString *expression = g_string_new (NULL);
+
+  g_string_append_printf (expression, "%s.metadata_jsonb(metadata)", self->quoted_schema);
+  for (guint i = 0; keys[i] != NULL; i++)
+    {
+      g_string_append (expression, " -> E'");
+      for (const char *p = keys[i]; *p != '\0'; p++)
+        {
+          if (*p == '\'' || *p == '\\')
+            g_string_append_c (expression, *p);
+          g_string_append_c (expression, *p);
+        }
+      g_string_append (expression, "'::text");
+    }
+  return g_string_free (expression, FALSE);
+}
+
+/* The index of a declared path: "es_meta_" and 32 hex digits of the
+ * path's SHA-256 (PostgreSQL cuts names at 63 bytes); the path itself is
+ * the index's comment, which the listing reads. */
+static char *
+metadata_index_name (const char *path)
+{
+  g_autofree char *digest = g_compute_checksum_for_string (G_CHECKSUM_SHA256, path, -1);
+
+  return g_strdup_printf ("es_meta_%.32s", digest);
+}
+
+typedef struct
+{
+  const char *path;
+  gboolean    add;
+  gboolean    found;   /* out: remove found the index */
+} MetaIndexOp;
+
+/* Whether index @name exists on events, and whether it is valid (a failed
+ * CREATE INDEX CONCURRENTLY leaves an invalid one behind). */
+static gboolean
+find_metadata_index (EsPgStorage    *self,
+                     EsPgConnection *c,
+                     const char     *name,
+                     gboolean       *out_exists,
+                     gboolean       *out_valid,
+                     GCancellable   *cancellable,
+                     GError        **error)
+{
+  g_autofree char *table = g_strdup_printf ("%s.events", self->quoted_schema);
+  const char *values[] = { table, name };
+  EsPgStatement statement = {
+    "SELECT i.indisvalid::int4::int8 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " WHERE i.indrelid = to_regclass($1::text) AND c.relname = $2::text",
+    2, values, NULL, NULL, TRUE
+  };
+  PGresult *result;
+
+  result = _es_pg_connection_run_one (c, &statement, cancellable,
+                                      _("Reading the metadata indexes"), error);
+  if (result == NULL)
+    return FALSE;
+  *out_exists = PQntuples (result) > 0;
+  *out_valid = *out_exists && _es_pg_get_int8 (result, 0, 0) != 0;
+  PQclear (result);
+  return TRUE;
+}
+
+/* CREATE and DROP INDEX CONCURRENTLY: outside any transaction (the simple
+ * query protocol, one statement each), without blocking writers. An
+ * invalid index left by a failed or cancelled build is dropped and built
+ * again. ANALYZE then gives the planner statistics on the new expression:
+ * without them it guesses, and may prefer the sequence order. */
+static gboolean
+metadata_index_operation (EsPgStorage    *self,
+                          EsPgConnection *c,
+                          gpointer        data,
+                          gboolean       *retry,
+                          GCancellable   *cancellable,
+                          GError        **error)
+{
+  MetaIndexOp *op = data;
+  const char *context = op->add ? _("Declaring a metadata index")
+                                : _("Removing a metadata index");
+  g_autofree char *field = g_strconcat ("metadata.", op->path, NULL);
+  g_autofree char *name = metadata_index_name (op->path);
+  g_autofree char *sql = NULL;
+  g_auto(GStrv) keys = NULL;
+  gboolean exists = FALSE;
+  gboolean valid = FALSE;
+
+  /* Each step may run again: it checks what is there first. */
+  *retry = TRUE;
+  if (es_event_filter_parse_field (field, &keys) != ES_FILTER_FIELD_METADATA)
+    g_return_val_if_reached (FALSE);  /* the wrapper checked it */
+
+  if (!find_metadata_index (self, c, name, &exists, &valid, cancellable, error))
+    return FALSE;
+
+  if (!op->add)
+    {
+      op->found = exists && valid;
+      if (!exists)
+        return TRUE;
+      sql = g_strdup_printf ("DROP INDEX CONCURRENTLY IF EXISTS %s.\"%s\"",
+                             self->quoted_schema, name);
+      return _es_pg_connection_run_script (c, sql, cancellable, context, error);
+    }
+
+  if (exists && !valid)
+    {
+      sql = g_strdup_printf ("DROP INDEX CONCURRENTLY IF EXISTS %s.\"%s\"",
+                             self->quoted_schema, name);
+      if (!_es_pg_connection_run_script (c, sql, cancellable, context, error))
+        return FALSE;
+      g_clear_pointer (&sql, g_free);
+      exists = FALSE;
+    }
+
+  if (!exists)
+    {
+      g_autofree char *expression = _es_pg_metadata_index_expression (self, keys);
+
+      sql = g_strdup_printf ("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"%s\" ON %s.events"
+                             " ((%s), sequence_id)",
+                             name, self->quoted_schema, expression);
+      if (!_es_pg_connection_run_script (c, sql, cancellable, context, error))
+        return FALSE;
+      g_clear_pointer (&sql, g_free);
+      sql = g_strdup_printf ("ANALYZE %s.events", self->quoted_schema);
+      if (!_es_pg_connection_run_script (c, sql, cancellable, context, error))
+        return FALSE;
+      g_clear_pointer (&sql, g_free);
+    }
+
+  /* The comment names the path for the listing; set again by every add,
+   * so that a build interrupted before it is completed by the next. */
+  {
+    GString *comment = g_string_new (NULL);
+
+    g_string_append_printf (comment, "COMMENT ON INDEX %s.\"%s\" IS E'",
+                            self->quoted_schema, name);
+    for (const char *p = op->path; *p != '\0'; p++)
+      {
+        if (*p == '\'' || *p == '\\')
+          g_string_append_c (comment, *p);
+        g_string_append_c (comment, *p);
+      }
+    g_string_append_c (comment, '\'');
+    sql = g_string_free (comment, FALSE);
+  }
+  return _es_pg_connection_run_script (c, sql, cancellable, context, error);
+}
+
+gboolean
+_es_pg_storage_add_metadata_index (EsStorageHandle  *handle,
+                                   const char       *path,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
+{
+  MetaIndexOp op = { path, TRUE, FALSE };
+
+  return _es_pg_storage_run_operation (ES_PG_STORAGE (handle), metadata_index_operation, &op,
+                                       cancellable, error);
+}
+
+gboolean
+_es_pg_storage_remove_metadata_index (EsStorageHandle  *handle,
+                                      const char       *path,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  MetaIndexOp op = { path, FALSE, FALSE };
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), metadata_index_operation, &op,
+                                     cancellable, error))
+    return FALSE;
+  if (!op.found)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                   /* Translators: %s is a metadata path such as 'user.id' */
+                   _("Metadata path '%s' is not declared"), path);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+typedef struct
+{
+  GPtrArray *paths;  /* (owned) out */
+} ListMetaOp;
+
+static gboolean
+list_metadata_operation (EsPgStorage    *self,
+                         EsPgConnection *c,
+                         gpointer        data,
+                         gboolean       *retry,
+                         GCancellable   *cancellable,
+                         GError        **error)
+{
+  ListMetaOp *op = data;
+  g_autofree char *table = g_strdup_printf ("%s.events", self->quoted_schema);
+  const char *values[] = { table };
+  /* Valid indexes only: an invalid one is a build that did not finish. */
+  EsPgStatement statement = {
+    "SELECT obj_description(i.indexrelid, 'pg_class') AS path"
+    " FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " WHERE i.indrelid = to_regclass($1::text) AND i.indisvalid"
+    " AND c.relname LIKE 'es\\_meta\\_%'"
+    " AND obj_description(i.indexrelid, 'pg_class') IS NOT NULL"
+    " ORDER BY convert_to(obj_description(i.indexrelid, 'pg_class'), 'UTF8')",
+    1, values, NULL, NULL, FALSE
+  };
+  PGresult *result;
+
+  *retry = TRUE;
+  result = _es_pg_connection_run_one (c, &statement, cancellable,
+                                      _("Listing metadata indexes"), error);
+  if (result == NULL)
+    return FALSE;
+  op->paths = g_ptr_array_new_with_free_func (g_free);
+  for (int row = 0; row < PQntuples (result); row++)
+    g_ptr_array_add (op->paths, g_strdup (PQgetvalue (result, row, 0)));
+  PQclear (result);
+  return TRUE;
+}
+
+GStrv
+_es_pg_storage_list_metadata_indexes (EsStorageHandle  *handle,
+                                      GCancellable     *cancellable,
+                                      GError          **error)
+{
+  ListMetaOp op = { NULL };
+
+  if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), list_metadata_operation, &op,
+                                     cancellable, error))
+    {
+      g_clear_pointer (&op.paths, g_ptr_array_unref);
+      return NULL;
+    }
+  g_ptr_array_set_free_func (op.paths, NULL);
+  g_ptr_array_add (op.paths, NULL);
+  return (GStrv) g_ptr_array_free (op.paths, FALSE);
 }

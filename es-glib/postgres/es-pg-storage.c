@@ -373,6 +373,9 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->check = _es_pg_storage_check;
   iface->import_events = _es_pg_storage_import_events;
   iface->read_rows = _es_pg_storage_read_rows;
+  iface->add_metadata_index = _es_pg_storage_add_metadata_index;
+  iface->remove_metadata_index = _es_pg_storage_remove_metadata_index;
+  iface->list_metadata_indexes = _es_pg_storage_list_metadata_indexes;
 }
 
 /* ---------------------------------------------------------------------- *

@@ -227,6 +227,21 @@ gint64        _es_sqlite_storage_import_events (EsStorageHandle       *handle,
                                                 GError               **error);
 EsWriteQueue *_es_sqlite_writer_start (EsConnection  *conn,
                                        GError       **error);
+gboolean      _es_sqlite_storage_add_metadata_index (EsStorageHandle  *handle,
+                                                     const char       *path,
+                                                     GCancellable     *cancellable,
+                                                     GError          **error);
+gboolean      _es_sqlite_storage_remove_metadata_index (EsStorageHandle  *handle,
+                                                        const char       *path,
+                                                        GCancellable     *cancellable,
+                                                        GError          **error);
+
+/* es-sqlite-query.c: metadata indexes. */
+char         *_es_sqlite_metadata_index_expression (char * const *keys);
+char         *_es_sqlite_metadata_index_name (const char *path);
+GStrv         _es_sqlite_storage_list_metadata_indexes (EsStorageHandle  *handle,
+                                                        GCancellable     *cancellable,
+                                                        GError          **error);
 
 /* es-sqlite-writer.c: the subscriptions' writes. */
 gboolean      _es_sqlite_storage_save_checkpoint (EsStorageHandle  *handle,

@@ -61,20 +61,26 @@ read_end (EsSqliteStorage *self,
  * ---------------------------------------------------------------------- */
 
 /* Translates an EsEventFilter into SQL. The SQL text holds only column
- * names, operators and '?' placeholders; every value of the filter and
- * every metadata JSON path is a bound parameter.
+ * names, operators, '?' placeholders and, for `equals` and short `in`
+ * clauses on metadata, the JSON path as a literal; every value of the
+ * filter is a bound parameter, and so is the path everywhere else.
  *
  * For example, reading stream 'cart-7' with the clauses
- *   event_type IN ['Added', 'Removed'] and metadata.user.id = 42
+ *   event_type IN ['Added', 'Removed'] and metadata.user.id = 1
  * gives
  *   SELECT ... FROM events WHERE stream_id = ? AND version > ?
  *     AND event_type IN (?, ?)
- *     AND CASE WHEN json_valid(metadata) THEN
+ *     AND ((CASE WHEN json_valid(metadata) THEN
+ *             json_extract(metadata, '$."user"."id"') END) = ?
+ *          AND CASE WHEN json_valid(metadata) THEN
  *           (json_type(metadata, ?) IN ('integer', 'real')
- *            AND json_extract(metadata, ?) = ?) END
+ *            AND json_extract(metadata, ?) = ?) END)
  *     ORDER BY version LIMIT ?
- * bound to 'cart-7', the last version read, 'Added', 'Removed',
- * '$."user"."id"' (twice), 42 and the page size.
+ * bound to 'cart-7', the last version read, 'Added', 'Removed', 1,
+ * '$."user"."id"' (twice), 1 and the page size. The first metadata term
+ * is the expression of a metadata index, which SQLite uses when the path
+ * is declared (add_metadata_index_term()); for most values (42 rather
+ * than 1) it is exact and the second term is left out.
  *
  * An `in` list longer than IN_LIST_INLINE_MAX values is bound as one
  * parameter, a JSON array read back with json_each(), whatever its length:
@@ -519,9 +525,8 @@ add_metadata_in_json (QueryBuilder *builder,
  * the filter's validation rejects keys holding '"'. SQLite compares a
  * label with the key's text as written in the JSON, escapes included, so a
  * backslash is written the way JSON writers escape it. */
-static const char *
-metadata_json_path (QueryBuilder *builder,
-                    char * const *keys)
+static char *
+json_path_for_keys (char * const *keys)
 {
   GString *path = g_string_new ("$");
   guint i;
@@ -540,8 +545,136 @@ metadata_json_path (QueryBuilder *builder,
       g_string_append_c (path, '"');
     }
 
-  g_ptr_array_add (builder->paths, g_string_free (path, FALSE));
+  return g_string_free (path, FALSE);
+}
+
+static const char *
+metadata_json_path (QueryBuilder *builder,
+                    char * const *keys)
+{
+  g_ptr_array_add (builder->paths, json_path_for_keys (keys));
   return g_ptr_array_index (builder->paths, builder->paths->len - 1);
+}
+
+/* The expression a metadata index is built on, and that a filter clause on
+ * the same path writes so that SQLite can use the index: SQLite matches an
+ * index expression with a query's only when both are the same text, the
+ * JSON path a literal, never a parameter. The path is in single quotes,
+ * a quote doubled (a key holds no '"' and no control character: the
+ * filter's parser refuses them). json_valid() guards json_extract(), which
+ * fails on metadata that json-glib accepts and SQLite does not (comments,
+ * single quotes...): without the guard, building the index, and then any
+ * write of such metadata, would fail. */
+char *
+_es_sqlite_metadata_index_expression (char * const *keys)
+{
+  g_autofree char *path = json_path_for_keys (keys);
+  GString *expression = g_string_new ("(CASE WHEN json_valid(metadata) THEN"
+                                      " json_extract(metadata, '");
+  const char *p;
+
+  for (p = path; *p != '\0'; p++)
+    {
+      if (*p == '\'')
+        g_string_append_c (expression, '\'');
+      g_string_append_c (expression, *p);
+    }
+  g_string_append (expression, "') END)");
+  return g_string_free (expression, FALSE);
+}
+
+/* Whether `<index expression> = @value` alone says whether a metadata
+ * value equals @value, as add_metadata_equals() decides it. json_extract()
+ * gives a JSON string as TEXT, a number as INTEGER or REAL, true and false
+ * as 1 and 0, null as NULL, an object or array as its JSON text; and
+ * SQLite never finds TEXT equal to a number. So the test is exact for a
+ * string that cannot be JSON text of an object or array (it does not
+ * start with '{' or '['), and for a number other than 0 and 1 (which true
+ * and false equal); not for a boolean. */
+static gboolean
+index_term_is_exact (GVariant *value)
+{
+  const char *string = NULL;
+  gint64 int64 = 0;
+  double dbl = 0.0;
+
+  switch (es_event_filter_classify_value (value, &string, &int64, &dbl, NULL))
+    {
+    case ES_FILTER_VALUE_STRING:
+      return string[0] != '{' && string[0] != '[';
+    case ES_FILTER_VALUE_INT64:
+      return int64 != 0 && int64 != 1;
+    case ES_FILTER_VALUE_DOUBLE:
+      return !isnan (dbl) && dbl != 0.0 && dbl != 1.0;
+    case ES_FILTER_VALUE_BOOLEAN:
+    case ES_FILTER_VALUE_INVALID:
+    default:
+      return FALSE;
+    }
+}
+
+/* For an `equals` or a short `in` clause on a metadata path, a term
+ * SQLite can serve from a metadata index (es_storage_handle_add_metadata_index()):
+ *   <index expression> = ?    or    <index expression> IN (?, ?...)
+ * with the clause's values (a boolean as 1 or 0, as json_extract() gives
+ * it). Every event the clause matches satisfies it. When it may let
+ * through more (the string '1' for the number 1, true for 1, an object's
+ * JSON text: see index_term_is_exact()), *@out_exact is FALSE and the
+ * exact test must follow it. Without an index it is still a cheaper test
+ * than the exact one, which then runs on the few events it lets through.
+ * Returns FALSE, writing nothing, for another clause. */
+static gboolean
+add_metadata_index_term (QueryBuilder     *builder,
+                         char * const     *keys,
+                         EsFilterOperator  op,
+                         GVariant         *value,
+                         gboolean         *out_exact)
+{
+  g_autofree char *expression = NULL;
+  gsize n;
+  gsize i;
+
+  *out_exact = FALSE;
+  if (op == ES_FILTER_OPERATOR_EQUALS)
+    {
+      if (es_event_filter_classify_value (value, NULL, NULL, NULL, NULL) ==
+          ES_FILTER_VALUE_INVALID)
+        return FALSE;
+      expression = _es_sqlite_metadata_index_expression (keys);
+      g_string_append_printf (builder->sql, "%s = ?", expression);
+      bind_scalar (builder, value);
+      *out_exact = index_term_is_exact (value);
+      return TRUE;
+    }
+
+  if (op != ES_FILTER_OPERATOR_IN)
+    return FALSE;
+  n = g_variant_n_children (value);
+  if (n == 0 || n > builder->inline_max)
+    return FALSE;
+  *out_exact = TRUE;
+  for (i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (value, i);
+
+      if (es_event_filter_classify_value (child, NULL, NULL, NULL, NULL) ==
+          ES_FILTER_VALUE_INVALID)
+        {
+          *out_exact = FALSE;
+          return FALSE;
+        }
+      *out_exact = *out_exact && index_term_is_exact (child);
+    }
+
+  expression = _es_sqlite_metadata_index_expression (keys);
+  g_string_append_printf (builder->sql, "%s IN (", expression);
+  for (i = 0; i < n; i++)
+    {
+      g_string_append (builder->sql, i > 0 ? ", ?" : "?");
+      bind_scalar (builder, builder_child (builder, value, i));
+    }
+  g_string_append_c (builder->sql, ')');
+  return TRUE;
 }
 
 static void
@@ -550,9 +683,22 @@ add_metadata_clause (QueryBuilder     *builder,
                      EsFilterOperator  op,
                      GVariant         *value)
 {
-  const char *path = metadata_json_path (builder, keys);
+  const char *path;
+  gboolean exact = FALSE;
   gsize n;
   gsize i;
+
+  g_string_append_c (builder->sql, '(');
+  if (add_metadata_index_term (builder, keys, op, value, &exact))
+    {
+      if (exact)
+        {
+          g_string_append_c (builder->sql, ')');
+          return;
+        }
+      g_string_append (builder->sql, " AND ");
+    }
+  path = metadata_json_path (builder, keys);
 
   /* The stream layer validates metadata with json-glib, which accepts
    * text SQLite's JSON functions refuse (comments, single quotes, hex
@@ -611,7 +757,7 @@ add_metadata_clause (QueryBuilder     *builder,
       break;
     }
 
-  g_string_append (builder->sql, " END");
+  g_string_append (builder->sql, " END)");
 }
 
 /* Appends clauses @first to @last - 1 of @filter, AND-ed, as a balanced
@@ -1719,4 +1865,123 @@ _es_sqlite_storage_list_subscriptions (EsStorageHandle  *handle,
   _es_sqlite_stmt_done (stmt);
   read_end (self, conn, cancellable, handler);
   return g_steal_pointer (&infos);
+}
+
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes                                                        *
+ * ---------------------------------------------------------------------- */
+
+#define METADATA_INDEX_PREFIX "es_meta_"
+
+/* The name of the index of a declared metadata path: the prefix and the
+ * path's bytes in hex (index names ignore case, keys do not). */
+char *
+_es_sqlite_metadata_index_name (const char *path)
+{
+  GString *name = g_string_new (METADATA_INDEX_PREFIX);
+  const char *p;
+
+  for (p = path; *p != '\0'; p++)
+    g_string_append_printf (name, "%02x", (guint) (guchar) *p);
+  return g_string_free (name, FALSE);
+}
+
+/* The path of a metadata index's name, or NULL for another name. */
+static char *
+metadata_index_path (const char *name)
+{
+  g_autofree char *field = NULL;
+  GString *path;
+  const char *hex;
+
+  if (!g_str_has_prefix (name, METADATA_INDEX_PREFIX))
+    return NULL;
+  hex = name + strlen (METADATA_INDEX_PREFIX);
+  if (*hex == '\0' || strlen (hex) % 2 != 0)
+    return NULL;
+
+  path = g_string_new (NULL);
+  for (; *hex != '\0'; hex += 2)
+    {
+      int high = g_ascii_xdigit_value (hex[0]);
+      int low = g_ascii_xdigit_value (hex[1]);
+
+      if (high < 0 || low < 0 || (high == 0 && low == 0))
+        {
+          g_string_free (path, TRUE);
+          return NULL;
+        }
+      g_string_append_c (path, (char) (high * 16 + low));
+    }
+
+  field = g_strconcat ("metadata.", path->str, NULL);
+  if (es_event_filter_parse_field (field, NULL) != ES_FILTER_FIELD_METADATA)
+    {
+      g_string_free (path, TRUE);
+      return NULL;
+    }
+  return g_string_free (path, FALSE);
+}
+
+static int
+compare_paths (gconstpointer a,
+               gconstpointer b)
+{
+  return strcmp (*(const char * const *) a, *(const char * const *) b);
+}
+
+/* The declared paths are the names of the metadata indexes on events
+ * (es-sqlite-writer.c, writer_metadata_index()). */
+GStrv
+_es_sqlite_storage_list_metadata_indexes (EsStorageHandle  *handle,
+                                          GCancellable     *cancellable,
+                                          GError          **error)
+{
+  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
+  const char *operation = _("Listing metadata indexes");
+  g_autoptr(GPtrArray) paths = NULL;
+  EsConnection *conn;
+  sqlite3_stmt *stmt;
+  gulong handler;
+  int rc;
+
+  conn = read_begin (self, cancellable, &handler, error);
+  if (conn == NULL)
+    return NULL;
+
+  stmt = _es_sqlite_connection_get_stmt (conn,
+                                         "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                         " AND tbl_name = 'events'"
+                                         " AND name LIKE '" METADATA_INDEX_PREFIX "%'",
+                                         operation, error);
+  if (stmt == NULL)
+    {
+      read_end (self, conn, cancellable, handler);
+      return NULL;
+    }
+
+  paths = g_ptr_array_new_with_free_func (g_free);
+  while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+    {
+      const char *name = (const char *) sqlite3_column_text (stmt, 0);
+      char *path = name != NULL ? metadata_index_path (name) : NULL;
+
+      if (path != NULL)
+        g_ptr_array_add (paths, path);
+    }
+
+  if (rc != SQLITE_DONE)
+    {
+      _es_sqlite_connection_set_error (conn, rc, operation, error);
+      g_clear_pointer (&paths, g_ptr_array_unref);
+    }
+  _es_sqlite_stmt_done (stmt);
+  read_end (self, conn, cancellable, handler);
+
+  if (paths == NULL)
+    return NULL;
+  g_ptr_array_sort (paths, compare_paths);
+  g_ptr_array_set_free_func (paths, NULL);
+  g_ptr_array_add (paths, NULL);
+  return (GStrv) g_ptr_array_free (g_steal_pointer (&paths), FALSE);
 }

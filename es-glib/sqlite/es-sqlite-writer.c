@@ -32,6 +32,8 @@ typedef enum
   JOB_RESET_SUBSCRIPTION,  /* name, version: the position */
   JOB_DELETE_SUBSCRIPTION, /* name */
   JOB_IMPORT,              /* stored_events, n_events */
+  JOB_ADD_METADATA_INDEX,     /* name: the metadata path */
+  JOB_REMOVE_METADATA_INDEX,  /* name: the metadata path */
 } JobKind;
 
 /* One write, queued to the writer thread (es-write-queue-private.h).
@@ -1519,6 +1521,83 @@ writer_import (EsWriter  *writer,
   return TRUE;
 }
 
+/* ---------------------------------------------------------------------- *
+ * Metadata indexes (es_storage_handle_add_metadata_index())               *
+ * ---------------------------------------------------------------------- */
+
+/* Declares (JOB_ADD_METADATA_INDEX) or drops a metadata index, inside the
+ * group's transaction like any write: readers keep reading the committed
+ * database meanwhile, other writers wait for the commit. The index is
+ *   CREATE INDEX "es_meta_<path in hex>" ON events
+ *     (<_es_sqlite_metadata_index_expression()>, sequence_id) WHERE flags < 2
+ * Its name is all the database keeps of the declaration (the listing reads
+ * sqlite_master): hex, as index names ignore case and keys do not. The
+ * partial index holds events only, as reads do ("flags < 2"), so a read of
+ * <code>@<!-- -->all</code> filtered on the path is one range of it, in
+ * sequence order. */
+static gboolean
+writer_metadata_index (EsWriter  *writer,
+                       Job       *job,
+                       GError   **error)
+{
+  gboolean add = job->kind == JOB_ADD_METADATA_INDEX;
+  const char *operation = add ? _("Declaring a metadata index")
+                              : _("Removing a metadata index");
+  g_autofree char *field = g_strconcat ("metadata.", job->name, NULL);
+  g_autofree char *name = _es_sqlite_metadata_index_name (job->name);
+  g_autofree char *expression = NULL;
+  g_autofree char *sql = NULL;
+  g_auto(GStrv) keys = NULL;
+  sqlite3_stmt *stmt = NULL;
+  gboolean exists = FALSE;
+  int rc;
+
+  if (es_event_filter_parse_field (field, &keys) != ES_FILTER_FIELD_METADATA)
+    g_return_val_if_reached (FALSE);  /* the wrapper checked it */
+
+  rc = sqlite3_prepare_v2 (writer->conn->db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
+                           -1, &stmt, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text (stmt, 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    {
+      rc = sqlite3_step (stmt);
+      exists = rc == SQLITE_ROW;
+      if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = SQLITE_OK;
+    }
+  sqlite3_finalize (stmt);
+  if (rc != SQLITE_OK)
+    {
+      _es_sqlite_connection_set_error (writer->conn, rc, operation, error);
+      return FALSE;
+    }
+
+  if (add)
+    {
+      if (exists)
+        return TRUE;
+      expression = _es_sqlite_metadata_index_expression (keys);
+      sql = g_strdup_printf ("CREATE INDEX \"%s\" ON events (%s, sequence_id)"
+                             " WHERE flags < " G_STRINGIFY (ES_SQLITE_FLAGS_MARKERS),
+                             name, expression);
+    }
+  else
+    {
+      if (!exists)
+        {
+          g_set_error (error, ES_ERROR, ES_ERROR_NOT_FOUND,
+                       /* Translators: %s is a metadata path such as 'user.id' */
+                       _("Metadata path '%s' is not declared"), job->name);
+          return FALSE;
+        }
+      sql = g_strdup_printf ("DROP INDEX \"%s\"", name);
+    }
+
+  return _es_sqlite_connection_exec (writer->conn, sql, operation, error);
+}
+
 /* Fails @job with G_IO_ERROR_CANCELLED if its cancellable was cancelled. */
 static gboolean
 job_cancelled (Job *job)
@@ -1576,6 +1655,10 @@ writer_run_job (EsWriter *writer,
       break;
     case JOB_IMPORT:
       ok = writer_import (writer, job, &job->base.error);
+      break;
+    case JOB_ADD_METADATA_INDEX:
+    case JOB_REMOVE_METADATA_INDEX:
+      ok = writer_metadata_index (writer, job, &job->base.error);
       break;
     case JOB_SAVE_SNAPSHOT:
     default:
@@ -2195,4 +2278,26 @@ _es_sqlite_storage_import_events (EsStorageHandle       *handle,
   if (out_failed_index != NULL)
     *out_failed_index = job.failed_index;
   return ok ? job.removed : -1;
+}
+
+gboolean
+_es_sqlite_storage_add_metadata_index (EsStorageHandle  *handle,
+                                       const char       *path,
+                                       GCancellable     *cancellable,
+                                       GError          **error)
+{
+  Job job = { .kind = JOB_ADD_METADATA_INDEX, .name = path };
+
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
+}
+
+gboolean
+_es_sqlite_storage_remove_metadata_index (EsStorageHandle  *handle,
+                                          const char       *path,
+                                          GCancellable     *cancellable,
+                                          GError          **error)
+{
+  Job job = { .kind = JOB_REMOVE_METADATA_INDEX, .name = path };
+
+  return storage_run_sync (ES_SQLITE_STORAGE (handle), &job, cancellable, error);
 }

@@ -57,6 +57,7 @@ FRAGMENTS = {
     "backups",
     "integrity checks",
     "imports",
+    "metadata indexes",
 }
 
 STRING = r'"(?:[^"\\]|\\.)*"'

@@ -274,7 +274,7 @@ class InspectTests(ToolTestCase):
     def test_help(self):
         result = self.assertRun(['--help'])
         for command in ('info', 'streams', 'read', 'tail', 'delete', 'truncate', 'erase',
-                        'retention', 'sweep', 'compact', 'subscriptions'):
+                        'retention', 'sweep', 'compact', 'subscriptions', 'index'):
             self.assertIn('\n  %s ' % command, result.stdout)
             sub = self.assertRun([command, '--help'])
             self.assertIn('es-tool %s [OPTION…] DATABASE' % command, sub.stdout)
@@ -433,6 +433,30 @@ class LifecycleTests(ToolTestCase):
         self.assertRun(['subscriptions', self.db], 'NAME  STREAM  CHECKPOINT  LAG  UPDATED\n')
         self.assertRun(['subscriptions', self.db, 'rename'], '', 2,
                        "es-tool: subscriptions: Unknown action 'rename': use list, reset or delete\n")
+
+    def test_index(self):
+        seq = lambda *f: [e['sequence_id'] for e in self.read_json('@all', *[a for x in f for a in ('--filter', x)])]
+        self.assertRun(['index', self.db], '')
+        self.assertRun(['index', self.db, 'add', 'tenant'], "Metadata path 'tenant' declared\n")
+        self.assertRun(['index', self.db, 'add', 'tenant'], "Metadata path 'tenant' declared\n")
+        self.assertRun(['index', self.db, 'add', 'user.id'], "Metadata path 'user.id' declared\n")
+        self.assertRun(['index', self.db, 'list'], 'tenant\nuser.id\n')
+        result = self.assertRun(['index', '--json', self.db])
+        self.assertEqual([json.loads(line)['path'] for line in result.stdout.splitlines()],
+                         ['tenant', 'user.id'])
+        # The filters answer as before.
+        self.assertEqual(seq('metadata.tenant=acme'), [1, 3])
+        self.assertEqual(seq('metadata.score<=7', 'metadata.tenant=globex'), [6])
+        self.assertRun(['index', self.db, 'add', 'a..b'], '', 2, None)
+        self.assertRun(['index', self.db, 'remove', 'nope'], '', 4,
+                       "es-tool: index: Metadata path 'nope' is not declared\n")
+        self.assertRun(['index', self.db, 'remove', 'tenant'], "Metadata path 'tenant' removed\n")
+        self.assertRun(['index', self.db], 'user.id\n')
+        self.assertEqual(seq('metadata.tenant=acme'), [1, 3])
+        self.assertRun(['index', self.db, 'add'], '', 2,
+                       'es-tool: index: The add action takes a PATH (see “es-tool index --help”)\n')
+        self.assertRun(['index', self.db, 'rebuild'], '', 2,
+                       "es-tool: index: Unknown action 'rebuild': use list, add or remove\n")
 
 
 class TransferTests(ToolTestCase):
