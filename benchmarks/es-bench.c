@@ -35,8 +35,13 @@
 
 #include "es-bench-common.h"
 
-/* Copied from es-glib/sqlite/es-sqlite-schema.c (schema_v1). */
+/* Copied from es-glib/sqlite/es-sqlite-schema.c: schema_v1, schema_v2
+ * (without its data migration) and schema_v3, the current schema (3).
+ * What an append maintains in it, the raw side maintains too: the
+ * events_timestamp index, the flags column, and the stream's row of the
+ * streams table (read, then rewritten, in the append's transaction). */
 static const char raw_schema[] =
+  /* schema_v1 */
   "CREATE TABLE events ("
   "  sequence_id     INTEGER PRIMARY KEY,"
   "  stream_id       TEXT    NOT NULL,"
@@ -58,6 +63,34 @@ static const char raw_schema[] =
   "  state           BLOB    NOT NULL,"
   "  timestamp       INTEGER NOT NULL,"
   "  PRIMARY KEY (stream_id, projection_name)"
+  ") WITHOUT ROWID;"
+  /* schema_v2 */
+  "ALTER TABLE events ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;"
+  "CREATE TABLE streams ("
+  "  stream_id       TEXT    NOT NULL PRIMARY KEY,"
+  "  version         INTEGER NOT NULL,"
+  "  event_count     INTEGER NOT NULL,"
+  "  first_version   INTEGER NOT NULL,"
+  "  first_timestamp INTEGER NOT NULL,"
+  "  last_timestamp  INTEGER NOT NULL,"
+  "  state           INTEGER NOT NULL DEFAULT 0,"
+  "  max_age         INTEGER NOT NULL DEFAULT 0,"
+  "  max_count       INTEGER NOT NULL DEFAULT 0"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX streams_policy ON streams (stream_id)"
+  "  WHERE max_age > 0 OR max_count > 0;"
+  "CREATE TABLE settings ("
+  "  name            TEXT    NOT NULL PRIMARY KEY,"
+  "  value           INTEGER NOT NULL"
+  ") WITHOUT ROWID;"
+  "CREATE INDEX events_timestamp ON events (timestamp);"
+  /* schema_v3 */
+  "CREATE TABLE subscriptions ("
+  "  name            TEXT    NOT NULL PRIMARY KEY,"
+  "  stream_id       TEXT    NOT NULL,"
+  "  position        INTEGER NOT NULL,"
+  "  state           BLOB,"
+  "  updated         INTEGER NOT NULL"
   ") WITHOUT ROWID;";
 
 #define BATCH        10000
@@ -160,10 +193,15 @@ raw_open (const char   *path,
                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                   SQLITE_OPEN_NOMUTEX, NULL),
              SQLITE_OK);
+  /* es-sqlite-schema.c sets auto_vacuum on an empty file before its
+   * schema; es-sqlite-storage.c the rest on the write connection. */
+  if (create)
+    raw_exec (db, "PRAGMA auto_vacuum = INCREMENTAL");
   if (create)
     raw_exec (db, raw_schema);
   pragmas = g_strdup_printf ("PRAGMA journal_mode = WAL;"
                              "PRAGMA synchronous = %s;"
+                             "PRAGMA secure_delete = ON;"
                              "PRAGMA foreign_keys = OFF;"
                              "PRAGMA cache_size = -8192;",
                              durability == ES_DURABILITY_FULL ? "FULL" : "NORMAL");
@@ -172,7 +210,8 @@ raw_open (const char   *path,
 }
 
 /* The raw equivalent of es_write_batched(): per batch, one transaction
- * with the stream's version lookup and one INSERT per event. */
+ * that reads the stream's row (its version), inserts one row per event
+ * and writes the stream's row back, as an append maintains it. */
 static double
 raw_write_batched (sqlite3    *db,
                    const char *stream_id,
@@ -182,7 +221,15 @@ raw_write_batched (sqlite3    *db,
 {
   sqlite3_stmt *begin = raw_prepare (db, "BEGIN IMMEDIATE");
   sqlite3_stmt *commit = raw_prepare (db, "COMMIT");
-  sqlite3_stmt *max_version = raw_prepare (db, "SELECT max(version) FROM events WHERE stream_id = ?");
+  sqlite3_stmt *read_stream = raw_prepare (db, "SELECT version, event_count, first_version,"
+                                           " first_timestamp FROM streams WHERE stream_id = ?");
+  sqlite3_stmt *write_stream = raw_prepare (db, "INSERT INTO streams (stream_id, version,"
+                                            " event_count, first_version, first_timestamp,"
+                                            " last_timestamp) VALUES (?, ?, ?, ?, ?, ?)"
+                                            " ON CONFLICT (stream_id) DO UPDATE SET"
+                                            " version = excluded.version,"
+                                            " event_count = excluded.event_count,"
+                                            " last_timestamp = excluded.last_timestamp");
   sqlite3_stmt *insert = raw_prepare (db, "INSERT INTO events (stream_id, version, "
                                       "idempotency_key, event_type, timestamp, data, metadata)"
                                       " VALUES (?, ?, ?, ?, ?, ?, ?)");
@@ -193,7 +240,9 @@ raw_write_batched (sqlite3    *db,
   while (done < count)
     {
       guint n = MIN (batch, count - done);
-      gint64 version, timestamp;
+      gint64 version = 0, event_count = 0, first_version = 0, first_timestamp = 0;
+      gint64 timestamp;
+      int rc;
       double start;
       guint i;
 
@@ -204,10 +253,23 @@ raw_write_batched (sqlite3    *db,
       raw_check (db, sqlite3_step (begin), SQLITE_DONE);
       sqlite3_reset (begin);
       timestamp = g_get_real_time ();
-      sqlite3_bind_text (max_version, 1, stream_id, -1, SQLITE_STATIC);
-      raw_check (db, sqlite3_step (max_version), SQLITE_ROW);
-      version = sqlite3_column_int64 (max_version, 0);
-      sqlite3_reset (max_version);
+      sqlite3_bind_text (read_stream, 1, stream_id, -1, SQLITE_STATIC);
+      rc = sqlite3_step (read_stream);
+      if (rc == SQLITE_ROW)
+        {
+          version = sqlite3_column_int64 (read_stream, 0);
+          event_count = sqlite3_column_int64 (read_stream, 1);
+          first_version = sqlite3_column_int64 (read_stream, 2);
+          first_timestamp = sqlite3_column_int64 (read_stream, 3);
+        }
+      else
+        raw_check (db, rc, SQLITE_DONE);
+      sqlite3_reset (read_stream);
+      if (event_count == 0)
+        {
+          first_version = version + 1;
+          first_timestamp = timestamp;
+        }
       for (i = 0; i < n; i++)
         {
           sqlite3_bind_text (insert, 1, stream_id, -1, SQLITE_STATIC);
@@ -221,6 +283,14 @@ raw_write_batched (sqlite3    *db,
           raw_check (db, sqlite3_step (insert), SQLITE_DONE);
           sqlite3_reset (insert);
         }
+      sqlite3_bind_text (write_stream, 1, stream_id, -1, SQLITE_STATIC);
+      sqlite3_bind_int64 (write_stream, 2, version);
+      sqlite3_bind_int64 (write_stream, 3, event_count + n);
+      sqlite3_bind_int64 (write_stream, 4, first_version);
+      sqlite3_bind_int64 (write_stream, 5, first_timestamp);
+      sqlite3_bind_int64 (write_stream, 6, timestamp);
+      raw_check (db, sqlite3_step (write_stream), SQLITE_DONE);
+      sqlite3_reset (write_stream);
       raw_check (db, sqlite3_step (commit), SQLITE_DONE);
       sqlite3_reset (commit);
       elapsed += now () - start;
@@ -230,7 +300,8 @@ raw_write_batched (sqlite3    *db,
   g_free (values);
   sqlite3_finalize (begin);
   sqlite3_finalize (commit);
-  sqlite3_finalize (max_version);
+  sqlite3_finalize (read_stream);
+  sqlite3_finalize (write_stream);
   sqlite3_finalize (insert);
   return elapsed;
 }
