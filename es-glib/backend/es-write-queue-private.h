@@ -71,5 +71,7 @@ void          _es_write_queue_unref    (EsWriteQueue         *queue);
 
 /* Tests: how many completion sources the write queues have dispatched. */
 guint         _es_write_queue_get_n_completion_dispatches (void);
+/* Tests: how many synchronous jobs ran on their caller's thread. */
+guint         _es_write_queue_get_n_inline_runs (void);
 
 G_END_DECLS
