@@ -31,7 +31,8 @@
 #define SPIN_USEC 50
 
 /* How long the writer waits for more asynchronous appends to join a group
- * (see writer_thread()): between two arrivals, and in all. */
+ * (see writer_thread()): between two arrivals, and in all; also the most
+ * it waits for the completions of its last group to be dispatched. */
 #define LINGER_USEC     100
 #define LINGER_MAX_USEC 1000
 
@@ -59,6 +60,13 @@ struct _EsWriteQueue
                                        * finished its group */
   gboolean              caller_busy;  /* a caller claimed the writer */
   GMutex                run_lock;
+
+  /* Completion sources attached and not yet done dispatching: their
+   * callbacks are likely submitting the next writes (see writer_thread()).
+   * The writer waits for the count to drop to zero on dispatch_cond. */
+  gint                  n_dispatching;  /* (atomic) */
+  GMutex                dispatch_lock;
+  GCond                 dispatch_cond;
   guint                 max_group;
   EsWriteQueueRunFunc   run;
   EsWriteQueueFreeFunc  free_job;
@@ -83,6 +91,8 @@ queue_clear (gpointer data)
     queue->user_data_free (queue->user_data);
   g_async_queue_unref (queue->queue);
   g_mutex_clear (&queue->run_lock);
+  g_mutex_clear (&queue->dispatch_lock);
+  g_cond_clear (&queue->dispatch_cond);
 }
 
 void
@@ -111,6 +121,8 @@ _es_write_queue_new (guint                 max_group,
   queue->user_data = user_data;
   queue->user_data_free = user_data_free;
   g_mutex_init (&queue->run_lock);
+  g_mutex_init (&queue->dispatch_lock);
+  g_cond_init (&queue->dispatch_cond);
   return queue;
 }
 
@@ -194,7 +206,26 @@ typedef struct
   GMainContext *context;  /* (unowned) the tasks hold it */
   GPtrArray    *jobs;     /* (owned) (element-type EsWriteJob) in group order */
   guint         done;     /* jobs[0..done) are completed */
+  gboolean      counted;  /* counted in queue->n_dispatching */
 } Completion;
+
+/* The completion is done dispatching (or will never be): the writer, if
+ * it waits for the callbacks' next writes, can take them now. */
+static void
+completion_uncount (Completion *completion)
+{
+  EsWriteQueue *queue = completion->queue;
+
+  if (!completion->counted)
+    return;
+  completion->counted = FALSE;
+  if (g_atomic_int_dec_and_test (&queue->n_dispatching))
+    {
+      g_mutex_lock (&queue->dispatch_lock);
+      g_cond_broadcast (&queue->dispatch_cond);
+      g_mutex_unlock (&queue->dispatch_lock);
+    }
+}
 
 static gboolean
 completion_dispatch (gpointer data)
@@ -209,6 +240,7 @@ completion_dispatch (gpointer data)
   while (completion->done < completion->jobs->len)
     job_complete (completion->queue,
                   g_ptr_array_index (completion->jobs, completion->done++));
+  completion_uncount (completion);
   return G_SOURCE_REMOVE;
 }
 
@@ -227,6 +259,7 @@ completion_free (gpointer data)
       g_clear_error (&job->error);
       completion->queue->free_job (job);
     }
+  completion_uncount (completion);
   g_ptr_array_unref (completion->jobs);
   _es_write_queue_unref (completion->queue);
   g_free (completion);
@@ -294,6 +327,8 @@ complete_group (EsWriteQueue  *queue,
        * next job. GLib keeps @data alive until the outer dispatch ends. */
       g_source_set_can_recurse (source, TRUE);
       g_source_set_callback (source, completion_dispatch, completions[c], completion_free);
+      completions[c]->counted = TRUE;
+      g_atomic_int_inc (&queue->n_dispatching);
       g_source_attach (source, completions[c]->context);
       g_source_unref (source);
     }
@@ -384,13 +419,41 @@ writer_thread (gpointer data)
           break;
         }
 
-      /* Asynchronous appends came in groups last time: their callers are
-       * likely resubmitting as the last group's completions reach them, one
-       * after another. Wait for them while they keep coming (LINGER_USEC
-       * at most between two, LINGER_MAX_USEC in all), so that they share
-       * one commit instead of trickling into many small ones. A lone
-       * writer (groups of one) never waits. */
-      if (!stop && group[0]->task != NULL && n_jobs < last_group_size)
+      /* The completions of the last group are being dispatched: their
+       * callbacks are likely submitting the next writes, one after
+       * another. Rather than wake up for each one, wait (LINGER_MAX_USEC
+       * at most) until the dispatch is over, then take what was queued,
+       * so that they share one commit. */
+      if (!stop && group[0]->task != NULL && g_atomic_int_get (&queue->n_dispatching) > 0)
+        {
+          gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
+
+          g_mutex_lock (&queue->dispatch_lock);
+          while (g_atomic_int_get (&queue->n_dispatching) > 0 &&
+                 g_cond_wait_until (&queue->dispatch_cond, &queue->dispatch_lock, deadline))
+            ;
+          g_mutex_unlock (&queue->dispatch_lock);
+
+          g_async_queue_lock (queue->queue);
+          while (n_jobs < queue->max_group &&
+                 (item = g_async_queue_try_pop_unlocked (queue->queue)) != NULL)
+            {
+              if (item == STOP_MARK)
+                {
+                  stop = TRUE;
+                  break;
+                }
+              group[n_jobs++] = item;
+            }
+          g_async_queue_unlock (queue->queue);
+        }
+      /* Asynchronous appends came in groups last time, from callers that
+       * are not completed by this queue's sources (other threads, say):
+       * wait for them while they keep coming (LINGER_USEC at most between
+       * two, LINGER_MAX_USEC in all), so that they share one commit instead
+       * of trickling into many small ones. A lone writer (groups of one)
+       * never waits. */
+      else if (!stop && group[0]->task != NULL && n_jobs < last_group_size)
         {
           gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
 
