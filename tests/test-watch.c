@@ -948,6 +948,200 @@ test_sqlite_completion_batching (void)
   es_test_remove_tree (dir);
 }
 
+
+/* ---------------------------------------------------------------------- *
+ * The writer thread sleeps when idle (issue 23)                          *
+ * ---------------------------------------------------------------------- */
+
+#define WRITER_THREAD_NAME "es-sqlite-write"
+
+/* The ids of this process's threads named @name. */
+static GArray *
+threads_named (const char *name)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  GArray *tids = g_array_new (FALSE, FALSE, sizeof (guint64));
+  const char *entry;
+
+  g_assert_nonnull (dir);
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename ("/proc/self/task", entry, "comm", NULL);
+      g_autofree char *comm = NULL;
+
+      if (g_file_get_contents (path, &comm, NULL, NULL) &&
+          g_str_equal (g_strstrip (comm), name))
+        {
+          guint64 tid = g_ascii_strtoull (entry, NULL, 10);
+
+          g_array_append_val (tids, tid);
+        }
+    }
+  return tids;
+}
+
+/* The context switches of thread @tid so far, voluntary and not; its
+ * state letter in *@out_state. */
+static guint64
+thread_switches (guint64  tid,
+                 char    *out_state)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/self/task/%" G_GUINT64_FORMAT "/status", tid);
+  g_autofree char *status = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint64 switches = 0;
+  guint found = 0;
+
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  lines = g_strsplit (status, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      if (g_str_has_prefix (lines[i], "State:"))
+        *out_state = *g_strchug (lines[i] + strlen ("State:"));
+      else if (g_str_has_prefix (lines[i], "voluntary_ctxt_switches:") ||
+               g_str_has_prefix (lines[i], "nonvoluntary_ctxt_switches:"))
+        {
+          switches += g_ascii_strtoull (strchr (lines[i], ':') + 1, NULL, 10);
+          found++;
+        }
+    }
+  g_assert_cmpuint (found, ==, 2);
+  return switches;
+}
+
+static void
+count_down_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  guint *pending = user_data;
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, NULL, &error);
+  g_assert_no_error (error);
+  (*pending)--;
+}
+
+static void
+test_sqlite_writer_sleeps (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-writer-idle-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  g_autoptr(GArray) before = NULL;
+  g_autoptr(GArray) after = NULL;
+  guint64 tid = 0, switches, previous;
+  guint pending = 8;
+  guint inline_runs;
+  gint64 version = 0;
+  char state = '?';
+  guint settled = 0;
+
+  g_test_summary ("The writer thread sleeps while nothing is queued: once its asynchronous "
+                  "writes are done it has no wake-up at all, and synchronous writes that find "
+                  "it idle run on their caller's thread without waking it");
+  g_assert_nonnull (dir);
+
+  before = threads_named (WRITER_THREAD_NAME);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+  /* The thread names itself once it runs. */
+  after = threads_named (WRITER_THREAD_NAME);
+  for (guint i = 0; i < 1000 && after->len == before->len; i++)
+    {
+      g_usleep (10 * 1000);
+      g_array_unref (after);
+      after = threads_named (WRITER_THREAD_NAME);
+    }
+  g_assert_cmpuint (after->len, ==, before->len + 1);
+  for (guint i = 0; i < after->len && tid == 0; i++)
+    {
+      guint j;
+
+      for (j = 0; j < before->len; j++)
+        if (g_array_index (before, guint64, j) == g_array_index (after, guint64, i))
+          break;
+      if (j == before->len)
+        tid = g_array_index (after, guint64, i);
+    }
+  g_assert_cmpuint (tid, !=, 0);
+
+  /* Asynchronous writes: the writer thread runs them (and may linger
+   * for more while their completions are dispatched). */
+  for (guint i = 0; i < 8; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Async", NULL);
+
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "idle", ES_VERSION_ANY,
+                                      &event, 1, NULL, count_down_cb, &pending);
+    }
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  /* Until the thread is asleep: its count stays put across a look, and it
+   * is sleeping (S). Lingering is bounded to a millisecond, so this ends
+   * at once unless the thread never sleeps; the bound is generous for a
+   * loaded machine. */
+  previous = thread_switches (tid, &state);
+  for (guint i = 0; i < 400 && settled < 2; i++)
+    {
+      g_usleep (25 * 1000);
+      switches = thread_switches (tid, &state);
+      settled = switches == previous && state == 'S' ? settled + 1 : 0;
+      previous = switches;
+    }
+  g_assert_cmpuint (settled, ==, 2);
+
+  /* Synchronous writes to an idle writer run here: the thread stays
+   * asleep through them and through a second of idleness. A count, not a
+   * time: a thread that polls, lingers or spins while idle, or is woken
+   * for each write, is counted. */
+  inline_runs = _es_write_queue_get_n_inline_runs ();
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Sync", NULL);
+
+      es_storage_handle_append (ES_STORAGE_HANDLE (storage), "idle", ES_VERSION_ANY, &event, 1,
+                                &version, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, 9 + i);
+    }
+  g_assert_cmpuint (_es_write_queue_get_n_inline_runs (), ==, inline_runs + 3);
+  g_usleep (G_USEC_PER_SEC);
+  switches = thread_switches (tid, &state);
+  g_assert_cmpuint (switches, ==, previous);
+  g_assert_cmpint (state, ==, 'S');
+
+  /* What was written is there, in order. */
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "idle", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 11);
+  {
+    g_autoptr(GPtrArray) page = NULL;
+
+    page = es_storage_handle_read_page (ES_STORAGE_HANDLE (storage), "idle", 0, NULL, 100, NULL,
+                                        &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (page->len, ==, 11);
+    for (guint i = 0; i < page->len; i++)
+      {
+        EsStoredEvent *event = g_ptr_array_index (page, i);
+
+        g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+        g_assert_cmpstr (es_stored_event_get_event_type (event), ==, i < 8 ? "Async" : "Sync");
+      }
+  }
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  /* Closing stops the thread. */
+  g_clear_pointer (&after, g_array_unref);
+  after = threads_named (WRITER_THREAD_NAME);
+  g_assert_cmpuint (after->len, ==, before->len);
+  es_test_remove_tree (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -984,6 +1178,7 @@ main (int   argc,
   g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
   g_test_add_func ("/watch/notifier-base/deliver-lock", test_deliver_lock);
   g_test_add_func ("/watch/write-queue/completion-batching", test_sqlite_completion_batching);
+  g_test_add_func ("/watch/write-queue/writer-sleeps", test_sqlite_writer_sleeps);
 
   return g_test_run ();
 }

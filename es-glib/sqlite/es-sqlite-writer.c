@@ -2371,7 +2371,8 @@ _es_sqlite_writer_start (EsConnection  *conn,
 
   queue = _es_write_queue_new (WRITER_MAX_GROUP, writer_run_group, job_free_async,
                                writer_close_connection_cb, writer, writer_free);
-  if (!_es_write_queue_start (queue, "es-sqlite-writer", error))
+  /* 15 characters at most: a longer name is not set at all (Linux). */
+  if (!_es_write_queue_start (queue, "es-sqlite-write", error))
     {
       _es_write_queue_unref (queue);
       return NULL;
