@@ -1142,6 +1142,94 @@ test_sqlite_writer_sleeps (void)
   es_test_remove_tree (dir);
 }
 
+
+typedef struct
+{
+  EsStorageHandle *storage;
+  gint64           version;
+} SyncAppend;
+
+static gpointer
+sync_append_thread (gpointer data)
+{
+  SyncAppend *append = data;
+  g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Sync", NULL);
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append (append->storage, "order", ES_VERSION_ANY, &event, 1,
+                            &append->version, NULL, &error);
+  g_assert_no_error (error);
+  return NULL;
+}
+
+static void
+test_sqlite_sync_after_queued (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-sync-order-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  g_autoptr(GPtrArray) page = NULL;
+  SyncAppend append = { NULL, -1 };
+  sqlite3 *blocker = NULL;
+  guint pending = 4;
+  guint inline_runs, queued;
+  GThread *thread;
+  gint64 version = -1;
+
+  g_test_summary ("A synchronous write that finds writes queued or being committed does not "
+                  "run on its own thread ahead of them: it takes its turn after them");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+  append.storage = ES_STORAGE_HANDLE (storage);
+
+  /* Another connection holds the write lock: the asynchronous writes
+   * stay queued, or in the writer's group waiting for the lock. */
+  g_assert_cmpint (sqlite3_open (path, &blocker), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Async", NULL);
+
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "order", ES_VERSION_ANY,
+                                      &event, 1, NULL, count_down_cb, &pending);
+    }
+
+  inline_runs = _es_write_queue_get_n_inline_runs ();
+  queued = _es_write_queue_get_n_queued_sync ();
+  thread = g_thread_new ("sync-append", sync_append_thread, &append);
+  /* The lock goes once the synchronous write is queued too. */
+  for (guint i = 0; i < 30000 && _es_write_queue_get_n_queued_sync () == queued; i++)
+    g_usleep (1000);
+  g_assert_cmpuint (_es_write_queue_get_n_queued_sync (), ==, queued + 1);
+  g_assert_cmpint (sqlite3_exec (blocker, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (blocker);
+  g_thread_join (thread);
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_cmpint (append.version, ==, 5);
+  /* It could not have claimed the writer: the writes were queued. */
+  g_assert_cmpuint (_es_write_queue_get_n_inline_runs (), ==, inline_runs);
+
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "order", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+  page = es_storage_handle_read_page (ES_STORAGE_HANDLE (storage), "order", 0, NULL, 100, NULL,
+                                      &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->len, ==, 5);
+  for (guint i = 0; i < page->len; i++)
+    g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (page, i)), ==,
+                     i < 4 ? "Async" : "Sync");
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1179,6 +1267,7 @@ main (int   argc,
   g_test_add_func ("/watch/notifier-base/deliver-lock", test_deliver_lock);
   g_test_add_func ("/watch/write-queue/completion-batching", test_sqlite_completion_batching);
   g_test_add_func ("/watch/write-queue/writer-sleeps", test_sqlite_writer_sleeps);
+  g_test_add_func ("/watch/write-queue/sync-after-queued", test_sqlite_sync_after_queued);
 
   return g_test_run ();
 }

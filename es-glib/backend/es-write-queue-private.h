@@ -73,5 +73,7 @@ void          _es_write_queue_unref    (EsWriteQueue         *queue);
 guint         _es_write_queue_get_n_completion_dispatches (void);
 /* Tests: how many synchronous jobs ran on their caller's thread. */
 guint         _es_write_queue_get_n_inline_runs (void);
+/* Tests: how many synchronous jobs were queued to the writer thread. */
+guint         _es_write_queue_get_n_queued_sync (void);
 
 G_END_DECLS

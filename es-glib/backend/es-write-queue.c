@@ -81,6 +81,7 @@ static const char stop_mark;
 
 static gint n_completion_dispatches;  /* (atomic) tests only */
 static gint n_inline_runs;            /* (atomic) tests only */
+static gint n_queued_sync;            /* (atomic) tests only */
 
 static void
 queue_clear (gpointer data)
@@ -572,6 +573,8 @@ _es_write_queue_run_sync (EsWriteQueue *queue,
   accepted = _es_write_queue_submit (queue, job);
   if (accepted)
     {
+      g_atomic_int_inc (&n_queued_sync);
+
       /* Spin first if this is the only caller waiting (see SPIN_USEC). */
       if (alone)
         {
@@ -606,4 +609,10 @@ guint
 _es_write_queue_get_n_inline_runs (void)
 {
   return (guint) g_atomic_int_get (&n_inline_runs);
+}
+
+guint
+_es_write_queue_get_n_queued_sync (void)
+{
+  return (guint) g_atomic_int_get (&n_queued_sync);
 }
