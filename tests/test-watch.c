@@ -1230,6 +1230,171 @@ test_sqlite_sync_after_queued (void)
   es_test_remove_tree (dir);
 }
 
+
+/* One asynchronous append of a mixed group, and what it answered. */
+typedef struct
+{
+  const char *stream_id;
+  gint64      expected_version;
+  guint       n_events;
+  const char *key;           /* of every event; NULL: none */
+  gboolean    cancelled;     /* its cancellable is cancelled before it runs */
+  gint64      want_version;  /* -1: fails */
+  GQuark      want_domain;
+  gint        want_code;
+  /* Answers. */
+  gint64      version;
+  GError     *error;
+  guint      *pending;
+} MixedAppend;
+
+static void
+mixed_append_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  MixedAppend *append = user_data;
+
+  append->version = -1;
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, &append->version,
+                                   &append->error);
+  (*append->pending)--;
+}
+
+static void
+assert_stream_info (EsStorageHandle *storage,
+                    const char      *stream_id,
+                    gint64           version,
+                    gint64           event_count,
+                    gint64           first_version)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = es_storage_handle_get_stream_info (storage, stream_id, NULL,
+                                                                    &error);
+  g_autoptr(GPtrArray) page = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, version);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, event_count);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, first_version);
+
+  /* The events stored are first_version..version, in order. */
+  page = es_storage_handle_read_page (storage, stream_id, 0, NULL, 100, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->len, ==, event_count);
+  for (guint i = 0; i < page->len; i++)
+    g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (page, i)), ==,
+                     first_version + i);
+}
+
+static void
+test_sqlite_mixed_group (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(GCancellable) cancelled = g_cancellable_new ();
+  g_autofree char *dir = g_dir_make_tmp ("es-mixed-group-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  const GQuark es = ES_ERROR, io = G_IO_ERROR;
+  MixedAppend appends[] = {
+    { "s1", ES_VERSION_ANY, 1, NULL, FALSE, 1 },
+    { "s2", 0, 1, NULL, FALSE, 1 },
+    { "s1", 1, 1, NULL, FALSE, 2 },
+    /* A conflict: the version found comes along. */
+    { "s1", 5, 1, NULL, FALSE, -1, es, ES_ERROR_WRONG_EXPECTED_VERSION },
+    /* Two events: the ordinary path, after the cached rows are written. */
+    { "s1", ES_VERSION_ANY, 2, NULL, FALSE, 4 },
+    { "s1", 4, 1, NULL, FALSE, 5 },
+    { "s2", ES_VERSION_ANY, 1, "k", FALSE, 2 },
+    /* The same key again: skipped, the stream's version answered. */
+    { "s2", ES_VERSION_ANY, 1, "k", FALSE, 2 },
+    /* A retry whose key is stored, with a stale expected version. */
+    { "s2", 0, 1, "k", FALSE, 2 },
+    { "s3", ES_VERSION_ANY, 1, NULL, TRUE, -1, io, G_IO_ERROR_CANCELLED },
+    /* s4 keeps two events (its own policy): the ordinary path. */
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 1 },
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 2 },
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 3 },
+    { "s5", ES_VERSION_ANY, 1, NULL, FALSE, -1, es, ES_ERROR_STREAM_DELETED },
+    { "s1", ES_VERSION_ANY, 1, NULL, FALSE, 6 },
+  };
+  guint pending = G_N_ELEMENTS (appends);
+  sqlite3 *blocker = NULL;
+  gint64 version = -1;
+
+  g_test_summary ("In one group, single-event appends that keep their streams' rows in memory "
+                  "answer and store exactly what appends one by one would, mixed with "
+                  "conflicts, stored keys, cancellations, batches, retention and tombstones");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+
+  es_storage_handle_set_retention (ES_STORAGE_HANDLE (storage), "s4", 0, 2, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Before", NULL);
+
+    es_storage_handle_append (ES_STORAGE_HANDLE (storage), "s5", ES_VERSION_ANY, &event, 1,
+                              &version, NULL, &error);
+    g_assert_no_error (error);
+    es_storage_handle_delete_stream (ES_STORAGE_HANDLE (storage), "s5", ES_VERSION_ANY,
+                                     ES_DELETE_FLAGS_TOMBSTONE, NULL, &error);
+    g_assert_no_error (error);
+  }
+  g_cancellable_cancel (cancelled);
+
+  /* Every append waits behind another connection's lock, so that they
+   * share few groups (one, usually). */
+  g_assert_cmpint (sqlite3_open (path, &blocker), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  for (guint i = 0; i < G_N_ELEMENTS (appends); i++)
+    {
+      EsCandidateEvent *events[2];
+
+      for (guint j = 0; j < appends[i].n_events; j++)
+        {
+          events[j] = es_candidate_event_new ("Mixed", NULL);
+          if (appends[i].key != NULL)
+            es_candidate_event_set_idempotency_key (events[j], appends[i].key);
+        }
+      appends[i].pending = &pending;
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), appends[i].stream_id,
+                                      appends[i].expected_version, events, appends[i].n_events,
+                                      appends[i].cancelled ? cancelled : NULL,
+                                      mixed_append_cb, &appends[i]);
+      for (guint j = 0; j < appends[i].n_events; j++)
+        g_object_unref (events[j]);
+    }
+  g_assert_cmpint (sqlite3_exec (blocker, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (blocker);
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  for (guint i = 0; i < G_N_ELEMENTS (appends); i++)
+    {
+      if (appends[i].want_version >= 0)
+        {
+          g_assert_no_error (appends[i].error);
+          g_assert_cmpint (appends[i].version, ==, appends[i].want_version);
+        }
+      else
+        g_assert_error (appends[i].error, appends[i].want_domain, appends[i].want_code);
+      g_clear_error (&appends[i].error);
+    }
+  g_assert_cmpint (appends[3].version, ==, 2);
+
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s1", 6, 6, 1);
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s2", 2, 2, 1);
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s4", 3, 2, 2);
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "s3", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 0);
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1268,6 +1433,7 @@ main (int   argc,
   g_test_add_func ("/watch/write-queue/completion-batching", test_sqlite_completion_batching);
   g_test_add_func ("/watch/write-queue/writer-sleeps", test_sqlite_writer_sleeps);
   g_test_add_func ("/watch/write-queue/sync-after-queued", test_sqlite_sync_after_queued);
+  g_test_add_func ("/watch/write-queue/mixed-group", test_sqlite_mixed_group);
 
   return g_test_run ();
 }
