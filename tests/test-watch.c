@@ -1395,6 +1395,58 @@ test_sqlite_mixed_group (void)
   es_test_remove_tree (dir);
 }
 
+
+static void
+version_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  gint64 *version = user_data;
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, version, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_sqlite_sync_after_async (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-sync-async-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  gint64 async_versions[50];
+
+  g_test_summary ("A synchronous write right after an asynchronous one from the same thread "
+                  "comes after it, even when the writer thread has not yet woken up to take "
+                  "the asynchronous one");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (async_versions); i++)
+    {
+      g_autoptr(EsCandidateEvent) first = es_candidate_event_new ("Async", NULL);
+      g_autoptr(EsCandidateEvent) second = es_candidate_event_new ("Sync", NULL);
+      gint64 version = -1;
+
+      async_versions[i] = -1;
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "s", ES_VERSION_ANY, &first, 1,
+                                      NULL, version_cb, &async_versions[i]);
+      es_storage_handle_append (ES_STORAGE_HANDLE (storage), "s", ES_VERSION_ANY, &second, 1,
+                                &version, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, 2 * i + 2);
+      while (async_versions[i] < 0)
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_cmpint (async_versions[i], ==, 2 * i + 1);
+    }
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1434,6 +1486,7 @@ main (int   argc,
   g_test_add_func ("/watch/write-queue/writer-sleeps", test_sqlite_writer_sleeps);
   g_test_add_func ("/watch/write-queue/sync-after-queued", test_sqlite_sync_after_queued);
   g_test_add_func ("/watch/write-queue/mixed-group", test_sqlite_mixed_group);
+  g_test_add_func ("/watch/write-queue/sync-after-async", test_sqlite_sync_after_async);
 
   return g_test_run ();
 }

@@ -59,6 +59,8 @@ struct _EsWriteQueue
   gboolean              thread_busy;  /* the thread popped a job and has not
                                        * finished its group */
   gboolean              caller_busy;  /* a caller claimed the writer */
+  gboolean              thread_waiting;  /* the thread sleeps in queue_next():
+                                          * the queue's length counts it as -1 */
   GMutex                run_lock;
 
   /* Completion sources attached and not yet done dispatching: their
@@ -374,7 +376,9 @@ queue_next (EsWriteQueue  *queue,
   guint n_jobs = 0;
 
   g_async_queue_lock (queue->queue);
+  queue->thread_waiting = TRUE;
   item = g_async_queue_pop_unlocked (queue->queue);
+  queue->thread_waiting = FALSE;
   queue->thread_busy = TRUE;
   while (item != NULL && item != STOP_MARK)
     {
@@ -515,8 +519,12 @@ claim_writer (EsWriteQueue *queue)
   gboolean claimed;
 
   g_async_queue_lock (queue->queue);
+  /* GAsyncQueue's length is the items queued minus the threads waiting:
+   * a job pushed to the sleeping writer, which has not woken up yet to
+   * take it, leaves it at 0. */
   claimed = !queue->stopping && !queue->thread_busy && !queue->caller_busy &&
-            g_async_queue_length_unlocked (queue->queue) <= 0;
+            g_async_queue_length_unlocked (queue->queue) +
+            (queue->thread_waiting ? 1 : 0) == 0;
   if (claimed)
     queue->caller_busy = TRUE;
   g_async_queue_unlock (queue->queue);
