@@ -1,6 +1,9 @@
 /* es-write-queue-private.h: the writer thread both backends share (not
- * installed): a job queue, groups gathered with a linger and a lone-caller
- * spin, run by a backend callback, completed per main context.
+ * installed): a job queue, groups gathered while their callers resubmit,
+ * run by a backend callback, completed per main context. A synchronous
+ * job that finds the writer idle runs on its caller's thread instead, so
+ * the run function must not assume which thread it runs on (only that
+ * one runs at a time).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -39,7 +42,8 @@ typedef struct _EsWriteQueue EsWriteQueue;
  * or its error), commits. Nothing may be reported written before the
  * commit is: when the group as a whole fails (its commit, say), the
  * function sets @group_error, which every job without an error of its own
- * then gets. Called on the writer thread. */
+ * then gets. Called on the writer thread, or on the thread of a
+ * synchronous caller that found the writer idle; never twice at once. */
 typedef void (*EsWriteQueueRunFunc)  (EsWriteJob **jobs,
                                       guint        n_jobs,
                                       GError     **group_error,
