@@ -955,60 +955,6 @@ test_sqlite_completion_batching (void)
 
 #define WRITER_THREAD_NAME "es-sqlite-write"
 
-/* The ids of this process's threads named @name. */
-static GArray *
-threads_named (const char *name)
-{
-  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
-  GArray *tids = g_array_new (FALSE, FALSE, sizeof (guint64));
-  const char *entry;
-
-  g_assert_nonnull (dir);
-  while ((entry = g_dir_read_name (dir)) != NULL)
-    {
-      g_autofree char *path = g_build_filename ("/proc/self/task", entry, "comm", NULL);
-      g_autofree char *comm = NULL;
-
-      if (g_file_get_contents (path, &comm, NULL, NULL) &&
-          g_str_equal (g_strstrip (comm), name))
-        {
-          guint64 tid = g_ascii_strtoull (entry, NULL, 10);
-
-          g_array_append_val (tids, tid);
-        }
-    }
-  return tids;
-}
-
-/* The context switches of thread @tid so far, voluntary and not; its
- * state letter in *@out_state. */
-static guint64
-thread_switches (guint64  tid,
-                 char    *out_state)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/self/task/%" G_GUINT64_FORMAT "/status", tid);
-  g_autofree char *status = NULL;
-  g_auto(GStrv) lines = NULL;
-  guint64 switches = 0;
-  guint found = 0;
-
-  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
-  lines = g_strsplit (status, "\n", -1);
-  for (guint i = 0; lines[i] != NULL; i++)
-    {
-      if (g_str_has_prefix (lines[i], "State:"))
-        *out_state = *g_strchug (lines[i] + strlen ("State:"));
-      else if (g_str_has_prefix (lines[i], "voluntary_ctxt_switches:") ||
-               g_str_has_prefix (lines[i], "nonvoluntary_ctxt_switches:"))
-        {
-          switches += g_ascii_strtoull (strchr (lines[i], ':') + 1, NULL, 10);
-          found++;
-        }
-    }
-  g_assert_cmpuint (found, ==, 2);
-  return switches;
-}
-
 static void
 count_down_cb (GObject      *source,
                GAsyncResult *result,
@@ -1031,41 +977,21 @@ test_sqlite_writer_sleeps (void)
   g_autofree char *path = g_build_filename (dir, "events.db", NULL);
   g_autoptr(GArray) before = NULL;
   g_autoptr(GArray) after = NULL;
-  guint64 tid = 0, switches, previous;
+  guint64 tid, switches, previous;
   guint pending = 8;
   guint inline_runs;
   gint64 version = 0;
   char state = '?';
-  guint settled = 0;
 
   g_test_summary ("The writer thread sleeps while nothing is queued: once its asynchronous "
                   "writes are done it has no wake-up at all, and synchronous writes that find "
                   "it idle run on their caller's thread without waking it");
   g_assert_nonnull (dir);
 
-  before = threads_named (WRITER_THREAD_NAME);
+  before = es_test_threads_named (WRITER_THREAD_NAME);
   storage = es_sqlite_storage_new (path, 1, NULL, &error);
   g_assert_no_error (error);
-  /* The thread names itself once it runs. */
-  after = threads_named (WRITER_THREAD_NAME);
-  for (guint i = 0; i < 1000 && after->len == before->len; i++)
-    {
-      g_usleep (10 * 1000);
-      g_array_unref (after);
-      after = threads_named (WRITER_THREAD_NAME);
-    }
-  g_assert_cmpuint (after->len, ==, before->len + 1);
-  for (guint i = 0; i < after->len && tid == 0; i++)
-    {
-      guint j;
-
-      for (j = 0; j < before->len; j++)
-        if (g_array_index (before, guint64, j) == g_array_index (after, guint64, i))
-          break;
-      if (j == before->len)
-        tid = g_array_index (after, guint64, i);
-    }
-  g_assert_cmpuint (tid, !=, 0);
+  tid = es_test_new_thread_named (WRITER_THREAD_NAME, before);
 
   /* Asynchronous writes: the writer thread runs them (and may linger
    * for more while their completions are dispatched). */
@@ -1079,19 +1005,7 @@ test_sqlite_writer_sleeps (void)
   while (pending > 0)
     g_main_context_iteration (NULL, TRUE);
 
-  /* Until the thread is asleep: its count stays put across a look, and it
-   * is sleeping (S). Lingering is bounded to a millisecond, so this ends
-   * at once unless the thread never sleeps; the bound is generous for a
-   * loaded machine. */
-  previous = thread_switches (tid, &state);
-  for (guint i = 0; i < 400 && settled < 2; i++)
-    {
-      g_usleep (25 * 1000);
-      switches = thread_switches (tid, &state);
-      settled = switches == previous && state == 'S' ? settled + 1 : 0;
-      previous = switches;
-    }
-  g_assert_cmpuint (settled, ==, 2);
+  previous = es_test_wait_thread_asleep (tid);
 
   /* Synchronous writes to an idle writer run here: the thread stays
    * asleep through them and through a second of idleness. A count, not a
@@ -1109,7 +1023,7 @@ test_sqlite_writer_sleeps (void)
     }
   g_assert_cmpuint (_es_write_queue_get_n_inline_runs (), ==, inline_runs + 3);
   g_usleep (G_USEC_PER_SEC);
-  switches = thread_switches (tid, &state);
+  switches = es_test_thread_switches (tid, &state);
   g_assert_cmpuint (switches, ==, previous);
   g_assert_cmpint (state, ==, 'S');
 
@@ -1137,7 +1051,7 @@ test_sqlite_writer_sleeps (void)
   g_clear_object (&storage);
   /* Closing stops the thread. */
   g_clear_pointer (&after, g_array_unref);
-  after = threads_named (WRITER_THREAD_NAME);
+  after = es_test_threads_named (WRITER_THREAD_NAME);
   g_assert_cmpuint (after->len, ==, before->len);
   es_test_remove_tree (dir);
 }
