@@ -91,8 +91,9 @@ check_usable (EsStreamImpl  *self,
 
 /*
  * prepare_write:
- * @out_events: (out) (transfer container): the events to hand to the
- *   storage, without repeated idempotency keys; empty for a no-op write
+ * @out_events: (out) (transfer container) (nullable): the events to hand
+ *   to the storage, without repeated idempotency keys, or %NULL when that
+ *   is @events itself (the usual case: nothing is copied then)
  *
  * Everything a write checks before it reaches the storage, shared by the
  * synchronous and asynchronous paths so both reject the same input.
@@ -130,7 +131,6 @@ prepare_write (EsStreamImpl              *self,
       return FALSE;
     }
 
-  accepted = g_ptr_array_new_full (n_events, g_object_unref);
   for (guint i = 0; i < n_events; i++)
     {
       const char *key;
@@ -138,16 +138,27 @@ prepare_write (EsStreamImpl              *self,
       if (!_es_validate_candidate (events[i], i, error))
         return FALSE;
 
-      key = es_candidate_event_get_idempotency_key (events[i]);
+      /* One event cannot repeat a key. */
+      key = n_events > 1 ? es_candidate_event_get_idempotency_key (events[i]) : NULL;
       if (key != NULL)
         {
           if (keys == NULL)
             keys = g_hash_table_new (g_str_hash, g_str_equal);
-          /* A key repeated inside the batch: the first occurrence wins. */
+          /* A key repeated inside the batch: the first occurrence wins.
+           * Only then are the events copied, without the repeats. */
           if (!g_hash_table_add (keys, (gpointer) key))
-            continue;
+            {
+              if (accepted == NULL)
+                {
+                  accepted = g_ptr_array_new_full (n_events, g_object_unref);
+                  for (guint j = 0; j < i; j++)
+                    g_ptr_array_add (accepted, g_object_ref (events[j]));
+                }
+              continue;
+            }
         }
-      g_ptr_array_add (accepted, g_object_ref (events[i]));
+      if (accepted != NULL)
+        g_ptr_array_add (accepted, g_object_ref (events[i]));
     }
 
   *out_events = g_steal_pointer (&accepted);
@@ -197,9 +208,14 @@ es_stream_impl_write (EsStream                 *stream,
 
   if (!prepare_write (self, events, n_events, expected_version, cancellable, &accepted, error))
     return -1;
+  if (accepted != NULL)
+    {
+      events = (EsCandidateEvent * const *) accepted->pdata;
+      n_events = accepted->len;
+    }
 
   /* Nothing to write: report where the stream is. */
-  if (accepted->len == 0)
+  if (n_events == 0)
     {
       if (!es_storage_handle_get_version (self->storage, self->stream_id, &version,
                                           cancellable, error))
@@ -212,7 +228,7 @@ es_stream_impl_write (EsStream                 *stream,
    * leaves it so (see conflicted()). */
   version = -1;
   if (!es_storage_handle_append (self->storage, self->stream_id, expected_version,
-                                 (EsCandidateEvent * const *) accepted->pdata, accepted->len,
+                                 events, n_events,
                                  &version, cancellable, &local_error))
     {
       if (g_error_matches (local_error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION))
@@ -359,15 +375,20 @@ es_stream_impl_write_async (EsStream                 *stream,
       g_task_return_error (task, error);
       return;
     }
+  if (accepted != NULL)
+    {
+      events = (EsCandidateEvent * const *) accepted->pdata;
+      n_events = accepted->len;
+    }
 
-  if (accepted->len == 0)
+  if (n_events == 0)
     {
       read_version_then_complete (self, g_steal_pointer (&task), NULL);
       return;
     }
 
   es_storage_handle_append_async (self->storage, self->stream_id, expected_version,
-                                  (EsCandidateEvent * const *) accepted->pdata, accepted->len,
+                                  events, n_events,
                                   cancellable, appended_cb, g_steal_pointer (&task));
 }
 

@@ -733,3 +733,108 @@ es_test_skip_func (gconstpointer reason)
 {
   g_test_skip (reason);
 }
+
+/* The ids of this process's threads named @name. */
+GArray *
+es_test_threads_named (const char *name)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  GArray *tids = g_array_new (FALSE, FALSE, sizeof (guint64));
+  const char *entry;
+
+  g_assert_nonnull (dir);
+  while ((entry = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename ("/proc/self/task", entry, "comm", NULL);
+      g_autofree char *comm = NULL;
+
+      if (g_file_get_contents (path, &comm, NULL, NULL) &&
+          g_str_equal (g_strstrip (comm), name))
+        {
+          guint64 tid = g_ascii_strtoull (entry, NULL, 10);
+
+          g_array_append_val (tids, tid);
+        }
+    }
+  return tids;
+}
+
+/* The context switches of thread @tid so far, voluntary and not; its
+ * state letter in *@out_state. */
+guint64
+es_test_thread_switches (guint64  tid,
+                 char    *out_state)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/self/task/%" G_GUINT64_FORMAT "/status", tid);
+  g_autofree char *status = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint64 switches = 0;
+  guint found = 0;
+
+  g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+  lines = g_strsplit (status, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      if (g_str_has_prefix (lines[i], "State:"))
+        *out_state = *g_strchug (lines[i] + strlen ("State:"));
+      else if (g_str_has_prefix (lines[i], "voluntary_ctxt_switches:") ||
+               g_str_has_prefix (lines[i], "nonvoluntary_ctxt_switches:"))
+        {
+          switches += g_ascii_strtoull (strchr (lines[i], ':') + 1, NULL, 10);
+          found++;
+        }
+    }
+  g_assert_cmpuint (found, ==, 2);
+  return switches;
+}
+
+guint64
+es_test_new_thread_named (const char *name,
+                          GArray     *before)
+{
+  g_autoptr(GArray) after = es_test_threads_named (name);
+
+  /* A thread names itself once it runs. */
+  for (guint i = 0; i < 1000 && after->len == before->len; i++)
+    {
+      g_usleep (10 * 1000);
+      g_array_unref (after);
+      after = es_test_threads_named (name);
+    }
+  g_assert_cmpuint (after->len, ==, before->len + 1);
+
+  for (guint i = 0; i < after->len; i++)
+    {
+      guint64 tid = g_array_index (after, guint64, i);
+      guint j;
+
+      for (j = 0; j < before->len && g_array_index (before, guint64, j) != tid; j++)
+        ;
+      if (j == before->len)
+        return tid;
+    }
+  g_assert_not_reached ();
+}
+
+guint64
+es_test_wait_thread_asleep (guint64 tid)
+{
+  char state = '?';
+  guint64 previous = es_test_thread_switches (tid, &state);
+  guint settled = 0;
+
+  /* Its count stays put across two looks, and it is sleeping (S). A
+   * thread that lingers a millisecond settles at once; the bound is
+   * generous for a loaded machine. */
+  for (guint i = 0; i < 400 && settled < 2; i++)
+    {
+      guint64 switches;
+
+      g_usleep (25 * 1000);
+      switches = es_test_thread_switches (tid, &state);
+      settled = switches == previous && state == 'S' ? settled + 1 : 0;
+      previous = switches;
+    }
+  g_assert_cmpuint (settled, ==, 2);
+  return previous;
+}

@@ -151,4 +151,18 @@ const char       *es_test_pg_server_get_conninfo (const char    **reason);
 
 void              es_test_skip_func            (gconstpointer     reason);
 
+/* Threads of this process (Linux, /proc/self/task): the ids of those
+ * named @name, and the context switches (voluntary and not) of one so
+ * far, with its state letter ('S': sleeping) in *@out_state. */
+GArray           *es_test_threads_named        (const char       *name);
+guint64           es_test_thread_switches      (guint64           tid,
+                                                char             *out_state);
+/* The id of the one thread named @name that is not in @before (an
+ * es_test_threads_named() of earlier), waiting for it to name itself. */
+guint64           es_test_new_thread_named     (const char       *name,
+                                                GArray           *before);
+/* Waits until thread @tid sleeps with a steady count of context switches,
+ * and returns that count. */
+guint64           es_test_wait_thread_asleep   (guint64           tid);
+
 G_END_DECLS

@@ -1177,6 +1177,419 @@ test_sqlite_completion_batching (void)
   es_test_remove_tree (dir);
 }
 
+
+/* ---------------------------------------------------------------------- *
+ * The writer thread sleeps when idle (issue 23)                          *
+ * ---------------------------------------------------------------------- */
+
+#define WRITER_THREAD_NAME "es-sqlite-write"
+
+static void
+count_down_cb (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  guint *pending = user_data;
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, NULL, &error);
+  g_assert_no_error (error);
+  (*pending)--;
+}
+
+static void
+test_sqlite_writer_sleeps (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-writer-idle-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  g_autoptr(GArray) before = NULL;
+  g_autoptr(GArray) after = NULL;
+  guint64 tid, switches, previous;
+  guint pending = 8;
+  guint inline_runs;
+  gint64 version = 0;
+  char state = '?';
+
+  g_test_summary ("The writer thread sleeps while nothing is queued: once its asynchronous "
+                  "writes are done it has no wake-up at all, and synchronous writes that find "
+                  "it idle run on their caller's thread without waking it");
+  g_assert_nonnull (dir);
+
+  before = es_test_threads_named (WRITER_THREAD_NAME);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+  tid = es_test_new_thread_named (WRITER_THREAD_NAME, before);
+
+  /* Asynchronous writes: the writer thread runs them (and may linger
+   * for more while their completions are dispatched). */
+  for (guint i = 0; i < 8; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Async", NULL);
+
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "idle", ES_VERSION_ANY,
+                                      &event, 1, NULL, count_down_cb, &pending);
+    }
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  previous = es_test_wait_thread_asleep (tid);
+
+  /* Synchronous writes to an idle writer run here: the thread stays
+   * asleep through them and through a second of idleness. A count, not a
+   * time: a thread that polls, lingers or spins while idle, or is woken
+   * for each write, is counted. */
+  inline_runs = _es_write_queue_get_n_inline_runs ();
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Sync", NULL);
+
+      es_storage_handle_append (ES_STORAGE_HANDLE (storage), "idle", ES_VERSION_ANY, &event, 1,
+                                &version, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, 9 + i);
+    }
+  g_assert_cmpuint (_es_write_queue_get_n_inline_runs (), ==, inline_runs + 3);
+  g_usleep (G_USEC_PER_SEC);
+  switches = es_test_thread_switches (tid, &state);
+  g_assert_cmpuint (switches, ==, previous);
+  g_assert_cmpint (state, ==, 'S');
+
+  /* What was written is there, in order. */
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "idle", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 11);
+  {
+    g_autoptr(GPtrArray) page = NULL;
+
+    page = es_storage_handle_read_page (ES_STORAGE_HANDLE (storage), "idle", 0, NULL, 100, NULL,
+                                        &error);
+    g_assert_no_error (error);
+    g_assert_cmpuint (page->len, ==, 11);
+    for (guint i = 0; i < page->len; i++)
+      {
+        EsStoredEvent *event = g_ptr_array_index (page, i);
+
+        g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+        g_assert_cmpstr (es_stored_event_get_event_type (event), ==, i < 8 ? "Async" : "Sync");
+      }
+  }
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  /* Closing stops the thread. */
+  g_clear_pointer (&after, g_array_unref);
+  after = es_test_threads_named (WRITER_THREAD_NAME);
+  g_assert_cmpuint (after->len, ==, before->len);
+  es_test_remove_tree (dir);
+}
+
+
+typedef struct
+{
+  EsStorageHandle *storage;
+  gint64           version;
+} SyncAppend;
+
+static gpointer
+sync_append_thread (gpointer data)
+{
+  SyncAppend *append = data;
+  g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Sync", NULL);
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append (append->storage, "order", ES_VERSION_ANY, &event, 1,
+                            &append->version, NULL, &error);
+  g_assert_no_error (error);
+  return NULL;
+}
+
+static void
+test_sqlite_sync_after_queued (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-sync-order-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  g_autoptr(GPtrArray) page = NULL;
+  SyncAppend append = { NULL, -1 };
+  sqlite3 *blocker = NULL;
+  guint pending = 4;
+  guint inline_runs, queued;
+  GThread *thread;
+  gint64 version = -1;
+
+  g_test_summary ("A synchronous write that finds writes queued or being committed does not "
+                  "run on its own thread ahead of them: it takes its turn after them");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+  append.storage = ES_STORAGE_HANDLE (storage);
+
+  /* Another connection holds the write lock: the asynchronous writes
+   * stay queued, or in the writer's group waiting for the lock. */
+  g_assert_cmpint (sqlite3_open (path, &blocker), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Async", NULL);
+
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "order", ES_VERSION_ANY,
+                                      &event, 1, NULL, count_down_cb, &pending);
+    }
+
+  inline_runs = _es_write_queue_get_n_inline_runs ();
+  queued = _es_write_queue_get_n_queued_sync ();
+  thread = g_thread_new ("sync-append", sync_append_thread, &append);
+  /* The lock goes once the synchronous write is queued too. */
+  for (guint i = 0; i < 30000 && _es_write_queue_get_n_queued_sync () == queued; i++)
+    g_usleep (1000);
+  g_assert_cmpuint (_es_write_queue_get_n_queued_sync (), ==, queued + 1);
+  g_assert_cmpint (sqlite3_exec (blocker, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (blocker);
+  g_thread_join (thread);
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  g_assert_cmpint (append.version, ==, 5);
+  /* It could not have claimed the writer: the writes were queued. */
+  g_assert_cmpuint (_es_write_queue_get_n_inline_runs (), ==, inline_runs);
+
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "order", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 5);
+  page = es_storage_handle_read_page (ES_STORAGE_HANDLE (storage), "order", 0, NULL, 100, NULL,
+                                      &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->len, ==, 5);
+  for (guint i = 0; i < page->len; i++)
+    g_assert_cmpstr (es_stored_event_get_event_type (g_ptr_array_index (page, i)), ==,
+                     i < 4 ? "Async" : "Sync");
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
+
+/* One asynchronous append of a mixed group, and what it answered. */
+typedef struct
+{
+  const char *stream_id;
+  gint64      expected_version;
+  guint       n_events;
+  const char *key;           /* of every event; NULL: none */
+  gboolean    cancelled;     /* its cancellable is cancelled before it runs */
+  gint64      want_version;  /* -1: fails */
+  GQuark      want_domain;
+  gint        want_code;
+  /* Answers. */
+  gint64      version;
+  GError     *error;
+  guint      *pending;
+} MixedAppend;
+
+static void
+mixed_append_cb (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  MixedAppend *append = user_data;
+
+  append->version = -1;
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, &append->version,
+                                   &append->error);
+  (*append->pending)--;
+}
+
+static void
+assert_stream_info (EsStorageHandle *storage,
+                    const char      *stream_id,
+                    gint64           version,
+                    gint64           event_count,
+                    gint64           first_version)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsStreamInfo) info = es_storage_handle_get_stream_info (storage, stream_id, NULL,
+                                                                    &error);
+  g_autoptr(GPtrArray) page = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (es_stream_info_get_current_version (info), ==, version);
+  g_assert_cmpint (es_stream_info_get_event_count (info), ==, event_count);
+  g_assert_cmpint (es_stream_info_get_first_version (info), ==, first_version);
+
+  /* The events stored are first_version..version, in order. */
+  page = es_storage_handle_read_page (storage, stream_id, 0, NULL, 100, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (page->len, ==, event_count);
+  for (guint i = 0; i < page->len; i++)
+    g_assert_cmpint (es_stored_event_get_version (g_ptr_array_index (page, i)), ==,
+                     first_version + i);
+}
+
+static void
+test_sqlite_mixed_group (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autoptr(GCancellable) cancelled = g_cancellable_new ();
+  g_autofree char *dir = g_dir_make_tmp ("es-mixed-group-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  const GQuark es = ES_ERROR, io = G_IO_ERROR;
+  MixedAppend appends[] = {
+    { "s1", ES_VERSION_ANY, 1, NULL, FALSE, 1 },
+    { "s2", 0, 1, NULL, FALSE, 1 },
+    { "s1", 1, 1, NULL, FALSE, 2 },
+    /* A conflict: the version found comes along. */
+    { "s1", 5, 1, NULL, FALSE, -1, es, ES_ERROR_WRONG_EXPECTED_VERSION },
+    /* Two events: the ordinary path, after the cached rows are written. */
+    { "s1", ES_VERSION_ANY, 2, NULL, FALSE, 4 },
+    { "s1", 4, 1, NULL, FALSE, 5 },
+    { "s2", ES_VERSION_ANY, 1, "k", FALSE, 2 },
+    /* The same key again: skipped, the stream's version answered. */
+    { "s2", ES_VERSION_ANY, 1, "k", FALSE, 2 },
+    /* A retry whose key is stored, with a stale expected version. */
+    { "s2", 0, 1, "k", FALSE, 2 },
+    { "s3", ES_VERSION_ANY, 1, NULL, TRUE, -1, io, G_IO_ERROR_CANCELLED },
+    /* s4 keeps two events (its own policy): the ordinary path. */
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 1 },
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 2 },
+    { "s4", ES_VERSION_ANY, 1, NULL, FALSE, 3 },
+    { "s5", ES_VERSION_ANY, 1, NULL, FALSE, -1, es, ES_ERROR_STREAM_DELETED },
+    { "s1", ES_VERSION_ANY, 1, NULL, FALSE, 6 },
+  };
+  guint pending = G_N_ELEMENTS (appends);
+  sqlite3 *blocker = NULL;
+  gint64 version = -1;
+
+  g_test_summary ("In one group, single-event appends that keep their streams' rows in memory "
+                  "answer and store exactly what appends one by one would, mixed with "
+                  "conflicts, stored keys, cancellations, batches, retention and tombstones");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+
+  es_storage_handle_set_retention (ES_STORAGE_HANDLE (storage), "s4", 0, 2, NULL, &error);
+  g_assert_no_error (error);
+  {
+    g_autoptr(EsCandidateEvent) event = es_candidate_event_new ("Before", NULL);
+
+    es_storage_handle_append (ES_STORAGE_HANDLE (storage), "s5", ES_VERSION_ANY, &event, 1,
+                              &version, NULL, &error);
+    g_assert_no_error (error);
+    es_storage_handle_delete_stream (ES_STORAGE_HANDLE (storage), "s5", ES_VERSION_ANY,
+                                     ES_DELETE_FLAGS_TOMBSTONE, NULL, &error);
+    g_assert_no_error (error);
+  }
+  g_cancellable_cancel (cancelled);
+
+  /* Every append waits behind another connection's lock, so that they
+   * share few groups (one, usually). */
+  g_assert_cmpint (sqlite3_open (path, &blocker), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+  for (guint i = 0; i < G_N_ELEMENTS (appends); i++)
+    {
+      EsCandidateEvent *events[2];
+
+      for (guint j = 0; j < appends[i].n_events; j++)
+        {
+          events[j] = es_candidate_event_new ("Mixed", NULL);
+          if (appends[i].key != NULL)
+            es_candidate_event_set_idempotency_key (events[j], appends[i].key);
+        }
+      appends[i].pending = &pending;
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), appends[i].stream_id,
+                                      appends[i].expected_version, events, appends[i].n_events,
+                                      appends[i].cancelled ? cancelled : NULL,
+                                      mixed_append_cb, &appends[i]);
+      for (guint j = 0; j < appends[i].n_events; j++)
+        g_object_unref (events[j]);
+    }
+  g_assert_cmpint (sqlite3_exec (blocker, "COMMIT", NULL, NULL, NULL), ==, SQLITE_OK);
+  sqlite3_close (blocker);
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+
+  for (guint i = 0; i < G_N_ELEMENTS (appends); i++)
+    {
+      if (appends[i].want_version >= 0)
+        {
+          g_assert_no_error (appends[i].error);
+          g_assert_cmpint (appends[i].version, ==, appends[i].want_version);
+        }
+      else
+        g_assert_error (appends[i].error, appends[i].want_domain, appends[i].want_code);
+      g_clear_error (&appends[i].error);
+    }
+  g_assert_cmpint (appends[3].version, ==, 2);
+
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s1", 6, 6, 1);
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s2", 2, 2, 1);
+  assert_stream_info (ES_STORAGE_HANDLE (storage), "s4", 3, 2, 2);
+  es_storage_handle_get_version (ES_STORAGE_HANDLE (storage), "s3", &version, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 0);
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
+
+static void
+version_cb (GObject      *source,
+            GAsyncResult *result,
+            gpointer      user_data)
+{
+  gint64 *version = user_data;
+  g_autoptr(GError) error = NULL;
+
+  es_storage_handle_append_finish (ES_STORAGE_HANDLE (source), result, version, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_sqlite_sync_after_async (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsSqliteStorage) storage = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("es-sync-async-XXXXXX", NULL);
+  g_autofree char *path = g_build_filename (dir, "events.db", NULL);
+  gint64 async_versions[50];
+
+  g_test_summary ("A synchronous write right after an asynchronous one from the same thread "
+                  "comes after it, even when the writer thread has not yet woken up to take "
+                  "the asynchronous one");
+  g_assert_nonnull (dir);
+  storage = es_sqlite_storage_new (path, 1, NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < G_N_ELEMENTS (async_versions); i++)
+    {
+      g_autoptr(EsCandidateEvent) first = es_candidate_event_new ("Async", NULL);
+      g_autoptr(EsCandidateEvent) second = es_candidate_event_new ("Sync", NULL);
+      gint64 version = -1;
+
+      async_versions[i] = -1;
+      es_storage_handle_append_async (ES_STORAGE_HANDLE (storage), "s", ES_VERSION_ANY, &first, 1,
+                                      NULL, version_cb, &async_versions[i]);
+      es_storage_handle_append (ES_STORAGE_HANDLE (storage), "s", ES_VERSION_ANY, &second, 1,
+                                &version, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpint (version, ==, 2 * i + 2);
+      while (async_versions[i] < 0)
+        g_main_context_iteration (NULL, TRUE);
+      g_assert_cmpint (async_versions[i], ==, 2 * i + 1);
+    }
+
+  es_storage_handle_close (ES_STORAGE_HANDLE (storage), NULL, NULL);
+  g_clear_object (&storage);
+  es_test_remove_tree (dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1216,6 +1629,10 @@ main (int   argc,
   g_test_add_func ("/watch/failing-storage/minus-one-lookup-fails", test_minus_one_lookup_fails);
   g_test_add_func ("/watch/notifier-base/deliver-lock", test_deliver_lock);
   g_test_add_func ("/watch/write-queue/completion-batching", test_sqlite_completion_batching);
+  g_test_add_func ("/watch/write-queue/writer-sleeps", test_sqlite_writer_sleeps);
+  g_test_add_func ("/watch/write-queue/sync-after-queued", test_sqlite_sync_after_queued);
+  g_test_add_func ("/watch/write-queue/mixed-group", test_sqlite_mixed_group);
+  g_test_add_func ("/watch/write-queue/sync-after-async", test_sqlite_sync_after_async);
 
   return g_test_run ();
 }

@@ -1,6 +1,9 @@
 /* es-write-queue-private.h: the writer thread both backends share (not
- * installed): a job queue, groups gathered with a linger and a lone-caller
- * spin, run by a backend callback, completed per main context.
+ * installed): a job queue, groups gathered while their callers resubmit,
+ * run by a backend callback, completed per main context. A synchronous
+ * job that finds the writer idle runs on its caller's thread instead, so
+ * the run function must not assume which thread it runs on (only that
+ * one runs at a time).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -39,7 +42,8 @@ typedef struct _EsWriteQueue EsWriteQueue;
  * or its error), commits. Nothing may be reported written before the
  * commit is: when the group as a whole fails (its commit, say), the
  * function sets @group_error, which every job without an error of its own
- * then gets. Called on the writer thread. */
+ * then gets. Called on the writer thread, or on the thread of a
+ * synchronous caller that found the writer idle; never twice at once. */
 typedef void (*EsWriteQueueRunFunc)  (EsWriteJob **jobs,
                                       guint        n_jobs,
                                       GError     **group_error,
@@ -71,5 +75,9 @@ void          _es_write_queue_unref    (EsWriteQueue         *queue);
 
 /* Tests: how many completion sources the write queues have dispatched. */
 guint         _es_write_queue_get_n_completion_dispatches (void);
+/* Tests: how many synchronous jobs ran on their caller's thread. */
+guint         _es_write_queue_get_n_inline_runs (void);
+/* Tests: how many synchronous jobs were queued to the writer thread. */
+guint         _es_write_queue_get_n_queued_sync (void);
 
 G_END_DECLS

@@ -3,6 +3,17 @@
  * backend's run function, and reports each job's result, asynchronous
  * ones in one idle source per main context per group.
  *
+ * A synchronous job that finds the queue empty and the writer idle does
+ * not go through the thread at all: its caller claims the writer and runs
+ * the job as a group of one on its own thread (see
+ * _es_write_queue_run_sync()). Waking a thread and being woken back is
+ * the largest part of a small write's cost on a busy machine, and a
+ * caller who blocks anyway has nothing better to do with its thread.
+ *
+ * The writer thread sleeps in the queue's pop whenever no job is queued:
+ * it has no timer, and it waits (lingers) only right after a group of
+ * asynchronous jobs, while their callers are resubmitting.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
@@ -11,20 +22,17 @@
 
 #include "es-glib/es-private.h"
 
-/* Waking a thread asleep on a futex takes some 10 µs, a fifth of a
- * one-event SQLite transaction, and a synchronous append pays it twice:
- * the writer woken by the job, the caller by its completion. When one
- * thread appends one event after another (the pattern a single-threaded
- * application, and every benchmark, has), both sides therefore spin a
- * little before they sleep: the caller polls its job's completion, and the
- * writer, after a group of one synchronous job, polls the queue for the
- * caller's next append. Only then: with several callers waiting, their
- * jobs share a group anyway, and spinning threads would take the CPU the
- * writer and the readers need. Both spins are bounded by SPIN_USEC. */
+/* A synchronous caller whose job had to be queued (the writer was busy)
+ * and who is the only one waiting polls its job's completion for this
+ * long before it sleeps: waking a thread asleep on a futex takes some
+ * 10 µs, and the job is often done by then. With several callers waiting,
+ * they sleep at once: spinning threads would take the CPU the writer and
+ * the readers need. */
 #define SPIN_USEC 50
 
 /* How long the writer waits for more asynchronous appends to join a group
- * (see writer_thread()): between two arrivals, and in all. */
+ * (see writer_thread()): between two arrivals, and in all; also the most
+ * it waits for the completions of its last group to be dispatched. */
 #define LINGER_USEC     100
 #define LINGER_MAX_USEC 1000
 
@@ -41,6 +49,26 @@ struct _EsWriteQueue
   GThread              *thread;     /* (owned) (nullable) guarded by the queue's lock */
   gint                  n_waiting;  /* (atomic) synchronous callers waiting for their
                                      * job: decides who spins (see SPIN_USEC) */
+
+  /* Who runs jobs: the writer thread, or a synchronous caller that found
+   * it idle (see _es_write_queue_run_sync()). Both flags are guarded by
+   * the queue's lock; the one whose flag is set runs, under run_lock, so
+   * that the other waits for it. A caller claims the writer only while
+   * the queue is empty and the thread holds no job: jobs still run in
+   * the order they were submitted. */
+  gboolean              thread_busy;  /* the thread popped a job and has not
+                                       * finished its group */
+  gboolean              caller_busy;  /* a caller claimed the writer */
+  gboolean              thread_waiting;  /* the thread sleeps in queue_next():
+                                          * the queue's length counts it as -1 */
+  GMutex                run_lock;
+
+  /* Completion sources attached and not yet done dispatching: their
+   * callbacks are likely submitting the next writes (see writer_thread()).
+   * The writer waits for the count to drop to zero on dispatch_cond. */
+  gint                  n_dispatching;  /* (atomic) */
+  GMutex                dispatch_lock;
+  GCond                 dispatch_cond;
   guint                 max_group;
   EsWriteQueueRunFunc   run;
   EsWriteQueueFreeFunc  free_job;
@@ -54,6 +82,8 @@ static const char stop_mark;
 #define STOP_MARK ((gpointer) &stop_mark)
 
 static gint n_completion_dispatches;  /* (atomic) tests only */
+static gint n_inline_runs;            /* (atomic) tests only */
+static gint n_queued_sync;            /* (atomic) tests only */
 
 static void
 queue_clear (gpointer data)
@@ -63,6 +93,9 @@ queue_clear (gpointer data)
   if (queue->user_data_free != NULL)
     queue->user_data_free (queue->user_data);
   g_async_queue_unref (queue->queue);
+  g_mutex_clear (&queue->run_lock);
+  g_mutex_clear (&queue->dispatch_lock);
+  g_cond_clear (&queue->dispatch_cond);
 }
 
 void
@@ -90,6 +123,9 @@ _es_write_queue_new (guint                 max_group,
   queue->thread_exit = thread_exit;
   queue->user_data = user_data;
   queue->user_data_free = user_data_free;
+  g_mutex_init (&queue->run_lock);
+  g_mutex_init (&queue->dispatch_lock);
+  g_cond_init (&queue->dispatch_cond);
   return queue;
 }
 
@@ -173,7 +209,26 @@ typedef struct
   GMainContext *context;  /* (unowned) the tasks hold it */
   GPtrArray    *jobs;     /* (owned) (element-type EsWriteJob) in group order */
   guint         done;     /* jobs[0..done) are completed */
+  gboolean      counted;  /* counted in queue->n_dispatching */
 } Completion;
+
+/* The completion is done dispatching (or will never be): the writer, if
+ * it waits for the callbacks' next writes, can take them now. */
+static void
+completion_uncount (Completion *completion)
+{
+  EsWriteQueue *queue = completion->queue;
+
+  if (!completion->counted)
+    return;
+  completion->counted = FALSE;
+  if (g_atomic_int_dec_and_test (&queue->n_dispatching))
+    {
+      g_mutex_lock (&queue->dispatch_lock);
+      g_cond_broadcast (&queue->dispatch_cond);
+      g_mutex_unlock (&queue->dispatch_lock);
+    }
+}
 
 static gboolean
 completion_dispatch (gpointer data)
@@ -188,6 +243,7 @@ completion_dispatch (gpointer data)
   while (completion->done < completion->jobs->len)
     job_complete (completion->queue,
                   g_ptr_array_index (completion->jobs, completion->done++));
+  completion_uncount (completion);
   return G_SOURCE_REMOVE;
 }
 
@@ -206,6 +262,7 @@ completion_free (gpointer data)
       g_clear_error (&job->error);
       completion->queue->free_job (job);
     }
+  completion_uncount (completion);
   g_ptr_array_unref (completion->jobs);
   _es_write_queue_unref (completion->queue);
   g_free (completion);
@@ -273,6 +330,8 @@ complete_group (EsWriteQueue  *queue,
        * next job. GLib keeps @data alive until the outer dispatch ends. */
       g_source_set_can_recurse (source, TRUE);
       g_source_set_callback (source, completion_dispatch, completions[c], completion_free);
+      completions[c]->counted = TRUE;
+      g_atomic_int_inc (&queue->n_dispatching);
       g_source_attach (source, completions[c]->context);
       g_source_unref (source);
     }
@@ -302,22 +361,42 @@ run_group (EsWriteQueue  *queue,
   complete_group (queue, jobs, n_jobs, group_error);
 }
 
-static gpointer
-queue_next (EsWriteQueue *queue,
-            gboolean      spin)
+/* Sleeps until a job (or the stop mark) is queued, and pops it and what
+ * else is queued behind it, up to @max into @group; returns how many.
+ * The thread is busy from then on (a caller can no longer claim the
+ * writer), until writer_idle(). *@out_stop is set when the stop mark was
+ * popped. */
+static guint
+queue_next (EsWriteQueue  *queue,
+            EsWriteJob   **group,
+            guint          max,
+            gboolean      *out_stop)
 {
-  gpointer item = g_async_queue_try_pop (queue->queue);
-  gint64 deadline;
+  gpointer item;
+  guint n_jobs = 0;
 
-  if (item != NULL || !spin)
-    return item != NULL ? item : g_async_queue_pop (queue->queue);
+  g_async_queue_lock (queue->queue);
+  queue->thread_waiting = TRUE;
+  item = g_async_queue_pop_unlocked (queue->queue);
+  queue->thread_waiting = FALSE;
+  queue->thread_busy = TRUE;
+  while (item != NULL && item != STOP_MARK)
+    {
+      group[n_jobs++] = item;
+      item = n_jobs < max ? g_async_queue_try_pop_unlocked (queue->queue) : NULL;
+    }
+  g_async_queue_unlock (queue->queue);
 
-  deadline = g_get_monotonic_time () + SPIN_USEC;
-  while ((item = g_async_queue_try_pop (queue->queue)) == NULL &&
-         g_get_monotonic_time () < deadline)
-    g_thread_yield ();
+  *out_stop = item == STOP_MARK;
+  return n_jobs;
+}
 
-  return item != NULL ? item : g_async_queue_pop (queue->queue);
+static void
+writer_idle (EsWriteQueue *queue)
+{
+  g_async_queue_lock (queue->queue);
+  queue->thread_busy = FALSE;
+  g_async_queue_unlock (queue->queue);
 }
 
 /* The writer thread: pops one job, takes whatever else is queued (up to
@@ -330,34 +409,56 @@ writer_thread (gpointer data)
   g_autofree EsWriteJob **group = g_new (EsWriteJob *, queue->max_group);
   guint last_group_size = 0;
   gboolean stop = FALSE;
-  gboolean spin = FALSE;
 
   while (!stop)
     {
-      gpointer item = queue_next (queue, spin);
-      guint n_jobs = 0;
+      gpointer item;
+      guint n_jobs = queue_next (queue, group, queue->max_group, &stop);
 
-      if (item == STOP_MARK)
-        break;
-
-      group[n_jobs++] = item;
-      while (n_jobs < queue->max_group && (item = g_async_queue_try_pop (queue->queue)) != NULL)
+      /* A caller that claimed the writer before these jobs were queued
+       * finishes first. */
+      g_mutex_lock (&queue->run_lock);
+      if (n_jobs == 0)
         {
-          if (item == STOP_MARK)
-            {
-              stop = TRUE;
-              break;
-            }
-          group[n_jobs++] = item;
+          g_mutex_unlock (&queue->run_lock);
+          break;
         }
 
-      /* Asynchronous appends came in groups last time: their callers are
-       * likely resubmitting as the last group's completions reach them, one
-       * after another. Wait for them while they keep coming (LINGER_USEC
-       * at most between two, LINGER_MAX_USEC in all), so that they share
-       * one commit instead of trickling into many small ones. A lone
-       * writer (groups of one) never waits. */
-      if (!stop && group[0]->task != NULL && n_jobs < last_group_size)
+      /* The completions of the last group are being dispatched: their
+       * callbacks are likely submitting the next writes, one after
+       * another. Rather than wake up for each one, wait (LINGER_MAX_USEC
+       * at most) until the dispatch is over, then take what was queued,
+       * so that they share one commit. */
+      if (!stop && group[0]->task != NULL && g_atomic_int_get (&queue->n_dispatching) > 0)
+        {
+          gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
+
+          g_mutex_lock (&queue->dispatch_lock);
+          while (g_atomic_int_get (&queue->n_dispatching) > 0 &&
+                 g_cond_wait_until (&queue->dispatch_cond, &queue->dispatch_lock, deadline))
+            ;
+          g_mutex_unlock (&queue->dispatch_lock);
+
+          g_async_queue_lock (queue->queue);
+          while (n_jobs < queue->max_group &&
+                 (item = g_async_queue_try_pop_unlocked (queue->queue)) != NULL)
+            {
+              if (item == STOP_MARK)
+                {
+                  stop = TRUE;
+                  break;
+                }
+              group[n_jobs++] = item;
+            }
+          g_async_queue_unlock (queue->queue);
+        }
+      /* Asynchronous appends came in groups last time, from callers that
+       * are not completed by this queue's sources (other threads, say):
+       * wait for them while they keep coming (LINGER_USEC at most between
+       * two, LINGER_MAX_USEC in all), so that they share one commit instead
+       * of trickling into many small ones. A lone writer (groups of one)
+       * never waits. */
+      else if (!stop && group[0]->task != NULL && n_jobs < last_group_size)
         {
           gint64 deadline = g_get_monotonic_time () + LINGER_MAX_USEC;
 
@@ -375,16 +476,17 @@ writer_thread (gpointer data)
         }
       last_group_size = n_jobs;
 
-      /* One synchronous job, and its caller the only one waiting: a lone
-       * caller, whose next append is likely microseconds away. (Decided
-       * now: once completed, the job may be gone.) */
-      spin = n_jobs == 1 && group[0]->task == NULL &&
-             g_atomic_int_get (&queue->n_waiting) == 1;
       run_group (queue, group, n_jobs);
+      g_mutex_unlock (&queue->run_lock);
+      writer_idle (queue);
     }
 
+  /* No caller can claim the writer any more (the queue is stopping), but
+   * one may still be running: the connection is closed after it. */
+  g_mutex_lock (&queue->run_lock);
   if (queue->thread_exit != NULL)
     queue->thread_exit (queue->user_data);
+  g_mutex_unlock (&queue->run_lock);
   _es_write_queue_unref (queue);
   return NULL;
 }
@@ -409,9 +511,35 @@ _es_write_queue_start (EsWriteQueue  *queue,
   return TRUE;
 }
 
-/* Queues a synchronous job and blocks until the writer has done it. FALSE
- * if the queue refused it (stopping): the caller reports the closed
- * store. Otherwise the job's error and out_version say how it went. */
+/* Claims the writer for the calling thread if nobody else has a job for
+ * it: no job queued, the writer thread idle, no other caller running. */
+static gboolean
+claim_writer (EsWriteQueue *queue)
+{
+  gboolean claimed;
+
+  g_async_queue_lock (queue->queue);
+  /* GAsyncQueue's length is the items queued minus the threads waiting:
+   * a job pushed to the sleeping writer, which has not woken up yet to
+   * take it, leaves it at 0. */
+  claimed = !queue->stopping && !queue->thread_busy && !queue->caller_busy &&
+            g_async_queue_length_unlocked (queue->queue) +
+            (queue->thread_waiting ? 1 : 0) == 0;
+  if (claimed)
+    queue->caller_busy = TRUE;
+  g_async_queue_unlock (queue->queue);
+  return claimed;
+}
+
+/* Runs a synchronous job and blocks until it is done. FALSE if the queue
+ * refused it (stopping): the caller reports the closed store. Otherwise
+ * the job's error and out_version say how it went.
+ *
+ * When the writer is idle, the job runs here, on the calling thread, as
+ * a group of one, exactly as the writer thread would run it: the backend's
+ * connection is used by one thread at a time (run_lock), and jobs
+ * submitted meanwhile wait for it. Otherwise it is queued, and shares a
+ * group with the jobs around it. */
 gboolean
 _es_write_queue_run_sync (EsWriteQueue *queue,
                           EsWriteJob   *job)
@@ -420,6 +548,30 @@ _es_write_queue_run_sync (EsWriteQueue *queue,
   gboolean alone;
 
   job->task = NULL;
+
+  if (claim_writer (queue))
+    {
+      g_autoptr(GError) group_error = NULL;
+
+      g_mutex_lock (&queue->run_lock);
+      g_atomic_int_inc (&n_inline_runs);
+      /* run_group() for a group of one, without the completion: the
+       * caller is here. */
+      if (!g_cancellable_set_error_if_cancelled (job->cancellable, &job->error))
+        queue->run (&job, 1, &group_error, queue->user_data);
+      g_mutex_unlock (&queue->run_lock);
+      if (job->error == NULL && group_error != NULL)
+        {
+          job->error = g_steal_pointer (&group_error);
+          job->out_version = -1;
+        }
+
+      g_async_queue_lock (queue->queue);
+      queue->caller_busy = FALSE;
+      g_async_queue_unlock (queue->queue);
+      return TRUE;
+    }
+
   g_mutex_init (&job->lock);
   g_cond_init (&job->cond);
 
@@ -429,6 +581,8 @@ _es_write_queue_run_sync (EsWriteQueue *queue,
   accepted = _es_write_queue_submit (queue, job);
   if (accepted)
     {
+      g_atomic_int_inc (&n_queued_sync);
+
       /* Spin first if this is the only caller waiting (see SPIN_USEC). */
       if (alone)
         {
@@ -457,4 +611,16 @@ guint
 _es_write_queue_get_n_completion_dispatches (void)
 {
   return (guint) g_atomic_int_get (&n_completion_dispatches);
+}
+
+guint
+_es_write_queue_get_n_inline_runs (void)
+{
+  return (guint) g_atomic_int_get (&n_inline_runs);
+}
+
+guint
+_es_write_queue_get_n_queued_sync (void)
+{
+  return (guint) g_atomic_int_get (&n_queued_sync);
 }

@@ -36,7 +36,11 @@
  * whatever is queued together in one transaction ("group commit") while
  * still checking and reporting each append on its own: an append that
  * fails (a wrong expected version, a cancelled [class@Gio.Cancellable])
- * writes nothing and does not disturb the others.
+ * writes nothing and does not disturb the others. A synchronous write
+ * that finds nothing queued and the writer thread idle runs on the
+ * calling thread instead, on the same connection (one thread at a time),
+ * sparing two thread wake-ups. The writer thread sleeps while nothing is
+ * queued: an idle storage wakes no thread.
  *
  * The file is checked before anything is written to it: a file that is not
  * an SQLite database, is damaged, belongs to another application or was

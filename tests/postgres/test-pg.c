@@ -3147,6 +3147,54 @@ batch_write_cb (GObject      *source,
   (*w->pending)--;
 }
 
+
+/* The writer thread sleeps when idle (issue 23): the queue is the one
+ * SQLite's writer uses (tests/test-watch.c has its synchronous side). */
+static void
+test_writer_sleeps (Fixture       *f,
+                    gconstpointer  data)
+{
+  g_autoptr(GArray) before = es_test_threads_named ("es-pg-writer");
+  EsStreamFactory *factory = factory_new (f, 2);
+  g_autoptr(GPtrArray) events = NULL;
+  BatchWrite writes[8];
+  guint pending = G_N_ELEMENTS (writes);
+  EsStream *stream;
+  guint64 tid, switches;
+  char state = '?';
+
+  g_test_summary ("After asynchronous writes, the writer thread of a PostgreSQL factory "
+                  "sleeps: no wake-up at all over a second of idleness");
+
+  tid = es_test_new_thread_named ("es-pg-writer", before);
+  stream = es_test_open_stream (factory, "idle");
+  for (guint i = 0; i < G_N_ELEMENTS (writes); i++)
+    {
+      g_autoptr(EsCandidateEvent) event = candidate_text ("Idle", "x", NULL, NULL);
+
+      writes[i].version = -1;
+      writes[i].pending = &pending;
+      es_stream_write_async (stream, &event, 1, ES_VERSION_ANY, NULL, batch_write_cb, &writes[i]);
+    }
+  while (pending > 0)
+    g_main_context_iteration (NULL, TRUE);
+  for (guint i = 0; i < G_N_ELEMENTS (writes); i++)
+    g_assert_cmpint (writes[i].version, ==, i + 1);
+
+  /* A count, not a time: a thread that polls, lingers or spins while
+   * idle is counted. */
+  switches = es_test_wait_thread_asleep (tid);
+  g_usleep (G_USEC_PER_SEC);
+  g_assert_cmpuint (es_test_thread_switches (tid, &state), ==, switches);
+  g_assert_cmpint (state, ==, 'S');
+
+  events = es_test_read_all_ok (stream, 0, NULL);
+  g_assert_cmpuint (events->len, ==, G_N_ELEMENTS (writes));
+
+  g_object_unref (stream);
+  es_test_factory_close_and_free (factory);
+}
+
 static void
 test_completion_batching (Fixture       *f,
                           gconstpointer  data)
@@ -4565,6 +4613,7 @@ main (int   argc,
     { "/pg/concurrency/pool-size", (GTestFixtureFunc) test_pool_size },
     { "/pg/concurrency/group-commit", (GTestFixtureFunc) test_group_commit },
     { "/pg/concurrency/completion-batching", (GTestFixtureFunc) test_completion_batching },
+    { "/pg/concurrency/writer-sleeps", (GTestFixtureFunc) test_writer_sleeps },
     { "/pg/server/restart-during-writes", (GTestFixtureFunc) test_restart_during_writes },
     { "/pg/server/down", (GTestFixtureFunc) test_server_down },
     { "/pg/data/metadata-filters", (GTestFixtureFunc) test_filters_metadata },
