@@ -657,6 +657,53 @@ class TestOverride(EsTestCase):
         with self.assertRaises(TypeError):
             Es.CandidateEvent.new(None, b"x")
 
+    def test_candidate_new_batch(self):
+        stream = self.open("new-batch")
+        types = ["A", "B", "C", "D", "E", "F"]
+        data = [b"ab", "caf\u00e9", None, GLib.Bytes.new(b"\x00\xff"), memoryview(b"xyz")[1:],
+                bytearray(b"")]
+        keys = ["k1", None, "k3", None, "k1", "k6"]
+        metadata = [{"n": 1}, None, '{"n":3}', None, None, {"n": 6}]
+        batch = Es.CandidateEvent.new_batch(types, data, keys, metadata)
+        self.assertEqual([c.get_event_type() for c in batch], types)
+        self.assertEqual([c.get_idempotency_key() for c in batch], keys)
+        self.assertEqual([c.get_metadata() for c in batch],
+                         ['{"n":1}', None, '{"n":3}', None, None, '{"n":6}'])
+        expected_data = [b"ab", "caf\u00e9".encode("utf-8"), b"", b"\x00\xff", b"yz", b""]
+        self.assertEqual([c.get_data().get_data() or b"" for c in batch], expected_data)
+
+        # The fifth repeats the first's key: skipped by the write.
+        self.assertEqual(stream.write(batch, Es.VERSION_ANY, None), 5)
+        events = list(stream.read(0, None, None))
+        self.assertEqual([e.get_event_type() for e in events], ["A", "B", "C", "D", "F"])
+        self.assertEqual([e.data_bytes for e in events],
+                         [d for i, d in enumerate(expected_data) if i != 4])
+        self.assertEqual([e.metadata_dict for e in events],
+                         [{"n": 1}, None, {"n": 3}, None, {"n": 6}])
+
+        # The fast path: only bytes.
+        batch = Es.CandidateEvent.new_batch(["T"] * 3, [b"1", b"22", b"333"],
+                                            ["x1", "x2", "x3"])
+        self.assertEqual(stream.write(batch, 5, None), 8)
+        self.assertEqual([e.data_bytes for e in stream.read(5, None, None)], [b"1", b"22", b"333"])
+        # Only the types.
+        bare = Es.CandidateEvent.new_batch(("T", "U"))
+        self.assertEqual([(c.get_event_type(), c.get_data().get_size(), c.get_idempotency_key())
+                          for c in bare], [("T", 0, None), ("U", 0, None)])
+        self.assertEqual(Es.CandidateEvent.new_batch([]), [])
+
+        with self.assertRaises(ValueError) as caught:
+            Es.CandidateEvent.new_batch(["A", "B"], [b"x"])
+        self.assertIn("2 event types but 1 data", str(caught.exception))
+        with self.assertRaises(ValueError):
+            Es.CandidateEvent.new_batch(["A"], None, ["k1", "k2"])
+        with self.assertRaises(TypeError):
+            Es.CandidateEvent.new_batch("AB")
+        with self.assertRaises(TypeError) as caught:
+            Es.CandidateEvent.new_batch(["A"], [{"a": 1}])
+        self.assertIn("json.dumps", str(caught.exception))
+        self.assertEqual(stream.get_version(), 8)
+
     def test_enumerator_context_manager(self):
         stream = self.open("override")
         stream.write([Es.CandidateEvent("A")], Es.VERSION_ANY, None)

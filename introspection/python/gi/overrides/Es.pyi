@@ -9,7 +9,7 @@
 
 import asyncio
 import datetime
-from typing import (Any, AsyncIterator, Awaitable, Callable, Coroutine, Generic, Iterator,
+from typing import (Any, AsyncIterator, Awaitable, Callable, Coroutine, Generic, Iterator, List,
                     Optional, Sequence, TypeVar, Union, overload)
 
 from gi.repository import Gio, GLib, GObject
@@ -136,6 +136,12 @@ class CandidateEvent(GObject.Object):
     def set_idempotency_key(self, key: Optional[str]) -> None: ...
     def get_metadata(self) -> Optional[str]: ...
     def set_metadata(self, metadata: Union[None, str, dict]) -> None: ...
+    @staticmethod
+    def new_batch(event_types: Sequence[str],
+                  data: Optional[Sequence[Optional[BytesLike]]] = ...,
+                  idempotency_keys: Optional[Sequence[Optional[str]]] = ...,
+                  metadata: Optional[Sequence[Union[None, str, dict]]] = ...,
+                  ) -> List[CandidateEvent]: ...  # since 0.2
 
 class StoredEvent(GObject.Object):
     @property
