@@ -20,6 +20,7 @@
 #include <es-glib/es-subscription.h>
 #include <es-glib/es-event-filter.h>
 #include <es-glib/es-event-enumerator.h>
+#include <es-glib/es-event-cursor.h>
 #include <es-glib/es-storage-handle.h>
 #include <es-glib/es-notifier.h>
 #include <es-glib/es-storage-notifier.h>

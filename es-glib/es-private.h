@@ -132,6 +132,115 @@ EsSnapshot     *_es_snapshot_new_usec      (const char        *stream_id,
                                             GBytes            *state,
                                             gint64             timestamp_usec);
 
+/* EsRowPage (declared in es-storage-handle.h): the rows of one page of a
+ * read in flat memory, for EsEventCursor. Every string and the data of
+ * every row live in one arena, which becomes a GBytes once the page is
+ * complete (so a row's data is a slice of it, no copy); the numbers are
+ * columns (arrays of gint64) so that a window of rows is a plain C array;
+ * the rest of each row is an EsRowRef of offsets into the arena. A stream
+ * id repeated by consecutive rows is stored once.
+ *
+ * A backend's read_rows only calls _es_row_page_add() on the (empty) page
+ * it is given; _es_storage_handle_read_rows() resets it first, and
+ * completes it on success or resets it on error. */
+#define ES_ROW_NONE G_MAXSIZE
+
+typedef struct
+{
+  gsize  stream_id;    /* offset of a NUL-terminated string */
+  gsize  event_type;
+  gsize  key;          /* ES_ROW_NONE: no key */
+  gsize  metadata;     /* ES_ROW_NONE: no metadata */
+  gsize  data;
+  gsize  data_len;
+  guint  flags;        /* EsStoredEventFlags */
+} EsRowRef;
+
+struct _EsRowPage
+{
+  GByteArray *arena;         /* (owned) (nullable): while it is filled */
+  GBytes     *block;         /* (owned) (nullable): the arena, once complete */
+  const char *base;          /* the block's bytes */
+  GArray     *sequence_ids;  /* (element-type gint64) */
+  GArray     *versions;      /* (element-type gint64) */
+  GArray     *timestamps;    /* (element-type gint64) microseconds, UTC */
+  GArray     *rows;          /* (element-type EsRowRef) */
+  gsize       last_stream_id;   /* offset of the last stream id, ES_ROW_NONE */
+  gsize       last_stream_len;
+};
+
+EsRowPage      *_es_row_page_new           (void);
+void            _es_row_page_free          (EsRowPage         *page);
+/* Empties the page: its block is released (slices given out live on). */
+void            _es_row_page_reset         (EsRowPage         *page);
+/* Appends a row; strings are copied (lengths exclude the NUL), @key and
+ * @metadata may be NULL, @data may be NULL when @data_len is 0. */
+ES_PRIVATE_API
+void            _es_row_page_add           (EsRowPage         *page,
+                                            gint64             sequence_id,
+                                            gint64             version,
+                                            gint64             timestamp_usec,
+                                            EsStoredEventFlags flags,
+                                            const char        *stream_id,
+                                            gsize              stream_id_len,
+                                            const char        *event_type,
+                                            gsize              event_type_len,
+                                            const char        *idempotency_key,
+                                            gsize              idempotency_key_len,
+                                            const char        *metadata,
+                                            gsize              metadata_len,
+                                            const void        *data,
+                                            gsize              data_len);
+void            _es_row_page_add_event     (EsRowPage         *page,
+                                            EsStoredEvent     *event);
+/* Turns the arena into the page's block: the strings become readable. */
+void            _es_row_page_complete      (EsRowPage         *page);
+
+static inline guint
+_es_row_page_get_n_rows (const EsRowPage *page)
+{
+  return page->rows->len;
+}
+
+static inline const EsRowRef *
+_es_row_page_get_row (const EsRowPage *page,
+                      guint            index)
+{
+  return &g_array_index (page->rows, EsRowRef, index);
+}
+
+static inline const char *
+_es_row_page_get_string (const EsRowPage *page,
+                         gsize            offset)
+{
+  return offset == ES_ROW_NONE ? NULL : page->base + offset;
+}
+
+/* One page of a read into @page, through the backend's read_rows or
+ * read_page_full (then copied). @filter is validated by the caller. */
+gboolean        _es_storage_handle_read_rows (EsStorageHandle *self,
+                                              const char      *stream_id,
+                                              gint64           position,
+                                              EsReadFlags      flags,
+                                              EsEventFilter   *filter,
+                                              guint            limit,
+                                              EsRowPage       *page,
+                                              GCancellable    *cancellable,
+                                              GError         **error);
+
+/* A cursor over a backend (es-stream-impl.c), or over an enumerator (the
+ * default of EsStreamInterface.read_cursor); both take their arguments
+ * as _es_event_enumerator_new_full() does. */
+EsEventCursor  *_es_event_cursor_new        (EsStorageHandle   *storage,
+                                             const char        *stream_id,
+                                             gint64             position,
+                                             EsEventFilter     *filter);
+EsEventCursor  *_es_event_cursor_new_for_enumerator (EsEventEnumerator *enumerator);
+/* Reads the first page, so that a read reports errors when it starts. */
+gboolean        _es_event_cursor_fill       (EsEventCursor     *self,
+                                             GCancellable      *cancellable,
+                                             GError           **error);
+
 EsEventEnumerator *_es_event_enumerator_new (EsStorageHandle   *storage,
                                              const char        *stream_id,
                                              gint64             after,

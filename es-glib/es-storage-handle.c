@@ -1724,3 +1724,54 @@ es_storage_handle_import_events (EsStorageHandle       *self,
 
   return iface->import_events (self, events, n_events, out_failed_index, cancellable, error);
 }
+
+/*
+ * _es_storage_handle_read_rows:
+ * @page: emptied, then filled with the page's rows and completed
+ *
+ * One page of a read as rows in flat memory (see EsRowPage), with the
+ * rules of es_storage_handle_read_page_full(): the rows after (before,
+ * backwards) @position, at most @limit, a whole page or an error. The
+ * backend's read_rows fills @page directly; a backend without it (a
+ * third-party one, the tests' memory backend) is read through
+ * read_page_full and its events copied.
+ */
+gboolean
+_es_storage_handle_read_rows (EsStorageHandle *self,
+                              const char      *stream_id,
+                              gint64           position,
+                              EsReadFlags      flags,
+                              EsEventFilter   *filter,
+                              guint            limit,
+                              EsRowPage       *page,
+                              GCancellable    *cancellable,
+                              GError         **error)
+{
+  EsStorageHandleInterface *iface = ES_STORAGE_HANDLE_GET_IFACE (self);
+  gboolean ok;
+
+  g_return_val_if_fail (limit > 0, FALSE);
+
+  _es_row_page_reset (page);
+  if (iface->read_rows != NULL)
+    ok = iface->read_rows (self, stream_id, position, flags, filter, limit, page,
+                           cancellable, error);
+  else
+    {
+      g_autoptr(GPtrArray) events =
+        es_storage_handle_read_page_full (self, stream_id, position, flags, filter, limit,
+                                          cancellable, error);
+
+      ok = events != NULL;
+      for (guint i = 0; ok && i < events->len; i++)
+        _es_row_page_add_event (page, g_ptr_array_index (events, i));
+    }
+
+  if (!ok)
+    {
+      _es_row_page_reset (page);
+      return FALSE;
+    }
+  _es_row_page_complete (page);
+  return TRUE;
+}

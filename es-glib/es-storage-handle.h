@@ -12,6 +12,12 @@
 
 G_BEGIN_DECLS
 
+/* A page of rows in flat memory, private to the library (es-private.h):
+ * only the backends built with it fill one. Not in the GIR. */
+#ifndef __GI_SCANNER__
+typedef struct _EsRowPage EsRowPage;
+#endif
+
 #define ES_TYPE_STORAGE_HANDLE (es_storage_handle_get_type ())
 ES_AVAILABLE_IN_ALL
 G_DECLARE_INTERFACE (EsStorageHandle, es_storage_handle, ES, STORAGE_HANDLE, GObject)
@@ -255,6 +261,28 @@ struct _EsStorageHandleInterface
                                                guint                 *out_failed_index,
                                                GCancellable          *cancellable,
                                                GError               **error);
+
+  /*< private >*/
+  /* Since 0.2, for the backends built with the library only (EsRowPage is
+   * private): one page of a read as rows in flat memory, with the rules
+   * of read_page_full (keyset paging, a whole page or an error). NULL:
+   * the library reads through read_page_full and copies. The GIR sees a
+   * pointer of the same size, so that the fields after it keep their
+   * offsets there. */
+#ifdef __GI_SCANNER__
+  gpointer            read_rows;
+#else
+  gboolean            (*read_rows)            (EsStorageHandle       *self,
+                                               const char            *stream_id,
+                                               gint64                 position,
+                                               EsReadFlags            flags,
+                                               EsEventFilter         *filter,
+                                               guint                  limit,
+                                               EsRowPage             *page,
+                                               GCancellable          *cancellable,
+                                               GError               **error);
+#endif
+  /*< public >*/
 };
 
 ES_AVAILABLE_IN_ALL

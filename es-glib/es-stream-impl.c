@@ -455,6 +455,40 @@ es_stream_impl_read_backwards (EsStream       *stream,
   return g_steal_pointer (&enumerator);
 }
 
+/* The storage-backed cursor: pages of rows in flat memory, read straight
+ * from the backend (see EsRowPage). */
+static EsEventCursor *
+es_stream_impl_read_cursor (EsStream       *stream,
+                            gint64          after_version,
+                            EsEventFilter  *filter,
+                            GCancellable   *cancellable,
+                            GError        **error)
+{
+  EsStreamImpl *self = ES_STREAM_IMPL (stream);
+  g_autoptr(EsEventCursor) cursor = NULL;
+
+  if (!check_usable (self, cancellable, error))
+    return NULL;
+
+  if (after_version < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, %lld the version given */
+                   _("Cannot read stream '%s' after version %lld: versions start at 0"),
+                   self->stream_id, (long long) after_version);
+      return NULL;
+    }
+
+  if (filter != NULL && !es_event_filter_validate (filter, error))
+    return NULL;
+
+  cursor = _es_event_cursor_new (self->storage, storage_stream_id (self), after_version, filter);
+  if (!_es_event_cursor_fill (cursor, cancellable, error))
+    return NULL;
+
+  return g_steal_pointer (&cursor);
+}
+
 static const char *
 projection_or_default (const char *projection_name)
 {
@@ -638,6 +672,7 @@ es_stream_impl_iface_init (EsStreamInterface *iface)
   iface->write_finish = es_stream_impl_write_finish;
   iface->read = es_stream_impl_read;
   iface->read_backwards = es_stream_impl_read_backwards;
+  iface->read_cursor = es_stream_impl_read_cursor;
   iface->snapshot = es_stream_impl_snapshot;
   iface->load_snapshot = es_stream_impl_load_snapshot;
   iface->get_metrics = es_stream_impl_get_metrics;

@@ -45,6 +45,9 @@ G_DECLARE_INTERFACE (EsStream, es_stream, ES, STREAM, GObject)
  * @read_backwards: starts reading newest first, see
  *   [method@Es.Stream.read_backwards] (since 0.2); the asynchronous
  *   variant runs it in a thread
+ * @read_cursor: starts reading into a cursor, see
+ *   [method@Es.Stream.read_cursor] (since 0.2); the default steps through
+ *   what @read returns, and the asynchronous variant runs it in a thread
  *
  * The virtual methods of [iface@Es.Stream]. The synchronous methods must be
  * safe to call from several threads at once. Arguments reaching them have
@@ -146,6 +149,12 @@ struct _EsStreamInterface
 
   EsEventEnumerator *(*read_backwards)       (EsStream                *self,
                                               gint64                   before_version,
+                                              EsEventFilter           *filter,
+                                              GCancellable            *cancellable,
+                                              GError                 **error);
+
+  EsEventCursor     *(*read_cursor)          (EsStream                *self,
+                                              gint64                   after_version,
                                               EsEventFilter           *filter,
                                               GCancellable            *cancellable,
                                               GError                 **error);
@@ -277,6 +286,24 @@ void               es_stream_read_backwards_async  (EsStream                 *se
                                                    gpointer                  user_data);
 ES_AVAILABLE_IN_ALL
 EsEventEnumerator *es_stream_read_backwards_finish (EsStream                 *self,
+                                                   GAsyncResult             *result,
+                                                   GError                  **error);
+
+ES_AVAILABLE_IN_ALL
+EsEventCursor     *es_stream_read_cursor          (EsStream                 *self,
+                                                   gint64                    after_version,
+                                                   EsEventFilter            *filter,
+                                                   GCancellable             *cancellable,
+                                                   GError                  **error);
+ES_AVAILABLE_IN_ALL
+void               es_stream_read_cursor_async    (EsStream                 *self,
+                                                   gint64                    after_version,
+                                                   EsEventFilter            *filter,
+                                                   GCancellable             *cancellable,
+                                                   GAsyncReadyCallback       callback,
+                                                   gpointer                  user_data);
+ES_AVAILABLE_IN_ALL
+EsEventCursor     *es_stream_read_cursor_finish   (EsStream                 *self,
                                                    GAsyncResult             *result,
                                                    GError                  **error);
 

@@ -367,6 +367,7 @@ typedef struct _EsSubscription    EsSubscription;
 typedef struct _EsSubscriptionInfo EsSubscriptionInfo;
 typedef struct _EsEventFilter     EsEventFilter;
 typedef struct _EsEventEnumerator EsEventEnumerator;
+typedef struct _EsEventCursor     EsEventCursor;
 typedef struct _EsStorageHandle   EsStorageHandle;
 typedef struct _EsNotifier        EsNotifier;
 typedef struct _EsStream          EsStream;

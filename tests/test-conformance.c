@@ -4441,6 +4441,7 @@ main (int   argc,
     g_test_add_func ("/conformance/memory/notifier/watch", test_memory_notifier_watch);
   add_watch_tests ();
   add_lifecycle_tests ();
+  add_cursor_tests ();
   add_operations_tests ();
   add_subscription_tests ();
   add_model_tests ();

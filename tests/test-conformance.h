@@ -60,5 +60,8 @@ void             add_model_tests            (void);
 /* test-conformance-lifecycle.c */
 void             add_lifecycle_tests        (void);
 
+/* test-conformance-cursor.c */
+void             add_cursor_tests           (void);
+
 /* test-conformance-subscription.c */
 void             add_subscription_tests     (void);

@@ -20,6 +20,8 @@ Gio._promisify(Es.Stream.prototype, 'query_version_async', 'query_version_finish
 Gio._promisify(Es.StreamFactory.prototype, 'open_stream_async', 'open_stream_finish');
 Gio._promisify(Es.StreamFactory.prototype, 'close_async', 'close_finish');
 Gio._promisify(Es.EventEnumerator.prototype, 'next_batch_async', 'next_batch_finish');
+Gio._promisify(Es.Stream.prototype, 'read_cursor_async', 'read_cursor_finish');
+Gio._promisify(Es.EventCursor.prototype, 'next_async', 'next_finish');
 Gio._promisify(Es.SqliteStreamFactory, 'new_async', 'new_finish');
 Gio._promisify(Es.StorageHandle.prototype, 'append_async', 'append_finish');
 
@@ -95,6 +97,77 @@ const tests = {
         assertEqual(Es.VERSION_NO_STREAM, 0, 'VERSION_NO_STREAM');
         assertEqual(Es.ALL_STREAM, '@all', 'ALL_STREAM');
         assert(Es.Error.WRONG_EXPECTED_VERSION !== undefined, 'Es.Error enum');
+    },
+
+    async 'cursor: rows, windows and the asynchronous read'() {
+        const factory = Es.SqliteStreamFactory.new(null, null);
+        const stream = factory.open_stream('cursor', null);
+        const batch = [];
+        for (let i = 0; i < 1100; i++)
+            batch.push(event(i % 2 ? 'Odd' : 'Even', `d${i}`, i % 3 ? null : `k${i}`,
+                i % 2 ? null : {n: i}));
+        stream.write(batch, Es.VERSION_ANY, null);
+        factory.open_stream('other', null).write([event('Other', 'o')], Es.VERSION_ANY, null);
+
+        for (const id of ['cursor', '@all']) {
+            const handle = factory.open_stream(id, null);
+            const expected = readAll(handle.read(0, null, null));
+            const cursor = handle.read_cursor(0, null, null);
+            let i = 0;
+            while (cursor.next(null)) {
+                const e = expected[i++];
+                assertEqual(cursor.get_sequence_id(), e.get_sequence_id(), 'sequence id');
+                assertEqual(cursor.get_version(), e.get_version(), 'version');
+                assertEqual(cursor.get_timestamp_usec(), e.get_timestamp_usec(), 'timestamp');
+                assertEqual(cursor.get_stream_id(), e.get_stream_id(), 'stream id');
+                assertEqual(cursor.get_event_type(), e.get_event_type(), 'event type');
+                assertEqual(cursor.get_idempotency_key(), e.get_idempotency_key(), 'key');
+                assertEqual(cursor.get_metadata(), e.get_metadata(), 'metadata');
+                assertEqual(cursor.get_flags(), e.get_flags(), 'flags');
+                const want = decoder.decode(e.get_data().toArray());
+                assertEqual(decoder.decode(cursor.get_data()), want, 'data');
+                assertEqual(decoder.decode(cursor.dup_data().toArray()), want, 'dup data');
+                assertEqual(cursor.get_event().get_id(), e.get_id(), 'event built');
+            }
+            assertEqual(i, expected.length, `rows of ${id}`);
+            assert(cursor.close(null), 'close');
+        }
+
+        // Windows: the columns of up to 400 rows at a time.
+        const all = readAll(factory.open_stream('@all', null).read(0, null, null));
+        const cursor = factory.open_stream('@all', null).read_cursor(0, null, null);
+        let seen = 0;
+        for (let n = cursor.next_rows(400, null); n > 0; n = cursor.next_rows(400, null)) {
+            const types = cursor.dup_event_types();
+            const streams = cursor.dup_stream_ids();
+            const versions = cursor.get_versions();
+            const seqs = cursor.get_sequence_ids();
+            const times = cursor.get_timestamps_usec();
+            const data = cursor.dup_data_list();
+            assertEqual(types.length, n, 'window length');
+            for (let j = 0; j < n; j++) {
+                const e = all[seen + j];
+                assertEqual(types[j], e.get_event_type(), 'window type');
+                assertEqual(streams[j], e.get_stream_id(), 'window stream');
+                assertEqual(versions[j], e.get_version(), 'window version');
+                assertEqual(seqs[j], e.get_sequence_id(), 'window sequence id');
+                assertEqual(times[j], e.get_timestamp_usec(), 'window timestamp');
+                assertEqual(decoder.decode(data[j].toArray()),
+                    decoder.decode(e.get_data().toArray()), 'window data');
+            }
+            seen += n;
+        }
+        assertEqual(seen, all.length, 'every row in windows');
+
+        // Asynchronously.
+        const asyncCursor = await stream.read_cursor_async(1000, null, null);
+        const versions = [];
+        while (await asyncCursor.next_async(null))
+            versions.push(asyncCursor.get_version());
+        assertEqual(versions.length, 100, 'async rows');
+        assertEqual(versions[0], 1001, 'async first');
+        assertEqual(versions[99], 1100, 'async last');
+        factory.close(null);
     },
 
     'write, read and fields'() {

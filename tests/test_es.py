@@ -150,6 +150,116 @@ class TestWriteRead(EsTestCase):
         self.assertEqual([e.get_stream_id() for e in everything], ["order-1", "cart-1", "order-1"])
 
 
+class TestCursor(EsTestCase):
+    """EsEventCursor: the same events as the enumerator, row by row and in
+    windows, without an object per event."""
+
+    def write_many(self, stream_id, n):
+        stream = self.open(stream_id)
+        stream.write([candidate("Even" if i % 2 == 0 else "Odd", b"d%d\xff" % i,
+                                "%s-k%d" % (stream_id, i) if i % 3 == 0 else None,
+                                '{"n": %d}' % i if i % 2 == 0 else None)
+                      for i in range(n)], Es.VERSION_ANY, None)
+        return stream
+
+    def test_rows_equal_events(self):
+        stream = self.write_many("s", 1500)
+        self.write_many("t", 10)
+        for stream_id in ("s", Es.ALL_STREAM):
+            handle = self.open(stream_id)
+            expected = read_all(handle)
+            cursor = handle.read_cursor(0, None, None)
+            rows = 0
+            while cursor.next(None):
+                event = expected[rows]
+                self.assertEqual(cursor.get_sequence_id(), event.get_sequence_id())
+                self.assertEqual(cursor.get_version(), event.get_version())
+                self.assertEqual(cursor.get_timestamp_usec(), event.get_timestamp_usec())
+                self.assertEqual(cursor.get_stream_id(), event.get_stream_id())
+                self.assertEqual(cursor.get_event_type(), event.get_event_type())
+                self.assertEqual(cursor.get_idempotency_key(), event.get_idempotency_key())
+                self.assertEqual(cursor.get_metadata(), event.get_metadata())
+                self.assertEqual(cursor.get_flags(), event.get_flags())
+                self.assertEqual(bytes(cursor.get_data()), event.get_data().get_data())
+                self.assertEqual(cursor.dup_data().get_data(), event.get_data().get_data())
+                built = cursor.get_event()
+                self.assertEqual(built.get_id(), event.get_id())
+                self.assertEqual(built.get_data().get_data(), event.get_data().get_data())
+                rows += 1
+            self.assertEqual(rows, len(expected))
+            self.assertFalse(cursor.next(None))
+            self.assertTrue(cursor.close(None))
+            with self.assertRaises(GLib.Error) as caught:
+                cursor.next(None)
+            self.assertTrue(caught.exception.matches(Gio.io_error_quark(),
+                                                     Gio.IOErrorEnum.CLOSED))
+        self.assertEqual(stream.get_version(), 1500)
+
+    def test_windows(self):
+        self.write_many("a", 700)
+        self.write_many("b", 900)
+        everything = read_all(self.open(Es.ALL_STREAM))
+        cursor = self.open(Es.ALL_STREAM).read_cursor(0, None, None)
+        types, streams, versions, seqs, times, data = [], [], [], [], [], []
+        while True:
+            n = cursor.next_rows(500, None)
+            if n == 0:
+                break
+            window_types = cursor.dup_event_types()
+            self.assertEqual(len(window_types), n)
+            types += window_types
+            streams += cursor.dup_stream_ids()
+            versions += cursor.get_versions()
+            seqs += cursor.get_sequence_ids()
+            times += cursor.get_timestamps_usec()
+            data += [b.get_data() for b in cursor.dup_data_list()]
+            # The row getters refer to the window's last row.
+            self.assertEqual(cursor.get_sequence_id(), seqs[-1])
+        self.assertEqual(types, [e.get_event_type() for e in everything])
+        self.assertEqual(streams, [e.get_stream_id() for e in everything])
+        self.assertEqual(versions, [e.get_version() for e in everything])
+        self.assertEqual(seqs, [e.get_sequence_id() for e in everything])
+        self.assertEqual(times, [e.get_timestamp_usec() for e in everything])
+        self.assertEqual(data, [e.get_data().get_data() for e in everything])
+
+    def test_filter_and_errors(self):
+        self.write_many("s", 30)
+        event_filter = Es.EventFilter.new()
+        event_filter.add_equals("event_type", GLib.Variant("s", "Odd"))
+        cursor = self.open("s").read_cursor(0, event_filter, None)
+        self.assertEqual(cursor.next_rows(100, None), 15)
+        self.assertEqual(list(cursor.get_versions()), list(range(2, 31, 2)))
+        with self.assertRaises(GLib.Error) as caught:
+            self.open("s").read_cursor(-1, None, None)
+        self.assertTrue(caught.exception.matches(Es.error_quark(), Es.Error.INVALID_ARGUMENT))
+
+    def test_async(self):
+        self.write_many("s", 1030)
+        stream = self.open("s")
+        loop = GLib.MainLoop()
+        results = {}
+
+        def opened(source, result, user_data):
+            results["cursor"] = source.read_cursor_finish(result)
+            loop.quit()
+
+        stream.read_cursor_async(0, None, None, opened, None)
+        loop.run()
+        cursor = results["cursor"]
+        versions = []
+
+        def moved(source, result, user_data):
+            if source.next_finish(result):
+                versions.append(source.get_version())
+                source.next_async(None, moved, None)
+            else:
+                loop.quit()
+
+        cursor.next_async(None, moved, None)
+        loop.run()
+        self.assertEqual(versions, list(range(1, 1031)))
+
+
 class TestFilters(EsTestCase):
     def ids(self, event_filter, stream_id=Es.ALL_STREAM):
         return [e.get_id() for e in read_all(self.open(stream_id), 0, event_filter)]

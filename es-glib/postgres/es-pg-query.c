@@ -583,7 +583,8 @@ typedef struct
   EsReadFlags    flags;
   EsEventFilter *filter;     /* (nullable) */
   guint          limit;
-  GPtrArray     *events;     /* (owned) the result */
+  GPtrArray     *events;     /* (owned) the result, unless page is set */
+  EsRowPage     *page;       /* (nullable): read_rows fills it instead */
 } ReadOp;
 
 /* Builds the stored event of row @row. Consecutive rows of one stream
@@ -636,6 +637,45 @@ event_from_row (const PGresult  *result,
   if (flags != 0)
     _es_stored_event_set_flags (event, (EsStoredEventFlags) flags);
   return event;
+}
+
+/* Copies row @row into @page: the columns event_from_row() reads. */
+static void
+page_add_row (EsRowPage      *page,
+              const PGresult *result,
+              int             row,
+              const char     *stream_id,
+              gsize           stream_id_len)
+{
+  const char *key = NULL, *metadata = NULL;
+  gsize n_key = 0, n_metadata = 0;
+
+  if (stream_id == NULL)
+    {
+      stream_id = PQgetvalue (result, row, 8);
+      stream_id_len = PQgetlength (result, row, 8);
+    }
+  if (!PQgetisnull (result, row, 2))
+    {
+      key = PQgetvalue (result, row, 2);
+      n_key = PQgetlength (result, row, 2);
+    }
+  if (!PQgetisnull (result, row, 6))
+    {
+      metadata = PQgetvalue (result, row, 6);
+      n_metadata = PQgetlength (result, row, 6);
+    }
+
+  _es_row_page_add (page,
+                    _es_pg_get_int8 (result, row, 0),
+                    _es_pg_get_int8 (result, row, 1),
+                    _es_pg_get_usec (result, row, 4),
+                    (EsStoredEventFlags) get_int4 (result, row, 7),
+                    stream_id, stream_id_len,
+                    PQgetvalue (result, row, 3), PQgetlength (result, row, 3),
+                    key, n_key,
+                    metadata, n_metadata,
+                    PQgetvalue (result, row, 5), PQgetlength (result, row, 5));
 }
 
 /* The markers of hard-deleted streams, shaped as EVENT_COLUMNS plus the
@@ -736,6 +776,15 @@ read_operation (EsPgStorage    *self,
     return FALSE;
 
   n_rows = PQntuples (result);
+  if (op->page != NULL)
+    {
+      gsize stream_id_len = all_streams ? 0 : strlen (op->stream_id);
+
+      for (int row = 0; row < n_rows; row++)
+        page_add_row (op->page, result, row, op->stream_id, stream_id_len);
+      PQclear (result);
+      return TRUE;
+    }
   op->events = g_ptr_array_new_full (n_rows, g_object_unref);
   if (!all_streams)
     stream_ref = g_ref_string_new (op->stream_id);
@@ -756,7 +805,7 @@ _es_pg_storage_read_page_full (EsStorageHandle  *handle,
                                GCancellable     *cancellable,
                                GError          **error)
 {
-  ReadOp op = { stream_id, position, flags, filter, limit, NULL };
+  ReadOp op = { stream_id, position, flags, filter, limit, NULL, NULL };
 
   if (!_es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
                                      error))
@@ -765,6 +814,26 @@ _es_pg_storage_read_page_full (EsStorageHandle  *handle,
       return NULL;
     }
   return op.events;
+}
+
+/* The same query as read_page_full, its rows copied straight from the
+ * result into @page (no event object). Rows are added only once the
+ * query succeeded, so a retried operation adds them once. */
+gboolean
+_es_pg_storage_read_rows (EsStorageHandle  *handle,
+                          const char       *stream_id,
+                          gint64            position,
+                          EsReadFlags       flags,
+                          EsEventFilter    *filter,
+                          guint             limit,
+                          EsRowPage        *page,
+                          GCancellable     *cancellable,
+                          GError          **error)
+{
+  ReadOp op = { stream_id, position, flags, filter, limit, NULL, page };
+
+  return _es_pg_storage_run_operation (ES_PG_STORAGE (handle), read_operation, &op, cancellable,
+                                       error);
 }
 
 typedef struct

@@ -371,6 +371,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->locate_event = _es_pg_storage_locate_event;
   iface->check = _es_pg_storage_check;
   iface->import_events = _es_pg_storage_import_events;
+  iface->read_rows = _es_pg_storage_read_rows;
 }
 
 /* ---------------------------------------------------------------------- *

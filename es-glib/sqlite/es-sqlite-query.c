@@ -851,26 +851,33 @@ use_time_index (EsConnection  *conn,
   return rc == SQLITE_ROW && count < TIME_WINDOW_MAX;
 }
 
-GPtrArray *
-_es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
-                                   const char       *stream_id,
-                                   gint64            position,
-                                   EsReadFlags       flags,
-                                   EsEventFilter    *filter,
-                                   guint             limit,
-                                   GCancellable     *cancellable,
-                                   GError          **error)
+/* What a read does with each row of the page: read_page_full builds an
+ * event, read_rows copies the row into an EsRowPage. */
+typedef void (*RowFunc) (sqlite3_stmt *stmt,
+                         gpointer      user_data);
+
+/* The read both share: one page of events after (before) @position, each
+ * row handed to @row_func. Returns FALSE on error: the rows handed so far
+ * are then to be dropped by the caller (a partial page is never a page). */
+static gboolean
+read_rows_with (EsSqliteStorage  *self,
+                const char       *stream_id,
+                gint64            position,
+                EsReadFlags       flags,
+                EsEventFilter    *filter,
+                guint             limit,
+                RowFunc           row_func,
+                gpointer          user_data,
+                GCancellable     *cancellable,
+                GError          **error)
 {
-  EsSqliteStorage *self = ES_SQLITE_STORAGE (handle);
   const char *operation = _("Reading events");
   g_auto(QueryBuilder) builder = { NULL, };
-  g_autoptr(GPtrArray) events = NULL;
   gboolean all_streams = stream_id == NULL;
   gboolean backwards = (flags & ES_READ_FLAGS_BACKWARDS) != 0;
   gboolean tombstones = all_streams && (flags & ES_READ_FLAGS_INCLUDE_TOMBSTONES) != 0;
   gboolean filtered = filter != NULL && es_event_filter_get_n_clauses (filter) > 0;
   const char *key_column = all_streams ? "sequence_id" : "version";
-  char *stream_ref = NULL;
   EsConnection *conn;
   sqlite3_stmt *stmt;
   gulong handler;
@@ -885,7 +892,7 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
    * With tombstones, the markers (flags 2) pass whatever the filter. */
   conn = read_begin (self, cancellable, &handler, error);
   if (conn == NULL)
-    return NULL;
+    return FALSE;
 
   query_builder_init (&builder, READ_COLUMNS);
   if (all_streams && filtered && !tombstones &&
@@ -918,18 +925,14 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
   if (stmt == NULL)
     {
       read_end (self, conn, cancellable, handler);
-      return NULL;
+      return FALSE;
     }
 
   /* Placeholders in SQL order: the stream, the keyset bound, the filter's
    * values, the limit. @stream_id, the filter and the builder outlive the
-   * steps, hence SQLITE_STATIC. A stream's page shares one GRefString for
-   * the stream id of all its events. */
+   * steps, hence SQLITE_STATIC. */
   if (!all_streams)
-    {
-      rc = sqlite3_bind_text (stmt, index++, stream_id, -1, SQLITE_STATIC);
-      stream_ref = g_ref_string_new (stream_id);
-    }
+    rc = sqlite3_bind_text (stmt, index++, stream_id, -1, SQLITE_STATIC);
   else
     rc = SQLITE_OK;
   if (rc == SQLITE_OK)
@@ -942,8 +945,6 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_int64 (stmt, index++, limit);
 
-  events = g_ptr_array_new_full (MIN (limit, ES_READ_PAGE_SIZE), g_object_unref);
-
   if (rc == SQLITE_OK)
     {
       while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
@@ -955,23 +956,130 @@ _es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
               rc = SQLITE_INTERRUPT;
               break;
             }
-          g_ptr_array_add (events, event_from_row (stmt, &stream_ref, all_streams));
+          row_func (stmt, user_data);
         }
     }
 
   /* A partial page is not returned: the caller would take it for the end
    * of the stream. */
   if (rc != SQLITE_DONE)
-    {
-      _es_sqlite_connection_set_error (conn, rc, operation, error);
-      g_clear_pointer (&events, g_ptr_array_unref);
-    }
+    _es_sqlite_connection_set_error (conn, rc, operation, error);
 
   _es_sqlite_stmt_done (stmt);
   read_end (self, conn, cancellable, handler);
-  g_clear_pointer (&stream_ref, g_ref_string_release);
 
-  return g_steal_pointer (&events);
+  return rc == SQLITE_DONE;
+}
+
+typedef struct
+{
+  GPtrArray *events;
+  char      *stream_ref;   /* (owned) GRefString, see event_from_row() */
+  gboolean   all_streams;
+} EventRows;
+
+static void
+add_event_row (sqlite3_stmt *stmt,
+               gpointer      user_data)
+{
+  EventRows *rows = user_data;
+
+  g_ptr_array_add (rows->events, event_from_row (stmt, &rows->stream_ref, rows->all_streams));
+}
+
+GPtrArray *
+_es_sqlite_storage_read_page_full (EsStorageHandle  *handle,
+                                   const char       *stream_id,
+                                   gint64            position,
+                                   EsReadFlags       flags,
+                                   EsEventFilter    *filter,
+                                   guint             limit,
+                                   GCancellable     *cancellable,
+                                   GError          **error)
+{
+  EventRows rows;
+  gboolean ok;
+
+  /* A stream's page shares one GRefString for the stream id of all its
+   * events. */
+  rows.events = g_ptr_array_new_full (MIN (limit, ES_READ_PAGE_SIZE), g_object_unref);
+  rows.stream_ref = stream_id != NULL ? g_ref_string_new (stream_id) : NULL;
+  rows.all_streams = stream_id == NULL;
+
+  ok = read_rows_with (ES_SQLITE_STORAGE (handle), stream_id, position, flags, filter, limit,
+                       add_event_row, &rows, cancellable, error);
+
+  g_clear_pointer (&rows.stream_ref, g_ref_string_release);
+  if (!ok)
+    g_clear_pointer (&rows.events, g_ptr_array_unref);
+  return rows.events;
+}
+
+typedef struct
+{
+  EsRowPage  *page;
+  const char *stream_id;      /* (nullable): NULL reads every stream */
+  gsize       stream_id_len;
+} PageRows;
+
+/* Copies the current row into the page: the same columns as
+ * event_from_row(), each text fetched before its length. */
+static void
+add_page_row (sqlite3_stmt *stmt,
+              gpointer      user_data)
+{
+  PageRows *rows = user_data;
+  const char *stream_id = rows->stream_id;
+  gsize stream_id_len = rows->stream_id_len;
+  const char *type, *key, *metadata;
+  const void *blob;
+  int n_type, n_key, n_metadata, n_blob;
+
+  if (stream_id == NULL)
+    {
+      stream_id = (const char *) sqlite3_column_text (stmt, 8);
+      stream_id_len = sqlite3_column_bytes (stmt, 8);
+      if (stream_id == NULL)
+        stream_id = "";
+    }
+  type = (const char *) sqlite3_column_text (stmt, 3);
+  n_type = sqlite3_column_bytes (stmt, 3);
+  key = (const char *) sqlite3_column_text (stmt, 2);
+  n_key = sqlite3_column_bytes (stmt, 2);
+  metadata = (const char *) sqlite3_column_text (stmt, 6);
+  n_metadata = sqlite3_column_bytes (stmt, 6);
+  blob = sqlite3_column_blob (stmt, 5);
+  n_blob = sqlite3_column_bytes (stmt, 5);
+
+  _es_row_page_add (rows->page,
+                    sqlite3_column_int64 (stmt, 0),
+                    sqlite3_column_int64 (stmt, 1),
+                    sqlite3_column_int64 (stmt, 4),
+                    (EsStoredEventFlags) (sqlite3_column_int64 (stmt, 7) &
+                                          (ES_STORED_EVENT_FLAGS_ERASED |
+                                           ES_STORED_EVENT_FLAGS_TOMBSTONE)),
+                    stream_id, stream_id_len,
+                    type != NULL ? type : "", n_type,
+                    key, n_key,
+                    metadata, n_metadata,
+                    blob, n_blob);
+}
+
+gboolean
+_es_sqlite_storage_read_rows (EsStorageHandle  *handle,
+                              const char       *stream_id,
+                              gint64            position,
+                              EsReadFlags       flags,
+                              EsEventFilter    *filter,
+                              guint             limit,
+                              EsRowPage        *page,
+                              GCancellable     *cancellable,
+                              GError          **error)
+{
+  PageRows rows = { page, stream_id, stream_id != NULL ? strlen (stream_id) : 0 };
+
+  return read_rows_with (ES_SQLITE_STORAGE (handle), stream_id, position, flags, filter, limit,
+                         add_page_row, &rows, cancellable, error);
 }
 
 /* Counts from the indexes: (stream_id, version) for a stream, the rowid

@@ -764,6 +764,7 @@ storage_handle_iface_init (EsStorageHandleInterface *iface)
   iface->backup = _es_sqlite_storage_backup;
   iface->check = _es_sqlite_storage_check;
   iface->import_events = _es_sqlite_storage_import_events;
+  iface->read_rows = _es_sqlite_storage_read_rows;
 }
 
 /* ---------------------------------------------------------------------- *
