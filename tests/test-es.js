@@ -144,6 +144,17 @@ const tests = {
             const seqs = cursor.get_sequence_ids();
             const times = cursor.get_timestamps_usec();
             const data = cursor.dup_data_list();
+            // The same payloads in one block, with the length of each.
+            const [joined, lengths] = cursor.dup_data_joined();
+            const block = joined.toArray();
+            assertEqual(lengths.length, n, 'joined lengths');
+            let offset = 0;
+            for (let j = 0; j < n; j++) {
+                assertEqual(decoder.decode(block.subarray(offset, offset + lengths[j])),
+                    decoder.decode(data[j].toArray()), 'joined data');
+                offset += lengths[j];
+            }
+            assertEqual(offset, block.length, 'joined size');
             assertEqual(types.length, n, 'window length');
             for (let j = 0; j < n; j++) {
                 const e = all[seen + j];

@@ -212,7 +212,16 @@ class TestCursor(EsTestCase):
             versions += cursor.get_versions()
             seqs += cursor.get_sequence_ids()
             times += cursor.get_timestamps_usec()
-            data += [b.get_data() for b in cursor.dup_data_list()]
+            window_data = [b.get_data() or b"" for b in cursor.dup_data_list()]
+            data += window_data
+            # The same payloads in one block, with the length of each.
+            joined, lengths = cursor.dup_data_joined()
+            self.assertEqual(len(lengths), n)
+            block = joined.get_data() or b""
+            self.assertEqual(len(block), sum(lengths))
+            starts = [sum(lengths[:i]) for i in range(n)]
+            self.assertEqual([block[s:s + length] for s, length in zip(starts, lengths)],
+                             window_data)
             # The row getters refer to the window's last row.
             self.assertEqual(cursor.get_sequence_id(), seqs[-1])
         self.assertEqual(types, [e.get_event_type() for e in everything])
@@ -220,7 +229,7 @@ class TestCursor(EsTestCase):
         self.assertEqual(versions, [e.get_version() for e in everything])
         self.assertEqual(seqs, [e.get_sequence_id() for e in everything])
         self.assertEqual(times, [e.get_timestamp_usec() for e in everything])
-        self.assertEqual(data, [e.get_data().get_data() for e in everything])
+        self.assertEqual(data, [e.get_data().get_data() or b"" for e in everything])
 
     def test_filter_and_errors(self):
         self.write_many("s", 30)
@@ -813,6 +822,29 @@ class TestOverride(EsTestCase):
             Es.CandidateEvent.new_batch(["A"], [{"a": 1}])
         self.assertIn("json.dumps", str(caught.exception))
         self.assertEqual(stream.get_version(), 8)
+
+    def test_cursor_iteration(self):
+        a = self.open("iter-a")
+        b = self.open("iter-b")
+        for i in range(25):
+            (a if i % 3 else b).write([Es.CandidateEvent("T%d" % (i % 4), b"p%d" % i if i % 5 else b"")],
+                                      Es.VERSION_ANY, None)
+        for stream_id in ("iter-a", Es.ALL_STREAM):
+            expected = [(e.get_sequence_id(), e.get_stream_id(), e.get_version(),
+                         e.get_event_type(), e.data_bytes)
+                        for e in self.open(stream_id).read(0, None, None)]
+            for window in (Es.EventCursor.ITER_WINDOW, 1, 7, 100):
+                with self.open(stream_id).read_cursor(0, None, None) as cursor:
+                    cursor.ITER_WINDOW = window
+                    rows = list(cursor)
+                self.assertEqual(rows, expected)
+                # Leaving the block closed the cursor.
+                with self.assertRaises(GLib.Error) as caught:
+                    cursor.next(None)
+                self.assertTrue(caught.exception.matches(Gio.io_error_quark(),
+                                                         Gio.IOErrorEnum.CLOSED))
+        self.assertEqual(len(expected), 25)
+        self.assertIn(b"", [row[4] for row in expected])
 
     def test_enumerator_context_manager(self):
         stream = self.open("override")
