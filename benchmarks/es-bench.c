@@ -459,6 +459,90 @@ bench_read (const char *path,
   g_free (raw);
 }
 
+/* ---------------------------------------------------------------------- *
+ * EsEventCursor (issue 21)                                                *
+ * ---------------------------------------------------------------------- */
+
+/* Reads @stream to the end through a cursor, touching every field of each
+ * row as touch_event() does (the data's length, the first byte of each
+ * string, the numbers); returns the rows read. */
+static guint
+cursor_read_all (EsStream *stream)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(EsEventCursor) cursor = es_stream_read_cursor (stream, 0, NULL, NULL, &error);
+  guint n = 0;
+
+  g_assert_no_error (error);
+  while (es_event_cursor_next (cursor, NULL, &error))
+    {
+      gsize size;
+      const char *key = es_event_cursor_get_idempotency_key (cursor);
+      const char *metadata = es_event_cursor_get_metadata (cursor);
+
+      es_event_cursor_get_data (cursor, &size);
+      sink += es_event_cursor_get_version (cursor) +
+              es_event_cursor_get_sequence_id (cursor) +
+              es_event_cursor_get_stream_id (cursor)[0] +
+              es_event_cursor_get_event_type (cursor)[0] +
+              size +
+              (key != NULL ? key[0] : 0) +
+              (metadata != NULL ? metadata[0] : 0) +
+              es_event_cursor_get_timestamp_usec (cursor);
+      n++;
+    }
+  g_assert_no_error (error);
+  return n;
+}
+
+/* Reads @stream (of @factory's file) through a cursor and @raw_sql on
+ * @db, interleaved, n_runs times; prints the row @name. */
+static void
+bench_cursor (const char *name,
+              EsStream   *stream,
+              sqlite3    *db,
+              const char *raw_sql,
+              const char *raw_stream_id,
+              guint       count)
+{
+  double *es = g_new (double, n_runs), *raw = g_new (double, n_runs);
+  guint r;
+
+  for (r = 0; r < n_runs; r++)
+    {
+      double start = now ();
+      guint n = cursor_read_all (stream);
+
+      es[r] = n / (now () - start);
+      g_assert_cmpuint (n, ==, count);
+
+      start = now ();
+      n = raw_read (db, raw_sql, raw_stream_id, NULL);
+      raw[r] = n / (now () - start);
+      g_assert_cmpuint (n, ==, count);
+    }
+  row (name, median (es, n_runs), median (raw, n_runs), "events/s");
+  g_free (es);
+  g_free (raw);
+}
+
+/* Stream "bench" of @path (es-glib) and of @raw_path (raw). */
+static void
+bench_cursor_stream (const char *path,
+                     const char *raw_path,
+                     guint       count)
+{
+  EsStreamFactory *factory = open_factory (path, ES_DURABILITY_NORMAL);
+  EsStream *stream = open_stream (factory, "bench");
+  sqlite3 *db = raw_open (raw_path, FALSE, ES_DURABILITY_NORMAL);
+
+  bench_cursor ("read all, EsEventCursor, every field", stream, db, RAW_READ_STREAM, "bench",
+                count);
+  sqlite3_close (db);
+  g_object_unref (stream);
+  close_factory (factory);
+}
+
 /* Rebuilds a counter of stream "bench" (the sum of the events' "n"s, as a
  * projection would fold them) from scratch, and from a snapshot taken at
  * the stream's end. Returns seconds. */
@@ -595,6 +679,8 @@ bench_all (guint count)
 
   row ("read @all (10 streams)", median (es_all, n_runs), median (raw_all, n_runs),
        "events/s");
+  bench_cursor ("read @all, EsEventCursor, every field", all, db, RAW_READ_ALL, NULL,
+                per_stream * N_STREAMS);
   row ("read @all, event_type = 'Type3' (1 in 10)", median (es_type, n_runs),
        median (raw_type, n_runs), "events/s");
   row ("read @all, metadata.tenant = 3 (1 in 10)", median (es_meta, n_runs), 0,
@@ -793,6 +879,7 @@ main (int    argc,
 
       bench_read (path, raw_path, n_events, &es, &raw);
       row ("read all, EsEventEnumerator, every field", es, raw, "events/s");
+      bench_cursor_stream (path, raw_path, n_events);
       remove_db (raw_path);
 
       bench_rss (self_path, path);

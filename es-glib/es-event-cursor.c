@@ -224,8 +224,7 @@ fetch_page (EsEventCursor  *self,
   /* A short page is the end of what is stored now: don't ask again. */
   self->at_end = n < page_size;
   if (n > 0)
-    self->after = g_array_index (self->stream_id != NULL ? page->versions : page->sequence_ids,
-                                 gint64, n - 1);
+    self->after = (self->stream_id != NULL ? page->versions : page->sequence_ids)[n - 1];
   return TRUE;
 }
 
@@ -571,7 +570,7 @@ gint64
 es_event_cursor_get_sequence_id (EsEventCursor *self)
 {
   CHECK_ROW (self, 0);
-  return g_array_index (self->page->sequence_ids, gint64, CURRENT_ROW (self));
+  return self->page->sequence_ids[CURRENT_ROW (self)];
 }
 
 /**
@@ -588,7 +587,7 @@ gint64
 es_event_cursor_get_version (EsEventCursor *self)
 {
   CHECK_ROW (self, 0);
-  return g_array_index (self->page->versions, gint64, CURRENT_ROW (self));
+  return self->page->versions[CURRENT_ROW (self)];
 }
 
 /**
@@ -605,7 +604,7 @@ gint64
 es_event_cursor_get_timestamp_usec (EsEventCursor *self)
 {
   CHECK_ROW (self, 0);
-  return g_array_index (self->page->timestamps, gint64, CURRENT_ROW (self));
+  return self->page->timestamps[CURRENT_ROW (self)];
 }
 
 /**
@@ -783,9 +782,9 @@ es_event_cursor_get_event (EsEventCursor *self)
     }
 
   event = _es_stored_event_new_packed (g_ref_string_acquire (self->stream_ref),
-                                       g_array_index (page->sequence_ids, gint64, i),
-                                       g_array_index (page->versions, gint64, i),
-                                       g_array_index (page->timestamps, gint64, i),
+                                       page->sequence_ids[i],
+                                       page->versions[i],
+                                       page->timestamps[i],
                                        type, strlen (type),
                                        page->base + row->data, row->data_len,
                                        key, key != NULL ? strlen (key) : 0,
@@ -798,11 +797,11 @@ es_event_cursor_get_event (EsEventCursor *self)
 /* The window's part of a column, or NULL (and 0) without a window. */
 static const gint64 *
 window_column (EsEventCursor *self,
-               GArray        *column,
+               const gint64  *column,
                guint         *n_rows)
 {
   *n_rows = self->len;
-  return self->len > 0 ? &g_array_index (column, gint64, self->start) : NULL;
+  return self->len > 0 ? column + self->start : NULL;
 }
 
 /**

@@ -158,13 +158,19 @@ typedef struct
 
 struct _EsRowPage
 {
-  GByteArray *arena;         /* (owned) (nullable): while it is filled */
+  /* The arena: strings and data, while the page is filled. */
+  guint8     *arena;         /* (owned) (nullable) */
+  gsize       arena_len;
+  gsize       arena_size;
   GBytes     *block;         /* (owned) (nullable): the arena, once complete */
   const char *base;          /* the block's bytes */
-  GArray     *sequence_ids;  /* (element-type gint64) */
-  GArray     *versions;      /* (element-type gint64) */
-  GArray     *timestamps;    /* (element-type gint64) microseconds, UTC */
-  GArray     *rows;          /* (element-type EsRowRef) */
+  /* The columns, n_rows long (room for capacity). */
+  gint64     *sequence_ids;  /* (owned) */
+  gint64     *versions;      /* (owned) */
+  gint64     *timestamps;    /* (owned) microseconds, UTC */
+  EsRowRef   *rows;          /* (owned) */
+  guint       n_rows;
+  guint       capacity;
   gsize       last_stream_id;   /* offset of the last stream id, ES_ROW_NONE */
   gsize       last_stream_len;
 };
@@ -199,14 +205,14 @@ void            _es_row_page_complete      (EsRowPage         *page);
 static inline guint
 _es_row_page_get_n_rows (const EsRowPage *page)
 {
-  return page->rows->len;
+  return page->n_rows;
 }
 
 static inline const EsRowRef *
 _es_row_page_get_row (const EsRowPage *page,
                       guint            index)
 {
-  return &g_array_index (page->rows, EsRowRef, index);
+  return &page->rows[index];
 }
 
 static inline const char *

@@ -1,5 +1,10 @@
 /* es-row-page.c: a page of a read as rows in flat memory (see EsRowPage in
  * es-private.h), what EsEventCursor steps through.
+ *
+ * Filling a page is the hot path of a cursor read: each row is one check
+ * of the arena's room and of the columns' room, then plain copies; the
+ * arena becomes the page's GBytes without a copy.
+ *
  * SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "config.h"
 
@@ -7,7 +12,7 @@
 
 #include "es-private.h"
 
-/* What a page's arena starts with; it grows as rows come. */
+/* What a page's arena starts with; it doubles as rows come. */
 #define ARENA_INITIAL_SIZE (64 * 1024)
 
 EsRowPage *
@@ -15,10 +20,6 @@ _es_row_page_new (void)
 {
   EsRowPage *page = g_new0 (EsRowPage, 1);
 
-  page->sequence_ids = g_array_sized_new (FALSE, FALSE, sizeof (gint64), ES_READ_PAGE_SIZE);
-  page->versions = g_array_sized_new (FALSE, FALSE, sizeof (gint64), ES_READ_PAGE_SIZE);
-  page->timestamps = g_array_sized_new (FALSE, FALSE, sizeof (gint64), ES_READ_PAGE_SIZE);
-  page->rows = g_array_sized_new (FALSE, FALSE, sizeof (EsRowRef), ES_READ_PAGE_SIZE);
   page->last_stream_id = ES_ROW_NONE;
   return page;
 }
@@ -28,12 +29,9 @@ _es_row_page_reset (EsRowPage *page)
 {
   g_clear_pointer (&page->block, g_bytes_unref);
   page->base = NULL;
-  if (page->arena != NULL)
-    g_byte_array_set_size (page->arena, 0);
-  g_array_set_size (page->sequence_ids, 0);
-  g_array_set_size (page->versions, 0);
-  g_array_set_size (page->timestamps, 0);
-  g_array_set_size (page->rows, 0);
+  /* An arena not completed (a failed read) is kept for the next page. */
+  page->arena_len = 0;
+  page->n_rows = 0;
   page->last_stream_id = ES_ROW_NONE;
   page->last_stream_len = 0;
 }
@@ -44,28 +42,54 @@ _es_row_page_free (EsRowPage *page)
   if (page == NULL)
     return;
   g_clear_pointer (&page->block, g_bytes_unref);
-  g_clear_pointer (&page->arena, g_byte_array_unref);
-  g_array_unref (page->sequence_ids);
-  g_array_unref (page->versions);
-  g_array_unref (page->timestamps);
-  g_array_unref (page->rows);
+  g_free (page->arena);
+  g_free (page->sequence_ids);
+  g_free (page->versions);
+  g_free (page->timestamps);
+  g_free (page->rows);
   g_free (page);
 }
 
-/* Copies @len bytes and a NUL into the arena; returns their offset. */
-static gsize
-arena_add (GByteArray *arena,
-           const void *bytes,
-           gsize       len,
-           gboolean    nul)
+static void
+grow_columns (EsRowPage *page)
 {
-  gsize offset = arena->len;
+  page->capacity = MAX (page->capacity * 2, ES_READ_PAGE_SIZE);
+  page->sequence_ids = g_renew (gint64, page->sequence_ids, page->capacity);
+  page->versions = g_renew (gint64, page->versions, page->capacity);
+  page->timestamps = g_renew (gint64, page->timestamps, page->capacity);
+  page->rows = g_renew (EsRowRef, page->rows, page->capacity);
+}
 
-  g_byte_array_set_size (arena, offset + len + (nul ? 1 : 0));
+static void
+grow_arena (EsRowPage *page,
+            gsize      needed)
+{
+  /* A new arena starts at the size the previous page's reached. */
+  gsize size = MAX (page->arena_size, ARENA_INITIAL_SIZE);
+
+  while (size - page->arena_len < needed)
+    {
+      if (size > G_MAXSIZE / 2)
+        g_error ("%s: a page of %" G_GSIZE_FORMAT " bytes is too large", G_STRLOC,
+                 page->arena_len + needed);
+      size *= 2;
+    }
+  page->arena = g_realloc (page->arena, size);
+  page->arena_size = size;
+}
+
+/* Copies @len bytes and a NUL into the arena, which has room. */
+static inline gsize
+put_string (EsRowPage  *page,
+            const char *string,
+            gsize       len)
+{
+  gsize offset = page->arena_len;
+
   if (len > 0)
-    memcpy (arena->data + offset, bytes, len);
-  if (nul)
-    arena->data[offset + len] = '\0';
+    memcpy (page->arena + offset, string, len);
+  page->arena[offset + len] = '\0';
+  page->arena_len = offset + len + 1;
   return offset;
 }
 
@@ -86,39 +110,50 @@ _es_row_page_add (EsRowPage          *page,
                   const void         *data,
                   gsize               data_len)
 {
-  EsRowRef row;
+  gboolean same_stream;
+  gsize needed;
+  EsRowRef *row;
+  guint i;
 
   g_assert (page->block == NULL);
 
-  if (page->arena == NULL)
-    page->arena = g_byte_array_sized_new (ARENA_INITIAL_SIZE);
+  if (page->n_rows == page->capacity)
+    grow_columns (page);
 
   /* Consecutive rows of one stream (every row of a stream's read) share
    * its id. */
-  if (page->last_stream_id != ES_ROW_NONE && page->last_stream_len == stream_id_len &&
-      memcmp (page->arena->data + page->last_stream_id, stream_id, stream_id_len) == 0)
-    row.stream_id = page->last_stream_id;
+  same_stream = page->last_stream_id != ES_ROW_NONE && page->last_stream_len == stream_id_len &&
+                memcmp (page->arena + page->last_stream_id, stream_id, stream_id_len) == 0;
+  needed = (same_stream ? 0 : stream_id_len + 1) + event_type_len + 1 +
+           (idempotency_key != NULL ? idempotency_key_len + 1 : 0) +
+           (metadata != NULL ? metadata_len + 1 : 0) + data_len;
+  if (page->arena == NULL || page->arena_size - page->arena_len < needed)
+    grow_arena (page, needed);
+
+  i = page->n_rows++;
+  page->sequence_ids[i] = sequence_id;
+  page->versions[i] = version;
+  page->timestamps[i] = timestamp_usec;
+  row = &page->rows[i];
+
+  if (same_stream)
+    row->stream_id = page->last_stream_id;
   else
     {
-      row.stream_id = arena_add (page->arena, stream_id, stream_id_len, TRUE);
-      page->last_stream_id = row.stream_id;
+      row->stream_id = put_string (page, stream_id, stream_id_len);
+      page->last_stream_id = row->stream_id;
       page->last_stream_len = stream_id_len;
     }
-
-  row.event_type = arena_add (page->arena, event_type, event_type_len, TRUE);
-  row.key = idempotency_key != NULL
-              ? arena_add (page->arena, idempotency_key, idempotency_key_len, TRUE)
-              : ES_ROW_NONE;
-  row.metadata = metadata != NULL ? arena_add (page->arena, metadata, metadata_len, TRUE)
-                                  : ES_ROW_NONE;
-  row.data = arena_add (page->arena, data, data_len, FALSE);
-  row.data_len = data_len;
-  row.flags = flags;
-
-  g_array_append_val (page->sequence_ids, sequence_id);
-  g_array_append_val (page->versions, version);
-  g_array_append_val (page->timestamps, timestamp_usec);
-  g_array_append_val (page->rows, row);
+  row->event_type = put_string (page, event_type, event_type_len);
+  row->key = idempotency_key != NULL ? put_string (page, idempotency_key, idempotency_key_len)
+                                     : ES_ROW_NONE;
+  row->metadata = metadata != NULL ? put_string (page, metadata, metadata_len) : ES_ROW_NONE;
+  row->data = page->arena_len;
+  row->data_len = data_len;
+  if (data_len > 0)
+    memcpy (page->arena + page->arena_len, data, data_len);
+  page->arena_len += data_len;
+  row->flags = flags;
 }
 
 void
@@ -150,10 +185,13 @@ _es_row_page_complete (EsRowPage *page)
   g_assert (page->block == NULL);
 
   /* The arena's memory becomes the block without a copy; the next page
-   * gets a new arena. */
-  if (page->arena == NULL)
+   * gets a new arena, of the size this one reached. */
+  if (page->n_rows == 0)
     page->block = g_bytes_new_static ("", 0);
   else
-    page->block = g_byte_array_free_to_bytes (g_steal_pointer (&page->arena));
+    {
+      page->block = g_bytes_new_take (g_steal_pointer (&page->arena), page->arena_len);
+      page->arena_len = 0;
+    }
   page->base = g_bytes_get_data (page->block, NULL);
 }

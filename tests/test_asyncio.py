@@ -78,6 +78,9 @@ AWAITED = {
     ("StreamFactory", "check_async"),
     ("StreamFactory", "export_events_async"),
     ("StreamFactory", "import_events_async"),
+    # The cursor (since 0.2): test_cursor below.
+    ("Stream", "read_cursor_async"),
+    ("EventCursor", "next_async"),
 }
 
 
@@ -264,6 +267,23 @@ class TestAwaitables(AsyncTestCase):
             self.assertTrue(await factory.close_async())
             self.assertTrue(factory.is_closed())
             return True
+
+        self.assertTrue(run(main()))
+
+    def test_cursor(self):
+        async def main():
+            async with Es.SqliteStreamFactory.new_async(self.path) as factory:
+                stream = await factory.open_stream_async("s")
+                await stream.write_async(events(*("T%d" % (i % 3) for i in range(1100))),
+                                         Es.VERSION_ANY)
+                cursor = await stream.read_cursor_async(5)
+                rows = []
+                while await cursor.next_async():
+                    rows.append((cursor.get_version(), cursor.get_event_type()))
+                self.assertEqual(rows, [(v, "T%d" % ((v - 1) % 3)) for v in range(6, 1101)])
+                # The end stays the end.
+                self.assertFalse(await cursor.next_async())
+                return True
 
         self.assertTrue(run(main()))
 
