@@ -827,7 +827,8 @@ class TestOverride(EsTestCase):
         a = self.open("iter-a")
         b = self.open("iter-b")
         for i in range(25):
-            (a if i % 3 else b).write([Es.CandidateEvent("T%d" % (i % 4), b"p%d" % i if i % 5 else b"")],
+            payload = b"p%d" % i if i % 5 else b""
+            (a if i % 3 else b).write([Es.CandidateEvent("T%d" % (i % 4), payload)],
                                       Es.VERSION_ANY, None)
         for stream_id in ("iter-a", Es.ALL_STREAM):
             expected = [(e.get_sequence_id(), e.get_stream_id(), e.get_version(),
