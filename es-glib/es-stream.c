@@ -88,6 +88,12 @@ stream_op_free (gpointer data)
   g_free (op);
 }
 
+static EsEventCursor *call_read_cursor (EsStream       *self,
+                                        gint64          after_version,
+                                        EsEventFilter  *filter,
+                                        GCancellable   *cancellable,
+                                        GError        **error);
+
 static void
 stream_op_in_thread (GTask        *task,
                      gpointer      source_object,
@@ -155,8 +161,8 @@ stream_op_in_thread (GTask        *task,
       break;
     case OP_READ_CURSOR:
       {
-        EsEventCursor *cursor = iface->read_cursor (self, op->version, op->filter,
-                                                    cancellable, &error);
+        EsEventCursor *cursor = call_read_cursor (self, op->version, op->filter,
+                                                  cancellable, &error);
         if (error == NULL)
           g_task_return_pointer (task, cursor, g_object_unref);
       }
@@ -353,6 +359,21 @@ es_stream_real_read_cursor (EsStream       *self,
   if (!_es_event_cursor_fill (cursor, cancellable, error))
     return NULL;
   return g_steal_pointer (&cursor);
+}
+
+/* An implementation may have reset the vfunc; the default still works. */
+static EsEventCursor *
+call_read_cursor (EsStream       *self,
+                  gint64          after_version,
+                  EsEventFilter  *filter,
+                  GCancellable   *cancellable,
+                  GError        **error)
+{
+  EsStreamInterface *iface = ES_STREAM_GET_IFACE (self);
+
+  if (iface->read_cursor == NULL)
+    return es_stream_real_read_cursor (self, after_version, filter, cancellable, error);
+  return iface->read_cursor (self, after_version, filter, cancellable, error);
 }
 
 static void
@@ -1168,17 +1189,6 @@ es_stream_read_backwards_finish (EsStream      *self,
   return g_task_propagate_pointer (G_TASK (result), error);
 }
 
-static EsStreamInterface *
-read_cursor_iface (EsStream *self)
-{
-  EsStreamInterface *iface = ES_STREAM_GET_IFACE (self);
-
-  /* An implementation may have reset it; the default still works. */
-  if (iface->read_cursor == NULL)
-    iface->read_cursor = es_stream_real_read_cursor;
-  return iface;
-}
-
 /**
  * es_stream_read_cursor:
  * @self: an [iface@Es.Stream]
@@ -1219,7 +1229,7 @@ es_stream_read_cursor (EsStream       *self,
   g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  return read_cursor_iface (self)->read_cursor (self, after_version, filter, cancellable, error);
+  return call_read_cursor (self, after_version, filter, cancellable, error);
 }
 
 /**
@@ -1251,7 +1261,6 @@ es_stream_read_cursor_async (EsStream            *self,
   g_return_if_fail (filter == NULL || ES_IS_EVENT_FILTER (filter));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  read_cursor_iface (self);
   op = g_new0 (StreamOp, 1);
   op->kind = OP_READ_CURSOR;
   op->version = after_version;
