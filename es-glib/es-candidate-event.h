@@ -31,5 +31,15 @@ const char       *es_candidate_event_get_metadata        (EsCandidateEvent *self
 ES_AVAILABLE_IN_ALL
 void              es_candidate_event_set_metadata        (EsCandidateEvent *self,
                                                           const char       *json);
+ES_AVAILABLE_IN_ALL
+GPtrArray        *es_candidate_event_new_batch           (const char * const *event_types,
+                                                          guint               n_event_types,
+                                                          GBytes             *data,
+                                                          const gsize        *data_lengths,
+                                                          guint               n_data_lengths,
+                                                          const char * const *idempotency_keys,
+                                                          guint               n_idempotency_keys,
+                                                          const char * const *metadata,
+                                                          guint               n_metadata);
 
 G_END_DECLS

@@ -957,3 +957,61 @@ es_event_cursor_dup_data_list (EsEventCursor *self)
     }
   return list;
 }
+
+/**
+ * es_event_cursor_dup_data_joined:
+ * @self: an [class@Es.EventCursor]
+ * @lengths: (out) (array length=n_rows) (transfer full) (optional): return
+ *   location for the length of each row's payload, in order
+ * @n_rows: (out) (optional): return location for the number of rows of
+ *   the window
+ *
+ * The payloads of the rows of the window one after the other in one block,
+ * with the length of each: row i's data starts at the sum of the lengths
+ * of the rows before it.
+ *
+ * This is the fastest way to get every payload of a window into a
+ * language binding: one object instead of one per row. From Python,
+ * `block, lengths = cursor.dup_data_joined()` and then slices of
+ * `block.get_data()` (see "From Python" in the performance guide); from C,
+ * [method@Es.EventCursor.get_data] on each row copies nothing.
+ *
+ * Returns: (transfer full): the payloads, joined (a copy: it lives on
+ *   after the cursor moves); empty without a window
+ *
+ * Since: 0.2
+ */
+GBytes *
+es_event_cursor_dup_data_joined (EsEventCursor  *self,
+                                 gsize         **lengths,
+                                 guint          *n_rows)
+{
+  gsize total = 0;
+  guint8 *joined;
+  gsize *row_lengths = NULL;
+  gsize offset = 0;
+
+  g_return_val_if_fail (ES_IS_EVENT_CURSOR (self), NULL);
+
+  for (guint i = 0; i < self->len; i++)
+    total += _es_row_page_get_row (self->page, self->start + i)->data_len;
+
+  joined = g_malloc (total > 0 ? total : 1);
+  if (lengths != NULL)
+    row_lengths = g_new (gsize, self->len > 0 ? self->len : 1);
+  for (guint i = 0; i < self->len; i++)
+    {
+      const EsRowRef *row = _es_row_page_get_row (self->page, self->start + i);
+
+      memcpy (joined + offset, self->page->base + row->data, row->data_len);
+      offset += row->data_len;
+      if (row_lengths != NULL)
+        row_lengths[i] = row->data_len;
+    }
+
+  if (lengths != NULL)
+    *lengths = row_lengths;
+  if (n_rows != NULL)
+    *n_rows = self->len;
+  return g_bytes_new_take (joined, total);
+}

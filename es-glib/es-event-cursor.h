@@ -79,5 +79,9 @@ ES_AVAILABLE_IN_ALL
 GStrv               es_event_cursor_dup_stream_ids      (EsEventCursor        *self);
 ES_AVAILABLE_IN_ALL
 GPtrArray          *es_event_cursor_dup_data_list       (EsEventCursor        *self);
+ES_AVAILABLE_IN_ALL
+GBytes             *es_event_cursor_dup_data_joined     (EsEventCursor        *self,
+                                                         gsize               **lengths,
+                                                         guint                *n_rows);
 
 G_END_DECLS

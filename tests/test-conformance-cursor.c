@@ -871,6 +871,99 @@ test_cursor_matches_storage (Fixture       *f,
     }
 }
 
+/* dup_data_joined(): the window's payloads in one block, with their
+ * lengths, equal to the enumerator's data; a copy that outlives the
+ * window. */
+static void
+test_cursor_data_joined (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(GPtrArray) expected = NULL;
+  g_autoptr(EsEventCursor) cursor = NULL;
+  g_autoptr(GPtrArray) blocks = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+  g_autoptr(GError) error = NULL;
+  guint seen = 0;
+  guint max = 1;
+  guint n_rows = 99;
+  gsize *lengths = NULL;
+  g_autoptr(GBytes) empty = NULL;
+  g_autoptr(GByteArray) all_expected = g_byte_array_new ();
+  g_autoptr(GByteArray) all_joined = g_byte_array_new ();
+
+  g_test_summary ("EsEventCursor: dup_data_joined() gives the payloads of the window (empty "
+                  "ones included) joined, and the length of each, which outlive the window");
+
+  write_varied (f, "a", 1100);
+  write_varied (f, "b", 300);
+
+  all = open_stream (f, ES_ALL_STREAM);
+  expected = es_test_read_all_ok (all, 0, NULL);
+  cursor = es_stream_read_cursor (all, 0, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  /* Without a window: nothing. */
+  empty = es_event_cursor_dup_data_joined (cursor, &lengths, &n_rows);
+  g_assert_cmpuint (g_bytes_get_size (empty), ==, 0);
+  g_assert_cmpuint (n_rows, ==, 0);
+  g_free (lengths);
+
+  for (;;)
+    {
+      g_autofree gsize *row_lengths = NULL;
+      GBytes *block;
+      const char *bytes;
+      gsize size, offset = 0;
+      guint n = es_event_cursor_next_rows (cursor, max, NULL, &error);
+
+      g_assert_no_error (error);
+      if (n == 0)
+        break;
+
+      block = es_event_cursor_dup_data_joined (cursor, &row_lengths, &n_rows);
+      g_ptr_array_add (blocks, block);
+      g_assert_cmpuint (n_rows, ==, n);
+      bytes = g_bytes_get_data (block, &size);
+      for (guint i = 0; i < n; i++)
+        {
+          GBytes *want = es_stored_event_get_data (g_ptr_array_index (expected, seen + i));
+
+          g_assert_cmpmem (bytes + offset, row_lengths[i],
+                           g_bytes_get_data (want, NULL), g_bytes_get_size (want));
+          offset += row_lengths[i];
+        }
+      g_assert_cmpuint (offset, ==, size);
+
+      /* The out arguments are optional. */
+      g_bytes_unref (es_event_cursor_dup_data_joined (cursor, NULL, NULL));
+
+      seen += n;
+      max = max * 3 + 1;
+    }
+  g_assert_cmpuint (seen, ==, expected->len);
+  g_assert_cmpuint (blocks->len, >, 3);
+
+  /* The blocks live on after the cursor moved on and closed: together
+   * they are every payload, in order. */
+  assert_ok (es_event_cursor_close (cursor, NULL, &error));
+  g_clear_object (&cursor);
+  for (guint i = 0; i < expected->len; i++)
+    {
+      GBytes *want = es_stored_event_get_data (g_ptr_array_index (expected, i));
+
+      g_byte_array_append (all_expected, g_bytes_get_data (want, NULL),
+                           g_bytes_get_size (want));
+    }
+  for (guint b = 0; b < blocks->len; b++)
+    {
+      gsize size;
+      const guint8 *bytes = g_bytes_get_data (g_ptr_array_index (blocks, b), &size);
+
+      g_byte_array_append (all_joined, bytes, size);
+    }
+  g_assert_cmpmem (all_joined->data, all_joined->len, all_expected->data, all_expected->len);
+}
+
 void
 add_cursor_tests (void)
 {
@@ -890,4 +983,5 @@ add_cursor_tests (void)
   add_test ("cursor/async", test_cursor_async);
   add_test ("cursor/default", test_cursor_default);
   add_test ("cursor/storage", test_cursor_matches_storage);
+  add_test ("cursor/data-joined", test_cursor_data_joined);
 }

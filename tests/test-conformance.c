@@ -1030,6 +1030,100 @@ test_write_data_round_trip (Fixture       *f,
 }
 
 static void
+test_write_candidate_batch (Fixture       *f,
+                            gconstpointer  data)
+{
+  static const char *types[] = { "First", "Second", "Third", "Fourth" };
+  /* NULL or empty: none. */
+  static const char *keys[] = { "k1", "", "k3", "k1" };
+  static const char *expected_keys[] = { "k1", NULL, "k3", "k1" };
+  static const char *metadata[] = { "{\"n\":1}", NULL, "", "{\"n\":4}" };
+  static const char *expected_metadata[] = { "{\"n\":1}", NULL, NULL, "{\"n\":4}" };
+  static const gsize lengths[] = { 3, 0, 4, 2 };
+  static const char block[] = "abc\0\xff\0dXY";
+  g_autoptr(GBytes) bytes = g_bytes_new_static (block, 9);
+  g_autoptr(EsStream) stream = open_stream (f, "batch");
+  g_autoptr(GPtrArray) batch = NULL;
+  g_autoptr(GPtrArray) bare = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GError) error = NULL;
+  static const char *expected_types[] = { "First", "Second", "Third" };
+  static const char *expected_data[] = { "abc", "", "\0\xff\0d" };
+  static const gsize expected_lengths[] = { 3, 0, 4 };
+  gsize offset = 0;
+
+  g_test_summary ("es_candidate_event_new_batch() makes the candidates new(), "
+                  "set_idempotency_key() and set_metadata() would: the i-th type, "
+                  "slice of the data, key and metadata; written, they read back so");
+
+  batch = es_candidate_event_new_batch (types, 4, bytes, lengths, 4, keys, 4, metadata, 4);
+  g_assert_nonnull (batch);
+  g_assert_cmpuint (batch->len, ==, 4);
+  for (guint i = 0; i < batch->len; i++)
+    {
+      EsCandidateEvent *event = g_ptr_array_index (batch, i);
+      GBytes *event_data = es_candidate_event_get_data (event);
+      gsize size;
+      const char *bytes_data = g_bytes_get_data (event_data, &size);
+
+      g_assert_true (ES_IS_CANDIDATE_EVENT (event));
+      g_assert_cmpstr (es_candidate_event_get_event_type (event), ==, types[i]);
+      g_assert_cmpstr (es_candidate_event_get_idempotency_key (event), ==, expected_keys[i]);
+      g_assert_cmpstr (es_candidate_event_get_metadata (event), ==, expected_metadata[i]);
+      g_assert_cmpmem (bytes_data, size, block + offset, lengths[i]);
+      /* A slice of the block, not a copy. */
+      if (size > 0)
+        g_assert_true (bytes_data == block + offset);
+      offset += lengths[i];
+    }
+
+  /* The fourth repeats the first's key: skipped by the write, as always. */
+  g_assert_cmpint (write_batch (stream, batch, ES_VERSION_NO_STREAM, &error), ==, 3);
+  g_assert_no_error (error);
+  events = read_stream (f, "batch");
+  g_assert_cmpuint (events->len, ==, 3);
+  for (guint i = 0; i < events->len; i++)
+    {
+      EsStoredEvent *event = g_ptr_array_index (events, i);
+      GBytes *stored = es_stored_event_get_data (event);
+
+      g_assert_cmpint (es_stored_event_get_version (event), ==, i + 1);
+      g_assert_cmpstr (es_stored_event_get_event_type (event), ==, expected_types[i]);
+      g_assert_cmpmem (g_bytes_get_data (stored, NULL), g_bytes_get_size (stored),
+                       expected_data[i], expected_lengths[i]);
+      g_assert_cmpstr (es_stored_event_get_idempotency_key (event), ==, expected_keys[i]);
+      g_assert_cmpstr (es_stored_event_get_metadata (event), ==, expected_metadata[i]);
+    }
+
+  /* Only the types: empty payloads, no keys, no metadata. */
+  bare = es_candidate_event_new_batch (types, 2, NULL, NULL, 0, NULL, 0, NULL, 0);
+  g_assert_cmpuint (bare->len, ==, 2);
+  for (guint i = 0; i < bare->len; i++)
+    {
+      EsCandidateEvent *event = g_ptr_array_index (bare, i);
+
+      g_assert_cmpstr (es_candidate_event_get_event_type (event), ==, types[i]);
+      g_assert_nonnull (es_candidate_event_get_data (event));
+      g_assert_cmpuint (g_bytes_get_size (es_candidate_event_get_data (event)), ==, 0);
+      g_assert_null (es_candidate_event_get_idempotency_key (event));
+      g_assert_null (es_candidate_event_get_metadata (event));
+    }
+  g_clear_pointer (&bare, g_ptr_array_unref);
+  bare = es_candidate_event_new_batch (types, 0, NULL, NULL, 0, NULL, 0, NULL, 0);
+  g_assert_cmpuint (bare->len, ==, 0);
+
+  /* Lengths that do not match are a programmer error. */
+  g_test_expect_message ("Es", G_LOG_LEVEL_CRITICAL, "*n_idempotency_keys*");
+  g_assert_null (es_candidate_event_new_batch (types, 4, bytes, lengths, 4, keys, 3,
+                                               NULL, 0));
+  g_test_assert_expected_messages ();
+  g_test_expect_message ("Es", G_LOG_LEVEL_CRITICAL, "*offset == data_size*");
+  g_assert_null (es_candidate_event_new_batch (types, 3, bytes, lengths, 3, NULL, 0,
+                                               NULL, 0));
+  g_test_assert_expected_messages ();
+}
+
+static void
 test_write_stored_fields (Fixture       *f,
                           gconstpointer  data)
 {
@@ -4257,6 +4351,7 @@ main (int   argc,
   add_test ("write/stream-id-1024", test_write_stream_id_1024);
   add_test ("write/metadata-verbatim", test_write_metadata_verbatim);
   add_test ("write/data-round-trip", test_write_data_round_trip);
+  add_test ("write/candidate-batch", test_write_candidate_batch);
   add_test ("write/stored-fields", test_write_stored_fields);
   add_test ("write/timestamps", test_write_timestamps);
   add_test ("write/async", test_write_async);

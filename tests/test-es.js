@@ -144,6 +144,17 @@ const tests = {
             const seqs = cursor.get_sequence_ids();
             const times = cursor.get_timestamps_usec();
             const data = cursor.dup_data_list();
+            // The same payloads in one block, with the length of each.
+            const [joined, lengths] = cursor.dup_data_joined();
+            const block = joined.toArray();
+            assertEqual(lengths.length, n, 'joined lengths');
+            let offset = 0;
+            for (let j = 0; j < n; j++) {
+                assertEqual(decoder.decode(block.subarray(offset, offset + lengths[j])),
+                    decoder.decode(data[j].toArray()), 'joined data');
+                offset += lengths[j];
+            }
+            assertEqual(offset, block.length, 'joined size');
             assertEqual(types.length, n, 'window length');
             for (let j = 0; j < n; j++) {
                 const e = all[seen + j];
@@ -388,6 +399,23 @@ Object.assign(tests, {
         assertEqual(candidate.idempotency_key, 'k', 'key property');
         assertEqual(candidate.metadata, '{"a":1}', 'metadata property');
         assertEqual(Es.CandidateEvent.new('Empty', null).get_data().get_size(), 0, 'empty data');
+
+        // Many candidates in one call: the i-th type, slice of the data,
+        // key and metadata; an empty key or metadata is none (GJS cannot
+        // put null in an array of strings).
+        const batch = Es.CandidateEvent.new_batch(['A', 'B', 'C'],
+            new GLib.Bytes(encoder.encode('abxyz')), [2, 0, 3],
+            ['k1', '', 'k3'], ['', '{"n":2}', '']);
+        assertEqual(batch.length, 3, 'batch length');
+        assertEqual(batch.map(c => c.get_event_type()).join(), 'A,B,C', 'batch types');
+        assertEqual(batch.map(c => decoder.decode(c.get_data().toArray())).join(), 'ab,,xyz',
+            'batch data');
+        assertEqual(batch[0].get_idempotency_key(), 'k1', 'batch key');
+        assertEqual(batch[1].get_idempotency_key(), null, 'batch no key');
+        assertEqual(batch[1].get_metadata(), '{"n":2}', 'batch metadata');
+        assertEqual(batch[2].get_metadata(), null, 'batch no metadata');
+        const bare = Es.CandidateEvent.new_batch(['T'], null, null, null, null);
+        assertEqual(bare[0].get_data().get_size(), 0, 'batch empty data');
 
         const when = GLib.DateTime.new_utc(2024, 5, 1, 12, 0, 0.5);
         const stored = Es.StoredEvent.new('s-1', 7, 3, when, 'Typed',

@@ -212,7 +212,16 @@ class TestCursor(EsTestCase):
             versions += cursor.get_versions()
             seqs += cursor.get_sequence_ids()
             times += cursor.get_timestamps_usec()
-            data += [b.get_data() for b in cursor.dup_data_list()]
+            window_data = [b.get_data() or b"" for b in cursor.dup_data_list()]
+            data += window_data
+            # The same payloads in one block, with the length of each.
+            joined, lengths = cursor.dup_data_joined()
+            self.assertEqual(len(lengths), n)
+            block = joined.get_data() or b""
+            self.assertEqual(len(block), sum(lengths))
+            starts = [sum(lengths[:i]) for i in range(n)]
+            self.assertEqual([block[s:s + length] for s, length in zip(starts, lengths)],
+                             window_data)
             # The row getters refer to the window's last row.
             self.assertEqual(cursor.get_sequence_id(), seqs[-1])
         self.assertEqual(types, [e.get_event_type() for e in everything])
@@ -220,7 +229,7 @@ class TestCursor(EsTestCase):
         self.assertEqual(versions, [e.get_version() for e in everything])
         self.assertEqual(seqs, [e.get_sequence_id() for e in everything])
         self.assertEqual(times, [e.get_timestamp_usec() for e in everything])
-        self.assertEqual(data, [e.get_data().get_data() for e in everything])
+        self.assertEqual(data, [e.get_data().get_data() or b"" for e in everything])
 
     def test_filter_and_errors(self):
         self.write_many("s", 30)
@@ -766,6 +775,77 @@ class TestOverride(EsTestCase):
                     self.assertIn("json.dumps", message)
         with self.assertRaises(TypeError):
             Es.CandidateEvent.new(None, b"x")
+
+    def test_candidate_new_batch(self):
+        stream = self.open("new-batch")
+        types = ["A", "B", "C", "D", "E", "F"]
+        data = [b"ab", "caf\u00e9", None, GLib.Bytes.new(b"\x00\xff"), memoryview(b"xyz")[1:],
+                bytearray(b"")]
+        keys = ["k1", None, "k3", None, "k1", "k6"]
+        metadata = [{"n": 1}, None, '{"n":3}', None, None, {"n": 6}]
+        batch = Es.CandidateEvent.new_batch(types, data, keys, metadata)
+        self.assertEqual([c.get_event_type() for c in batch], types)
+        self.assertEqual([c.get_idempotency_key() for c in batch], keys)
+        self.assertEqual([c.get_metadata() for c in batch],
+                         ['{"n":1}', None, '{"n":3}', None, None, '{"n":6}'])
+        expected_data = [b"ab", "caf\u00e9".encode("utf-8"), b"", b"\x00\xff", b"yz", b""]
+        self.assertEqual([c.get_data().get_data() or b"" for c in batch], expected_data)
+
+        # The fifth repeats the first's key: skipped by the write.
+        self.assertEqual(stream.write(batch, Es.VERSION_ANY, None), 5)
+        events = list(stream.read(0, None, None))
+        self.assertEqual([e.get_event_type() for e in events], ["A", "B", "C", "D", "F"])
+        self.assertEqual([e.data_bytes for e in events],
+                         [d for i, d in enumerate(expected_data) if i != 4])
+        self.assertEqual([e.metadata_dict for e in events],
+                         [{"n": 1}, None, {"n": 3}, None, {"n": 6}])
+
+        # The fast path: only bytes.
+        batch = Es.CandidateEvent.new_batch(["T"] * 3, [b"1", b"22", b"333"],
+                                            ["x1", "x2", "x3"])
+        self.assertEqual(stream.write(batch, 5, None), 8)
+        self.assertEqual([e.data_bytes for e in stream.read(5, None, None)], [b"1", b"22", b"333"])
+        # Only the types.
+        bare = Es.CandidateEvent.new_batch(("T", "U"))
+        self.assertEqual([(c.get_event_type(), c.get_data().get_size(), c.get_idempotency_key())
+                          for c in bare], [("T", 0, None), ("U", 0, None)])
+        self.assertEqual(Es.CandidateEvent.new_batch([]), [])
+
+        with self.assertRaises(ValueError) as caught:
+            Es.CandidateEvent.new_batch(["A", "B"], [b"x"])
+        self.assertIn("2 event types but 1 data", str(caught.exception))
+        with self.assertRaises(ValueError):
+            Es.CandidateEvent.new_batch(["A"], None, ["k1", "k2"])
+        with self.assertRaises(TypeError):
+            Es.CandidateEvent.new_batch("AB")
+        with self.assertRaises(TypeError) as caught:
+            Es.CandidateEvent.new_batch(["A"], [{"a": 1}])
+        self.assertIn("json.dumps", str(caught.exception))
+        self.assertEqual(stream.get_version(), 8)
+
+    def test_cursor_iteration(self):
+        a = self.open("iter-a")
+        b = self.open("iter-b")
+        for i in range(25):
+            payload = b"p%d" % i if i % 5 else b""
+            (a if i % 3 else b).write([Es.CandidateEvent("T%d" % (i % 4), payload)],
+                                      Es.VERSION_ANY, None)
+        for stream_id in ("iter-a", Es.ALL_STREAM):
+            expected = [(e.get_sequence_id(), e.get_stream_id(), e.get_version(),
+                         e.get_event_type(), e.data_bytes)
+                        for e in self.open(stream_id).read(0, None, None)]
+            for window in (Es.EventCursor.ITER_WINDOW, 1, 7, 100):
+                with self.open(stream_id).read_cursor(0, None, None) as cursor:
+                    cursor.ITER_WINDOW = window
+                    rows = list(cursor)
+                self.assertEqual(rows, expected)
+                # Leaving the block closed the cursor.
+                with self.assertRaises(GLib.Error) as caught:
+                    cursor.next(None)
+                self.assertTrue(caught.exception.matches(Gio.io_error_quark(),
+                                                         Gio.IOErrorEnum.CLOSED))
+        self.assertEqual(len(expected), 25)
+        self.assertIn(b"", [row[4] for row in expected])
 
     def test_enumerator_context_manager(self):
         stream = self.open("override")

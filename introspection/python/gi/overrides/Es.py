@@ -89,6 +89,57 @@ class CandidateEvent(Es.CandidateEvent):
     def set_metadata(self, metadata):
         super().set_metadata(_to_json(metadata))
 
+    @staticmethod
+    def new_batch(event_types, data=None, idempotency_keys=None, metadata=None):
+        """A list of new CandidateEvents in one call (since 0.2): the i-th has
+        event_types[i], data[i], idempotency_keys[i] and metadata[i].
+
+        `data`, `idempotency_keys` and `metadata` are None or sequences as
+        long as `event_types`; their elements are taken as the constructor
+        takes them (data: bytes-like, str, GLib.Bytes or None; metadata: a
+        dict or JSON text or None; a key None means none). This is the fast
+        way to build a batch for Stream.write(): one call into es-glib
+        instead of one object construction per event.
+        """
+        if isinstance(event_types, str):
+            raise TypeError("CandidateEvent.new_batch event_types must be a sequence of str, "
+                            "not str")
+        event_types = list(event_types)
+        count = len(event_types)
+        for name, column in (("data", data), ("idempotency_keys", idempotency_keys),
+                             ("metadata", metadata)):
+            if column is not None and len(column) != count:
+                raise ValueError("CandidateEvent.new_batch got %d event types but %d %s"
+                                 % (count, len(column), name))
+        block = lengths = None
+        if data is not None:
+            block, lengths = _join_payloads(data)
+        if metadata is not None:
+            metadata = [_to_json(m) for m in metadata]
+        return Es.CandidateEvent.new_batch(event_types, block, lengths,
+                                           None if idempotency_keys is None
+                                           else list(idempotency_keys),
+                                           metadata)
+
+
+def _join_payloads(data):
+    """(GLib.Bytes of all payloads one after the other, [length of each])."""
+    try:
+        # The fast path: every payload is bytes (or bytes-like with 1-byte
+        # items), which join takes as they are.
+        lengths = [len(d) for d in data]
+        block = b"".join(data)
+        if len(block) != sum(lengths):
+            raise TypeError("not 1-byte items")
+    except TypeError:
+        payloads = []
+        for d in data:
+            d = _to_bytes(d)
+            payloads.append(d.get_data() or b"" if d is not None else b"")
+        lengths = [len(d) for d in payloads]
+        block = b"".join(payloads)
+    return GLib.Bytes.new(block), lengths
+
 
 CandidateEvent = override(CandidateEvent)
 __all__.append("CandidateEvent")
@@ -153,6 +204,49 @@ class EventEnumerator(_Enumerator, Es.EventEnumerator):
 
 EventEnumerator = override(EventEnumerator)
 __all__.append("EventEnumerator")
+
+
+class EventCursor(Es.EventCursor):
+    """The rows of a read without an object per event (since 0.2).
+
+    `for sequence_id, stream_id, version, event_type, data in cursor:`
+    gives each row as a tuple (data as bytes), reading windows of
+    ITER_WINDOW rows underneath; `with stream.read_cursor(0, None, None) as
+    cursor:` closes it on exit. The fastest is a loop over windows:
+
+        while cursor.next_rows(4096, None):
+            types = cursor.dup_event_types()
+            block, lengths = cursor.dup_data_joined()
+            ...
+
+    (see "From Python" in doc/performance.md). Metadata and idempotency
+    keys are not in the tuples: step with next() and use the getters of the
+    current row for them.
+    """
+
+    ITER_WINDOW = 4096
+
+    def __iter__(self):
+        while self.next_rows(self.ITER_WINDOW, None):
+            block, lengths = self.dup_data_joined()
+            block = block.get_data() or b""
+            start = 0
+            for row in zip(self.get_sequence_ids(), self.dup_stream_ids(),
+                           self.get_versions(), self.dup_event_types(), lengths):
+                end = start + row[4]
+                yield row[0], row[1], row[2], row[3], block[start:end]
+                start = end
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(None)
+        return False
+
+
+EventCursor = override(EventCursor)
+__all__.append("EventCursor")
 
 
 class StreamInfoEnumerator(_Enumerator, Es.StreamInfoEnumerator):
