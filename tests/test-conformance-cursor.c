@@ -945,7 +945,7 @@ test_cursor_data_joined (Fixture       *f,
 
   /* The blocks live on after the cursor moved on and closed: together
    * they are every payload, in order. */
-  assert_ok (es_event_cursor_close (cursor, NULL, &error));
+  ES_TEST_ASSERT_OK (es_event_cursor_close (cursor, NULL, &error));
   g_clear_object (&cursor);
   for (guint i = 0; i < expected->len; i++)
     {
