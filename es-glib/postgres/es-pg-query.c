@@ -538,7 +538,8 @@ add_clauses (QueryBuilder  *builder,
 /* Appends " AND <clauses>" for @filter, which the storage handle's
  * wrapper has validated (it has at least one clause, at most 4,096).
  * Fails, before anything is sent, when the clauses need more parameters
- * than the protocol allows (metadata paths of many keys). */
+ * than the protocol allows (values of many clauses; metadata keys are
+ * written as literals and take none). */
 static gboolean
 add_filter (QueryBuilder   *builder,
             EsPgStorage    *self,
@@ -557,8 +558,8 @@ add_filter (QueryBuilder   *builder,
       g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
                    /* Translators: the first number is a count of query parameters,
                     * the second of filter clauses, the third is 65535 */
-                   _("The filter needs %u query parameters for its %u clauses (each key "
-                     "of a metadata path is one), more than PostgreSQL's limit of %u"),
+                   _("The filter needs %u query parameters for its %u clauses, more than "
+                     "PostgreSQL's limit of %u"),
                    builder->values->len + 3, n_clauses, (guint) MAX_PARAMS);
       return FALSE;
     }
