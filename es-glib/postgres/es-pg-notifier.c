@@ -169,6 +169,7 @@ struct _EsPgNotifier
                                    * since the link came up, 0 if none */
   GSource      *held_timer;       /* (owned) (nullable) looks again for held-back rows */
   guint         held_backoff_ms;  /* delay before the next look */
+  gboolean      listening;        /* someone subscribed (listening_changed) */
   gint          n_connects;       /* (atomic) */
 };
 
@@ -255,6 +256,14 @@ check (EsPgNotifier *self)
 {
   g_autoptr(GError) error = NULL;
 
+  /* Nobody listens: nothing to deliver, and no query. Every process that
+   * appends also listens, so reading on each notification without a
+   * watch would make each commit cost a query in every process (the
+   * base reads where the store ends when a watch subscribes, and
+   * listening_changed() looks then). */
+  if (!self->listening)
+    return;
+
   if (es_storage_notifier_deliver (ES_STORAGE_NOTIFIER (self), &error))
     {
       clear_source (&self->retry_timer);
@@ -294,6 +303,28 @@ held_cb (gpointer user_data)
   g_clear_pointer (&self->held_timer, g_source_unref);
   check (self);
   return G_SOURCE_REMOVE;
+}
+
+/* The first subscriber arrived (look at once: the link may have been up,
+ * with notifications left unread, since the last one left) or the last
+ * one left (no more looks, nor their timers). */
+static void
+es_pg_notifier_listening_changed (EsStorageNotifier *notifier,
+                                  gboolean           listening)
+{
+  EsPgNotifier *self = ES_PG_NOTIFIER (notifier);
+
+  self->listening = listening;
+  if (listening)
+    {
+      if (self->link == LINK_UP)
+        check (self);
+    }
+  else
+    {
+      clear_source (&self->held_timer);
+      self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
+    }
 }
 
 /* After es_notifier_committed(): look now, without waiting for the
@@ -701,6 +732,7 @@ es_pg_notifier_class_init (EsPgNotifierClass *klass)
   notifier_class->attach = es_pg_notifier_attach;
   notifier_class->detach = es_pg_notifier_detach;
   notifier_class->check = es_pg_notifier_check;
+  notifier_class->listening_changed = es_pg_notifier_listening_changed;
   notifier_class->give_up_error = es_pg_notifier_give_up_error;
 }
 

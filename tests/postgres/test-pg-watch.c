@@ -589,46 +589,52 @@ test_no_polling (Fixture       *fixture,
   g_assert_cmpuint (_es_pg_notifier_get_n_reads (notifier), >, before);
 }
 
-typedef struct
-{
-  EsNotifier *notifier;
-  gint64      sequence_id;
-} CursorWait;
-
-static gboolean
-cursor_reached (gpointer data)
-{
-  CursorWait *wait = data;
-
-  return es_notifier_get_last_sequence_id (wait->notifier) >= wait->sequence_id;
-}
-
 static void
 test_idle_notifier (Fixture       *fixture,
                     gconstpointer  data)
 {
   EsStreamFactory *other = factory_new (fixture->conninfo, fixture->schema, 1);
   g_autoptr(EsStream) stream = es_test_open_stream (other, "elsewhere");
+  g_autoptr(EsStream) mine = NULL;
+  g_autoptr(EsStream) all = NULL;
+  g_autoptr(EsTestRecorder) recorder = es_test_recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
   EsPgNotifier *notifier = get_notifier (fixture->factory);
-  CursorWait wait = { ES_NOTIFIER (notifier), 0 };
   guint before;
 
-  g_test_summary ("Without subscribers, the notifier follows other factories' commits "
-                  "with at most one look per notification received (commits of different "
-                  "streams end in any order, so a payload is no cursor)");
+  g_test_summary ("Without subscribers, the notifier reads nothing when notifications "
+                  "arrive (every process that appends listens: a read per notification "
+                  "would cost each commit a query in each of them); a watch that "
+                  "subscribes afterwards starts where the store ends");
 
   before = _es_pg_notifier_get_n_reads (notifier);
-  /* Twenty commits, so twenty notifications. */
+  /* Twenty commits, so twenty notifications to this factory's notifier. */
   for (guint i = 0; i < 20; i++)
     es_test_write_n (stream, 1, "Added");
-  wait.sequence_id = 20;
-  /* The notifier runs on its own thread: nothing wakes this one. */
-  for (gint64 end = g_get_monotonic_time () + ES_TEST_WAIT_TIMEOUT_SECONDS * G_USEC_PER_SEC;
-       !cursor_reached (&wait) && g_get_monotonic_time () < end;)
-    g_usleep (1000);
-  g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 20);
-  g_assert_cmpuint (_es_pg_notifier_get_n_reads (notifier) - before, <=, 20);
+  /* A commit of this factory's own goes through es_notifier_committed(). */
+  mine = es_test_open_stream (fixture->factory, "here");
+  es_test_write_n (mine, 1, "Added");
+  /* The notifications arrive on the notifier's thread; give them time to
+   * be read (a read would show in the counter). */
+  es_test_spin (500);
+  g_assert_cmpuint (_es_pg_notifier_get_n_reads (notifier) - before, ==, 0);
 
+  /* Asked with nobody listening, the notifier reads where the store
+   * ends: once. */
+  g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 21);
+  g_assert_cmpuint (_es_pg_notifier_get_n_reads (notifier) - before, ==, 1);
+
+  /* A watch of @all from there gets the next commit elsewhere, and only
+   * it. */
+  all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
+  watch = es_stream_watch (all, 21);
+  es_test_recorder_connect (recorder, watch);
+  es_test_write_n (stream, 1, "Added");
+  es_test_recorder_wait_events (recorder, 1);
+  g_assert_cmpint (es_stored_event_get_sequence_id (g_ptr_array_index (recorder->events, 0)),
+                   ==, 22);
+
+  g_clear_object (&watch);
   g_clear_object (&stream);
   es_test_factory_close_and_free (other);
 }
@@ -736,34 +742,35 @@ test_held_back_cursor (Fixture       *fixture,
 {
   EsStreamFactory *other = factory_new (fixture->conninfo, fixture->schema, 1);
   g_autoptr(EsStream) stream = es_test_open_stream (other, "later");
+  g_autoptr(EsStream) all = es_test_open_stream (fixture->factory, ES_ALL_STREAM);
+  g_autoptr(EsTestRecorder) recorder = es_test_recorder_new ();
+  g_autoptr(EsWatch) watch = NULL;
   EsPgNotifier *notifier = get_notifier (fixture->factory);
-  CursorWait wait = { ES_NOTIFIER (notifier), 0 };
-  ReadsWait reads = { notifier, 0 };
   PGconn *held = connect_or_die (fixture->conninfo);
-  gint64 first;
+  gint64 first, start;
 
-  g_test_summary ("Without subscribers, a commit notified while an earlier append (a "
-                  "smaller position) is still open does not move the notifier's cursor past "
-                  "the open one: a watch started then still gets it; its commit moves it");
+  g_test_summary ("Without subscribers, while an earlier append (a smaller position) is "
+                  "still open, the notifier's answer of where the store ends stays before "
+                  "it even when a later commit is notified: a watch started there still "
+                  "gets the open append's events when it commits, then the later ones");
 
   es_test_write_n (stream, 2, "Before");
-  wait.sequence_id = 2;
-  es_test_spin_until (cursor_reached, &wait);
-
   first = begin_held_append (held, fixture->schema, "held", 2);
   g_assert_cmpint (first, ==, 3);
-  reads.n_reads = _es_pg_notifier_get_n_reads (notifier) + 1;
-  es_test_write_n (stream, 1, "After");  /* position 5, notified */
-  es_test_spin_until (reads_reached, &reads);
-  /* Looked, and stayed before the open append. */
-  g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 2);
+  es_test_write_n (stream, 1, "After");  /* position 5, committed and notified */
+
+  start = es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier));
+  g_assert_cmpint (start, ==, 2);
+  watch = es_stream_watch (all, start);
+  es_test_recorder_connect (recorder, watch);
 
   commit_held_append (held, fixture->schema);
-  wait.sequence_id = 5;
-  es_test_spin_until (cursor_reached, &wait);
-  g_assert_cmpint (es_notifier_get_last_sequence_id (ES_NOTIFIER (notifier)), ==, 5);
+  es_test_recorder_wait_events (recorder, 3);
+  g_assert_cmpuint (recorder->events->len, ==, 3);
+  es_test_assert_consecutive (recorder->events, 3, TRUE);
 
   PQfinish (held);
+  g_clear_object (&watch);
   g_clear_object (&stream);
   es_test_factory_close_and_free (other);
 }
