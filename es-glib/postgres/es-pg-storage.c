@@ -205,7 +205,9 @@ pool_release (EsPgStorage    *self,
 /* Runs @operation on a pooled connection. After a server restart every
  * pooled connection is broken: pool_acquire() replaces those it can tell
  * are (the server's goodbye is waiting on their socket), and this retry
- * covers the others, so the first operation after a restart works. */
+ * covers the others, so the first operation after a restart works: each
+ * failed attempt drops its connection, so after as many attempts as the
+ * pool holds connections the next one is new. */
 gboolean
 _es_pg_storage_run_operation (EsPgStorage  *self,
                               EsPgOperation operation,
@@ -232,7 +234,7 @@ _es_pg_storage_run_operation (EsPgStorage  *self,
 
       if (ok)
         return TRUE;
-      if (!(lost && retry && attempt == 0))
+      if (!(lost && retry && attempt < self->pool.limit))
         {
           g_propagate_error (error, g_steal_pointer (&local_error));
           return FALSE;
