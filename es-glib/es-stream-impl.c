@@ -407,6 +407,29 @@ es_stream_impl_write_finish (EsStream      *stream,
   return version;
 }
 
+/* The checks a forward read (enumerator or cursor) makes before it reads. */
+static gboolean
+check_read (EsStreamImpl   *self,
+            gint64          after_version,
+            EsEventFilter  *filter,
+            GCancellable   *cancellable,
+            GError        **error)
+{
+  if (!check_usable (self, cancellable, error))
+    return FALSE;
+
+  if (after_version < 0)
+    {
+      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
+                   /* Translators: %s is a stream id, %lld the version given */
+                   _("Cannot read stream '%s' after version %lld: versions start at 0"),
+                   self->stream_id, (long long) after_version);
+      return FALSE;
+    }
+
+  return filter == NULL || es_event_filter_validate (filter, error);
+}
+
 static EsEventEnumerator *
 es_stream_impl_read (EsStream       *stream,
                      gint64          after_version,
@@ -417,19 +440,7 @@ es_stream_impl_read (EsStream       *stream,
   EsStreamImpl *self = ES_STREAM_IMPL (stream);
   g_autoptr(EsEventEnumerator) enumerator = NULL;
 
-  if (!check_usable (self, cancellable, error))
-    return NULL;
-
-  if (after_version < 0)
-    {
-      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
-                   /* Translators: %s is a stream id, %lld the version given */
-                   _("Cannot read stream '%s' after version %lld: versions start at 0"),
-                   self->stream_id, (long long) after_version);
-      return NULL;
-    }
-
-  if (filter != NULL && !es_event_filter_validate (filter, error))
+  if (!check_read (self, after_version, filter, cancellable, error))
     return NULL;
 
   enumerator = _es_event_enumerator_new (self->storage, storage_stream_id (self),
@@ -488,19 +499,7 @@ es_stream_impl_read_cursor (EsStream       *stream,
   EsStreamImpl *self = ES_STREAM_IMPL (stream);
   g_autoptr(EsEventCursor) cursor = NULL;
 
-  if (!check_usable (self, cancellable, error))
-    return NULL;
-
-  if (after_version < 0)
-    {
-      g_set_error (error, ES_ERROR, ES_ERROR_INVALID_ARGUMENT,
-                   /* Translators: %s is a stream id, %lld the version given */
-                   _("Cannot read stream '%s' after version %lld: versions start at 0"),
-                   self->stream_id, (long long) after_version);
-      return NULL;
-    }
-
-  if (filter != NULL && !es_event_filter_validate (filter, error))
+  if (!check_read (self, after_version, filter, cancellable, error))
     return NULL;
 
   cursor = _es_event_cursor_new (self->storage, storage_stream_id (self), after_version, filter);
