@@ -169,6 +169,7 @@ struct _EsPgNotifier
                                    * since the link came up, 0 if none */
   GSource      *held_timer;       /* (owned) (nullable) looks again for held-back rows */
   guint         held_backoff_ms;  /* delay before the next look */
+  gint64        held_cursor;      /* the cursor when the last look was planned */
   gboolean      listening;        /* someone subscribed (listening_changed) */
   gint          n_connects;       /* (atomic) */
 };
@@ -221,7 +222,8 @@ static gboolean held_cb (gpointer user_data);
  * row (a soft delete's) is not held back and sets no timer. While a look
  * is already planned, nothing is asked: under a steady load of writers,
  * where commits are often held back for a moment by the ones before
- * them, that keeps it to one question per timer. */
+ * them, that keeps it to one question per timer, and the delay starts
+ * again from the shortest whenever rows came out since the last look. */
 static void
 check_held_back (EsPgNotifier *self)
 {
@@ -239,11 +241,15 @@ check_held_back (EsPgNotifier *self)
 
   if (!_es_pg_storage_held_back (get_storage (self), cursor, &held, NULL, NULL))
     held = TRUE;  /* could not tell: look again */
+  /* Rows came out since the last planned look: the horizon moves (a
+   * steady load of writers, each holding the next ones back for a
+   * moment), so look again soon; the delay grows only while nothing
+   * comes out (a long transaction). */
+  if (!held || cursor > self->held_cursor)
+    self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
   if (!held)
-    {
-      self->held_backoff_ms = HELD_BACKOFF_INITIAL_MS;
-      return;
-    }
+    return;
+  self->held_cursor = cursor;
   self->held_timer = add_timer (self, self->held_backoff_ms, held_cb,
                                 "[es-glib] pg notifier held back");
   self->held_backoff_ms = MIN (self->held_backoff_ms * 2, HELD_BACKOFF_MAX_MS);
