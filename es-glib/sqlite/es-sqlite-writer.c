@@ -295,6 +295,37 @@ writer_all_stored (EsWriter  *writer,
   return TRUE;
 }
 
+/* The expected-version check of an append to a stream at @version. TRUE
+ * with *@out_proceed set when the append goes on; TRUE without it when
+ * every event is already stored (a retry, which succeeds, writing
+ * nothing); FALSE on a conflict (the caller learns where the stream is
+ * along with it) or a failed lookup. */
+static gboolean
+writer_check_expected (EsWriter  *writer,
+                       Job       *job,
+                       gint64     version,
+                       gboolean  *out_proceed,
+                       GError   **error)
+{
+  gboolean all_stored;
+
+  *out_proceed = job->expected_version == ES_VERSION_ANY || job->expected_version == version;
+  if (*out_proceed)
+    return TRUE;
+
+  if (!writer_all_stored (writer, job, &all_stored, error))
+    return FALSE;
+  job->base.out_version = version;
+  if (all_stored)
+    return TRUE;
+
+  g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
+               /* Translators: the numbers are stream versions, %s a stream id */
+               _("Expected version %lld but stream '%s' is at version %lld"),
+               (long long) job->expected_version, job->stream_id, (long long) version);
+  return FALSE;
+}
+
 /* ---------------------------------------------------------------------- *
  * The streams table and the life cycle (schema version 2)                 *
  * ---------------------------------------------------------------------- */
@@ -1064,6 +1095,7 @@ writer_append (EsWriter  *writer,
   gint64 first_written = 0;
   gint64 n_written = 0;
   gint64 removed = 0;
+  gboolean proceed;
   StreamRow row;
   guint i;
   int rc;
@@ -1077,25 +1109,10 @@ writer_append (EsWriter  *writer,
 
   /* The lookups come first in the contract; looking the keys up only on a
    * mismatch gives the same answers, and spares the lookups otherwise. */
-  if (job->expected_version != ES_VERSION_ANY && job->expected_version != version)
-    {
-      gboolean all_stored;
-
-      if (!writer_all_stored (writer, job, &all_stored, error))
-        return FALSE;
-
-      /* Every event is stored: a retry, which succeeds, writing nothing. */
-      job->base.out_version = version;
-      if (all_stored)
-        return TRUE;
-
-      /* The caller learns where the stream is along with the conflict. */
-      g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
-                   /* Translators: the numbers are stream versions, %s a stream id */
-                   _("Expected version %lld but stream '%s' is at version %lld"),
-                   (long long) job->expected_version, job->stream_id, (long long) version);
-      return FALSE;
-    }
+  if (!writer_check_expected (writer, job, version, &proceed, error))
+    return FALSE;
+  if (!proceed)
+    return TRUE;
 
   for (i = 0; i < job->n_events; i++)
     {
@@ -1259,7 +1276,7 @@ writer_append_one (EsWriter  *writer,
   EsCandidateEvent *event = job->events[0];
   const char *key = es_candidate_event_get_idempotency_key (event);
   gint64 timestamp;
-  gboolean found;
+  gboolean found, proceed;
   StreamRow *row;
   guint i;
   int rc;
@@ -1281,21 +1298,10 @@ writer_append_one (EsWriter  *writer,
       return TRUE;
     }
 
-  if (job->expected_version != ES_VERSION_ANY && job->expected_version != row->version)
-    {
-      gboolean all_stored;
-
-      if (!writer_all_stored (writer, job, &all_stored, error))
-        return FALSE;
-      job->base.out_version = row->version;
-      if (all_stored)
-        return TRUE;
-      g_set_error (error, ES_ERROR, ES_ERROR_WRONG_EXPECTED_VERSION,
-                   /* Translators: the numbers are stream versions, %s a stream id */
-                   _("Expected version %lld but stream '%s' is at version %lld"),
-                   (long long) job->expected_version, job->stream_id, (long long) row->version);
-      return FALSE;
-    }
+  if (!writer_check_expected (writer, job, row->version, &proceed, error))
+    return FALSE;
+  if (!proceed)
+    return TRUE;
 
   timestamp = g_get_real_time ();
   rc = writer_insert (writer, job->stream_id, row->version + 1, key, event, timestamp);
